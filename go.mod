@@ -1,0 +1,3 @@
+module github.com/strata-llm/strata
+
+go 1.26
