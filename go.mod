@@ -1,8 +1,8 @@
 module github.com/strata-llm/strata
 
-go 1.26
+go 1.26.0
 
 require (
-	github.com/klauspost/compress v1.20.4 // indirect
-	golang.org/x/sys v0.43.0 // indirect
+	github.com/klauspost/compress v1.20.4
+	golang.org/x/sys v0.48.0
 )
