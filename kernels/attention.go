@@ -1,0 +1,221 @@
+package kernels
+
+// attnTask is one attention call, parallel over query heads. It is recycled
+// so that the attention kernels allocate nothing.
+type attnTask struct {
+	out, q, att          []float32
+	keys16, values16     []uint16
+	keys32, values32     []float32
+	n, nHeads, group, hd int
+	kvStride             int
+	scale                float32
+	f16                  bool
+	batch                bool // llama.cpp's batched (sgemm) products
+}
+
+var attnTasks freeList[attnTask]
+
+// laneBuf is per-chunk scratch for the 32 lanes of the weighted sum.
+type laneBuf struct{ acc []float32 }
+
+var laneBufs freeList[laneBuf]
+
+// attnStack is the largest head dimension whose rounded query lives on the
+// stack.
+const attnStack = 512
+
+// AttentionF16 computes attention for one query position over n cached
+// positions, all heads, with grouped-query sharing: query head h uses KV
+// head h/(nHeads/nKVHeads). It reproduces llama.cpp without flash attention
+// and with an F16 KV cache (whose view is padded to a multiple of 32
+// positions with masked entries): q is rounded to F16; each score is
+// ggml_vec_dot_f16 of the key and q, times scale; a head's scores go
+// through ggml's softmax (vectorized exp in chunks of 8, float64 sum); the
+// probabilities are rounded to F16; out is ggml_vec_dot_f16 of them with
+// each value dimension over the positions (32 lanes in position order,
+// reduced as ggml does).
+//
+// Shapes: q and out are (nHeads, headDim); keys and values are (n, nKVHeads,
+// headDim) F16 bits; att is scratch of at least nHeads*n floats, left holding
+// each head's probabilities (before F16 rounding) at att[h*n:(h+1)*n]. out
+// must not overlap q. Parallel over heads on p.
+func AttentionF16(p *Pool, out, q []float32, keys, values []uint16, n, nHeads, nKVHeads, headDim int, scale float32, att []float32) {
+	t := attnTasks.get()
+	t.keys16, t.values16, t.f16 = keys[:n*nKVHeads*headDim], values[:n*nKVHeads*headDim], true
+	t.attention(p, out, q, n, nHeads, nKVHeads, headDim, scale, att)
+}
+
+// AttentionF16Batch is AttentionF16 for a query that llama.cpp computes as
+// part of a batch of two or more tokens (prompt processing), where its AVX2
+// build multiplies with llamafile's sgemm: a score is summed in 8 lanes over
+// the head dimension (when headDim is a multiple of 8) and the weighted sum
+// in 8 lanes over positions (when headDim is a multiple of 4), each reduced
+// by hsum8. Use it for every query of such a batch to reproduce llama.cpp's
+// prompt logits bit for bit.
+func AttentionF16Batch(p *Pool, out, q []float32, keys, values []uint16, n, nHeads, nKVHeads, headDim int, scale float32, att []float32) {
+	t := attnTasks.get()
+	t.keys16, t.values16, t.f16, t.batch = keys[:n*nKVHeads*headDim], values[:n*nKVHeads*headDim], true, true
+	t.attention(p, out, q, n, nHeads, nKVHeads, headDim, scale, att)
+}
+
+// AttentionF32 is AttentionF16 over a float32 KV cache, with no rounding to
+// F16: scores and the weighted sum are ggml_vec_dot_f32 (fused multiply-adds
+// in 32 lanes), the softmax as in AttentionF16.
+func AttentionF32(p *Pool, out, q []float32, keys, values []float32, n, nHeads, nKVHeads, headDim int, scale float32, att []float32) {
+	t := attnTasks.get()
+	t.keys32, t.values32, t.f16 = keys[:n*nKVHeads*headDim], values[:n*nKVHeads*headDim], false
+	t.attention(p, out, q, n, nHeads, nKVHeads, headDim, scale, att)
+}
+
+func (t *attnTask) attention(p *Pool, out, q []float32, n, nHeads, nKVHeads, headDim int, scale float32, att []float32) {
+	t.out, t.q, t.att = out[:nHeads*headDim], q[:nHeads*headDim], att[:nHeads*n]
+	t.n, t.nHeads, t.group, t.hd = n, nHeads, nHeads/nKVHeads, headDim
+	t.kvStride = nKVHeads * headDim
+	t.scale = scale
+	// A head costs about 4*n*headDim flops; give a chunk at least ~64K.
+	p.run(nHeads, max(1, (16<<10)/max(1, n*headDim)), t)
+	*t = attnTask{}
+	attnTasks.put(t)
+}
+
+func (t *attnTask) run(lo, hi int) {
+	hd, n := t.hd, t.n
+	var qbuf [attnStack]uint16
+	var q16 []uint16
+	if t.f16 {
+		if hd <= attnStack {
+			q16 = qbuf[:hd]
+		} else {
+			q16 = make([]uint16, hd)
+		}
+	}
+	lb := laneBufs.get()
+	if cap(lb.acc) < 32*hd {
+		lb.acc = make([]float32, 32*hd)
+	}
+	acc := lb.acc[:32*hd] // acc[l*hd+d]: lane l of output dimension d
+	for h := lo; h < hi; h++ {
+		qh := t.q[h*hd : (h+1)*hd]
+		att := t.att[h*n : (h+1)*n]
+		out := t.out[h*hd : (h+1)*hd]
+		kv := (h / t.group) * hd
+		clear(acc)
+		lanes := 32
+		if t.f16 {
+			for i, v := range qh {
+				q16[i] = F32ToF16(v)
+			}
+			sgemmScores := t.batch && hd%8 == 0
+			if t.batch && hd%4 == 0 {
+				lanes = 8
+			}
+			for pos := range att {
+				k := t.keys16[pos*t.kvStride+kv : pos*t.kvStride+kv+hd]
+				if sgemmScores {
+					att[pos] = sgemmHalves(k, q16) * t.scale
+				} else {
+					att[pos] = dotHalves(k, q16) * t.scale
+				}
+			}
+			softmaxGGML(att)
+			for pos, a := range att {
+				p := F16ToF32(F32ToF16(a))
+				v := t.values16[pos*t.kvStride+kv : pos*t.kvStride+kv+hd]
+				lane := acc[(pos%lanes)*hd : (pos%lanes+1)*hd]
+				lane = lane[:len(v)]
+				for d, vv := range v {
+					lane[d] += p * F16ToF32(vv) // exact product
+				}
+			}
+		} else {
+			for pos := range att {
+				k := t.keys32[pos*t.kvStride+kv : pos*t.kvStride+kv+hd]
+				att[pos] = dotF32F32(k, qh) * t.scale
+			}
+			softmaxGGML(att)
+			for pos, p := range att {
+				v := t.values32[pos*t.kvStride+kv : pos*t.kvStride+kv+hd]
+				lane := acc[(pos%32)*hd : (pos%32+1)*hd]
+				lane = lane[:len(v)]
+				for d, vv := range v {
+					lane[d] = fma32(p, vv, lane[d])
+				}
+			}
+		}
+		if lanes == 8 {
+			var a [8]float32
+			for d := range out {
+				for l := range a {
+					a[l] = acc[l*hd+d]
+				}
+				out[d] = hsum8(&a)
+			}
+			continue
+		}
+		var a [32]float32
+		for d := range out {
+			for l := range a {
+				a[l] = acc[l*hd+d]
+			}
+			out[d] = reduce32(&a)
+		}
+	}
+	laneBufs.put(lb)
+}
+
+// dotHalves is ggml_vec_dot_f16 of two F16 vectors (see dotF16).
+func dotHalves(a, b []uint16) float32 {
+	var acc [32]float32
+	t := f16Table
+	n := len(b)
+	np := n &^ 31
+	a = a[:n]
+	for i := 0; i < np; i += 32 {
+		ab := (*[32]uint16)(a[i:])
+		bb := (*[32]uint16)(b[i:])
+		for l := range acc {
+			acc[l] += t[ab[l]] * t[bb[l]]
+		}
+	}
+	sum := float64(reduce32(&acc))
+	for i := np; i < n; i++ {
+		sum += float64(t[a[i]] * t[b[i]])
+	}
+	return float32(sum)
+}
+
+// sgemmHalves is one element of llamafile's sgemm over two F16 vectors
+// whose length is a multiple of 8: 8 lanes (products exact), hsum8.
+func sgemmHalves(a, b []uint16) float32 {
+	var acc [8]float32
+	t := f16Table
+	a = a[:len(b)]
+	for i := 0; i+8 <= len(b); i += 8 {
+		ab := (*[8]uint16)(a[i:])
+		bb := (*[8]uint16)(b[i:])
+		for l := range acc {
+			acc[l] += t[ab[l]] * t[bb[l]]
+		}
+	}
+	return hsum8(&acc)
+}
+
+// dotF32F32 is ggml_vec_dot_f32 of two float32 vectors (see dotF32).
+func dotF32F32(a, b []float32) float32 {
+	var acc [32]float32
+	n := len(b)
+	np := n &^ 31
+	a = a[:n]
+	for i := 0; i < np; i += 32 {
+		ab := (*[32]float32)(a[i:])
+		bb := (*[32]float32)(b[i:])
+		for l := range acc {
+			acc[l] = fma32(ab[l], bb[l], acc[l])
+		}
+	}
+	sum := reduce32(&acc)
+	for i := np; i < n; i++ {
+		sum += float32(a[i] * b[i])
+	}
+	return sum
+}

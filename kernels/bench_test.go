@@ -1,0 +1,124 @@
+package kernels
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"testing"
+)
+
+// benchMatrix returns a rows x cols matrix of random blocks (finite scales),
+// which is as fast to multiply as a real one and quick to build.
+func benchMatrix(b *testing.B, typ DType, rows, cols int) Matrix {
+	b.Helper()
+	rng := rand.New(rand.NewPCG(uint64(typ), uint64(rows*cols)))
+	if typ.BlockSize() == 1 {
+		m, err := NewMatrix(typ, rows, cols, Quantize(nil, typ, randNormal(rng, rows*cols, 0.02)))
+		if err != nil {
+			b.Fatal(err)
+		}
+		return m
+	}
+	rb, _ := typ.RowBytes(cols)
+	data := make([]byte, rows*rb)
+	for i := range data {
+		data[i] = byte(rng.Uint32())
+	}
+	sanitizeScales(typ, data)
+	m, err := NewMatrix(typ, rows, cols, data)
+	if err != nil {
+		b.Fatal(err)
+	}
+	return m
+}
+
+var benchShapes = [][2]int{{4096, 4096}, {2048, 5632}}
+
+// BenchmarkMatVec reports weight bytes per second (MB/s) for one token:
+// decode speed is bounded by memory bandwidth over these bytes.
+func BenchmarkMatVec(b *testing.B) {
+	p := NewPool(0)
+	defer p.Close()
+	for _, typ := range []DType{F32, F16, Q8_0, Q4_0, Q4_K, Q6_K} {
+		for _, s := range benchShapes {
+			b.Run(fmt.Sprintf("%v/%dx%d/p%d", typ, s[0], s[1], p.Size()), func(b *testing.B) {
+				w := benchMatrix(b, typ, s[0], s[1])
+				x := randNormal(rand.New(rand.NewPCG(1, 1)), w.Cols, 1)
+				dst := make([]float32, w.Rows)
+				b.SetBytes(int64(len(w.Data)))
+				b.ReportAllocs()
+				for b.Loop() {
+					MatVec(p, dst, w, x)
+				}
+			})
+		}
+	}
+}
+
+// BenchmarkMatMul multiplies 16 tokens at once (a prefill batch).
+func BenchmarkMatMul(b *testing.B) {
+	const n = 16
+	p := NewPool(0)
+	defer p.Close()
+	for _, typ := range []DType{F32, F16, Q8_0, Q4_0, Q4_K, Q6_K} {
+		s := benchShapes[0]
+		b.Run(fmt.Sprintf("%v/%dx%d/n%d/p%d", typ, s[0], s[1], n, p.Size()), func(b *testing.B) {
+			w := benchMatrix(b, typ, s[0], s[1])
+			x := randNormal(rand.New(rand.NewPCG(1, 1)), n*w.Cols, 1)
+			dst := make([]float32, n*w.Rows)
+			b.SetBytes(int64(len(w.Data)))
+			b.ReportAllocs()
+			for b.Loop() {
+				MatMul(p, dst, w, x, n)
+			}
+			b.ReportMetric(float64(b.N)*n*2*float64(w.Rows*w.Cols)/b.Elapsed().Seconds()/1e9, "GFLOP/s")
+		})
+	}
+}
+
+// BenchmarkAttention is one query over n cached positions of a 1B-like
+// model (32 heads, 8 KV heads, head dim 64); SetBytes counts the KV bytes.
+func BenchmarkAttention(b *testing.B) {
+	const nh, nkv, hd = 32, 8, 64
+	p := NewPool(0)
+	defer p.Close()
+	rng := rand.New(rand.NewPCG(2, 2))
+	for _, n := range []int{128, 2048} {
+		q := randNormal(rng, nh*hd, 1)
+		k32, v32 := randNormal(rng, n*nkv*hd, 1), randNormal(rng, n*nkv*hd, 1)
+		k16, v16 := make([]uint16, len(k32)), make([]uint16, len(v32))
+		for i := range k32 {
+			k16[i], v16[i] = F32ToF16(k32[i]), F32ToF16(v32[i])
+		}
+		out, att := make([]float32, nh*hd), make([]float32, nh*n)
+		b.Run(fmt.Sprintf("F16/n%d/p%d", n, p.Size()), func(b *testing.B) {
+			b.SetBytes(int64(4 * len(k16)))
+			b.ReportAllocs()
+			for b.Loop() {
+				AttentionF16(p, out, q, k16, v16, n, nh, nkv, hd, 0.125, att)
+			}
+		})
+		b.Run(fmt.Sprintf("F32/n%d/p%d", n, p.Size()), func(b *testing.B) {
+			b.SetBytes(int64(8 * len(k32)))
+			b.ReportAllocs()
+			for b.Loop() {
+				AttentionF32(p, out, q, k32, v32, n, nh, nkv, hd, 0.125, att)
+			}
+		})
+	}
+}
+
+// BenchmarkQuantizeAct rounds one 4096-element activation row into each
+// vec-dot type.
+func BenchmarkQuantizeAct(b *testing.B) {
+	x := randNormal(rand.New(rand.NewPCG(3, 3)), 4096, 1)
+	for _, xt := range []DType{F16, Q8_0, Q8_1, Q8_K} {
+		b.Run(xt.String(), func(b *testing.B) {
+			n, _ := xt.RowBytes(len(x))
+			y := make([]byte, n)
+			b.SetBytes(int64(4 * len(x)))
+			for b.Loop() {
+				quantizeAct(y, xt, x)
+			}
+		})
+	}
+}

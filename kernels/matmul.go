@@ -1,0 +1,194 @@
+package kernels
+
+// VecDotType returns the type llama.cpp rounds a matrix product's
+// activations into before dotting them with weights of type t: t itself for
+// F32, F16 and BF16; Q8_0 for Q4_0, Q5_0 and Q8_0; Q8_1 for Q4_1 and Q5_1;
+// Q8_K for the K-quants.
+func VecDotType(t DType) DType {
+	switch t {
+	case Q4_0, Q5_0, Q8_0:
+		return Q8_0
+	case Q4_1, Q5_1:
+		return Q8_1
+	case Q4_K, Q5_K, Q6_K:
+		return Q8_K
+	}
+	return t
+}
+
+// quantizeAct rounds x (whole blocks) into vec-dot type t, writing y.
+func quantizeAct(y []byte, t DType, x []float32) {
+	switch t {
+	case Q8_0:
+		quantizeQ8_0(y, x)
+	case Q8_1:
+		quantizeQ8_1(y, x)
+	case Q8_K:
+		quantizeQ8_K(y, x)
+	case F16:
+		for i, v := range x {
+			h := F32ToF16(v)
+			y[2*i], y[2*i+1] = byte(h), byte(h>>8)
+		}
+	case BF16:
+		for i, v := range x {
+			h := F32ToBF16(v)
+			y[2*i], y[2*i+1] = byte(h), byte(h>>8)
+		}
+	}
+}
+
+// rowDot returns the dot function of weights of type t with activations in
+// VecDotType(t), or nil for F32 (handled apart).
+func rowDot(t DType) func(w, x []byte, nb int) float32 {
+	switch t {
+	case Q4_0:
+		return dotQ4_0Q8_0
+	case Q5_0:
+		return dotQ5_0Q8_0
+	case Q8_0:
+		return dotQ8_0Q8_0
+	case Q4_1:
+		return dotQ4_1Q8_1
+	case Q5_1:
+		return dotQ5_1Q8_1
+	case Q4_K:
+		return dotQ4_KQ8_K
+	case Q5_K:
+		return dotQ5_KQ8_K
+	case Q6_K:
+		return dotQ6_KQ8_K
+	case F16:
+		return func(w, x []byte, _ int) float32 { return dotF16(w, x) }
+	case BF16:
+		return func(w, x []byte, _ int) float32 { return dotBF16(w, x) }
+	}
+	return nil
+}
+
+// mulTask is one MatMul call: first the activations are rounded into the
+// vec-dot type (phase 0, over tokens), then rows are dotted (phase 1). It
+// is pooled, with its activation buffer, so MatVec allocates nothing.
+type mulTask struct {
+	dst   []float32
+	w     Matrix
+	x     []float32 // n rows of w.Cols
+	n     int
+	xt    DType  // vec-dot type of the activations
+	xq    []byte // n rows of xrb bytes
+	xrb   int
+	phase int
+	dot   func(w, x []byte, nb int) float32
+	batch bool // llama.cpp's batched (sgemm) float products
+}
+
+var mulTasks freeList[mulTask]
+
+// rowGrain is the fewest weight bytes worth a chunk of their own: smaller
+// products run on the caller's goroutine, where waking a worker would cost
+// more than it saves.
+const rowGrain = 32 << 10
+
+func (t *mulTask) run(lo, hi int) {
+	w := t.w
+	cols := w.Cols
+	if t.phase == 0 {
+		for i := lo; i < hi; i++ {
+			quantizeAct(t.xq[i*t.xrb:(i+1)*t.xrb], t.xt, t.x[i*cols:(i+1)*cols])
+		}
+		return
+	}
+	rb := w.RowBytes()
+	if w.Type == F32 {
+		dot := dotF32
+		if t.batch {
+			dot = sgemmF32
+		}
+		for r := lo; r < hi; r++ {
+			row := w.Data[r*rb : (r+1)*rb]
+			for i := range t.n {
+				t.dst[i*w.Rows+r] = dot(row, t.x[i*cols:(i+1)*cols])
+			}
+		}
+		return
+	}
+	nb := cols / w.Type.BlockSize()
+	dot := t.dot
+	for r := lo; r < hi; r++ {
+		row := w.Data[r*rb : (r+1)*rb]
+		for i := range t.n {
+			t.dst[i*w.Rows+r] = dot(row, t.xq[i*t.xrb:(i+1)*t.xrb], nb)
+		}
+	}
+}
+
+// sgemmApplies reports whether llama.cpp (AVX2 build) computes a product of
+// w with a batch of two or more tokens with llamafile's sgemm, whose float
+// sums differ from the single-token kernels: float weights, a row length
+// that is a multiple of 8 and a row count that is a multiple of 4.
+func sgemmApplies(w Matrix) bool {
+	switch w.Type {
+	case F32, F16, BF16:
+		return w.Cols%8 == 0 && w.Rows%4 == 0
+	}
+	return false
+}
+
+// MatVec sets dst[r] = w.Row(r)·x for r < w.Rows, parallel over rows on p.
+// x has w.Cols elements; it is first rounded into VecDotType(w.Type) as
+// llama.cpp does (see the package comment). dst must not overlap x.
+func MatVec(p *Pool, dst []float32, w Matrix, x []float32) {
+	MatMul(p, dst, w, x, 1)
+}
+
+// MatMul multiplies w by n activation rows: for i < n and r < w.Rows,
+// dst[i*w.Rows+r] = w.Row(r)·x[i*w.Cols:(i+1)*w.Cols]. Each element is
+// computed exactly as MatVec computes it (bitwise equal), whatever n and the
+// pool. dst must not overlap x.
+func MatMul(p *Pool, dst []float32, w Matrix, x []float32, n int) {
+	matMul(p, dst, w, x, n, false)
+}
+
+// MatMulBatch is MatMul as llama.cpp computes a batch of two or more tokens
+// in one call (prompt processing): where its AVX2 build then uses
+// llamafile's sgemm (F32, F16 and BF16 weights with Cols a multiple of 8 and
+// Rows a multiple of 4), each element is summed in 8 lanes (element k in lane
+// k%8, fused multiply-adds) and reduced by hsum8, instead of MatVec's 32
+// lanes; every other case is MatMul. Use it for a batch of n >= 2 tokens to
+// reproduce llama.cpp's prompt logits bit for bit; for n == 1 it is MatVec.
+// Rows are still independent of n and of the pool.
+func MatMulBatch(p *Pool, dst []float32, w Matrix, x []float32, n int) {
+	matMul(p, dst, w, x, n, n >= 2 && sgemmApplies(w))
+}
+
+func matMul(p *Pool, dst []float32, w Matrix, x []float32, n int, batch bool) {
+	if n <= 0 || w.Rows == 0 {
+		return
+	}
+	t := mulTasks.get()
+	t.batch = batch
+	t.dst, t.w, t.x, t.n = dst[:n*w.Rows], w, x[:n*w.Cols], n
+	if w.Type != F32 {
+		t.xt = VecDotType(w.Type)
+		t.xrb, _ = t.xt.RowBytes(w.Cols)
+		if need := n * t.xrb; cap(t.xq) < need {
+			t.xq = make([]byte, need)
+		}
+		t.xq = t.xq[:n*t.xrb]
+		t.dot = rowDot(w.Type)
+		switch {
+		case w.Type == Q4_0 && w.Rows%8 == 0:
+			t.dot = dotQ4_0Q8_0x8 // llama.cpp's AVX2 build repacks these
+		case batch && w.Type == F16:
+			t.dot = sgemmF16
+		case batch && w.Type == BF16:
+			t.dot = sgemmBF16
+		}
+		t.phase = 0
+		p.run(n, max(1, rowGrain/max(1, t.xrb)), t)
+	}
+	t.phase = 1
+	p.run(w.Rows, max(1, rowGrain/max(1, w.RowBytes()*n)), t)
+	t.dst, t.w.Data, t.x, t.dot = nil, nil, nil, nil
+	mulTasks.put(t)
+}

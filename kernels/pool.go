@@ -1,0 +1,180 @@
+package kernels
+
+import (
+	"runtime"
+	"sync"
+	"sync/atomic"
+)
+
+// Pool is one persistent set of worker goroutines shared by all kernels. A
+// call to For hands out contiguous chunks of an index range to the idle
+// workers and to the calling goroutine, which works too; no goroutine is
+// started per call. A Pool is safe for concurrent use by several callers
+// (their chunks interleave on the workers), and For may be called from inside
+// a function that For runs. A nil *Pool (or a zero Pool) is valid
+// everywhere and runs all work on the caller's goroutine.
+type Pool struct {
+	size int
+	jobs chan *job
+	quit chan struct{}
+	wg   sync.WaitGroup
+	once sync.Once
+}
+
+// task is the work of one For call. Kernels pass pooled structs that
+// implement it, so that For allocates nothing.
+type task interface{ run(lo, hi int) }
+
+// funcTask adapts a plain function to task without allocating (a func value
+// is pointer-shaped).
+type funcTask func(lo, hi int)
+
+func (f funcTask) run(lo, hi int) { f(lo, hi) }
+
+// job is one For call in flight. Chunks are claimed with next and counted
+// down with left; whoever finishes the last chunk signals done, which the
+// caller always receives. refs counts the caller and the workers holding the
+// job; the last to let go recycles it.
+type job struct {
+	t      task
+	n      int
+	chunks int
+	next   atomic.Int64
+	left   atomic.Int64
+	refs   atomic.Int32
+	done   chan struct{}
+}
+
+var jobs freeList[job]
+
+// chunksPerWorker is how many chunks For cuts per worker, so that a worker
+// slowed by other load on the machine does not hold everyone up.
+const chunksPerWorker = 4
+
+// NewPool starts a pool of n workers, the caller of For counted as one (so
+// n-1 goroutines are started). n <= 0 means runtime.GOMAXPROCS(0); with
+// n == 1 every For runs inline. Close stops the workers.
+func NewPool(n int) *Pool {
+	if n <= 0 {
+		n = runtime.GOMAXPROCS(0)
+	}
+	p := &Pool{size: n, quit: make(chan struct{})}
+	if n > 1 {
+		p.jobs = make(chan *job, chunksPerWorker*(n-1))
+		p.wg.Add(n - 1)
+		for range n - 1 {
+			go p.worker()
+		}
+	}
+	return p
+}
+
+// Size returns the number of workers, the caller included; 1 for a nil Pool.
+func (p *Pool) Size() int {
+	if p == nil {
+		return 1
+	}
+	return max(p.size, 1)
+}
+
+// Close stops the worker goroutines and waits for them to exit. Calls of For
+// still in progress finish (on their own goroutines); For calls made after
+// Close run inline. Close is idempotent.
+func (p *Pool) Close() {
+	if p == nil || p.quit == nil {
+		return
+	}
+	p.once.Do(func() {
+		close(p.quit)
+		p.wg.Wait()
+	})
+}
+
+func (p *Pool) worker() {
+	defer p.wg.Done()
+	for {
+		select {
+		case j := <-p.jobs:
+			j.work()
+			j.release()
+		case <-p.quit:
+			return
+		}
+	}
+}
+
+// For splits [0,n) into contiguous chunks, calls fn once per chunk, spread
+// over the workers and the calling goroutine, and returns when all calls
+// have returned. Chunk boundaries and the number of chunks are unspecified;
+// the chunks are disjoint and cover [0,n) exactly once, and fn must be safe
+// to call concurrently on different chunks. For does nothing when n <= 0.
+// On a nil Pool (or one of size 1) it calls fn(0, n) inline.
+func (p *Pool) For(n int, fn func(lo, hi int)) {
+	p.run(n, 1, funcTask(fn))
+}
+
+// run is For with a minimum chunk length (grain): work smaller than two
+// grains runs inline, where waking a worker would cost more than it saves.
+func (p *Pool) run(n, grain int, t task) {
+	if n <= 0 {
+		return
+	}
+	chunks := 1
+	if p != nil && p.size > 1 {
+		chunks = min(p.size*chunksPerWorker, n/max(grain, 1))
+	}
+	if chunks <= 1 {
+		t.run(0, n)
+		return
+	}
+	select {
+	case <-p.quit:
+		t.run(0, n)
+		return
+	default:
+	}
+	j := jobs.get()
+	if j.done == nil {
+		j.done = make(chan struct{}, 1)
+	}
+	j.t, j.n, j.chunks = t, n, chunks
+	j.next.Store(0)
+	j.left.Store(int64(chunks))
+	j.refs.Store(1)
+	for range min(p.size-1, chunks-1) {
+		j.refs.Add(1)
+		select {
+		case p.jobs <- j:
+			continue
+		default:
+			// Every worker is busy and the queue is full: the caller
+			// and whichever workers come free do the chunks.
+			j.refs.Add(-1)
+		}
+		break
+	}
+	j.work()
+	<-j.done
+	j.release()
+}
+
+// work runs chunks of j until none is left to claim.
+func (j *job) work() {
+	for {
+		c := int(j.next.Add(1) - 1)
+		if c >= j.chunks {
+			return
+		}
+		j.t.run(c*j.n/j.chunks, (c+1)*j.n/j.chunks)
+		if j.left.Add(-1) == 0 {
+			j.done <- struct{}{}
+		}
+	}
+}
+
+func (j *job) release() {
+	if j.refs.Add(-1) == 0 {
+		j.t = nil
+		jobs.put(j)
+	}
+}

@@ -1,0 +1,135 @@
+package kernels
+
+import (
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"testing"
+)
+
+// checkCover runs p.For(n) and checks that every index is covered exactly
+// once by non-empty, in-range chunks.
+func checkCover(t *testing.T, p *Pool, n int) {
+	t.Helper()
+	hits := make([]atomic.Int32, max(n, 0))
+	var bad atomic.Value
+	p.For(n, func(lo, hi int) {
+		if lo < 0 || hi > n || lo >= hi {
+			bad.Store(fmt.Sprintf("chunk [%d,%d) of %d", lo, hi, n))
+			return
+		}
+		for i := lo; i < hi; i++ {
+			hits[i].Add(1)
+		}
+	})
+	if b := bad.Load(); b != nil {
+		t.Fatalf("For(%d) on %d workers: bad %s", n, p.Size(), b)
+	}
+	for i := range hits {
+		if c := hits[i].Load(); c != 1 {
+			t.Fatalf("For(%d) on %d workers: index %d covered %d times", n, p.Size(), i, c)
+		}
+	}
+}
+
+func TestPoolForCovers(t *testing.T) {
+	for _, size := range []int{1, 2, 3, 8} {
+		p := NewPool(size)
+		if p.Size() != size {
+			t.Errorf("NewPool(%d).Size() = %d", size, p.Size())
+		}
+		for _, n := range []int{0, 1, 2, 3, 5, 7, 8, 31, 33, 100, 1001} {
+			checkCover(t, p, n)
+		}
+		p.Close()
+	}
+	checkCover(t, nil, 17)
+	var zero Pool
+	checkCover(t, &zero, 17)
+	zero.Close()
+	if (*Pool)(nil).Size() != 1 {
+		t.Error("nil Pool Size != 1")
+	}
+	if p := NewPool(0); p.Size() < 1 {
+		t.Errorf("NewPool(0).Size() = %d", p.Size())
+	} else {
+		p.Close()
+	}
+}
+
+func TestPoolNilInline(t *testing.T) {
+	calls := 0
+	(*Pool)(nil).For(10, func(lo, hi int) {
+		calls++
+		if lo != 0 || hi != 10 {
+			t.Errorf("nil pool chunk [%d,%d)", lo, hi)
+		}
+	})
+	if calls != 1 {
+		t.Errorf("nil pool made %d calls", calls)
+	}
+	(*Pool)(nil).For(0, func(lo, hi int) { t.Error("For(0) called fn") })
+	(*Pool)(nil).Close()
+}
+
+func TestPoolConcurrentCallers(t *testing.T) {
+	p := NewPool(3)
+	defer p.Close()
+	var wg sync.WaitGroup
+	for g := range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range 50 {
+				n := 1 + (g*31+i*7)%97
+				var sum atomic.Int64
+				p.For(n, func(lo, hi int) {
+					for j := lo; j < hi; j++ {
+						sum.Add(int64(j))
+					}
+				})
+				if got, want := sum.Load(), int64(n*(n-1)/2); got != want {
+					t.Errorf("For(%d): sum %d, want %d", n, got, want)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+}
+
+func TestPoolNested(t *testing.T) {
+	p := NewPool(2)
+	defer p.Close()
+	var total atomic.Int64
+	p.For(8, func(lo, hi int) {
+		for range hi - lo {
+			p.For(10, func(lo, hi int) { total.Add(int64(hi - lo)) })
+		}
+	})
+	if total.Load() != 80 {
+		t.Errorf("nested For covered %d, want 80", total.Load())
+	}
+}
+
+func TestPoolClose(t *testing.T) {
+	p := NewPool(4)
+	checkCover(t, p, 50)
+	p.Close()
+	p.Close()            // idempotent
+	checkCover(t, p, 50) // runs inline after Close
+}
+
+func TestPoolForNoAllocs(t *testing.T) {
+	if raceEnabled {
+		t.Skip("sync.Pool drops items under -race")
+	}
+	p := NewPool(2)
+	defer p.Close()
+	var sink atomic.Int64
+	fn := func(lo, hi int) { sink.Add(int64(hi - lo)) }
+	p.For(100, fn)
+	if a := testing.AllocsPerRun(100, func() { p.For(100, fn) }); a != 0 {
+		t.Errorf("For allocates %v times per call", a)
+	}
+}
