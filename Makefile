@@ -1,0 +1,46 @@
+# Strata: `make demo` runs the main job, `make test` passes the tests.
+GO       ?= go
+BIN      := bin/strata
+FUZZTIME ?= 30s
+TESTDATA ?= $(or $(STRATA_TESTDATA),$(abspath ../shared/testdata))
+MODEL    ?= $(TESTDATA)/models/stories260K-f32.gguf
+PROMPT   ?= Once upon a time
+
+.PHONY: all build test bench fuzz lint layers demo clean
+
+all: build
+
+## build: the strata binary in bin/, and every package without cgo
+build:
+	CGO_ENABLED=0 $(GO) build ./...
+	$(GO) build -o $(BIN) ./cmd/strata
+
+## test: lint, the layering check, and every test with the race detector
+test: lint layers
+	$(GO) test -race -timeout 20m ./...
+
+## bench: kernel benchmarks, then decode tok/s of synthetic 1B-shaped models beside the bandwidth roofline
+bench: build
+	$(GO) test -run '^$$' -bench . -benchmem ./kernels/ ./pipeline/...
+	$(BIN) bench --synth 1b --type f16,q8_0,q4_0
+
+## fuzz: every fuzz target for FUZZTIME each
+fuzz:
+	.ci/fuzz $(FUZZTIME)
+
+## lint: gofmt and go vet
+lint:
+	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
+	if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
+	$(GO) vet ./...
+
+## layers: fail when an import points up kernels <- pipeline <- cluster <- node <- cmd
+layers:
+	.ci/layers
+
+## demo: generate a continuation on a small real model
+demo: build
+	$(BIN) run --model $(MODEL) --temperature 0 --max-tokens 64 "$(PROMPT)"
+
+clean:
+	rm -rf bin

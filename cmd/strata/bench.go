@@ -1,0 +1,171 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"text/tabwriter"
+
+	"github.com/strata-llm/strata/kernels"
+	"github.com/strata-llm/strata/pipeline"
+	"github.com/strata-llm/strata/pipeline/arch"
+	"github.com/strata-llm/strata/pipeline/arch/llama"
+	"github.com/strata-llm/strata/pipeline/gguf"
+)
+
+// synthShapes are the named shapes `strata bench --synth` knows.
+var synthShapes = map[string]llama.SynthSpec{
+	// The 1B-like shape of the llama.cpp baseline in shared/testdata/perf.
+	"1b": {Dim: 2048, Layers: 16, Heads: 32, KVHeads: 8, FFN: 5632, Vocab: 32000},
+	// A small shape for smoke tests.
+	"tiny": {Dim: 256, Layers: 2, Heads: 4, KVHeads: 2, FFN: 768, Vocab: 1024},
+}
+
+type benchRow struct {
+	Model         string  `json:"model"`
+	Type          string  `json:"type"`
+	Threads       int     `json:"threads"`
+	BytesPerToken uint64  `json:"weight_bytes_per_token"`
+	BandwidthGBs  float64 `json:"bandwidth_gb_s"`
+	RooflineTokS  float64 `json:"roofline_tok_s"`
+	DecodeTokS    float64 `json:"decode_tok_s"`
+	RooflineShare float64 `json:"roofline_share"`
+	PrefillTokS   float64 `json:"prefill_tok_s"`
+	PrefillTokens int     `json:"prefill_tokens"`
+	DecodeTokens  int     `json:"decode_tokens"`
+}
+
+func benchCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	model := fs.String("model", "", "GGUF model `path` to measure")
+	synth := fs.String("synth", "", "measure a synthetic model of a named shape instead: 1b (dim 2048, 16 layers, 32/8 heads, ffn 5632, vocab 32000) or tiny")
+	types := fs.String("type", "f16,q8_0,q4_0", "tensor types of the synthetic models, comma-separated")
+	cacheDir := fs.String("cache", "", "where synthetic models are kept (default: the user cache dir)")
+	decode := fs.Int("tokens", 16, "tokens to decode")
+	prefill := fs.Int("prefill", 8, "prompt tokens before decoding")
+	threads := fs.Int("threads", 0, "kernel threads (0: all cores)")
+	asJSON := fs.Bool("json", false, "print JSON lines instead of a table")
+	bwMB := fs.Int("bandwidth-mb", 512, "size of the buffer the bandwidth is measured over, in MB (well above the caches)")
+	if _, err := parse(fs, args); err != nil {
+		return err
+	}
+	pool := kernels.NewPool(*threads)
+	defer pool.Close()
+	log := newLogger(stderr, false)
+
+	var paths []string
+	switch {
+	case *model != "":
+		paths = []string{*model}
+	case *synth != "":
+		spec, ok := synthShapes[*synth]
+		if !ok {
+			return fmt.Errorf("bench: unknown synthetic shape %q (1b, tiny)", *synth)
+		}
+		dir := *cacheDir
+		if dir == "" {
+			d, err := os.UserCacheDir()
+			if err != nil {
+				return err
+			}
+			dir = filepath.Join(d, "strata", "synth")
+		}
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			return err
+		}
+		for _, t := range strings.Split(*types, ",") {
+			dt, err := kernels.ParseDType(strings.TrimSpace(t))
+			if err != nil {
+				return err
+			}
+			s := spec
+			s.Type = dt
+			if dt == kernels.Q4_0 {
+				s.OutputType = kernels.Q6_K // as llama.cpp's Q4_0 files
+			}
+			p := filepath.Join(dir, fmt.Sprintf("%s-%s.gguf", *synth, strings.ToLower(dt.String())))
+			if _, err := os.Stat(p); err != nil {
+				log.Info("writing synthetic model", "path", p)
+				if err := writeSynth(p, s); err != nil {
+					return err
+				}
+			}
+			paths = append(paths, p)
+		}
+	default:
+		return errors.New("bench: pass --model PATH or --synth 1b")
+	}
+
+	log.Info("measuring memory bandwidth", "threads", pool.Size())
+	bw := kernels.MeasureBandwidth(pool, *bwMB<<20, 5)
+	var rows []benchRow
+	for _, p := range paths {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		row, err := benchOne(p, pool, *prefill, *decode, bw, log)
+		if err != nil {
+			return fmt.Errorf("bench %s: %w", p, err)
+		}
+		rows = append(rows, row)
+		if *asJSON {
+			json.NewEncoder(stdout).Encode(row)
+		}
+	}
+	if *asJSON {
+		return nil
+	}
+	w := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintf(w, "model\ttype\tthreads\tMB/token\tbandwidth GB/s\troofline tok/s\tdecode tok/s\tof roofline\tprefill tok/s\t\n")
+	for _, r := range rows {
+		fmt.Fprintf(w, "%s\t%s\t%d\t%.1f\t%.2f\t%.2f\t%.2f\t%.1f%%\t%.2f\t\n", r.Model, r.Type, r.Threads,
+			float64(r.BytesPerToken)/1e6, r.BandwidthGBs, r.RooflineTokS, r.DecodeTokS, 100*r.RooflineShare, r.PrefillTokS)
+	}
+	return w.Flush()
+}
+
+func benchOne(path string, pool *kernels.Pool, prefill, decode int, bw float64, log interface{ Info(string, ...any) }) (benchRow, error) {
+	f, err := gguf.Open(path)
+	if err != nil {
+		return benchRow{}, err
+	}
+	defer f.Close()
+	layers, _ := f.Uint(f.Architecture() + ".block_count")
+	m, err := arch.Load(f, 0, int(layers), arch.Options{Pool: pool})
+	if err != nil {
+		return benchRow{}, err
+	}
+	// Bytes streamed per decoded token: every weight but the embedding table,
+	// of which one row is read.
+	var perToken uint64
+	for _, t := range f.Tensors {
+		if t.Name == "token_embd.weight" && len(t.Dims) == 2 {
+			perToken += t.Size / t.Dims[1]
+			continue
+		}
+		perToken += t.Size
+	}
+	typ := "?"
+	if t, ok := f.Tensor("blk.0.attn_q.weight"); ok {
+		typ = t.Type.String()
+	}
+	log.Info("benchmarking", "model", filepath.Base(path), "type", typ)
+	res, err := pipeline.Bench(m, prefill, decode, 1)
+	if err != nil {
+		return benchRow{}, err
+	}
+	roof := bw / float64(perToken)
+	return benchRow{
+		Model: strings.TrimSuffix(filepath.Base(path), ".gguf"), Type: typ, Threads: pool.Size(),
+		BytesPerToken: perToken, BandwidthGBs: bw / 1e9, RooflineTokS: roof,
+		DecodeTokS: res.DecodeRate(), RooflineShare: res.DecodeRate() / roof,
+		PrefillTokS: res.PrefillRate(), PrefillTokens: prefill, DecodeTokens: decode,
+	}, nil
+}

@@ -1,0 +1,120 @@
+// Command strata is the one Strata binary: it runs a model on one host,
+// inspects and synthesizes GGUF models, and measures throughput. (Serving,
+// stage nodes and the cluster commands arrive with their issues.)
+//
+// It only parses flags and calls the packages below it.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+)
+
+const usage = `strata serves large language models across many machines.
+
+Usage:
+  strata run   --model PATH [--max-tokens N] [--temperature T] [--seed S] [PROMPT]
+                 generate a continuation of PROMPT on this host (all layers);
+                 with no PROMPT, an interactive prompt
+  strata model inspect PATH
+                 metadata, tensor table and bytes per layer of a GGUF file
+  strata model synth --dim D --layers L --heads H --kv-heads K --ffn F --vocab V --type T OUT.gguf
+                 write a random-weight llama model of a real shape
+  strata bench [--model PATH | --synth 1b] [--type f16,q8_0,q4_0] [--tokens N]
+                 decode throughput beside the memory-bandwidth roofline
+
+Run 'strata COMMAND -h' for a command's flags.
+`
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, os.Args[1:], os.Stdin, os.Stdout, os.Stderr); err != nil {
+		if !errors.Is(err, flag.ErrHelp) {
+			fmt.Fprintln(os.Stderr, "strata:", err)
+		}
+		os.Exit(2)
+	}
+}
+
+// run dispatches a command line; tests call it directly.
+func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) error {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return errors.New("no command")
+	}
+	cmd, rest := args[0], args[1:]
+	switch cmd {
+	case "run":
+		return runCmd(ctx, rest, stdin, stdout, stderr)
+	case "model":
+		if len(rest) == 0 {
+			return errors.New("model: want 'inspect' or 'synth'")
+		}
+		switch rest[0] {
+		case "inspect":
+			return inspectCmd(rest[1:], stdout, stderr)
+		case "synth":
+			return synthCmd(rest[1:], stdout, stderr)
+		}
+		return fmt.Errorf("model: unknown subcommand %q (want inspect or synth)", rest[0])
+	case "bench":
+		return benchCmd(ctx, rest, stdout, stderr)
+	case "help", "-h", "--help":
+		fmt.Fprint(stdout, usage)
+		return nil
+	}
+	fmt.Fprint(stderr, usage)
+	return fmt.Errorf("unknown command %q", cmd)
+}
+
+// parse parses flags that may come before or after the positional
+// arguments, and returns the positional ones.
+func parse(fs *flag.FlagSet, args []string) ([]string, error) {
+	var pos []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			return nil, err
+		}
+		args = fs.Args()
+		if len(args) == 0 {
+			return pos, nil
+		}
+		if args[0] == "--" {
+			return append(pos, args[1:]...), nil
+		}
+		pos = append(pos, args[0])
+		args = args[1:]
+	}
+}
+
+// newLogger logs to w (stderr) at Info, or Debug with verbose.
+func newLogger(w io.Writer, verbose bool) *slog.Logger {
+	lvl := slog.LevelInfo
+	if verbose {
+		lvl = slog.LevelDebug
+	}
+	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: lvl}))
+}
+
+// modelFlag returns the model path from the flag or STRATA_MODEL.
+func modelFlag(v string) (string, error) {
+	if v == "" {
+		v = os.Getenv("STRATA_MODEL")
+	}
+	if v == "" {
+		return "", errors.New("no model: pass --model PATH or set STRATA_MODEL")
+	}
+	if strings.HasPrefix(v, "hf://") {
+		return "", fmt.Errorf("model %s: downloads from the hub are not built yet; pass a local path", v)
+	}
+	return v, nil
+}
