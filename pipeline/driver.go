@@ -1,0 +1,634 @@
+package pipeline
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/strata-llm/strata/pipeline/sample"
+	"github.com/strata-llm/strata/pipeline/sched"
+	"github.com/strata-llm/strata/pipeline/wire"
+)
+
+// DriverConfig configures a Driver. The zero value works.
+type DriverConfig struct {
+	// Sched sizes the scheduler. Stages defaults to the number of stages,
+	// and MaxInFlight to Stages: one micro-batch in every stage at once.
+	Sched sched.Config
+	// Codec carries the activations between consecutive stages, encoded
+	// and decoded as the network would. The zero value is wire.Lossless.
+	Codec wire.Codec
+	// IsEOG reports the end-of-generation tokens (a tokenizer's IsEOG),
+	// which finish a sequence unless its request says IgnoreEOS; nil: none.
+	IsEOG func(token int) bool
+	// ContextLength, when positive, is the default bound of prompt plus
+	// generated tokens of a request that sets no MaxTokens; without it such
+	// a request is refused.
+	ContextLength int
+	// TickInterval is how often the scheduler ticks when
+	// Sched.QueueTimeout (counted in ticks) is set; 0 means 100ms.
+	TickInterval time.Duration
+	Logger       *slog.Logger // nil: slog.Default()
+}
+
+// TokenRequest is one generation, in token ids.
+type TokenRequest struct {
+	Prompt    []int         // at least one token id; not retained after Generate returns
+	MaxTokens int           // tokens to generate at most; 0: up to the ContextLength
+	Sample    sample.Params // zero: greedy
+	IgnoreEOS bool          // keep generating past end-of-generation tokens
+}
+
+// TokenResult sums up a finished generation.
+type TokenResult struct {
+	Tokens       []int  // the ids emitted, in order, the stopping one included
+	FinishReason string // FinishLength or FinishStop
+}
+
+var (
+	// ErrStop is what an emit function returns to end its generation there,
+	// as a stop string would: Generate then returns nil with FinishStop. The
+	// pipeline may have computed a token more, which is dropped.
+	ErrStop = errors.New("stop generating")
+	// ErrStopped is returned by Generate when the Driver's Run has ended.
+	ErrStopped = errors.New("pipeline: driver stopped")
+	// ErrQueueTimeout is returned by Generate when the request waited
+	// Sched.QueueTimeout ticks without being admitted.
+	ErrQueueTimeout = errors.New("pipeline: request timed out in the queue")
+)
+
+// Driver generates for many sequences at once through a pipeline of
+// stages: the gateway's loop. It owns a continuous-batching scheduler
+// (pipeline/sched), samples every sequence's next token with its own
+// sampler, and runs one goroutine per stage, linked by bounded channels, so
+// that micro-batches flow through the stages concurrently: while stage i
+// works on micro-batch j, stage i+1 works on micro-batch j-1.
+//
+// Run is the loop; Generate, safe for many concurrent callers, submits a
+// request and streams its tokens. When a caller's ctx ends, its sequence is
+// cancelled and its KV caches freed on every stage before Generate returns.
+// When Run's ctx ends, every stage goroutine is waited for, every session is
+// ended on every stage, and pending Generate calls return ErrStopped.
+type Driver struct {
+	stages []Stage
+	names  []string
+	hops   []hop // hops[i] carries stage i's output to stage i+1
+	cfg    DriverConfig
+	sch    *sched.Scheduler
+	log    *slog.Logger
+
+	ids     atomic.Uint64 // the last sequence ID handed out
+	started atomic.Bool
+	done    chan struct{} // closed when Run has cleaned up
+
+	// The inbox: what Generate calls tell the loop, taken all at once so
+	// that the scheduler sees a burst of requests together.
+	mu      sync.Mutex
+	submits []*gen // not yet taken by the loop
+	cancels []*gen // taken, to cancel
+	closed  bool   // Run has ended: nothing more is taken
+	wake    chan struct{}
+
+	statsMu sync.Mutex
+	stats   sched.Stats
+
+	// Owned by Run's goroutine.
+	gens    map[sched.SeqID]*gen
+	flights map[uint64][]sched.SeqID // the sequences of each micro-batch in flight
+	spare   [][]sched.SeqID
+	free    []*Batch
+	results []sched.Result
+	ended   []uint64
+}
+
+// item is a micro-batch on its way through the stage goroutines.
+type item struct {
+	num uint64
+	b   *Batch
+	err error // a stage failed the batch; the later stages pass it on
+}
+
+// gen is the state of one Generate call.
+type gen struct {
+	id  sched.SeqID
+	req TokenRequest
+	max int
+
+	// Owned by Run's goroutine.
+	smp      *sample.Sampler
+	history  []int // (prompt + generated) for the penalties
+	admitted bool  // its first chunk was launched: it has sessions to release
+	finished bool
+	fin      sched.Finish
+
+	mu     sync.Mutex
+	tokens []int  // sampled, not yet taken by Generate
+	end    *ended // how it ended, once its sessions are freed
+	notify chan struct{}
+}
+
+type ended struct {
+	reason sched.Reason
+	err    error
+}
+
+func (g *gen) push(tok int) {
+	g.mu.Lock()
+	g.tokens = append(g.tokens, tok)
+	g.mu.Unlock()
+	g.signal()
+}
+
+func (g *gen) complete(reason sched.Reason, err error) {
+	g.mu.Lock()
+	if g.end == nil {
+		g.end = &ended{reason, err}
+	}
+	g.mu.Unlock()
+	g.signal()
+}
+
+func (g *gen) signal() {
+	select {
+	case g.notify <- struct{}{}:
+	default:
+	}
+}
+
+// take appends the tokens not yet taken to dst and says how the generation
+// ended, nil while it goes on.
+func (g *gen) take(dst []int) ([]int, *ended) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	dst = append(dst, g.tokens...)
+	g.tokens = g.tokens[:0]
+	return dst, g.end
+}
+
+// NewDriver returns a Driver over stages, in order (at least one; the first
+// starts at layer 0, the last ends at the last layer). Call Run to start it.
+func NewDriver(stages []Stage, cfg DriverConfig) (*Driver, error) {
+	if len(stages) == 0 {
+		return nil, errors.New("driver: no stages")
+	}
+	if err := cfg.Codec.Validate(); err != nil {
+		return nil, fmt.Errorf("driver: %w", err)
+	}
+	if cfg.Sched.Stages == 0 {
+		cfg.Sched.Stages = len(stages)
+	}
+	sch, err := sched.New(cfg.Sched)
+	if err != nil {
+		return nil, fmt.Errorf("driver: %w", err)
+	}
+	if cfg.TickInterval <= 0 {
+		cfg.TickInterval = 100 * time.Millisecond
+	}
+	d := &Driver{
+		stages:  append([]Stage(nil), stages...),
+		hops:    make([]hop, len(stages)-1),
+		cfg:     cfg,
+		sch:     sch,
+		log:     cfg.Logger,
+		wake:    make(chan struct{}, 1),
+		done:    make(chan struct{}),
+		gens:    make(map[sched.SeqID]*gen),
+		flights: make(map[uint64][]sched.SeqID),
+	}
+	if d.log == nil {
+		d.log = slog.Default()
+	}
+	for i, s := range stages {
+		d.names = append(d.names, stageName(s))
+		if i < len(d.hops) {
+			d.hops[i].codec = cfg.Codec
+		}
+	}
+	return d, nil
+}
+
+// SchedConfig returns the scheduler's configuration, defaults filled in.
+func (d *Driver) SchedConfig() sched.Config { return d.sch.Config() }
+
+// DriverStats is a snapshot of a Driver's load and counters.
+type DriverStats struct {
+	sched.Stats
+	Hops HopStats // summed over the hops between stages
+}
+
+// Stats returns the scheduler's counters as of the end of the loop's last
+// step, and the hops' counters now.
+func (d *Driver) Stats() DriverStats {
+	d.statsMu.Lock()
+	st := DriverStats{Stats: d.stats}
+	d.statsMu.Unlock()
+	for i := range d.hops {
+		st.Hops.add(d.hops[i].stats())
+	}
+	return st
+}
+
+// Generate runs req through the pipeline, calling emit with each generated
+// token id, in order, from the caller's goroutine. It returns when the
+// sequence has finished and its KV caches are freed on every stage.
+//
+// emit returning ErrStop ends the generation with FinishStop (for a stop
+// string); any other error ends it and is returned. When ctx ends, the
+// sequence is cancelled and Generate returns ctx.Err(). A sequence that
+// failed in a stage returns its error (a *SeqError, or a *StageError for a
+// whole batch), the other sequences going on; scheduler refusals wrap
+// sched.ErrQueueFull or sched.ErrInvalid. The returned result holds the
+// tokens emitted so far in every case.
+//
+// Generate never blocks on the Driver's loop: it may be called before Run
+// starts (the request waits for it) and from many goroutines at once.
+func (d *Driver) Generate(ctx context.Context, req TokenRequest, emit func(token int) error) (TokenResult, error) {
+	var res TokenResult
+	if err := req.Sample.Validate(); err != nil {
+		return res, err
+	}
+	n := req.MaxTokens
+	if n <= 0 && d.cfg.ContextLength > 0 {
+		n = max(d.cfg.ContextLength-len(req.Prompt), 1)
+	}
+	g := &gen{id: sched.SeqID(d.ids.Add(1)), req: req, max: n, notify: make(chan struct{}, 1)}
+	d.mu.Lock()
+	if d.closed {
+		d.mu.Unlock()
+		return res, ErrStopped
+	}
+	d.submits = append(d.submits, g)
+	d.mu.Unlock()
+	d.poke()
+
+	var (
+		cause     error // why Generate cancelled the sequence
+		stopped   bool  // emit said ErrStop
+		cancelled bool
+		stop      bool // Run ended
+		buf       []int
+	)
+	ctxDone := ctx.Done()
+	cancel := func(err error) {
+		if cancelled {
+			return
+		}
+		cancelled, cause = true, err
+		d.mu.Lock()
+		if i := slices.Index(d.submits, g); i >= 0 { // the loop never saw it
+			d.submits = slices.Delete(d.submits, i, i+1)
+			g.complete(sched.FinishCancelled, nil)
+		} else if !d.closed {
+			d.cancels = append(d.cancels, g)
+		}
+		d.mu.Unlock()
+		d.poke()
+	}
+	for {
+		select {
+		case <-g.notify:
+		case <-ctxDone:
+			ctxDone = nil
+			cancel(ctx.Err())
+		case <-d.done:
+			stop = true
+		}
+		var end *ended
+		buf, end = g.take(buf[:0])
+		for _, t := range buf {
+			if err := ctx.Err(); err != nil {
+				cancel(err)
+			}
+			if cancelled {
+				break
+			}
+			res.Tokens = append(res.Tokens, t)
+			if err := emit(t); err != nil {
+				if errors.Is(err, ErrStop) {
+					stopped = true
+					err = nil
+				}
+				cancel(err)
+			}
+		}
+		switch {
+		case end == nil && stop:
+			return res, ErrStopped
+		case end == nil:
+			continue
+		case stopped:
+			res.FinishReason = FinishStop
+			return res, nil
+		case cause != nil:
+			return res, cause
+		case end.err != nil:
+			return res, end.err
+		}
+		switch end.reason {
+		case sched.FinishLength:
+			res.FinishReason = FinishLength
+		case sched.FinishStop:
+			res.FinishReason = FinishStop
+		case sched.FinishTimeout:
+			return res, ErrQueueTimeout
+		default:
+			return res, fmt.Errorf("pipeline: generation ended: %v", end.reason)
+		}
+		return res, nil
+	}
+}
+
+// Run drives the pipeline until ctx ends, then stops every stage
+// goroutine, ends every open session on every stage and fails the pending
+// Generate calls with ErrStopped. It returns nil then; it may be called
+// once.
+func (d *Driver) Run(ctx context.Context) error {
+	if !d.started.CompareAndSwap(false, true) {
+		return errors.New("driver: Run called twice")
+	}
+	// chans[i] feeds stage i; chans[len(stages)] brings micro-batches back.
+	// Every channel holds MaxInFlight items, the most there can be, so no
+	// send blocks.
+	depth := d.sch.Config().MaxInFlight
+	chans := make([]chan item, len(d.stages)+1)
+	for i := range chans {
+		chans[i] = make(chan item, depth)
+	}
+	var wg sync.WaitGroup
+	for i := range d.stages {
+		wg.Go(func() { d.stage(ctx, i, chans[i], chans[i+1]) })
+	}
+	defer d.shutdown(ctx, chans[0], &wg)
+
+	var tick <-chan time.Time
+	if d.sch.Config().QueueTimeout > 0 {
+		t := time.NewTicker(d.cfg.TickInterval)
+		defer t.Stop()
+		tick = t.C
+	}
+	back := chans[len(d.stages)]
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-d.wake:
+			d.takeInbox()
+		case it := <-back:
+			d.onResult(it)
+		case <-tick:
+			d.sch.Tick()
+		}
+		d.ready(ctx)
+		d.launch(chans[0])
+		st := d.sch.Stats()
+		d.statsMu.Lock()
+		d.stats = st
+		d.statsMu.Unlock()
+	}
+}
+
+// poke wakes the loop to take its inbox.
+func (d *Driver) poke() {
+	select {
+	case d.wake <- struct{}{}:
+	default:
+	}
+}
+
+// takeInbox submits every request and cancels every sequence that Generate
+// calls have left in the inbox, in that order.
+func (d *Driver) takeInbox() {
+	d.mu.Lock()
+	subs, cans := d.submits, d.cancels
+	d.submits, d.cancels = nil, nil
+	d.mu.Unlock()
+	for _, g := range subs {
+		d.onSubmit(g)
+	}
+	for _, g := range cans {
+		d.sch.Cancel(g.id)
+	}
+}
+
+// stage is the goroutine of stage i: it forwards the micro-batches from in,
+// carries their activations over the hop to the next stage, and sends them
+// on. It returns when in is closed, closing out unless out is the loop's.
+func (d *Driver) stage(ctx context.Context, i int, in <-chan item, out chan<- item) {
+	last := i == len(d.stages)-1
+	if !last {
+		defer close(out)
+	}
+	for it := range in {
+		if it.err == nil {
+			b, err := d.stages[i].Forward(ctx, it.b)
+			if err == nil && !last {
+				err = d.hops[i].apply(b)
+			}
+			if err != nil {
+				it.b, it.err = nil, &StageError{Index: i, Name: d.names[i], Err: err}
+			} else {
+				it.b = b
+			}
+		}
+		out <- it
+	}
+}
+
+// shutdown stops the stage goroutines, ends every session and fails the
+// pending generations.
+func (d *Driver) shutdown(ctx context.Context, first chan item, wg *sync.WaitGroup) {
+	close(first)
+	wg.Wait()
+	ids := d.ended[:0]
+	for id, g := range d.gens {
+		if g.admitted {
+			ids = append(ids, uint64(id))
+		}
+	}
+	if len(ids) > 0 {
+		d.endSessions(context.WithoutCancel(ctx), ids)
+	}
+	for id, g := range d.gens {
+		g.complete(0, ErrStopped)
+		delete(d.gens, id)
+	}
+	d.mu.Lock()
+	d.closed = true
+	for _, g := range d.submits {
+		g.complete(0, ErrStopped)
+	}
+	d.submits, d.cancels = nil, nil
+	d.mu.Unlock()
+	close(d.done)
+}
+
+// onSubmit hands g to the scheduler.
+func (d *Driver) onSubmit(g *gen) {
+	g.smp = sample.New(g.req.Sample)
+	g.history = append(make([]int, 0, len(g.req.Prompt)+min(g.max, 256)), g.req.Prompt...)
+	if err := d.sch.Submit(sched.Request{ID: g.id, Prompt: g.req.Prompt, MaxTokens: g.max}); err != nil {
+		g.complete(sched.FinishError, err)
+		return
+	}
+	d.gens[g.id] = g
+}
+
+// launch sends the scheduler's next micro-batches into the first stage.
+func (d *Driver) launch(first chan<- item) {
+	for {
+		mb, ok := d.sch.Next()
+		if !ok {
+			return
+		}
+		b := d.batch()
+		b.Num = mb.Num
+		ids := d.seqIDs()
+		for _, c := range mb.Chunks {
+			b.AddSeq(Seq{ID: uint64(c.ID), Pos: c.Pos, Logits: c.Logits, Open: c.Open}, c.Tokens)
+			ids = append(ids, c.ID)
+			if g := d.gens[c.ID]; c.Open && g != nil {
+				g.admitted = true
+			}
+		}
+		d.flights[mb.Num] = ids
+		first <- item{num: mb.Num, b: b}
+	}
+}
+
+// onResult samples the tokens of a micro-batch back from the last stage and
+// reports them to the scheduler.
+func (d *Driver) onResult(it item) {
+	ids := d.flights[it.num]
+	delete(d.flights, it.num)
+	res := d.results[:0]
+	err := it.err
+	if err == nil {
+		res, err = d.sample(it.b, res)
+	}
+	if err != nil {
+		res = failAll(res[:0], ids, err)
+	}
+	if derr := d.sch.Done(it.num, res); derr != nil {
+		d.log.Error("a stage returned a batch that does not match the one sent", "batch", it.num, "err", derr)
+		if derr = d.sch.Done(it.num, failAll(res[:0], ids, derr)); derr != nil {
+			d.log.Error("scheduler refused a batch's failure", "batch", it.num, "err", derr)
+		}
+	}
+	clear(res)
+	d.results = res[:0]
+	d.spare = append(d.spare, ids[:0])
+	if it.b != nil {
+		d.free = append(d.free, it.b)
+	}
+}
+
+func failAll(res []sched.Result, ids []sched.SeqID, err error) []sched.Result {
+	for _, id := range ids {
+		res = append(res, sched.Result{ID: id, Err: err})
+	}
+	return res
+}
+
+// sample draws the next token of every sequence of b that wanted logits
+// and reports the sequences that failed in a stage.
+func (d *Driver) sample(b *Batch, res []sched.Result) ([]sched.Result, error) {
+	for _, f := range b.Failed {
+		res = append(res, sched.Result{ID: sched.SeqID(f.ID), Err: &f})
+	}
+	k := 0
+	for _, s := range b.Seqs {
+		if !s.Logits {
+			continue
+		}
+		if b.Vocab <= 0 || len(b.Logits) < (k+1)*b.Vocab {
+			return res, fmt.Errorf("%w: no logits for sequence %d (%d logits of %d columns)", ErrBadBatch, s.ID, len(b.Logits), b.Vocab)
+		}
+		row := b.LogitsRow(k)
+		k++
+		g := d.gens[sched.SeqID(s.ID)]
+		if g == nil || g.finished {
+			continue // cancelled meanwhile: the scheduler ignores it
+		}
+		tok := g.smp.Sample(row, g.history)
+		g.history = append(g.history, tok)
+		stop := !g.req.IgnoreEOS && d.cfg.IsEOG != nil && d.cfg.IsEOG(tok)
+		res = append(res, sched.Result{ID: sched.SeqID(s.ID), Token: tok, Stop: stop})
+	}
+	return res, nil
+}
+
+// ready acts on the scheduler's events: streams the tokens, records the
+// finished sequences, frees the released ones' sessions on every stage and
+// then completes their Generate calls.
+func (d *Driver) ready(ctx context.Context) {
+	if !d.sch.HasReady() {
+		return
+	}
+	rd := d.sch.Ready()
+	for _, t := range rd.Tokens {
+		if g := d.gens[t.ID]; g != nil {
+			g.push(t.Token)
+		}
+	}
+	for _, f := range rd.Finished {
+		g := d.gens[f.ID]
+		if g == nil {
+			continue
+		}
+		g.finished, g.fin = true, f
+		if !g.admitted { // never left the queue: nothing to release
+			delete(d.gens, f.ID)
+			g.complete(f.Reason, f.Err)
+		}
+	}
+	if len(rd.Release) == 0 {
+		return
+	}
+	ids := d.ended[:0]
+	for _, id := range rd.Release {
+		ids = append(ids, uint64(id))
+	}
+	d.endSessions(ctx, ids)
+	d.ended = ids[:0]
+	for _, id := range rd.Release {
+		if g := d.gens[id]; g != nil {
+			delete(d.gens, id)
+			g.complete(g.fin.Reason, g.fin.Err)
+		}
+	}
+}
+
+// endSessions ends ids on every stage, logging failures: a stage that
+// cannot free a session frees it when it idles out.
+func (d *Driver) endSessions(ctx context.Context, ids []uint64) {
+	for i, s := range d.stages {
+		if err := s.End(ctx, ids); err != nil {
+			d.log.Warn("ending sessions failed", "stage", i, "seqs", ids, "err", err)
+		}
+	}
+}
+
+// batch returns an empty Batch, reusing a returned one.
+func (d *Driver) batch() *Batch {
+	if n := len(d.free); n > 0 {
+		b := d.free[n-1]
+		d.free = d.free[:n-1]
+		b.Reset()
+		return b
+	}
+	return new(Batch)
+}
+
+func (d *Driver) seqIDs() []sched.SeqID {
+	if n := len(d.spare); n > 0 {
+		s := d.spare[n-1]
+		d.spare = d.spare[:n-1]
+		return s
+	}
+	return nil
+}
