@@ -155,8 +155,8 @@ func TestChainLossless(t *testing.T) {
 // Compression is lossless over its dtype, so one compressed codec stands
 // for the others.
 var codecs = []wire.Codec{
-	wire.Lossless,
-	wire.Default,
+	wire.Lossless, // also wire.Default
+	wire.Compact,
 	{DType: wire.BF16},
 	{DType: wire.Q8},
 	{DType: wire.F16, Compression: wire.Zstd, Shuffle: true},
@@ -186,10 +186,11 @@ func quantizedActivations(m refModel) bool {
 // TestChainCodecs splits every reference model at every layer boundary and
 // sends the activations through each codec. It reports the largest logit
 // change, teacher-forced along the one-stage greedy tokens, and checks that
-// Lossless changes nothing and that the Default codec leaves every greedy
-// continuation unchanged — on the models whose products take float
-// activations. Where the products round activations to 8 bits (quantized
-// weights), it reports the continuations Default changes and only checks
+// Lossless (the Default codec) changes nothing, and that the Compact (F16)
+// codec leaves every greedy continuation unchanged on the models whose
+// products take float activations. Where the products round activations to
+// 8 bits (quantized weights), it reports the continuations Compact changes
+// and only checks
 // that each change is at a step whose one-stage top-2 gap is within twice
 // the measured logit change. The .dequant-f32 references, which run the
 // same files with float products, are left to TestChainLossless.
@@ -233,7 +234,7 @@ func TestChainCodecs(t *testing.T) {
 				t.Errorf("lossless codec moved logits by %g", delta[0])
 			}
 
-			// Free-running greedy decoding with the Default codec, over
+			// Free-running greedy decoding with the Compact codec, over
 			// the references' whole continuations.
 			steps = m.steps
 			if quick() {
@@ -249,7 +250,7 @@ func TestChainCodecs(t *testing.T) {
 					continue
 				}
 				changed++
-				msg := fmt.Sprintf("default codec: prompt %d changes at step %d, where the one-stage top-2 gap is %.4f (max |Δlogit| %.3g)", i, j, gaps[i][j], delta[1])
+				msg := fmt.Sprintf("compact codec: prompt %d changes at step %d, where the one-stage top-2 gap is %.4f (max |Δlogit| %.3g)", i, j, gaps[i][j], delta[1])
 				switch {
 				case !qa:
 					t.Error(msg)
@@ -259,7 +260,7 @@ func TestChainCodecs(t *testing.T) {
 					t.Log(msg + ": a near-tie under the 8-bit activation rounding")
 				}
 			}
-			t.Logf("default codec: %d of %d greedy continuations of %d tokens changed (8-bit activations: %v)", changed, len(m.prompts), steps, qa)
+			t.Logf("compact codec: %d of %d greedy continuations of %d tokens changed (8-bit activations: %v)", changed, len(m.prompts), steps, qa)
 		})
 	}
 	for o, c := range codecs {

@@ -97,7 +97,7 @@ func runDriver(b *testing.B, d *Driver) {
 
 // BenchmarkDriverDecode measures the aggregate decode rate of batch
 // sequences generating together through the Driver, on one stage and on
-// two (with the Default codec between them), over a synthetic model: a
+// two (with the Compact codec between them), over a synthetic model: a
 // small shape by default, the 1B shape with STRATA_BENCH_1B=1 (see
 // synthModel). Each sequence feeds a 4-token prompt and generates 32
 // tokens (8 on the 1B shape, without the warm-up run); tok/s counts the

@@ -190,7 +190,7 @@ func TestDriverBatchedEqualsAlone(t *testing.T) {
 	}}
 	f := openFile(t, testdataPath(t, stories))
 	ls := locals(t, f, []int{0, 3, 5}, false, LocalConfig{Knobs: knobs})
-	d := run(t, newDriver(t, asStages(ls), DriverConfig{Codec: wire.Default}))
+	d := run(t, newDriver(t, asStages(ls), DriverConfig{Codec: wire.Compact}))
 	together := generateAll(t, d, reqs)
 	if w := widest.Load(); w < 4 {
 		t.Errorf("at most %d sequences in a micro-batch", w)

@@ -81,7 +81,7 @@ func benchCodec(b *testing.B, c Codec, rows, dim int) {
 
 // BenchmarkTopK encodes and decodes the top 40 candidates of 16 rows.
 func BenchmarkTopK(b *testing.B) {
-	for _, c := range []Codec{Lossless, Default, {DType: F16, Compression: Zstd, Shuffle: true}} {
+	for _, c := range []Codec{Lossless, Compact, {DType: F16, Compression: Zstd, Shuffle: true}} {
 		b.Run("codec="+c.String(), func(b *testing.B) {
 			const rows, k = 16, 40
 			h := header(TopK, c, rows, k)

@@ -106,13 +106,23 @@ type Codec struct {
 // exactly the logits of one stage over all layers.
 var Lossless = Codec{DType: F32}
 
-// Default is the codec a stage uses unless configured otherwise: F16,
-// uncompressed. Measured (bench_test.go, dim 4096, one token, residual-
+// Default is the codec stages use unless configured otherwise: Lossless.
+// Strata's promise is never a wrong token, and a lossy codec can flip a
+// greedy choice at a near-tie: with quantized weights the next stage rounds
+// its input to 8-bit blocks, which amplifies an F16 rounding about 36-fold;
+// over the reference prompts F16 changed 5 of 20 greedy continuations of the
+// quantized models (top-2 gaps 0.04-0.18 at the changed step) and none of
+// the float-weight ones. Compact halves the bytes for links where bandwidth
+// matters more.
+var Default = Lossless
+
+// Compact is F16, uncompressed: the smallest error of the lossy codecs at
+// half Lossless's bytes. Measured (bench_test.go, dim 4096, one token, residual-
 // stream-like values) against the others:
 //
 //	codec              B/token  relative RMS error
 //	f32 (Lossless)      16460   0
-//	f16 (Default)        8268   1.6e-4
+//	f16 (Compact)        8268   1.6e-4
 //	f16+shuffle+zstd     7077   1.6e-4
 //	bf16                 8268   2.0e-3
 //	bf16+shuffle+zstd    5649   2.0e-3
@@ -135,7 +145,7 @@ var Lossless = Codec{DType: F32}
 // "bf16+shuffle+zstd", 32% smaller than F16, for twelve times its error).
 // A model whose activations exceed F16's range (±65504) makes AppendFrame
 // fail with ErrNonFinite: use BF16 for it.
-var Default = Codec{DType: F16}
+var Compact = Codec{DType: F16}
 
 // Validate reports whether c is a codec this package can encode and decode.
 func (c Codec) Validate() error {

@@ -718,7 +718,7 @@ func TestTopK(t *testing.T) {
 			t.Errorf("%v: DecodeHeader: %v, kind %v", c, err, got.Kind)
 		}
 	}
-	act := sampleFrame(t, Activations, Default, 1, 8)
+	act := sampleFrame(t, Activations, Compact, 1, 8)
 	if _, _, err := DecodeTopK(act, &Header{}, nil, nil); !errors.Is(err, ErrCorrupt) {
 		t.Errorf("DecodeTopK of an activations frame: err %v, want ErrCorrupt", err)
 	}
@@ -777,8 +777,8 @@ func TestParseCodec(t *testing.T) {
 	if s := Kind(9).String(); s != "kind(9)" {
 		t.Errorf("Kind(9).String() = %q", s)
 	}
-	if err := Default.Validate(); err != nil {
-		t.Errorf("Default: %v", err)
+	if err := Compact.Validate(); err != nil {
+		t.Errorf("Compact: %v", err)
 	}
 }
 
