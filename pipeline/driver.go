@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -42,6 +43,18 @@ type TokenRequest struct {
 	MaxTokens int           // tokens to generate at most; 0: up to the ContextLength
 	Sample    sample.Params // zero: greedy
 	IgnoreEOS bool          // keep generating past end-of-generation tokens
+	// Logprobs asks for each token's log-probability (Token.Logprob), and
+	// TopLogprobs (0 to 20) for that many of the most likely tokens at its
+	// position (Token.Top), both under the model's raw distribution.
+	Logprobs    bool
+	TopLogprobs int
+}
+
+// Token is one generated token as GenerateTokens emits it.
+type Token struct {
+	ID      int
+	Logprob float32            // set when TokenRequest.Logprobs
+	Top     []sample.Candidate // set when TokenRequest.TopLogprobs > 0; owned by the receiver
 }
 
 // TokenResult sums up a finished generation.
@@ -121,15 +134,38 @@ type gen struct {
 
 	// Owned by Run's goroutine.
 	smp      *sample.Sampler
-	history  []int // (prompt + generated) for the penalties
-	admitted bool  // its first chunk was launched: it has sessions to release
+	history  []int          // (prompt + generated) for the penalties
+	admitted bool           // its first chunk was launched: it has sessions to release
+	logprobs []tokenLogprob // of sampled tokens the scheduler has not yet emitted
 	finished bool
 	fin      sched.Finish
 
 	mu     sync.Mutex
-	tokens []int  // sampled, not yet taken by Generate
-	end    *ended // how it ended, once its sessions are freed
+	tokens []Token // sampled, not yet taken by Generate
+	end    *ended  // how it ended, once its sessions are freed
 	notify chan struct{}
+}
+
+// tokenLogprob is what a sampled token's Token carries besides its id.
+type tokenLogprob struct {
+	lp  float32
+	top []sample.Candidate
+}
+
+// logSumExp is log Σ exp(x), in float64, for log-softmax values.
+func logSumExp(x []float32) float64 {
+	m := math.Inf(-1)
+	for _, v := range x {
+		m = math.Max(m, float64(v))
+	}
+	if math.IsInf(m, 0) {
+		return m
+	}
+	var s float64
+	for _, v := range x {
+		s += math.Exp(float64(v) - m)
+	}
+	return m + math.Log(s)
 }
 
 type ended struct {
@@ -137,7 +173,7 @@ type ended struct {
 	err    error
 }
 
-func (g *gen) push(tok int) {
+func (g *gen) push(tok Token) {
 	g.mu.Lock()
 	g.tokens = append(g.tokens, tok)
 	g.mu.Unlock()
@@ -162,7 +198,7 @@ func (g *gen) signal() {
 
 // take appends the tokens not yet taken to dst and says how the generation
 // ended, nil while it goes on.
-func (g *gen) take(dst []int) ([]int, *ended) {
+func (g *gen) take(dst []Token) ([]Token, *ended) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	dst = append(dst, g.tokens...)
@@ -248,7 +284,16 @@ func (d *Driver) Stats() DriverStats {
 // Generate never blocks on the Driver's loop: it may be called before Run
 // starts (the request waits for it) and from many goroutines at once.
 func (d *Driver) Generate(ctx context.Context, req TokenRequest, emit func(token int) error) (TokenResult, error) {
+	return d.GenerateTokens(ctx, req, func(t Token) error { return emit(t.ID) })
+}
+
+// GenerateTokens is Generate with each token's log-probabilities, as the
+// request asks for them.
+func (d *Driver) GenerateTokens(ctx context.Context, req TokenRequest, emit func(Token) error) (TokenResult, error) {
 	var res TokenResult
+	if req.TopLogprobs < 0 || req.TopLogprobs > 20 {
+		return res, fmt.Errorf("%w: top_logprobs %d outside [0, 20]", sched.ErrInvalid, req.TopLogprobs)
+	}
 	if err := req.Sample.Validate(); err != nil {
 		return res, err
 	}
@@ -271,7 +316,7 @@ func (d *Driver) Generate(ctx context.Context, req TokenRequest, emit func(token
 		stopped   bool  // emit said ErrStop
 		cancelled bool
 		stop      bool // Run ended
-		buf       []int
+		buf       []Token
 	)
 	ctxDone := ctx.Done()
 	cancel := func(err error) {
@@ -307,7 +352,7 @@ func (d *Driver) Generate(ctx context.Context, req TokenRequest, emit func(token
 			if cancelled {
 				break
 			}
-			res.Tokens = append(res.Tokens, t)
+			res.Tokens = append(res.Tokens, t.ID)
 			if err := emit(t); err != nil {
 				if errors.Is(err, ErrStop) {
 					stopped = true
@@ -556,6 +601,13 @@ func (d *Driver) sample(b *Batch, res []sched.Result) ([]sched.Result, error) {
 		}
 		tok := g.smp.Sample(row, g.history)
 		g.history = append(g.history, tok)
+		if g.req.Logprobs || g.req.TopLogprobs > 0 {
+			lp := tokenLogprob{lp: float32(float64(row[tok]) - logSumExp(row))}
+			if g.req.TopLogprobs > 0 {
+				lp.top = sample.TopLogprobs(row, g.req.TopLogprobs, nil)
+			}
+			g.logprobs = append(g.logprobs, lp)
+		}
 		stop := !g.req.IgnoreEOS && d.cfg.IsEOG != nil && d.cfg.IsEOG(tok)
 		res = append(res, sched.Result{ID: sched.SeqID(s.ID), Token: tok, Stop: stop})
 	}
@@ -572,7 +624,12 @@ func (d *Driver) ready(ctx context.Context) {
 	rd := d.sch.Ready()
 	for _, t := range rd.Tokens {
 		if g := d.gens[t.ID]; g != nil {
-			g.push(t.Token)
+			tok := Token{ID: t.Token}
+			if len(g.logprobs) > 0 {
+				tok.Logprob, tok.Top = g.logprobs[0].lp, g.logprobs[0].top
+				g.logprobs = g.logprobs[1:]
+			}
+			g.push(tok)
 		}
 	}
 	for _, f := range rd.Finished {
