@@ -1,0 +1,29 @@
+// Package p2p is the node's libp2p layer: the host (TCP and QUIC, Noise,
+// yamux, a persistent ed25519 identity, an optional private network) and
+// the protocols nodes speak to each other. This first slice holds the
+// stage protocol (StageProtocol, messages described in message.go): a
+// StageServer serves a pipeline.Stage on a host, and a RemoteStage is a
+// pipeline.Stage whose layers run on a peer, so that a pipeline.Driver
+// drives stages across processes as it drives them in one.
+//
+// The gateway drives a route hop by hop: it sends each micro-batch to stage
+// i's peer, reads the activations back, and sends them on to stage i+1.
+// Direct stage-to-stage forwarding slots in as follows (not built yet): a
+// forward message gains a route (the peers and layer ranges after the
+// receiver, and the gateway's peer and a request ID to reply to, behind a
+// header flag that version 1 servers refuse); a server that gets one runs
+// its stage, then sends the result on to the route's next peer over a
+// RemoteStage of its own, and the last stage writes the logits to the
+// gateway on a result protocol keyed by the request ID; an error names the
+// stage that failed, not the first one. On the gateway one RemoteStage-like
+// stage spans the whole route, so the Driver must then keep several
+// Forwards in flight on that one stage to overlap micro-batches, which is a
+// change to package pipeline.
+//
+// Not set up yet either: peer discovery (mDNS, the Kademlia DHT), AutoNAT,
+// hole punching and circuit relay, a connection gater, and the join,
+// weights, status and Raft protocols.
+//
+// It imports pipeline and pipeline/wire, and go-libp2p; pipeline never
+// imports it.
+package p2p

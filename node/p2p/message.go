@@ -1,0 +1,485 @@
+package p2p
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"hash/crc32"
+	"io"
+	"math"
+
+	"github.com/strata-llm/strata/pipeline"
+	"github.com/strata-llm/strata/pipeline/wire"
+)
+
+// Message layout, version 1, on a stage stream. All integers
+// little-endian, fixed width:
+//
+//	offset  size  field
+//	0       4     magic "STSG"
+//	4       1     version (1)
+//	5       1     type (msgHello .. msgError)
+//	6       2     reserved, zero
+//	8       4     body length
+//	12      4     CRC32C (Castagnoli) of the body
+//	16      ...   body
+//
+// Bodies by type:
+//
+//	hello    (client)  empty: asks for the stage's info
+//	info     (server)  lo u32, hi u32, name length u16, name
+//	forward  (client)  a batch (below)
+//	result   (server)  a batch: what the stage returned
+//	end      (client)  count u32, then count session IDs u64
+//	ack      (server)  empty: the end was done
+//	error    (server)  code u8, message length u16, message: the stage
+//	                   failed the whole batch
+//
+// A batch body:
+//
+//	0       8     micro-batch number
+//	8       4     vocab (columns of the logits frame; 0 before the last stage)
+//	12      4     nseq: live sequences
+//	16      4     ntok: token ids, 0 or the rows of the sequences
+//	20      4     nfail: sequences the stage dropped (results only)
+//	24      4     xlen: bytes of the activations frame, 0 for none
+//	28      4     llen: bytes of the logits frame, 0 for none
+//	32      20·nseq  sequences: ID u64, position u32, rows u32, flags u32
+//	                 (bit 0 logits, bit 1 open; the other bits zero)
+//	...     4·ntok   token ids u32
+//	...     nfail entries: ID u64, code u8, stage length u8, message
+//	                 length u16, stage, message
+//	...     xlen  a wire frame of kind Activations, (rows, dim), its
+//	              sequence table equal to the batch's
+//	...     llen  a wire frame of kind Logits, (sequences with logits,
+//	              vocab), one row a sequence at the position of its last row
+//
+// Every length is checked against what the body holds and against the
+// reader's limits before anything is allocated for it; the frames carry
+// their own CRC.
+const (
+	msgMagic      = "STSG"
+	msgVersion    = 1
+	msgHeaderSize = 16
+	batchFixed    = 32
+	seqEntry      = 20
+	failFixed     = 12
+)
+
+// msgType is a message's type byte.
+type msgType uint8
+
+const (
+	msgHello msgType = 1 + iota
+	msgInfo
+	msgForward
+	msgResult
+	msgEnd
+	msgAck
+	msgError
+	msgTypes // one past the last
+)
+
+// Limits of what a stage stream accepts from a peer.
+const (
+	// DefaultMaxMessageBytes bounds a message when the configuration sets
+	// no bound: 256 MiB, the default limit of a wire frame.
+	DefaultMaxMessageBytes = 256 << 20
+	maxEndIDs              = 1 << 20
+	maxNameLen             = 1 << 10
+)
+
+var castagnoli = crc32.MakeTable(crc32.Castagnoli)
+
+// errMessage is wrapped by every refusal of a message's bytes; the stage
+// protocol reports it as ErrProtocol.
+var errMessage = errors.New("malformed message")
+
+// appendMessage appends a message of type t whose body is appended by
+// body (nil for none), and returns the extended slice.
+func appendMessage(dst []byte, t msgType, body func([]byte) ([]byte, error)) ([]byte, error) {
+	start := len(dst)
+	dst = append(dst, msgMagic...)
+	dst = append(dst, msgVersion, byte(t), 0, 0, 0, 0, 0, 0, 0, 0, 0, 0)
+	if body != nil {
+		var err error
+		if dst, err = body(dst); err != nil {
+			return dst[:start], err
+		}
+	}
+	n := len(dst) - start - msgHeaderSize
+	if int64(n) > math.MaxUint32 {
+		return dst[:start], fmt.Errorf("message body of %d bytes: %w", n, wire.ErrTooLarge)
+	}
+	h := dst[start:]
+	binary.LittleEndian.PutUint32(h[8:], uint32(n))
+	binary.LittleEndian.PutUint32(h[12:], crc32.Checksum(h[msgHeaderSize:], castagnoli))
+	return dst, nil
+}
+
+// readMessage reads one message from r into buf[:0] (grown as needed) and
+// returns its type and body, a slice of the returned buffer, which the
+// caller owns and may pass back. A body over limit bytes is refused before
+// it is read. At a clean end of the stream it returns io.EOF.
+func readMessage(r io.Reader, buf []byte, limit int) (msgType, []byte, []byte, error) {
+	if cap(buf) < msgHeaderSize {
+		buf = make([]byte, msgHeaderSize, 4096)
+	}
+	buf = buf[:msgHeaderSize]
+	if _, err := io.ReadFull(r, buf); err != nil {
+		return 0, nil, buf[:0], err
+	}
+	le := binary.LittleEndian
+	t := msgType(buf[5])
+	switch {
+	case string(buf[:4]) != msgMagic:
+		return 0, nil, buf[:0], fmt.Errorf("magic %q, want %q: %w", buf[:4], msgMagic, errMessage)
+	case buf[4] != msgVersion:
+		return 0, nil, buf[:0], fmt.Errorf("version %d, want %d: %w", buf[4], msgVersion, errMessage)
+	case t == 0 || t >= msgTypes:
+		return 0, nil, buf[:0], fmt.Errorf("unknown type %d: %w", t, errMessage)
+	case buf[6] != 0 || buf[7] != 0:
+		return 0, nil, buf[:0], fmt.Errorf("reserved bytes %#x %#x: %w", buf[6], buf[7], errMessage)
+	}
+	n := int64(le.Uint32(buf[8:]))
+	if n > int64(limit) {
+		return 0, nil, buf[:0], fmt.Errorf("body of %d bytes, limit %d: %w", n, limit, errMessage)
+	}
+	sum := le.Uint32(buf[12:])
+	// Grow with what arrives, not with what the peer claims.
+	for have := int64(0); have < n; {
+		step := min(n-have, max(64<<10, have))
+		if int64(cap(buf)-len(buf)) < step {
+			buf = append(buf[:cap(buf)], make([]byte, step)...)[:len(buf)]
+		}
+		k, err := io.ReadFull(r, buf[len(buf):len(buf)+int(step)])
+		buf = buf[:len(buf)+k]
+		have += int64(k)
+		if err != nil {
+			if errors.Is(err, io.EOF) {
+				err = io.ErrUnexpectedEOF
+			}
+			return 0, nil, buf[:0], err
+		}
+	}
+	body := buf[msgHeaderSize:]
+	if got := crc32.Checksum(body, castagnoli); got != sum {
+		return 0, nil, buf[:0], fmt.Errorf("checksum %08x, computed %08x: %w", sum, got, errMessage)
+	}
+	return t, body, buf, nil
+}
+
+// Failure codes of a dropped sequence or a failed batch: the sentinel the
+// receiver's error matches.
+const (
+	codeOther uint8 = iota
+	codeKVBudget
+	codeNoSession
+	codePosition
+	codeBadToken
+	codeBadBatch
+)
+
+var codeErrs = [...]error{
+	codeKVBudget:  pipeline.ErrKVBudget,
+	codeNoSession: pipeline.ErrNoSession,
+	codePosition:  pipeline.ErrPosition,
+	codeBadToken:  pipeline.ErrBadToken,
+	codeBadBatch:  pipeline.ErrBadBatch,
+}
+
+func errCode(err error) uint8 {
+	for c, e := range codeErrs {
+		if e != nil && errors.Is(err, e) {
+			return uint8(c)
+		}
+	}
+	return codeOther
+}
+
+// PeerCause is an error as a peer reported it: its message, and the
+// pipeline sentinel it matched on the peer (ErrNoSession, ErrKVBudget...),
+// if any, which it unwraps to.
+type PeerCause struct {
+	Msg  string // the error's text on the peer
+	Code error  // the sentinel, or nil
+}
+
+// Error returns the peer's text.
+func (e *PeerCause) Error() string { return e.Msg }
+
+// Unwrap returns the sentinel.
+func (e *PeerCause) Unwrap() error { return e.Code }
+
+func causeOf(code uint8, msg string) *PeerCause {
+	c := &PeerCause{Msg: msg}
+	if int(code) < len(codeErrs) {
+		c.Code = codeErrs[code]
+	}
+	return c
+}
+
+// truncate bounds s to n bytes.
+func truncate(s string, n int) string {
+	if len(s) > n {
+		return s[:n]
+	}
+	return s
+}
+
+// coder holds one side's buffers for encoding and decoding batches; one
+// goroutine at a time uses it.
+type coder struct {
+	codec  wire.Codec
+	limits wire.Limits
+	hdr    wire.Header
+	seqs   []wire.Seq
+	lseqs  []wire.Seq
+	logits []float32
+}
+
+// appendBatch appends b as a batch body: its sequences, tokens (when they
+// are one a row), the failures from failed on, activations (when X holds
+// rows·dim values and the stage wrote no logits) and logits.
+func (c *coder) appendBatch(dst []byte, b *pipeline.Batch, failed int) ([]byte, error) {
+	le := binary.LittleEndian
+	rows := b.Rows()
+	ntok := 0
+	if rows > 0 && len(b.Tokens) == rows {
+		ntok = rows
+	}
+	start := len(dst)
+	dst = le.AppendUint64(dst, b.Num)
+	dst = le.AppendUint32(dst, uint32(b.Vocab))
+	dst = le.AppendUint32(dst, uint32(len(b.Seqs)))
+	dst = le.AppendUint32(dst, uint32(ntok))
+	dst = le.AppendUint32(dst, uint32(len(b.Failed)-failed))
+	dst = append(dst, make([]byte, 8)...) // frame lengths, filled below
+	c.seqs, c.lseqs = c.seqs[:0], c.lseqs[:0]
+	for _, s := range b.Seqs {
+		if s.N <= 0 || s.Pos < 0 || int64(s.Pos)+int64(s.N) > math.MaxUint32 {
+			return dst[:start], fmt.Errorf("sequence %d: %d rows at position %d: %w", s.ID, s.N, s.Pos, pipeline.ErrBadBatch)
+		}
+		var flags uint32
+		if s.Logits {
+			flags |= 1
+			c.lseqs = append(c.lseqs, wire.Seq{ID: s.ID, Pos: s.Pos + s.N - 1, N: 1})
+		}
+		if s.Open {
+			flags |= 2
+		}
+		dst = le.AppendUint64(dst, s.ID)
+		dst = le.AppendUint32(dst, uint32(s.Pos))
+		dst = le.AppendUint32(dst, uint32(s.N))
+		dst = le.AppendUint32(dst, flags)
+		c.seqs = append(c.seqs, wire.Seq{ID: s.ID, Pos: s.Pos, N: s.N})
+	}
+	for _, t := range b.Tokens[:ntok] {
+		if t < 0 || int64(t) > math.MaxUint32 {
+			return dst[:start], fmt.Errorf("token %d: %w", t, pipeline.ErrBadBatch)
+		}
+		dst = le.AppendUint32(dst, uint32(t))
+	}
+	for _, f := range b.Failed[failed:] {
+		stage, msg := truncate(f.Stage, math.MaxUint8), truncate(f.Err.Error(), math.MaxUint16)
+		dst = le.AppendUint64(dst, f.ID)
+		dst = append(dst, errCode(f.Err), byte(len(stage)))
+		dst = le.AppendUint16(dst, uint16(len(msg)))
+		dst = append(dst, stage...)
+		dst = append(dst, msg...)
+	}
+	var err error
+	if rows > 0 && b.Vocab == 0 && len(b.X) > 0 {
+		if len(b.X)%rows != 0 {
+			return dst[:start], fmt.Errorf("%d activations for %d rows: %w", len(b.X), rows, pipeline.ErrBadBatch)
+		}
+		c.hdr = wire.Header{Kind: wire.Activations, Step: b.Num, Seqs: c.seqs, Rows: rows, Cols: len(b.X) / rows, Codec: c.codec}
+		n := len(dst)
+		if dst, err = wire.AppendFrame(dst, &c.hdr, b.X); err != nil {
+			return dst[:start], err
+		}
+		le.PutUint32(dst[start+24:], uint32(len(dst)-n))
+	}
+	if len(c.lseqs) > 0 && b.Vocab > 0 {
+		if len(b.Logits) != len(c.lseqs)*b.Vocab {
+			return dst[:start], fmt.Errorf("%d logits for %d sequences of %d: %w", len(b.Logits), len(c.lseqs), b.Vocab, pipeline.ErrBadBatch)
+		}
+		c.hdr = wire.Header{Kind: wire.Logits, Step: b.Num, Seqs: c.lseqs, Rows: len(c.lseqs), Cols: b.Vocab, Codec: wire.Lossless}
+		n := len(dst)
+		if dst, err = wire.AppendFrame(dst, &c.hdr, b.Logits); err != nil {
+			return dst[:start], err
+		}
+		le.PutUint32(dst[start+28:], uint32(len(dst)-n))
+	}
+	return dst, nil
+}
+
+// decodeBatch decodes the batch body src into b: Num, Seqs, Tokens, X,
+// Logits and Vocab are replaced (reusing their arrays) and failures are
+// appended to b.Failed, each SeqError's Err made by wrap from the cause the
+// peer sent. Errors wrap errMessage or a wire sentinel; b is then
+// unspecified.
+func (c *coder) decodeBatch(src []byte, b *pipeline.Batch, wrap func(error) error) error {
+	le := binary.LittleEndian
+	if len(src) < batchFixed {
+		return fmt.Errorf("batch of %d bytes: %w", len(src), errMessage)
+	}
+	lim := c.limits
+	if lim.MaxRows <= 0 {
+		lim.MaxRows = wire.DefaultLimits.MaxRows
+	}
+	num, vocab := le.Uint64(src), int64(le.Uint32(src[8:]))
+	nseq, ntok, nfail := int64(le.Uint32(src[12:])), int64(le.Uint32(src[16:])), int64(le.Uint32(src[20:]))
+	xlen, llen := int64(le.Uint32(src[24:])), int64(le.Uint32(src[28:]))
+	rest := int64(len(src) - batchFixed)
+	if nseq*seqEntry+ntok*4+nfail*failFixed+xlen+llen > rest || nseq > int64(lim.MaxRows) {
+		return fmt.Errorf("batch of %d sequences, %d tokens, %d failures and frames of %d and %d bytes in %d bytes: %w", nseq, ntok, nfail, xlen, llen, len(src), errMessage)
+	}
+	b.Num, b.Vocab = num, int(vocab)
+	b.Seqs, b.Tokens = b.Seqs[:0], b.Tokens[:0]
+	p := src[batchFixed:]
+	rows, nlogits := int64(0), 0
+	for range nseq {
+		s := pipeline.Seq{ID: le.Uint64(p), Pos: int(le.Uint32(p[8:])), N: int(le.Uint32(p[12:]))}
+		flags := le.Uint32(p[16:])
+		p = p[seqEntry:]
+		if flags&^3 != 0 || s.N == 0 || int64(s.Pos)+int64(s.N) > math.MaxUint32 {
+			return fmt.Errorf("sequence %d: %d rows at position %d, flags %#x: %w", s.ID, s.N, s.Pos, flags, errMessage)
+		}
+		s.Logits, s.Open = flags&1 != 0, flags&2 != 0
+		if s.Logits {
+			nlogits++
+		}
+		rows += int64(s.N)
+		if rows > int64(lim.MaxRows) {
+			return fmt.Errorf("more than %d rows: %w", lim.MaxRows, wire.ErrTooLarge)
+		}
+		b.Seqs = append(b.Seqs, s)
+	}
+	if ntok != 0 && ntok != rows {
+		return fmt.Errorf("%d tokens for %d rows: %w", ntok, rows, errMessage)
+	}
+	for range ntok {
+		b.Tokens = append(b.Tokens, int(le.Uint32(p)))
+		p = p[4:]
+	}
+	for range nfail {
+		if len(p) < failFixed {
+			return fmt.Errorf("failure entry cut short: %w", errMessage)
+		}
+		id, code, ns, nm := le.Uint64(p), p[8], int(p[9]), int(le.Uint16(p[10:]))
+		p = p[failFixed:]
+		if len(p) < ns+nm {
+			return fmt.Errorf("failure entry cut short: %w", errMessage)
+		}
+		stage, msg := string(p[:ns]), string(p[ns:ns+nm])
+		p = p[ns+nm:]
+		b.Failed = append(b.Failed, pipeline.SeqError{ID: id, Stage: stage, Err: wrap(causeOf(code, msg))})
+	}
+	if int64(len(p)) != xlen+llen {
+		return fmt.Errorf("%d bytes left for frames of %d and %d: %w", len(p), xlen, llen, errMessage)
+	}
+	xf, lf := p[:xlen], p[xlen:]
+	b.X = b.X[:0]
+	if xlen > 0 {
+		x, err := lim.DecodeFrame(xf, &c.hdr, b.X)
+		if err != nil {
+			return err
+		}
+		b.X = x
+		if c.hdr.Kind != wire.Activations || int64(c.hdr.Rows) != rows || !sameSeqs(c.hdr.Seqs, b.Seqs, false) {
+			return fmt.Errorf("activations frame of %v (%d, %d) does not match the batch's %d rows: %w", c.hdr.Kind, c.hdr.Rows, c.hdr.Cols, rows, errMessage)
+		}
+	}
+	b.Logits = b.Logits[:0]
+	if llen > 0 {
+		l, err := lim.DecodeFrame(lf, &c.hdr, b.Logits)
+		if err != nil {
+			return err
+		}
+		b.Logits = l
+		if c.hdr.Kind != wire.Logits || c.hdr.Rows != nlogits || int64(c.hdr.Cols) != vocab || !sameSeqs(c.hdr.Seqs, b.Seqs, true) {
+			return fmt.Errorf("logits frame of %v (%d, %d) does not match the batch's %d sequences with logits of %d: %w", c.hdr.Kind, c.hdr.Rows, c.hdr.Cols, nlogits, vocab, errMessage)
+		}
+	}
+	return nil
+}
+
+// sameSeqs reports whether a frame's sequence table fs describes seqs: all
+// of them, or (logits) one row for each sequence with Logits, at its last
+// position.
+func sameSeqs(fs []wire.Seq, seqs []pipeline.Seq, logits bool) bool {
+	k := 0
+	for _, s := range seqs {
+		want := wire.Seq{ID: s.ID, Pos: s.Pos, N: s.N}
+		if logits {
+			if !s.Logits {
+				continue
+			}
+			want = wire.Seq{ID: s.ID, Pos: s.Pos + s.N - 1, N: 1}
+		}
+		if k >= len(fs) || fs[k] != want {
+			return false
+		}
+		k++
+	}
+	return k == len(fs)
+}
+
+// appendInfo, appendEnd and appendError append those bodies.
+func appendInfo(dst []byte, lo, hi int, name string) []byte {
+	name = truncate(name, maxNameLen)
+	dst = binary.LittleEndian.AppendUint32(dst, uint32(lo))
+	dst = binary.LittleEndian.AppendUint32(dst, uint32(hi))
+	dst = binary.LittleEndian.AppendUint16(dst, uint16(len(name)))
+	return append(dst, name...)
+}
+
+func decodeInfo(src []byte) (lo, hi int, name string, err error) {
+	if len(src) < 10 {
+		return 0, 0, "", fmt.Errorf("info of %d bytes: %w", len(src), errMessage)
+	}
+	le := binary.LittleEndian
+	lo, hi, n := int(le.Uint32(src)), int(le.Uint32(src[4:])), int(le.Uint16(src[8:]))
+	if len(src) != 10+n || lo >= hi {
+		return 0, 0, "", fmt.Errorf("info of layers %d-%d, a name of %d bytes in %d: %w", lo, hi, n, len(src), errMessage)
+	}
+	return lo, hi, string(src[10:]), nil
+}
+
+func appendEnd(dst []byte, ids []uint64) []byte {
+	dst = binary.LittleEndian.AppendUint32(dst, uint32(len(ids)))
+	for _, id := range ids {
+		dst = binary.LittleEndian.AppendUint64(dst, id)
+	}
+	return dst
+}
+
+func decodeEnd(src []byte, ids []uint64) ([]uint64, error) {
+	if len(src) < 4 {
+		return ids, fmt.Errorf("end of %d bytes: %w", len(src), errMessage)
+	}
+	n := int64(binary.LittleEndian.Uint32(src))
+	if n > maxEndIDs || int64(len(src)) != 4+8*n {
+		return ids, fmt.Errorf("end of %d sessions in %d bytes: %w", n, len(src), errMessage)
+	}
+	ids = ids[:0]
+	for i := range n {
+		ids = append(ids, binary.LittleEndian.Uint64(src[4+8*i:]))
+	}
+	return ids, nil
+}
+
+func appendError(dst []byte, err error) []byte {
+	msg := truncate(err.Error(), math.MaxUint16)
+	dst = append(dst, errCode(err))
+	dst = binary.LittleEndian.AppendUint16(dst, uint16(len(msg)))
+	return append(dst, msg...)
+}
+
+func decodeError(src []byte) (*PeerCause, error) {
+	if len(src) < 3 || len(src) != 3+int(binary.LittleEndian.Uint16(src[1:])) {
+		return nil, fmt.Errorf("error of %d bytes: %w", len(src), errMessage)
+	}
+	return causeOf(src[0], string(src[3:])), nil
+}
