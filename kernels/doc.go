@@ -57,5 +57,7 @@
 // inconsistent lengths. Unless a function says otherwise, it keeps no
 // reference to the slices it is given and returns none it owns.
 //
-// The package imports the standard library only.
+// The package imports the standard library and golang.org/x/sys/cpu (to
+// pick the AVX2 kernels of dot_amd64.s, bitwise equal to the plain-Go ones;
+// the purego build tag or another architecture keeps the plain Go).
 package kernels

@@ -20,7 +20,7 @@ func VecDotType(t DType) DType {
 func quantizeAct(y []byte, t DType, x []float32) {
 	switch t {
 	case Q8_0:
-		quantizeQ8_0(y, x)
+		quantizeQ8_0Impl(y, x) // SIMD where available (dot_amd64.go)
 	case Q8_1:
 		quantizeQ8_1(y, x)
 	case Q8_K:
@@ -79,6 +79,11 @@ type mulTask struct {
 	xrb   int
 	phase int
 	dot   func(w, x []byte, nb int) float32
+	// rows8, where not nil, computes 8 rows of dot at once (dot_amd64.go).
+	rows8 func(dst []float32, w []byte, rb int, x []byte, nb int)
+	// tiles, where not nil, computes rows [lo, hi) for all n tokens in
+	// register tiles and returns the first row it left (dot_amd64.go).
+	tiles func(dst []float32, w Matrix, x []byte, xrb, n, lo, hi int) int
 	batch bool // llama.cpp's batched (sgemm) float products
 }
 
@@ -104,6 +109,9 @@ func (t *mulTask) run(lo, hi int) {
 		if t.batch {
 			dot = sgemmF32
 		}
+		if f := fastDotF32(t.batch); f != nil {
+			dot = f // the SIMD version, bitwise equal (dot_amd64.go)
+		}
 		for r := lo; r < hi; r++ {
 			row := w.Data[r*rb : (r+1)*rb]
 			for i := range t.n {
@@ -113,6 +121,16 @@ func (t *mulTask) run(lo, hi int) {
 		return
 	}
 	nb := cols / w.Type.BlockSize()
+	if t.rows8 != nil { // SIMD rows, bitwise as dot (dot_amd64.go)
+		for ; lo+8 <= hi; lo += 8 {
+			for i := range t.n {
+				t.rows8(t.dst[i*w.Rows+lo:][:8], w.Data[lo*rb:(lo+8)*rb], rb, t.xq[i*t.xrb:(i+1)*t.xrb], nb)
+			}
+		}
+	}
+	if t.tiles != nil { // SIMD tiles, bitwise as dot (dot_amd64.go)
+		lo = t.tiles(t.dst, w, t.xq, t.xrb, t.n, lo, hi)
+	}
 	dot := t.dot
 	for r := lo; r < hi; r++ {
 		row := w.Data[r*rb : (r+1)*rb]
@@ -184,11 +202,16 @@ func matMul(p *Pool, dst []float32, w Matrix, x []float32, n int, batch bool) {
 		case batch && w.Type == BF16:
 			t.dot = sgemmBF16
 		}
+		if f := fastDot(w.Type, w.Rows, batch); f != nil {
+			t.dot = f // the SIMD version, bitwise equal (dot_amd64.go)
+		}
+		t.rows8 = fastRows8(w.Type, w.Rows, batch)
+		t.tiles = fastTiles(w.Type, batch, n)
 		t.phase = 0
 		p.run(n, max(1, rowGrain/max(1, t.xrb)), t)
 	}
 	t.phase = 1
 	p.run(w.Rows, max(1, rowGrain/max(1, w.RowBytes()*n)), t)
-	t.dst, t.w.Data, t.x, t.dot = nil, nil, nil, nil
+	t.dst, t.w.Data, t.x, t.dot, t.rows8, t.tiles = nil, nil, nil, nil, nil, nil
 	mulTasks.put(t)
 }

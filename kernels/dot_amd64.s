@@ -1,0 +1,1181 @@
+//go:build amd64 && !purego
+
+#include "textflag.h"
+
+// AVX2+FMA+F16C versions of the row dots in dot.go. Each keeps the
+// reference's lane layout: lane k of a Y register is lane k of the
+// reference's [8]float32 (or acc[8j+k] for vector j of its [32]float32), so
+// that every fused multiply-add and every horizontal sum happens on the same
+// values in the same order and the results are bitwise equal. Integer sums
+// are exact in any order, so only the lanes they land in matter.
+//
+// One caveat, inherited from the reference rather than introduced here: the
+// reference's fma32 rounds twice (to float64, then float32), which differs
+// from the single rounding of VFMADD (and so of llama.cpp) with a
+// probability of about 2^-29 per fused multiply-add. These kernels use the
+// real instruction; the differential tests have never hit such a case.
+
+// SCALE16 sets X5 lane 0 to F16(*w) * F16(*x) (exact in float32).
+// Clobbers AX, BX, X6.
+#define SCALE16(w, x) \
+	MOVWLZX w, AX; \
+	MOVWLZX x, BX; \
+	SHLL    $16, BX; \
+	ORL     BX, AX; \
+	VMOVD   AX, X5; \
+	VCVTPH2PS X5, X5; \
+	VMOVSHDUP X5, X6; \
+	VMULSS  X6, X5, X5
+
+// LANES8 sets Y3 to the 8 int32 lanes of the 32 int8 products of Y1
+// (weights) and Y2 (activations): lane k is the exact sum of products
+// 4k..4k+3. Exact as long as no activation is -128 (the quantizers never
+// make one): |w| * (x*sign(w)) is at most 128*127 in magnitude, so the
+// pairwise int16 sums of VPMADDUBSW cannot saturate. Needs Y15 = int16 ones.
+#define LANES8 \
+	VPSIGNB    Y1, Y1, Y3; \
+	VPSIGNB    Y1, Y2, Y4; \
+	VPMADDUBSW Y4, Y3, Y3; \
+	VPMADDWD   Y15, Y3, Y3
+
+// HSUM8 leaves hsum8 of Y0 in X0 lane 0: upper half onto lower, lanes 2,3
+// onto 0,1, lane 1 onto 0.
+#define HSUM8 \
+	VEXTRACTF128 $1, Y0, X1; \
+	VADDPS       X1, X0, X0; \
+	VMOVHLPS     X0, X0, X1; \
+	VADDPS       X1, X0, X0; \
+	VMOVSHDUP    X0, X1; \
+	VADDSS       X1, X0, X0
+
+// Y15 = sixteen int16 ones.
+#define ONES16 \
+	VPCMPEQW Y15, Y15, Y15; \
+	VPSRLW   $15, Y15, Y15
+
+// Y14 = 0x0f bytes, Y13 = 0x08 bytes.
+#define NIBBLECONSTS \
+	MOVL         $0x0f0f0f0f, AX; \
+	VMOVD        AX, X14; \
+	VPBROADCASTD X14, Y14; \
+	MOVL         $0x08080808, AX; \
+	VMOVD        AX, X13; \
+	VPBROADCASTD X13, Y13
+
+// UNPACKQ4(p) sets Y1 to the 32 weights (nibble - 8) of the 16 quant bytes
+// at p, in element order: low nibbles, then high nibbles.
+#define UNPACKQ4(p) \
+	VMOVDQU     p, X1; \
+	VPSRLW      $4, X1, X2; \
+	VINSERTI128 $1, X2, Y1, Y1; \
+	VPAND       Y14, Y1, Y1; \
+	VPSUBB      Y13, Y1, Y1
+
+// func cpuid1ECX() uint32
+TEXT ·cpuid1ECX(SB), NOSPLIT, $0-4
+	MOVL $1, AX
+	XORL CX, CX
+	CPUID
+	MOVL CX, ret+0(FP)
+	RET
+
+// func dotQ8_0Q8_0AVX2(w, x *byte, nb int) float32
+TEXT ·dotQ8_0Q8_0AVX2(SB), NOSPLIT, $0-28
+	MOVQ w+0(FP), SI
+	MOVQ x+8(FP), DI
+	MOVQ nb+16(FP), CX
+	VXORPS Y0, Y0, Y0
+	ONES16
+	TESTQ CX, CX
+	JEQ   q8done
+
+q8loop:
+	SCALE16((SI), (DI))
+	VBROADCASTSS X5, Y5
+	VMOVDQU      2(SI), Y1
+	VMOVDQU      2(DI), Y2
+	LANES8
+	VCVTDQ2PS    Y3, Y3
+	VFMADD231PS  Y5, Y3, Y0
+	ADDQ         $34, SI
+	ADDQ         $34, DI
+	DECQ         CX
+	JNZ          q8loop
+
+q8done:
+	HSUM8
+	VZEROUPPER
+	MOVSS X0, ret+24(FP)
+	RET
+
+// func dotQ4_0Q8_0AVX2(w, x *byte, nb int) float32
+TEXT ·dotQ4_0Q8_0AVX2(SB), NOSPLIT, $0-28
+	MOVQ w+0(FP), SI
+	MOVQ x+8(FP), DI
+	MOVQ nb+16(FP), CX
+	VXORPS Y0, Y0, Y0
+	ONES16
+	NIBBLECONSTS
+	TESTQ CX, CX
+	JEQ   q4done
+
+q4loop:
+	SCALE16((SI), (DI))
+	VBROADCASTSS X5, Y5
+	UNPACKQ4(2(SI))
+	VMOVDQU      2(DI), Y2
+	LANES8
+	VCVTDQ2PS    Y3, Y3
+	VFMADD231PS  Y5, Y3, Y0
+	ADDQ         $18, SI
+	ADDQ         $34, DI
+	DECQ         CX
+	JNZ          q4loop
+
+q4done:
+	HSUM8
+	VZEROUPPER
+	MOVSS X0, ret+24(FP)
+	RET
+
+// LANES8TO(dst) is LANES8 into dst.
+#define LANES8TO(dst) \
+	LANES8; \
+	VMOVDQU Y3, dst
+
+// func dotQ4_0Q8_0x8AVX2(w, x *byte, nb int) float32
+//
+// One float32 accumulator: per block, acc = fma(float32(sumi), d, acc) with
+// sumi the exact integer dot of the block. Four blocks at a time share the
+// horizontal integer sums and the scale conversions; their fused
+// multiply-adds stay in block order.
+TEXT ·dotQ4_0Q8_0x8AVX2(SB), NOSPLIT, $0-28
+	MOVQ w+0(FP), SI
+	MOVQ x+8(FP), DI
+	MOVQ nb+16(FP), CX
+	VXORPS X0, X0, X0
+	ONES16
+	NIBBLECONSTS
+	CMPQ CX, $4
+	JLT  x8tail
+
+x8loop4:
+	UNPACKQ4(2(SI))
+	VMOVDQU 2(DI), Y2
+	LANES8TO(Y8)
+	UNPACKQ4(20(SI))
+	VMOVDQU 36(DI), Y2
+	LANES8TO(Y9)
+	UNPACKQ4(38(SI))
+	VMOVDQU 70(DI), Y2
+	LANES8TO(Y10)
+	UNPACKQ4(56(SI))
+	VMOVDQU 104(DI), Y2
+	LANES8TO(Y11)
+
+	// Y8 lanes 0-3 = the four blocks' sums (exact, any order).
+	VPHADDD      Y9, Y8, Y8
+	VPHADDD      Y11, Y10, Y10
+	VPHADDD      Y10, Y8, Y8
+	VEXTRACTI128 $1, Y8, X9
+	VPADDD       X9, X8, X8
+	VCVTDQ2PS    X8, X8
+
+	// X5 lanes 0-3 = F16(dw)*F16(dx) of the four blocks.
+	MOVWLZX   (SI), AX
+	VMOVD     AX, X5
+	VPINSRW   $1, 18(SI), X5, X5
+	VPINSRW   $2, 36(SI), X5, X5
+	VPINSRW   $3, 54(SI), X5, X5
+	MOVWLZX   (DI), AX
+	VMOVD     AX, X6
+	VPINSRW   $1, 34(DI), X6, X6
+	VPINSRW   $2, 68(DI), X6, X6
+	VPINSRW   $3, 102(DI), X6, X6
+	VCVTPH2PS X5, X5
+	VCVTPH2PS X6, X6
+	VMULPS    X6, X5, X5
+
+	VFMADD231SS X5, X8, X0
+	VMOVSHDUP   X8, X9
+	VMOVSHDUP   X5, X10
+	VFMADD231SS X10, X9, X0
+	VMOVHLPS    X8, X8, X9
+	VMOVHLPS    X5, X5, X10
+	VFMADD231SS X10, X9, X0
+	VPERMILPS   $0xff, X8, X9
+	VPERMILPS   $0xff, X5, X10
+	VFMADD231SS X10, X9, X0
+
+	ADDQ $72, SI
+	ADDQ $136, DI
+	SUBQ $4, CX
+	CMPQ CX, $4
+	JGE  x8loop4
+
+x8tail:
+	TESTQ CX, CX
+	JEQ   x8done
+
+x8loop:
+	UNPACKQ4(2(SI))
+	VMOVDQU      2(DI), Y2
+	LANES8
+	VEXTRACTI128 $1, Y3, X4
+	VPADDD       X4, X3, X3
+	VPSHUFD      $0x4e, X3, X4
+	VPADDD       X4, X3, X3
+	VPSHUFD      $0xb1, X3, X4
+	VPADDD       X4, X3, X3
+	VCVTDQ2PS    X3, X3
+	SCALE16((SI), (DI))
+	VFMADD231SS  X5, X3, X0
+	ADDQ         $18, SI
+	ADDQ         $34, DI
+	DECQ         CX
+	JNZ          x8loop
+
+x8done:
+	VZEROUPPER
+	MOVSS X0, ret+24(FP)
+	RET
+
+// REDUCE32 leaves reduce32 of the lanes Y0..Y3 (vector j in Yj) in X0 lane
+// 0: (Y0+Y2)+(Y1+Y3), then the two halves, then two horizontal adds.
+#define REDUCE32 \
+	VADDPS       Y2, Y0, Y0; \
+	VADDPS       Y3, Y1, Y1; \
+	VADDPS       Y1, Y0, Y0; \
+	VEXTRACTF128 $1, Y0, X1; \
+	VADDPS       X1, X0, X0; \
+	VHADDPS      X0, X0, X0; \
+	VHADDPS      X0, X0, X0
+
+// func dotF16AVX2(w, x *byte, n int) float32
+//
+// n is a multiple of 32 elements. Element i goes to lane i%32; the products
+// of two halves are exact in float32, so the fused multiply-add rounds as
+// the reference's multiply then add.
+TEXT ·dotF16AVX2(SB), NOSPLIT, $0-28
+	MOVQ w+0(FP), SI
+	MOVQ x+8(FP), DI
+	MOVQ n+16(FP), CX
+	VXORPS Y0, Y0, Y0
+	VXORPS Y1, Y1, Y1
+	VXORPS Y2, Y2, Y2
+	VXORPS Y3, Y3, Y3
+	TESTQ  CX, CX
+	JEQ    f16done
+
+f16loop:
+	VCVTPH2PS   (SI), Y4
+	VCVTPH2PS   (DI), Y8
+	VFMADD231PS Y8, Y4, Y0
+	VCVTPH2PS   16(SI), Y5
+	VCVTPH2PS   16(DI), Y9
+	VFMADD231PS Y9, Y5, Y1
+	VCVTPH2PS   32(SI), Y6
+	VCVTPH2PS   32(DI), Y10
+	VFMADD231PS Y10, Y6, Y2
+	VCVTPH2PS   48(SI), Y7
+	VCVTPH2PS   48(DI), Y11
+	VFMADD231PS Y11, Y7, Y3
+	ADDQ        $64, SI
+	ADDQ        $64, DI
+	SUBQ        $32, CX
+	JNZ         f16loop
+
+f16done:
+	REDUCE32
+	VZEROUPPER
+	MOVSS X0, ret+24(FP)
+	RET
+
+// func dotF32AVX2(w *byte, x *float32, n int) float32
+//
+// n is a multiple of 32 elements, element i in lane i%32, fused.
+TEXT ·dotF32AVX2(SB), NOSPLIT, $0-28
+	MOVQ w+0(FP), SI
+	MOVQ x+8(FP), DI
+	MOVQ n+16(FP), CX
+	VXORPS Y0, Y0, Y0
+	VXORPS Y1, Y1, Y1
+	VXORPS Y2, Y2, Y2
+	VXORPS Y3, Y3, Y3
+	TESTQ  CX, CX
+	JEQ    f32done
+
+f32loop:
+	VMOVUPS     (SI), Y4
+	VFMADD231PS (DI), Y4, Y0
+	VMOVUPS     32(SI), Y5
+	VFMADD231PS 32(DI), Y5, Y1
+	VMOVUPS     64(SI), Y6
+	VFMADD231PS 64(DI), Y6, Y2
+	VMOVUPS     96(SI), Y7
+	VFMADD231PS 96(DI), Y7, Y3
+	ADDQ        $128, SI
+	ADDQ        $128, DI
+	SUBQ        $32, CX
+	JNZ         f32loop
+
+f32done:
+	REDUCE32
+	VZEROUPPER
+	MOVSS X0, ret+24(FP)
+	RET
+
+// q6mask<>: 16 bytes per 32-element chunk c of a Q6_K super-block (c = 0..7):
+// eight copies of 2c then eight of 2c+1, to spread its two int8 scales over
+// the two 128-bit halves of a register with VPSHUFB and VPMOVSXBW.
+DATA q6mask<>+0(SB)/4, $0x00000000
+DATA q6mask<>+4(SB)/4, $0x00000000
+DATA q6mask<>+8(SB)/4, $0x01010101
+DATA q6mask<>+12(SB)/4, $0x01010101
+DATA q6mask<>+16(SB)/4, $0x02020202
+DATA q6mask<>+20(SB)/4, $0x02020202
+DATA q6mask<>+24(SB)/4, $0x03030303
+DATA q6mask<>+28(SB)/4, $0x03030303
+DATA q6mask<>+32(SB)/4, $0x04040404
+DATA q6mask<>+36(SB)/4, $0x04040404
+DATA q6mask<>+40(SB)/4, $0x05050505
+DATA q6mask<>+44(SB)/4, $0x05050505
+DATA q6mask<>+48(SB)/4, $0x06060606
+DATA q6mask<>+52(SB)/4, $0x06060606
+DATA q6mask<>+56(SB)/4, $0x07070707
+DATA q6mask<>+60(SB)/4, $0x07070707
+DATA q6mask<>+64(SB)/4, $0x08080808
+DATA q6mask<>+68(SB)/4, $0x08080808
+DATA q6mask<>+72(SB)/4, $0x09090909
+DATA q6mask<>+76(SB)/4, $0x09090909
+DATA q6mask<>+80(SB)/4, $0x0a0a0a0a
+DATA q6mask<>+84(SB)/4, $0x0a0a0a0a
+DATA q6mask<>+88(SB)/4, $0x0b0b0b0b
+DATA q6mask<>+92(SB)/4, $0x0b0b0b0b
+DATA q6mask<>+96(SB)/4, $0x0c0c0c0c
+DATA q6mask<>+100(SB)/4, $0x0c0c0c0c
+DATA q6mask<>+104(SB)/4, $0x0d0d0d0d
+DATA q6mask<>+108(SB)/4, $0x0d0d0d0d
+DATA q6mask<>+112(SB)/4, $0x0e0e0e0e
+DATA q6mask<>+116(SB)/4, $0x0e0e0e0e
+DATA q6mask<>+120(SB)/4, $0x0f0f0f0f
+DATA q6mask<>+124(SB)/4, $0x0f0f0f0f
+GLOBL q6mask<>(SB), RODATA|NOPTR, $128
+
+// func dotQ6_KQ8_KAVX2(w, x *byte, nb int) float32
+//
+// Per super-block, 8 int32 lanes: for each 32 weights (6-bit, minus 32)
+// against 32 Q8_K quants, the exact 4-element sums of LANES8, the pairwise
+// int16 sums multiplied in VPMADDWD by the int8 scale of elements 0-15
+// (lanes 0-3) or 16-31 (lanes 4-7). The lanes are exact integers, so only
+// their per-super-block fused multiply-add with d = x.d*F16(w.d) and the
+// final hsum8 round, as in the reference.
+TEXT ·dotQ6_KQ8_KAVX2(SB), NOSPLIT, $0-28
+	MOVQ w+0(FP), SI
+	MOVQ x+8(FP), DI
+	MOVQ nb+16(FP), CX
+	VXORPS Y0, Y0, Y0
+	MOVL         $0x0f0f0f0f, AX
+	VMOVD        AX, X14
+	VPBROADCASTD X14, Y14
+	MOVL         $0x30303030, AX
+	VMOVD        AX, X13
+	VPBROADCASTD X13, Y13
+	MOVL         $0x20202020, AX
+	VMOVD        AX, X12
+	VPBROADCASTD X12, Y12
+	TESTQ CX, CX
+	JEQ   q6done
+
+q6loop:
+	VPXOR   Y11, Y11, Y11
+	VMOVDQU 192(SI), X8
+	VMOVDQU 0(SI), Y5
+	VMOVDQU 32(SI), Y6
+	VMOVDQU 128(SI), Y7
+	VPAND Y14, Y5, Y1
+	VPSLLW $4, Y7, Y10
+	VPAND Y13, Y10, Y10
+	VPOR Y10, Y1, Y1
+	VPSUBB Y12, Y1, Y1
+	VMOVDQU 4(DI), Y2
+	VPSHUFB q6mask<>+0(SB), X8, X9
+	VPMOVSXBW X9, Y9
+	VPSIGNB Y1, Y1, Y3
+	VPSIGNB Y1, Y2, Y4
+	VPMADDUBSW Y4, Y3, Y3
+	VPMADDWD Y9, Y3, Y3
+	VPADDD Y3, Y11, Y11
+	VPAND Y14, Y6, Y1
+	VPSLLW $2, Y7, Y10
+	VPAND Y13, Y10, Y10
+	VPOR Y10, Y1, Y1
+	VPSUBB Y12, Y1, Y1
+	VMOVDQU 36(DI), Y2
+	VPSHUFB q6mask<>+16(SB), X8, X9
+	VPMOVSXBW X9, Y9
+	VPSIGNB Y1, Y1, Y3
+	VPSIGNB Y1, Y2, Y4
+	VPMADDUBSW Y4, Y3, Y3
+	VPMADDWD Y9, Y3, Y3
+	VPADDD Y3, Y11, Y11
+	VPSRLW $4, Y5, Y1
+	VPAND Y14, Y1, Y1
+	VPAND Y13, Y7, Y10
+	VPOR Y10, Y1, Y1
+	VPSUBB Y12, Y1, Y1
+	VMOVDQU 68(DI), Y2
+	VPSHUFB q6mask<>+32(SB), X8, X9
+	VPMOVSXBW X9, Y9
+	VPSIGNB Y1, Y1, Y3
+	VPSIGNB Y1, Y2, Y4
+	VPMADDUBSW Y4, Y3, Y3
+	VPMADDWD Y9, Y3, Y3
+	VPADDD Y3, Y11, Y11
+	VPSRLW $4, Y6, Y1
+	VPAND Y14, Y1, Y1
+	VPSRLW $2, Y7, Y10
+	VPAND Y13, Y10, Y10
+	VPOR Y10, Y1, Y1
+	VPSUBB Y12, Y1, Y1
+	VMOVDQU 100(DI), Y2
+	VPSHUFB q6mask<>+48(SB), X8, X9
+	VPMOVSXBW X9, Y9
+	VPSIGNB Y1, Y1, Y3
+	VPSIGNB Y1, Y2, Y4
+	VPMADDUBSW Y4, Y3, Y3
+	VPMADDWD Y9, Y3, Y3
+	VPADDD Y3, Y11, Y11
+	VMOVDQU 64(SI), Y5
+	VMOVDQU 96(SI), Y6
+	VMOVDQU 160(SI), Y7
+	VPAND Y14, Y5, Y1
+	VPSLLW $4, Y7, Y10
+	VPAND Y13, Y10, Y10
+	VPOR Y10, Y1, Y1
+	VPSUBB Y12, Y1, Y1
+	VMOVDQU 132(DI), Y2
+	VPSHUFB q6mask<>+64(SB), X8, X9
+	VPMOVSXBW X9, Y9
+	VPSIGNB Y1, Y1, Y3
+	VPSIGNB Y1, Y2, Y4
+	VPMADDUBSW Y4, Y3, Y3
+	VPMADDWD Y9, Y3, Y3
+	VPADDD Y3, Y11, Y11
+	VPAND Y14, Y6, Y1
+	VPSLLW $2, Y7, Y10
+	VPAND Y13, Y10, Y10
+	VPOR Y10, Y1, Y1
+	VPSUBB Y12, Y1, Y1
+	VMOVDQU 164(DI), Y2
+	VPSHUFB q6mask<>+80(SB), X8, X9
+	VPMOVSXBW X9, Y9
+	VPSIGNB Y1, Y1, Y3
+	VPSIGNB Y1, Y2, Y4
+	VPMADDUBSW Y4, Y3, Y3
+	VPMADDWD Y9, Y3, Y3
+	VPADDD Y3, Y11, Y11
+	VPSRLW $4, Y5, Y1
+	VPAND Y14, Y1, Y1
+	VPAND Y13, Y7, Y10
+	VPOR Y10, Y1, Y1
+	VPSUBB Y12, Y1, Y1
+	VMOVDQU 196(DI), Y2
+	VPSHUFB q6mask<>+96(SB), X8, X9
+	VPMOVSXBW X9, Y9
+	VPSIGNB Y1, Y1, Y3
+	VPSIGNB Y1, Y2, Y4
+	VPMADDUBSW Y4, Y3, Y3
+	VPMADDWD Y9, Y3, Y3
+	VPADDD Y3, Y11, Y11
+	VPSRLW $4, Y6, Y1
+	VPAND Y14, Y1, Y1
+	VPSRLW $2, Y7, Y10
+	VPAND Y13, Y10, Y10
+	VPOR Y10, Y1, Y1
+	VPSUBB Y12, Y1, Y1
+	VMOVDQU 228(DI), Y2
+	VPSHUFB q6mask<>+112(SB), X8, X9
+	VPMOVSXBW X9, Y9
+	VPSIGNB Y1, Y1, Y3
+	VPSIGNB Y1, Y2, Y4
+	VPMADDUBSW Y4, Y3, Y3
+	VPMADDWD Y9, Y3, Y3
+	VPADDD Y3, Y11, Y11
+	VCVTDQ2PS   Y11, Y11
+	MOVWLZX     208(SI), AX
+	VMOVD       AX, X5
+	VCVTPH2PS   X5, X5
+	VMOVSS      (DI), X6
+	VMULSS      X5, X6, X5
+	VBROADCASTSS X5, Y5
+	VFMADD231PS Y5, Y11, Y0
+	ADDQ        $210, SI
+	ADDQ        $292, DI
+	DECQ        CX
+	JNZ         q6loop
+
+q6done:
+	HSUM8
+	VZEROUPPER
+	MOVSS X0, ret+24(FP)
+	RET
+
+// q8perm<>: the VPERMD indices that put the dwords of the packed Q8_0
+// quants back in element order.
+DATA q8perm<>+0(SB)/4, $0
+DATA q8perm<>+4(SB)/4, $4
+DATA q8perm<>+8(SB)/4, $1
+DATA q8perm<>+12(SB)/4, $5
+DATA q8perm<>+16(SB)/4, $2
+DATA q8perm<>+20(SB)/4, $6
+DATA q8perm<>+24(SB)/4, $3
+DATA q8perm<>+28(SB)/4, $7
+GLOBL q8perm<>(SB), RODATA|NOPTR, $32
+
+// func quantizeQ8_0AVX2(y *byte, x *float32, nb int) int
+//
+// quantizeQ8_0 of nb blocks; it stops before the first block holding an Inf
+// or NaN, or one so small that 127/amax overflows, and returns the number of
+// blocks done. amax is the integer maximum
+// of the magnitudes' bits (for finite non-negative floats the same as the
+// float maximum); d = amax/127 goes to F16 rounding to nearest even; the
+// quants are round-half-even(x*id) by VCVTPS2DQ under the default rounding
+// mode, packed with (never reached) saturation.
+TEXT ·quantizeQ8_0AVX2(SB), NOSPLIT, $0-32
+	MOVQ y+0(FP), DI
+	MOVQ x+8(FP), SI
+	MOVQ nb+16(FP), CX
+	XORQ DX, DX
+	VPCMPEQD Y15, Y15, Y15
+	VPSRLD   $1, Y15, Y15
+	MOVL     $0x42fe0000, AX // 127.0
+	VMOVD    AX, X14
+	VMOVDQU  q8perm<>(SB), Y13
+	CMPQ     DX, CX
+	JGE      qdone
+
+qloop:
+	VMOVUPS (SI), Y0
+	VMOVUPS 32(SI), Y1
+	VMOVUPS 64(SI), Y2
+	VMOVUPS 96(SI), Y3
+	VPAND   Y15, Y0, Y4
+	VPAND   Y15, Y1, Y5
+	VPMAXUD Y5, Y4, Y4
+	VPAND   Y15, Y2, Y5
+	VPMAXUD Y5, Y4, Y4
+	VPAND   Y15, Y3, Y5
+	VPMAXUD Y5, Y4, Y4
+	VEXTRACTI128 $1, Y4, X5
+	VPMAXUD X5, X4, X4
+	VPSHUFD $0x4e, X4, X5
+	VPMAXUD X5, X4, X4
+	VPSHUFD $0xb1, X4, X5
+	VPMAXUD X5, X4, X4
+	VMOVD   X4, AX
+	CMPL    AX, $0x7f800000
+	JAE     qdone
+
+	VDIVSS    X14, X4, X5 // d = amax/127
+	VCVTPS2PH $0, X5, X5
+	VMOVD     X5, BX
+	MOVW      BX, (DI)
+	VXORPS    X6, X6, X6
+	TESTL     AX, AX
+	JEQ       qzero
+	VDIVSS    X4, X14, X6 // id = 127/amax
+	VMOVD     X6, BX
+	CMPL      BX, $0x7f800000
+	JEQ       qdone // id overflowed (amax < 127/MaxFloat32): the reference's rounding of x*Inf
+
+qzero:
+	VBROADCASTSS X6, Y6
+	VMULPS    Y6, Y0, Y0
+	VMULPS    Y6, Y1, Y1
+	VMULPS    Y6, Y2, Y2
+	VMULPS    Y6, Y3, Y3
+	VCVTPS2DQ Y0, Y0
+	VCVTPS2DQ Y1, Y1
+	VCVTPS2DQ Y2, Y2
+	VCVTPS2DQ Y3, Y3
+	VPACKSSDW Y1, Y0, Y0
+	VPACKSSDW Y3, Y2, Y2
+	VPACKSSWB Y2, Y0, Y0
+	VPERMD    Y0, Y13, Y0
+	VMOVDQU   Y0, 2(DI)
+	ADDQ      $128, SI
+	ADDQ      $34, DI
+	INCQ      DX
+	CMPQ      DX, CX
+	JLT       qloop
+
+qdone:
+	VZEROUPPER
+	MOVQ DX, ret+24(FP)
+	RET
+
+// q4kmask<>: 32 bytes per sub-block j of a Q4_K super-block (j = 0..7):
+// the byte pair 2j, 2j+1 sixteen times, to broadcast int16 scale j (of 8,
+// repeated in both halves of the register) with VPSHUFB.
+DATA q4kmask<>+0(SB)/4, $0x01000100
+DATA q4kmask<>+4(SB)/4, $0x01000100
+DATA q4kmask<>+8(SB)/4, $0x01000100
+DATA q4kmask<>+12(SB)/4, $0x01000100
+DATA q4kmask<>+16(SB)/4, $0x01000100
+DATA q4kmask<>+20(SB)/4, $0x01000100
+DATA q4kmask<>+24(SB)/4, $0x01000100
+DATA q4kmask<>+28(SB)/4, $0x01000100
+DATA q4kmask<>+32(SB)/4, $0x03020302
+DATA q4kmask<>+36(SB)/4, $0x03020302
+DATA q4kmask<>+40(SB)/4, $0x03020302
+DATA q4kmask<>+44(SB)/4, $0x03020302
+DATA q4kmask<>+48(SB)/4, $0x03020302
+DATA q4kmask<>+52(SB)/4, $0x03020302
+DATA q4kmask<>+56(SB)/4, $0x03020302
+DATA q4kmask<>+60(SB)/4, $0x03020302
+DATA q4kmask<>+64(SB)/4, $0x05040504
+DATA q4kmask<>+68(SB)/4, $0x05040504
+DATA q4kmask<>+72(SB)/4, $0x05040504
+DATA q4kmask<>+76(SB)/4, $0x05040504
+DATA q4kmask<>+80(SB)/4, $0x05040504
+DATA q4kmask<>+84(SB)/4, $0x05040504
+DATA q4kmask<>+88(SB)/4, $0x05040504
+DATA q4kmask<>+92(SB)/4, $0x05040504
+DATA q4kmask<>+96(SB)/4, $0x07060706
+DATA q4kmask<>+100(SB)/4, $0x07060706
+DATA q4kmask<>+104(SB)/4, $0x07060706
+DATA q4kmask<>+108(SB)/4, $0x07060706
+DATA q4kmask<>+112(SB)/4, $0x07060706
+DATA q4kmask<>+116(SB)/4, $0x07060706
+DATA q4kmask<>+120(SB)/4, $0x07060706
+DATA q4kmask<>+124(SB)/4, $0x07060706
+DATA q4kmask<>+128(SB)/4, $0x09080908
+DATA q4kmask<>+132(SB)/4, $0x09080908
+DATA q4kmask<>+136(SB)/4, $0x09080908
+DATA q4kmask<>+140(SB)/4, $0x09080908
+DATA q4kmask<>+144(SB)/4, $0x09080908
+DATA q4kmask<>+148(SB)/4, $0x09080908
+DATA q4kmask<>+152(SB)/4, $0x09080908
+DATA q4kmask<>+156(SB)/4, $0x09080908
+DATA q4kmask<>+160(SB)/4, $0x0b0a0b0a
+DATA q4kmask<>+164(SB)/4, $0x0b0a0b0a
+DATA q4kmask<>+168(SB)/4, $0x0b0a0b0a
+DATA q4kmask<>+172(SB)/4, $0x0b0a0b0a
+DATA q4kmask<>+176(SB)/4, $0x0b0a0b0a
+DATA q4kmask<>+180(SB)/4, $0x0b0a0b0a
+DATA q4kmask<>+184(SB)/4, $0x0b0a0b0a
+DATA q4kmask<>+188(SB)/4, $0x0b0a0b0a
+DATA q4kmask<>+192(SB)/4, $0x0d0c0d0c
+DATA q4kmask<>+196(SB)/4, $0x0d0c0d0c
+DATA q4kmask<>+200(SB)/4, $0x0d0c0d0c
+DATA q4kmask<>+204(SB)/4, $0x0d0c0d0c
+DATA q4kmask<>+208(SB)/4, $0x0d0c0d0c
+DATA q4kmask<>+212(SB)/4, $0x0d0c0d0c
+DATA q4kmask<>+216(SB)/4, $0x0d0c0d0c
+DATA q4kmask<>+220(SB)/4, $0x0d0c0d0c
+DATA q4kmask<>+224(SB)/4, $0x0f0e0f0e
+DATA q4kmask<>+228(SB)/4, $0x0f0e0f0e
+DATA q4kmask<>+232(SB)/4, $0x0f0e0f0e
+DATA q4kmask<>+236(SB)/4, $0x0f0e0f0e
+DATA q4kmask<>+240(SB)/4, $0x0f0e0f0e
+DATA q4kmask<>+244(SB)/4, $0x0f0e0f0e
+DATA q4kmask<>+248(SB)/4, $0x0f0e0f0e
+DATA q4kmask<>+252(SB)/4, $0x0f0e0f0e
+GLOBL q4kmask<>(SB), RODATA|NOPTR, $256
+
+// func dotQ4_KQ8_KAVX2(w, x *byte, nb int) float32
+//
+// Per super-block: the 6-bit scales and mins unpacked with 32-bit masks
+// (bytes j of the results are scaleMinK4(j)); 8 int32 lanes of
+// sum_j sc_j*(4-element sums of the unsigned nibbles against the quants),
+// exact, fused-multiply-added with d = x.d*F16(w.d); the 4 int32 lanes of
+// m_2k*bsum_2k + m_2k+1*bsum_2k+1, exact, fused-multiply-added with
+// dmin = -x.d*F16(w.dmin) into 4 float32 lanes. At the end hsum8 of the first
+// plus (m0+m2)+(m1+m3) of the second, as the reference.
+TEXT ·dotQ4_KQ8_KAVX2(SB), NOSPLIT, $0-28
+	MOVQ w+0(FP), SI
+	MOVQ x+8(FP), DI
+	MOVQ nb+16(FP), CX
+	VXORPS Y0, Y0, Y0
+	VXORPS X4, X4, X4
+	MOVL         $0x0f0f0f0f, AX
+	VMOVD        AX, X14
+	VPBROADCASTD X14, Y14
+	MOVL         $0x80000000, AX
+	VMOVD        AX, X15
+	TESTQ CX, CX
+	JEQ   q4kdone
+
+q4kloop:
+	// Scales (R8) and mins (R10), 8 bytes each.
+	MOVL 4(SI), AX
+	MOVL 8(SI), BX
+	MOVL 12(SI), DX
+	MOVL AX, R8
+	ANDL $0x3f3f3f3f, R8
+	MOVL DX, R9
+	ANDL $0x0f0f0f0f, R9
+	MOVL AX, R11
+	SHRL $6, R11
+	ANDL $0x03030303, R11
+	SHLL $4, R11
+	ORL  R11, R9
+	SHLQ $32, R9
+	ORQ  R9, R8
+	MOVL BX, R10
+	ANDL $0x3f3f3f3f, R10
+	MOVL DX, R11
+	SHRL $4, R11
+	ANDL $0x0f0f0f0f, R11
+	MOVL BX, R12
+	SHRL $6, R12
+	ANDL $0x03030303, R12
+	SHLL $4, R12
+	ORL  R12, R11
+	SHLQ $32, R11
+	ORQ  R11, R10
+
+	VMOVQ       R8, X7
+	VPMOVZXBW   X7, X7
+	VINSERTI128 $1, X7, Y7, Y7
+	VMOVQ       R10, X8
+	VPMOVZXBW   X8, X8
+
+	// Mins: bsum of sub-block j = sum of Q8_K groups 2j, 2j+1.
+	VMOVDQU   260(DI), X9
+	VMOVDQU   276(DI), X10
+	VPHADDW   X10, X9, X9
+	VPMADDWD  X9, X8, X8
+	VCVTDQ2PS X8, X8
+
+	// X6 = d = x.d*F16(w.d), X13 = dmin = -(x.d*F16(w.dmin)).
+	MOVWLZX   (SI), AX
+	MOVWLZX   2(SI), BX
+	SHLL      $16, BX
+	ORL       BX, AX
+	VMOVD     AX, X5
+	VCVTPH2PS X5, X5
+	VMOVSS    (DI), X12
+	VMULSS    X5, X12, X6
+	VMOVSHDUP X5, X13
+	VMULSS    X13, X12, X13
+	VXORPS    X15, X13, X13
+	VBROADCASTSS X13, X13
+	VFMADD231PS  X13, X8, X4
+
+	VPXOR Y11, Y11, Y11
+	VMOVDQU 16(SI), Y5
+	VPAND Y14, Y5, Y1
+	VPSRLW $4, Y5, Y5
+	VPAND Y14, Y5, Y5
+	VMOVDQU 4(DI), Y2
+	VPMADDUBSW Y2, Y1, Y3
+	VPSHUFB q4kmask<>+0(SB), Y7, Y9
+	VPMADDWD Y9, Y3, Y3
+	VPADDD Y3, Y11, Y11
+	VMOVDQU 36(DI), Y2
+	VPMADDUBSW Y2, Y5, Y3
+	VPSHUFB q4kmask<>+32(SB), Y7, Y9
+	VPMADDWD Y9, Y3, Y3
+	VPADDD Y3, Y11, Y11
+	VMOVDQU 48(SI), Y5
+	VPAND Y14, Y5, Y1
+	VPSRLW $4, Y5, Y5
+	VPAND Y14, Y5, Y5
+	VMOVDQU 68(DI), Y2
+	VPMADDUBSW Y2, Y1, Y3
+	VPSHUFB q4kmask<>+64(SB), Y7, Y9
+	VPMADDWD Y9, Y3, Y3
+	VPADDD Y3, Y11, Y11
+	VMOVDQU 100(DI), Y2
+	VPMADDUBSW Y2, Y5, Y3
+	VPSHUFB q4kmask<>+96(SB), Y7, Y9
+	VPMADDWD Y9, Y3, Y3
+	VPADDD Y3, Y11, Y11
+	VMOVDQU 80(SI), Y5
+	VPAND Y14, Y5, Y1
+	VPSRLW $4, Y5, Y5
+	VPAND Y14, Y5, Y5
+	VMOVDQU 132(DI), Y2
+	VPMADDUBSW Y2, Y1, Y3
+	VPSHUFB q4kmask<>+128(SB), Y7, Y9
+	VPMADDWD Y9, Y3, Y3
+	VPADDD Y3, Y11, Y11
+	VMOVDQU 164(DI), Y2
+	VPMADDUBSW Y2, Y5, Y3
+	VPSHUFB q4kmask<>+160(SB), Y7, Y9
+	VPMADDWD Y9, Y3, Y3
+	VPADDD Y3, Y11, Y11
+	VMOVDQU 112(SI), Y5
+	VPAND Y14, Y5, Y1
+	VPSRLW $4, Y5, Y5
+	VPAND Y14, Y5, Y5
+	VMOVDQU 196(DI), Y2
+	VPMADDUBSW Y2, Y1, Y3
+	VPSHUFB q4kmask<>+192(SB), Y7, Y9
+	VPMADDWD Y9, Y3, Y3
+	VPADDD Y3, Y11, Y11
+	VMOVDQU 228(DI), Y2
+	VPMADDUBSW Y2, Y5, Y3
+	VPSHUFB q4kmask<>+224(SB), Y7, Y9
+	VPMADDWD Y9, Y3, Y3
+	VPADDD Y3, Y11, Y11
+	VCVTDQ2PS    Y11, Y11
+	VBROADCASTSS X6, Y6
+	VFMADD231PS  Y6, Y11, Y0
+	ADDQ         $144, SI
+	ADDQ         $292, DI
+	DECQ         CX
+	JNZ          q4kloop
+
+q4kdone:
+	HSUM8
+	VMOVHLPS  X4, X4, X5
+	VADDPS    X5, X4, X4
+	VMOVSHDUP X4, X5
+	VADDSS    X5, X4, X4
+	VADDSS    X4, X0, X0
+	VZEROUPPER
+	MOVSS X0, ret+24(FP)
+	RET
+
+// func sgemmF16AVX2(w, x *byte, steps int) float32
+//
+// sgemmF16 over steps of 8 elements: element k in lane k%8 (the products of
+// two halves are exact, so fusing rounds as the reference's add), hsum8.
+TEXT ·sgemmF16AVX2(SB), NOSPLIT, $0-28
+	MOVQ w+0(FP), SI
+	MOVQ x+8(FP), DI
+	MOVQ steps+16(FP), CX
+	VXORPS Y0, Y0, Y0
+	TESTQ  CX, CX
+	JEQ    sgf16done
+
+sgf16loop:
+	VCVTPH2PS   (SI), Y1
+	VCVTPH2PS   (DI), Y2
+	VFMADD231PS Y2, Y1, Y0
+	ADDQ        $16, SI
+	ADDQ        $16, DI
+	DECQ        CX
+	JNZ         sgf16loop
+
+sgf16done:
+	HSUM8
+	VZEROUPPER
+	MOVSS X0, ret+24(FP)
+	RET
+
+// func sgemmF32AVX2(w *byte, x *float32, steps int) float32
+//
+// sgemmF32 over steps of 8 elements: element k in lane k%8, fused, hsum8.
+TEXT ·sgemmF32AVX2(SB), NOSPLIT, $0-28
+	MOVQ w+0(FP), SI
+	MOVQ x+8(FP), DI
+	MOVQ steps+16(FP), CX
+	VXORPS Y0, Y0, Y0
+	TESTQ  CX, CX
+	JEQ    sgf32done
+
+sgf32loop:
+	VMOVUPS     (SI), Y1
+	VFMADD231PS (DI), Y1, Y0
+	ADDQ        $32, SI
+	ADDQ        $32, DI
+	DECQ        CX
+	JNZ         sgf32loop
+
+sgf32done:
+	HSUM8
+	VZEROUPPER
+	MOVSS X0, ret+24(FP)
+	RET
+
+// func dotQ4_0Q8_0x8RowsAVX2(dst *float32, w *byte, rb int, x *byte, nb int)
+//
+// dotQ4_0Q8_0x8 of 8 rows at once (row r at w + r*rb into dst[r]), as
+// llama.cpp's repacked gemv does: lane r of Y0 is row r's accumulator, and
+// per block acc_r = fma(float32(sumi_r), F16(dw_r)*F16(dx), acc_r), the same
+// fused multiply-adds in the same order as one row at a time. The block's
+// integer dots are the sums of nibble*x (VPMADDUBSW, unsigned nibbles)
+// minus 8 times the sum of the block's x, exact.
+TEXT ·dotQ4_0Q8_0x8RowsAVX2(SB), NOSPLIT, $0-40
+	MOVQ dst+0(FP), DX
+	MOVQ w+8(FP), SI
+	MOVQ rb+16(FP), R8
+	MOVQ x+24(FP), DI
+	MOVQ nb+32(FP), CX
+	LEAQ (R8)(R8*2), R9   // 3*rb
+	LEAQ (R8)(R8*4), R10  // 5*rb
+	LEAQ (R9)(R8*4), R11  // 7*rb
+	VXORPS Y0, Y0, Y0
+	VPCMPEQW Y15, Y15, Y15
+	VPSRLW   $15, Y15, Y15
+	MOVL         $0x0f0f0f0f, AX
+	VMOVD        AX, X14
+	VPBROADCASTD X14, Y14
+	MOVL         $0x01010101, AX
+	VMOVD        AX, X13
+	VPBROADCASTD X13, Y13
+	TESTQ CX, CX
+	JEQ   r8done
+
+r8loop:
+	VMOVDQU 2(DI), Y1
+	VMOVDQU 2(SI), X4
+	VPSRLW $4, X4, X2
+	VINSERTI128 $1, X2, Y4, Y4
+	VPAND Y14, Y4, Y4
+	VPMADDUBSW Y1, Y4, Y4
+	VPMADDWD Y15, Y4, Y4
+	VMOVDQU 2(SI)(R8*1), X5
+	VPSRLW $4, X5, X2
+	VINSERTI128 $1, X2, Y5, Y5
+	VPAND Y14, Y5, Y5
+	VPMADDUBSW Y1, Y5, Y5
+	VPMADDWD Y15, Y5, Y5
+	VMOVDQU 2(SI)(R8*2), X6
+	VPSRLW $4, X6, X2
+	VINSERTI128 $1, X2, Y6, Y6
+	VPAND Y14, Y6, Y6
+	VPMADDUBSW Y1, Y6, Y6
+	VPMADDWD Y15, Y6, Y6
+	VMOVDQU 2(SI)(R9*1), X7
+	VPSRLW $4, X7, X2
+	VINSERTI128 $1, X2, Y7, Y7
+	VPAND Y14, Y7, Y7
+	VPMADDUBSW Y1, Y7, Y7
+	VPMADDWD Y15, Y7, Y7
+	VMOVDQU 2(SI)(R8*4), X8
+	VPSRLW $4, X8, X2
+	VINSERTI128 $1, X2, Y8, Y8
+	VPAND Y14, Y8, Y8
+	VPMADDUBSW Y1, Y8, Y8
+	VPMADDWD Y15, Y8, Y8
+	VMOVDQU 2(SI)(R10*1), X9
+	VPSRLW $4, X9, X2
+	VINSERTI128 $1, X2, Y9, Y9
+	VPAND Y14, Y9, Y9
+	VPMADDUBSW Y1, Y9, Y9
+	VPMADDWD Y15, Y9, Y9
+	VMOVDQU 2(SI)(R9*2), X10
+	VPSRLW $4, X10, X2
+	VINSERTI128 $1, X2, Y10, Y10
+	VPAND Y14, Y10, Y10
+	VPMADDUBSW Y1, Y10, Y10
+	VPMADDWD Y15, Y10, Y10
+	VMOVDQU 2(SI)(R11*1), X11
+	VPSRLW $4, X11, X2
+	VINSERTI128 $1, X2, Y11, Y11
+	VPAND Y14, Y11, Y11
+	VPMADDUBSW Y1, Y11, Y11
+	VPMADDWD Y15, Y11, Y11
+	// Rows' sums: Y4 = [rows 0-3 | rows 4-7], exact.
+	VPHADDD    Y5, Y4, Y4
+	VPHADDD    Y7, Y6, Y6
+	VPHADDD    Y6, Y4, Y4
+	VPHADDD    Y9, Y8, Y8
+	VPHADDD    Y11, Y10, Y10
+	VPHADDD    Y10, Y8, Y8
+	VPERM2I128 $0x20, Y8, Y4, Y5
+	VPERM2I128 $0x31, Y8, Y4, Y6
+	VPADDD     Y6, Y5, Y4
+	// Minus 8 * the sum of the block's x (in every lane).
+	VPMADDUBSW Y1, Y13, Y2
+	VPMADDWD   Y15, Y2, Y2
+	VEXTRACTI128 $1, Y2, X3
+	VPADDD     X3, X2, X2
+	VPSHUFD    $0x4e, X2, X3
+	VPADDD     X3, X2, X2
+	VPSHUFD    $0xb1, X2, X3
+	VPADDD     X3, X2, X2
+	VPSLLD     $3, X2, X2
+	VPBROADCASTD X2, Y2
+	VPSUBD     Y2, Y4, Y4
+	VCVTDQ2PS  Y4, Y4
+
+	// Y5 = F16(dw_r) for the 8 rows, Y6 = F16(dx) broadcast.
+	MOVWLZX (SI), AX
+	VMOVD   AX, X5
+	VPINSRW $1, (SI)(R8*1), X5, X5
+	VPINSRW $2, (SI)(R8*2), X5, X5
+	VPINSRW $3, (SI)(R9*1), X5, X5
+	VPINSRW $4, (SI)(R8*4), X5, X5
+	VPINSRW $5, (SI)(R10*1), X5, X5
+	VPINSRW $6, (SI)(R9*2), X5, X5
+	VPINSRW $7, (SI)(R11*1), X5, X5
+	VCVTPH2PS X5, Y5
+	MOVWLZX (DI), AX
+	VMOVD   AX, X6
+	VCVTPH2PS X6, X6
+	VBROADCASTSS X6, Y6
+	VMULPS  Y6, Y5, Y5
+	VFMADD231PS Y5, Y4, Y0
+
+	ADDQ $18, SI
+	ADDQ $34, DI
+	DECQ CX
+	JNZ  r8loop
+
+r8done:
+	VMOVUPS Y0, (DX)
+	VZEROUPPER
+	RET
+
+// HSUMST(y, x, m) stores hsum8 of y (x its lower half) to m. Clobbers X11,
+// X12.
+#define HSUMST(y, x, m) \
+	VEXTRACTF128 $1, y, X11; \
+	VADDPS       x, X11, X11; \
+	VMOVHLPS     X11, X11, X12; \
+	VADDPS       X12, X11, X11; \
+	VMOVSHDUP    X11, X12; \
+	VADDSS       X12, X11, X11; \
+	VMOVSS       X11, m
+
+// func sgemmF16Tile2x4AVX2(dst *float32, ldd int, w *byte, rb int, x *byte, xrb int, steps int)
+//
+// sgemmF16 of 2 weight rows (w, w+rb) by 4 activation rows (x + i*xrb):
+// dst[i*ldd+r]. Each of the 8 products keeps its own 8-lane accumulator
+// (Yi*2+r), so the sums are those of sgemmF16 one at a time, while 8
+// independent chains of fused multiply-adds keep both FMA units busy.
+TEXT ·sgemmF16Tile2x4AVX2(SB), NOSPLIT, $0-56
+	MOVQ dst+0(FP), DX
+	MOVQ ldd+8(FP), R8
+	MOVQ w+16(FP), SI
+	MOVQ rb+24(FP), R9
+	MOVQ x+32(FP), DI
+	MOVQ xrb+40(FP), R10
+	MOVQ steps+48(FP), CX
+	LEAQ (R10)(R10*2), R11
+	VXORPS Y0, Y0, Y0
+	VXORPS Y1, Y1, Y1
+	VXORPS Y2, Y2, Y2
+	VXORPS Y3, Y3, Y3
+	VXORPS Y4, Y4, Y4
+	VXORPS Y5, Y5, Y5
+	VXORPS Y6, Y6, Y6
+	VXORPS Y7, Y7, Y7
+	TESTQ  CX, CX
+	JEQ    tiledone
+
+tileloop:
+	VCVTPH2PS   (SI), Y8
+	VCVTPH2PS   (SI)(R9*1), Y9
+	VCVTPH2PS   (DI), Y10
+	VFMADD231PS Y10, Y8, Y0
+	VFMADD231PS Y10, Y9, Y1
+	VCVTPH2PS   (DI)(R10*1), Y10
+	VFMADD231PS Y10, Y8, Y2
+	VFMADD231PS Y10, Y9, Y3
+	VCVTPH2PS   (DI)(R10*2), Y10
+	VFMADD231PS Y10, Y8, Y4
+	VFMADD231PS Y10, Y9, Y5
+	VCVTPH2PS   (DI)(R11*1), Y10
+	VFMADD231PS Y10, Y8, Y6
+	VFMADD231PS Y10, Y9, Y7
+	ADDQ        $16, SI
+	ADDQ        $16, DI
+	DECQ        CX
+	JNZ         tileloop
+
+tiledone:
+	LEAQ (DX)(R8*8), R12
+	LEAQ (R12)(R8*4), R13
+	HSUMST(Y0, X0, (DX))
+	HSUMST(Y1, X1, 4(DX))
+	HSUMST(Y2, X2, (DX)(R8*4))
+	HSUMST(Y3, X3, 4(DX)(R8*4))
+	HSUMST(Y4, X4, (R12))
+	HSUMST(Y5, X5, 4(R12))
+	HSUMST(Y6, X6, (R13))
+	HSUMST(Y7, X7, 4(R13))
+	VZEROUPPER
+	RET
+
+// func dotQ8_0Q8_0Tok4AVX2(dst *float32, ldd int, w *byte, x *byte, xrb int, nb int)
+//
+// dotQ8_0Q8_0 of one weight row by 4 activation rows (x + i*xrb) into
+// dst[i*ldd]: the weights are loaded and made absolute once per block, and
+// each product keeps its own 8-lane accumulator (Yi), so the sums are those
+// of one product at a time while 4 chains of fused multiply-adds overlap.
+TEXT ·dotQ8_0Q8_0Tok4AVX2(SB), NOSPLIT, $0-48
+	MOVQ dst+0(FP), DX
+	MOVQ ldd+8(FP), R8
+	MOVQ w+16(FP), SI
+	MOVQ x+24(FP), DI
+	MOVQ xrb+32(FP), R10
+	MOVQ nb+40(FP), CX
+	LEAQ (R10)(R10*2), R11
+	VXORPS Y0, Y0, Y0
+	VXORPS Y1, Y1, Y1
+	VXORPS Y2, Y2, Y2
+	VXORPS Y3, Y3, Y3
+	ONES16
+	TESTQ CX, CX
+	JEQ   tok4done
+
+tok4loop:
+	VMOVDQU   2(SI), Y4
+	VPSIGNB   Y4, Y4, Y5
+	MOVWLZX   (SI), AX
+	VMOVD     AX, X6
+	VCVTPH2PS X6, X6
+	VMOVDQU      2(DI), Y7
+	VPSIGNB      Y4, Y7, Y7
+	VPMADDUBSW   Y7, Y5, Y7
+	VPMADDWD     Y15, Y7, Y7
+	VCVTDQ2PS    Y7, Y7
+	MOVWLZX      (DI), AX
+	VMOVD        AX, X8
+	VCVTPH2PS    X8, X8
+	VMULSS       X8, X6, X8
+	VBROADCASTSS X8, Y8
+	VFMADD231PS  Y8, Y7, Y0
+	VMOVDQU      2(DI)(R10*1), Y7
+	VPSIGNB      Y4, Y7, Y7
+	VPMADDUBSW   Y7, Y5, Y7
+	VPMADDWD     Y15, Y7, Y7
+	VCVTDQ2PS    Y7, Y7
+	MOVWLZX      (DI)(R10*1), AX
+	VMOVD        AX, X8
+	VCVTPH2PS    X8, X8
+	VMULSS       X8, X6, X8
+	VBROADCASTSS X8, Y8
+	VFMADD231PS  Y8, Y7, Y1
+	VMOVDQU      2(DI)(R10*2), Y7
+	VPSIGNB      Y4, Y7, Y7
+	VPMADDUBSW   Y7, Y5, Y7
+	VPMADDWD     Y15, Y7, Y7
+	VCVTDQ2PS    Y7, Y7
+	MOVWLZX      (DI)(R10*2), AX
+	VMOVD        AX, X8
+	VCVTPH2PS    X8, X8
+	VMULSS       X8, X6, X8
+	VBROADCASTSS X8, Y8
+	VFMADD231PS  Y8, Y7, Y2
+	VMOVDQU      2(DI)(R11*1), Y7
+	VPSIGNB      Y4, Y7, Y7
+	VPMADDUBSW   Y7, Y5, Y7
+	VPMADDWD     Y15, Y7, Y7
+	VCVTDQ2PS    Y7, Y7
+	MOVWLZX      (DI)(R11*1), AX
+	VMOVD        AX, X8
+	VCVTPH2PS    X8, X8
+	VMULSS       X8, X6, X8
+	VBROADCASTSS X8, Y8
+	VFMADD231PS  Y8, Y7, Y3
+	ADDQ $34, SI
+	ADDQ $34, DI
+	DECQ CX
+	JNZ  tok4loop
+
+tok4done:
+	LEAQ (DX)(R8*8), R12
+	HSUMST(Y0, X0, (DX))
+	HSUMST(Y1, X1, (DX)(R8*4))
+	HSUMST(Y2, X2, (R12))
+	HSUMST(Y3, X3, (R12)(R8*4))
+	VZEROUPPER
+	RET
