@@ -1,0 +1,216 @@
+package api
+
+import (
+	"math"
+	"net/http"
+	"strconv"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
+
+// Metrics holds a node's Prometheus metrics in a registry of its own (never
+// the global one, so that several servers live in one process and in
+// tests). The server feeds the HTTP and generation metrics; the node feeds
+// the pipeline ones through the Observe/Set/Add/Inc hooks, which are safe
+// for concurrent use and do nothing on a nil *Metrics, so that the pipeline
+// can call them unconditionally.
+//
+// Exposed (all prefixed strata_):
+//
+//	http_requests_total{route,code}        requests answered, by route pattern and status
+//	http_request_duration_seconds{route}   time to the end of the response
+//	http_requests_in_flight                requests being served
+//	queue_depth                            sequences waiting for admission (SetQueueDepth)
+//	time_to_first_token_seconds            request arrival to first token
+//	inter_token_latency_seconds            between consecutive tokens of a sequence
+//	prompt_tokens_total                    prompt tokens admitted
+//	generated_tokens_total                 tokens generated
+//	stage_forward_seconds{stage}           forward latency per stage (ObserveStage)
+//	wire_bytes_total{kind="raw"|"encoded"} activation bytes before and after the codec (AddWireBytes)
+//	wire_codec_ratio                       raw / encoded over all bytes so far
+//	kv_cache_bytes, kv_cache_capacity_bytes KV cache use (SetKVBytes)
+//	failovers_total                        route repairs after a failed hop (IncFailover)
+//
+// and the Go runtime and process collectors.
+type Metrics struct {
+	reg *prometheus.Registry
+
+	requests        *prometheus.CounterVec
+	requestDuration *prometheus.HistogramVec
+	inFlight        prometheus.Gauge
+	queueDepth      prometheus.Gauge
+	ttft            prometheus.Histogram
+	itl             prometheus.Histogram
+	promptTokens    prometheus.Counter
+	generated       prometheus.Counter
+	stageForward    *prometheus.HistogramVec
+	wireBytes       *prometheus.CounterVec
+	kvBytes         prometheus.Gauge
+	kvCapacity      prometheus.Gauge
+	failovers       prometheus.Counter
+
+	wireRaw, wireEncoded atomic.Int64 // totals, for the codec ratio
+}
+
+// NewMetrics returns Metrics registered in a new registry.
+func NewMetrics() *Metrics {
+	m := &Metrics{reg: prometheus.NewRegistry()}
+	latency := []float64{.005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60}
+	fast := []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5}
+	m.requests = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "strata_http_requests_total", Help: "HTTP requests answered, by route pattern and status code.",
+	}, []string{"route", "code"})
+	m.requestDuration = prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Name: "strata_http_request_duration_seconds", Help: "Time from request arrival to the end of the response, by route.",
+		Buckets: []float64{.01, .05, .1, .5, 1, 2.5, 5, 10, 30, 60, 120, 300},
+	}, []string{"route"})
+	m.inFlight = prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "strata_http_requests_in_flight", Help: "HTTP requests being served.",
+	})
+	m.queueDepth = prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "strata_queue_depth", Help: "Sequences waiting for admission into the batch.",
+	})
+	m.ttft = prometheus.NewHistogram(prometheus.HistogramOpts{
+		Name: "strata_time_to_first_token_seconds", Help: "Time from request arrival to its first generated token.",
+		Buckets: latency,
+	})
+	m.itl = prometheus.NewHistogram(prometheus.HistogramOpts{
+		Name: "strata_inter_token_latency_seconds", Help: "Time between consecutive tokens of a sequence.",
+		Buckets: fast,
+	})
+	m.promptTokens = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "strata_prompt_tokens_total", Help: "Prompt tokens of admitted requests.",
+	})
+	m.generated = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "strata_generated_tokens_total", Help: "Tokens generated.",
+	})
+	m.stageForward = prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Name: "strata_stage_forward_seconds", Help: "Forward latency of a pipeline stage, by stage.",
+		Buckets: fast,
+	}, []string{"stage"})
+	m.wireBytes = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "strata_wire_bytes_total", Help: "Activation bytes between stages: raw before the codec, encoded on the wire.",
+	}, []string{"kind"})
+	codecRatio := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "strata_wire_codec_ratio", Help: "Raw over encoded activation bytes so far (1 before any).",
+	}, m.codecRatio)
+	m.kvBytes = prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "strata_kv_cache_bytes", Help: "KV cache bytes in use.",
+	})
+	m.kvCapacity = prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "strata_kv_cache_capacity_bytes", Help: "KV cache bytes available in all.",
+	})
+	m.failovers = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "strata_failovers_total", Help: "Route repairs after a failed hop.",
+	})
+	m.reg.MustRegister(m.requests, m.requestDuration, m.inFlight, m.queueDepth, m.ttft, m.itl,
+		m.promptTokens, m.generated, m.stageForward, m.wireBytes, codecRatio, m.kvBytes, m.kvCapacity,
+		m.failovers, collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	m.wireBytes.WithLabelValues("raw")
+	m.wireBytes.WithLabelValues("encoded")
+	return m
+}
+
+// Registry returns the registry, for a node that adds metrics of its own.
+func (m *Metrics) Registry() *prometheus.Registry { return m.reg }
+
+// Handler serves the metrics in Prometheus' text format.
+func (m *Metrics) Handler() http.Handler {
+	return promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{Registry: m.reg})
+}
+
+func (m *Metrics) codecRatio() float64 {
+	raw, enc := m.wireRaw.Load(), m.wireEncoded.Load()
+	if enc <= 0 {
+		return 1
+	}
+	return float64(raw) / float64(enc)
+}
+
+// ObserveStage records one forward pass of stage (its index or peer ID)
+// that took d.
+func (m *Metrics) ObserveStage(stage string, d time.Duration) {
+	if m == nil {
+		return
+	}
+	m.stageForward.WithLabelValues(stage).Observe(d.Seconds())
+}
+
+// SetKVBytes reports the KV cache bytes in use and available in all.
+func (m *Metrics) SetKVBytes(used, capacity int64) {
+	if m == nil {
+		return
+	}
+	m.kvBytes.Set(float64(used))
+	m.kvCapacity.Set(float64(capacity))
+}
+
+// AddWireBytes counts activation bytes sent between stages: raw before the
+// codec and encoded as sent. Negative counts are ignored.
+func (m *Metrics) AddWireBytes(raw, encoded int64) {
+	if m == nil || raw < 0 || encoded < 0 {
+		return
+	}
+	m.wireBytes.WithLabelValues("raw").Add(float64(raw))
+	m.wireBytes.WithLabelValues("encoded").Add(float64(encoded))
+	m.wireRaw.Add(raw)
+	m.wireEncoded.Add(encoded)
+}
+
+// IncFailover counts one route repair after a failed hop.
+func (m *Metrics) IncFailover() {
+	if m == nil {
+		return
+	}
+	m.failovers.Inc()
+}
+
+// SetQueueDepth reports how many sequences wait for admission.
+func (m *Metrics) SetQueueDepth(n int) {
+	if m == nil {
+		return
+	}
+	m.queueDepth.Set(float64(n))
+}
+
+func (m *Metrics) observeRequest(route string, code int, d time.Duration) {
+	if m == nil {
+		return
+	}
+	m.requests.WithLabelValues(route, strconv.Itoa(code)).Inc()
+	m.requestDuration.WithLabelValues(route).Observe(d.Seconds())
+}
+
+func (m *Metrics) addInFlight(n int) {
+	if m != nil {
+		m.inFlight.Add(float64(n))
+	}
+}
+
+func (m *Metrics) observeTTFT(d time.Duration) {
+	if m != nil {
+		m.ttft.Observe(math.Max(0, d.Seconds()))
+	}
+}
+
+func (m *Metrics) observeITL(d time.Duration) {
+	if m != nil {
+		m.itl.Observe(math.Max(0, d.Seconds()))
+	}
+}
+
+func (m *Metrics) addPromptTokens(n int) {
+	if m != nil {
+		m.promptTokens.Add(float64(n))
+	}
+}
+
+func (m *Metrics) addGenerated(n int) {
+	if m != nil {
+		m.generated.Add(float64(n))
+	}
+}

@@ -1,0 +1,108 @@
+// Streams a chat completion and a completion from a running Strata API with
+// OpenAI's official Node.js client, and checks what comes back. Exits 0 when
+// every check passes, 1 otherwise.
+//
+//   npm ci --prefix node/api/testdata
+//   STRATA_API_BASE=http://127.0.0.1:8080/v1 STRATA_API_KEY=sk-... \
+//     node node/api/testdata/openai-client.mjs
+//
+// Environment:
+//   STRATA_API_BASE  the API's /v1 URL (default http://127.0.0.1:8080/v1)
+//   STRATA_API_KEY   a key of the server's, or any text when it has none
+//   STRATA_MODEL     the model to ask for (default: the first of /v1/models)
+//   STRATA_EXPECT    when set, the text both replies must start with
+//                    (a deterministic test server's reply)
+
+import OpenAI from 'openai';
+
+const baseURL = process.env.STRATA_API_BASE || 'http://127.0.0.1:8080/v1';
+const apiKey = process.env.STRATA_API_KEY || 'no-key';
+const expect = process.env.STRATA_EXPECT;
+
+const client = new OpenAI({ baseURL, apiKey, maxRetries: 0, timeout: 120_000 });
+const failures = [];
+
+function check(ok, what) {
+  if (!ok) failures.push(what);
+  console.log(`${ok ? 'ok  ' : 'FAIL'} ${what}`);
+}
+
+async function main() {
+  const models = await client.models.list();
+  const model = process.env.STRATA_MODEL || models.data[0]?.id;
+  check(typeof model === 'string' && model.length > 0, `a model to use (${model})`);
+
+  // A streamed chat completion, with usage in a last chunk.
+  const chat = await client.chat.completions.create({
+    model,
+    messages: [
+      { role: 'system', content: 'You are terse.' },
+      { role: 'user', content: 'Say hello.' },
+    ],
+    max_tokens: 32,
+    temperature: 0,
+    stream: true,
+    stream_options: { include_usage: true },
+  });
+  let content = '';
+  let finish = null;
+  let usage = null;
+  let chunks = 0;
+  let badChunks = 0;
+  for await (const chunk of chat) {
+    chunks++;
+    if (chunk.object !== 'chat.completion.chunk' || typeof chunk.id !== 'string') badChunks++;
+    for (const choice of chunk.choices) {
+      content += choice.delta?.content ?? '';
+      if (choice.finish_reason) finish = choice.finish_reason;
+    }
+    if (chunk.usage) usage = chunk.usage;
+  }
+  check(chunks > 0 && badChunks === 0, `${chunks} chat.completion.chunk events (${badChunks} malformed)`);
+  check(content.length > 0, `chat streamed text: ${JSON.stringify(content)}`);
+  check(finish === 'stop' || finish === 'length', `chat finish_reason ${finish}`);
+  check(usage !== null && usage.completion_tokens > 0 && usage.total_tokens === usage.prompt_tokens + usage.completion_tokens,
+    `chat usage ${JSON.stringify(usage)}`);
+  if (expect) check(content.startsWith(expect) || expect.startsWith(content), `chat text matches ${JSON.stringify(expect)}`);
+
+  // A streamed completion.
+  const comp = await client.completions.create({
+    model,
+    prompt: 'Once upon a time',
+    max_tokens: 32,
+    temperature: 0,
+    stream: true,
+  });
+  let text = '';
+  finish = null;
+  for await (const chunk of comp) {
+    for (const choice of chunk.choices) {
+      text += choice.text ?? '';
+      if (choice.finish_reason) finish = choice.finish_reason;
+    }
+  }
+  check(text.length > 0, `completion streamed text: ${JSON.stringify(text)}`);
+  check(finish === 'stop' || finish === 'length', `completion finish_reason ${finish}`);
+  if (expect) check(text.startsWith(expect) || expect.startsWith(text), `completion text matches ${JSON.stringify(expect)}`);
+
+  // An invalid request is refused in OpenAI's error shape.
+  try {
+    await client.chat.completions.create({ model, messages: [], max_tokens: 1 });
+    check(false, 'empty messages refused');
+  } catch (err) {
+    check(err instanceof OpenAI.APIError && err.status === 400 && typeof err.message === 'string',
+      `empty messages refused with 400 (${err.status}: ${err.message})`);
+  }
+}
+
+try {
+  await main();
+} catch (err) {
+  failures.push(String(err));
+  console.error(`FAIL ${err?.stack ?? err}`);
+}
+if (failures.length > 0) {
+  console.error(`${failures.length} check(s) failed against ${baseURL}`);
+  process.exit(1);
+}
+console.log(`all checks passed against ${baseURL}`);
