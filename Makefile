@@ -38,9 +38,9 @@ lint:
 layers:
 	.ci/layers
 
-## demo: generate a continuation on a small real model
+## demo: serve a small real model as 3 pipeline stages and answer a prompt through the HTTP API
 demo: build
-	$(BIN) run --model $(MODEL) --temperature 0 --max-tokens 64 "$(PROMPT)"
+	$(GO) run ./internal/demo --bin $(BIN) --model $(MODEL) --stages 3 --prompt "$(PROMPT)"
 
 clean:
 	rm -rf bin

@@ -24,6 +24,9 @@ Usage:
   strata run   --model PATH [--max-tokens N] [--temperature T] [--seed S] [PROMPT]
                  generate a continuation of PROMPT on this host (all layers);
                  with no PROMPT, an interactive prompt
+  strata serve --model PATH [--stages N] [--api HOST:PORT] [--api-key KEY]
+                 serve the OpenAI- and TGI-compatible HTTP API, the model split
+                 into N in-process pipeline stages
   strata model inspect PATH
                  metadata, tensor table and bytes per layer of a GGUF file
   strata model synth --dim D --layers L --heads H --kv-heads K --ffn F --vocab V --type T OUT.gguf
@@ -66,6 +69,8 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 			return synthCmd(rest[1:], stdout, stderr)
 		}
 		return fmt.Errorf("model: unknown subcommand %q (want inspect or synth)", rest[0])
+	case "serve":
+		return serveCmd(ctx, rest, stderr)
 	case "bench":
 		return benchCmd(ctx, rest, stdout, stderr)
 	case "help", "-h", "--help":
