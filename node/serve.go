@@ -9,7 +9,8 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
-	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/strata-llm/strata/node/api"
 	"github.com/strata-llm/strata/pipeline"
@@ -92,21 +93,18 @@ func Serve(ctx context.Context, cfg ServeConfig) error {
 		cfg.Listening(ln.Addr().String())
 	}
 
+	metrics.OnScrape(func() { gw.refresh(metrics) })
+	metrics.Registry().MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "strata_sequences_active", Help: "Sequences admitted or queued and not yet finished.",
+	}, func() float64 { st := drv.Stats(); return float64(st.Queued + st.Running) }))
+
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	var wg sync.WaitGroup
-	errs := make(chan error, 2)
-	wg.Add(2)
-	go func() { defer wg.Done(); errs <- drv.Run(ctx) }()
-	go func() { defer wg.Done(); gw.report(ctx, metrics, time.Second) }()
+	runErr := make(chan error, 1)
+	go func() { runErr <- drv.Run(ctx) }()
 	err = srv.Serve(ctx, ln)
 	cancel()
-	wg.Wait()
-	close(errs)
-	for e := range errs {
-		err = errors.Join(err, e)
-	}
-	return err
+	return errors.Join(err, <-runErr)
 }
 
 // gateway adapts the pipeline Driver to the API's Generator and Pipeline.
@@ -114,6 +112,9 @@ type gateway struct {
 	split *pipeline.Split
 	drv   *pipeline.Driver
 	info  api.ModelInfo
+
+	mu               sync.Mutex // guards the wire byte totals already reported
+	lastRaw, lastEnc int64
 }
 
 func newGateway(s *pipeline.Split, d *pipeline.Driver, path string) *gateway {
@@ -173,27 +174,19 @@ func (g *gateway) Health(ctx context.Context) error {
 	return err
 }
 
-// report feeds the pipeline's gauges into the API's metrics every period
-// until ctx ends.
-func (g *gateway) report(ctx context.Context, m *api.Metrics, period time.Duration) {
-	t := time.NewTicker(period)
-	defer t.Stop()
-	var lastRaw, lastEnc int64
-	for {
-		st := g.drv.Stats()
-		m.SetQueueDepth(st.Queued)
-		var kv int64
-		for _, l := range g.split.Locals {
-			kv += l.KVBytes()
-		}
-		m.SetKVBytes(kv, 0)
-		raw, enc := int64(st.Hops.Rows)*int64(4*g.split.Config.Dim), int64(st.Hops.Bytes)
-		m.AddWireBytes(raw-lastRaw, enc-lastEnc)
-		lastRaw, lastEnc = raw, enc
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
+// refresh reads the pipeline's gauges into the API's metrics; it runs on
+// every scrape of /metrics.
+func (g *gateway) refresh(m *api.Metrics) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	st := g.drv.Stats()
+	m.SetQueueDepth(st.Queued)
+	var kv int64
+	for _, l := range g.split.Locals {
+		kv += l.KVBytes()
 	}
+	m.SetKVBytes(kv, 0)
+	raw, enc := int64(st.Hops.Rows)*int64(4*g.split.Config.Dim), int64(st.Hops.Bytes)
+	m.AddWireBytes(raw-g.lastRaw, enc-g.lastEnc)
+	g.lastRaw, g.lastEnc = raw, enc
 }

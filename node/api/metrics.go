@@ -54,6 +54,7 @@ type Metrics struct {
 	failovers       prometheus.Counter
 
 	wireRaw, wireEncoded atomic.Int64 // totals, for the codec ratio
+	onScrape             func()       // set before serving; see OnScrape
 }
 
 // NewMetrics returns Metrics registered in a new registry.
@@ -120,8 +121,19 @@ func (m *Metrics) Registry() *prometheus.Registry { return m.reg }
 
 // Handler serves the metrics in Prometheus' text format.
 func (m *Metrics) Handler() http.Handler {
-	return promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{Registry: m.reg})
+	h := promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{Registry: m.reg})
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if m.onScrape != nil {
+			m.onScrape()
+		}
+		h.ServeHTTP(w, r)
+	})
 }
+
+// OnScrape sets fn to run before every scrape, so that a node can refresh
+// the gauges it reads on demand (queue depth, KV cache use). Call it before
+// the server starts; fn may be called concurrently.
+func (m *Metrics) OnScrape(fn func()) { m.onScrape = fn }
 
 func (m *Metrics) codecRatio() float64 {
 	raw, enc := m.wireRaw.Load(), m.wireEncoded.Load()

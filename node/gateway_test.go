@@ -1,0 +1,223 @@
+package node
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/openai/openai-go/v3"
+	"github.com/openai/openai-go/v3/option"
+
+	"github.com/strata-llm/strata/internal/testdata"
+)
+
+// TestOpenAIClient drives a 3-stage node through the official openai-go
+// client: a completion whose greedy text is llama.cpp's, and a chat
+// completion streamed and not.
+func TestOpenAIClient(t *testing.T) {
+	ref := testdata.LoadReference(t, testdata.Path(t, "reference/stories260K-f32.json"))
+	base := startServe(t, ServeConfig{Model: ref.ModelPath(t), Stages: 3, APIKeys: []string{"sk-test"}})
+	client := openai.NewClient(option.WithBaseURL(base+"/v1/"), option.WithAPIKey("sk-test"), option.WithMaxRetries(0))
+	ctx := context.Background()
+	models, err := client.Models.List(ctx)
+	if err != nil || len(models.Data) != 1 {
+		t.Fatalf("models: %v %v", models, err)
+	}
+	model := models.Data[0].ID
+	for _, c := range ref.Cases[:3] {
+		res, err := client.Completions.New(ctx, openai.CompletionNewParams{
+			Model:       openai.CompletionNewParamsModel(model),
+			Prompt:      openai.CompletionNewParamsPromptUnion{OfString: openai.String(c.Prompt)},
+			MaxTokens:   openai.Int(32),
+			Temperature: openai.Float(0),
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := res.Choices[0].Text; !c.TextMatches(got) {
+			t.Errorf("%q: %q, llama.cpp %q", c.Prompt, got, c.GreedyText)
+		}
+	}
+	msgs := []openai.ChatCompletionMessageParamUnion{openai.UserMessage("Tell me a story.")}
+	chat, err := client.Chat.Completions.New(ctx, openai.ChatCompletionNewParams{Model: model, Messages: msgs, MaxTokens: openai.Int(16), Temperature: openai.Float(0)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if chat.Choices[0].Message.Content == "" || chat.Usage.CompletionTokens == 0 {
+		t.Errorf("chat completion: %+v", chat)
+	}
+	stream := client.Chat.Completions.NewStreaming(ctx, openai.ChatCompletionNewParams{
+		Model: model, Messages: msgs, MaxTokens: openai.Int(16), Temperature: openai.Float(0),
+		StreamOptions: openai.ChatCompletionStreamOptionsParam{IncludeUsage: openai.Bool(true)},
+	})
+	acc := openai.ChatCompletionAccumulator{}
+	for stream.Next() {
+		acc.AddChunk(stream.Current())
+	}
+	if err := stream.Err(); err != nil {
+		t.Fatal(err)
+	}
+	if got, want := acc.Choices[0].Message.Content, chat.Choices[0].Message.Content; got != want {
+		t.Errorf("streamed chat %q, not streamed %q", got, want)
+	}
+	if acc.Usage.CompletionTokens != chat.Usage.CompletionTokens {
+		t.Errorf("streamed usage %+v, not streamed %+v", acc.Usage, chat.Usage)
+	}
+	// A wrong key is refused.
+	bad := openai.NewClient(option.WithBaseURL(base+"/v1/"), option.WithAPIKey("sk-wrong"), option.WithMaxRetries(0))
+	if _, err := bad.Models.List(ctx); err == nil {
+		t.Error("a wrong API key was accepted")
+	}
+}
+
+// streamCompletion streams a completion and returns its text; with
+// disconnectAfter > 0 it hangs up after that many chunks.
+func streamCompletion(ctx context.Context, base, prompt string, disconnectAfter int) (string, error) {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	body := fmt.Sprintf(`{"model":"llama","prompt":%q,"max_tokens":32,"temperature":0,"stream":true}`, prompt)
+	req, _ := http.NewRequestWithContext(ctx, http.MethodPost, base+"/v1/completions", strings.NewReader(body))
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return "", err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		b, _ := io.ReadAll(resp.Body)
+		return "", fmt.Errorf("%s: %s", resp.Status, b)
+	}
+	var text strings.Builder
+	sc := bufio.NewScanner(resp.Body)
+	chunks := 0
+	for sc.Scan() {
+		data, ok := strings.CutPrefix(sc.Text(), "data: ")
+		if !ok || data == "[DONE]" {
+			continue
+		}
+		i := strings.Index(data, `"text":"`)
+		if i < 0 {
+			continue
+		}
+		s, err := strconv.Unquote(`"` + data[i+8:strings.Index(data[i+8:], `","`)+i+8] + `"`)
+		if err != nil {
+			return "", fmt.Errorf("chunk %s: %v", data, err)
+		}
+		text.WriteString(s)
+		if chunks++; disconnectAfter > 0 && chunks == disconnectAfter {
+			return text.String(), nil // the deferred cancel hangs up
+		}
+	}
+	return text.String(), sc.Err()
+}
+
+// metric reads one unlabelled sample from /metrics.
+func metric(t *testing.T, base, name string) float64 {
+	t.Helper()
+	resp, err := http.Get(base + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	sc := bufio.NewScanner(resp.Body)
+	for sc.Scan() {
+		if v, ok := strings.CutPrefix(sc.Text(), name+" "); ok {
+			f, err := strconv.ParseFloat(v, 64)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return f
+		}
+	}
+	t.Fatalf("no metric %s", name)
+	return 0
+}
+
+// TestConcurrentClients streams 64 greedy completions at once through a
+// 3-stage node: every client that stays gets the reference text; 32 hang up
+// mid-stream, and afterwards /metrics shows no sequence active and no KV
+// cache in use.
+func TestConcurrentClients(t *testing.T) {
+	ref := testdata.LoadReference(t, testdata.Path(t, "reference/stories260K-f32.json"))
+	base := startServe(t, ServeConfig{Model: ref.ModelPath(t), Stages: 3, MaxSeqs: 64})
+	ctx := context.Background()
+	const clients = 64
+	var wg sync.WaitGroup
+	errs := make(chan error, clients)
+	for i := range clients {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			c := ref.Cases[i%4] // the four non-empty prompts
+			if i%2 == 1 {
+				_, err := streamCompletion(ctx, base, c.Prompt, 3)
+				errs <- err
+				return
+			}
+			got, err := streamCompletion(ctx, base, c.Prompt, 0)
+			if err == nil && !c.TextMatches(got) {
+				err = fmt.Errorf("client %d (%q): %q, llama.cpp %q", i, c.Prompt, got, c.GreedyText)
+			}
+			errs <- err
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Error(err)
+		}
+	}
+	// The server notices the hang-ups asynchronously: give it a moment.
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		active, kv := metric(t, base, "strata_sequences_active"), metric(t, base, "strata_kv_cache_bytes")
+		if active == 0 && kv == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("after every client finished: %v sequences active, %v bytes of KV cache in use", active, kv)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if n := metric(t, base, "strata_queue_depth"); n != 0 {
+		t.Errorf("queue depth %v", n)
+	}
+}
+
+// TestNodeOpenAIClient runs the Node.js script of node/api/testdata (npm's
+// openai package) against a running 3-stage node. It skips when the npm
+// packages are not installed, unless STRATA_NODE_CLIENT=1 (as CI sets).
+func TestNodeOpenAIClient(t *testing.T) {
+	dir := filepath.Join("api", "testdata")
+	nodeBin, err := exec.LookPath("node")
+	_, statErr := os.Stat(filepath.Join(dir, "node_modules", "openai"))
+	if err != nil || statErr != nil {
+		if os.Getenv("STRATA_NODE_CLIENT") == "1" {
+			t.Fatalf("node or the npm openai package missing (STRATA_NODE_CLIENT=1): %v %v", err, statErr)
+		}
+		t.Skip("node or node/api/testdata/node_modules missing: npm ci --prefix node/api/testdata")
+	}
+	ref := testdata.LoadReference(t, testdata.Path(t, "reference/stories260K-f32.json"))
+	base := startServe(t, ServeConfig{Model: ref.ModelPath(t), Stages: 3})
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, nodeBin, "openai-client.mjs")
+	cmd.Dir = dir
+	cmd.Env = append(os.Environ(), "STRATA_API_BASE="+base+"/v1", "STRATA_API_KEY=none")
+	out, err := cmd.CombinedOutput()
+	t.Logf("%s", out)
+	if err != nil {
+		t.Fatalf("openai-client.mjs: %v", err)
+	}
+}
