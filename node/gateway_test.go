@@ -193,6 +193,9 @@ func TestConcurrentClients(t *testing.T) {
 	if n := metric(t, base, "strata_queue_depth"); n != 0 {
 		t.Errorf("queue depth %v", n)
 	}
+	if n := metric(t, base, `strata_stage_forward_seconds_count{stage="2"}`); n == 0 {
+		t.Error("no forward latency recorded for the last stage")
+	}
 }
 
 // TestNodeOpenAIClient runs the Node.js script of node/api/testdata (npm's

@@ -7,8 +7,10 @@ import (
 	"log/slog"
 	"net"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -54,10 +56,14 @@ func Serve(ctx context.Context, cfg ServeConfig) error {
 		return err
 	}
 	defer split.Close()
+	metrics := api.NewMetrics()
 	drv, err := split.NewDriver(pipeline.DriverConfig{
 		Codec:  cfg.Codec,
 		Sched:  sched.Config{MaxSeqs: cfg.MaxSeqs, MaxQueue: cfg.MaxQueue},
 		Logger: log,
+		ObserveStage: func(i int, d time.Duration) {
+			metrics.ObserveStage(strconv.Itoa(i), d)
+		},
 	})
 	if err != nil {
 		return err
@@ -68,7 +74,6 @@ func Serve(ctx context.Context, cfg ServeConfig) error {
 		chat = tokenizer.DefaultChatTemplate(split.Tokenizer)
 	}
 	gw := newGateway(split, drv, cfg.Model)
-	metrics := api.NewMetrics()
 	srv := api.New(api.Config{
 		ModelName: cfg.ModelName,
 		APIKeys:   cfg.APIKeys,

@@ -35,6 +35,9 @@ type DriverConfig struct {
 	// Sched.QueueTimeout (counted in ticks) is set; 0 means 100ms.
 	TickInterval time.Duration
 	Logger       *slog.Logger // nil: slog.Default()
+	// ObserveStage, when set, is told how long each Forward of stage i
+	// took (for metrics); it is called from the stages' goroutines.
+	ObserveStage func(i int, d time.Duration)
 }
 
 // TokenRequest is one generation, in token ids.
@@ -470,7 +473,11 @@ func (d *Driver) stage(ctx context.Context, i int, in <-chan item, out chan<- it
 	}
 	for it := range in {
 		if it.err == nil {
+			start := time.Now()
 			b, err := d.stages[i].Forward(ctx, it.b)
+			if d.cfg.ObserveStage != nil {
+				d.cfg.ObserveStage(i, time.Since(start))
+			}
 			if err == nil && !last {
 				err = d.hops[i].apply(b)
 			}
