@@ -433,11 +433,16 @@ func (d *Driver) Run(ctx context.Context) error {
 		}
 		d.ready(ctx)
 		d.launch(chans[0])
-		st := d.sch.Stats()
-		d.statsMu.Lock()
-		d.stats = st
-		d.statsMu.Unlock()
+		d.snapshot()
 	}
+}
+
+// snapshot publishes the scheduler's counters for Stats.
+func (d *Driver) snapshot() {
+	st := d.sch.Stats()
+	d.statsMu.Lock()
+	d.stats = st
+	d.statsMu.Unlock()
 }
 
 // poke wakes the loop to take its inbox.
@@ -629,6 +634,7 @@ func (d *Driver) ready(ctx context.Context) {
 		return
 	}
 	rd := d.sch.Ready()
+	d.snapshot() // before any Generate returns, so its caller sees it finished
 	for _, t := range rd.Tokens {
 		if g := d.gens[t.ID]; g != nil {
 			tok := Token{ID: t.Token}
