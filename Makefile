@@ -15,8 +15,10 @@ build:
 	CGO_ENABLED=0 $(GO) build ./...
 	$(GO) build -o $(BIN) ./cmd/strata
 
-## test: lint, the layering check, and every test with the race detector
+## test: lint, the layering check, every test at full size, then again under the race detector
+## (which shrinks the slowest numeric sweeps)
 test: lint layers
+	$(GO) test -timeout 20m ./...
 	$(GO) test -race -timeout 20m ./...
 
 ## bench: kernel benchmarks, then decode tok/s of synthetic 1B-shaped models beside the bandwidth roofline
