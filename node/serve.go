@@ -12,10 +12,15 @@ import (
 	"sync"
 	"time"
 
+	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/strata-llm/strata/node/api"
+	"github.com/strata-llm/strata/node/p2p"
 	"github.com/strata-llm/strata/pipeline"
+	"github.com/strata-llm/strata/pipeline/arch"
+	"github.com/strata-llm/strata/pipeline/arch/llama"
+	"github.com/strata-llm/strata/pipeline/gguf"
 	"github.com/strata-llm/strata/pipeline/sched"
 	"github.com/strata-llm/strata/pipeline/tokenizer"
 	"github.com/strata-llm/strata/pipeline/wire"
@@ -37,30 +42,46 @@ type ServeConfig struct {
 	KVBudget int64 // bytes of KV cache per stage; 0: no limit
 	MaxSeqs  int   // sequences decoded together; 0: the scheduler's default
 	MaxQueue int   // requests waiting before 429; 0: the scheduler's default
-	Logger   *slog.Logger
+	// Route, when set, is the pipeline: the full libp2p addresses (with
+	// /p2p/ID) of stage processes (`strata node`) whose layer ranges cover
+	// the model in order. Stages, Threads and KVBudget then do not apply;
+	// Codec is what the stages send back.
+	Route   []string
+	DataDir string // the gateway's libp2p identity, with Route; "": a fresh one
+	PSK     []byte // the private network's key, with Route
+	Logger  *slog.Logger
 	// Listening, when set, is called with the API's address once it
 	// accepts connections (tests use it with API "127.0.0.1:0").
 	Listening func(addr string)
 }
 
-// Serve loads cfg.Model as cfg.Stages in-process stages and serves the
-// OpenAI- and TGI-compatible API on cfg.API until ctx ends.
+// Serve serves the OpenAI- and TGI-compatible API on cfg.API until ctx
+// ends, over cfg.Stages in-process stages of cfg.Model, or, when cfg.Route
+// is set, over the stage processes at those addresses (the gateway then
+// reads only the tokenizer and hyperparameters of its copy of the model).
 func Serve(ctx context.Context, cfg ServeConfig) error {
 	log := cfg.Logger
 	if log == nil {
 		log = slog.Default()
 	}
-	n := max(cfg.Stages, 1)
-	split, err := pipeline.OpenSplit(cfg.Model, n, pipeline.SplitOptions{Threads: cfg.Threads, Logger: log, KVBudget: cfg.KVBudget})
+	metrics := api.NewMetrics()
+	var pipe *servedPipeline
+	var err error
+	if len(cfg.Route) > 0 {
+		pipe, err = openRoute(ctx, cfg, log)
+	} else {
+		pipe, err = openLocal(cfg, log)
+	}
 	if err != nil {
 		return err
 	}
-	defer split.Close()
-	metrics := api.NewMetrics()
-	drv, err := split.NewDriver(pipeline.DriverConfig{
-		Codec:  cfg.Codec,
-		Sched:  sched.Config{MaxSeqs: cfg.MaxSeqs, MaxQueue: cfg.MaxQueue},
-		Logger: log,
+	defer pipe.close()
+	drv, err := pipeline.NewDriver(pipe.stages, pipeline.DriverConfig{
+		Codec:         pipe.codec,
+		Sched:         sched.Config{MaxSeqs: cfg.MaxSeqs, MaxQueue: cfg.MaxQueue},
+		IsEOG:         pipe.tok.IsEOG,
+		ContextLength: pipe.cfg.ContextLength,
+		Logger:        log,
 		ObserveStage: func(i int, d time.Duration) {
 			metrics.ObserveStage(strconv.Itoa(i), d)
 		},
@@ -68,18 +89,18 @@ func Serve(ctx context.Context, cfg ServeConfig) error {
 	if err != nil {
 		return err
 	}
-	chat, err := tokenizer.ChatTemplateFromGGUF(split.File, split.Tokenizer)
+	chat, err := tokenizer.ChatTemplateFromGGUF(pipe.file, pipe.tok)
 	if err != nil {
 		log.Warn("the model's chat template does not compile; using a default", "err", err)
-		chat = tokenizer.DefaultChatTemplate(split.Tokenizer)
+		chat = tokenizer.DefaultChatTemplate(pipe.tok)
 	}
-	gw := newGateway(split, drv, cfg.Model)
+	gw := newGateway(pipe, drv, cfg.Model)
 	srv := api.New(api.Config{
 		ModelName: cfg.ModelName,
 		APIKeys:   cfg.APIKeys,
 		Metrics:   metrics,
 		Logger:    log,
-	}, gw, api.NewTokenizer(split.Tokenizer, chat), gw)
+	}, gw, api.NewTokenizer(pipe.tok, chat), gw)
 
 	addr := cfg.API
 	if addr == "" {
@@ -90,14 +111,12 @@ func Serve(ctx context.Context, cfg ServeConfig) error {
 	if err != nil {
 		return err
 	}
-	for i, l := range split.Locals {
-		lo, hi := l.Range()
-		log.Info("stage ready", "stage", i, "layers", fmt.Sprintf("%d:%d", lo, hi))
+	for i, st := range pipe.infos {
+		log.Info("stage ready", "stage", i, "layers", fmt.Sprintf("%d:%d", st.Start, st.End), "peer", st.Peer)
 	}
 	if cfg.Listening != nil {
 		cfg.Listening(ln.Addr().String())
 	}
-
 	metrics.OnScrape(func() { gw.refresh(metrics) })
 	metrics.Registry().MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Name: "strata_sequences_active", Help: "Sequences admitted or queued and not yet finished.",
@@ -112,41 +131,129 @@ func Serve(ctx context.Context, cfg ServeConfig) error {
 	return errors.Join(err, <-runErr)
 }
 
+// servedPipeline is what a gateway serves: the stages, in order, with the
+// model's tokenizer and hyperparameters.
+type servedPipeline struct {
+	file    *gguf.File
+	cfg     arch.Config
+	tok     *tokenizer.Tokenizer
+	stages  []pipeline.Stage
+	infos   []api.StageInfo
+	codec   wire.Codec   // between in-process stages
+	kvBytes func() int64 // KV cache in use on this host
+	close   func()
+}
+
+// openLocal splits the model into in-process stages.
+func openLocal(cfg ServeConfig, log *slog.Logger) (*servedPipeline, error) {
+	split, err := pipeline.OpenSplit(cfg.Model, max(cfg.Stages, 1), pipeline.SplitOptions{Threads: cfg.Threads, Logger: log, KVBudget: cfg.KVBudget})
+	if err != nil {
+		return nil, err
+	}
+	p := &servedPipeline{
+		file: split.File, cfg: split.Config, tok: split.Tokenizer, stages: split.Stages(), codec: cfg.Codec,
+		close: func() { split.Close() },
+		kvBytes: func() int64 {
+			var kv int64
+			for _, l := range split.Locals {
+				kv += l.KVBytes()
+			}
+			return kv
+		},
+	}
+	for _, l := range split.Locals {
+		lo, hi := l.Range()
+		p.infos = append(p.infos, api.StageInfo{Peer: "local", Start: lo, End: hi, State: "serving"})
+	}
+	return p, nil
+}
+
+// openRoute dials the stage processes of cfg.Route, in order, and checks
+// that their layer ranges cover the model.
+func openRoute(ctx context.Context, cfg ServeConfig, log *slog.Logger) (*servedPipeline, error) {
+	f, err := gguf.Open(cfg.Model)
+	if err != nil {
+		return nil, err
+	}
+	p := &servedPipeline{file: f, kvBytes: func() int64 { return 0 }}
+	var h *p2p.Host
+	var remotes []*p2p.RemoteStage
+	p.close = func() {
+		for _, r := range remotes {
+			r.Close()
+		}
+		if h != nil {
+			h.Close()
+		}
+		f.Close()
+	}
+	fail := func(err error) (*servedPipeline, error) { p.close(); return nil, err }
+	if p.cfg, err = llama.ReadConfig(f); err != nil {
+		return fail(err)
+	}
+	if p.tok, err = tokenizer.FromGGUF(f); err != nil {
+		return fail(err)
+	}
+	if h, err = p2p.NewHost(ctx, p2p.HostConfig{DataDir: cfg.DataDir, PSK: cfg.PSK, Logger: log}); err != nil {
+		return fail(err)
+	}
+	next := 0
+	for _, a := range cfg.Route {
+		ai, err := peer.AddrInfoFromString(a)
+		if err != nil {
+			return fail(fmt.Errorf("route address %q: %w", a, err))
+		}
+		r, err := p2p.DialStage(ctx, h, *ai, p2p.RemoteConfig{Codec: cfg.Codec})
+		if err != nil {
+			return fail(err)
+		}
+		remotes = append(remotes, r)
+		lr := r.Layers()
+		if lr.Lo != next {
+			return fail(fmt.Errorf("route: %s serves layers %d-%d, but the route needs layer %d next", a, lr.Lo, lr.Hi, next))
+		}
+		next = lr.Hi
+		p.stages = append(p.stages, r)
+		p.infos = append(p.infos, api.StageInfo{Peer: ai.ID.String(), Addr: a, Start: lr.Lo, End: lr.Hi, State: "serving"})
+	}
+	if next != p.cfg.Layers {
+		return fail(fmt.Errorf("route: its stages end at layer %d of %d", next, p.cfg.Layers))
+	}
+	return p, nil
+}
+
 // gateway adapts the pipeline Driver to the API's Generator and Pipeline.
 type gateway struct {
-	split *pipeline.Split
-	drv   *pipeline.Driver
-	info  api.ModelInfo
+	pipe *servedPipeline
+	drv  *pipeline.Driver
+	info api.ModelInfo
 
 	mu               sync.Mutex // guards the wire byte totals already reported
 	lastRaw, lastEnc int64
 }
 
-func newGateway(s *pipeline.Split, d *pipeline.Driver, path string) *gateway {
-	name := s.Config.Name
+func newGateway(s *servedPipeline, d *pipeline.Driver, path string) *gateway {
+	name := s.cfg.Name
 	if name == "" {
 		name = strings.TrimSuffix(filepath.Base(path), filepath.Ext(path))
 	}
 	info := api.ModelInfo{
 		Name:          name,
-		Architecture:  s.Config.Arch,
-		ContextLength: s.Config.ContextLength,
-		VocabSize:     s.Config.Vocab,
-		Layers:        s.Config.Layers,
+		Architecture:  s.cfg.Arch,
+		ContextLength: s.cfg.ContextLength,
+		VocabSize:     s.cfg.Vocab,
+		Layers:        s.cfg.Layers,
+		Stages:        s.infos,
 	}
 	if info.ContextLength <= 0 {
 		info.ContextLength = 2048
 	}
-	for _, l := range s.Locals {
-		lo, hi := l.Range()
-		info.Stages = append(info.Stages, api.StageInfo{Peer: "local", Start: lo, End: hi, State: "serving"})
-	}
-	return &gateway{split: s, drv: d, info: info}
+	return &gateway{pipe: s, drv: d, info: info}
 }
 
 // Generate implements api.Generator over the Driver.
 func (g *gateway) Generate(ctx context.Context, req *api.Request, emit func(api.Chunk) error) error {
-	tok := g.split.Tokenizer
+	tok := g.pipe.tok
 	_, err := g.drv.GenerateTokens(ctx, pipeline.TokenRequest{
 		Prompt:      req.Prompt,
 		MaxTokens:   req.MaxTokens,
@@ -170,7 +277,7 @@ func (g *gateway) Info() api.ModelInfo { return g.info }
 
 // Health implements api.Pipeline: one token through every stage.
 func (g *gateway) Health(ctx context.Context) error {
-	start := g.split.Tokenizer.BOS()
+	start := g.pipe.tok.BOS()
 	if start < 0 {
 		start = 0
 	}
@@ -186,12 +293,8 @@ func (g *gateway) refresh(m *api.Metrics) {
 	defer g.mu.Unlock()
 	st := g.drv.Stats()
 	m.SetQueueDepth(st.Queued)
-	var kv int64
-	for _, l := range g.split.Locals {
-		kv += l.KVBytes()
-	}
-	m.SetKVBytes(kv, 0)
-	raw, enc := int64(st.Hops.Rows)*int64(4*g.split.Config.Dim), int64(st.Hops.Bytes)
+	m.SetKVBytes(g.pipe.kvBytes(), 0)
+	raw, enc := int64(st.Hops.Rows)*int64(4*g.pipe.cfg.Dim), int64(st.Hops.Bytes)
 	m.AddWireBytes(raw-g.lastRaw, enc-g.lastEnc)
 	g.lastRaw, g.lastEnc = raw, enc
 }

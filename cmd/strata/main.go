@@ -24,9 +24,11 @@ Usage:
   strata run   --model PATH [--max-tokens N] [--temperature T] [--seed S] [PROMPT]
                  generate a continuation of PROMPT on this host (all layers);
                  with no PROMPT, an interactive prompt
-  strata serve --model PATH [--stages N] [--api HOST:PORT] [--api-key KEY]
+  strata serve --model PATH [--stages N | --route ADDR,...] [--api HOST:PORT] [--api-key KEY]
                  serve the OpenAI- and TGI-compatible HTTP API, the model split
-                 into N in-process pipeline stages
+                 into N in-process pipeline stages or served by stage nodes
+  strata node  --model PATH --layers A:B --data DIR [--listen MULTIADDR]
+                 serve layers [A, B) over libp2p for a gateway's --route
   strata model inspect PATH
                  metadata, tensor table and bytes per layer of a GGUF file
   strata model synth --dim D --layers L --heads H --kv-heads K --ffn F --vocab V --type T OUT.gguf
@@ -69,6 +71,8 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 			return synthCmd(rest[1:], stdout, stderr)
 		}
 		return fmt.Errorf("model: unknown subcommand %q (want inspect or synth)", rest[0])
+	case "node":
+		return nodeCmd(ctx, rest, stdout, stderr)
 	case "serve":
 		return serveCmd(ctx, rest, stderr)
 	case "bench":

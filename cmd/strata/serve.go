@@ -5,6 +5,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"strings"
 
 	"github.com/strata-llm/strata/node"
 	"github.com/strata-llm/strata/node/api"
@@ -26,9 +27,12 @@ func serveCmd(ctx context.Context, args []string, stderr io.Writer) error {
 	fs.Int64Var(&cfg.KVBudget, "kv-budget", 0, "KV cache `bytes` per stage (0: no limit)")
 	fs.IntVar(&cfg.MaxSeqs, "max-seqs", 0, "sequences decoded together (0: default 64)")
 	fs.IntVar(&cfg.MaxQueue, "max-queue", 0, "requests waiting before 429 (0: default 1024)")
+	route := fs.String("route", "", "stage node `addresses` (full, with /p2p/ID), comma-separated, covering the layers in order: serve through them instead of in-process stages")
+	fs.StringVar(&cfg.DataDir, "data", "", "data `dir` for the gateway's libp2p identity (with --route)")
+	pskFile := fs.String("psk-file", "", "private network key `file` (64 hex digits), with --route")
 	verbose := fs.Bool("v", false, "debug logging on stderr")
 	fs.Usage = func() {
-		fmt.Fprintln(stderr, "usage: strata serve --model PATH [--stages N] [--api HOST:PORT] [flags]\n\nServes the model, split into N in-process pipeline stages, through the\nOpenAI-compatible (/v1/chat/completions, /v1/completions, /v1/models) and\nTGI-compatible (/generate, /generate_stream, /info, /health) HTTP API, with\n/metrics for Prometheus.\n\nFlags:")
+		fmt.Fprintln(stderr, "usage: strata serve --model PATH [--stages N | --route ADDR1,ADDR2,...] [--api HOST:PORT] [flags]\n\nServes the model, split into N in-process pipeline stages (or through the\nstage nodes of --route), through the\nOpenAI-compatible (/v1/chat/completions, /v1/completions, /v1/models) and\nTGI-compatible (/generate, /generate_stream, /info, /health) HTTP API, with\n/metrics for Prometheus.\n\nFlags:")
 		fs.PrintDefaults()
 	}
 	if _, err := parse(fs, args); err != nil {
@@ -50,6 +54,12 @@ func serveCmd(ctx context.Context, args []string, stderr io.Writer) error {
 			return err
 		}
 		cfg.APIKeys = append(cfg.APIKeys, keys...)
+	}
+	if *route != "" {
+		cfg.Route = strings.Split(*route, ",")
+	}
+	if cfg.PSK, err = readPSK(*pskFile); err != nil {
+		return err
 	}
 	cfg.Logger = newLogger(stderr, *verbose)
 	return node.Serve(ctx, cfg)

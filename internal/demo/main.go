@@ -1,7 +1,9 @@
-// Command demo is what `make demo` runs: it starts `strata serve` with the
-// model split into three pipeline stages on a free loopback port, waits for
-// /health, asks POST /v1/completions for a continuation, prints the answer
-// and the live pipeline from /info, and stops the server.
+// Command demo is what `make demo` runs: it starts three `strata node`
+// processes on 127.0.0.1, each serving a contiguous range of the model's
+// layers over libp2p, and a `strata serve --route` gateway through them;
+// waits for /health, asks POST /v1/completions for a continuation, prints
+// the answer and the live pipeline from /info, and stops every process.
+// With -in-process the gateway runs the stages itself instead.
 package main
 
 import (
@@ -15,6 +17,8 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
+	"path/filepath"
+	"strings"
 	"syscall"
 	"time"
 )
@@ -25,29 +29,49 @@ func main() {
 	stages := flag.Int("stages", 3, "pipeline stages")
 	prompt := flag.String("prompt", "Once upon a time", "the prompt")
 	maxTokens := flag.Int("max-tokens", 64, "tokens to generate")
+	inProcess := flag.Bool("in-process", false, "run the stages inside the gateway process")
 	flag.Parse()
-	if err := run(*bin, *model, *stages, *prompt, *maxTokens); err != nil {
+	if err := run(*bin, *model, *stages, *prompt, *maxTokens, *inProcess); err != nil {
 		fmt.Fprintln(os.Stderr, "demo:", err)
 		os.Exit(1)
 	}
 }
 
-func run(bin, model string, stages int, prompt string, maxTokens int) error {
+func run(bin, model string, stages int, prompt string, maxTokens int, inProcess bool) error {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return err
 	}
 	addr := ln.Addr().String()
 	ln.Close()
-	srv := exec.Command(bin, "serve", "--model", model, "--stages", fmt.Sprint(stages), "--api", addr)
+	dataDir, err := os.MkdirTemp("", "strata-demo-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dataDir) // after the processes below have stopped
+	var procs []*exec.Cmd
+	defer func() {
+		for _, p := range procs {
+			p.Process.Signal(syscall.SIGTERM)
+			p.Wait()
+		}
+	}()
+	args := []string{"serve", "--model", model, "--api", addr}
+	if inProcess {
+		args = append(args, "--stages", fmt.Sprint(stages))
+	} else {
+		route, err := startNodes(bin, model, stages, dataDir, &procs)
+		if err != nil {
+			return err
+		}
+		args = append(args, "--route", strings.Join(route, ","))
+	}
+	srv := exec.Command(bin, args...)
 	srv.Stdout, srv.Stderr = os.Stderr, os.Stderr
 	if err := srv.Start(); err != nil {
 		return err
 	}
-	defer func() {
-		srv.Process.Signal(syscall.SIGTERM)
-		srv.Wait()
-	}()
+	procs = append(procs, srv)
 	base := "http://" + addr
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
@@ -92,6 +116,48 @@ func run(bin, model string, stages int, prompt string, maxTokens int) error {
 	}
 	fmt.Printf("prompt: %s\ncompletion (%d stages, greedy): %s\nusage: %v\n", prompt, stages, out.Choices[0].Text, out.Usage)
 	return nil
+}
+
+// startNodes starts n `strata node` processes over even layer ranges and
+// returns their addresses, read from their data dirs' addr files.
+func startNodes(bin, model string, n int, base string, procs *[]*exec.Cmd) ([]string, error) {
+	out, err := exec.Command(bin, "model", "inspect", model).Output()
+	if err != nil {
+		return nil, fmt.Errorf("inspect %s: %v", model, err)
+	}
+	layers := strings.Count(string(out), "  layer ")
+	if layers < n {
+		return nil, fmt.Errorf("%s has %d layers, fewer than %d stages", model, layers, n)
+	}
+	var route []string
+	for i := range n {
+		lo, hi := i*layers/n, (i+1)*layers/n
+		dir := filepath.Join(base, fmt.Sprintf("node%d", i))
+		cmd := exec.Command(bin, "node", "--model", model, "--layers", fmt.Sprintf("%d:%d", lo, hi), "--data", dir, "--listen", "/ip4/127.0.0.1/tcp/0")
+		cmd.Stdout, cmd.Stderr = io.Discard, os.Stderr
+		if err := cmd.Start(); err != nil {
+			return nil, err
+		}
+		*procs = append(*procs, cmd)
+		addr, err := waitFile(filepath.Join(dir, "addr"), 60*time.Second)
+		if err != nil {
+			return nil, err
+		}
+		route = append(route, addr)
+	}
+	return route, nil
+}
+
+// waitFile returns the trimmed contents of path once it exists.
+func waitFile(path string, timeout time.Duration) (string, error) {
+	for deadline := time.Now().Add(timeout); ; time.Sleep(50 * time.Millisecond) {
+		if b, err := os.ReadFile(path); err == nil && len(b) > 0 {
+			return strings.TrimSpace(string(b)), nil
+		}
+		if time.Now().After(deadline) {
+			return "", fmt.Errorf("%s did not appear in %v", path, timeout)
+		}
+	}
 }
 
 func getJSON(url string, v any) error {

@@ -1,0 +1,183 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/strata-llm/strata/internal/testdata"
+)
+
+// buildBinary builds strata into a temporary folder.
+func buildBinary(t *testing.T) string {
+	t.Helper()
+	bin := filepath.Join(t.TempDir(), "strata")
+	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	return bin
+}
+
+// startProc starts bin with args, stopping it when the test ends, and
+// returns it with the first line it prints on stdout.
+func startProc(t *testing.T, bin string, args ...string) (*exec.Cmd, string) {
+	t.Helper()
+	cmd := exec.Command(bin, args...)
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		cmd.Process.Signal(syscall.SIGTERM)
+		cmd.Wait()
+		if t.Failed() {
+			t.Logf("%v stderr:\n%s", args[:3], stderr.String())
+		}
+	})
+	line := make(chan string, 1)
+	go func() {
+		sc := bufio.NewScanner(out)
+		if sc.Scan() {
+			line <- sc.Text()
+		}
+		close(line)
+		io.Copy(io.Discard, out)
+	}()
+	select {
+	case l, ok := <-line:
+		if !ok {
+			t.Fatalf("%v exited without printing: %s", args, stderr.String())
+		}
+		return cmd, l
+	case <-time.After(60 * time.Second):
+		t.Fatalf("%v printed nothing in 60s: %s", args, stderr.String())
+	}
+	return nil, ""
+}
+
+func freeAddr(t *testing.T) string {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+func complete(base, prompt string) (int, string, error) {
+	body, _ := json.Marshal(map[string]any{"model": "llama", "prompt": prompt, "max_tokens": 32, "temperature": 0})
+	resp, err := http.Post(base+"/v1/completions", "application/json", bytes.NewReader(body))
+	if err != nil {
+		return 0, "", err
+	}
+	defer resp.Body.Close()
+	raw, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != http.StatusOK {
+		return resp.StatusCode, string(raw), nil
+	}
+	var out struct {
+		Choices []struct {
+			Text string `json:"text"`
+		} `json:"choices"`
+	}
+	if err := json.Unmarshal(raw, &out); err != nil || len(out.Choices) == 0 {
+		return resp.StatusCode, string(raw), fmt.Errorf("bad completion %s", raw)
+	}
+	return resp.StatusCode, out.Choices[0].Text, nil
+}
+
+// TestMultiProcess runs a static pipeline of the built binary: three
+// `strata node` processes on 127.0.0.1 serving layer ranges of stories260K
+// and a `strata serve --route` gateway. Every reference prompt gives the
+// recorded greedy text; then killing the middle process fails the next
+// request within 2 s with an error naming that peer.
+func TestMultiProcess(t *testing.T) {
+	ref := testdata.LoadReference(t, testdata.Path(t, "reference/stories260K-f32.json"))
+	model := ref.ModelPath(t)
+	bin := buildBinary(t)
+	var procs []*exec.Cmd
+	var addrs []string
+	for _, layers := range []string{"0:2", "2:4", "4:5"} {
+		dir := t.TempDir()
+		p, addr := startProc(t, bin, "node", "--model", model, "--layers", layers, "--data", dir, "--listen", "/ip4/127.0.0.1/tcp/0")
+		if !strings.Contains(addr, "/p2p/") {
+			t.Fatalf("node printed %q, not a full address", addr)
+		}
+		procs = append(procs, p)
+		addrs = append(addrs, addr)
+	}
+	api := freeAddr(t)
+	startGateway := func() {
+		cmd := exec.Command(bin, "serve", "--model", model, "--route", strings.Join(addrs, ","), "--api", api)
+		var stderr bytes.Buffer
+		cmd.Stderr = &stderr
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() {
+			cmd.Process.Signal(syscall.SIGTERM)
+			cmd.Wait()
+			if t.Failed() {
+				t.Logf("gateway stderr:\n%s", stderr.String())
+			}
+		})
+	}
+	startGateway()
+	base := "http://" + api
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		if resp, err := http.Get(base + "/health"); err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				break
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the gateway did not become healthy")
+		}
+	}
+	for _, c := range ref.Cases {
+		code, text, err := complete(base, c.Prompt)
+		if err != nil || code != http.StatusOK {
+			t.Fatalf("%q: %d %s %v", c.Prompt, code, text, err)
+		}
+		if !c.TextMatches(text) {
+			t.Errorf("%q: %q, llama.cpp %q", c.Prompt, text, c.GreedyText)
+		}
+	}
+
+	// Kill the middle stage: the next request fails fast, naming it.
+	middle := addrs[1][strings.LastIndex(addrs[1], "/")+1:]
+	procs[1].Process.Kill()
+	procs[1].Wait()
+	start := time.Now()
+	code, body, err := complete(base, ref.Cases[0].Prompt)
+	took := time.Since(start)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if code == http.StatusOK {
+		t.Fatalf("a request through a dead stage succeeded: %s", body)
+	}
+	if took > 2*time.Second {
+		t.Errorf("the failing request took %v", took)
+	}
+	if !strings.Contains(body, middle) {
+		t.Errorf("status %d, error %s: does not name the dead peer %s", code, body, middle)
+	}
+	t.Logf("dead middle stage: status %d after %v: %s", code, took, body)
+}
