@@ -62,7 +62,14 @@ func (g *gate) Forward(ctx context.Context, b *pipeline.Batch) (*pipeline.Batch,
 	return g.Local.Forward(ctx, b)
 }
 
-func newCluster(t *testing.T, n int, log *slog.Logger, cfg RemoteConfig) *cluster {
+func newCluster(t testing.TB, n int, log *slog.Logger, cfg RemoteConfig) *cluster {
+	t.Helper()
+	return newClusterLatency(t, n, log, cfg, 0)
+}
+
+// newClusterLatency is newCluster with every mocknet link delaying its
+// traffic by latency.
+func newClusterLatency(t testing.TB, n int, log *slog.Logger, cfg RemoteConfig, latency time.Duration) *cluster {
 	t.Helper()
 	path := testdata.Path(t, stories)
 	split, err := pipeline.OpenSplit(path, n, pipeline.SplitOptions{Threads: 1, Logger: quiet})
@@ -86,6 +93,7 @@ func newCluster(t *testing.T, n int, log *slog.Logger, cfg RemoteConfig) *cluste
 		}
 		c.servers = append(c.servers, srv)
 	}
+	c.mn.SetLinkDefaults(mocknet.LinkOptions{Latency: latency})
 	if err := c.mn.LinkAll(); err != nil {
 		t.Fatal(err)
 	}
@@ -132,7 +140,7 @@ func (c *cluster) close() {
 }
 
 // runDriver starts a Driver over stages and stops it when the test ends.
-func runDriver(t *testing.T, stages []pipeline.Stage) *pipeline.Driver {
+func runDriver(t testing.TB, stages []pipeline.Stage) *pipeline.Driver {
 	t.Helper()
 	d, err := pipeline.NewDriver(stages, pipeline.DriverConfig{Logger: quiet})
 	if err != nil {
@@ -151,7 +159,7 @@ func runDriver(t *testing.T, stages []pipeline.Stage) *pipeline.Driver {
 }
 
 // generateAll runs every request at once and returns their tokens.
-func generateAll(t *testing.T, d *pipeline.Driver, reqs []pipeline.TokenRequest) [][]int {
+func generateAll(t testing.TB, d *pipeline.Driver, reqs []pipeline.TokenRequest) [][]int {
 	t.Helper()
 	out := make([][]int, len(reqs))
 	var wg sync.WaitGroup
@@ -168,7 +176,7 @@ func generateAll(t *testing.T, d *pipeline.Driver, reqs []pipeline.TokenRequest)
 	return out
 }
 
-func storiesRequests(t *testing.T, n int) []pipeline.TokenRequest {
+func storiesRequests(t testing.TB, n int) []pipeline.TokenRequest {
 	ref := testdata.LoadReference(t, testdata.Path(t, "reference/stories260K-f32.json"))
 	var reqs []pipeline.TokenRequest
 	for _, c := range ref.Cases {
