@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"strings"
 	"text/tabwriter"
+	"time"
 
 	"github.com/strata-llm/strata/kernels"
 	"github.com/strata-llm/strata/pipeline"
@@ -37,6 +38,8 @@ type benchRow struct {
 	DecodeTokS    float64 `json:"decode_tok_s"`
 	RooflineShare float64 `json:"roofline_share"`
 	PrefillTokS   float64 `json:"prefill_tok_s"`
+	PrefillGFLOPs float64 `json:"prefill_gflop_s"`
+	FMAPeakGFLOPs float64 `json:"fma_peak_gflop_s"` // 0: not measured here
 	PrefillTokens int     `json:"prefill_tokens"`
 	DecodeTokens  int     `json:"decode_tokens"`
 }
@@ -49,7 +52,7 @@ func benchCmd(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	types := fs.String("type", "f16,q8_0,q4_0", "tensor types of the synthetic models, comma-separated")
 	cacheDir := fs.String("cache", "", "where synthetic models are kept (default: the user cache dir)")
 	decode := fs.Int("tokens", 16, "tokens to decode")
-	prefill := fs.Int("prefill", 8, "prompt tokens before decoding")
+	prefill := fs.Int("prefill", 128, "prompt tokens, processed in one batch before decoding")
 	threads := fs.Int("threads", 0, "kernel threads (0: all cores)")
 	asJSON := fs.Bool("json", false, "print JSON lines instead of a table")
 	bwMB := fs.Int("bandwidth-mb", 512, "size of the buffer the bandwidth is measured over, in MB (well above the caches)")
@@ -105,12 +108,13 @@ func benchCmd(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 
 	log.Info("measuring memory bandwidth", "threads", pool.Size())
 	bw := kernels.MeasureBandwidth(pool, *bwMB<<20, 5)
+	peak := kernels.MeasureFMAPeak(pool, 200*time.Millisecond)
 	var rows []benchRow
 	for _, p := range paths {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		row, err := benchOne(p, pool, *prefill, *decode, bw, log)
+		row, err := benchOne(p, pool, *prefill, *decode, bw, peak, log)
 		if err != nil {
 			return fmt.Errorf("bench %s: %w", p, err)
 		}
@@ -123,15 +127,20 @@ func benchCmd(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return nil
 	}
 	w := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintf(w, "model\ttype\tthreads\tMB/token\tbandwidth GB/s\troofline tok/s\tdecode tok/s\tof roofline\tprefill tok/s\t\n")
+	fmt.Fprintf(w, "model\ttype\tthreads\tMB/token\tbandwidth GB/s\troofline tok/s\tdecode tok/s\tof roofline\tprefill tok/s\tprefill GFLOP/s\tFMA peak GFLOP/s\tof peak\t\n")
 	for _, r := range rows {
-		fmt.Fprintf(w, "%s\t%s\t%d\t%.1f\t%.2f\t%.2f\t%.2f\t%.1f%%\t%.2f\t\n", r.Model, r.Type, r.Threads,
-			float64(r.BytesPerToken)/1e6, r.BandwidthGBs, r.RooflineTokS, r.DecodeTokS, 100*r.RooflineShare, r.PrefillTokS)
+		share := "-"
+		if r.FMAPeakGFLOPs > 0 {
+			share = fmt.Sprintf("%.1f%%", 100*r.PrefillGFLOPs/r.FMAPeakGFLOPs)
+		}
+		fmt.Fprintf(w, "%s\t%s\t%d\t%.1f\t%.2f\t%.2f\t%.2f\t%.1f%%\t%.2f\t%.1f\t%.1f\t%s\t\n", r.Model, r.Type, r.Threads,
+			float64(r.BytesPerToken)/1e6, r.BandwidthGBs, r.RooflineTokS, r.DecodeTokS, 100*r.RooflineShare, r.PrefillTokS,
+			r.PrefillGFLOPs, r.FMAPeakGFLOPs, share)
 	}
 	return w.Flush()
 }
 
-func benchOne(path string, pool *kernels.Pool, prefill, decode int, bw float64, log interface{ Info(string, ...any) }) (benchRow, error) {
+func benchOne(path string, pool *kernels.Pool, prefill, decode int, bw, peak float64, log interface{ Info(string, ...any) }) (benchRow, error) {
 	f, err := gguf.Open(path)
 	if err != nil {
 		return benchRow{}, err
@@ -144,8 +153,13 @@ func benchOne(path string, pool *kernels.Pool, prefill, decode int, bw float64, 
 	}
 	// Bytes streamed per decoded token: every weight but the embedding table,
 	// of which one row is read.
-	var perToken uint64
+	// FLOP per prompt token: a multiply-add per weight of every matrix but
+	// the embedding table (attention over a short prompt is left out).
+	var perToken, flop uint64
 	for _, t := range f.Tensors {
+		if len(t.Dims) == 2 && t.Name != "token_embd.weight" {
+			flop += 2 * t.Dims[0] * t.Dims[1]
+		}
 		if t.Name == "token_embd.weight" && len(t.Dims) == 2 {
 			perToken += t.Size / t.Dims[1]
 			continue
@@ -167,5 +181,6 @@ func benchOne(path string, pool *kernels.Pool, prefill, decode int, bw float64, 
 		BytesPerToken: perToken, BandwidthGBs: bw / 1e9, RooflineTokS: roof,
 		DecodeTokS: res.DecodeRate(), RooflineShare: res.DecodeRate() / roof,
 		PrefillTokS: res.PrefillRate(), PrefillTokens: prefill, DecodeTokens: decode,
+		PrefillGFLOPs: res.PrefillRate() * float64(flop) / 1e9, FMAPeakGFLOPs: peak / 1e9,
 	}, nil
 }

@@ -1,0 +1,50 @@
+package kernels
+
+import (
+	"math"
+	"sync/atomic"
+	"time"
+)
+
+// fmaLoopFLOP is the floating-point operations of one fmaLoop iteration:
+// ten 8-lane fused multiply-adds.
+const fmaLoopFLOP = 10 * 8 * 2
+
+// MeasureFMAPeak returns the single-precision FMA peak, in FLOP per second,
+// that p's workers reach together running independent AVX2 fused
+// multiply-adds for about d: the compute roofline that prefill benchmarks
+// report against. It returns 0 where the assembly is unavailable (another
+// architecture, -tags purego, or a CPU without AVX2 and FMA).
+func MeasureFMAPeak(p *Pool, d time.Duration) float64 {
+	if fmaLoop == nil {
+		return 0
+	}
+	// Calibrate on one core, then run every worker at once.
+	n := 1 << 16
+	for {
+		start := time.Now()
+		fmaLoop(n)
+		if el := time.Since(start); el > 20*time.Millisecond || n > 1<<34 {
+			n = int(float64(n) * d.Seconds() / max(el.Seconds(), 1e-9))
+			break
+		}
+		n *= 4
+	}
+	workers := max(p.Size(), 1)
+	best := 0.0
+	for range 3 {
+		start := time.Now()
+		p.For(workers, func(lo, hi int) {
+			for range hi - lo {
+				peakSink.Store(math.Float32bits(fmaLoop(n)))
+			}
+		})
+		if f := float64(workers) * float64(n) * fmaLoopFLOP / time.Since(start).Seconds(); f > best {
+			best = f
+		}
+	}
+	return best
+}
+
+// peakSink keeps the measuring loop's result alive.
+var peakSink atomic.Uint32
