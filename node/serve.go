@@ -78,6 +78,7 @@ func Serve(ctx context.Context, cfg ServeConfig) error {
 	defer pipe.close()
 	drv, err := pipeline.NewDriver(pipe.stages, pipeline.DriverConfig{
 		Codec:         pipe.codec,
+		StagesCarry:   pipe.remote,
 		Sched:         sched.Config{MaxSeqs: cfg.MaxSeqs, MaxQueue: cfg.MaxQueue},
 		IsEOG:         pipe.tok.IsEOG,
 		ContextLength: pipe.cfg.ContextLength,
@@ -140,6 +141,7 @@ type servedPipeline struct {
 	stages  []pipeline.Stage
 	infos   []api.StageInfo
 	codec   wire.Codec   // between in-process stages
+	remote  bool         // the stages are remote and carry activations themselves
 	kvBytes func() int64 // KV cache in use on this host
 	close   func()
 }
@@ -175,7 +177,7 @@ func openRoute(ctx context.Context, cfg ServeConfig, log *slog.Logger) (*servedP
 	if err != nil {
 		return nil, err
 	}
-	p := &servedPipeline{file: f, kvBytes: func() int64 { return 0 }}
+	p := &servedPipeline{file: f, remote: true, kvBytes: func() int64 { return 0 }}
 	var h *p2p.Host
 	var remotes []*p2p.RemoteStage
 	p.close = func() {

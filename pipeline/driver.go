@@ -35,6 +35,11 @@ type DriverConfig struct {
 	// Sched.QueueTimeout (counted in ticks) is set; 0 means 100ms.
 	TickInterval time.Duration
 	Logger       *slog.Logger // nil: slog.Default()
+	// StagesCarry says the stages move activations between themselves
+	// (RemoteStages, which encode them on the wire): the Driver then does
+	// not encode and decode them again between stages, and Stats().Hops
+	// stays zero.
+	StagesCarry bool
 	// ObserveStage, when set, is told how long each Forward of stage i
 	// took (for metrics); it is called from the stages' goroutines.
 	ObserveStage func(i int, d time.Duration)
@@ -483,7 +488,7 @@ func (d *Driver) stage(ctx context.Context, i int, in <-chan item, out chan<- it
 			if d.cfg.ObserveStage != nil {
 				d.cfg.ObserveStage(i, time.Since(start))
 			}
-			if err == nil && !last {
+			if err == nil && !last && !d.cfg.StagesCarry {
 				err = d.hops[i].apply(b)
 			}
 			if err != nil {
