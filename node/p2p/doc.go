@@ -20,10 +20,22 @@
 // Forwards in flight on that one stage to overlap micro-batches, which is a
 // change to package pipeline.
 //
-// Not set up yet either: peer discovery (mDNS, the Kademlia DHT), AutoNAT,
-// hole punching and circuit relay, a connection gater, and the join,
-// weights, status and Raft protocols.
+// Raft runs over libp2p (raft.go): RaftProtocol streams carry a
+// raft.NetworkTransport's connections (NewRaftTransport, over a
+// RaftStreamLayer on go-libp2p's gostream). A Raft server's ID and address
+// are both its peer ID's string form. The peers Raft dials and accepts are
+// protected in the host's connection manager, and NewRaftLogger routes
+// Raft's hclog output to slog.
 //
-// It imports pipeline and pipeline/wire, and go-libp2p; pipeline never
-// imports it.
+// A Gater (gater.go) keeps a members-only cluster to its members. At the
+// connection level it admits everyone but banned peers, because a joiner is
+// unknown until the join protocol has checked its token. At the stream
+// level Guard wraps a members-only protocol's handler (the stage server
+// takes an Allow function to the same end); the join protocol stays open.
+//
+// Not set up yet: peer discovery (mDNS, the Kademlia DHT), AutoNAT, hole
+// punching and circuit relay, and the weights protocol.
+//
+// It imports pipeline and pipeline/wire, go-libp2p and hashicorp/raft;
+// pipeline never imports it.
 package p2p

@@ -53,7 +53,10 @@ type HostConfig struct {
 	// network: it talks only to peers with the same key. libp2p supports
 	// private networks over TCP only, so with a PSK the QUIC transport is
 	// disabled and a QUIC listen address is refused (ErrQUICWithPSK).
-	PSK    []byte
+	PSK []byte
+	// Gater, when set, decides which peers may connect (a cluster's
+	// members and joiners).
+	Gater  *Gater
 	Logger *slog.Logger // nil: slog.Default()
 }
 
@@ -85,6 +88,9 @@ func NewHost(ctx context.Context, cfg HostConfig) (*Host, error) {
 		libp2p.Transport(tcp.NewTCPTransport),
 		libp2p.DisableRelay(),
 		libp2p.DisableMetrics(),
+	}
+	if cfg.Gater != nil {
+		opts = append(opts, libp2p.ConnectionGater(cfg.Gater))
 	}
 	if len(cfg.PSK) > 0 {
 		if len(cfg.PSK) != PSKSize {

@@ -27,7 +27,10 @@ import (
 // Bodies by type:
 //
 //	hello    (client)  empty: asks for the stage's info
-//	info     (server)  lo u32, hi u32, name length u16, name
+//	info     (server)  lo u32, hi u32, name length u16, name, then
+//	                   optionally epoch u64: the cluster map epoch of the
+//	                   assignment the stage serves (absent: 0, a static
+//	                   pipeline)
 //	forward  (client)  a batch (below)
 //	result   (server)  a batch: what the stage returned
 //	end      (client)  count u32, then count session IDs u64
@@ -427,24 +430,31 @@ func sameSeqs(fs []wire.Seq, seqs []pipeline.Seq, logits bool) bool {
 }
 
 // appendInfo, appendEnd and appendError append those bodies.
-func appendInfo(dst []byte, lo, hi int, name string) []byte {
+func appendInfo(dst []byte, lo, hi int, name string, epoch uint64) []byte {
 	name = truncate(name, maxNameLen)
 	dst = binary.LittleEndian.AppendUint32(dst, uint32(lo))
 	dst = binary.LittleEndian.AppendUint32(dst, uint32(hi))
 	dst = binary.LittleEndian.AppendUint16(dst, uint16(len(name)))
-	return append(dst, name...)
+	dst = append(dst, name...)
+	if epoch != 0 {
+		dst = binary.LittleEndian.AppendUint64(dst, epoch)
+	}
+	return dst
 }
 
-func decodeInfo(src []byte) (lo, hi int, name string, err error) {
+func decodeInfo(src []byte) (lo, hi int, name string, epoch uint64, err error) {
 	if len(src) < 10 {
-		return 0, 0, "", fmt.Errorf("info of %d bytes: %w", len(src), errMessage)
+		return 0, 0, "", 0, fmt.Errorf("info of %d bytes: %w", len(src), errMessage)
 	}
 	le := binary.LittleEndian
 	lo, hi, n := int(le.Uint32(src)), int(le.Uint32(src[4:])), int(le.Uint16(src[8:]))
-	if len(src) != 10+n || lo >= hi {
-		return 0, 0, "", fmt.Errorf("info of layers %d-%d, a name of %d bytes in %d: %w", lo, hi, n, len(src), errMessage)
+	if (len(src) != 10+n && len(src) != 18+n) || lo >= hi {
+		return 0, 0, "", 0, fmt.Errorf("info of layers %d-%d, a name of %d bytes in %d: %w", lo, hi, n, len(src), errMessage)
 	}
-	return lo, hi, string(src[10:]), nil
+	if len(src) == 18+n {
+		epoch = le.Uint64(src[10+n:])
+	}
+	return lo, hi, string(src[10 : 10+n]), epoch, nil
 }
 
 func appendEnd(dst []byte, ids []uint64) []byte {

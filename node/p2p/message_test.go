@@ -129,7 +129,7 @@ func FuzzReadMessage(f *testing.F) {
 	f.Add(encodeBatch(f, testBatch(2, 3)))
 	end, _ := appendMessage(nil, msgEnd, func(d []byte) ([]byte, error) { return appendEnd(d, []uint64{1, 2}), nil })
 	f.Add(end)
-	info, _ := appendMessage(nil, msgInfo, func(d []byte) ([]byte, error) { return appendInfo(d, 0, 3, "layers 0-3"), nil })
+	info, _ := appendMessage(nil, msgInfo, func(d []byte) ([]byte, error) { return appendInfo(d, 0, 3, "layers 0-3", 7), nil })
 	f.Add(info)
 	f.Add([]byte("STSG\x01\x03\x00\x00\xff\xff\xff\xff\x00\x00\x00\x00"))
 	f.Fuzz(func(t *testing.T, data []byte) {
@@ -160,7 +160,7 @@ func FuzzReadMessage(f *testing.F) {
 		case msgEnd:
 			decodeEnd(body, nil)
 		case msgInfo:
-			decodeInfo(body)
+			_, _, _, _, _ = decodeInfo(body)
 		case msgError:
 			decodeError(body)
 		}

@@ -42,6 +42,10 @@ var (
 	ErrWrongLayers = errors.New("stage peer serves other layers")
 	// ErrClosed: the RemoteStage or StageServer was closed.
 	ErrClosed = errors.New("stage closed")
+	// ErrStaleRoute: the peer serves its layers under another cluster map
+	// epoch than the route's (RemoteConfig.Epoch): the assignment moved,
+	// and the route must be planned again.
+	ErrStaleRoute = errors.New("stage serves another map epoch than the route's")
 )
 
 // LayerRange is a stage's layers [Lo, Hi).
@@ -100,6 +104,12 @@ type ServeOptions struct {
 	// Layers names the stage's layers in the info it gives clients; when
 	// zero it is asked of the stage (a *pipeline.Local's Range).
 	Layers LayerRange
+	// Epoch is the cluster map epoch of the assignment the stage serves,
+	// told to clients in its info (0: a static pipeline).
+	Epoch uint64
+	// Allow, when set, admits a peer's streams: the others are reset and
+	// logged (a cluster admits its members only).
+	Allow  func(peer.ID) bool
 	Logger *slog.Logger // nil: slog.Default()
 }
 
@@ -185,6 +195,11 @@ func (s *StageServer) Close() error {
 
 // handle serves one stream until it ends, fails, or the server closes.
 func (s *StageServer) handle(st network.Stream) {
+	if s.opts.Allow != nil && !s.opts.Allow(st.Conn().RemotePeer()) {
+		s.log.Warn("refused a stage stream from a non-member", "peer", st.Conn().RemotePeer())
+		st.Reset()
+		return
+	}
 	s.mu.Lock()
 	if s.closed || s.streams >= s.opts.MaxStreams {
 		full := !s.closed
@@ -237,7 +252,7 @@ func (s *StageServer) handle(st network.Stream) {
 		switch t {
 		case msgHello:
 			out, err = appendMessage(out[:0], msgInfo, func(d []byte) ([]byte, error) {
-				return appendInfo(d, s.opts.Layers.Lo, s.opts.Layers.Hi, s.name), nil
+				return appendInfo(d, s.opts.Layers.Lo, s.opts.Layers.Hi, s.name, s.opts.Epoch), nil
 			})
 		case msgForward:
 			b.Reset()
@@ -318,6 +333,9 @@ type RemoteConfig struct {
 	// Layers, when set, are the layers the route expects of the peer:
 	// DialStage fails with ErrWrongLayers when it serves others.
 	Layers LayerRange
+	// Epoch, when set, is the cluster map epoch of the route's assignment:
+	// DialStage fails with ErrStaleRoute when the peer serves another.
+	Epoch  uint64
 	Logger *slog.Logger // nil: slog.Default()
 }
 
@@ -400,13 +418,16 @@ func DialStage(ctx context.Context, h host.Host, p peer.AddrInfo, cfg RemoteConf
 		if t != msgInfo {
 			return fmt.Errorf("%w: a %d message for a hello", ErrProtocol, t)
 		}
-		lo, hi, name, err := decodeInfo(body)
+		lo, hi, name, epoch, err := decodeInfo(body)
 		if err != nil {
 			return fmt.Errorf("%w: %w", ErrProtocol, err)
 		}
 		r.layers, r.name = LayerRange{lo, hi}, name
 		if cfg.Layers != (LayerRange{}) && cfg.Layers != r.layers {
 			return fmt.Errorf("%w: want %v", ErrWrongLayers, cfg.Layers)
+		}
+		if cfg.Epoch != 0 && cfg.Epoch != epoch {
+			return fmt.Errorf("%w: the route's epoch %d, the stage's %d", ErrStaleRoute, cfg.Epoch, epoch)
 		}
 		return nil
 	})

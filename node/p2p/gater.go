@@ -1,0 +1,139 @@
+package p2p
+
+import (
+	"log/slog"
+	"sync"
+	"sync/atomic"
+
+	"github.com/libp2p/go-libp2p/core/connmgr"
+	"github.com/libp2p/go-libp2p/core/control"
+	"github.com/libp2p/go-libp2p/core/network"
+	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/libp2p/go-libp2p/core/protocol"
+	ma "github.com/multiformats/go-multiaddr"
+)
+
+// Gater keeps a members-only cluster to its members, in two layers.
+//
+// At the connection level (connmgr.ConnectionGater, given to libp2p with
+// libp2p.ConnectionGater) it admits everyone except banned peers: a
+// joiner is an unknown peer until the join protocol has checked its
+// token, so it must be able to connect. Ban is for a removed or dead
+// node.
+//
+// At the stream level, Guard wraps the handler of each members-only
+// protocol (Raft, stages, weights, status) so that, once EnforceMembers
+// is on, a stream from a peer outside the member set is reset; the join
+// protocol is left unguarded, open to all. Enforcement is off until the
+// node knows its cluster.
+//
+// All methods may be called concurrently, from any goroutine.
+type Gater struct {
+	enforce atomic.Bool
+
+	mu      sync.RWMutex
+	members map[peer.ID]struct{}
+	banned  map[peer.ID]struct{}
+}
+
+var _ connmgr.ConnectionGater = (*Gater)(nil)
+
+// NewGater returns a gater with no members, no bans and enforcement off:
+// it admits everyone until EnforceMembers(true).
+func NewGater() *Gater {
+	return &Gater{members: make(map[peer.ID]struct{}), banned: make(map[peer.ID]struct{})}
+}
+
+// SetMembers replaces the member set with ids. The gater keeps no
+// reference to ids.
+func (g *Gater) SetMembers(ids []peer.ID) {
+	m := make(map[peer.ID]struct{}, len(ids))
+	for _, id := range ids {
+		m[id] = struct{}{}
+	}
+	g.mu.Lock()
+	g.members = m
+	g.mu.Unlock()
+}
+
+// Allow adds id to the member set.
+func (g *Gater) Allow(id peer.ID) {
+	g.mu.Lock()
+	g.members[id] = struct{}{}
+	g.mu.Unlock()
+}
+
+// IsMember reports whether id is in the member set.
+func (g *Gater) IsMember(id peer.ID) bool {
+	g.mu.RLock()
+	defer g.mu.RUnlock()
+	_, ok := g.members[id]
+	return ok
+}
+
+// Ban refuses id's connections from now on, both ways, and drops it from
+// the member set. Connections already open stay open: close them with
+// the host's Network().ClosePeer(id).
+func (g *Gater) Ban(id peer.ID) {
+	g.mu.Lock()
+	g.banned[id] = struct{}{}
+	delete(g.members, id)
+	g.mu.Unlock()
+}
+
+// Unban lifts a ban on id; it does not make id a member.
+func (g *Gater) Unban(id peer.ID) {
+	g.mu.Lock()
+	delete(g.banned, id)
+	g.mu.Unlock()
+}
+
+// IsBanned reports whether id is banned.
+func (g *Gater) IsBanned(id peer.ID) bool {
+	g.mu.RLock()
+	defer g.mu.RUnlock()
+	_, ok := g.banned[id]
+	return ok
+}
+
+// EnforceMembers turns the stream-level rule of Guard on or off. Off (the
+// default) admits every peer's streams: for a node that does not know its
+// cluster yet.
+func (g *Gater) EnforceMembers(on bool) { g.enforce.Store(on) }
+
+// Guard wraps h, the handler of the members-only protocol proto: while
+// membership is enforced, a stream from a non-member is reset with a
+// warning naming the peer and the protocol, and h never sees it. log nil:
+// slog.Default().
+func (g *Gater) Guard(h network.StreamHandler, proto protocol.ID, log *slog.Logger) network.StreamHandler {
+	if log == nil {
+		log = slog.Default()
+	}
+	return func(s network.Stream) {
+		if id := s.Conn().RemotePeer(); g.enforce.Load() && !g.IsMember(id) {
+			log.Warn("p2p: stream from a non-member refused", "peer", id, "protocol", proto)
+			s.Reset()
+			return
+		}
+		h(s)
+	}
+}
+
+// InterceptPeerDial refuses to dial a banned peer.
+func (g *Gater) InterceptPeerDial(p peer.ID) bool { return !g.IsBanned(p) }
+
+// InterceptAddrDial refuses to dial a banned peer at any address.
+func (g *Gater) InterceptAddrDial(p peer.ID, _ ma.Multiaddr) bool { return !g.IsBanned(p) }
+
+// InterceptAccept admits every inbound connection: the peer is not known
+// until the security handshake (InterceptSecured).
+func (g *Gater) InterceptAccept(network.ConnMultiaddrs) bool { return true }
+
+// InterceptSecured refuses a banned peer, inbound or outbound, once the
+// handshake has authenticated it.
+func (g *Gater) InterceptSecured(_ network.Direction, p peer.ID, _ network.ConnMultiaddrs) bool {
+	return !g.IsBanned(p)
+}
+
+// InterceptUpgraded admits every connection that got this far.
+func (g *Gater) InterceptUpgraded(network.Conn) (bool, control.DisconnectReason) { return true, 0 }
