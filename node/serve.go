@@ -229,6 +229,9 @@ type gateway struct {
 	pipe *servedPipeline
 	drv  *pipeline.Driver
 	info api.ModelInfo
+	// stages, when set, describes the live route for Info (a cluster's
+	// changes).
+	stages func() []api.StageInfo
 
 	mu               sync.Mutex // guards the wire byte totals already reported
 	lastRaw, lastEnc int64
@@ -275,7 +278,13 @@ func (g *gateway) Generate(ctx context.Context, req *api.Request, emit func(api.
 }
 
 // Info implements api.Pipeline.
-func (g *gateway) Info() api.ModelInfo { return g.info }
+func (g *gateway) Info() api.ModelInfo {
+	info := g.info
+	if g.stages != nil {
+		info.Stages = g.stages()
+	}
+	return info
+}
 
 // Health implements api.Pipeline: one token through every stage.
 func (g *gateway) Health(ctx context.Context) error {

@@ -28,6 +28,9 @@ type Config struct {
 	// probes and scrapers; every other route answers 401 without a valid
 	// key. See LoadAPIKeys.
 	APIKeys []string
+	// Admin, when set, serves the routes under /cluster/ (a cluster
+	// member's status and leave), behind the API keys like the others.
+	Admin http.Handler
 	// MaxConcurrent bounds the generations in flight at the gateway; one
 	// more is answered 429 with Retry-After at once. 0 means no bound here
 	// (the Generator's queue still bounds them).
@@ -141,6 +144,9 @@ func New(cfg Config, gen Generator, tok Tokenizer, pipe Pipeline) *Server {
 	s.mux.HandleFunc("GET /info", s.handleInfo)
 	s.mux.HandleFunc("GET /health", s.handleHealth)
 	s.mux.Handle("GET /metrics", s.metrics.Handler())
+	if cfg.Admin != nil {
+		s.mux.Handle("/cluster/", cfg.Admin)
+	}
 	s.mux.HandleFunc("/", s.handleNotFound)
 	return s
 }

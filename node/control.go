@@ -1,0 +1,236 @@
+package node
+
+import (
+	"context"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"time"
+
+	"github.com/libp2p/go-libp2p/core/network"
+	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/libp2p/go-libp2p/core/protocol"
+
+	"github.com/strata-llm/strata/cluster"
+)
+
+// ControlProtocol carries the cluster's control requests between nodes: a
+// joiner's request to join (with its token), and a member's command for
+// the leader. One request and one reply a stream, each a 4-byte
+// big-endian length and a JSON document.
+const ControlProtocol protocol.ID = "/strata/cluster/1.0.0"
+
+const (
+	maxControlBytes = 1 << 20
+	controlTimeout  = 15 * time.Second
+)
+
+// Errors of control requests.
+var (
+	// ErrJoinRefused: the cluster refused a join (a bad or expired token,
+	// a wrong cluster); the wrapped text says why.
+	ErrJoinRefused = errors.New("join refused")
+	// ErrNotMember: a control request or a stage stream from a peer that
+	// is not a member of the cluster.
+	ErrNotMember = errors.New("not a member of the cluster")
+)
+
+// controlRequest is a control request: Op "join" (Token, Node) or "apply"
+// (Command).
+type controlRequest struct {
+	Op      string           `json:"op"`
+	Token   string           `json:"token,omitempty"`
+	Node    *cluster.Node    `json:"node,omitempty"`
+	Command *cluster.Command `json:"command,omitempty"`
+}
+
+// controlReply answers a control request: Err is empty on success; Code
+// says what kind of failure ("token", "not_member", "not_leader",
+// "failed").
+type controlReply struct {
+	Err    string `json:"err,omitempty"`
+	Code   string `json:"code,omitempty"`
+	Leader string `json:"leader,omitempty"`
+}
+
+func writeControl(w io.Writer, v any) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	buf := binary.BigEndian.AppendUint32(make([]byte, 0, 4+len(b)), uint32(len(b)))
+	_, err = w.Write(append(buf, b...))
+	return err
+}
+
+func readControl(r io.Reader, v any) error {
+	var n [4]byte
+	if _, err := io.ReadFull(r, n[:]); err != nil {
+		return err
+	}
+	size := binary.BigEndian.Uint32(n[:])
+	if size > maxControlBytes {
+		return fmt.Errorf("control message of %d bytes, at most %d", size, maxControlBytes)
+	}
+	b := make([]byte, size)
+	if _, err := io.ReadFull(r, b); err != nil {
+		return err
+	}
+	return json.Unmarshal(b, v)
+}
+
+// handleControl serves one control stream.
+func (m *Member) handleControl(st network.Stream) {
+	defer st.Close()
+	st.SetDeadline(time.Now().Add(controlTimeout))
+	from := st.Conn().RemotePeer()
+	var req controlRequest
+	if err := readControl(st, &req); err != nil {
+		m.log.Warn("refused a control request", "peer", from, "err", err)
+		st.Reset()
+		return
+	}
+	ctx, cancel := context.WithTimeout(m.ctx, controlTimeout)
+	defer cancel()
+	err := m.serveControl(ctx, from, &req)
+	var rep controlReply
+	if err != nil {
+		rep.Err = err.Error()
+		switch {
+		case errors.Is(err, ErrJoinRefused):
+			rep.Code = "token"
+		case errors.Is(err, ErrNotMember):
+			rep.Code = "not_member"
+		case errors.Is(err, cluster.ErrNotLeader):
+			rep.Code, rep.Leader = "not_leader", m.cl.Leader()
+		default:
+			rep.Code = "failed"
+		}
+	}
+	if err := writeControl(st, &rep); err != nil {
+		m.log.Debug("write control reply", "peer", from, "err", err)
+	}
+}
+
+// serveControl does what a control request asks, here or, on a follower,
+// by passing it to the leader.
+func (m *Member) serveControl(ctx context.Context, from peer.ID, req *controlRequest) error {
+	mp := m.cl.Map()
+	member := mp.Nodes[from.String()] != nil
+	switch req.Op {
+	case "join":
+		if req.Node == nil || req.Node.ID == "" {
+			return fmt.Errorf("a join without a node")
+		}
+		if req.Node.ID != from.String() && !member {
+			return fmt.Errorf("%w: %s asked to join as %s", ErrJoinRefused, from, req.Node.ID)
+		}
+		if !m.cl.IsLeader() {
+			return m.toLeader(ctx, req)
+		}
+		if mp.Nodes[req.Node.ID] == nil { // a rejoining member needs no token
+			if err := cluster.VerifyToken(req.Token, mp.Cluster, mp.Secret, time.Now()); err != nil {
+				m.log.Warn("refused a join", "peer", req.Node.ID, "err", err)
+				return fmt.Errorf("%w: %w", ErrJoinRefused, err)
+			}
+		}
+		if mp.Model != nil && req.Node.Model != mp.Model.Digest {
+			m.log.Warn("a node joined with another model file: it gets no layers", "peer", req.Node.ID, "model", req.Node.Model, "cluster_model", mp.Model.Digest)
+		}
+		m.log.Info("admitting node", "peer", req.Node.ID, "capacity", req.Node.Resources.Capacity)
+		m.gater.Allow(peer.ID(req.Node.ID))
+		return m.cl.Admit(*req.Node)
+	case "apply":
+		if !member {
+			return fmt.Errorf("%w: %s", ErrNotMember, from)
+		}
+		if req.Command == nil {
+			return fmt.Errorf("an apply without a command")
+		}
+		if !m.cl.IsLeader() {
+			return m.toLeader(ctx, req)
+		}
+		return m.cl.Apply(req.Command)
+	}
+	return fmt.Errorf("unknown control op %q", req.Op)
+}
+
+// toLeader passes a request on to the leader.
+func (m *Member) toLeader(ctx context.Context, req *controlRequest) error {
+	leader := m.cl.Leader()
+	if leader == "" || leader == m.id.String() {
+		return &cluster.NotLeaderError{Leader: leader}
+	}
+	id, err := peer.Decode(leader)
+	if err != nil {
+		return err
+	}
+	return m.control(ctx, id, req)
+}
+
+// control sends a request to a peer and waits for its reply.
+func (m *Member) control(ctx context.Context, to peer.ID, req *controlRequest) error {
+	ctx, cancel := context.WithTimeout(ctx, controlTimeout)
+	defer cancel()
+	st, err := m.host.NewStream(ctx, to, ControlProtocol)
+	if err != nil {
+		return fmt.Errorf("control stream to %s: %w", to, err)
+	}
+	defer st.Close()
+	st.SetDeadline(time.Now().Add(controlTimeout))
+	if err := writeControl(st, req); err != nil {
+		st.Reset()
+		return fmt.Errorf("control request to %s: %w", to, err)
+	}
+	var rep controlReply
+	if err := readControl(st, &rep); err != nil {
+		st.Reset()
+		return fmt.Errorf("control reply from %s: %w", to, err)
+	}
+	if rep.Err == "" {
+		return nil
+	}
+	switch rep.Code {
+	case "token":
+		return fmt.Errorf("%w: %s", ErrJoinRefused, trimPrefix(rep.Err, ErrJoinRefused.Error()+": "))
+	case "not_member":
+		return fmt.Errorf("%w: %s", ErrNotMember, rep.Err)
+	case "not_leader":
+		return &cluster.NotLeaderError{Leader: rep.Leader}
+	}
+	return fmt.Errorf("%s: %s", to, rep.Err)
+}
+
+func trimPrefix(s, p string) string {
+	if len(s) >= len(p) && s[:len(p)] == p {
+		return s[len(p):]
+	}
+	return s
+}
+
+// apply commits a command through the leader, wherever it is, retrying
+// while leadership moves.
+func (m *Member) apply(ctx context.Context, cmd *cluster.Command) error {
+	ctx, cancel := context.WithTimeout(ctx, controlTimeout)
+	defer cancel()
+	tick := time.NewTicker(100 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		var err error
+		if m.cl.IsLeader() {
+			err = m.cl.Apply(cmd)
+		} else {
+			err = m.toLeader(ctx, &controlRequest{Op: "apply", Command: cmd})
+		}
+		if !errors.Is(err, cluster.ErrNotLeader) {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("apply %s: %w (%w)", cmd.Type, ctx.Err(), err)
+		case <-tick.C:
+		}
+	}
+}

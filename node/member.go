@@ -1,0 +1,737 @@
+package node
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/raft"
+	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/libp2p/go-libp2p/core/peerstore"
+	ma "github.com/multiformats/go-multiaddr"
+
+	"github.com/strata-llm/strata/cluster"
+	"github.com/strata-llm/strata/kernels"
+	"github.com/strata-llm/strata/node/api"
+	"github.com/strata-llm/strata/node/gpu"
+	"github.com/strata-llm/strata/node/p2p"
+	"github.com/strata-llm/strata/pipeline"
+	"github.com/strata-llm/strata/pipeline/arch"
+	"github.com/strata-llm/strata/pipeline/arch/llama"
+	"github.com/strata-llm/strata/pipeline/gguf"
+	"github.com/strata-llm/strata/pipeline/sched"
+	"github.com/strata-llm/strata/pipeline/tokenizer"
+	"github.com/strata-llm/strata/pipeline/wire"
+)
+
+// MemberConfig configures a cluster member: `strata init` (Init) or
+// `strata join` (Join and Token). Every member holds a local copy of the
+// model, serves the layers the map assigns it, and answers the API as a
+// gateway over the cluster's current route.
+type MemberConfig struct {
+	Model   string   // GGUF path of the local copy of the model
+	DataDir string   // identity, Raft state, the join file; "" is refused
+	Listen  []string // libp2p multiaddrs; none: /ip4/127.0.0.1/tcp/0
+	API     string   // HTTP listen address; "": 127.0.0.1:8080
+	APIKeys []string
+	PSK     []byte // private network key (TCP only), or nil
+
+	// Init starts a new cluster (or restarts this member of one, when the
+	// data dir has its state).
+	Init bool
+	// Join is a member's full address (with /p2p/ID) to join through, and
+	// Token the join token `strata init` printed.
+	Join  string
+	Token string
+	// TokenTTL is how long the join token written at init is valid (0: 24 h).
+	TokenTTL time.Duration
+
+	// Capacity caps the bytes of weights this node offers (0: what the
+	// inventory measures).
+	Capacity  int64
+	Inventory gpu.Prober // nil: gpu.NVML
+
+	Timeouts  cluster.Timeouts
+	DeadAfter time.Duration // 0: 5 s
+	Voters    int           // 0: 3
+	// Failover bounds how long a request waits for a new route after a
+	// stage fails (0: 60 s).
+	Failover time.Duration
+
+	ModelName string
+	Codec     wire.Codec
+	Threads   int
+	KVBudget  int64
+	MaxSeqs   int
+	MaxQueue  int
+	Logger    *slog.Logger
+	// Listening, when set, is called once the member serves its API, with
+	// the member's full libp2p address and its API address.
+	Listening func(addr, api string)
+}
+
+// Member is a running cluster member.
+type Member struct {
+	cfg   MemberConfig
+	log   *slog.Logger
+	ctx   context.Context
+	host  *p2p.Host
+	id    peer.ID
+	gater *p2p.Gater
+	trans *raft.NetworkTransport
+	cl    *cluster.Cluster
+	file  *gguf.File
+	acfg  arch.Config
+	tok   *tokenizer.Tokenizer
+	model cluster.Model
+	pool  *kernels.Pool
+	self  cluster.Node
+	route *routeStage
+
+	mu     sync.Mutex
+	loaded *loadedStage // the layers this member serves, if any
+	leave  chan struct{}
+	left   bool
+}
+
+// loadedStage is the assignment this member serves: its layers on a
+// Local, behind the stage protocol.
+type loadedStage struct {
+	a     cluster.Assignment
+	stage *lockedStage
+	srv   *p2p.StageServer
+}
+
+// lockedStage serialises Forward on a stage used both by the stage server
+// and by this member's own gateway; once closed it fails every call with
+// errMoved.
+type lockedStage struct {
+	mu     sync.Mutex
+	st     *pipeline.Local
+	closed bool
+}
+
+// errMoved: this member's stage was unloaded (its assignment moved).
+var errMoved = errors.New("the local stage moved")
+
+func (l *lockedStage) Forward(ctx context.Context, b *pipeline.Batch) (*pipeline.Batch, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.closed {
+		return nil, errMoved
+	}
+	return l.st.Forward(ctx, b)
+}
+
+func (l *lockedStage) End(ctx context.Context, ids []uint64) error {
+	return l.st.End(ctx, ids)
+}
+
+func (l *lockedStage) close() {
+	l.mu.Lock()
+	l.closed = true
+	l.mu.Unlock()
+}
+
+// StartMember starts a member: its host, its Raft member, and, for init,
+// a new cluster; for join, its admission through cfg.Join. It returns
+// once the member is in the cluster; Run serves.
+func StartMember(ctx context.Context, cfg MemberConfig) (_ *Member, err error) {
+	log := cfg.Logger
+	if log == nil {
+		log = slog.Default()
+	}
+	if cfg.DataDir == "" {
+		return nil, errors.New("member: a data dir is needed")
+	}
+	if !cfg.Init && cfg.Join == "" {
+		return nil, errors.New("member: init a cluster or join one")
+	}
+	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+		return nil, err
+	}
+	m := &Member{cfg: cfg, log: log, ctx: ctx, leave: make(chan struct{})}
+	defer func() {
+		if err != nil {
+			m.Close()
+		}
+	}()
+	if m.file, err = gguf.Open(cfg.Model); err != nil {
+		return nil, err
+	}
+	if m.acfg, err = llama.ReadConfig(m.file); err != nil {
+		return nil, err
+	}
+	if m.tok, err = tokenizer.FromGGUF(m.file); err != nil {
+		return nil, err
+	}
+	if m.model, err = describeModel(cfg.Model, m.file, m.acfg, cfg.DataDir); err != nil {
+		return nil, err
+	}
+	m.pool = kernels.NewPool(cfg.Threads)
+	listen := cfg.Listen
+	if len(listen) == 0 {
+		listen = []string{"/ip4/127.0.0.1/tcp/0"}
+	}
+	m.gater = p2p.NewGater()
+	if m.host, err = p2p.NewHost(ctx, p2p.HostConfig{DataDir: cfg.DataDir, Listen: listen, PSK: cfg.PSK, Gater: m.gater, Logger: log}); err != nil {
+		return nil, err
+	}
+	m.id = m.host.ID()
+	m.log = log.With("node", shortID(m.id.String()))
+	if m.trans, err = p2p.NewRaftTransport(m.host, p2p.RaftTransportConfig{Logger: log}); err != nil {
+		return nil, err
+	}
+	if m.cl, err = cluster.Open(cluster.Config{
+		DataDir: filepath.Join(cfg.DataDir, "raft"), ID: m.id.String(), Transport: m.trans,
+		Bootstrap: cfg.Init, Timeouts: cfg.Timeouts, Voters: cfg.Voters, DeadAfter: cfg.DeadAfter, Logger: m.log,
+		RaftLogger: p2p.NewRaftLogger(log),
+	}); err != nil {
+		return nil, err
+	}
+	if m.self, err = m.describeSelf(ctx); err != nil {
+		return nil, err
+	}
+	m.host.SetStreamHandler(ControlProtocol, m.handleControl)
+	if cfg.Init {
+		err = m.initCluster(ctx)
+	} else {
+		err = m.joinCluster(ctx)
+	}
+	if err != nil {
+		return nil, err
+	}
+	m.route = newRouteStage(m, cfg.Failover)
+	return m, nil
+}
+
+// describeSelf is this node as the map shows it.
+func (m *Member) describeSelf(ctx context.Context) (cluster.Node, error) {
+	prober := m.cfg.Inventory
+	if prober == nil {
+		prober = gpu.NVML{Logger: m.log}
+	}
+	inv, err := prober.Probe(ctx)
+	if err != nil {
+		return cluster.Node{}, fmt.Errorf("inventory: %w", err)
+	}
+	res := cluster.Resources{CPUCores: inv.CPUCores, RAMBytes: inv.RAMBytes, Capacity: inv.Capacity()}
+	for _, g := range inv.GPUs {
+		res.GPUs = append(res.GPUs, cluster.GPU{Index: g.Index, Name: g.Name, UUID: g.UUID, MemoryTotal: g.MemoryTotal, MemoryFree: g.MemoryFree})
+	}
+	if m.cfg.Capacity > 0 && (res.Capacity <= 0 || m.cfg.Capacity < res.Capacity) {
+		res.Capacity = m.cfg.Capacity
+	}
+	m.log.Info("inventory", "inventory", inv.String(), "capacity", res.Capacity)
+	var addrs []string
+	for _, a := range m.host.Addrs() {
+		addrs = append(addrs, a.String())
+	}
+	return cluster.Node{ID: m.id.String(), Addrs: addrs, Resources: res, State: cluster.StateJoining, Model: m.model.Digest}, nil
+}
+
+// initCluster bootstraps (or rejoins) the cluster this member started.
+func (m *Member) initCluster(ctx context.Context) error {
+	if err := m.waitLeader(ctx, 30*time.Second); err != nil {
+		return err
+	}
+	mp := m.cl.Map()
+	if mp.Cluster == "" {
+		id, secret := cluster.NewSecret()
+		if err := m.apply(ctx, &cluster.Command{Type: cluster.CmdInit, Cluster: id, Secret: secret}); err != nil {
+			return err
+		}
+		model := m.model
+		if err := m.apply(ctx, &cluster.Command{Type: cluster.CmdRegisterModel, Model: &model}); err != nil {
+			return err
+		}
+	}
+	if m.cl.IsLeader() {
+		if err := m.cl.Admit(m.self); err != nil {
+			return err
+		}
+	} else if err := m.apply(ctx, &cluster.Command{Type: cluster.CmdAddNode, Node: &m.self}); err != nil {
+		return err
+	}
+	return m.writeJoinFile()
+}
+
+// writeJoinFile writes "ADDR TOKEN" to DataDir/join for other hosts to
+// join with.
+func (m *Member) writeJoinFile() error {
+	tok, err := m.Token(m.cfg.TokenTTL)
+	if err != nil {
+		return err
+	}
+	tmp := filepath.Join(m.cfg.DataDir, "join.tmp")
+	if err := os.WriteFile(tmp, []byte(m.Addr()+" "+tok+"\n"), 0o600); err != nil {
+		return err
+	}
+	return os.Rename(tmp, filepath.Join(m.cfg.DataDir, "join"))
+}
+
+// Token returns a join token valid for ttl (0: 24 h), signed with the
+// cluster's secret.
+func (m *Member) Token(ttl time.Duration) (string, error) {
+	if ttl <= 0 {
+		ttl = 24 * time.Hour
+	}
+	mp := m.cl.Map()
+	if mp.Cluster == "" {
+		return "", errors.New("member: the cluster has no ID yet")
+	}
+	return cluster.SignToken(mp.Cluster, mp.Secret, time.Now(), ttl), nil
+}
+
+// joinCluster asks the member at cfg.Join to admit this node, and waits
+// until this member's copy of the map shows it.
+func (m *Member) joinCluster(ctx context.Context) error {
+	ai, err := peer.AddrInfoFromString(m.cfg.Join)
+	if err != nil {
+		return fmt.Errorf("join address %q: %w", m.cfg.Join, err)
+	}
+	m.gater.Allow(ai.ID)
+	cctx, cancel := context.WithTimeout(ctx, controlTimeout)
+	err = m.host.Connect(cctx, *ai)
+	cancel()
+	if err != nil {
+		return fmt.Errorf("join: connect to %s: %w", ai.ID, err)
+	}
+	self := m.self
+	if err := m.control(ctx, ai.ID, &controlRequest{Op: "join", Token: m.cfg.Token, Node: &self}); err != nil {
+		return fmt.Errorf("join: %w", err)
+	}
+	deadline := time.After(60 * time.Second)
+	for {
+		ch := m.cl.Changed()
+		if mp := m.cl.Map(); mp.Nodes[m.id.String()] != nil {
+			m.learnPeers(mp)
+			return nil
+		}
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-deadline:
+			return errors.New("join: admitted, but the map did not reach this node within 60 s")
+		}
+	}
+}
+
+func (m *Member) waitLeader(ctx context.Context, d time.Duration) error {
+	deadline := time.After(d)
+	tick := time.NewTicker(20 * time.Millisecond)
+	defer tick.Stop()
+	for m.cl.Leader() == "" {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-deadline:
+			return errors.New("no raft leader")
+		case <-tick.C:
+		}
+	}
+	return nil
+}
+
+// Addr returns the member's full libp2p address (with /p2p/ID).
+func (m *Member) Addr() string {
+	addrs := m.host.Addrs()
+	if len(addrs) == 0 {
+		return "/p2p/" + m.id.String()
+	}
+	return fmt.Sprintf("%s/p2p/%s", addrs[0], m.id)
+}
+
+// ID returns the member's peer ID.
+func (m *Member) ID() peer.ID { return m.id }
+
+// Cluster returns the member's Raft member and map.
+func (m *Member) Cluster() *cluster.Cluster { return m.cl }
+
+// Run serves until ctx ends or the member has left the cluster: the
+// leader's duties, loading the assigned layers, the stage protocol and the
+// HTTP API.
+func (m *Member) Run(ctx context.Context) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	metrics := api.NewMetrics()
+	drv, err := pipeline.NewDriver([]pipeline.Stage{m.route}, pipeline.DriverConfig{
+		StagesCarry:   true,
+		Sched:         sched.Config{MaxSeqs: m.cfg.MaxSeqs, MaxQueue: m.cfg.MaxQueue},
+		IsEOG:         m.tok.IsEOG,
+		ContextLength: m.acfg.ContextLength,
+		Logger:        m.log,
+	})
+	if err != nil {
+		return err
+	}
+	chat, err := tokenizer.ChatTemplateFromGGUF(m.file, m.tok)
+	if err != nil {
+		chat = tokenizer.DefaultChatTemplate(m.tok)
+	}
+	sp := &servedPipeline{file: m.file, cfg: m.acfg, tok: m.tok, remote: true, kvBytes: m.kvBytes}
+	gw := newGateway(sp, drv, m.cfg.Model)
+	gw.info.Digest = m.model.Digest
+	gw.stages = m.stageInfos
+	srv := api.New(api.Config{
+		ModelName: m.cfg.ModelName, APIKeys: m.cfg.APIKeys, Metrics: metrics, Logger: m.log,
+		Admin: m.adminHandler(),
+	}, gw, api.NewTokenizer(m.tok, chat), gw)
+	addr := m.cfg.API
+	if addr == "" {
+		addr = "127.0.0.1:8080"
+	}
+	var lc net.ListenConfig
+	ln, err := lc.Listen(ctx, "tcp", addr)
+	if err != nil {
+		return err
+	}
+	m.self.API = ln.Addr().String()
+	self := m.self
+	if err := m.apply(ctx, &cluster.Command{Type: cluster.CmdAddNode, Node: &self}); err != nil {
+		ln.Close()
+		return fmt.Errorf("report the API address: %w", err)
+	}
+	metrics.OnScrape(func() { gw.refresh(metrics) })
+
+	var wg sync.WaitGroup
+	errs := make(chan error, 4)
+	wg.Go(func() { errs <- m.cl.Run(ctx) })
+	wg.Go(func() { errs <- drv.Run(ctx) })
+	wg.Go(func() { errs <- m.reconcile(ctx) })
+	wg.Go(func() { errs <- srv.Serve(ctx, ln) })
+	m.log.Info("member serving", "addr", m.Addr(), "api", ln.Addr().String())
+	if m.cfg.Listening != nil {
+		m.cfg.Listening(m.Addr(), ln.Addr().String())
+	}
+	select {
+	case <-ctx.Done():
+	case <-m.leave:
+	}
+	cancel()
+	wg.Wait()
+	close(errs)
+	var all []error
+	for e := range errs {
+		all = append(all, e)
+	}
+	return errors.Join(all...)
+}
+
+// kvBytes is the KV cache this member's stage holds.
+func (m *Member) kvBytes() int64 {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.loaded == nil {
+		return 0
+	}
+	return m.loaded.stage.st.KVBytes()
+}
+
+// stageInfos describes the cluster's current route for /info.
+func (m *Member) stageInfos() []api.StageInfo {
+	mp := m.cl.Map()
+	route := mp.Route(func(id string) bool { n := mp.Nodes[id]; return n != nil && n.State == cluster.StateServing }, 0)
+	infos := make([]api.StageInfo, 0, len(route))
+	for _, a := range route {
+		infos = append(infos, api.StageInfo{Peer: a.Node, Start: a.Lo, End: a.Hi, State: string(mp.Nodes[a.Node].State)})
+	}
+	return infos
+}
+
+// reconcile makes this member what the map says it is, at every change:
+// it knows every member's addresses, loads the layers it is assigned,
+// reports them served, and rejoins after being marked dead.
+func (m *Member) reconcile(ctx context.Context) error {
+	tick := time.NewTicker(time.Second)
+	defer tick.Stop()
+	for {
+		ch := m.cl.Changed()
+		mp := m.cl.Map()
+		m.learnPeers(mp)
+		if err := m.converge(ctx, mp); err != nil && ctx.Err() == nil {
+			m.log.Warn("reconcile", "err", err)
+		}
+		select {
+		case <-ctx.Done():
+			m.unload()
+			return nil
+		case <-ch:
+		case <-tick.C:
+		}
+	}
+}
+
+// learnPeers puts every member's addresses in the peerstore and lets
+// members through the gater.
+func (m *Member) learnPeers(mp *cluster.Map) {
+	ids := make([]peer.ID, 0, len(mp.Nodes))
+	for id, n := range mp.Nodes {
+		pid, err := peer.Decode(id)
+		if err != nil {
+			continue
+		}
+		ids = append(ids, pid)
+		if pid == m.id {
+			continue
+		}
+		for _, s := range n.Addrs {
+			if a, err := ma.NewMultiaddr(s); err == nil {
+				m.host.Peerstore().AddAddr(pid, a, peerstore.PermanentAddrTTL)
+			}
+		}
+	}
+	m.gater.SetMembers(ids)
+}
+
+// converge takes one step towards the map's view of this member.
+func (m *Member) converge(ctx context.Context, mp *cluster.Map) error {
+	me := mp.Nodes[m.id.String()]
+	if me == nil {
+		return nil // removed: Leave handles the exit
+	}
+	m.mu.Lock()
+	left := m.left
+	m.mu.Unlock()
+	if left {
+		return nil
+	}
+	if me.State == cluster.StateDead {
+		m.log.Warn("the cluster marked this node dead; rejoining")
+		return m.apply(ctx, &cluster.Command{Type: cluster.CmdSetState, NodeID: me.ID, State: cluster.StateJoining})
+	}
+	a, has := mp.AssignmentOf(me.ID)
+	m.mu.Lock()
+	cur := m.loaded
+	m.mu.Unlock()
+	switch {
+	case !has:
+		if cur != nil {
+			m.unload()
+		}
+		if me.State == cluster.StateJoining || me.State == cluster.StateLoading {
+			return m.apply(ctx, &cluster.Command{Type: cluster.CmdSetState, NodeID: me.ID, State: cluster.StateServing})
+		}
+		return nil
+	case cur != nil && cur.a == a:
+		if me.State != cluster.StateServing && me.State != cluster.StateDraining {
+			return m.apply(ctx, &cluster.Command{Type: cluster.CmdSetState, NodeID: me.ID, State: cluster.StateServing, Epoch: a.Epoch})
+		}
+		return nil
+	}
+	if err := m.load(a); err != nil {
+		return err
+	}
+	return m.apply(ctx, &cluster.Command{Type: cluster.CmdSetState, NodeID: me.ID, State: cluster.StateServing, Epoch: a.Epoch})
+}
+
+// load serves assignment a in place of what this member served.
+func (m *Member) load(a cluster.Assignment) error {
+	m.unload()
+	start := time.Now()
+	mdl, err := arch.Load(m.file, a.Lo, a.Hi, arch.Options{Pool: m.pool, Logger: m.log})
+	if err != nil {
+		return fmt.Errorf("load layers %d-%d: %w", a.Lo, a.Hi, err)
+	}
+	ls := &lockedStage{st: pipeline.NewLocal(mdl, pipeline.LocalConfig{KVBudget: m.cfg.KVBudget, IdleTimeout: 10 * time.Minute, Logger: m.log})}
+	srv, err := p2p.ServeStage(m.host, ls, p2p.ServeOptions{
+		Layers: p2p.LayerRange{Lo: a.Lo, Hi: a.Hi}, Epoch: a.Epoch, Codec: m.cfg.Codec, Logger: m.log,
+		Allow: func(p peer.ID) bool { return m.gater.IsMember(p) },
+	})
+	if err != nil {
+		return err
+	}
+	m.mu.Lock()
+	m.loaded = &loadedStage{a: a, stage: ls, srv: srv}
+	m.mu.Unlock()
+	m.log.Info("serving layers", "layers", fmt.Sprintf("%d:%d", a.Lo, a.Hi), "epoch", a.Epoch, "took", time.Since(start).Round(time.Millisecond))
+	return nil
+}
+
+// unload stops serving this member's layers.
+func (m *Member) unload() {
+	m.mu.Lock()
+	cur := m.loaded
+	m.loaded = nil
+	m.mu.Unlock()
+	if cur == nil {
+		return
+	}
+	cur.stage.close()
+	cur.srv.Close()
+	m.log.Info("stopped serving layers", "layers", fmt.Sprintf("%d:%d", cur.a.Lo, cur.a.Hi))
+}
+
+// localStage returns this member's stage when it serves exactly a.
+func (m *Member) localStage(a cluster.Assignment) pipeline.Stage {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.loaded != nil && m.loaded.a == a {
+		return m.loaded.stage
+	}
+	return nil
+}
+
+// Leave drains this member: the cluster plans its layers elsewhere, it
+// waits until they are served again without it, and then leaves the map
+// and Raft; Run returns.
+func (m *Member) Leave(ctx context.Context) error {
+	id := m.id.String()
+	if err := m.apply(ctx, &cluster.Command{Type: cluster.CmdSetState, NodeID: id, State: cluster.StateDraining}); err != nil {
+		return err
+	}
+	deadline := time.After(2 * time.Minute)
+	for {
+		ch := m.cl.Changed()
+		mp := m.cl.Map()
+		_, has := mp.AssignmentOf(id)
+		covered := mp.Route(func(n string) bool {
+			nn := mp.Nodes[n]
+			return n != id && nn != nil && nn.State == cluster.StateServing
+		}, 0) != nil
+		if !has && (covered || mp.Model == nil) {
+			break
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-deadline:
+			return errors.New("leave: the cluster did not move this node's layers within 2 minutes")
+		case <-ch:
+		}
+	}
+	m.mu.Lock()
+	m.left = true
+	m.mu.Unlock()
+	m.unload()
+	if m.cl.IsLeader() {
+		if err := m.cl.Raft().LeadershipTransfer().Error(); err != nil {
+			m.log.Warn("leadership transfer", "err", err)
+		}
+	}
+	if err := m.apply(ctx, &cluster.Command{Type: cluster.CmdRemoveNode, NodeID: id}); err != nil {
+		return err
+	}
+	m.log.Info("left the cluster")
+	m.mu.Lock()
+	if m.leave != nil {
+		select {
+		case <-m.leave:
+		default:
+			close(m.leave)
+		}
+	}
+	m.mu.Unlock()
+	return nil
+}
+
+// Close stops the member's stage, Raft member and host.
+func (m *Member) Close() error {
+	m.unload()
+	if m.route != nil {
+		m.route.close()
+	}
+	var errs []error
+	if m.cl != nil {
+		errs = append(errs, m.cl.Close())
+	}
+	if m.trans != nil {
+		errs = append(errs, m.trans.Close())
+	}
+	if m.host != nil {
+		errs = append(errs, m.host.Close())
+	}
+	if m.pool != nil {
+		m.pool.Close()
+	}
+	if m.file != nil {
+		errs = append(errs, m.file.Close())
+	}
+	return errors.Join(errs...)
+}
+
+// RunMember starts a member and serves until ctx ends or it leaves.
+func RunMember(ctx context.Context, cfg MemberConfig) error {
+	m, err := StartMember(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	defer m.Close()
+	return m.Run(ctx)
+}
+
+// describeModel describes the model file for the map: its digest (the
+// sha256 of the file, cached in dataDir beside the file's size and time)
+// and the bytes of each layer.
+func describeModel(path string, f *gguf.File, c arch.Config, dataDir string) (cluster.Model, error) {
+	digest, err := fileDigest(path, dataDir)
+	if err != nil {
+		return cluster.Model{}, err
+	}
+	per, _ := pipeline.LayerBytes(f)
+	md := cluster.Model{Name: c.Name, Digest: digest, Layers: c.Layers, LayerBytes: make([]int64, c.Layers)}
+	if md.Name == "" {
+		md.Name = strings.TrimSuffix(filepath.Base(path), filepath.Ext(path))
+	}
+	for i := range md.LayerBytes {
+		if i < len(per) {
+			md.LayerBytes[i] = int64(per[i])
+		}
+	}
+	for _, t := range f.Tensors {
+		switch {
+		case t.Name == "token_embd.weight":
+			md.EmbedBytes += int64(t.Size)
+		case !strings.HasPrefix(t.Name, "blk."):
+			md.HeadBytes += int64(t.Size)
+		}
+	}
+	return md, nil
+}
+
+// fileDigest returns "sha256:HEX" of the file at path, from a cache in
+// dir while the file's size and modification time stay the same.
+func fileDigest(path, dir string) (string, error) {
+	st, err := os.Stat(path)
+	if err != nil {
+		return "", err
+	}
+	abs, _ := filepath.Abs(path)
+	key := fmt.Sprintf("%s %d %d", abs, st.Size(), st.ModTime().UnixNano())
+	cache := filepath.Join(dir, "model.digest")
+	if b, err := os.ReadFile(cache); err == nil {
+		if k, d, ok := strings.Cut(strings.TrimSpace(string(b)), "\t"); ok && k == key {
+			return d, nil
+		}
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		return "", err
+	}
+	defer f.Close()
+	h := sha256.New()
+	if _, err := io.Copy(h, f); err != nil {
+		return "", fmt.Errorf("digest %s: %w", path, err)
+	}
+	d := "sha256:" + hex.EncodeToString(h.Sum(nil))
+	_ = os.WriteFile(cache, []byte(key+"\t"+d+"\n"), 0o600)
+	return d, nil
+}
+
+func shortID(id string) string {
+	if len(id) > 8 {
+		return id[len(id)-8:]
+	}
+	return id
+}

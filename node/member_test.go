@@ -1,0 +1,298 @@
+package node
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"log/slog"
+	"net/http"
+	"os"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/strata-llm/strata/cluster"
+	"github.com/strata-llm/strata/internal/testdata"
+	"github.com/strata-llm/strata/node/gpu"
+	"github.com/strata-llm/strata/pipeline/gguf"
+)
+
+// testMember is an in-process cluster member on loopback.
+type testMember struct {
+	m      *Member
+	api    string
+	cancel context.CancelFunc
+	done   chan error
+}
+
+// fastTimeouts make elections and failure detection quick on loopback.
+var fastTimeouts = cluster.Timeouts{Heartbeat: 300 * time.Millisecond, Election: 300 * time.Millisecond, LeaderLease: 150 * time.Millisecond, Commit: 20 * time.Millisecond}
+
+func testLogger(t *testing.T) *slog.Logger {
+	if os.Getenv("STRATA_TEST_LOG") != "" {
+		return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo})).With("test", t.Name())
+	}
+	return slog.New(slog.DiscardHandler)
+}
+
+// startMember starts a member and runs it until the test ends (or kill).
+func startMember(t *testing.T, cfg MemberConfig) *testMember {
+	t.Helper()
+	if cfg.DataDir == "" {
+		cfg.DataDir = t.TempDir()
+	}
+	cfg.API = "127.0.0.1:0"
+	cfg.Timeouts = fastTimeouts
+	cfg.DeadAfter = time.Second
+	cfg.Failover = 30 * time.Second
+	if cfg.Inventory == nil {
+		cfg.Inventory = gpu.Fake{Inventory: gpu.Inventory{CPUCores: 2, RAMBytes: 8 << 30, RAMAvailable: 4 << 30}}
+	}
+	cfg.Logger = testLogger(t)
+	cfg.ModelName = "stories"
+	ctx, cancel := context.WithCancel(context.Background())
+	m, err := StartMember(ctx, cfg)
+	if err != nil {
+		cancel()
+		t.Fatalf("start member: %v", err)
+	}
+	tm := &testMember{m: m, cancel: cancel, done: make(chan error, 1)}
+	apiAddr := make(chan string, 1)
+	m.cfg.Listening = func(_, api string) { apiAddr <- api }
+	go func() { tm.done <- m.Run(ctx) }()
+	select {
+	case tm.api = <-apiAddr:
+	case err := <-tm.done:
+		t.Fatalf("member run: %v", err)
+	case <-time.After(30 * time.Second):
+		t.Fatal("member did not start serving")
+	}
+	t.Cleanup(tm.kill)
+	return tm
+}
+
+// kill stops the member at once, as a crash would (its host goes away).
+func (tm *testMember) kill() {
+	if tm.cancel == nil {
+		return
+	}
+	tm.cancel()
+	<-tm.done
+	tm.m.Close()
+	tm.cancel = nil
+}
+
+// waitFor polls cond until it holds or the deadline passes.
+func waitFor(t *testing.T, what string, d time.Duration, cond func() bool) {
+	t.Helper()
+	deadline := time.After(d)
+	tick := time.NewTicker(50 * time.Millisecond)
+	defer tick.Stop()
+	for !cond() {
+		select {
+		case <-deadline:
+			t.Fatalf("timed out waiting for %s", what)
+		case <-tick.C:
+		}
+	}
+}
+
+func modelBytes(t *testing.T, path string) int64 {
+	f, err := gguf.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	var n int64
+	for _, tn := range f.Tensors {
+		n += int64(tn.Size)
+	}
+	return n
+}
+
+// agreed reports whether every member has applied the same map with every
+// layer served.
+func agreed(ms []*testMember) bool {
+	var first []byte
+	for _, tm := range ms {
+		mp := tm.m.Cluster().Map()
+		if !mp.Covered() {
+			return false
+		}
+		for _, n := range mp.Nodes {
+			if n.State != cluster.StateServing {
+				return false
+			}
+		}
+		b, _ := json.Marshal(struct {
+			A []cluster.Assignment
+			E uint64
+			N int
+		}{mp.Assignments, mp.Epoch, len(mp.Nodes)})
+		if first == nil {
+			first = b
+		} else if string(b) != string(first) {
+			return false
+		}
+	}
+	return true
+}
+
+func complete(t *testing.T, api, prompt string, n int) string {
+	t.Helper()
+	code, body := post(t, "http://"+api+"/v1/completions", map[string]any{
+		"model": "stories", "prompt": prompt, "max_tokens": n, "temperature": 0,
+	})
+	if code != http.StatusOK {
+		t.Fatalf("completion on %s: %d %s", api, code, body)
+	}
+	var resp struct {
+		Choices []struct{ Text string } `json:"choices"`
+	}
+	if err := json.Unmarshal(body, &resp); err != nil {
+		t.Fatal(err)
+	}
+	return resp.Choices[0].Text
+}
+
+// TestClusterInProcess: five members on libp2p loopback hosts with bbolt
+// stores: init plus four joins give every layer an assignment and the same
+// map everywhere; every member answers the reference text; killing the
+// leader brings a new leader with the map intact, and a join still works.
+func TestClusterInProcess(t *testing.T) {
+	ref := testdata.LoadReference(t, testdata.Path(t, "reference/stories260K-f32.json"))
+	model := ref.ModelPath(t)
+	capacity := modelBytes(t, model) * 6 / 10 // two stages per replica
+
+	first := startMember(t, MemberConfig{Model: model, Init: true, Capacity: capacity})
+	ms := []*testMember{first}
+	tok, err := first.m.Token(time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range 4 {
+		ms = append(ms, startMember(t, MemberConfig{Model: model, Join: first.m.Addr(), Token: tok, Capacity: capacity}))
+	}
+	waitFor(t, "the same covered map on every member", 60*time.Second, func() bool { return agreed(ms) })
+	mp := first.m.Cluster().Map()
+	if len(mp.Nodes) != 5 {
+		t.Fatalf("%d nodes in the map, want 5", len(mp.Nodes))
+	}
+	replicas := map[int]bool{}
+	for _, a := range mp.Assignments {
+		replicas[a.Replica] = true
+	}
+	if len(replicas) != 2 {
+		t.Errorf("assignments %v: want 2 replicas", mp.Assignments)
+	}
+	voters := 0
+	for _, n := range mp.Nodes {
+		if n.Voter {
+			voters++
+		}
+	}
+	waitFor(t, "3 voters", 20*time.Second, func() bool {
+		f := first.m.Cluster().Raft().GetConfiguration()
+		if f.Error() != nil {
+			return false
+		}
+		v := 0
+		for _, s := range f.Configuration().Servers {
+			if s.Suffrage == 0 { // raft.Voter
+				v++
+			}
+		}
+		return v == 3
+	})
+	c := ref.Cases[0]
+	for i, tm := range ms {
+		if got := complete(t, tm.api, c.Prompt, 32); !c.TextMatches(got) {
+			t.Errorf("member %d: %q, want %q", i, got, c.GreedyText)
+		}
+	}
+
+	// Kill the leader.
+	var leader *testMember
+	for _, tm := range ms {
+		if tm.m.Cluster().IsLeader() {
+			leader = tm
+		}
+	}
+	if leader == nil {
+		t.Fatal("no leader")
+	}
+	before := leader.m.Cluster().Map()
+	leader.kill()
+	rest := slices.DeleteFunc(slices.Clone(ms), func(tm *testMember) bool { return tm == leader })
+	var next *testMember
+	waitFor(t, "a new leader", 30*time.Second, func() bool {
+		for _, tm := range rest {
+			if tm.m.Cluster().IsLeader() {
+				next = tm
+				return true
+			}
+		}
+		return false
+	})
+	after := next.m.Cluster().Map()
+	if after.Cluster != before.Cluster || after.Model.Digest != before.Model.Digest || len(after.Nodes) != len(before.Nodes) {
+		t.Fatalf("map after the leader's death: %+v, before %+v", after, before)
+	}
+	waitFor(t, "the old leader marked dead", 30*time.Second, func() bool {
+		n := next.m.Cluster().Map().Nodes[leader.m.ID().String()]
+		return n != nil && n.State == cluster.StateDead
+	})
+
+	// A join through the new leader still works.
+	tok2, err := next.m.Token(time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	joined := startMember(t, MemberConfig{Model: model, Join: next.m.Addr(), Token: tok2, Capacity: capacity})
+	rest = append(rest, joined)
+	waitFor(t, "the joiner in every member's map, every layer served", 60*time.Second, func() bool {
+		for _, tm := range rest {
+			mp := tm.m.Cluster().Map()
+			if mp.Nodes[joined.m.ID().String()] == nil || !mp.Covered() {
+				return false
+			}
+		}
+		return true
+	})
+	if got := complete(t, joined.api, c.Prompt, 32); !c.TextMatches(got) {
+		t.Errorf("the new member: %q, want %q", got, c.GreedyText)
+	}
+}
+
+// TestJoinRefused: a join with a wrong or expired token is refused with a
+// clear error, and a stage stream from a non-member is reset.
+func TestJoinRefused(t *testing.T) {
+	model := testdata.Path(t, "models/stories260K.gguf")
+	first := startMember(t, MemberConfig{Model: model, Init: true})
+	waitFor(t, "layers served", 30*time.Second, func() bool { return first.m.Cluster().Map().Covered() })
+	mp := first.m.Cluster().Map()
+	expired := cluster.SignToken(mp.Cluster, mp.Secret, time.Now().Add(-2*time.Hour), time.Hour)
+	other := cluster.SignToken(mp.Cluster, []byte("another cluster's secret, 32 by"), time.Now(), time.Hour)
+	for _, tc := range []struct {
+		name, token string
+		want        error
+	}{
+		{"expired", expired, cluster.ErrTokenExpired},
+		{"wrong secret", other, cluster.ErrTokenSignature},
+		{"garbage", "strata1.abc", cluster.ErrTokenMalformed},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := StartMember(context.Background(), MemberConfig{
+				Model: model, Join: first.m.Addr(), Token: tc.token, DataDir: t.TempDir(),
+				Inventory: gpu.Fake{Inventory: gpu.Inventory{CPUCores: 1, RAMBytes: 1 << 30}}, Logger: testLogger(t),
+			})
+			if !errors.Is(err, ErrJoinRefused) {
+				t.Fatalf("join with a bad token: %v, want ErrJoinRefused", err)
+			}
+			t.Logf("refused: %v", err)
+		})
+	}
+	if n := len(first.m.Cluster().Map().Nodes); n != 1 {
+		t.Errorf("%d nodes after refused joins, want 1", n)
+	}
+}
