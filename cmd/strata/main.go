@@ -1,6 +1,7 @@
 // Command strata is the one Strata binary: it runs a model on one host,
-// inspects and synthesizes GGUF models, and measures throughput. (Serving,
-// stage nodes and the cluster commands arrive with their issues.)
+// serves it (in-process stages, a static pipeline of stage nodes, or a
+// Raft-coordinated cluster: init, join, leave, status), inspects and
+// synthesizes GGUF models, and measures throughput.
 //
 // It only parses flags and calls the packages below it.
 package main
@@ -29,6 +30,15 @@ Usage:
                  into N in-process pipeline stages or served by stage nodes
   strata node  --model PATH --layers A:B --data DIR [--listen MULTIADDR]
                  serve layers [A, B) over libp2p for a gateway's --route
+  strata init  --model PATH --data DIR [--listen MULTIADDR] [--api HOST:PORT] [--capacity BYTES]
+                 start a cluster; prints a join token and this node's address
+  strata join  ADDR --token TOKEN --model PATH --data DIR [--listen ...] [--api ...]
+                 join the cluster of the member at ADDR; the cluster gives this
+                 node layers to serve, and every member answers the API
+  strata leave [--api HOST:PORT]
+                 drain a member: its layers move elsewhere, then it leaves
+  strata status [--api HOST:PORT]
+                 the cluster map: nodes, resources, layer ranges, leader, epoch
   strata model inspect PATH
                  metadata, tensor table and bytes per layer of a GGUF file
   strata model synth --dim D --layers L --heads H --kv-heads K --ffn F --vocab V --type T OUT.gguf
@@ -75,6 +85,14 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		return nodeCmd(ctx, rest, stdout, stderr)
 	case "serve":
 		return serveCmd(ctx, rest, stderr)
+	case "init":
+		return initCmd(ctx, rest, stdout, stderr)
+	case "join":
+		return joinCmd(ctx, rest, stdout, stderr)
+	case "leave":
+		return leaveCmd(ctx, rest, stdout, stderr)
+	case "status":
+		return statusCmd(ctx, rest, stdout, stderr)
 	case "bench":
 		return benchCmd(ctx, rest, stdout, stderr)
 	case "help", "-h", "--help":
