@@ -31,7 +31,7 @@ const (
 var (
 	// ErrJoinRefused: the cluster refused a join (a bad or expired token,
 	// a wrong cluster); the wrapped text says why.
-	ErrJoinRefused = errors.New("join refused")
+	ErrJoinRefused = errors.New("refused by the cluster")
 	// ErrNotMember: a control request or a stage stream from a peer that
 	// is not a member of the cluster.
 	ErrNotMember = errors.New("not a member of the cluster")

@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/raft"
@@ -97,6 +98,8 @@ type Member struct {
 	pool  *kernels.Pool
 	self  cluster.Node
 	route *routeStage
+	// knowsMembers is set once this node has seen the members in its map.
+	knowsMembers atomic.Bool
 
 	mu     sync.Mutex
 	loaded *loadedStage // the layers this member serves, if any
@@ -189,7 +192,12 @@ func StartMember(ctx context.Context, cfg MemberConfig) (_ *Member, err error) {
 	}
 	m.id = m.host.ID()
 	m.log = log.With("node", shortID(m.id.String()))
-	if m.trans, err = p2p.NewRaftTransport(m.host, p2p.RaftTransportConfig{Logger: log}); err != nil {
+	// Raft streams are taken from members only, once this node knows
+	// them; before that (a joiner), from the leader that admits it.
+	allowRaft := func(p peer.ID) bool {
+		return m.gater.IsMember(p) || !m.knowsMembers.Load()
+	}
+	if m.trans, err = p2p.NewRaftTransport(m.host, p2p.RaftTransportConfig{Logger: log, Allow: allowRaft}); err != nil {
 		return nil, err
 	}
 	if m.cl, err = cluster.Open(cluster.Config{
@@ -493,6 +501,9 @@ func (m *Member) learnPeers(mp *cluster.Map) {
 		}
 	}
 	m.gater.SetMembers(ids)
+	if len(ids) > 0 {
+		m.knowsMembers.Store(true)
+	}
 }
 
 // converge takes one step towards the map's view of this member.

@@ -11,9 +11,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/libp2p/go-libp2p/core/peer"
+
 	"github.com/strata-llm/strata/cluster"
 	"github.com/strata-llm/strata/internal/testdata"
 	"github.com/strata-llm/strata/node/gpu"
+	"github.com/strata-llm/strata/node/p2p"
 	"github.com/strata-llm/strata/pipeline/gguf"
 )
 
@@ -267,7 +270,7 @@ func TestClusterInProcess(t *testing.T) {
 // TestJoinRefused: a join with a wrong or expired token is refused with a
 // clear error, and a stage stream from a non-member is reset.
 func TestJoinRefused(t *testing.T) {
-	model := testdata.Path(t, "models/stories260K.gguf")
+	model := testdata.Path(t, "models/stories260K-f32.gguf")
 	first := startMember(t, MemberConfig{Model: model, Init: true})
 	waitFor(t, "layers served", 30*time.Second, func() bool { return first.m.Cluster().Map().Covered() })
 	mp := first.m.Cluster().Map()
@@ -295,4 +298,24 @@ func TestJoinRefused(t *testing.T) {
 	if n := len(first.m.Cluster().Map().Nodes); n != 1 {
 		t.Errorf("%d nodes after refused joins, want 1", n)
 	}
+}
+
+// TestStageStreamNonMember: a peer outside the cluster cannot open the
+// stage protocol on a member (the stream is reset), while a member can.
+func TestStageStreamNonMember(t *testing.T) {
+	model := testdata.Path(t, "models/stories260K-f32.gguf")
+	first := startMember(t, MemberConfig{Model: model, Init: true})
+	waitFor(t, "layers served", 30*time.Second, func() bool { return first.m.Cluster().Map().Covered() })
+	ctx := context.Background()
+	h, err := p2p.NewHost(ctx, p2p.HostConfig{Logger: testLogger(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer h.Close()
+	ai := peer.AddrInfo{ID: first.m.ID(), Addrs: first.m.host.Addrs()}
+	_, err = p2p.DialStage(ctx, h, ai, p2p.RemoteConfig{DialTimeout: 5 * time.Second, RequestTimeout: 5 * time.Second})
+	if err == nil {
+		t.Fatal("a non-member opened a stage stream")
+	}
+	t.Logf("non-member refused: %v", err)
 }

@@ -39,8 +39,10 @@ var ErrRaftAddress = errors.New("p2p: raft address is not a peer ID")
 // Dial is made from Raft's goroutines, and Accept from its listener; all
 // methods may be called concurrently.
 type RaftStreamLayer struct {
-	h  host.Host
-	ln net.Listener
+	h     host.Host
+	ln    net.Listener
+	allow func(peer.ID) bool
+	log   *slog.Logger
 
 	mu        sync.Mutex
 	protected map[peer.ID]struct{}
@@ -60,16 +62,25 @@ func NewRaftStreamLayer(h host.Host) (*RaftStreamLayer, error) {
 }
 
 // Accept waits for the next Raft stream from a peer. Its RemoteAddr's
-// String is the peer's ID.
+// String is the peer's ID. With an Allow function (RaftTransportConfig),
+// streams from peers it refuses are closed and logged.
 func (l *RaftStreamLayer) Accept() (net.Conn, error) {
-	c, err := l.ln.Accept()
-	if err != nil {
-		return nil, err
+	for {
+		c, err := l.ln.Accept()
+		if err != nil {
+			return nil, err
+		}
+		pid, ok := remotePeer(c)
+		if l.allow != nil && (!ok || !l.allow(pid)) {
+			l.log.Warn("refused a raft stream from a non-member", "peer", pid)
+			c.Close()
+			continue
+		}
+		if ok {
+			l.protect(pid)
+		}
+		return c, nil
 	}
-	if pid, ok := remotePeer(c); ok {
-		l.protect(pid)
-	}
-	return c, nil
 }
 
 // remotePeer is the peer at the other end of a gostream conn.
@@ -142,7 +153,10 @@ type RaftTransportConfig struct {
 	// a large batch or an InstallSnapshot is scaled up from it by Raft).
 	// 0: 10s. Raise it for WAN links.
 	Timeout time.Duration
-	Logger  *slog.Logger // nil: slog.Default()
+	// Allow, when set, admits the peers whose Raft streams are accepted
+	// (a cluster's members); the others are closed.
+	Allow  func(peer.ID) bool
+	Logger *slog.Logger // nil: slog.Default()
 }
 
 // NewRaftTransport returns a raft.NetworkTransport whose connections are
@@ -162,6 +176,7 @@ func NewRaftTransport(h host.Host, cfg RaftTransportConfig) (*raft.NetworkTransp
 	if err != nil {
 		return nil, err
 	}
+	layer.allow, layer.log = cfg.Allow, cfg.Logger
 	return raft.NewNetworkTransportWithConfig(&raft.NetworkTransportConfig{
 		Stream:  layer,
 		MaxPool: cfg.MaxPool,
