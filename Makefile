@@ -40,7 +40,7 @@ lint:
 layers:
 	.ci/layers
 
-## demo: serve a small real model as 3 pipeline stages and answer a prompt through the HTTP API
+## demo: a 3-member cluster (strata init + 2 joins) splits a small real model into 3 stages over libp2p and answers a prompt through the HTTP API
 demo: build
 	$(GO) run ./internal/demo --bin $(BIN) --model $(MODEL) --stages 3 --prompt "$(PROMPT)"
 

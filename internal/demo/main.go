@@ -1,9 +1,12 @@
-// Command demo is what `make demo` runs: it starts three `strata node`
-// processes on 127.0.0.1, each serving a contiguous range of the model's
-// layers over libp2p, and a `strata serve --route` gateway through them;
-// waits for /health, asks POST /v1/completions for a continuation, prints
-// the answer and the live pipeline from /info, and stops every process.
-// With -in-process the gateway runs the stages itself instead.
+// Command demo is what `make demo` runs: a cluster of three members on
+// 127.0.0.1 — `strata init` and two `strata join` processes, each offering
+// a little over a third of the model's bytes, so that the Raft-replicated
+// map splits the model into three stages over libp2p. It waits until every
+// layer is served, prints `strata status`, asks the last member to join
+// for a continuation through POST /v1/completions, prints it, and stops
+// every process. -mode static runs three `strata node` processes and a
+// `strata serve --route` gateway instead; -mode in-process one gateway
+// that runs the stages itself.
 package main
 
 import (
@@ -29,21 +32,28 @@ func main() {
 	stages := flag.Int("stages", 3, "pipeline stages")
 	prompt := flag.String("prompt", "Once upon a time", "the prompt")
 	maxTokens := flag.Int("max-tokens", 64, "tokens to generate")
-	inProcess := flag.Bool("in-process", false, "run the stages inside the gateway process")
+	mode := flag.String("mode", "cluster", "cluster (init and joins), static (stage nodes and a gateway) or in-process")
 	flag.Parse()
-	if err := run(*bin, *model, *stages, *prompt, *maxTokens, *inProcess); err != nil {
+	if err := run(*bin, *model, *stages, *prompt, *maxTokens, *mode); err != nil {
 		fmt.Fprintln(os.Stderr, "demo:", err)
 		os.Exit(1)
 	}
 }
 
-func run(bin, model string, stages int, prompt string, maxTokens int, inProcess bool) error {
+func freeAddr() (string, error) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", err
+	}
+	defer ln.Close()
+	return ln.Addr().String(), nil
+}
+
+func run(bin, model string, stages int, prompt string, maxTokens int, mode string) error {
+	addr, err := freeAddr()
 	if err != nil {
 		return err
 	}
-	addr := ln.Addr().String()
-	ln.Close()
 	dataDir, err := os.MkdirTemp("", "strata-demo-")
 	if err != nil {
 		return err
@@ -56,22 +66,31 @@ func run(bin, model string, stages int, prompt string, maxTokens int, inProcess 
 			p.Wait()
 		}
 	}()
-	args := []string{"serve", "--model", model, "--api", addr}
-	if inProcess {
-		args = append(args, "--stages", fmt.Sprint(stages))
-	} else {
-		route, err := startNodes(bin, model, stages, dataDir, &procs)
-		if err != nil {
+	switch mode {
+	case "cluster":
+		if addr, err = startCluster(bin, model, stages, dataDir, &procs); err != nil {
 			return err
 		}
-		args = append(args, "--route", strings.Join(route, ","))
+	case "static", "in-process":
+		args := []string{"serve", "--model", model, "--api", addr}
+		if mode == "in-process" {
+			args = append(args, "--stages", fmt.Sprint(stages))
+		} else {
+			route, err := startNodes(bin, model, stages, dataDir, &procs)
+			if err != nil {
+				return err
+			}
+			args = append(args, "--route", strings.Join(route, ","))
+		}
+		srv := exec.Command(bin, args...)
+		srv.Stdout, srv.Stderr = os.Stderr, os.Stderr
+		if err := srv.Start(); err != nil {
+			return err
+		}
+		procs = append(procs, srv)
+	default:
+		return fmt.Errorf("unknown mode %q", mode)
 	}
-	srv := exec.Command(bin, args...)
-	srv.Stdout, srv.Stderr = os.Stderr, os.Stderr
-	if err := srv.Start(); err != nil {
-		return err
-	}
-	procs = append(procs, srv)
 	base := "http://" + addr
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
@@ -116,6 +135,71 @@ func run(bin, model string, stages int, prompt string, maxTokens int, inProcess 
 	}
 	fmt.Printf("prompt: %s\ncompletion (%d stages, greedy): %s\nusage: %v\n", prompt, stages, out.Choices[0].Text, out.Usage)
 	return nil
+}
+
+// startCluster starts `strata init` and n-1 `strata join` processes, each
+// offering 1/n of the model's bytes and a little more, waits until every
+// layer is served, prints `strata status`, and returns the API address of
+// the last member to join.
+func startCluster(bin, model string, n int, base string, procs *[]*exec.Cmd) (string, error) {
+	fi, err := os.Stat(model)
+	if err != nil {
+		return "", err
+	}
+	capacity := fmt.Sprint(fi.Size()/int64(n) + fi.Size()/10)
+	var api string
+	for i := range n {
+		if api, err = freeAddr(); err != nil {
+			return "", err
+		}
+		dir := filepath.Join(base, fmt.Sprintf("member%d", i))
+		args := []string{"init"}
+		if i > 0 {
+			args = []string{"join", "--join-file", filepath.Join(base, "member0", "join")}
+		}
+		args = append(args, "--model", model, "--data", dir, "--api", api, "--listen", "/ip4/127.0.0.1/tcp/0", "--capacity", capacity)
+		cmd := exec.Command(bin, args...)
+		cmd.Stdout, cmd.Stderr = io.Discard, os.Stderr
+		if err := cmd.Start(); err != nil {
+			return "", err
+		}
+		*procs = append(*procs, cmd)
+		if i == 0 {
+			if _, err := waitFile(filepath.Join(dir, "join"), 60*time.Second); err != nil {
+				return "", err
+			}
+		}
+	}
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		var st struct {
+			Nodes []struct {
+				State string `json:"state"`
+			} `json:"nodes"`
+			Uncovered []int `json:"uncovered"`
+		}
+		if getJSON("http://"+api+"/cluster/status", &st) == nil && len(st.Nodes) == n && len(st.Uncovered) == 0 {
+			serving := 0
+			for _, nd := range st.Nodes {
+				if nd.State == "serving" {
+					serving++
+				}
+			}
+			if serving == n {
+				break
+			}
+		}
+		if time.Now().After(deadline) {
+			return "", fmt.Errorf("the cluster did not serve every layer within 60 s")
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	out, err := exec.Command(bin, "status", "--api", api).CombinedOutput()
+	if err != nil {
+		return "", fmt.Errorf("strata status: %v: %s", err, out)
+	}
+	fmt.Printf("$ strata status\n%s\n", out)
+	return api, nil
 }
 
 // startNodes starts n `strata node` processes over even layer ranges and
