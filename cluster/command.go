@@ -93,6 +93,11 @@ func (c *Command) validate() error {
 		if c.Node.Resources.Capacity < 0 {
 			return bad("negative capacity")
 		}
+		switch c.Node.State {
+		case "", StateJoining, StateLoading, StateServing, StateDraining, StateDead:
+		default:
+			return bad("unknown state %q", c.Node.State)
+		}
 	case CmdSetState:
 		switch c.State {
 		case StateJoining, StateLoading, StateServing, StateDraining, StateDead:

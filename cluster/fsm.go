@@ -214,6 +214,11 @@ func decodeSnapshot(b []byte) (*Map, error) {
 	if m.Model != nil && len(m.Model.LayerBytes) != m.Model.Layers {
 		return nil, fmt.Errorf("%w: snapshot: model layers", ErrBadCommand)
 	}
+	for _, a := range m.Assignments {
+		if m.Model == nil || a.Lo < 0 || a.Lo >= a.Hi || a.Hi > m.Model.Layers {
+			return nil, fmt.Errorf("%w: snapshot: assignment %v out of the model's layers", ErrBadCommand, a)
+		}
+	}
 	return m, nil
 }
 

@@ -417,7 +417,8 @@ func (c *Cluster) reconcile() {
 	}
 	// The map shows who votes.
 	for _, id := range m.NodeIDs() {
-		v := suffrage[id] == raft.Voter
+		s, in := suffrage[id]
+		v := in && s == raft.Voter
 		if m.Nodes[id].Voter != v {
 			if err := c.Apply(&Command{Type: CmdSetVoter, NodeID: id, Voter: v}); err != nil {
 				return
