@@ -181,3 +181,88 @@ func TestMultiProcess(t *testing.T) {
 	}
 	t.Logf("dead middle stage: status %d after %v: %s", code, took, body)
 }
+
+// TestMultiProcessKillInFlight: a static pipeline of three `strata node`
+// processes and a gateway; `kill -9` of the middle process while a 64-token
+// stream is in flight ends the stream within 2 s with an error event that
+// names the dead peer; nothing hangs, and the gateway answers the next
+// request with an error too (a static route has no replacement).
+func TestMultiProcessKillInFlight(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds a 50 MB model and runs 4 processes")
+	}
+	bin := buildBinary(t)
+	model := filepath.Join(t.TempDir(), "synth.gguf")
+	if out, err := exec.Command(bin, "model", "synth", "--dim", "384", "--layers", "6", "--heads", "6", "--kv-heads", "2",
+		"--ffn", "1024", "--vocab", "2000", "--type", "f32", model).CombinedOutput(); err != nil {
+		t.Fatalf("synth: %v\n%s", err, out)
+	}
+	var procs []*exec.Cmd
+	var addrs []string
+	for _, layers := range []string{"0:2", "2:4", "4:6"} {
+		p, addr := startProc(t, bin, "node", "--model", model, "--layers", layers, "--data", t.TempDir(), "--listen", "/ip4/127.0.0.1/tcp/0")
+		procs = append(procs, p)
+		addrs = append(addrs, addr)
+	}
+	api := freeAddr(t)
+	gw := exec.Command(bin, "serve", "--model", model, "--route", strings.Join(addrs, ","), "--api", api, "--model-name", "synth")
+	stderr := &syncBuffer{}
+	gw.Stderr = stderr
+	if err := gw.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		gw.Process.Signal(syscall.SIGTERM)
+		gw.Wait()
+		if t.Failed() {
+			t.Logf("gateway stderr:\n%s", stderr.String())
+		}
+	})
+	waitUntil(t, "a healthy gateway", 30*time.Second, func() bool {
+		resp, err := http.Get("http://" + api + "/health")
+		if err != nil {
+			return false
+		}
+		resp.Body.Close()
+		return resp.StatusCode == http.StatusOK
+	})
+	middle := addrs[1][strings.LastIndex(addrs[1], "/")+1:]
+	body, _ := json.Marshal(map[string]any{"model": "synth", "prompt": "hello world", "max_tokens": 64, "temperature": 0, "stream": true, "ignore_eos": true})
+	resp, err := http.Post("http://"+api+"/v1/completions", "application/json", bytes.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var killed time.Time
+	tokens, errEvent := 0, ""
+	sc := bufio.NewScanner(resp.Body)
+	for sc.Scan() {
+		line, ok := strings.CutPrefix(sc.Text(), "data: ")
+		if !ok || line == "[DONE]" {
+			continue
+		}
+		if strings.Contains(line, `"error"`) {
+			errEvent = line
+			break
+		}
+		if tokens++; tokens == 8 {
+			procs[1].Process.Kill() // kill -9
+			killed = time.Now()
+		}
+	}
+	took := time.Since(killed)
+	procs[1].Wait()
+	if errEvent == "" {
+		t.Fatalf("the stream ended without an error after %d tokens (the kill came too late?)", tokens)
+	}
+	if tokens >= 64 {
+		t.Fatalf("all %d tokens arrived despite the kill", tokens)
+	}
+	if took > 2*time.Second {
+		t.Errorf("the stream broke off %v after the kill", took)
+	}
+	if !strings.Contains(errEvent, middle) {
+		t.Errorf("error event %s does not name the dead peer %s", errEvent, middle)
+	}
+	t.Logf("killed after 8 tokens; the stream broke off %v later with %s", took.Round(time.Millisecond), errEvent)
+}
