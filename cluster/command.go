@@ -42,8 +42,10 @@ type Command struct {
 	NodeID  string      `json:"node_id,omitempty"` // CmdSetState, CmdSetVoter, CmdRemoveNode
 	State   NodeState   `json:"state,omitempty"`   // CmdSetState
 	Epoch   uint64      `json:"epoch,omitempty"`   // CmdSetState to serving
-	Voter   bool        `json:"voter,omitempty"`   // CmdSetVoter
-	Model   *Model      `json:"model,omitempty"`   // CmdRegisterModel
+	// Progress of a node loading its layers (CmdSetState to loading).
+	Progress float64 `json:"progress,omitempty"`
+	Voter    bool    `json:"voter,omitempty"` // CmdSetVoter
+	Model    *Model  `json:"model,omitempty"` // CmdRegisterModel
 }
 
 // ErrBadCommand: a log entry is not a command this build understands.
@@ -106,6 +108,9 @@ func (c *Command) validate() error {
 		}
 		if c.NodeID == "" {
 			return bad("needs a node ID")
+		}
+		if c.Progress < 0 || c.Progress > 1 || c.Progress != c.Progress {
+			return bad("progress %v outside [0, 1]", c.Progress)
 		}
 	case CmdSetVoter, CmdRemoveNode:
 		if c.NodeID == "" {

@@ -105,6 +105,10 @@ func apply(m *Map, c *Command, idx uint64) error {
 				return nil // reported for an assignment that has since changed
 			}
 		}
+		n.Progress = 0
+		if c.State == StateLoading {
+			n.Progress = c.Progress
+		}
 		if n.State == c.State {
 			return nil
 		}

@@ -64,6 +64,12 @@ type Node struct {
 	// Model is the digest of the model file the node has locally ("" when
 	// it has none).
 	Model string `json:"model,omitempty"`
+	// Fetch: the node fetches the weights of the layers it is given from
+	// its peers, so it may serve any layers of the model.
+	Fetch bool `json:"fetch,omitempty"`
+	// Progress is how far a loading node has fetched and loaded its
+	// layers, from 0 to 1.
+	Progress float64 `json:"progress,omitempty"`
 }
 
 // Model is a model the cluster serves, identified by the digest of its
@@ -78,6 +84,41 @@ type Model struct {
 	LayerBytes []int64 `json:"layer_bytes"`
 	EmbedBytes int64   `json:"embed_bytes"`
 	HeadBytes  int64   `json:"head_bytes"`
+	// Manifest lists the file's parts with a hash per chunk, so that nodes
+	// without the file fetch exactly the tensors they serve from peers and
+	// verify every chunk; nil when the registering node made none.
+	Manifest *Manifest `json:"manifest,omitempty"`
+}
+
+// Manifest describes a GGUF file as chunks with their hashes: the header
+// (metadata and tensor table, [0, DataOffset)) and each tensor's bytes.
+type Manifest struct {
+	// ChunkSize is the size of every chunk but the last of a part.
+	ChunkSize int64 `json:"chunk_size"`
+	// FileSize is the size of the whole file.
+	FileSize int64 `json:"file_size"`
+	// Header is the file's [0, DataOffset): the metadata and tensor table.
+	Header Part `json:"header"`
+	// Tensors in file order.
+	Tensors []TensorPart `json:"tensors"`
+}
+
+// Part is a byte range of the file, hashed chunk by chunk.
+type Part struct {
+	Offset int64 `json:"offset"` // absolute, in the file
+	Size   int64 `json:"size"`
+	// Hashes are the hex sha256 of each chunk: [Offset+i*ChunkSize,
+	// min(Offset+Size, Offset+(i+1)*ChunkSize)).
+	Hashes []string `json:"hashes"`
+}
+
+// TensorPart is one tensor's bytes in the file.
+type TensorPart struct {
+	Name string `json:"name"`
+	// Layer is the transformer block the tensor belongs to ("blk.N."),
+	// or -1 for the others (embeddings, output norm and head).
+	Layer int `json:"layer"`
+	Part
 }
 
 // StageBytes returns the weight bytes a stage serving [lo, hi) of m holds.

@@ -236,7 +236,7 @@ type planner struct {
 func newPlanner(m *Map) *planner {
 	p := &planner{model: m.Model, nodes: make(map[string]planNode), used: make(map[string]bool)}
 	for id, n := range m.Nodes {
-		if n == nil || !n.State.Live() || n.Model != m.Model.Digest || n.Resources.Capacity <= 0 {
+		if n == nil || !n.State.Live() || (n.Model != m.Model.Digest && !n.Fetch) || n.Resources.Capacity <= 0 {
 			continue
 		}
 		pn := planNode{id: id, cap: n.Resources.Capacity, joined: n.Joined}

@@ -102,11 +102,18 @@ func ReadConfig(f *gguf.File) (arch.Config, error) {
 	if v, ok := f.Float(a + ".rope.freq_scale"); ok && v > 0 {
 		c.RoPE.FreqScale = float32(v)
 	}
+	// The vocabulary: the embedding matrix's rows; in a slice of the file
+	// without it (a middle stage's layers), the vocab_size key the slice
+	// carries, else the tokenizer's tokens.
 	if t, ok := f.Tensor("token_embd.weight"); ok && len(t.Dims) == 2 {
 		c.Vocab = int(t.Dims[1])
+	} else if v, ok := f.Uint(a + ".vocab_size"); ok && v > 0 && v < 1<<31 {
+		c.Vocab = int(v)
+	} else if toks, ok := f.Strings("tokenizer.ggml.tokens"); ok {
+		c.Vocab = len(toks)
 	}
 	if c.Vocab == 0 {
-		return c, fmt.Errorf("llama: no token_embd.weight matrix to size the vocabulary")
+		return c, fmt.Errorf("llama: no token_embd.weight matrix, vocab_size or tokens to size the vocabulary")
 	}
 	return c, nil
 }
