@@ -18,7 +18,7 @@ import (
 )
 
 // memberFlags are the flags `strata init` and `strata join` share.
-func memberFlags(fs *flag.FlagSet, cfg *node.MemberConfig) func() error {
+func memberFlags(fs *flag.FlagSet, cfg *node.MemberConfig) func(ctx context.Context, stderr io.Writer) error {
 	fs.StringVar(&cfg.Model, "model", "", "GGUF model `path` of this host's copy (default $STRATA_MODEL)")
 	fs.StringVar(&cfg.DataDir, "data", "", "data `dir`: identity, Raft log and snapshots, the join file")
 	listen := fs.String("listen", "/ip4/127.0.0.1/tcp/0", "libp2p listen `multiaddrs`, comma-separated (TCP; QUIC as /udp/PORT/quic-v1, not with a PSK)")
@@ -34,9 +34,9 @@ func memberFlags(fs *flag.FlagSet, cfg *node.MemberConfig) func() error {
 	heartbeat := fs.Duration("heartbeat", 0, "Raft heartbeat and election timeout (default 1s; raise it for WAN links)")
 	fs.DurationVar(&cfg.DeadAfter, "dead-after", 0, "how long a member's heartbeats may fail before it is marked dead (default 5s)")
 	fs.IntVar(&cfg.Voters, "voters", 0, "Raft voters, 3 or 5 (default 3)")
-	return func() error {
+	return func(ctx context.Context, stderr io.Writer) error {
 		var err error
-		if cfg.Model, err = modelFlag(cfg.Model); err != nil {
+		if cfg.Model, err = modelFlag(ctx, cfg.Model, stderr); err != nil {
 			return err
 		}
 		if cfg.DataDir == "" {
@@ -112,7 +112,7 @@ func initCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if _, err := parse(fs, args); err != nil {
 		return err
 	}
-	if err := finish(); err != nil {
+	if err := finish(ctx, stderr); err != nil {
 		return err
 	}
 	cfg.Init = true
@@ -142,7 +142,7 @@ func joinCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if err != nil {
 		return err
 	}
-	if err := finish(); err != nil {
+	if err := finish(ctx, stderr); err != nil {
 		return err
 	}
 	if *joinFile != "" {

@@ -15,8 +15,9 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
-	"strings"
 	"syscall"
+
+	"github.com/strata-llm/strata/node/hub"
 )
 
 const usage = `strata serves large language models across many machines.
@@ -39,6 +40,9 @@ Usage:
                  drain a member: its layers move elsewhere, then it leaves
   strata status [--api HOST:PORT]
                  the cluster map: nodes, resources, layer ranges, leader, epoch
+  strata pull  [--cache DIR] hf://OWNER/REPO[@REV]/FILE.gguf
+                 download a model from the Hugging Face Hub into the cache and
+                 print its path; --model takes hf://... too and pulls it first
   strata model inspect PATH
                  metadata, tensor table and bytes per layer of a GGUF file
   strata model synth --dim D --layers L --heads H --kv-heads K --ffn F --vocab V --type T OUT.gguf
@@ -95,6 +99,8 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		return statusCmd(ctx, rest, stdout, stderr)
 	case "bench":
 		return benchCmd(ctx, rest, stdout, stderr)
+	case "pull":
+		return pullCmd(ctx, rest, stdout, stderr)
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 		return nil
@@ -132,16 +138,18 @@ func newLogger(w io.Writer, verbose bool) *slog.Logger {
 	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: lvl}))
 }
 
-// modelFlag returns the model path from the flag or STRATA_MODEL.
-func modelFlag(v string) (string, error) {
+// modelFlag returns the model path from the flag or STRATA_MODEL; an
+// hf://OWNER/REPO/FILE reference is pulled into the cache first (progress on
+// stderr) and its local path returned.
+func modelFlag(ctx context.Context, v string, stderr io.Writer) (string, error) {
 	if v == "" {
 		v = os.Getenv("STRATA_MODEL")
 	}
 	if v == "" {
 		return "", errors.New("no model: pass --model PATH or set STRATA_MODEL")
 	}
-	if strings.HasPrefix(v, "hf://") {
-		return "", fmt.Errorf("model %s: downloads from the hub are not built yet; pass a local path", v)
+	if hub.IsRef(v) {
+		return pullModel(ctx, v, "", stderr, false)
 	}
 	return v, nil
 }

@@ -34,7 +34,7 @@ func nodeCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		return err
 	}
 	var err error
-	if cfg.Model, err = modelFlag(cfg.Model); err != nil {
+	if cfg.Model, err = modelFlag(ctx, cfg.Model, stderr); err != nil {
 		return err
 	}
 	a, b, ok := strings.Cut(*layers, ":")

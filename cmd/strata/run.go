@@ -33,7 +33,7 @@ func runCmd(ctx context.Context, args []string, stdin io.Reader, stdout, stderr 
 	if err != nil {
 		return err
 	}
-	path, err := modelFlag(*model)
+	path, err := modelFlag(ctx, *model, stderr)
 	if err != nil {
 		return err
 	}

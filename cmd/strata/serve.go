@@ -39,7 +39,7 @@ func serveCmd(ctx context.Context, args []string, stderr io.Writer) error {
 		return err
 	}
 	var err error
-	if cfg.Model, err = modelFlag(cfg.Model); err != nil {
+	if cfg.Model, err = modelFlag(ctx, cfg.Model, stderr); err != nil {
 		return err
 	}
 	if cfg.Codec, err = wire.ParseCodec(*codec); err != nil {
