@@ -3,7 +3,10 @@ GO       ?= go
 BIN      := bin/strata
 FUZZTIME ?= 30s
 TESTDATA ?= $(or $(STRATA_TESTDATA),$(abspath ../shared/testdata))
-MODEL    ?= $(TESTDATA)/models/stories260K-f32.gguf
+# The demo's model: MODEL=..., else $STRATA_MODEL, else the shared test data's
+# stories260K, else the same small model pulled from the Hugging Face hub.
+HUB_MODEL ?= hf://ggml-org/models-moved/tinyllamas/stories260K.gguf
+MODEL    ?= $(or $(STRATA_MODEL),$(wildcard $(TESTDATA)/models/stories260K-f32.gguf),$(HUB_MODEL))
 PROMPT   ?= Once upon a time
 
 .PHONY: all build test bench fuzz lint layers demo clean

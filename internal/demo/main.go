@@ -50,6 +50,15 @@ func freeAddr() (string, error) {
 }
 
 func run(bin, model string, stages int, prompt string, maxTokens int, mode string) error {
+	if strings.HasPrefix(model, "hf://") { // into the cache once, with progress
+		pull := exec.Command(bin, "pull", model)
+		pull.Stderr = os.Stderr
+		out, err := pull.Output()
+		if err != nil {
+			return fmt.Errorf("strata pull %s: %w", model, err)
+		}
+		model = strings.TrimSpace(string(out))
+	}
 	addr, err := freeAddr()
 	if err != nil {
 		return err
