@@ -33,9 +33,24 @@
 // level Guard wraps a members-only protocol's handler (the stage server
 // takes an Allow function to the same end); the join protocol stays open.
 //
-// Not set up yet: peer discovery (mDNS, the Kademlia DHT), AutoNAT, hole
-// punching and circuit relay, and the weights protocol.
+// Discovery (discovery.go) is what HostConfig asks for: Bootstrap peers,
+// dialed at start in the background; mDNS on the LAN (service "strata",
+// or "strata-TAG"), connecting to the peers it finds; and a Kademlia DHT
+// private to Strata nodes (protocol prefix "/strata", peer routing only,
+// no records), seeded from the bootstrap peers, through which
+// Host.FindPeer, and Connect or NewStream to a peer known by ID alone,
+// learn the addresses of peers beyond the LAN.
 //
-// It imports pipeline and pipeline/wire, go-libp2p and hashicorp/raft;
-// pipeline never imports it.
+// Behind NAT (reach.go, HostConfig.NAT) the host maps ports (UPnP,
+// NAT-PMP), answers AutoNAT for others, punches holes (DCUtR), dials and
+// accepts circuit relay v2 links, and with bootstrap peers reserves relay
+// slots through AutoRelay; a host with RelayService is a relay for
+// others. Host.Reachability reports what AutoNAT found. A relayed link is
+// limited to a trickle and never carries activations: RelayOnly tells a
+// peer reachable only through a relay, DialStage refuses it with
+// ErrRelayOnly, and stage streams are never opened on a limited
+// connection. Without NAT the relay transport is off.
+//
+// It imports pipeline and pipeline/wire, go-libp2p, go-libp2p-kad-dht and
+// hashicorp/raft; pipeline never imports it.
 package p2p

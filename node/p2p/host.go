@@ -9,13 +9,19 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"sync"
 
 	"github.com/libp2p/go-libp2p"
+	kad "github.com/libp2p/go-libp2p-kad-dht"
 	"github.com/libp2p/go-libp2p/core/crypto"
+	"github.com/libp2p/go-libp2p/core/event"
 	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/libp2p/go-libp2p/core/pnet"
+	"github.com/libp2p/go-libp2p/core/routing"
+	"github.com/libp2p/go-libp2p/p2p/discovery/mdns"
 	"github.com/libp2p/go-libp2p/p2p/muxer/yamux"
+	relayv2 "github.com/libp2p/go-libp2p/p2p/protocol/circuitv2/relay"
 	"github.com/libp2p/go-libp2p/p2p/security/noise"
 	quic "github.com/libp2p/go-libp2p/p2p/transport/quic"
 	"github.com/libp2p/go-libp2p/p2p/transport/tcp"
@@ -39,7 +45,7 @@ var (
 
 // HostConfig configures a Host. The zero value works: an identity that
 // lasts only as long as the process, no listening (dialing out only), a
-// public network.
+// public network, no discovery, no NAT traversal, no relaying.
 type HostConfig struct {
 	// DataDir holds the host's ed25519 identity (IdentityFile, created on
 	// first start with mode 0600 and reused after). "" gives a fresh
@@ -56,22 +62,63 @@ type HostConfig struct {
 	PSK []byte
 	// Gater, when set, decides which peers may connect (a cluster's
 	// members and joiners).
-	Gater  *Gater
-	Logger *slog.Logger // nil: slog.Default()
+	Gater *Gater
+	// Bootstrap are full multiaddrs of known peers, each ending in
+	// /p2p/ID. The host connects to them when it starts, in the
+	// background (a failure is logged as a warning); they seed the DHT,
+	// and with NAT they are the static relays of AutoRelay.
+	Bootstrap []string
+	// MDNS finds peers on the LAN by multicast DNS and connects to them.
+	// MDNSTag, when set, keeps discovery to the hosts with the same tag
+	// (a cluster's name: letters, digits and '-', at most 32).
+	MDNS    bool
+	MDNSTag string
+	// DHT runs a Kademlia DHT private to Strata nodes (protocol prefix
+	// DHTPrefix), seeded from Bootstrap, through which FindPeer and
+	// dialing a peer by ID alone learn addresses beyond the LAN. Off
+	// when "".
+	DHT DHTMode
+	// NAT turns on NAT traversal: UPnP / NAT-PMP port mapping, the
+	// AutoNAT service for others, hole punching (DCUtR), the circuit
+	// relay v2 client transport, and AutoRelay over the Bootstrap peers
+	// when there are any. Without it the relay transport is off: a
+	// /p2p-circuit address cannot be dialed.
+	NAT bool
+	// RelayService makes the host a circuit relay v2 for others, from
+	// the start (not once AutoNAT finds it public): set it on a host
+	// with a public address. Relayed links are limited (relay v2's
+	// default resources: 2 minutes, 128 KiB each way) and carry no
+	// activations; see RelayOnly.
+	RelayService bool
+	Logger       *slog.Logger // nil: slog.Default()
 }
 
 // Host is a node's libp2p host: TCP and QUIC transports (TCP only in a
-// private network), Noise, yamux, and a persistent ed25519 identity.
+// private network), Noise, yamux, and a persistent ed25519 identity; as
+// its HostConfig asks, bootstrap peers, mDNS on the LAN and a Kademlia
+// DHT beyond it (discovery.go), and AutoNAT, hole punching and circuit
+// relay v2 for peers behind NAT (reach.go).
 //
-// Peer discovery (mDNS, the Kademlia DHT), AutoNAT, hole punching and
-// circuit relay are not set up yet: peers are dialed at addresses the
-// caller knows.
+// With a DHT the embedded host is a routed host: Connect and NewStream to
+// a peer whose addresses the peerstore lacks look them up in the DHT.
 type Host struct {
 	host.Host
+	log    *slog.Logger
+	kad    *kad.IpfsDHT   // nil without a DHT
+	mdns   mdns.Service   // nil without mDNS
+	relay  *relayv2.Relay // nil unless RelayService
+	reach  reachability
+	ctx    context.Context // ends at Close: the background work's
+	cancel context.CancelFunc
+	once   sync.Once
+
+	mu     sync.Mutex // guards closed and wg.Add against Close's wg.Wait
+	closed bool
+	wg     sync.WaitGroup // the host's goroutines
 }
 
-// NewHost starts a host. Close it to stop listening and close its
-// connections.
+// NewHost starts a host. Close it to stop listening, close its
+// connections and stop its discovery.
 func NewHost(ctx context.Context, cfg HostConfig) (*Host, error) {
 	log := cfg.Logger
 	if log == nil {
@@ -81,13 +128,32 @@ func NewHost(ctx context.Context, cfg HostConfig) (*Host, error) {
 	if err != nil {
 		return nil, err
 	}
+	boot, err := parseBootstrap(cfg.Bootstrap)
+	if err != nil {
+		return nil, err
+	}
+	if err := checkMDNSTag(cfg.MDNSTag); err != nil {
+		return nil, err
+	}
+	dhtOpts, err := cfg.DHT.options(boot)
+	if err != nil {
+		return nil, err
+	}
 	opts := []libp2p.Option{
 		libp2p.Identity(key),
 		libp2p.Security(noise.ID, noise.New),
 		libp2p.Muxer(yamux.ID, yamux.DefaultTransport),
 		libp2p.Transport(tcp.NewTCPTransport),
-		libp2p.DisableRelay(),
 		libp2p.DisableMetrics(),
+	}
+	opts = append(opts, natOptions(cfg.NAT, boot)...)
+	var dht *kad.IpfsDHT
+	if dhtOpts != nil {
+		opts = append(opts, libp2p.Routing(func(h host.Host) (routing.PeerRouting, error) {
+			d, err := kad.New(h, dhtOpts...)
+			dht = d
+			return d, err
+		}))
 	}
 	if cfg.Gater != nil {
 		opts = append(opts, libp2p.ConnectionGater(cfg.Gater))
@@ -119,12 +185,87 @@ func NewHost(ctx context.Context, cfg HostConfig) (*Host, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	h, err := libp2p.New(opts...)
+	lh, err := libp2p.New(opts...)
 	if err != nil {
+		if dht != nil {
+			dht.Close()
+		}
 		return nil, fmt.Errorf("p2p: start host: %w", err)
 	}
-	log.Info("p2p host started", "peer", h.ID(), "addrs", h.Addrs(), "private", len(cfg.PSK) > 0)
-	return &Host{Host: h}, nil
+	h := &Host{Host: lh, log: log, kad: dht}
+	h.ctx, h.cancel = context.WithCancel(context.Background())
+	if err := h.start(cfg, boot); err != nil {
+		h.Close()
+		return nil, err
+	}
+	log.Info("p2p host started", "peer", h.ID(), "addrs", h.Addrs(), "private", len(cfg.PSK) > 0,
+		"mdns", h.mdns != nil, "dht", string(cfg.DHT), "nat", cfg.NAT, "relay_service", cfg.RelayService)
+	return h, nil
+}
+
+// start starts what runs beside the libp2p host: the relay service,
+// reachability tracking, mDNS, the bootstrap connections.
+func (h *Host) start(cfg HostConfig, boot []peer.AddrInfo) error {
+	if cfg.RelayService {
+		r, err := relayv2.New(h.Host)
+		if err != nil {
+			return fmt.Errorf("p2p: start relay service: %w", err)
+		}
+		h.relay = r
+	}
+	if cfg.NAT {
+		sub, err := h.EventBus().Subscribe(new(event.EvtLocalReachabilityChanged))
+		if err != nil {
+			return fmt.Errorf("p2p: subscribe to reachability: %w", err)
+		}
+		h.reach.track(h, sub)
+	}
+	if cfg.MDNS {
+		h.startMDNS(cfg.MDNSTag)
+	}
+	h.connectBootstrap(boot)
+	return nil
+}
+
+// goBackground runs f in a goroutine the host owns, unless the host is
+// closed: Close cancels h.ctx and waits for it.
+func (h *Host) goBackground(f func()) bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.closed {
+		return false
+	}
+	h.wg.Add(1)
+	go func() {
+		defer h.wg.Done()
+		f()
+	}()
+	return true
+}
+
+// Close stops discovery, the DHT and the relay service, waits for the
+// host's goroutines, and closes the libp2p host: its listeners and
+// connections. It may be called more than once.
+func (h *Host) Close() error {
+	var err error
+	h.once.Do(func() {
+		h.cancel()
+		if h.mdns != nil {
+			h.mdns.Close()
+		}
+		h.mu.Lock()
+		h.closed = true
+		h.mu.Unlock()
+		h.wg.Wait()
+		if h.kad != nil {
+			h.kad.Close()
+		}
+		if h.relay != nil {
+			h.relay.Close()
+		}
+		err = h.Host.Close()
+	})
+	return err
 }
 
 // AddrInfo returns the host's ID and listen addresses, for a peer to dial.

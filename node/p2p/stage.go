@@ -46,6 +46,10 @@ var (
 	// epoch than the route's (RemoteConfig.Epoch): the assignment moved,
 	// and the route must be planned again.
 	ErrStaleRoute = errors.New("stage serves another map epoch than the route's")
+	// ErrRelayOnly: the peer is reachable only through a circuit relay
+	// (see RelayOnly), whose links relay v2 limits to a trickle. It comes
+	// with ErrPeerUnreachable.
+	ErrRelayOnly = errors.New("stage peer reachable only through a relay: never used for activations")
 )
 
 // LayerRange is a stage's layers [Lo, Hi).
@@ -414,6 +418,9 @@ func DialStage(ctx context.Context, h host.Host, p peer.AddrInfo, cfg RemoteConf
 			return nil, r.fail(fmt.Errorf("%w: connect: %w", ErrPeerUnreachable, err))
 		}
 	}
+	if RelayOnly(h, p.ID) {
+		return nil, r.fail(fmt.Errorf("%w: %w", ErrPeerUnreachable, ErrRelayOnly))
+	}
 	err := r.roundTrip(ctx, msgHello, nil, func(t msgType, body []byte, _ *rstream) error {
 		if t != msgInfo {
 			return fmt.Errorf("%w: a %d message for a hello", ErrProtocol, t)
@@ -615,6 +622,12 @@ func (r *RemoteStage) stream(ctx context.Context) (*rstream, error) {
 	for _, rs := range stale {
 		rs.s.Reset()
 	}
+	// Stage streams never run over a relayed link. libp2p's NewStream
+	// refuses a limited connection (relay v2's) unless the context carries
+	// network.WithAllowLimitedConn, which this package never sets: it
+	// waits for a direct connection (hole punching) until dctx ends, then
+	// fails with network.ErrLimitedConn or the context's error. A relay
+	// that grants unlimited connections is caught by the address check.
 	dctx, cancel := context.WithTimeout(ctx, r.cfg.DialTimeout)
 	defer cancel()
 	s, err := r.h.NewStream(dctx, r.peer, StageProtocol)
@@ -622,7 +635,14 @@ func (r *RemoteStage) stream(ctx context.Context) (*rstream, error) {
 		if ctx.Err() != nil {
 			return nil, ctx.Err()
 		}
+		if errors.Is(err, network.ErrLimitedConn) || RelayOnly(r.h, r.peer) {
+			return nil, fmt.Errorf("%w: open stream: %w: %w", ErrPeerUnreachable, ErrRelayOnly, err)
+		}
 		return nil, fmt.Errorf("%w: open stream: %w", ErrPeerUnreachable, err)
+	}
+	if isRelayAddr(s.Conn().RemoteMultiaddr()) {
+		s.Reset()
+		return nil, fmt.Errorf("%w: open stream: %w", ErrPeerUnreachable, ErrRelayOnly)
 	}
 	rs := &rstream{s: s, c: coder{codec: r.cfg.Codec, limits: r.cfg.Limits}}
 	r.mu.Lock()
