@@ -46,6 +46,14 @@ type MemberConfig struct {
 	API     string   // HTTP listen address; "": 127.0.0.1:8080
 	APIKeys []string
 	PSK     []byte // private network key (TCP only), or nil
+	// Discovery and NAT traversal, as p2p.HostConfig has them: bootstrap
+	// peers, mDNS on the LAN, the DHT, AutoNAT with hole punching and relay
+	// client, and serving as a relay for others.
+	Bootstrap    []string
+	MDNS         bool
+	DHT          p2p.DHTMode
+	NAT          bool
+	RelayService bool
 
 	// Init starts a new cluster (or restarts this member of one, when the
 	// data dir has its state).
@@ -187,7 +195,10 @@ func StartMember(ctx context.Context, cfg MemberConfig) (_ *Member, err error) {
 		listen = []string{"/ip4/127.0.0.1/tcp/0"}
 	}
 	m.gater = p2p.NewGater()
-	if m.host, err = p2p.NewHost(ctx, p2p.HostConfig{DataDir: cfg.DataDir, Listen: listen, PSK: cfg.PSK, Gater: m.gater, Logger: log}); err != nil {
+	if m.host, err = p2p.NewHost(ctx, p2p.HostConfig{
+		DataDir: cfg.DataDir, Listen: listen, PSK: cfg.PSK, Gater: m.gater, Logger: log,
+		Bootstrap: cfg.Bootstrap, MDNS: cfg.MDNS, DHT: cfg.DHT, NAT: cfg.NAT, RelayService: cfg.RelayService,
+	}); err != nil {
 		return nil, err
 	}
 	m.id = m.host.ID()

@@ -14,6 +14,7 @@ import (
 
 	"github.com/strata-llm/strata/cluster"
 	"github.com/strata-llm/strata/node"
+	"github.com/strata-llm/strata/node/p2p"
 	"github.com/strata-llm/strata/pipeline/wire"
 )
 
@@ -34,6 +35,11 @@ func memberFlags(fs *flag.FlagSet, cfg *node.MemberConfig) func(ctx context.Cont
 	heartbeat := fs.Duration("heartbeat", 0, "Raft heartbeat and election timeout (default 1s; raise it for WAN links)")
 	fs.DurationVar(&cfg.DeadAfter, "dead-after", 0, "how long a member's heartbeats may fail before it is marked dead (default 5s)")
 	fs.IntVar(&cfg.Voters, "voters", 0, "Raft voters, 3 or 5 (default 3)")
+	bootstrap := fs.String("bootstrap", "", "bootstrap peers' full `multiaddrs` (with /p2p/ID), comma-separated: dialed at start, seeds of the DHT, static relays with --nat")
+	fs.BoolVar(&cfg.MDNS, "mdns", false, "find peers on the LAN with mDNS")
+	dht := fs.String("dht", "", "take part in the Strata DHT to find peers beyond the LAN: client, server or auto")
+	fs.BoolVar(&cfg.NAT, "nat", false, "behind NAT: port mapping, AutoNAT, hole punching and relay links (relayed peers never carry activations)")
+	fs.BoolVar(&cfg.RelayService, "relay-service", false, "be a circuit relay for peers behind NAT (a host with a public address)")
 	return func(ctx context.Context, stderr io.Writer) error {
 		var err error
 		if cfg.Model, err = modelFlag(ctx, cfg.Model, stderr); err != nil {
@@ -43,6 +49,10 @@ func memberFlags(fs *flag.FlagSet, cfg *node.MemberConfig) func(ctx context.Cont
 			return errors.New("--data DIR is required (the node's identity and Raft state live there)")
 		}
 		cfg.Listen = strings.Split(*listen, ",")
+		if *bootstrap != "" {
+			cfg.Bootstrap = strings.Split(*bootstrap, ",")
+		}
+		cfg.DHT = p2p.DHTMode(*dht)
 		if cfg.PSK, err = readPSK(*pskFile); err != nil {
 			return err
 		}
