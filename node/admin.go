@@ -147,7 +147,14 @@ func WriteStatus(w io.Writer, st *Status) error {
 		if len(n.Addrs) > 0 {
 			addr = n.Addrs[0]
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%v\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", name, n.State, n.Voter, layers, replica, epoch,
+		state := string(n.State)
+		if n.State == cluster.StateLoading && n.Progress > 0 {
+			state = fmt.Sprintf("loading %.0f%%", 100*n.Progress)
+		}
+		if n.Fetch {
+			res += ", fetches weights"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%v\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", name, state, n.Voter, layers, replica, epoch,
 			bytesText(n.Resources.Capacity), res, n.API, addr)
 	}
 	return tw.Flush()

@@ -2,15 +2,14 @@ package node
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -26,6 +25,7 @@ import (
 	"github.com/strata-llm/strata/node/api"
 	"github.com/strata-llm/strata/node/gpu"
 	"github.com/strata-llm/strata/node/p2p"
+	"github.com/strata-llm/strata/node/weights"
 	"github.com/strata-llm/strata/pipeline"
 	"github.com/strata-llm/strata/pipeline/arch"
 	"github.com/strata-llm/strata/pipeline/arch/llama"
@@ -40,7 +40,11 @@ import (
 // model, serves the layers the map assigns it, and answers the API as a
 // gateway over the cluster's current route.
 type MemberConfig struct {
-	Model   string   // GGUF path of the local copy of the model
+	// Model is the GGUF path of this host's copy of the model. A joiner
+	// may have none: it then fetches the header and the tensors of the
+	// layers it is given from its peers (verified against the cluster's
+	// manifest) into slices under DataDir/models, and serves from those.
+	Model   string
 	DataDir string   // identity, Raft state, the join file; "" is refused
 	Listen  []string // libp2p multiaddrs; none: /ip4/127.0.0.1/tcp/0
 	API     string   // HTTP listen address; "": 127.0.0.1:8080
@@ -64,6 +68,9 @@ type MemberConfig struct {
 	Token string
 	// TokenTTL is how long the join token written at init is valid (0: 24 h).
 	TokenTTL time.Duration
+	// ChunkSize is the manifest's chunk size, at init (0:
+	// weights.DefaultChunkSize).
+	ChunkSize int64
 
 	// Capacity caps the bytes of weights this node offers (0: what the
 	// inventory measures).
@@ -106,6 +113,11 @@ type Member struct {
 	pool  *kernels.Pool
 	self  cluster.Node
 	route *routeStage
+	wsrv  *weights.Server
+	full  *weights.FileSource // the whole model file, when this host has it
+	// header is the model file's header, fetched and verified, when this
+	// host has no copy of the file.
+	header []byte
 	// knowsMembers is set once this node has seen the members in its map.
 	knowsMembers atomic.Bool
 
@@ -113,6 +125,8 @@ type Member struct {
 	loaded *loadedStage // the layers this member serves, if any
 	leave  chan struct{}
 	left   bool
+	// fetched are the stats of this member's fetches of weights.
+	fetched []weights.FetchStats
 }
 
 // loadedStage is the assignment this member serves: its layers on a
@@ -121,6 +135,7 @@ type loadedStage struct {
 	a     cluster.Assignment
 	stage *lockedStage
 	srv   *p2p.StageServer
+	slice *weights.FileSource // the fetched slice it serves from, if any
 }
 
 // lockedStage serialises Forward on a stage used both by the stage server
@@ -177,17 +192,19 @@ func StartMember(ctx context.Context, cfg MemberConfig) (_ *Member, err error) {
 			m.Close()
 		}
 	}()
-	if m.file, err = gguf.Open(cfg.Model); err != nil {
-		return nil, err
-	}
-	if m.acfg, err = llama.ReadConfig(m.file); err != nil {
-		return nil, err
-	}
-	if m.tok, err = tokenizer.FromGGUF(m.file); err != nil {
-		return nil, err
-	}
-	if m.model, err = describeModel(cfg.Model, m.file, m.acfg, cfg.DataDir); err != nil {
-		return nil, err
+	if cfg.Model != "" {
+		if m.full, err = weights.OpenSource(cfg.Model); err != nil {
+			return nil, err
+		}
+		m.file = m.full.File()
+		if err := m.readModel(); err != nil {
+			return nil, err
+		}
+		if m.model, err = describeModel(cfg.Model, m.file, m.acfg, cfg.DataDir, cfg.ChunkSize); err != nil {
+			return nil, err
+		}
+	} else if cfg.Init {
+		return nil, errors.New("member: a cluster starts from a local copy of the model (--model)")
 	}
 	m.pool = kernels.NewPool(cfg.Threads)
 	listen := cfg.Listen
@@ -222,6 +239,10 @@ func StartMember(ctx context.Context, cfg MemberConfig) (_ *Member, err error) {
 		return nil, err
 	}
 	m.host.SetStreamHandler(ControlProtocol, m.handleControl)
+	m.wsrv = weights.Serve(m.host, weights.ServerOptions{Allow: m.gater.IsMember, Logger: m.log})
+	if m.full != nil {
+		m.wsrv.Add(m.model.Digest, m.full)
+	}
 	if cfg.Init {
 		err = m.initCluster(ctx)
 	} else {
@@ -230,8 +251,154 @@ func StartMember(ctx context.Context, cfg MemberConfig) (_ *Member, err error) {
 	if err != nil {
 		return nil, err
 	}
+	if m.full == nil {
+		if err := m.fetchHeader(ctx); err != nil {
+			return nil, err
+		}
+	}
 	m.route = newRouteStage(m, cfg.Failover)
 	return m, nil
+}
+
+// readModel reads the hyperparameters and the tokenizer of m.file.
+func (m *Member) readModel() error {
+	var err error
+	if m.acfg, err = llama.ReadConfig(m.file); err != nil {
+		return err
+	}
+	m.tok, err = tokenizer.FromGGUF(m.file)
+	return err
+}
+
+// fetchHeader gets the cluster's model header (metadata, tokenizer,
+// tensor table) from peers, for a member without the model file.
+func (m *Member) fetchHeader(ctx context.Context) error {
+	var mp *cluster.Map
+	deadline := time.After(60 * time.Second)
+	for {
+		ch := m.cl.Changed()
+		if mp = m.cl.Map(); mp.Model != nil {
+			break
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-deadline:
+			return errors.New("the cluster has no model registered")
+		case <-ch:
+		}
+	}
+	if mp.Model.Manifest == nil {
+		return fmt.Errorf("the cluster's model %s has no manifest to fetch it by: give this node a copy (--model)", mp.Model.Name)
+	}
+	m.model = *mp.Model
+	dst := m.slicePath("header")
+	st, err := m.fetch(ctx, nil, dst, nil)
+	if err != nil {
+		return fmt.Errorf("fetch the model's header: %w", err)
+	}
+	b, err := os.ReadFile(weights.HeaderPath(dst))
+	if err != nil {
+		return err
+	}
+	if m.file, err = gguf.ParseHeader(b); err != nil {
+		return err
+	}
+	m.header = b
+	m.log.Info("fetched the model's header", "model", m.model.Name, "bytes", st.Bytes)
+	return m.readModel()
+}
+
+// slicePath is where this member keeps a slice of the model.
+func (m *Member) slicePath(name string) string {
+	return filepath.Join(m.cfg.DataDir, "models", strings.TrimPrefix(m.model.Digest, "sha256:"), name+".gguf")
+}
+
+// fetch fetches parts of the model from the peers that hold them into the
+// slice dst, reporting progress through report (nil: none).
+func (m *Member) fetch(ctx context.Context, parts []string, dst string, report func(done, total int64)) (weights.FetchStats, error) {
+	if err := os.MkdirAll(filepath.Dir(dst), 0o700); err != nil {
+		return weights.FetchStats{}, err
+	}
+	var extra []gguf.KV
+	if m.acfg.Vocab > 0 {
+		extra = append(extra, gguf.KV{Key: m.acfg.Arch + ".vocab_size", Value: gguf.Value{Type: gguf.TypeUint32, V: uint32(m.acfg.Vocab)}})
+	}
+	st, err := weights.Fetch(ctx, weights.FetchConfig{
+		Host: m.host, Manifest: m.model.Manifest, Digest: m.model.Digest, Parts: parts, Dst: dst, Header: m.header,
+		Peers: m.holders, Extra: extra, Progress: report, Logger: m.log,
+		OnBadPeer: func(p peer.ID, err error) {
+			m.log.Warn("a peer served weights that do not match the manifest: not asking it again", "peer", p, "err", err)
+		},
+	})
+	if err == nil {
+		m.mu.Lock()
+		m.fetched = append(m.fetched, st)
+		m.mu.Unlock()
+		if st.Bytes > 0 {
+			m.log.Info("fetch done", "parts", len(parts), "bytes", st.Bytes, "chunks", st.Chunks, "refetched", st.Refetched,
+				"bad_peers", len(st.BadPeers), "took", st.Duration.Round(time.Millisecond),
+				"mb_per_s", fmt.Sprintf("%.1f", float64(st.Bytes)/1e6/max(st.Duration.Seconds(), 1e-9)))
+		}
+	}
+	return st, err
+}
+
+// FetchStats returns the stats of this member's fetches of weights.
+func (m *Member) FetchStats() []weights.FetchStats {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return slices.Clone(m.fetched)
+}
+
+// holders are the peers that may hold a part of the model, in order of
+// preference: those with the whole file, then those serving its layer.
+func (m *Member) holders(part string) []peer.ID {
+	mp := m.cl.Map()
+	layer := weights.LayerOf(part)
+	var full, some []peer.ID
+	for _, id := range mp.NodeIDs() {
+		n := mp.Nodes[id]
+		pid, err := peer.Decode(id)
+		if err != nil || pid == m.id || n.State == cluster.StateDead {
+			continue
+		}
+		if n.Model == m.model.Digest {
+			full = append(full, pid)
+			continue
+		}
+		a, ok := mp.AssignmentOf(id)
+		if ok && (part == "" || layer < 0 || (a.Lo <= layer && layer < a.Hi)) {
+			some = append(some, pid)
+		}
+	}
+	return append(full, some...)
+}
+
+// partsFor are the tensors a stage serving [lo, hi) needs: its blocks',
+// the embeddings on the first stage, the output norm and head on the last
+// (the embeddings again when the head is tied to them), and the few
+// tensors outside any block that every stage may use.
+func partsFor(man *cluster.Manifest, lo, hi, layers int) []string {
+	tied := !slices.ContainsFunc(man.Tensors, func(t cluster.TensorPart) bool { return t.Name == "output.weight" })
+	var parts []string
+	for _, t := range man.Tensors {
+		var need bool
+		switch {
+		case t.Layer >= 0:
+			need = lo <= t.Layer && t.Layer < hi
+		case t.Name == "token_embd.weight":
+			need = lo == 0 || (hi == layers && tied)
+		case t.Name == "output.weight" || t.Name == "output_norm.weight":
+			need = hi == layers
+		default:
+			need = true
+		}
+		if need {
+			parts = append(parts, t.Name)
+		}
+	}
+	return parts
 }
 
 // describeSelf is this node as the map shows it.
@@ -256,7 +423,7 @@ func (m *Member) describeSelf(ctx context.Context) (cluster.Node, error) {
 	for _, a := range m.host.Addrs() {
 		addrs = append(addrs, a.String())
 	}
-	return cluster.Node{ID: m.id.String(), Addrs: addrs, Resources: res, State: cluster.StateJoining, Model: m.model.Digest}, nil
+	return cluster.Node{ID: m.id.String(), Addrs: addrs, Resources: res, State: cluster.StateJoining, Model: m.model.Digest, Fetch: m.full == nil}, nil
 }
 
 // initCluster bootstraps (or rejoins) the cluster this member started.
@@ -552,18 +719,30 @@ func (m *Member) converge(ctx context.Context, mp *cluster.Map) error {
 		}
 		return nil
 	}
-	if err := m.load(a); err != nil {
+	if err := m.load(ctx, a); err != nil {
 		return err
 	}
 	return m.apply(ctx, &cluster.Command{Type: cluster.CmdSetState, NodeID: me.ID, State: cluster.StateServing, Epoch: a.Epoch})
 }
 
 // load serves assignment a in place of what this member served.
-func (m *Member) load(a cluster.Assignment) error {
+func (m *Member) load(ctx context.Context, a cluster.Assignment) error {
 	m.unload()
 	start := time.Now()
-	mdl, err := arch.Load(m.file, a.Lo, a.Hi, arch.Options{Pool: m.pool, Logger: m.log})
+	file := m.file
+	var slice *weights.FileSource
+	if m.full == nil {
+		var err error
+		if slice, err = m.fetchLayers(ctx, a); err != nil {
+			return err
+		}
+		file = slice.File()
+	}
+	mdl, err := arch.Load(file, a.Lo, a.Hi, arch.Options{Pool: m.pool, Logger: m.log})
 	if err != nil {
+		if slice != nil {
+			slice.Close()
+		}
 		return fmt.Errorf("load layers %d-%d: %w", a.Lo, a.Hi, err)
 	}
 	ls := &lockedStage{st: pipeline.NewLocal(mdl, pipeline.LocalConfig{KVBudget: m.cfg.KVBudget, IdleTimeout: 10 * time.Minute, Logger: m.log})}
@@ -572,13 +751,41 @@ func (m *Member) load(a cluster.Assignment) error {
 		Allow: func(p peer.ID) bool { return m.gater.IsMember(p) },
 	})
 	if err != nil {
+		if slice != nil {
+			slice.Close()
+		}
 		return err
 	}
+	if slice != nil {
+		m.wsrv.Add(m.model.Digest, slice)
+	}
 	m.mu.Lock()
-	m.loaded = &loadedStage{a: a, stage: ls, srv: srv}
+	m.loaded = &loadedStage{a: a, stage: ls, srv: srv, slice: slice}
 	m.mu.Unlock()
 	m.log.Info("serving layers", "layers", fmt.Sprintf("%d:%d", a.Lo, a.Hi), "epoch", a.Epoch, "took", time.Since(start).Round(time.Millisecond))
 	return nil
+}
+
+// fetchLayers fetches the tensors of assignment a from peers (or finds
+// them in the slice an earlier run fetched) and opens the slice,
+// reporting its progress in the map.
+func (m *Member) fetchLayers(ctx context.Context, a cluster.Assignment) (*weights.FileSource, error) {
+	dst := m.slicePath(fmt.Sprintf("layers-%d-%d", a.Lo, a.Hi))
+	var last time.Time
+	report := func(done, total int64) {
+		if time.Since(last) < time.Second || total == 0 {
+			return
+		}
+		last = time.Now()
+		p := float64(done) / float64(total)
+		if err := m.apply(ctx, &cluster.Command{Type: cluster.CmdSetState, NodeID: m.id.String(), State: cluster.StateLoading, Progress: p}); err != nil {
+			m.log.Debug("report progress", "err", err)
+		}
+	}
+	if _, err := m.fetch(ctx, partsFor(m.model.Manifest, a.Lo, a.Hi, m.model.Layers), dst, report); err != nil {
+		return nil, fmt.Errorf("fetch layers %d-%d: %w", a.Lo, a.Hi, err)
+	}
+	return weights.OpenSource(dst)
 }
 
 // unload stops serving this member's layers.
@@ -592,6 +799,10 @@ func (m *Member) unload() {
 	}
 	cur.stage.close()
 	cur.srv.Close()
+	if cur.slice != nil {
+		m.wsrv.Remove(m.model.Digest)
+		cur.slice.Close()
+	}
 	m.log.Info("stopped serving layers", "layers", fmt.Sprintf("%d:%d", cur.a.Lo, cur.a.Hi))
 }
 
@@ -665,6 +876,9 @@ func (m *Member) Close() error {
 		m.route.close()
 	}
 	var errs []error
+	if m.wsrv != nil {
+		errs = append(errs, m.wsrv.Close())
+	}
 	if m.cl != nil {
 		errs = append(errs, m.cl.Close())
 	}
@@ -677,8 +891,8 @@ func (m *Member) Close() error {
 	if m.pool != nil {
 		m.pool.Close()
 	}
-	if m.file != nil {
-		errs = append(errs, m.file.Close())
+	if m.full != nil {
+		errs = append(errs, m.full.Close())
 	}
 	return errors.Join(errs...)
 }
@@ -696,13 +910,13 @@ func RunMember(ctx context.Context, cfg MemberConfig) error {
 // describeModel describes the model file for the map: its digest (the
 // sha256 of the file, cached in dataDir beside the file's size and time)
 // and the bytes of each layer.
-func describeModel(path string, f *gguf.File, c arch.Config, dataDir string) (cluster.Model, error) {
-	digest, err := fileDigest(path, dataDir)
+func describeModel(path string, f *gguf.File, c arch.Config, dataDir string, chunkSize int64) (cluster.Model, error) {
+	man, digest, err := manifest(path, dataDir, chunkSize)
 	if err != nil {
 		return cluster.Model{}, err
 	}
 	per, _ := pipeline.LayerBytes(f)
-	md := cluster.Model{Name: c.Name, Digest: digest, Layers: c.Layers, LayerBytes: make([]int64, c.Layers)}
+	md := cluster.Model{Name: c.Name, Digest: digest, Layers: c.Layers, LayerBytes: make([]int64, c.Layers), Manifest: man}
 	if md.Name == "" {
 		md.Name = strings.TrimSuffix(filepath.Base(path), filepath.Ext(path))
 	}
@@ -722,33 +936,33 @@ func describeModel(path string, f *gguf.File, c arch.Config, dataDir string) (cl
 	return md, nil
 }
 
-// fileDigest returns "sha256:HEX" of the file at path, from a cache in
-// dir while the file's size and modification time stay the same.
-func fileDigest(path, dir string) (string, error) {
+// manifest returns the model file's manifest and digest, from a cache in
+// dir while the file's size, time and the chunk size stay the same.
+func manifest(path, dir string, chunkSize int64) (*cluster.Manifest, string, error) {
 	st, err := os.Stat(path)
 	if err != nil {
-		return "", err
+		return nil, "", err
 	}
 	abs, _ := filepath.Abs(path)
-	key := fmt.Sprintf("%s %d %d", abs, st.Size(), st.ModTime().UnixNano())
-	cache := filepath.Join(dir, "model.digest")
-	if b, err := os.ReadFile(cache); err == nil {
-		if k, d, ok := strings.Cut(strings.TrimSpace(string(b)), "\t"); ok && k == key {
-			return d, nil
-		}
+	key := fmt.Sprintf("%s %d %d %d", abs, st.Size(), st.ModTime().UnixNano(), chunkSize)
+	cache := filepath.Join(dir, "model.manifest")
+	var c struct {
+		Key      string            `json:"key"`
+		Digest   string            `json:"digest"`
+		Manifest *cluster.Manifest `json:"manifest"`
 	}
-	f, err := os.Open(path)
+	if b, err := os.ReadFile(cache); err == nil && json.Unmarshal(b, &c) == nil && c.Key == key && c.Manifest != nil {
+		return c.Manifest, c.Digest, nil
+	}
+	man, digest, err := weights.BuildManifest(path, chunkSize)
 	if err != nil {
-		return "", err
+		return nil, "", err
 	}
-	defer f.Close()
-	h := sha256.New()
-	if _, err := io.Copy(h, f); err != nil {
-		return "", fmt.Errorf("digest %s: %w", path, err)
+	c.Key, c.Digest, c.Manifest = key, digest, man
+	if b, err := json.Marshal(&c); err == nil {
+		_ = os.WriteFile(cache, b, 0o600)
 	}
-	d := "sha256:" + hex.EncodeToString(h.Sum(nil))
-	_ = os.WriteFile(cache, []byte(key+"\t"+d+"\n"), 0o600)
-	return d, nil
+	return man, digest, nil
 }
 
 func shortID(id string) string {

@@ -319,3 +319,59 @@ func TestStageStreamNonMember(t *testing.T) {
 	}
 	t.Logf("non-member refused: %v", err)
 }
+
+// TestClusterFetchWeights: only the first member has the model file; two
+// members join without it, fetch exactly the tensors of the layers they
+// are given (and the header) from their peers, and serve: every member
+// answers the reference text, and each fetched within 5% of its layers'
+// bytes plus the header.
+func TestClusterFetchWeights(t *testing.T) {
+	ref := testdata.LoadReference(t, testdata.Path(t, "reference/stories260K-f32.json"))
+	model := ref.ModelPath(t)
+	capacity := modelBytes(t, model) * 45 / 100 // three stages
+	first := startMember(t, MemberConfig{Model: model, Init: true, Capacity: capacity, ChunkSize: 32 << 10})
+	tok, err := first.m.Token(time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ms := []*testMember{first}
+	for range 2 {
+		ms = append(ms, startMember(t, MemberConfig{Join: first.m.Addr(), Token: tok, Capacity: capacity}))
+	}
+	waitFor(t, "every layer served by the 3 members", 60*time.Second, func() bool { return agreed(ms) })
+	mp := first.m.Cluster().Map()
+	if len(mp.Assignments) != 3 {
+		t.Fatalf("assignments %v: want 3 stages", mp.Assignments)
+	}
+	man := mp.Model.Manifest
+	size := map[string]int64{}
+	for _, tp := range man.Tensors {
+		size[tp.Name] = tp.Size
+	}
+	for _, tm := range ms[1:] {
+		a, ok := mp.AssignmentOf(tm.m.ID().String())
+		if !ok {
+			t.Fatalf("member %s has no layers", tm.m.ID())
+		}
+		want := man.Header.Size
+		for _, p := range partsFor(man, a.Lo, a.Hi, mp.Model.Layers) {
+			want += size[p]
+		}
+		var got int64
+		for _, st := range tm.m.FetchStats() {
+			got += st.Bytes
+		}
+		ratio := float64(got) / float64(want)
+		t.Logf("member serving layers %d-%d fetched %d bytes for %d of layers and header (%.3f); the whole file is %d", a.Lo, a.Hi, got, want, ratio, man.FileSize)
+		if ratio < 0.95 || ratio > 1.05 {
+			t.Errorf("fetched %d bytes, want within 5%% of %d", got, want)
+		}
+	}
+	for i, tm := range ms {
+		for _, c := range ref.Cases[:2] {
+			if got := complete(t, tm.api, c.Prompt, 32); !c.TextMatches(got) {
+				t.Errorf("member %d: %q: %q, want %q", i, c.Prompt, got, c.GreedyText)
+			}
+		}
+	}
+}

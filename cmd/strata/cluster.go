@@ -20,7 +20,7 @@ import (
 
 // memberFlags are the flags `strata init` and `strata join` share.
 func memberFlags(fs *flag.FlagSet, cfg *node.MemberConfig) func(ctx context.Context, stderr io.Writer) error {
-	fs.StringVar(&cfg.Model, "model", "", "GGUF model `path` of this host's copy (default $STRATA_MODEL)")
+	fs.StringVar(&cfg.Model, "model", "", "GGUF model `path` or hf:// reference of this host's copy (default $STRATA_MODEL; a joiner without one fetches the weights of its layers from its peers)")
 	fs.StringVar(&cfg.DataDir, "data", "", "data `dir`: identity, Raft log and snapshots, the join file")
 	listen := fs.String("listen", "/ip4/127.0.0.1/tcp/0", "libp2p listen `multiaddrs`, comma-separated (TCP; QUIC as /udp/PORT/quic-v1, not with a PSK)")
 	fs.StringVar(&cfg.API, "api", "127.0.0.1:8080", "HTTP API listen `address`")
@@ -42,7 +42,9 @@ func memberFlags(fs *flag.FlagSet, cfg *node.MemberConfig) func(ctx context.Cont
 	fs.BoolVar(&cfg.RelayService, "relay-service", false, "be a circuit relay for peers behind NAT (a host with a public address)")
 	return func(ctx context.Context, stderr io.Writer) error {
 		var err error
-		if cfg.Model, err = modelFlag(ctx, cfg.Model, stderr); err != nil {
+		if cfg.Model == "" && os.Getenv("STRATA_MODEL") == "" && !cfg.Init {
+			// A joiner without a copy fetches its layers from its peers.
+		} else if cfg.Model, err = modelFlag(ctx, cfg.Model, stderr); err != nil {
 			return err
 		}
 		if cfg.DataDir == "" {
@@ -122,10 +124,10 @@ func initCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if _, err := parse(fs, args); err != nil {
 		return err
 	}
+	cfg.Init = true
 	if err := finish(ctx, stderr); err != nil {
 		return err
 	}
-	cfg.Init = true
 	cfg.Logger = newLogger(stderr, *verbose)
 	cfg.Listening = func(addr, api string) {
 		b, _ := os.ReadFile(cfg.DataDir + "/join")
@@ -145,7 +147,7 @@ func joinCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	joinFile := fs.String("join-file", "", "read `ADDR TOKEN` from this file (the first member's DIR/join)")
 	verbose := fs.Bool("v", false, "debug logging on stderr")
 	fs.Usage = func() {
-		fmt.Fprintln(stderr, "usage: strata join ADDR --token TOKEN --model PATH --data DIR [--listen MULTIADDR] [--api HOST:PORT] [flags]\n\nJoins the cluster that the member at ADDR (a full multiaddr with /p2p/ID) belongs\nto. The cluster gives this node layers to serve, from its local copy of the\nmodel (the same file as the cluster's), and it answers the API like any member.\n\nFlags:")
+		fmt.Fprintln(stderr, "usage: strata join ADDR --token TOKEN --data DIR [--model PATH] [--listen MULTIADDR] [--api HOST:PORT] [flags]\n\nJoins the cluster that the member at ADDR (a full multiaddr with /p2p/ID) belongs\nto. The cluster gives this node layers to serve, from its local copy of the\nmodel (the same file as the cluster's) or, without one, from the tensors of\nthose layers fetched from its peers and verified chunk by chunk; it answers\nthe API like any member.\n\nFlags:")
 		fs.PrintDefaults()
 	}
 	pos, err := parse(fs, args)

@@ -12,19 +12,20 @@ import (
 	"github.com/strata-llm/strata/pipeline/wire"
 )
 
-// Message layout, version 1, on a stage stream. All integers
+// Message layout on a stage stream (and a result stream). All integers
 // little-endian, fixed width:
 //
 //	offset  size  field
 //	0       4     magic "STSG"
-//	4       1     version (1)
-//	5       1     type (msgHello .. msgError)
+//	4       1     version: that of the message's type, below (1 or 2)
+//	5       1     type (msgHello .. msgDeliver)
 //	6       2     reserved, zero
 //	8       4     body length
 //	12      4     CRC32C (Castagnoli) of the body
 //	16      ...   body
 //
-// Bodies by type:
+// Version 1 types, on StageProtocol and StageProtocolV2 streams, byte for
+// byte what version 1 peers send and accept:
 //
 //	hello    (client)  empty: asks for the stage's info
 //	info     (server)  lo u32, hi u32, name length u16, name, then
@@ -34,9 +35,50 @@ import (
 //	forward  (client)  a batch (below)
 //	result   (server)  a batch: what the stage returned
 //	end      (client)  count u32, then count session IDs u64
-//	ack      (server)  empty: the end was done
+//	ack      (server)  empty: the end (or, version 2, the chain forward or
+//	                   the delivery) was done
 //	error    (server)  code u8, message length u16, message: the stage
 //	                   failed the whole batch
+//
+// Version 2 types, for chain forwarding. A version 1 peer refuses them
+// (and never sees them: they travel only on StageProtocolV2 and
+// ResultProtocol streams, which it does not serve):
+//
+//	chain    (client)  a chain forward: a route (below), then a batch; the
+//	                   server runs its stage and sends the result on, to
+//	                   the route's next hop as a chain forward, or from
+//	                   the last hop to the gateway as a delivery. It
+//	                   answers ack once the rest of the route has answered
+//	                   ack, else a hop error
+//	hoperr   (server)  a hop error: peer ID length u8, peer ID, lo u32,
+//	                   hi u32 (the layers of the hop that failed, which may
+//	                   be any hop after the receiver of the chain forward,
+//	                   or the gateway with layers 0-0), kinds u8 (bits: 0
+//	                   unreachable, 1 protocol, 2 stage failed, 3 wrong
+//	                   layers, 4 stale route, 5 relay only, 6 closed: the
+//	                   sentinels the error matched there), code u8,
+//	                   message length u16, message
+//	deliver  (client)  on a ResultProtocol stream, the last hop to the
+//	                   gateway: request ID u64, origins (below), a batch:
+//	                   the route's result; answered ack (also for a request
+//	                   the gateway no longer waits for) or error
+//
+// A route, in a chain forward:
+//
+//	0       8     request ID: the gateway's, for its delivery
+//	8       1     index: the receiver's place in the route, from 0
+//	9       1     hops k (1 to maxHops): the receiver and those after it
+//	10      ...   the gateway: a peer entry
+//	...     k hop entries: a peer entry, lo u32, hi u32, epoch u64 (the
+//	              layers and map epoch the hop must serve; epoch 0: any)
+//	...     origins
+//
+// A peer entry is ID length u8, ID, address count u8 (at most maxAddrs),
+// then each address as length u16 and a binary multiaddr: where to dial
+// the peer when not connected to it. Origins are count u32, then count
+// bytes: for each failure of the batch that follows, in order, the route
+// index of the hop that dropped the sequence (the gateway names the peer
+// from it).
 //
 // A batch body:
 //
@@ -62,7 +104,6 @@ import (
 // their own CRC.
 const (
 	msgMagic      = "STSG"
-	msgVersion    = 1
 	msgHeaderSize = 16
 	batchFixed    = 32
 	seqEntry      = 20
@@ -80,8 +121,20 @@ const (
 	msgEnd
 	msgAck
 	msgError
+	// Version 2.
+	msgChain
+	msgHopError
+	msgDeliver
 	msgTypes // one past the last
 )
+
+// version returns the version that introduced t, which its messages carry.
+func (t msgType) version() byte {
+	if t >= msgChain {
+		return 2
+	}
+	return 1
+}
 
 // Limits of what a stage stream accepts from a peer.
 const (
@@ -103,7 +156,7 @@ var errMessage = errors.New("malformed message")
 func appendMessage(dst []byte, t msgType, body func([]byte) ([]byte, error)) ([]byte, error) {
 	start := len(dst)
 	dst = append(dst, msgMagic...)
-	dst = append(dst, msgVersion, byte(t), 0, 0, 0, 0, 0, 0, 0, 0, 0, 0)
+	dst = append(dst, t.version(), byte(t), 0, 0, 0, 0, 0, 0, 0, 0, 0, 0)
 	if body != nil {
 		var err error
 		if dst, err = body(dst); err != nil {
@@ -137,10 +190,10 @@ func readMessage(r io.Reader, buf []byte, limit int) (msgType, []byte, []byte, e
 	switch {
 	case string(buf[:4]) != msgMagic:
 		return 0, nil, buf[:0], fmt.Errorf("magic %q, want %q: %w", buf[:4], msgMagic, errMessage)
-	case buf[4] != msgVersion:
-		return 0, nil, buf[:0], fmt.Errorf("version %d, want %d: %w", buf[4], msgVersion, errMessage)
 	case t == 0 || t >= msgTypes:
 		return 0, nil, buf[:0], fmt.Errorf("unknown type %d: %w", t, errMessage)
+	case buf[4] != t.version():
+		return 0, nil, buf[:0], fmt.Errorf("version %d for a type %d message, want %d: %w", buf[4], t, t.version(), errMessage)
 	case buf[6] != 0 || buf[7] != 0:
 		return 0, nil, buf[:0], fmt.Errorf("reserved bytes %#x %#x: %w", buf[6], buf[7], errMessage)
 	}

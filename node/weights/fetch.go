@@ -44,6 +44,10 @@ type FetchConfig struct {
 	Parallel int
 	// Extra are metadata added to the slice (e.g. the layers it serves).
 	Extra []gguf.KV
+	// Header, when set, is the original file's header as an earlier fetch
+	// got it: used (once verified against the manifest) instead of
+	// fetching it again.
+	Header []byte
 	// OnBadPeer, when set, is called once for each peer that served a
 	// chunk that does not match the manifest; that peer is not asked again
 	// in this fetch. It is called from the fetch's goroutines, one call
@@ -314,6 +318,15 @@ func agree(m *cluster.Manifest, h *gguf.File) error {
 func (f *fetcher) header(ctx context.Context) ([]byte, error) {
 	path := f.cfg.Dst + suffixHeader
 	hp := &f.m.Header
+	if b := f.cfg.Header; int64(len(b)) == hp.Size {
+		if _, err := verifyPart(b, hp, f.m.ChunkSize); err == nil {
+			if err := writeFileSync(path, b); err != nil {
+				return nil, err
+			}
+			f.advance(hp.Size)
+			return b, nil
+		}
+	}
 	if b, err := readAtMost(path, hp.Size); err == nil {
 		if _, err := verifyPart(b, hp, f.m.ChunkSize); err == nil {
 			f.advance(hp.Size)
