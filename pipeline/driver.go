@@ -18,8 +18,11 @@ import (
 
 // DriverConfig configures a Driver. The zero value works.
 type DriverConfig struct {
-	// Sched sizes the scheduler. Stages defaults to the number of stages,
-	// and MaxInFlight to Stages: one micro-batch in every stage at once.
+	// Sched sizes the scheduler. Stages defaults to the number of
+	// micro-batches the stages take at once (one a stage, MaxInFlight for
+	// a ConcurrentStage), and MaxInFlight to Stages: one micro-batch in
+	// every stage at once. A MaxInFlight set below a ConcurrentStage's
+	// leaves some of its workers idle.
 	Sched sched.Config
 	// Codec carries the activations between consecutive stages, encoded
 	// and decoded as the network would. The zero value is wire.Lossless.
@@ -43,6 +46,26 @@ type DriverConfig struct {
 	// ObserveStage, when set, is told how long each Forward of stage i
 	// took (for metrics); it is called from the stages' goroutines.
 	ObserveStage func(i int, d time.Duration)
+}
+
+// ConcurrentStage is a Stage that takes several micro-batches at once: up
+// to MaxInFlight goroutines may call its Forward together, each with a
+// different micro-batch (End is called as for any Stage). A stage that
+// spans several stages, each busy with a different micro-batch, is one: a
+// route of remote stages that forward to one another. A Driver runs
+// MaxInFlight workers for it, and its micro-batches may come back out of
+// the order they went in.
+type ConcurrentStage interface {
+	Stage
+	MaxInFlight() int
+}
+
+// width is the number of micro-batches s takes at once.
+func width(s Stage) int {
+	if c, ok := s.(ConcurrentStage); ok {
+		return max(c.MaxInFlight(), 1)
+	}
+	return 1
 }
 
 // TokenRequest is one generation, in token ids.
@@ -88,7 +111,11 @@ var (
 // (pipeline/sched), samples every sequence's next token with its own
 // sampler, and runs one goroutine per stage, linked by bounded channels, so
 // that micro-batches flow through the stages concurrently: while stage i
-// works on micro-batch j, stage i+1 works on micro-batch j-1.
+// works on micro-batch j, stage i+1 works on micro-batch j-1. A
+// ConcurrentStage gets MaxInFlight goroutines, pulling from one channel,
+// so that micro-batches overlap inside it (a route whose stages forward to
+// one another); they come back in any order, and are matched to what was
+// launched by their number.
 //
 // Run is the loop; Generate, safe for many concurrent callers, submits a
 // request and streams its tokens. When a caller's ctx ends, its sequence is
@@ -98,7 +125,9 @@ var (
 type Driver struct {
 	stages []Stage
 	names  []string
-	hops   []hop // hops[i] carries stage i's output to stage i+1
+	widths []int        // widths[i]: the workers of stage i
+	hops   []hop        // hops[i] carries stage i's output to stage i+1
+	hopMu  []sync.Mutex // hopMu[i] serialises hops[i] among stage i's workers
 	cfg    DriverConfig
 	sch    *sched.Scheduler
 	log    *slog.Logger
@@ -223,8 +252,13 @@ func NewDriver(stages []Stage, cfg DriverConfig) (*Driver, error) {
 	if err := cfg.Codec.Validate(); err != nil {
 		return nil, fmt.Errorf("driver: %w", err)
 	}
+	widths, total := make([]int, len(stages)), 0
+	for i, s := range stages {
+		widths[i] = width(s)
+		total += widths[i]
+	}
 	if cfg.Sched.Stages == 0 {
-		cfg.Sched.Stages = len(stages)
+		cfg.Sched.Stages = total
 	}
 	sch, err := sched.New(cfg.Sched)
 	if err != nil {
@@ -235,7 +269,9 @@ func NewDriver(stages []Stage, cfg DriverConfig) (*Driver, error) {
 	}
 	d := &Driver{
 		stages:  append([]Stage(nil), stages...),
+		widths:  widths,
 		hops:    make([]hop, len(stages)-1),
+		hopMu:   make([]sync.Mutex, len(stages)-1),
 		cfg:     cfg,
 		sch:     sch,
 		log:     cfg.Logger,
@@ -475,12 +511,27 @@ func (d *Driver) takeInbox() {
 
 // stage is the goroutine of stage i: it forwards the micro-batches from in,
 // carries their activations over the hop to the next stage, and sends them
-// on. It returns when in is closed, closing out unless out is the loop's.
+// on, with as many workers as the stage takes micro-batches at once. It
+// returns when in is closed and its workers are done, closing out unless
+// out is the loop's.
 func (d *Driver) stage(ctx context.Context, i int, in <-chan item, out chan<- item) {
-	last := i == len(d.stages)-1
-	if !last {
+	if i < len(d.stages)-1 {
 		defer close(out)
 	}
+	if d.widths[i] == 1 {
+		d.work(ctx, i, in, out)
+		return
+	}
+	var wg sync.WaitGroup
+	for range d.widths[i] {
+		wg.Go(func() { d.work(ctx, i, in, out) })
+	}
+	wg.Wait()
+}
+
+// work is a worker of stage i: see stage.
+func (d *Driver) work(ctx context.Context, i int, in <-chan item, out chan<- item) {
+	last := i == len(d.stages)-1
 	for it := range in {
 		if it.err == nil {
 			start := time.Now()
@@ -489,7 +540,9 @@ func (d *Driver) stage(ctx context.Context, i int, in <-chan item, out chan<- it
 				d.cfg.ObserveStage(i, time.Since(start))
 			}
 			if err == nil && !last && !d.cfg.StagesCarry {
+				d.hopMu[i].Lock()
 				err = d.hops[i].apply(b)
+				d.hopMu[i].Unlock()
 			}
 			if err != nil {
 				it.b, it.err = nil, &StageError{Index: i, Name: d.names[i], Err: err}

@@ -536,3 +536,76 @@ func TestDriverInvalid(t *testing.T) {
 	}
 	checkNoSessions(t, ls)
 }
+
+// overlapped is a ConcurrentStage over a Chain: it takes width
+// micro-batches at once, each waiting a (bubble) time that depends on its
+// number before it runs through the chain, so that later micro-batches
+// overtake earlier ones. It counts the micro-batches in it at once, and
+// those that came back before one launched earlier.
+type overlapped struct {
+	*Chain
+	width int
+
+	mu        sync.Mutex
+	in        map[uint64]bool // micro-batches inside
+	most      int
+	overtakes int
+}
+
+func (o *overlapped) MaxInFlight() int { return o.width }
+
+func (o *overlapped) Forward(ctx context.Context, b *Batch) (*Batch, error) {
+	num := b.Num
+	o.mu.Lock()
+	o.in[num] = true
+	o.most = max(o.most, len(o.in))
+	o.mu.Unlock()
+	time.Sleep(time.Duration(1+(num*7)%5) * time.Millisecond)
+	out, err := o.Chain.Forward(ctx, b)
+	o.mu.Lock()
+	delete(o.in, num)
+	for n := range o.in {
+		if n < num {
+			o.overtakes++
+			break
+		}
+	}
+	o.mu.Unlock()
+	return out, err
+}
+
+// TestDriverConcurrentStage drives the reference prompts through one
+// ConcurrentStage that takes 3 micro-batches at once and returns them out
+// of order: the scheduler is sized for it, micro-batches overlap inside
+// it, and the greedy tokens are those of the single-sequence Engine.
+func TestDriverConcurrentStage(t *testing.T) {
+	reqs := storiesRequests(t, 8)
+	want := engineTokens(t, reqs)
+	f := openFile(t, testdataPath(t, stories))
+	synctest.Test(t, func(t *testing.T) {
+		ls := locals(t, f, []int{0, 2, 4, 5}, false, LocalConfig{})
+		ch, err := NewChain(wire.Lossless, asStages(ls)...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		o := &overlapped{Chain: ch, width: 3, in: map[uint64]bool{}}
+		d := newDriver(t, []Stage{o}, DriverConfig{})
+		if sc := d.SchedConfig(); sc.Stages != 3 || sc.MaxInFlight != 3 {
+			t.Errorf("scheduler of %d stages, %d in flight; want 3, 3", sc.Stages, sc.MaxInFlight)
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan error, 1)
+		go func() { done <- d.Run(ctx) }()
+		got := generateAll(t, d, reqs)
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("Run: %v", err)
+		}
+		checkSame(t, "concurrent stage", got, want)
+		checkNoSessions(t, ls)
+		t.Logf("up to %d micro-batches in the stage at once, %d came back before an earlier one", o.most, o.overtakes)
+		if o.most < 2 || o.overtakes == 0 {
+			t.Errorf("up to %d micro-batches at once, %d out of order: the stage did not overlap them", o.most, o.overtakes)
+		}
+	})
+}

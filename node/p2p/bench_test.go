@@ -68,15 +68,33 @@ func BenchmarkHop(b *testing.B) {
 }
 
 // BenchmarkMocknetDecode runs 3 stages of stories260K on a mocknet whose
-// links each add 20 ms, driven hop by hop from a gateway, and compares the
-// aggregate decode rate of 12 sequences generating together with that of
-// one sequence at a time (tok/s counts generated tokens, prefill included).
+// links each add 20 ms, driven hop by hop from a gateway (a hub: 2 links
+// a stage for every micro-batch), and compares the aggregate decode rate of
+// 12 sequences generating together with that of one sequence at a time
+// (tok/s counts generated tokens, prefill included); ms/token is the time
+// between two tokens of one sequence alone. BenchmarkMocknetRoute is the
+// same over a RemoteRoute (chain forwarding: n+1 links for n stages).
 func BenchmarkMocknetDecode(b *testing.B) {
 	if testing.Short() {
 		b.Skip("seconds of simulated latency")
 	}
 	c := newClusterLatency(b, 3, quiet, RemoteConfig{}, 20*time.Millisecond)
-	d := runDriver(b, c.stages())
+	mocknetDecode(b, runDriver(b, c.stages()))
+}
+
+// BenchmarkMocknetRoute is BenchmarkMocknetDecode with the stages
+// forwarding to one another along a RemoteRoute, the Driver keeping 3
+// micro-batches in flight on it.
+func BenchmarkMocknetRoute(b *testing.B) {
+	if testing.Short() {
+		b.Skip("seconds of simulated latency")
+	}
+	c := newClusterLatency(b, 3, quiet, RemoteConfig{}, 20*time.Millisecond)
+	r := dialRoute(b, c, RemoteConfig{})
+	mocknetDecode(b, runDriver(b, []pipeline.Stage{r}))
+}
+
+func mocknetDecode(b *testing.B, d *pipeline.Driver) {
 	const tokens = 8
 	base := storiesRequests(b, tokens)[:4] // the non-empty prompts
 	var reqs []pipeline.TokenRequest
@@ -85,9 +103,20 @@ func BenchmarkMocknetDecode(b *testing.B) {
 	}
 	for b.Loop() {
 		start := time.Now()
-		for _, r := range reqs[:2] {
-			if _, err := d.Generate(context.Background(), r, func(int) error { return nil }); err != nil {
+		var first, last time.Time
+		for i, r := range reqs[:2] {
+			n := 0
+			if _, err := d.Generate(context.Background(), r, func(int) error {
+				if n++; i == 0 && n == 1 {
+					first = time.Now()
+				}
+				last = time.Now()
+				return nil
+			}); err != nil {
 				b.Fatal(err)
+			}
+			if i == 0 {
+				b.ReportMetric(float64(last.Sub(first))/float64(time.Millisecond)/float64(tokens-1), "ms/token")
 			}
 		}
 		alone := float64(2*tokens) / time.Since(start).Seconds()

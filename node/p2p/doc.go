@@ -6,19 +6,31 @@
 // pipeline.Stage whose layers run on a peer, so that a pipeline.Driver
 // drives stages across processes as it drives them in one.
 //
-// The gateway drives a route hop by hop: it sends each micro-batch to stage
-// i's peer, reads the activations back, and sends them on to stage i+1.
-// Direct stage-to-stage forwarding slots in as follows (not built yet): a
-// forward message gains a route (the peers and layer ranges after the
-// receiver, and the gateway's peer and a request ID to reply to, behind a
-// header flag that version 1 servers refuse); a server that gets one runs
-// its stage, then sends the result on to the route's next peer over a
-// RemoteStage of its own, and the last stage writes the logits to the
-// gateway on a result protocol keyed by the request ID; an error names the
-// stage that failed, not the first one. On the gateway one RemoteStage-like
-// stage spans the whole route, so the Driver must then keep several
-// Forwards in flight on that one stage to overlap micro-batches, which is a
-// change to package pipeline.
+// A gateway drives a route in one of two ways. Hop by hop, with a
+// RemoteStage a stage: it sends each micro-batch to stage i's peer, reads
+// the activations back, and sends them on to stage i+1 (2 links a stage).
+// Or by chain forwarding (route.go), with one RemoteRoute over the whole
+// route: Forward sends the micro-batch to the first stage as a chain
+// forward (StageProtocolV2) that carries the rest of the route (each hop's
+// peer, addresses, layers and map epoch), the gateway's peer and a request
+// ID; each StageServer checks that it is the hop the route names, runs its
+// stage, and sends the result on to the next hop as a chain forward over a
+// client of its own (cached per next peer, with its codec); the last one
+// delivers the logits and the sequences dropped on the way straight to the
+// gateway on ResultProtocol, keyed by the request ID (n+1 links for n
+// stages, and no activations back at the gateway). Each hop answers its
+// upstream once its downstream has answered: an ack, or a hop error that
+// names the peer and layers that failed, so that a refusal or a dead peer
+// anywhere (a stream reset or timed out, seen by the hop before it) comes
+// back to the gateway as a *RemoteError naming that hop. A gateway whose
+// ctx ends resets its stream, and each hop, seeing its upstream go away,
+// resets its own downstream. A server runs one micro-batch at a time
+// through its stage and bounds its streams (MaxStreams) and its forwards
+// to each next peer (Next.MaxInFlight); the RemoteRoute keeps one
+// micro-batch a stage in flight (it is a pipeline.ConcurrentStage, and the
+// Driver runs that many workers on it). Version 1 peers keep working
+// hop by hop: StageProtocol's messages are unchanged, and DialRoute
+// refuses a peer that does not serve StageProtocolV2.
 //
 // Raft runs over libp2p (raft.go): RaftProtocol streams carry a
 // raft.NetworkTransport's connections (NewRaftTransport, over a

@@ -8,6 +8,9 @@ import (
 	"io"
 	"math"
 
+	"github.com/libp2p/go-libp2p/core/peer"
+	ma "github.com/multiformats/go-multiaddr"
+
 	"github.com/strata-llm/strata/pipeline"
 	"github.com/strata-llm/strata/pipeline/wire"
 )
@@ -256,9 +259,14 @@ func errCode(err error) uint8 {
 // PeerCause is an error as a peer reported it: its message, and the
 // pipeline sentinel it matched on the peer (ErrNoSession, ErrKVBudget...),
 // if any, which it unwraps to.
+//
+// A cause that came back along a route in a hop error also matches the
+// sentinels of this package the error matched where it arose
+// (ErrPeerUnreachable, ErrStageFailed...).
 type PeerCause struct {
-	Msg  string // the error's text on the peer
-	Code error  // the sentinel, or nil
+	Msg   string // the error's text on the peer
+	Code  error  // the sentinel, or nil
+	kinds uint8  // bits of hopKinds
 }
 
 // Error returns the peer's text.
@@ -266,6 +274,17 @@ func (e *PeerCause) Error() string { return e.Msg }
 
 // Unwrap returns the sentinel.
 func (e *PeerCause) Unwrap() error { return e.Code }
+
+// Is matches the sentinels of this package the error matched on the hop
+// where it arose.
+func (e *PeerCause) Is(target error) bool {
+	for i, k := range hopKinds {
+		if e.kinds&(1<<i) != 0 && target == k {
+			return true
+		}
+	}
+	return false
+}
 
 func causeOf(code uint8, msg string) *PeerCause {
 	c := &PeerCause{Msg: msg}
@@ -545,4 +564,239 @@ func decodeError(src []byte) (*PeerCause, error) {
 		return nil, fmt.Errorf("error of %d bytes: %w", len(src), errMessage)
 	}
 	return causeOf(src[0], string(src[3:])), nil
+}
+
+// Bounds of a route in a chain forward.
+const (
+	maxHops    = 64
+	maxAddrs   = 8
+	maxAddrLen = 1 << 10
+	peerFixed  = 2  // ID length u8, address count u8
+	hopFixed   = 16 // lo u32, hi u32, epoch u64
+	routeFixed = 10 // request ID u64, index u8, hops u8
+)
+
+// chainRoute is the route of a chain forward: where its result goes.
+type chainRoute struct {
+	req     uint64        // the gateway's request ID
+	index   int           // the receiver's place in the route
+	gateway peer.AddrInfo // where the last hop delivers
+	hops    []RouteHop    // the receiver, then the hops after it
+	origins []byte        // the route index of the hop that dropped each failure of the batch
+}
+
+// appendPeer appends a peer entry: the ID and up to maxAddrs of its
+// addresses (longer ones are left out).
+func appendPeer(dst []byte, p peer.AddrInfo) ([]byte, error) {
+	id := []byte(p.ID)
+	if len(id) == 0 || len(id) > math.MaxUint8 {
+		return dst, fmt.Errorf("peer ID of %d bytes: %w", len(id), pipeline.ErrBadBatch)
+	}
+	dst = append(dst, byte(len(id)))
+	dst = append(dst, id...)
+	n := len(dst)
+	dst = append(dst, 0)
+	for _, a := range p.Addrs {
+		if dst[n] == maxAddrs {
+			break
+		}
+		if a == nil || len(a.Bytes()) > maxAddrLen {
+			continue
+		}
+		dst = binary.LittleEndian.AppendUint16(dst, uint16(len(a.Bytes())))
+		dst = append(dst, a.Bytes()...)
+		dst[n]++
+	}
+	return dst, nil
+}
+
+func decodePeer(src []byte) (peer.AddrInfo, []byte, error) {
+	var p peer.AddrInfo
+	if len(src) < 1 || len(src) < 1+int(src[0])+1 {
+		return p, nil, fmt.Errorf("peer entry cut short: %w", errMessage)
+	}
+	id, err := peer.IDFromBytes(src[1 : 1+int(src[0])])
+	if err != nil {
+		return p, nil, fmt.Errorf("peer ID: %w: %w", err, errMessage)
+	}
+	p.ID = id
+	src = src[1+int(src[0]):]
+	n := int(src[0])
+	src = src[1:]
+	if n > maxAddrs {
+		return p, nil, fmt.Errorf("%d addresses: %w", n, errMessage)
+	}
+	for range n {
+		if len(src) < 2 {
+			return p, nil, fmt.Errorf("address cut short: %w", errMessage)
+		}
+		l := int(binary.LittleEndian.Uint16(src))
+		if l > maxAddrLen || len(src) < 2+l {
+			return p, nil, fmt.Errorf("address of %d bytes: %w", l, errMessage)
+		}
+		a, err := ma.NewMultiaddrBytes(src[2 : 2+l])
+		if err != nil {
+			return p, nil, fmt.Errorf("address: %w: %w", err, errMessage)
+		}
+		p.Addrs = append(p.Addrs, a)
+		src = src[2+l:]
+	}
+	return p, src, nil
+}
+
+// appendOrigins appends a failure origin list.
+func appendOrigins(dst, origins []byte) []byte {
+	dst = binary.LittleEndian.AppendUint32(dst, uint32(len(origins)))
+	return append(dst, origins...)
+}
+
+// decodeOrigins decodes an origin list into origins[:0]; every origin must
+// be below hops.
+func decodeOrigins(src, origins []byte, hops int) ([]byte, []byte, error) {
+	if len(src) < 4 {
+		return origins, nil, fmt.Errorf("origins cut short: %w", errMessage)
+	}
+	n := int64(binary.LittleEndian.Uint32(src))
+	if n > int64(len(src)-4) {
+		return origins, nil, fmt.Errorf("%d origins in %d bytes: %w", n, len(src)-4, errMessage)
+	}
+	origins = append(origins[:0], src[4:4+n]...)
+	for _, o := range origins {
+		if int(o) >= hops {
+			return origins, nil, fmt.Errorf("a failure from hop %d of %d: %w", o, hops, errMessage)
+		}
+	}
+	return origins, src[4+n:], nil
+}
+
+// appendRoute appends r as a chain forward's route.
+func appendRoute(dst []byte, r *chainRoute) ([]byte, error) {
+	start := len(dst)
+	if len(r.hops) == 0 || len(r.hops) > maxHops || r.index < 0 || r.index+len(r.hops) > maxHops {
+		return dst, fmt.Errorf("a route of %d hops from hop %d: %w", len(r.hops), r.index, pipeline.ErrBadBatch)
+	}
+	dst = binary.LittleEndian.AppendUint64(dst, r.req)
+	dst = append(dst, byte(r.index), byte(len(r.hops)))
+	var err error
+	if dst, err = appendPeer(dst, r.gateway); err != nil {
+		return dst[:start], err
+	}
+	for _, h := range r.hops {
+		if dst, err = appendPeer(dst, h.Peer); err != nil {
+			return dst[:start], err
+		}
+		if h.Layers.Lo < 0 || h.Layers.Lo >= h.Layers.Hi || int64(h.Layers.Hi) > math.MaxUint32 {
+			return dst[:start], fmt.Errorf("hop %s: %v: %w", h.Peer.ID, h.Layers, pipeline.ErrBadBatch)
+		}
+		dst = binary.LittleEndian.AppendUint32(dst, uint32(h.Layers.Lo))
+		dst = binary.LittleEndian.AppendUint32(dst, uint32(h.Layers.Hi))
+		dst = binary.LittleEndian.AppendUint64(dst, h.Epoch)
+	}
+	return appendOrigins(dst, r.origins), nil
+}
+
+// decodeRoute decodes a chain forward's route into r, reusing its slices,
+// and returns the rest of src: the batch.
+func decodeRoute(src []byte, r *chainRoute) ([]byte, error) {
+	if len(src) < routeFixed {
+		return nil, fmt.Errorf("route of %d bytes: %w", len(src), errMessage)
+	}
+	r.req, r.index = binary.LittleEndian.Uint64(src), int(src[8])
+	n := int(src[9])
+	if n == 0 || r.index+n > maxHops {
+		return nil, fmt.Errorf("a route of %d hops from hop %d: %w", n, r.index, errMessage)
+	}
+	var err error
+	if r.gateway, src, err = decodePeer(src[routeFixed:]); err != nil {
+		return nil, err
+	}
+	r.hops = r.hops[:0]
+	for range n {
+		var h RouteHop
+		if h.Peer, src, err = decodePeer(src); err != nil {
+			return nil, err
+		}
+		if len(src) < hopFixed {
+			return nil, fmt.Errorf("hop entry cut short: %w", errMessage)
+		}
+		le := binary.LittleEndian
+		h.Layers = LayerRange{int(le.Uint32(src)), int(le.Uint32(src[4:]))}
+		h.Epoch = le.Uint64(src[8:])
+		if h.Layers.Lo >= h.Layers.Hi {
+			return nil, fmt.Errorf("hop %s of %v: %w", h.Peer.ID, h.Layers, errMessage)
+		}
+		src = src[hopFixed:]
+		r.hops = append(r.hops, h)
+	}
+	r.origins, src, err = decodeOrigins(src, r.origins, r.index+n)
+	return src, err
+}
+
+// appendDeliver appends a delivery's head: the request ID and the origins;
+// the batch follows.
+func appendDeliver(dst []byte, req uint64, origins []byte) []byte {
+	dst = binary.LittleEndian.AppendUint64(dst, req)
+	return appendOrigins(dst, origins)
+}
+
+// decodeDeliver decodes a delivery's head into origins[:0] and returns the
+// rest of src: the batch.
+func decodeDeliver(src, origins []byte) (uint64, []byte, []byte, error) {
+	if len(src) < 8 {
+		return 0, origins, nil, fmt.Errorf("delivery of %d bytes: %w", len(src), errMessage)
+	}
+	origins, rest, err := decodeOrigins(src[8:], origins, maxHops)
+	return binary.LittleEndian.Uint64(src), origins, rest, err
+}
+
+// hopKinds are the sentinels a hop error carries, by bit.
+var hopKinds = [...]error{ErrPeerUnreachable, ErrProtocol, ErrStageFailed, ErrWrongLayers, ErrStaleRoute, ErrRelayOnly, ErrClosed}
+
+// appendHopError appends e as a hop error.
+func appendHopError(dst []byte, e *RemoteError) []byte {
+	id := []byte(e.Peer)
+	if len(id) > math.MaxUint8 {
+		id = nil
+	}
+	var kinds uint8
+	for i, k := range hopKinds {
+		if errors.Is(e.Err, k) {
+			kinds |= 1 << i
+		}
+	}
+	msg := truncate(e.Err.Error(), math.MaxUint16)
+	dst = append(dst, byte(len(id)))
+	dst = append(dst, id...)
+	dst = binary.LittleEndian.AppendUint32(dst, uint32(max(e.Layers.Lo, 0)))
+	dst = binary.LittleEndian.AppendUint32(dst, uint32(max(e.Layers.Hi, 0)))
+	dst = append(dst, kinds, errCode(e.Err))
+	dst = binary.LittleEndian.AppendUint16(dst, uint16(len(msg)))
+	return append(dst, msg...)
+}
+
+// decodeHopError decodes a hop error: a *RemoteError whose Err is a
+// *PeerCause that matches the sentinels the error matched where it arose.
+func decodeHopError(src []byte) (*RemoteError, error) {
+	if len(src) < 1 || len(src) < 1+int(src[0])+12 {
+		return nil, fmt.Errorf("hop error of %d bytes: %w", len(src), errMessage)
+	}
+	e := &RemoteError{}
+	if n := int(src[0]); n > 0 {
+		id, err := peer.IDFromBytes(src[1 : 1+n])
+		if err != nil {
+			return nil, fmt.Errorf("hop error's peer: %w: %w", err, errMessage)
+		}
+		e.Peer = id
+	}
+	p := src[1+int(src[0]):]
+	le := binary.LittleEndian
+	e.Layers = LayerRange{int(le.Uint32(p)), int(le.Uint32(p[4:]))}
+	kinds, code, n := p[8], p[9], int(le.Uint16(p[10:]))
+	if len(p) != 12+n || kinds>>len(hopKinds) != 0 {
+		return nil, fmt.Errorf("hop error of %d bytes, kinds %#x: %w", len(src), kinds, errMessage)
+	}
+	c := causeOf(code, string(p[12:]))
+	c.kinds = kinds
+	e.Err = c
+	return e, nil
 }

@@ -12,7 +12,9 @@ import (
 	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/libp2p/go-libp2p/core/peerstore"
 	"github.com/libp2p/go-libp2p/core/protocol"
+	msmux "github.com/multiformats/go-multistream"
 
 	"github.com/strata-llm/strata/pipeline"
 	"github.com/strata-llm/strata/pipeline/wire"
@@ -23,6 +25,17 @@ import (
 // of them, one request at a time on a stream, any number of streams at
 // once. See message.go for the messages.
 const StageProtocol protocol.ID = "/strata/stage/1.0.0"
+
+// StageProtocolV2 is version 2 of the stage protocol: every version 1
+// message, and chain forwards (message.go), with which the stages of a
+// route pass a micro-batch from one to the next themselves. A StageServer
+// serves both versions; a RemoteStage speaks version 1, a RemoteRoute
+// version 2.
+const StageProtocolV2 protocol.ID = "/strata/stage/2.0.0"
+
+// ResultProtocol carries a route's results from its last stage to the
+// gateway (a RemoteRoute), keyed by the gateway's request ID.
+const ResultProtocol protocol.ID = "/strata/result/1.0.0"
 
 // Errors a RemoteStage fails with, always inside a *RemoteError.
 var (
@@ -113,18 +126,39 @@ type ServeOptions struct {
 	Epoch uint64
 	// Allow, when set, admits a peer's streams: the others are reset and
 	// logged (a cluster admits its members only).
-	Allow  func(peer.ID) bool
+	Allow func(peer.ID) bool
+	// Next configures the clients with which the server sends a chain
+	// forward's result on: to the route's next stage, or from the last
+	// stage to the gateway. Its Codec, Limits, MaxMessageBytes and Logger
+	// are the server's; MaxInFlight bounds the streams to each next peer
+	// (0: DefaultMaxForwards).
+	Next   RemoteConfig
 	Logger *slog.Logger // nil: slog.Default()
 }
+
+// DefaultMaxForwards bounds a stage server's chain forwards in flight to
+// one next peer, when its options set no bound.
+const DefaultMaxForwards = 16
 
 // DefaultMaxStreams is a stage server's bound on streams when its options
 // set none.
 const DefaultMaxStreams = 256
 
-// StageServer serves a pipeline.Stage on a host under StageProtocol. Each
-// stream is served by its own goroutine, one request after another; the
-// stage's Forward is called by one stream at a time (a stage forwards one
-// micro-batch at a time), its End from any.
+// StageServer serves a pipeline.Stage on a host under StageProtocol and
+// StageProtocolV2. Each stream is served by its own goroutine, one request
+// after another, with a second goroutine reading the stream's next request
+// ahead, so that a client that goes away (resets the stream) cancels the
+// request in progress. The stage's Forward is called by one stream at a
+// time (a stage forwards one micro-batch at a time), its End from any.
+//
+// A chain forward (StageProtocolV2) is run through the stage, then sent on
+// while the stage takes the next micro-batch: to the route's next peer as
+// a chain forward, over a client cached per peer (ServeOptions.Next), or
+// from the last stage to the gateway on ResultProtocol. The stream is
+// answered once that has answered: an ack, or the error of the hop that
+// failed (a dead next peer is one whose stream resets or times out). At
+// most MaxStreams requests are served at once, and at most
+// Next.MaxInFlight are sent on to each next peer.
 type StageServer struct {
 	h      host.Host
 	stage  pipeline.Stage
@@ -139,6 +173,15 @@ type StageServer struct {
 	mu      sync.Mutex
 	closed  bool
 	streams int // being served
+	next    map[nextKey]*RemoteStage
+}
+
+// nextKey names a client of the server's: a peer, the protocol, and the
+// layers the route says the peer serves.
+type nextKey struct {
+	peer   peer.ID
+	proto  protocol.ID
+	layers LayerRange
 }
 
 // ServeStage registers a handler for StageProtocol on h that serves stage
@@ -171,13 +214,20 @@ func ServeStage(h host.Host, stage pipeline.Stage, opts ServeOptions) (*StageSer
 	if err := opts.Codec.Validate(); err != nil {
 		return nil, fmt.Errorf("serve stage: %w", err)
 	}
-	s := &StageServer{h: h, stage: stage, opts: opts, log: opts.Logger}
+	next := opts.Next
+	next.Codec, next.Limits, next.MaxMessageBytes, next.Logger = opts.Codec, opts.Limits, opts.MaxMessageBytes, opts.Logger
+	if next.MaxInFlight <= 0 {
+		next.MaxInFlight = DefaultMaxForwards
+	}
+	opts.Next = next.withDefaults()
+	s := &StageServer{h: h, stage: stage, opts: opts, log: opts.Logger, next: make(map[nextKey]*RemoteStage)}
 	s.name = opts.Layers.String()
 	if n, ok := stage.(fmt.Stringer); ok {
 		s.name = n.String()
 	}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	h.SetStreamHandler(StageProtocol, s.handle)
+	h.SetStreamHandler(StageProtocolV2, s.handle)
 	return s, nil
 }
 
@@ -192,9 +242,25 @@ func (s *StageServer) Close() error {
 	s.closed = true
 	s.mu.Unlock()
 	s.h.RemoveStreamHandler(StageProtocol)
+	s.h.RemoveStreamHandler(StageProtocolV2)
 	s.cancel()
 	s.wg.Wait()
+	s.mu.Lock()
+	next := s.next
+	s.next = nil
+	s.mu.Unlock()
+	for _, r := range next {
+		r.Close()
+	}
 	return nil
+}
+
+// read is what a stream's reader read: a message, or why it could not.
+type read struct {
+	t    msgType
+	body []byte // a slice of buf
+	buf  []byte
+	err  error
 }
 
 // handle serves one stream until it ends, fails, or the server closes.
@@ -223,82 +289,131 @@ func (s *StageServer) handle(st network.Stream) {
 		s.mu.Unlock()
 		s.wg.Done()
 	}()
+	// ctx, the requests', ends when the server closes or the client goes
+	// away: the reader cancels it when a read fails.
+	ctx, cancel := context.WithCancel(s.ctx)
+	defer cancel()
 	stop := context.AfterFunc(s.ctx, func() { st.Reset() })
 	defer stop()
 
+	// The reader reads each message into the buffer it is handed, as soon
+	// as the last one's body has been decoded: while a request is served,
+	// it waits on the stream for the next, and so sees the client go away.
+	more := make(chan []byte)
+	msgs := make(chan read, 1)
+	readerDone := make(chan struct{})
+	go func() {
+		defer close(readerDone)
+		for buf := range more {
+			st.SetReadDeadline(time.Now().Add(s.opts.IdleTimeout))
+			t, body, buf, err := readMessage(st, buf, s.opts.MaxMessageBytes)
+			msgs <- read{t, body, buf, err}
+			if err != nil {
+				cancel()
+				return
+			}
+		}
+	}()
+	defer func() {
+		close(more)
+		st.Reset()
+		<-readerDone
+	}()
+
 	p := st.Conn().RemotePeer()
+	v2 := st.Protocol() == StageProtocolV2
 	log := s.log.With("peer", p, "stage", s.name)
 	var (
-		in, out []byte
-		b       pipeline.Batch
-		ids     []uint64
-		c       = coder{codec: s.opts.Codec, limits: s.opts.Limits}
+		out   []byte
+		b     pipeline.Batch
+		ids   []uint64
+		route chainRoute
+		c     = coder{codec: s.opts.Codec, limits: s.opts.Limits}
 	)
 	refuse := func(err error) {
 		log.Warn("refused a message from a peer", "err", err)
-		st.Reset()
 	}
+	more <- nil
 	for {
-		st.SetReadDeadline(time.Now().Add(s.opts.IdleTimeout))
-		t, body, buf, err := readMessage(st, in, s.opts.MaxMessageBytes)
-		in = buf
-		if err != nil {
-			if errors.Is(err, errMessage) {
-				refuse(err)
-			} else {
-				if !errors.Is(err, io.EOF) && s.ctx.Err() == nil {
-					log.Debug("stage stream ended", "err", err)
-				}
-				st.Reset()
+		m := <-msgs
+		if m.err != nil {
+			if errors.Is(m.err, errMessage) {
+				refuse(m.err)
+			} else if !errors.Is(m.err, io.EOF) && s.ctx.Err() == nil {
+				log.Debug("stage stream ended", "err", m.err)
 			}
 			return
 		}
-		switch t {
+		// Decode the body, then hand the buffer back to the reader.
+		var err error
+		switch m.t {
+		case msgHello:
+		case msgForward:
+			b.Reset()
+			err = c.decodeBatch(m.body, &b, func(e error) error { return e })
+		case msgChain:
+			if !v2 {
+				err = fmt.Errorf("a chain forward on a %s stream: %w", StageProtocol, errMessage)
+				break
+			}
+			b.Reset()
+			var rest []byte
+			if rest, err = decodeRoute(m.body, &route); err == nil {
+				err = c.decodeBatch(rest, &b, func(e error) error { return e })
+			}
+			if err == nil && len(route.origins) != len(b.Failed) {
+				err = fmt.Errorf("%d origins for %d failures: %w", len(route.origins), len(b.Failed), errMessage)
+			}
+		case msgEnd:
+			ids, err = decodeEnd(m.body, ids)
+		default:
+			err = fmt.Errorf("a %d message from a client: %w", m.t, errMessage)
+		}
+		if err != nil {
+			refuse(err)
+			return
+		}
+		more <- m.buf
+
+		switch m.t {
 		case msgHello:
 			out, err = appendMessage(out[:0], msgInfo, func(d []byte) ([]byte, error) {
 				return appendInfo(d, s.opts.Layers.Lo, s.opts.Layers.Hi, s.name, s.opts.Epoch), nil
 			})
 		case msgForward:
-			b.Reset()
-			if err := c.decodeBatch(body, &b, func(e error) error { return e }); err != nil {
-				refuse(err)
-				return
-			}
-			out, err = s.forward(&c, &b, out[:0])
+			out, err = s.forward(ctx, &c, &b, out[:0])
+		case msgChain:
+			out, err = s.chain(ctx, &route, &b, out[:0])
 		case msgEnd:
-			if ids, err = decodeEnd(body, ids); err != nil {
-				refuse(err)
-				return
-			}
-			if endErr := s.stage.End(s.ctx, ids); endErr != nil {
+			if endErr := s.stage.End(ctx, ids); endErr != nil {
 				out, err = appendMessage(out[:0], msgError, func(d []byte) ([]byte, error) { return appendError(d, endErr), nil })
 			} else {
 				out, err = appendMessage(out[:0], msgAck, nil)
 			}
-		default:
-			refuse(fmt.Errorf("a %d message from a client: %w", t, errMessage))
-			return
 		}
 		if err != nil {
 			log.Error("encode reply", "err", err)
-			st.Reset()
 			return
 		}
 		st.SetWriteDeadline(time.Now().Add(s.opts.WriteTimeout))
 		if _, err := st.Write(out); err != nil {
 			log.Debug("write reply", "err", err)
-			st.Reset()
 			return
 		}
 	}
 }
 
+// run runs b through the stage, one micro-batch at a time.
+func (s *StageServer) run(ctx context.Context, b *pipeline.Batch) (*pipeline.Batch, error) {
+	s.fwd.Lock()
+	defer s.fwd.Unlock()
+	return s.stage.Forward(ctx, b)
+}
+
 // forward runs b through the stage and appends the reply: the result, or
 // the error that failed the batch.
-func (s *StageServer) forward(c *coder, b *pipeline.Batch, dst []byte) ([]byte, error) {
-	s.fwd.Lock()
-	out, err := s.stage.Forward(s.ctx, b)
-	s.fwd.Unlock()
+func (s *StageServer) forward(ctx context.Context, c *coder, b *pipeline.Batch, dst []byte) ([]byte, error) {
+	out, err := s.run(ctx, b)
 	if err == nil {
 		var rerr error
 		dst, rerr = appendMessage(dst, msgResult, func(d []byte) ([]byte, error) { return c.appendBatch(d, out, 0) })
@@ -311,13 +426,96 @@ func (s *StageServer) forward(c *coder, b *pipeline.Batch, dst []byte) ([]byte, 
 	return appendMessage(dst, msgError, func(d []byte) ([]byte, error) { return appendError(d, err), nil })
 }
 
+// chain serves a chain forward: it runs b through the stage, sends the
+// result on along the route, and appends the reply: an ack once the rest
+// of the route has answered, or the error of the hop that failed.
+func (s *StageServer) chain(ctx context.Context, rt *chainRoute, b *pipeline.Batch, dst []byte) ([]byte, error) {
+	err := s.chainErr(ctx, rt, b)
+	if err == nil {
+		return appendMessage(dst, msgAck, nil)
+	}
+	s.log.Debug("a chain forward failed", "stage", s.name, "request", rt.req, "err", err)
+	return appendMessage(dst, msgHopError, func(d []byte) ([]byte, error) { return appendHopError(d, err), nil })
+}
+
+// chainErr is chain's work; its error names the hop that failed.
+func (s *StageServer) chainErr(ctx context.Context, rt *chainRoute, b *pipeline.Batch) *RemoteError {
+	self := &RemoteError{Peer: s.h.ID(), Layers: s.opts.Layers}
+	switch want := rt.hops[0]; {
+	case want.Peer.ID != s.h.ID():
+		self.Err = fmt.Errorf("%w: a chain forward for peer %s", ErrProtocol, want.Peer.ID)
+		return self
+	case want.Layers != s.opts.Layers:
+		self.Err = fmt.Errorf("%w: the route wants %v", ErrWrongLayers, want.Layers)
+		return self
+	case want.Epoch != 0 && want.Epoch != s.opts.Epoch:
+		self.Err = fmt.Errorf("%w: the route's epoch %d, the stage's %d", ErrStaleRoute, want.Epoch, s.opts.Epoch)
+		return self
+	}
+	out, err := s.run(ctx, b)
+	if err != nil {
+		self.Err = fmt.Errorf("%w: %w", ErrStageFailed, err)
+		return self
+	}
+	// The stage's own failures come from this hop.
+	rt.origins = rt.origins[:min(len(rt.origins), len(out.Failed))]
+	for len(rt.origins) < len(out.Failed) {
+		rt.origins = append(rt.origins, byte(rt.index))
+	}
+	var next *RemoteStage
+	if len(rt.hops) > 1 {
+		h := rt.hops[1]
+		next = s.client(h.Peer, StageProtocolV2, h.Layers)
+		fwd := chainRoute{req: rt.req, index: rt.index + 1, gateway: rt.gateway, hops: rt.hops[1:], origins: rt.origins}
+		err = next.chain(ctx, &fwd, out)
+	} else {
+		next = s.client(rt.gateway, ResultProtocol, LayerRange{})
+		err = next.deliver(ctx, rt.req, rt.origins, out)
+	}
+	var re *RemoteError
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, errEncode): // the stage's output, a NaN say
+		self.Err = fmt.Errorf("%w: encode result: %w", ErrStageFailed, err)
+		return self
+	case errors.As(err, &re):
+		return re
+	}
+	return next.fail(err).(*RemoteError)
+}
+
+// client returns the server's client for p on proto, dialing it when
+// there is none. p's addresses, when given, are added to the peerstore for
+// the dial.
+func (s *StageServer) client(p peer.AddrInfo, proto protocol.ID, layers LayerRange) *RemoteStage {
+	if len(p.Addrs) > 0 && s.h.Network().Connectedness(p.ID) != network.Connected {
+		s.h.Peerstore().AddAddrs(p.ID, p.Addrs, peerstore.TempAddrTTL)
+	}
+	k := nextKey{p.ID, proto, layers}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	r := s.next[k]
+	if r == nil {
+		r = newRemoteStage(s.h, p.ID, s.opts.Next, proto)
+		r.layers, r.name = layers, layers.String()
+		if s.closed {
+			r.Close()
+			return r
+		}
+		s.next[k] = r
+	}
+	return r
+}
+
 // RemoteConfig configures a RemoteStage. The zero value works.
 type RemoteConfig struct {
 	// Codec encodes the activations sent to the stage; the zero value is
 	// wire.Lossless.
 	Codec wire.Codec
 	// MaxInFlight bounds the requests (Forward and End) in flight to the
-	// peer at once, one a stream; a caller beyond it waits (0: 2).
+	// peer at once, one a stream; a caller beyond it waits (0: 2; for a
+	// RemoteRoute, the streams to its first hop, 0: 4 a hop).
 	MaxInFlight int
 	// DialTimeout bounds connecting and opening a stream (0:
 	// DefaultDialTimeout), WriteTimeout writing a request (0:
@@ -354,6 +552,7 @@ type RemoteConfig struct {
 // It is safe for concurrent use.
 type RemoteStage struct {
 	h      host.Host
+	proto  protocol.ID
 	peer   peer.ID
 	layers LayerRange
 	name   string
@@ -382,6 +581,11 @@ type rstream struct {
 // DialStage connects h to the peer p, asks its stage server which layers
 // it serves, and returns a RemoteStage for it. Close releases its streams.
 func DialStage(ctx context.Context, h host.Host, p peer.AddrInfo, cfg RemoteConfig) (*RemoteStage, error) {
+	return dialStage(ctx, h, p, cfg, StageProtocol)
+}
+
+// withDefaults returns cfg with its zero fields set.
+func (cfg RemoteConfig) withDefaults() RemoteConfig {
 	if cfg.MaxInFlight <= 0 {
 		cfg.MaxInFlight = 2
 	}
@@ -403,13 +607,25 @@ func DialStage(ctx context.Context, h host.Host, p peer.AddrInfo, cfg RemoteConf
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
+	return cfg
+}
+
+// newRemoteStage returns a client of p's proto streams, without a word to
+// p; cfg has its defaults.
+func newRemoteStage(h host.Host, p peer.ID, cfg RemoteConfig, proto protocol.ID) *RemoteStage {
+	return &RemoteStage{
+		h: h, proto: proto, peer: p, cfg: cfg, log: cfg.Logger.With("peer", p),
+		sem: make(chan struct{}, cfg.MaxInFlight), open: make(map[*rstream]struct{}),
+	}
+}
+
+// dialStage is DialStage over proto.
+func dialStage(ctx context.Context, h host.Host, p peer.AddrInfo, cfg RemoteConfig, proto protocol.ID) (*RemoteStage, error) {
+	cfg = cfg.withDefaults()
 	if err := cfg.Codec.Validate(); err != nil {
 		return nil, fmt.Errorf("dial stage %s: %w", p.ID, err)
 	}
-	r := &RemoteStage{
-		h: h, peer: p.ID, cfg: cfg, log: cfg.Logger.With("peer", p.ID),
-		sem: make(chan struct{}, cfg.MaxInFlight), open: make(map[*rstream]struct{}),
-	}
+	r := newRemoteStage(h, p.ID, cfg, proto)
 	if len(p.Addrs) > 0 {
 		dctx, cancel := context.WithTimeout(ctx, cfg.DialTimeout)
 		err := h.Connect(dctx, p)
@@ -455,8 +671,13 @@ func (r *RemoteStage) Layers() LayerRange { return r.layers }
 // String names the stage: the peer's stage name at the peer.
 func (r *RemoteStage) String() string { return fmt.Sprintf("%s@%s", r.name, r.peer) }
 
-// fail wraps err in a *RemoteError for the stage.
+// fail wraps err in a *RemoteError for the stage, unless it holds one
+// already: a later hop's, that came back along a route.
 func (r *RemoteStage) fail(err error) error {
+	var re *RemoteError
+	if errors.As(err, &re) {
+		return re
+	}
 	return &RemoteError{Peer: r.peer, Layers: r.layers, Err: err}
 }
 
@@ -536,45 +757,112 @@ func (r *RemoteStage) Close() error {
 	return nil
 }
 
+// chain sends b as a chain forward along rt (whose first hop is the
+// stage's peer) and waits for the answer: nil once every hop after has
+// answered, or a *RemoteError naming the hop that failed.
+func (r *RemoteStage) chain(ctx context.Context, rt *chainRoute, b *pipeline.Batch) error {
+	return r.roundTrip(ctx, msgChain, func(d []byte, rs *rstream) ([]byte, error) {
+		d, err := appendRoute(d, rt)
+		if err != nil {
+			return d, err
+		}
+		return rs.c.appendBatch(d, b, 0)
+	}, chainReply)
+}
+
+// chainReply reads the answer to a chain forward or a delivery.
+func chainReply(t msgType, body []byte, _ *rstream) error {
+	switch t {
+	case msgAck:
+		if len(body) != 0 {
+			return fmt.Errorf("%w: ack of %d bytes", ErrProtocol, len(body))
+		}
+		return nil
+	case msgHopError:
+		re, err := decodeHopError(body)
+		if err != nil {
+			return fmt.Errorf("%w: %w", ErrProtocol, err)
+		}
+		return re
+	case msgError:
+		cause, err := decodeError(body)
+		if err != nil {
+			return fmt.Errorf("%w: %w", ErrProtocol, err)
+		}
+		return fmt.Errorf("%w: %w", ErrStageFailed, cause)
+	}
+	return fmt.Errorf("%w: a %d message for a chain forward", ErrProtocol, t)
+}
+
+// deliver sends b to the gateway (the peer, on ResultProtocol) as the
+// result of its request req, and waits for its ack.
+func (r *RemoteStage) deliver(ctx context.Context, req uint64, origins []byte, b *pipeline.Batch) error {
+	return r.roundTrip(ctx, msgDeliver, func(d []byte, rs *rstream) ([]byte, error) {
+		return rs.c.appendBatch(appendDeliver(d, req, origins), b, 0)
+	}, chainReply)
+}
+
 // roundTrip sends one request of type t, its body appended by body, on a
 // stream of its own, and passes the reply to reply. Errors come back as
 // *RemoteError.
 func (r *RemoteStage) roundTrip(ctx context.Context, t msgType, body func([]byte, *rstream) ([]byte, error), reply func(msgType, []byte, *rstream) error) error {
+	rs, err := r.acquire(ctx)
+	if err != nil {
+		return err
+	}
+	stop := context.AfterFunc(ctx, func() { rs.s.Reset() })
+	err = r.send(rs, t, body)
+	if err == nil {
+		err = r.receive(rs, reply)
+	}
+	if !stop() {
+		err = ctx.Err()
+	}
+	return r.settle(rs, err)
+}
+
+// acquire takes one of the MaxInFlight slots and a stream; settle gives
+// them back.
+func (r *RemoteStage) acquire(ctx context.Context) (*rstream, error) {
 	select {
 	case r.sem <- struct{}{}:
 	case <-ctx.Done():
-		return r.fail(ctx.Err())
+		return nil, r.fail(ctx.Err())
 	}
-	defer func() { <-r.sem }()
 	rs, err := r.stream(ctx)
 	if err != nil {
-		return r.fail(err)
+		<-r.sem
+		return nil, r.fail(err)
 	}
-	stop := context.AfterFunc(ctx, func() { rs.s.Reset() })
-	err = r.exchange(rs, t, body, reply)
-	if !stop() {
-		r.discard(rs)
-		return r.fail(ctx.Err())
-	}
-	if err != nil {
-		// A stage's refusal of the batch, or a request that could not be
-		// encoded, leaves the stream in step; every other failure may not.
-		if errors.Is(err, ErrStageFailed) || errors.Is(err, errEncode) {
-			r.release(rs)
-		} else {
-			r.discard(rs)
-		}
-		if errors.Is(err, ErrProtocol) {
-			r.log.Warn("refused a reply from a stage peer", "err", err)
-		}
-		return r.fail(err)
-	}
-	r.release(rs)
-	return nil
+	return rs, nil
 }
 
-// exchange writes the request and reads the reply, under deadlines.
-func (r *RemoteStage) exchange(rs *rstream, t msgType, body func([]byte, *rstream) ([]byte, error), reply func(msgType, []byte, *rstream) error) error {
+// settle ends a request on rs that ended with err: it keeps the stream
+// when it is still in step, and frees the request's slot. It returns err
+// as a *RemoteError.
+func (r *RemoteStage) settle(rs *rstream, err error) error {
+	defer func() { <-r.sem }()
+	if err == nil {
+		r.release(rs)
+		return nil
+	}
+	// A stage's refusal of the batch, a later hop's error, or a request
+	// that could not be encoded, leaves the stream in step; every other
+	// failure may not.
+	var re *RemoteError
+	if errors.Is(err, ErrStageFailed) || errors.Is(err, errEncode) || errors.As(err, &re) {
+		r.release(rs)
+	} else {
+		r.discard(rs)
+	}
+	if re == nil && errors.Is(err, ErrProtocol) {
+		r.log.Warn("refused a reply from a stage peer", "err", err)
+	}
+	return r.fail(err)
+}
+
+// send writes a request, under a deadline.
+func (r *RemoteStage) send(rs *rstream, t msgType, body func([]byte, *rstream) ([]byte, error)) error {
 	var enc func([]byte) ([]byte, error)
 	if body != nil {
 		enc = func(d []byte) ([]byte, error) { return body(d, rs) }
@@ -588,6 +876,11 @@ func (r *RemoteStage) exchange(rs *rstream, t msgType, body func([]byte, *rstrea
 	if _, err := rs.s.Write(out); err != nil {
 		return fmt.Errorf("%w: write: %w", ErrPeerUnreachable, err)
 	}
+	return nil
+}
+
+// receive reads the reply, under a deadline, and passes it to reply.
+func (r *RemoteStage) receive(rs *rstream, reply func(msgType, []byte, *rstream) error) error {
 	rs.s.SetReadDeadline(time.Now().Add(r.cfg.RequestTimeout))
 	rt, rbody, buf, err := readMessage(rs.s, rs.in, r.cfg.MaxMessageBytes)
 	rs.in = buf
@@ -595,9 +888,23 @@ func (r *RemoteStage) exchange(rs *rstream, t msgType, body func([]byte, *rstrea
 		if errors.Is(err, errMessage) {
 			return fmt.Errorf("%w: %w", ErrProtocol, err)
 		}
+		if err := r.unsupported(err); err != nil {
+			return err
+		}
 		return fmt.Errorf("%w: read: %w", ErrPeerUnreachable, err)
 	}
 	return reply(rt, rbody, rs)
+}
+
+// unsupported returns, when err says that the peer does not serve the
+// protocol (when opening the stream, or, negotiated lazily, at the first
+// read), and that protocol is one a version 1 peer lacks, an error that
+// says so; nil otherwise.
+func (r *RemoteStage) unsupported(err error) error {
+	if r.proto == StageProtocol || !errors.Is(err, msmux.ErrNotSupported[protocol.ID]{}) {
+		return nil
+	}
+	return fmt.Errorf("%w: %w: the peer does not serve %s (an older version?): %w", ErrPeerUnreachable, ErrProtocol, r.proto, err)
 }
 
 // stream returns an idle stream, or opens one.
@@ -630,10 +937,13 @@ func (r *RemoteStage) stream(ctx context.Context) (*rstream, error) {
 	// that grants unlimited connections is caught by the address check.
 	dctx, cancel := context.WithTimeout(ctx, r.cfg.DialTimeout)
 	defer cancel()
-	s, err := r.h.NewStream(dctx, r.peer, StageProtocol)
+	s, err := r.h.NewStream(dctx, r.peer, r.proto)
 	if err != nil {
 		if ctx.Err() != nil {
 			return nil, ctx.Err()
+		}
+		if err := r.unsupported(err); err != nil {
+			return nil, err
 		}
 		if errors.Is(err, network.ErrLimitedConn) || RelayOnly(r.h, r.peer) {
 			return nil, fmt.Errorf("%w: open stream: %w: %w", ErrPeerUnreachable, ErrRelayOnly, err)

@@ -37,29 +37,46 @@ type cluster struct {
 	once    sync.Once
 }
 
-// gate is a stage that can be made to hold a Forward until released or
-// its ctx ends.
+// gate is a stage that can be made to hold its next Forward until
+// released or its ctx ends (then closing cancelled, when set), or to fail
+// every batch.
 type gate struct {
 	*pipeline.Local
-	mu      sync.Mutex
-	hold    bool
-	entered chan struct{}
-	release chan struct{}
+	mu        sync.Mutex
+	hold      bool
+	fail      error
+	entered   chan struct{}
+	release   chan struct{}
+	cancelled chan struct{}
 }
 
 func (g *gate) Forward(ctx context.Context, b *pipeline.Batch) (*pipeline.Batch, error) {
 	g.mu.Lock()
-	hold := g.hold
+	hold, fail := g.hold, g.fail
+	g.hold = false // the next Forward passes
 	g.mu.Unlock()
+	if fail != nil {
+		return nil, fail
+	}
 	if hold {
 		close(g.entered)
 		select {
 		case <-g.release:
 		case <-ctx.Done():
+			if g.cancelled != nil {
+				close(g.cancelled)
+			}
 			return nil, ctx.Err()
 		}
 	}
 	return g.Local.Forward(ctx, b)
+}
+
+// holdNext makes g hold its next Forward.
+func (g *gate) holdNext() {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.hold, g.entered, g.release, g.cancelled = true, make(chan struct{}), make(chan struct{}), make(chan struct{})
 }
 
 func newCluster(t testing.TB, n int, log *slog.Logger, cfg RemoteConfig) *cluster {
@@ -71,6 +88,27 @@ func newCluster(t testing.TB, n int, log *slog.Logger, cfg RemoteConfig) *cluste
 // traffic by latency.
 func newClusterLatency(t testing.TB, n int, log *slog.Logger, cfg RemoteConfig, latency time.Duration) *cluster {
 	t.Helper()
+	return newClusterWith(t, n, clusterOptions{log: log, cfg: cfg, latency: latency})
+}
+
+// clusterOptions shape a test cluster.
+type clusterOptions struct {
+	log     *slog.Logger
+	cfg     RemoteConfig  // the gateway's RemoteStages'
+	latency time.Duration // of every link
+	serve   ServeOptions  // of every stage server; Layers and Logger are set
+	// wrap, when set, stands in for each host (the gateway's first) in
+	// what the cluster builds over it.
+	wrap func(host.Host) host.Host
+}
+
+// newClusterWith builds a cluster of n stages.
+func newClusterWith(t testing.TB, n int, o clusterOptions) *cluster {
+	t.Helper()
+	log, cfg, latency := o.log, o.cfg, o.latency
+	if o.wrap == nil {
+		o.wrap = func(h host.Host) host.Host { return h }
+	}
 	path := testdata.Path(t, stories)
 	split, err := pipeline.OpenSplit(path, n, pipeline.SplitOptions{Threads: 1, Logger: quiet})
 	if err != nil {
@@ -81,13 +119,17 @@ func newClusterLatency(t testing.TB, n int, log *slog.Logger, cfg RemoteConfig, 
 	if c.gateway, err = c.mn.GenPeer(); err != nil {
 		t.Fatal(err)
 	}
+	c.gateway = o.wrap(c.gateway)
 	for _, l := range split.Locals {
 		h, err := c.mn.GenPeer()
 		if err != nil {
 			t.Fatal(err)
 		}
+		h = o.wrap(h)
 		c.hosts = append(c.hosts, h)
-		srv, err := ServeStage(h, &gate{Local: l}, ServeOptions{Layers: rangeOf(l), Logger: log})
+		so := o.serve
+		so.Layers, so.Logger = rangeOf(l), log
+		srv, err := ServeStage(h, &gate{Local: l}, so)
 		if err != nil {
 			t.Fatal(err)
 		}
