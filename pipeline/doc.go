@@ -25,8 +25,9 @@
 //
 // A [Driver] is the gateway's loop. It owns a continuous-batching scheduler
 // (pipeline/sched), samples each sequence's next token (pipeline/sample),
-// and runs one goroutine per stage, linked by channels of MaxInFlight
-// micro-batches:
+// and runs one goroutine per stage (as many as a ConcurrentStage asks for,
+// such as a remote route of several hops), linked by channels of
+// MaxInFlight micro-batches:
 //
 //	Generate ──inbox──▶ loop ──▶ stage 0 ──hop──▶ stage 1 ──hop──▶ … ──▶ stage N-1 ─┐
 //	   ▲                 ▲                                                           │

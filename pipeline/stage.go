@@ -89,7 +89,8 @@ func (b *Batch) fail(i, row, rows, dim int, stage string, err error) {
 // remote stage and a Chain of stages are interchangeable.
 //
 // Forward is called by one goroutine at a time per stage (a stage works on
-// one micro-batch at a time); End may be called from another goroutine
+// one micro-batch at a time), unless the stage is a ConcurrentStage, whose
+// Forward takes up to MaxInFlight micro-batches at once; End may be called from another goroutine
 // while a Forward runs, but never for a session of the batch being
 // forwarded. End must not block for long: a Driver calls it from its loop.
 // Forward must return soon after ctx ends (a Driver waits for its stage
