@@ -179,7 +179,7 @@ func openRoute(ctx context.Context, cfg ServeConfig, log *slog.Logger) (*servedP
 	}
 	p := &servedPipeline{file: f, remote: true, kvBytes: func() int64 { return 0 }}
 	var h *p2p.Host
-	var remotes []*p2p.RemoteStage
+	var remotes []interface{ Close() error }
 	p.close = func() {
 		for _, r := range remotes {
 			r.Close()
@@ -199,25 +199,30 @@ func openRoute(ctx context.Context, cfg ServeConfig, log *slog.Logger) (*servedP
 	if h, err = p2p.NewHost(ctx, p2p.HostConfig{DataDir: cfg.DataDir, PSK: cfg.PSK, Logger: log}); err != nil {
 		return fail(err)
 	}
-	next := 0
+	var hops []p2p.RouteHop
 	for _, a := range cfg.Route {
 		ai, err := peer.AddrInfoFromString(a)
 		if err != nil {
 			return fail(fmt.Errorf("route address %q: %w", a, err))
 		}
-		r, err := p2p.DialStage(ctx, h, *ai, p2p.RemoteConfig{Codec: cfg.Codec})
-		if err != nil {
-			return fail(err)
-		}
-		remotes = append(remotes, r)
-		lr := r.Layers()
-		if lr.Lo != next {
-			return fail(fmt.Errorf("route: %s serves layers %d-%d, but the route needs layer %d next", a, lr.Lo, lr.Hi, next))
-		}
-		next = lr.Hi
-		p.stages = append(p.stages, r)
-		p.infos = append(p.infos, api.StageInfo{Peer: ai.ID.String(), Addr: a, Start: lr.Lo, End: lr.Hi, State: "serving"})
+		hops = append(hops, p2p.RouteHop{Peer: *ai})
 	}
+	// The stages forward to each other (one hop a stage); the last sends
+	// the logits back here.
+	route, err := p2p.DialRoute(ctx, h, hops, p2p.RemoteConfig{Codec: cfg.Codec, Logger: log})
+	if err != nil {
+		return fail(err)
+	}
+	remotes = append(remotes, route)
+	next := 0
+	for i, hop := range route.Hops() {
+		if hop.Layers.Lo != next {
+			return fail(fmt.Errorf("route: %s serves layers %d-%d, but the route needs layer %d next", cfg.Route[i], hop.Layers.Lo, hop.Layers.Hi, next))
+		}
+		next = hop.Layers.Hi
+		p.infos = append(p.infos, api.StageInfo{Peer: hop.Peer.ID.String(), Addr: cfg.Route[i], Start: hop.Layers.Lo, End: hop.Layers.Hi, State: "serving"})
+	}
+	p.stages = []pipeline.Stage{route}
 	if next != p.cfg.Layers {
 		return fail(fmt.Errorf("route: its stages end at layer %d of %d", next, p.cfg.Layers))
 	}
