@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/peer"
@@ -23,56 +24,70 @@ var ErrNoRoute = errors.New("no route covers the model")
 // unless the map changes its state first.
 const suspectFor = 10 * time.Second
 
+// routeInFlight is how many micro-batches a gateway keeps in flight along
+// its route, so that the stages work on different ones at once.
+const routeInFlight = 4
+
 // routeStage is a gateway's one pipeline.Stage over the cluster: it runs
-// each micro-batch hop by hop along a route of the map (this member's own
-// stage in process, the others over the stage protocol) and keeps every
-// live sequence's tokens. When a hop fails (its peer died, or its
-// assignment moved) it picks a new route, ends the sequences' sessions on
-// it, replays their tokens through it to rebuild the KV caches, and runs
-// the micro-batch again: the client sees a pause, not an error.
+// each micro-batch along a route of the map — this member's own stage in
+// process, the others as chained routes (each stage forwards to the next,
+// the last returns the logits here) — and keeps every live sequence's
+// tokens. When a hop fails (its peer died, or its assignment moved) it
+// picks a new route, ends the sequences' sessions on it, replays their
+// tokens through it to rebuild the KV caches, and runs the micro-batch
+// again: the client sees a pause, not an error.
 //
-// Forward is called by one goroutine at a time (the Driver's); End from
-// any.
+// Several micro-batches run at once (MaxInFlight); a change of route waits
+// for those on the old one to finish, so that the replay sees every token.
+// End may be called from any goroutine.
 type routeStage struct {
 	m        *Member
 	failover time.Duration
 
-	mu      sync.Mutex
-	hist    map[uint64]*history // live sequences' tokens, in the chunks they came in
-	hops    []hop               // the current route; nil: none yet
-	epoch   uint64              // the map epoch hops were checked against
+	rw    sync.RWMutex // read: a micro-batch on the route; write: changing it
+	route *liveRoute   // nil: none
+	gen   uint64       // counts route changes
+	fresh bool         // the route's sessions hold every sequence of hist
+	cur   atomic.Pointer[liveRoute]
+
+	mu      sync.Mutex // guards hist and suspect
+	hist    map[uint64]*history
 	suspect map[string]time.Time
-	remotes map[remoteKey]*p2p.RemoteStage
-	fresh   bool // the sessions on hops hold every sequence (no replay needed)
 }
 
+// history is a live sequence's tokens, in the chunks they came in.
 type history struct {
 	chunks [][]int
 }
 
-type hop struct {
-	a  cluster.Assignment
-	st pipeline.Stage
+// liveRoute is a route the gateway drives: its assignments, and the
+// stages that run them, in order.
+type liveRoute struct {
+	asg     []cluster.Assignment
+	segs    []pipeline.Stage
+	remotes []*p2p.RemoteRoute
+	epoch   uint64
+	changed <-chan struct{} // closed when the map changes after epoch
 }
 
-type remoteKey struct {
-	node   string
-	lo, hi int
-	epoch  uint64
+func (l *liveRoute) close() {
+	for _, r := range l.remotes {
+		r.Close()
+	}
 }
 
 func newRouteStage(m *Member, failover time.Duration) *routeStage {
 	if failover <= 0 {
 		failover = time.Minute
 	}
-	return &routeStage{
-		m: m, failover: failover, hist: map[uint64]*history{},
-		suspect: map[string]time.Time{}, remotes: map[remoteKey]*p2p.RemoteStage{}, fresh: true,
-	}
+	return &routeStage{m: m, failover: failover, hist: map[uint64]*history{}, suspect: map[string]time.Time{}}
 }
 
 // String names the stage.
 func (r *routeStage) String() string { return "cluster route" }
+
+// MaxInFlight implements pipeline.ConcurrentStage.
+func (r *routeStage) MaxInFlight() int { return routeInFlight }
 
 // Forward runs b along the route, re-routing and replaying on a failed hop.
 func (r *routeStage) Forward(ctx context.Context, b *pipeline.Batch) (*pipeline.Batch, error) {
@@ -83,29 +98,46 @@ func (r *routeStage) Forward(ctx context.Context, b *pipeline.Batch) (*pipeline.
 		if attempt > 0 {
 			b = in.restore()
 		}
-		hops, err := r.ready(ctx, deadline, lastErr)
-		if err != nil {
-			return nil, err
+		r.rw.RLock()
+		lr, gen := r.route, r.gen
+		if lr == nil || isClosed(lr.changed) {
+			r.rw.RUnlock()
+			if err := r.rebuild(ctx, gen, deadline, lastErr); err != nil {
+				return nil, err
+			}
+			continue
 		}
-		out, err := runHops(ctx, hops, b)
+		out, err := runStages(ctx, lr.segs, b)
 		if err == nil {
 			r.record(in, out)
+		}
+		r.rw.RUnlock()
+		if err == nil {
 			return out, nil
 		}
 		if ctx.Err() != nil || !retryable(err) {
 			return nil, err
 		}
 		r.m.log.Warn("a hop failed: re-routing and replaying the live sequences", "err", err)
-		r.fail(err)
+		r.drop(gen, err)
 		lastErr = err
 	}
 }
 
-// runHops runs b through every hop in order.
-func runHops(ctx context.Context, hops []hop, b *pipeline.Batch) (*pipeline.Batch, error) {
+func isClosed(ch <-chan struct{}) bool {
+	select {
+	case <-ch:
+		return true
+	default:
+		return false
+	}
+}
+
+// runStages runs b through every stage in order.
+func runStages(ctx context.Context, segs []pipeline.Stage, b *pipeline.Batch) (*pipeline.Batch, error) {
 	var err error
-	for _, h := range hops {
-		if b, err = h.st.Forward(ctx, b); err != nil {
+	for _, s := range segs {
+		if b, err = s.Forward(ctx, b); err != nil {
 			return nil, err
 		}
 	}
@@ -119,132 +151,176 @@ func retryable(err error) bool {
 		errors.Is(err, p2p.ErrProtocol) || errors.Is(err, errMoved)
 }
 
-// fail drops the route after a failed hop and suspects the peer it names.
-func (r *routeStage) fail(err error) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
+// drop gives up route generation gen after a failed hop, and suspects the
+// peer the error names.
+func (r *routeStage) drop(gen uint64, err error) {
 	var re *p2p.RemoteError
 	if errors.As(err, &re) {
+		r.mu.Lock()
 		r.suspect[re.Peer.String()] = time.Now()
-		for k, rs := range r.remotes {
-			if k.node == re.Peer.String() {
-				rs.Close()
-				delete(r.remotes, k)
-			}
-		}
+		r.mu.Unlock()
 	}
-	r.hops, r.fresh = nil, false
+	r.rw.Lock()
+	defer r.rw.Unlock()
+	if r.gen == gen && r.route != nil {
+		r.route.close()
+		r.route, r.fresh = nil, false
+		r.cur.Store(nil)
+		r.gen++
+	}
 }
 
-// ready returns a route that is current with the map, building one (and
-// replaying the live sequences into it) when needed; it waits for the map
-// to offer one until deadline.
-func (r *routeStage) ready(ctx context.Context, deadline time.Time, cause error) ([]hop, error) {
+// rebuild makes the route current with the map once the micro-batches on
+// the old one are done: it keeps the route if the map's change left it
+// valid, else builds one (replaying the live sequences into it), waiting
+// for the map to offer one until deadline. It does nothing when another
+// call changed the route since generation gen.
+func (r *routeStage) rebuild(ctx context.Context, gen uint64, deadline time.Time, cause error) error {
+	r.rw.Lock()
+	defer r.rw.Unlock()
+	if r.gen != gen {
+		return nil
+	}
 	tick := time.NewTicker(100 * time.Millisecond)
 	defer tick.Stop()
 	for {
 		changed := r.m.cl.Changed()
 		mp := r.m.cl.Map()
-		r.mu.Lock()
-		hops := r.hops
-		if hops != nil && mp.Epoch != r.epoch {
-			if !r.stillValid(mp, hops) {
-				hops, r.hops, r.fresh = nil, nil, false
-			} else {
-				r.epoch = mp.Epoch
+		if r.route != nil {
+			if r.valid(mp, r.route.asg) {
+				r.route.epoch, r.route.changed = mp.Epoch, changed
+				return nil
 			}
+			r.route.close()
+			r.route, r.fresh = nil, false
+			r.cur.Store(nil)
 		}
-		r.mu.Unlock()
-		if hops != nil {
-			return hops, nil
-		}
-		hops, err := r.build(ctx, mp)
+		lr, err := r.build(ctx, mp, changed)
 		if err == nil {
-			return hops, nil
+			r.route, r.fresh = lr, true
+			r.cur.Store(lr)
+			r.gen++
+			return nil
 		}
 		if ctx.Err() != nil {
-			return nil, ctx.Err()
+			return ctx.Err()
 		}
 		if cause == nil {
 			cause = err
 		}
 		if time.Now().After(deadline) {
-			return nil, fmt.Errorf("%w within %v (last failure: %w)", ErrNoRoute, r.failover, cause)
+			return fmt.Errorf("%w within %v (last failure: %w)", ErrNoRoute, r.failover, cause)
 		}
 		select {
 		case <-ctx.Done():
-			return nil, ctx.Err()
+			return ctx.Err()
 		case <-changed:
 		case <-tick.C:
 		}
 	}
 }
 
-// stillValid reports whether every hop's assignment is in the map and its
-// node serving.
-func (r *routeStage) stillValid(mp *cluster.Map, hops []hop) bool {
-	for _, h := range hops {
-		n := mp.Nodes[h.a.Node]
-		if n == nil || n.State != cluster.StateServing || !slices.Contains(mp.Assignments, h.a) {
+// valid reports whether every assignment of a route is still in the map
+// and its node serving.
+func (r *routeStage) valid(mp *cluster.Map, asg []cluster.Assignment) bool {
+	for _, a := range asg {
+		n := mp.Nodes[a.Node]
+		if n == nil || n.State != cluster.StateServing || !slices.Contains(mp.Assignments, a) {
 			return false
 		}
 	}
 	return true
 }
 
-// build picks a route from the map, connects its hops and replays the
-// live sequences into it.
-func (r *routeStage) build(ctx context.Context, mp *cluster.Map) ([]hop, error) {
+// usable reports whether the gateway may route through node id now.
+func (r *routeStage) usable(mp *cluster.Map) func(string) bool {
 	now := time.Now()
 	r.mu.Lock()
+	suspect := map[string]bool{}
 	for id, t := range r.suspect {
 		if now.Sub(t) > suspectFor {
 			delete(r.suspect, id)
+		} else {
+			suspect[id] = true
 		}
 	}
-	suspect := maps(r.suspect)
 	r.mu.Unlock()
-	self := r.m.id.String()
-	route := mp.Route(func(id string) bool {
+	return func(id string) bool {
 		n := mp.Nodes[id]
 		return n != nil && n.State == cluster.StateServing && !suspect[id]
-	}, preferSelf(mp, self))
-	if route == nil {
+	}
+}
+
+// build picks a route from the map, connects its stages and, unless the
+// sessions are fresh, replays the live sequences into it. The caller holds
+// the write lock.
+func (r *routeStage) build(ctx context.Context, mp *cluster.Map, changed <-chan struct{}) (*liveRoute, error) {
+	self := r.m.id.String()
+	asg := mp.Route(r.usable(mp), preferSelf(mp, self))
+	if asg == nil {
 		return nil, fmt.Errorf("%w: layers %v uncovered by serving nodes", ErrNoRoute, mp.Uncovered())
 	}
-	hops := make([]hop, 0, len(route))
-	for _, a := range route {
-		st, err := r.stage(ctx, a)
+	lr := &liveRoute{asg: asg, epoch: mp.Epoch, changed: changed}
+	fail := func(err error) (*liveRoute, error) {
+		lr.close()
+		var re *p2p.RemoteError
+		if errors.As(err, &re) {
+			r.mu.Lock()
+			r.suspect[re.Peer.String()] = time.Now()
+			r.mu.Unlock()
+		}
+		return nil, err
+	}
+	// Runs of remote stages become chained routes; this member's own
+	// stage runs in process between them.
+	var hops []p2p.RouteHop
+	flush := func() error {
+		if len(hops) == 0 {
+			return nil
+		}
+		rr, err := p2p.DialRoute(ctx, r.m.host, hops, p2p.RemoteConfig{
+			Codec: r.m.cfg.Codec, DialTimeout: 3 * time.Second, Logger: r.m.log,
+		})
 		if err != nil {
-			r.fail(err)
-			return nil, err
+			return err
 		}
-		hops = append(hops, hop{a: a, st: st})
+		lr.remotes = append(lr.remotes, rr)
+		lr.segs = append(lr.segs, rr)
+		hops = nil
+		return nil
 	}
-	r.mu.Lock()
-	fresh := r.fresh
-	r.mu.Unlock()
-	if !fresh {
-		if err := r.replay(ctx, hops); err != nil {
-			r.fail(err)
-			return nil, err
+	for _, a := range asg {
+		if a.Node == self {
+			if err := flush(); err != nil {
+				return fail(err)
+			}
+			st := r.m.localStage(a)
+			if st == nil {
+				return fail(fmt.Errorf("%w: layers %d-%d not loaded here yet", errMoved, a.Lo, a.Hi))
+			}
+			lr.segs = append(lr.segs, st)
+			continue
+		}
+		pid, err := peer.Decode(a.Node)
+		if err != nil {
+			return fail(err)
+		}
+		hops = append(hops, p2p.RouteHop{Peer: peer.AddrInfo{ID: pid}, Layers: p2p.LayerRange{Lo: a.Lo, Hi: a.Hi}, Epoch: a.Epoch})
+	}
+	if err := flush(); err != nil {
+		return fail(err)
+	}
+	if !r.fresh {
+		if err := r.replay(ctx, lr.segs); err != nil {
+			return fail(err)
 		}
 	}
-	r.mu.Lock()
-	r.hops, r.epoch, r.fresh = hops, mp.Epoch, true
-	for k, rs := range r.remotes { // close the stages the route left
-		if !slices.ContainsFunc(hops, func(h hop) bool { return h.st == pipeline.Stage(rs) }) {
-			rs.Close()
-			delete(r.remotes, k)
-		}
-	}
-	r.mu.Unlock()
 	var desc []string
-	for _, h := range hops {
-		desc = append(desc, fmt.Sprintf("%s:%d-%d", shortID(h.a.Node), h.a.Lo, h.a.Hi))
+	for _, a := range asg {
+		desc = append(desc, fmt.Sprintf("%s:%d-%d", shortID(a.Node), a.Lo, a.Hi))
 	}
 	r.m.log.Info("route", "stages", desc, "epoch", mp.Epoch)
-	return hops, nil
+	return lr, nil
 }
 
 // preferSelf returns the replica this member serves in, so that its own
@@ -256,50 +332,10 @@ func preferSelf(mp *cluster.Map, self string) int {
 	return 0
 }
 
-func maps(m map[string]time.Time) map[string]bool {
-	out := make(map[string]bool, len(m))
-	for k := range m {
-		out[k] = true
-	}
-	return out
-}
-
-// stage returns the stage serving a: this member's own, or a remote one.
-func (r *routeStage) stage(ctx context.Context, a cluster.Assignment) (pipeline.Stage, error) {
-	if a.Node == r.m.id.String() {
-		if st := r.m.localStage(a); st != nil {
-			return st, nil
-		}
-		return nil, fmt.Errorf("%w: layers %d-%d not loaded here yet", errMoved, a.Lo, a.Hi)
-	}
-	key := remoteKey{a.Node, a.Lo, a.Hi, a.Epoch}
-	r.mu.Lock()
-	rs := r.remotes[key]
-	r.mu.Unlock()
-	if rs != nil {
-		return rs, nil
-	}
-	pid, err := peer.Decode(a.Node)
-	if err != nil {
-		return nil, err
-	}
-	rs, err = p2p.DialStage(ctx, r.m.host, peer.AddrInfo{ID: pid}, p2p.RemoteConfig{
-		Codec: r.m.cfg.Codec, Layers: p2p.LayerRange{Lo: a.Lo, Hi: a.Hi}, Epoch: a.Epoch,
-		DialTimeout: 3 * time.Second, Logger: r.m.log,
-	})
-	if err != nil {
-		return nil, err
-	}
-	r.mu.Lock()
-	r.remotes[key] = rs
-	r.mu.Unlock()
-	return rs, nil
-}
-
 // replay ends every live sequence's sessions on the route and feeds their
 // tokens through it again, chunk by chunk as they first came, so that
 // every stage's KV cache holds what it held on the old route.
-func (r *routeStage) replay(ctx context.Context, hops []hop) error {
+func (r *routeStage) replay(ctx context.Context, segs []pipeline.Stage) error {
 	r.mu.Lock()
 	ids := make([]uint64, 0, len(r.hist))
 	chunks := make(map[uint64][][]int, len(r.hist))
@@ -313,8 +349,8 @@ func (r *routeStage) replay(ctx context.Context, hops []hop) error {
 	}
 	slices.Sort(ids)
 	start := time.Now()
-	for _, h := range hops {
-		if err := h.st.End(ctx, ids); err != nil {
+	for _, s := range segs {
+		if err := s.End(ctx, ids); err != nil {
 			return err
 		}
 	}
@@ -325,7 +361,7 @@ func (r *routeStage) replay(ctx context.Context, hops []hop) error {
 		for i, c := range chunks[id] {
 			b.Reset()
 			b.AddSeq(pipeline.Seq{ID: id, Pos: pos, Open: i == 0}, c)
-			out, err := runHops(ctx, hops, &b)
+			out, err := runStages(ctx, segs, &b)
 			if err != nil {
 				return err
 			}
@@ -363,17 +399,21 @@ func (r *routeStage) record(in savedBatch, out *pipeline.Batch) {
 	}
 }
 
-// End frees the sequences' sessions along the route and forgets them.
+// End frees the sequences' sessions along the route and forgets them. It
+// does not wait for a change of route.
 func (r *routeStage) End(ctx context.Context, ids []uint64) error {
 	r.mu.Lock()
 	for _, id := range ids {
 		delete(r.hist, id)
 	}
-	hops := r.hops
 	r.mu.Unlock()
+	lr := r.cur.Load()
+	if lr == nil {
+		return nil
+	}
 	var errs []error
-	for _, h := range hops {
-		if err := h.st.End(ctx, ids); err != nil && !retryable(err) {
+	for _, s := range lr.segs {
+		if err := s.End(ctx, ids); err != nil && !retryable(err) {
 			errs = append(errs, err)
 		}
 	}
@@ -381,13 +421,13 @@ func (r *routeStage) End(ctx context.Context, ids []uint64) error {
 }
 
 func (r *routeStage) close() {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	for k, rs := range r.remotes {
-		rs.Close()
-		delete(r.remotes, k)
+	r.rw.Lock()
+	defer r.rw.Unlock()
+	if r.route != nil {
+		r.route.close()
+		r.route = nil
+		r.cur.Store(nil)
 	}
-	r.hops = nil
 }
 
 // savedBatch is a batch's input, kept to run it again on another route.
