@@ -375,3 +375,58 @@ func TestClusterFetchWeights(t *testing.T) {
 		}
 	}
 }
+
+// TestMemberLeave: a member serving layers drains: the spare takes its
+// layers, it leaves the map and Raft, its Run returns, and the cluster
+// still answers the reference text.
+func TestMemberLeave(t *testing.T) {
+	ref := testdata.LoadReference(t, testdata.Path(t, "reference/stories260K-f32.json"))
+	model := ref.ModelPath(t)
+	capacity := modelBytes(t, model) * 6 / 10
+	first := startMember(t, MemberConfig{Model: model, Init: true, Capacity: capacity})
+	tok, _ := first.m.Token(time.Hour)
+	ms := []*testMember{first}
+	for range 2 {
+		ms = append(ms, startMember(t, MemberConfig{Model: model, Join: first.m.Addr(), Token: tok, Capacity: capacity}))
+	}
+	waitFor(t, "the same covered map on every member", 60*time.Second, func() bool { return agreed(ms) })
+	mp := first.m.Cluster().Map()
+	var leaving *testMember
+	for _, tm := range ms[1:] {
+		if _, ok := mp.AssignmentOf(tm.m.ID().String()); ok {
+			leaving = tm
+			break
+		}
+	}
+	if leaving == nil {
+		t.Fatalf("no joiner holds layers: %v", mp.Assignments)
+	}
+	if err := RequestLeave(context.Background(), leaving.api, ""); err != nil {
+		t.Fatalf("leave: %v", err)
+	}
+	select {
+	case err := <-leaving.done:
+		if err != nil {
+			t.Errorf("Run after leaving: %v", err)
+		}
+		leaving.m.Close()
+		leaving.cancel()
+		leaving.cancel = nil
+	case <-time.After(30 * time.Second):
+		t.Fatal("the member did not stop after leaving")
+	}
+	rest := slices.DeleteFunc(slices.Clone(ms), func(tm *testMember) bool { return tm == leaving })
+	waitFor(t, "the map without the member, every layer served", 30*time.Second, func() bool {
+		if !agreed(rest) {
+			return false
+		}
+		mp := first.m.Cluster().Map()
+		return mp.Nodes[leaving.m.ID().String()] == nil && len(mp.Nodes) == 2
+	})
+	c := ref.Cases[0]
+	for _, tm := range rest {
+		if got := complete(t, tm.api, c.Prompt, 32); !c.TextMatches(got) {
+			t.Errorf("after the leave: %q, want %q", got, c.GreedyText)
+		}
+	}
+}
