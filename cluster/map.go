@@ -70,7 +70,16 @@ type Node struct {
 	// Progress is how far a loading node has fetched and loaded its
 	// layers, from 0 to 1.
 	Progress float64 `json:"progress,omitempty"`
+	// Reach is how others reach the node, as AutoNAT found when it joined:
+	// ReachPublic, ReachPrivate (behind NAT), or "" when unknown.
+	Reach string `json:"reach,omitempty"`
 }
+
+// What AutoNAT found of a node's reachability.
+const (
+	ReachPublic  = "public"
+	ReachPrivate = "private"
+)
 
 // Model is a model the cluster serves, identified by the digest of its
 // GGUF file.

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"sync"
 	"time"
 
@@ -388,7 +389,20 @@ func (c *Cluster) reconcile() {
 			voters++
 		}
 	}
-	for _, id := range m.NodeIDs() {
+	// Directly reachable members first: one behind NAT (AutoNAT says
+	// private) votes only when too few others can.
+	candidates := m.NodeIDs()
+	slices.SortStableFunc(candidates, func(a, b string) int {
+		pa, pb := m.Nodes[a].Reach == ReachPrivate, m.Nodes[b].Reach == ReachPrivate
+		switch {
+		case pa == pb:
+			return 0
+		case pb:
+			return -1
+		}
+		return 1
+	})
+	for _, id := range candidates {
 		if voters >= c.cfg.Voters {
 			break
 		}

@@ -423,7 +423,11 @@ func (m *Member) describeSelf(ctx context.Context) (cluster.Node, error) {
 	for _, a := range m.host.Addrs() {
 		addrs = append(addrs, a.String())
 	}
-	return cluster.Node{ID: m.id.String(), Addrs: addrs, Resources: res, State: cluster.StateJoining, Model: m.model.Digest, Fetch: m.full == nil}, nil
+	reach := ""
+	if r := m.host.Reachability(); r == p2p.ReachPublic || r == p2p.ReachPrivate {
+		reach = r
+	}
+	return cluster.Node{ID: m.id.String(), Addrs: addrs, Resources: res, State: cluster.StateJoining, Model: m.model.Digest, Fetch: m.full == nil, Reach: reach}, nil
 }
 
 // initCluster bootstraps (or rejoins) the cluster this member started.
