@@ -81,12 +81,14 @@ func (t *attnTask) attention(p *Pool, out, q []float32, n, nHeads, nKVHeads, hea
 func (t *attnTask) run(lo, hi int) {
 	hd, n := t.hd, t.n
 	var qbuf [attnStack]uint16
+	var qfbuf [attnStack]float32
 	var q16 []uint16
+	var qf []float32 // the values of q16 (fastAttnF16)
 	if t.f16 {
 		if hd <= attnStack {
-			q16 = qbuf[:hd]
+			q16, qf = qbuf[:hd], qfbuf[:hd]
 		} else {
-			q16 = make([]uint16, hd)
+			q16, qf = make([]uint16, hd), make([]float32, hd)
 		}
 	}
 	lb := laneBufs.get()
@@ -109,22 +111,38 @@ func (t *attnTask) run(lo, hi int) {
 			if t.batch && hd%4 == 0 {
 				lanes = 8
 			}
-			for pos := range att {
-				k := t.keys16[pos*t.kvStride+kv : pos*t.kvStride+kv+hd]
-				if sgemmScores {
-					att[pos] = sgemmHalves(k, q16) * t.scale
-				} else {
-					att[pos] = dotHalves(k, q16) * t.scale
+			if fastAttnF16 { // SIMD, bitwise equal (dot_amd64.go)
+				q32 := qf[:hd]
+				for i, h := range q16 {
+					q32[i] = F16ToF32(h)
 				}
-			}
-			softmaxGGML(att)
-			for pos, a := range att {
-				p := F16ToF32(F32ToF16(a))
-				v := t.values16[pos*t.kvStride+kv : pos*t.kvStride+kv+hd]
-				lane := acc[(pos%lanes)*hd : (pos%lanes+1)*hd]
-				lane = lane[:len(v)]
-				for d, vv := range v {
-					lane[d] += p * F16ToF32(vv) // exact product
+				for pos := range att {
+					k := t.keys16[pos*t.kvStride+kv : pos*t.kvStride+kv+hd]
+					att[pos] = attnScoreF16(k, q32, sgemmScores) * t.scale
+				}
+				softmaxGGML(att)
+				for pos, a := range att {
+					v := t.values16[pos*t.kvStride+kv : pos*t.kvStride+kv+hd]
+					attnAxpyF16(acc[(pos%lanes)*hd:(pos%lanes+1)*hd], v, F16ToF32(F32ToF16(a)))
+				}
+			} else {
+				for pos := range att {
+					k := t.keys16[pos*t.kvStride+kv : pos*t.kvStride+kv+hd]
+					if sgemmScores {
+						att[pos] = sgemmHalves(k, q16) * t.scale
+					} else {
+						att[pos] = dotHalves(k, q16) * t.scale
+					}
+				}
+				softmaxGGML(att)
+				for pos, a := range att {
+					p := F16ToF32(F32ToF16(a))
+					v := t.values16[pos*t.kvStride+kv : pos*t.kvStride+kv+hd]
+					lane := acc[(pos%lanes)*hd : (pos%lanes+1)*hd]
+					lane = lane[:len(v)]
+					for d, vv := range v {
+						lane[d] += p * F16ToF32(vv) // exact product
+					}
 				}
 			}
 		} else {

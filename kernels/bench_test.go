@@ -122,3 +122,39 @@ func BenchmarkQuantizeAct(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkMatVecStream multiplies one token by a stack of 1B-like layer
+// matrices (2048x2048, 512x2048 twice, 2048x2048, 5632x2048 twice,
+// 2048x5632) repeated until the weights are far larger than the caches, as
+// a decode step streams them: MB/s is the bandwidth the kernels reach from
+// memory, to set beside MeasureBandwidth.
+func BenchmarkMatVecStream(b *testing.B) {
+	p := NewPool(0)
+	defer p.Close()
+	shapes := [][2]int{{2048, 2048}, {512, 2048}, {512, 2048}, {2048, 2048}, {5632, 2048}, {5632, 2048}, {2048, 5632}}
+	bw := MeasureBandwidth(p, 256<<20, 3)
+	for _, typ := range []DType{F16, Q8_0, Q4_0, Q6_K} {
+		b.Run(typ.String(), func(b *testing.B) {
+			var ws []Matrix
+			total := 0
+			for total < 192<<20 {
+				for _, s := range shapes {
+					w := benchMatrix(b, typ, s[0], s[1]).Packed()
+					ws = append(ws, w)
+					total += len(w.Data)
+				}
+			}
+			x := randNormal(rand.New(rand.NewPCG(1, 1)), 5632, 1)
+			dst := make([]float32, 5632)
+			b.SetBytes(int64(total))
+			b.ReportAllocs()
+			b.ResetTimer()
+			for b.Loop() {
+				for _, w := range ws {
+					MatVec(p, dst[:w.Rows], w, x[:w.Cols])
+				}
+			}
+			b.ReportMetric(float64(b.N)*float64(total)/b.Elapsed().Seconds()/bw*100, "%bandwidth")
+		})
+	}
+}

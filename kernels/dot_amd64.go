@@ -35,6 +35,12 @@ func dotQ4_0Q8_0x8AVX2(w, x *byte, nb int) float32
 func dotQ4_0Q8_0x8RowsAVX2(dst *float32, w *byte, rb int, x *byte, nb int)
 
 //go:noescape
+func dotQ4_0Q8_0x8PackedAVX2(dst *float32, w *byte, x *byte, xs *byte, nb int, groups int)
+
+//go:noescape
+func dotQ8_0Q8_0x8PackedAVX2(dst *float32, w *byte, x *byte, xs *byte, nb int, groups int)
+
+//go:noescape
 func dotQ4_KQ8_KAVX2(w, x *byte, nb int) float32
 
 //go:noescape
@@ -47,13 +53,25 @@ func quantizeQ8_0AVX2(y *byte, x *float32, nb int) int
 func dotF16AVX2(w, x *byte, n int) float32
 
 //go:noescape
+func dotF16X32AVX2(w *byte, x *float32, n int) float32
+
+//go:noescape
 func dotF32AVX2(w *byte, x *float32, n int) float32
 
 //go:noescape
 func sgemmF16AVX2(w, x *byte, steps int) float32
 
 //go:noescape
-func sgemmF16Tile2x4AVX2(dst *float32, ldd int, w *byte, rb int, x *byte, xrb int, steps int)
+func sgemmF16X32Acc2x6AVX2(acc *float32, w *byte, rb int, x *byte, xrb int, steps int)
+
+//go:noescape
+func sgemmF16X32AVX2(w *byte, x *byte, steps int) float32
+
+//go:noescape
+func axpyF16AVX2(acc *float32, v *byte, p float32, n int)
+
+//go:noescape
+func roundF16AVX2(y *float32, x *float32, n int)
 
 //go:noescape
 func dotQ8_0Q8_0Tok4AVX2(dst *float32, ldd int, w *byte, x *byte, xrb int, nb int)
@@ -87,6 +105,31 @@ func dotQ4_0Q8_0x8Rows8(dst []float32, w []byte, rb int, x []byte, nb int) {
 	dotQ4_0Q8_0x8RowsAVX2(unsafe.SliceData(dst), unsafe.SliceData(w), rb, unsafe.SliceData(x), nb)
 }
 
+// canPack reports whether Matrix.Packed rearranges m on this CPU: Q4_0
+// and Q8_0 with a multiple of 8 rows, for dotPacked.
+func canPack(m Matrix) bool {
+	return useAVX2 && (m.Type == Q4_0 || m.Type == Q8_0) && m.Rows > 0 && m.Rows%8 == 0 && len(m.Data) > 0
+}
+
+// dotPacked sets dst[r] for the rows r of groups [g0, g1) of 8 rows of the
+// packed matrix w (Q4_0: dotQ4_0Q8_0x8(w.Row(r), x, nb); Q8_0:
+// dotQ8_0Q8_0), bitwise as one row at a time. xs holds x's block sums and
+// scales (packedSums).
+func dotPacked(dst []float32, w Matrix, g0, g1 int, x, xs []byte) {
+	if g1 <= g0 {
+		return
+	}
+	nb := w.Cols / QK
+	gb := nb * 8 * w.Type.BlockBytes()
+	d, p := dst[8*g0:8*g1], w.packed[g0*gb:g1*gb]
+	x, xs = x[:nb*q8_0Bytes], xs[:nb*8]
+	if w.Type == Q8_0 {
+		dotQ8_0Q8_0x8PackedAVX2(unsafe.SliceData(d), unsafe.SliceData(p), unsafe.SliceData(x), unsafe.SliceData(xs), nb, g1-g0)
+		return
+	}
+	dotQ4_0Q8_0x8PackedAVX2(unsafe.SliceData(d), unsafe.SliceData(p), unsafe.SliceData(x), unsafe.SliceData(xs), nb, g1-g0)
+}
+
 // dotQ4_KQ8_KAsm is dotQ4_KQ8_K in AVX2 (activations in [-127, 127] with
 // their true group sums, as quantizeQ8_K makes them: it adds pairs of group
 // sums in int16).
@@ -117,6 +160,45 @@ func dotF16Asm(w, x []byte, _ int) float32 {
 		sum += float64(t[u16le(w[2*i:])] * t[u16le(x[2*i:])])
 	}
 	return float32(sum)
+}
+
+// dotF16X32Asm is dotF16 with the activations given as the float32 values
+// of their halves (4 bytes an element, as quantizeAct32 writes them), so that
+// the assembly does not widen them again for every row.
+func dotF16X32Asm(w, x []byte, _ int) float32 {
+	t := f16Table
+	xf := f32View(x)
+	n := len(xf)
+	np := n &^ 31
+	w = w[:2*n]
+	var sum float64
+	if np > 0 {
+		sum = float64(dotF16X32AVX2(unsafe.SliceData(w), unsafe.SliceData(xf), np))
+	}
+	for i := np; i < n; i++ {
+		sum += float64(t[u16le(w[2*i:])] * xf[i])
+	}
+	return float32(sum)
+}
+
+// fastAct32 reports whether the row dot fastDot returns for weights of type
+// t takes the activations rounded into VecDotType(t) but stored as float32
+// (quantizeAct32), 4 bytes an element: F16 products, single-token and
+// batched.
+func fastAct32(t DType, _ bool) bool { return useAVX2 && t == F16 }
+
+// quantizeAct32 rounds x to half precision, as quantizeAct does for F16, and
+// writes the float32 values of the halves into y (4 bytes each).
+func quantizeAct32(y []byte, x []float32) {
+	yf := f32View(y[:4*len(x)])
+	n8 := len(x) &^ 7
+	if n8 > 0 {
+		roundF16AVX2(unsafe.SliceData(yf), unsafe.SliceData(x), n8)
+	}
+	t := f16Table
+	for i := n8; i < len(x); i++ {
+		yf[i] = t[F32ToF16(x[i])]
+	}
 }
 
 // dotF32Asm is dotF32 in AVX2, with the leftovers added unfused in Go.
@@ -169,27 +251,63 @@ func sgemmF32Asm(w []byte, x []float32) float32 {
 	return sgemmF32AVX2(unsafe.SliceData(w), unsafe.SliceData(x), steps)
 }
 
-// sgemmF16Tiles computes rows [lo, hi) of a batched F16 product (dst[i*ldd+r]
-// for the n activation rows of xrb bytes in x) in tiles of 2 rows by 4
-// tokens, each element bitwise sgemmF16, and returns the first row it left
-// (hi, or hi-1 for an odd count).
-func sgemmF16Tiles(dst []float32, w Matrix, x []byte, xrb, n, lo, hi int) int {
-	rb, ldd, steps := w.RowBytes(), w.Rows, xrb/16
-	for ; lo+2 <= hi; lo += 2 {
-		rows := w.Data[lo*rb : lo*rb+rb+16*steps]
+// sgemmF16X32Asm is sgemmF16 with the activations as the float32 values of
+// their halves (x: 4 bytes an element, from quantizeAct32).
+func sgemmF16X32Asm(w, x []byte, _ int) float32 {
+	steps := len(x) / 32
+	w, x = w[:16*steps], x[:32*steps]
+	return sgemmF16X32AVX2(unsafe.SliceData(w), unsafe.SliceData(x), steps)
+}
+
+// f16TileRows is how many weight rows sgemmF16X32Tiles runs over a tile of
+// tokens before it moves on, and f16TileSteps how many steps of 8 columns at
+// a time: 6 tokens' 512 columns of float32 activations (12 KB) and the rows'
+// halves stay in L1 while the rows' pairs pass over them.
+const (
+	f16TileRows  = 16
+	f16TileSteps = 64
+)
+
+// sgemmF16X32Tiles computes rows [lo, hi) of a batched F16 product
+// (dst[i*ldd+r] for the n activation rows in x, xrb = 4*cols bytes each: the
+// float32 values of their halves) in tiles of 2 rows by 6 tokens over blocks
+// of f16TileRows rows and f16TileSteps column steps, the tiles' accumulators
+// kept in between; each element is bitwise sgemmF16. It returns the first
+// row it left (hi, or hi-1 for an odd count).
+func sgemmF16X32Tiles(dst []float32, w Matrix, x []byte, xrb, n, lo, hi int) int {
+	rb, ldd, steps := w.RowBytes(), w.Rows, xrb/32
+	end := lo + (hi-lo)&^1
+	var acc [f16TileRows / 2 * 96]float32 // per pair of rows, 12 accumulators of 8 lanes
+	for b0 := lo; b0 < end; b0 += f16TileRows {
+		b1 := min(b0+f16TileRows, end)
 		i := 0
-		for ; i+4 <= n; i += 4 {
-			d := dst[i*ldd+lo : (i+3)*ldd+lo+2]
-			xs := x[i*xrb : (i+3)*xrb+16*steps]
-			sgemmF16Tile2x4AVX2(unsafe.SliceData(d), ldd, unsafe.SliceData(rows), rb, unsafe.SliceData(xs), xrb, steps)
+		for ; i+6 <= n; i += 6 {
+			clear(acc[:])
+			for k0 := 0; k0 < steps; k0 += f16TileSteps {
+				ks := min(f16TileSteps, steps-k0)
+				xs := x[i*xrb+32*k0 : (i+5)*xrb+32*(k0+ks)]
+				for r := b0; r < b1; r += 2 {
+					a := acc[(r-b0)/2*96:][:96]
+					rows := w.Data[r*rb+16*k0 : (r+1)*rb+16*(k0+ks)]
+					sgemmF16X32Acc2x6AVX2(unsafe.SliceData(a), unsafe.SliceData(rows), rb, unsafe.SliceData(xs), xrb, ks)
+				}
+			}
+			for r := b0; r < b1; r += 2 {
+				a := acc[(r-b0)/2*96:][:96]
+				for j := range 6 {
+					dst[(i+j)*ldd+r] = hsum8((*[8]float32)(a[16*j:]))
+					dst[(i+j)*ldd+r+1] = hsum8((*[8]float32)(a[16*j+8:]))
+				}
+			}
 		}
 		for ; i < n; i++ {
 			xi := x[i*xrb : (i+1)*xrb]
-			dst[i*ldd+lo] = sgemmF16Asm(w.Data[lo*rb:(lo+1)*rb], xi, 0)
-			dst[i*ldd+lo+1] = sgemmF16Asm(w.Data[(lo+1)*rb:(lo+2)*rb], xi, 0)
+			for r := b0; r < b1; r++ {
+				dst[i*ldd+r] = sgemmF16X32Asm(w.Data[r*rb:(r+1)*rb], xi, 0)
+			}
 		}
 	}
-	return lo
+	return end
 }
 
 // dotQ8_0Tiles computes rows [lo, hi) of a Q8_0 product of n activation
@@ -220,7 +338,7 @@ func fastTiles(t DType, batch bool, n int) func(dst []float32, w Matrix, x []byt
 	case !useAVX2 || n < 4:
 		return nil
 	case batch && t == F16:
-		return sgemmF16Tiles
+		return sgemmF16X32Tiles // with fastAct32's activations
 	case t == Q8_0:
 		return dotQ8_0Tiles
 	}
@@ -246,20 +364,22 @@ func fastDot(t DType, rows int, batch bool) func(w, x []byte, nb int) float32 {
 	case t == Q6_K:
 		return dotQ6_KQ8_KAsm
 	case t == F16 && !batch:
-		return dotF16Asm
+		return dotF16X32Asm // with fastAct32's activations
 	case t == F16:
-		return sgemmF16Asm
+		return sgemmF16X32Asm // with fastAct32's activations
 	}
 	return nil
 }
 
-// fastRows8 returns a kernel that computes 8 rows of the product at once,
-// bitwise as fastDot's (or the reference) row dot would, or nil.
-func fastRows8(t DType, rows int, _ bool) func(dst []float32, w []byte, rb int, x []byte, nb int) {
-	if useAVX2 && t == Q4_0 && rows%8 == 0 {
-		return dotQ4_0Q8_0x8Rows8
+// fastRows returns a kernel that computes k rows of a product of n tokens
+// at once, bitwise as fastDot's (or the reference) row dot would, or nil.
+func fastRows(t DType, rows, n int, _ bool) (f func(dst []float32, w []byte, rb int, x []byte, nb int), k int) {
+	switch {
+	case !useAVX2:
+	case t == Q4_0 && rows%8 == 0:
+		return dotQ4_0Q8_0x8Rows8, 8
 	}
-	return nil
+	return nil, 0
 }
 
 // fastDotF32 returns the SIMD version of dotF32 (batch: of sgemmF32), or
@@ -286,11 +406,15 @@ func asmDots() []dotImpl {
 		{"Q4_0x8", Q4_0, dotQ4_0Q8_0x8, dotQ4_0Q8_0x8Asm},
 		{"Q4_0x8rows", Q4_0, dotQ4_0Q8_0x8, rowOf8(dotQ4_0Q8_0x8Rows8, q4_0Bytes)},
 		{"Q8_0tok4", Q8_0, dotQ8_0Q8_0, tokOf4Q8_0},
+		{"Q4_0x8packed", Q4_0, dotQ4_0Q8_0x8, packedRow(Q4_0)},
+		{"Q8_0x8packed", Q8_0, dotQ8_0Q8_0, packedRow(Q8_0)},
 		{"Q4_K", Q4_K, dotQ4_KQ8_K, dotQ4_KQ8_KAsm},
 		{"Q6_K", Q6_K, dotQ6_KQ8_K, dotQ6_KQ8_KAsm},
 		{"F16", F16, func(w, x []byte, _ int) float32 { return dotF16(w, x) }, dotF16Asm},
+		{"F16x32", F16, func(w, x []byte, _ int) float32 { return dotF16(w, x) }, func(w, x []byte, nb int) float32 { return dotF16X32Asm(w, halvesAsF32(x), nb) }},
 		{"F32", F32, dotF32Bytes, func(w, x []byte, _ int) float32 { return dotF32Asm(w, f32View(x)) }},
 		{"sgemmF16", F16, sgemmF16, sgemmF16Asm},
+		{"sgemmF16x32", F16, sgemmF16, func(w, x []byte, nb int) float32 { return sgemmF16X32Asm(w, halvesAsF32(x), nb) }},
 		{"sgemmF32", F32,
 			func(w, x []byte, _ int) float32 { return sgemmF32(w, f32View(x)) },
 			func(w, x []byte, _ int) float32 { return sgemmF32Asm(w, f32View(x)) }},
@@ -358,4 +482,73 @@ func tokOf4Q8_0(w, x []byte, nb int) float32 {
 	w = w[:nb*q8_0Bytes]
 	dotQ8_0Q8_0Tok4AVX2(&dst[0], 3, unsafe.SliceData(w), unsafe.SliceData(m), xrb, nb)
 	return dst[6]
+}
+
+// packedRow makes a row dot of the packed kernel of type t for the
+// differential tests: w is row 13 of a 24-row matrix (three groups; the
+// other rows scrambled copies, so that mixed-up rows, pairs or groups would
+// show), packed by Matrix.Packed; the kernel runs groups 1 and 2 in one
+// call and the result is that row's.
+func packedRow(t DType) func(w, x []byte, nb int) float32 {
+	return func(w, x []byte, nb int) float32 {
+		bb := t.BlockBytes()
+		rb := nb * bb
+		m := make([]byte, 24*rb)
+		for r := range 24 {
+			for i := range rb {
+				m[r*rb+i] = w[(i+7*r)%rb] ^ byte(r*29)
+				if t == Q8_0 && m[r*rb+i] == 0x80 {
+					m[r*rb+i] = 0x81 // no -128 quants (the kernels' bound)
+				}
+			}
+			for b := range nb { // each block keeps the original's (finite) scale
+				copy(m[r*rb+b*bb:][:2], w[b*bb:][:2])
+			}
+		}
+		copy(m[13*rb:], w[:rb])
+		mat := Matrix{Type: t, Rows: 24, Cols: nb * QK, Data: m}.Packed()
+		xs := make([]byte, 8*nb)
+		packedSums(xs, x, nb)
+		dst := make([]float32, 24)
+		dotPacked(dst, mat, 1, 3, x, xs)
+		return dst[13]
+	}
+}
+
+// halvesAsF32 returns the bytes of the float32 values of the halves in x,
+// as quantizeAct32 lays out activations (for the differential tests).
+func halvesAsF32(x []byte) []byte {
+	xf := make([]float32, len(x)/2)
+	for i := range xf {
+		xf[i] = F16ToF32(u16le(x[2*i:]))
+	}
+	return unsafe.Slice((*byte)(unsafe.Pointer(unsafe.SliceData(xf))), 4*len(xf))
+}
+
+// fastAttnF16 reports whether attention over an F16 cache uses the SIMD
+// scores (attnScoreF16) and value sums (attnAxpyF16) below.
+var fastAttnF16 = useAVX2
+
+// attnScoreF16 is dotHalves (batch: sgemmHalves) of the key k with the
+// query given as the float32 values of its halves, q32: bitwise equal.
+func attnScoreF16(k []uint16, q32 []float32, batch bool) float32 {
+	kb := unsafe.Slice((*byte)(unsafe.Pointer(unsafe.SliceData(k))), 2*len(k))
+	qb := unsafe.Slice((*byte)(unsafe.Pointer(unsafe.SliceData(q32))), 4*len(q32))
+	if batch {
+		return sgemmF16X32Asm(kb, qb, 0)
+	}
+	return dotF16X32Asm(kb, qb, 0)
+}
+
+// attnAxpyF16 sets acc[d] += p * F16(v[d]) for d < len(v), p a half's value
+// (exact products), as the reference loop does.
+func attnAxpyF16(acc []float32, v []uint16, p float32) {
+	n := len(v)
+	acc = acc[:n]
+	if n8 := n &^ 7; n8 > 0 {
+		axpyF16AVX2(unsafe.SliceData(acc), (*byte)(unsafe.Pointer(unsafe.SliceData(v))), p, n8)
+	}
+	for d := n &^ 7; d < n; d++ {
+		acc[d] += p * F16ToF32(v[d])
+	}
 }

@@ -892,6 +892,7 @@ sgf32done:
 	MOVSS X0, ret+24(FP)
 	RET
 
+
 // func dotQ4_0Q8_0x8RowsAVX2(dst *float32, w *byte, rb int, x *byte, nb int)
 //
 // dotQ4_0Q8_0x8 of 8 rows at once (row r at w + r*rb into dst[r]), as
@@ -1034,66 +1035,6 @@ r8done:
 	VADDSS       X12, X11, X11; \
 	VMOVSS       X11, m
 
-// func sgemmF16Tile2x4AVX2(dst *float32, ldd int, w *byte, rb int, x *byte, xrb int, steps int)
-//
-// sgemmF16 of 2 weight rows (w, w+rb) by 4 activation rows (x + i*xrb):
-// dst[i*ldd+r]. Each of the 8 products keeps its own 8-lane accumulator
-// (Yi*2+r), so the sums are those of sgemmF16 one at a time, while 8
-// independent chains of fused multiply-adds keep both FMA units busy.
-TEXT ·sgemmF16Tile2x4AVX2(SB), NOSPLIT, $0-56
-	MOVQ dst+0(FP), DX
-	MOVQ ldd+8(FP), R8
-	MOVQ w+16(FP), SI
-	MOVQ rb+24(FP), R9
-	MOVQ x+32(FP), DI
-	MOVQ xrb+40(FP), R10
-	MOVQ steps+48(FP), CX
-	LEAQ (R10)(R10*2), R11
-	VXORPS Y0, Y0, Y0
-	VXORPS Y1, Y1, Y1
-	VXORPS Y2, Y2, Y2
-	VXORPS Y3, Y3, Y3
-	VXORPS Y4, Y4, Y4
-	VXORPS Y5, Y5, Y5
-	VXORPS Y6, Y6, Y6
-	VXORPS Y7, Y7, Y7
-	TESTQ  CX, CX
-	JEQ    tiledone
-
-tileloop:
-	VCVTPH2PS   (SI), Y8
-	VCVTPH2PS   (SI)(R9*1), Y9
-	VCVTPH2PS   (DI), Y10
-	VFMADD231PS Y10, Y8, Y0
-	VFMADD231PS Y10, Y9, Y1
-	VCVTPH2PS   (DI)(R10*1), Y10
-	VFMADD231PS Y10, Y8, Y2
-	VFMADD231PS Y10, Y9, Y3
-	VCVTPH2PS   (DI)(R10*2), Y10
-	VFMADD231PS Y10, Y8, Y4
-	VFMADD231PS Y10, Y9, Y5
-	VCVTPH2PS   (DI)(R11*1), Y10
-	VFMADD231PS Y10, Y8, Y6
-	VFMADD231PS Y10, Y9, Y7
-	ADDQ        $16, SI
-	ADDQ        $16, DI
-	DECQ        CX
-	JNZ         tileloop
-
-tiledone:
-	LEAQ (DX)(R8*8), R12
-	LEAQ (R12)(R8*4), R13
-	HSUMST(Y0, X0, (DX))
-	HSUMST(Y1, X1, 4(DX))
-	HSUMST(Y2, X2, (DX)(R8*4))
-	HSUMST(Y3, X3, 4(DX)(R8*4))
-	HSUMST(Y4, X4, (R12))
-	HSUMST(Y5, X5, 4(R12))
-	HSUMST(Y6, X6, (R13))
-	HSUMST(Y7, X7, 4(R13))
-	VZEROUPPER
-	RET
-
 // func dotQ8_0Q8_0Tok4AVX2(dst *float32, ldd int, w *byte, x *byte, xrb int, nb int)
 //
 // dotQ8_0Q8_0 of one weight row by 4 activation rows (x + i*xrb) into
@@ -1177,5 +1118,408 @@ tok4done:
 	HSUMST(Y1, X1, (DX)(R8*4))
 	HSUMST(Y2, X2, (R12))
 	HSUMST(Y3, X3, (R12)(R8*4))
+	VZEROUPPER
+	RET
+
+// func dotQ4_0Q8_0x8PackedAVX2(dst *float32, w *byte, x *byte, xs *byte, nb int, groups int)
+//
+// dotQ4_0Q8_0x8 of groups*8 rows packed by packQ4_0x8 (group g's blocks at
+// w + g*nb*144) into dst[8g+r]. As dotQ4_0Q8_0x8RowsAVX2, lane r of Y0 is
+// row r's accumulator and per block acc_r = fma(float32(sumi_r),
+// F16(dw_r)*F16(dx), acc_r) in block order. sumi_r is the exact integer
+// sum of nibble*x (VPMADDUBSW of unsigned nibbles) minus 8 times the sum of
+// the block's x, which xs holds per block as an int32, followed by F16(dx)
+// as a float32 (8 bytes a block).
+TEXT ·dotQ4_0Q8_0x8PackedAVX2(SB), NOSPLIT, $0-48
+	MOVQ dst+0(FP), DX
+	MOVQ w+8(FP), SI
+	MOVQ nb+32(FP), R9
+	MOVQ groups+40(FP), R8
+	VPCMPEQW Y15, Y15, Y15
+	VPSRLW   $15, Y15, Y15
+	MOVL         $0x0f0f0f0f, AX
+	VMOVD        AX, X14
+	VPBROADCASTD X14, Y14
+	TESTQ R8, R8
+	JEQ   pkdone
+	TESTQ R9, R9
+	JEQ   pkdone
+
+pkgroup:
+	MOVQ x+16(FP), DI
+	MOVQ xs+24(FP), BX
+	MOVQ R9, CX
+	VXORPS Y0, Y0, Y0
+
+pkloop:
+	VBROADCASTI128 2(DI), Y1
+	VBROADCASTI128 18(DI), Y2
+	VMOVDQU    16(SI), Y4
+	VPSRLW     $4, Y4, Y5
+	VPAND      Y14, Y4, Y4
+	VPAND      Y14, Y5, Y5
+	VPMADDUBSW Y1, Y4, Y4
+	VPMADDUBSW Y2, Y5, Y5
+	VPADDW     Y5, Y4, Y4
+	VPMADDWD   Y15, Y4, Y4
+	VMOVDQU    48(SI), Y6
+	VPSRLW     $4, Y6, Y7
+	VPAND      Y14, Y6, Y6
+	VPAND      Y14, Y7, Y7
+	VPMADDUBSW Y1, Y6, Y6
+	VPMADDUBSW Y2, Y7, Y7
+	VPADDW     Y7, Y6, Y6
+	VPMADDWD   Y15, Y6, Y6
+	VMOVDQU    80(SI), Y8
+	VPSRLW     $4, Y8, Y9
+	VPAND      Y14, Y8, Y8
+	VPAND      Y14, Y9, Y9
+	VPMADDUBSW Y1, Y8, Y8
+	VPMADDUBSW Y2, Y9, Y9
+	VPADDW     Y9, Y8, Y8
+	VPMADDWD   Y15, Y8, Y8
+	VMOVDQU    112(SI), Y10
+	VPSRLW     $4, Y10, Y11
+	VPAND      Y14, Y10, Y10
+	VPAND      Y14, Y11, Y11
+	VPMADDUBSW Y1, Y10, Y10
+	VPMADDUBSW Y2, Y11, Y11
+	VPADDW     Y11, Y10, Y10
+	VPMADDWD   Y15, Y10, Y10
+	// Y4 = [rows 0-3 | rows 4-7]: pairs (0,4), (1,5), (2,6), (3,7).
+	VPHADDD Y6, Y4, Y4
+	VPHADDD Y10, Y8, Y8
+	VPHADDD Y8, Y4, Y4
+	VPBROADCASTD (BX), Y5
+	VPSUBD       Y5, Y4, Y4
+	VCVTDQ2PS    Y4, Y4
+	VCVTPH2PS    (SI), Y5
+	VBROADCASTSS 4(BX), Y6
+	VMULPS       Y6, Y5, Y5
+	VFMADD231PS  Y5, Y4, Y0
+	ADDQ $144, SI
+	ADDQ $34, DI
+	ADDQ $8, BX
+	DECQ CX
+	JNZ  pkloop
+
+	VMOVUPS Y0, (DX)
+	ADDQ    $32, DX
+	DECQ    R8
+	JNZ     pkgroup
+
+pkdone:
+	VZEROUPPER
+	RET
+
+// func dotF16X32AVX2(w *byte, x *float32, n int) float32
+//
+// dotF16AVX2 with the activations already widened to float32 (the values of
+// their halves, so the products and sums are the same): half the
+// conversions per element. n is a multiple of 32, element i in lane i%32.
+TEXT ·dotF16X32AVX2(SB), NOSPLIT, $0-28
+	MOVQ w+0(FP), SI
+	MOVQ x+8(FP), DI
+	MOVQ n+16(FP), CX
+	VXORPS Y0, Y0, Y0
+	VXORPS Y1, Y1, Y1
+	VXORPS Y2, Y2, Y2
+	VXORPS Y3, Y3, Y3
+	TESTQ  CX, CX
+	JEQ    f16x32done
+
+f16x32loop:
+	VCVTPH2PS   (SI), Y4
+	VCVTPH2PS   16(SI), Y5
+	VCVTPH2PS   32(SI), Y6
+	VCVTPH2PS   48(SI), Y7
+	VFMADD231PS (DI), Y4, Y0
+	VFMADD231PS 32(DI), Y5, Y1
+	VFMADD231PS 64(DI), Y6, Y2
+	VFMADD231PS 96(DI), Y7, Y3
+	ADDQ        $64, SI
+	ADDQ        $128, DI
+	SUBQ        $32, CX
+	JNZ         f16x32loop
+
+f16x32done:
+	REDUCE32
+	VZEROUPPER
+	MOVSS X0, ret+24(FP)
+	RET
+
+// func dotQ8_0Q8_0x8PackedAVX2(dst *float32, w *byte, x *byte, xs *byte, nb int, groups int)
+//
+// dotQ8_0Q8_0 of groups*8 rows packed by packQ8_0x8 (group g's blocks at
+// w + g*nb*272) into dst[8g+r]: row r keeps its own 8-lane accumulator (Yr)
+// with the same fused multiply-adds in the same order as one row at a time
+// (dotQ8_0Q8_0AVX2), while the activations' quants and scale are loaded once
+// per block for the 8 rows and the weights stream from one run of memory.
+// xs holds F16(dx) as a float32 at 4 + 8*b (packedSums); the 8 rows' scales
+// F16(dw_r)*F16(dx) go through the 32 bytes at 0(SP) to be broadcast.
+TEXT ·dotQ8_0Q8_0x8PackedAVX2(SB), NOSPLIT, $32-48
+	MOVQ dst+0(FP), DX
+	MOVQ w+8(FP), SI
+	MOVQ nb+32(FP), R9
+	MOVQ groups+40(FP), R8
+	ONES16
+	TESTQ R8, R8
+	JEQ   pq8done
+	TESTQ R9, R9
+	JEQ   pq8done
+
+pq8group:
+	MOVQ x+16(FP), DI
+	MOVQ xs+24(FP), BX
+	MOVQ R9, CX
+	VXORPS Y0, Y0, Y0
+	VXORPS Y1, Y1, Y1
+	VXORPS Y2, Y2, Y2
+	VXORPS Y3, Y3, Y3
+	VXORPS Y4, Y4, Y4
+	VXORPS Y5, Y5, Y5
+	VXORPS Y6, Y6, Y6
+	VXORPS Y7, Y7, Y7
+
+pq8loop:
+	VMOVDQU      2(DI), Y8
+	VCVTPH2PS    (SI), Y9
+	VBROADCASTSS 4(BX), Y10
+	VMULPS       Y10, Y9, Y9
+	VMOVUPS      Y9, 0(SP)
+	VMOVDQU      16(SI), Y10
+	VPSIGNB      Y10, Y10, Y11
+	VPSIGNB      Y10, Y8, Y12
+	VPMADDUBSW   Y12, Y11, Y11
+	VPMADDWD     Y15, Y11, Y11
+	VCVTDQ2PS    Y11, Y11
+	VBROADCASTSS 0(SP), Y12
+	VFMADD231PS  Y12, Y11, Y0
+	VMOVDQU      48(SI), Y10
+	VPSIGNB      Y10, Y10, Y11
+	VPSIGNB      Y10, Y8, Y12
+	VPMADDUBSW   Y12, Y11, Y11
+	VPMADDWD     Y15, Y11, Y11
+	VCVTDQ2PS    Y11, Y11
+	VBROADCASTSS 4(SP), Y12
+	VFMADD231PS  Y12, Y11, Y1
+	VMOVDQU      80(SI), Y10
+	VPSIGNB      Y10, Y10, Y11
+	VPSIGNB      Y10, Y8, Y12
+	VPMADDUBSW   Y12, Y11, Y11
+	VPMADDWD     Y15, Y11, Y11
+	VCVTDQ2PS    Y11, Y11
+	VBROADCASTSS 8(SP), Y12
+	VFMADD231PS  Y12, Y11, Y2
+	VMOVDQU      112(SI), Y10
+	VPSIGNB      Y10, Y10, Y11
+	VPSIGNB      Y10, Y8, Y12
+	VPMADDUBSW   Y12, Y11, Y11
+	VPMADDWD     Y15, Y11, Y11
+	VCVTDQ2PS    Y11, Y11
+	VBROADCASTSS 12(SP), Y12
+	VFMADD231PS  Y12, Y11, Y3
+	VMOVDQU      144(SI), Y10
+	VPSIGNB      Y10, Y10, Y11
+	VPSIGNB      Y10, Y8, Y12
+	VPMADDUBSW   Y12, Y11, Y11
+	VPMADDWD     Y15, Y11, Y11
+	VCVTDQ2PS    Y11, Y11
+	VBROADCASTSS 16(SP), Y12
+	VFMADD231PS  Y12, Y11, Y4
+	VMOVDQU      176(SI), Y10
+	VPSIGNB      Y10, Y10, Y11
+	VPSIGNB      Y10, Y8, Y12
+	VPMADDUBSW   Y12, Y11, Y11
+	VPMADDWD     Y15, Y11, Y11
+	VCVTDQ2PS    Y11, Y11
+	VBROADCASTSS 20(SP), Y12
+	VFMADD231PS  Y12, Y11, Y5
+	VMOVDQU      208(SI), Y10
+	VPSIGNB      Y10, Y10, Y11
+	VPSIGNB      Y10, Y8, Y12
+	VPMADDUBSW   Y12, Y11, Y11
+	VPMADDWD     Y15, Y11, Y11
+	VCVTDQ2PS    Y11, Y11
+	VBROADCASTSS 24(SP), Y12
+	VFMADD231PS  Y12, Y11, Y6
+	VMOVDQU      240(SI), Y10
+	VPSIGNB      Y10, Y10, Y11
+	VPSIGNB      Y10, Y8, Y12
+	VPMADDUBSW   Y12, Y11, Y11
+	VPMADDWD     Y15, Y11, Y11
+	VCVTDQ2PS    Y11, Y11
+	VBROADCASTSS 28(SP), Y12
+	VFMADD231PS  Y12, Y11, Y7
+	ADDQ $272, SI
+	ADDQ $34, DI
+	ADDQ $8, BX
+	DECQ CX
+	JNZ  pq8loop
+
+	HSUMST(Y0, X0, (DX))
+	HSUMST(Y1, X1, 4(DX))
+	HSUMST(Y2, X2, 8(DX))
+	HSUMST(Y3, X3, 12(DX))
+	HSUMST(Y4, X4, 16(DX))
+	HSUMST(Y5, X5, 20(DX))
+	HSUMST(Y6, X6, 24(DX))
+	HSUMST(Y7, X7, 28(DX))
+	ADDQ $32, DX
+	DECQ R8
+	JNZ  pq8group
+
+pq8done:
+	VZEROUPPER
+	RET
+
+// func sgemmF16X32AVX2(w *byte, x *byte, steps int) float32
+//
+// sgemmF16AVX2 with the activations as the float32 values of their halves.
+TEXT ·sgemmF16X32AVX2(SB), NOSPLIT, $0-28
+	MOVQ w+0(FP), SI
+	MOVQ x+8(FP), DI
+	MOVQ steps+16(FP), CX
+	VXORPS Y0, Y0, Y0
+	TESTQ  CX, CX
+	JEQ    sgx32done
+
+sgx32loop:
+	VCVTPH2PS   (SI), Y1
+	VFMADD231PS (DI), Y1, Y0
+	ADDQ        $16, SI
+	ADDQ        $32, DI
+	DECQ        CX
+	JNZ         sgx32loop
+
+sgx32done:
+	HSUM8
+	VZEROUPPER
+	MOVSS X0, ret+24(FP)
+	RET
+
+// func axpyF16AVX2(acc *float32, v *byte, p float32, n int)
+//
+// acc[d] += p * F16(v[d]) for d < n (a multiple of 8). p is a half's value,
+// so each product is exact and the fused multiply-add rounds as the
+// reference's multiply then add.
+TEXT ·axpyF16AVX2(SB), NOSPLIT, $0-32
+	MOVQ         acc+0(FP), DI
+	MOVQ         v+8(FP), SI
+	VBROADCASTSS p+16(FP), Y2
+	MOVQ         n+24(FP), CX
+	SHRQ         $3, CX
+	JEQ          axpydone
+
+axpyloop:
+	VCVTPH2PS   (SI), Y1
+	VFMADD213PS (DI), Y2, Y1
+	VMOVUPS     Y1, (DI)
+	ADDQ        $16, SI
+	ADDQ        $32, DI
+	DECQ        CX
+	JNZ         axpyloop
+
+axpydone:
+	VZEROUPPER
+	RET
+
+// func roundF16AVX2(y *float32, x *float32, n int)
+//
+// y[i] = the value of x[i] rounded to half precision (F16ToF32(F32ToF16)),
+// n a multiple of 8: VCVTPS2PH with round-to-nearest-even, then back.
+TEXT ·roundF16AVX2(SB), NOSPLIT, $0-24
+	MOVQ y+0(FP), DI
+	MOVQ x+8(FP), SI
+	MOVQ n+16(FP), CX
+	SHRQ $3, CX
+	JEQ  rf16done
+
+rf16loop:
+	VMOVUPS   (SI), Y0
+	VCVTPS2PH $0, Y0, X1
+	VCVTPH2PS X1, Y1
+	VMOVUPS   Y1, (DI)
+	ADDQ      $32, SI
+	ADDQ      $32, DI
+	DECQ      CX
+	JNZ       rf16loop
+
+rf16done:
+	VZEROUPPER
+	RET
+
+// func sgemmF16X32Acc2x6AVX2(acc *float32, w *byte, rb int, x *byte, xrb int, steps int)
+//
+// sgemmF16 of 2 weight rows (w, w+rb) by 6 activation rows given as the
+// float32 values of their halves (x + i*xrb), steps steps of 8 columns, on
+// the 12 8-lane accumulators kept at acc (accumulator 2i+r at acc + 32*(2i+r) bytes):
+// loaded, advanced and stored back, so that a product can be run over its
+// columns in blocks that stay in L1 with the same fused multiply-adds of
+// exact products in the same order as sgemmF16 in one pass. Each weight
+// vector is widened once for 6 tokens.
+TEXT ·sgemmF16X32Acc2x6AVX2(SB), NOSPLIT, $0-48
+	MOVQ acc+0(FP), DX
+	MOVQ w+8(FP), SI
+	MOVQ rb+16(FP), R9
+	MOVQ x+24(FP), DI
+	MOVQ xrb+32(FP), R10
+	MOVQ steps+40(FP), CX
+	LEAQ (R10)(R10*2), R11
+	LEAQ (R10)(R10*4), R12
+	VMOVUPS 0(DX), Y0
+	VMOVUPS 32(DX), Y1
+	VMOVUPS 64(DX), Y2
+	VMOVUPS 96(DX), Y3
+	VMOVUPS 128(DX), Y4
+	VMOVUPS 160(DX), Y5
+	VMOVUPS 192(DX), Y6
+	VMOVUPS 224(DX), Y7
+	VMOVUPS 256(DX), Y8
+	VMOVUPS 288(DX), Y9
+	VMOVUPS 320(DX), Y10
+	VMOVUPS 352(DX), Y11
+	TESTQ CX, CX
+	JEQ   a26done
+
+a26loop:
+	VCVTPH2PS   (SI), Y12
+	VCVTPH2PS   (SI)(R9*1), Y13
+	VMOVUPS     (DI), Y14
+	VFMADD231PS Y14, Y12, Y0
+	VFMADD231PS Y14, Y13, Y1
+	VMOVUPS     (DI)(R10*1), Y14
+	VFMADD231PS Y14, Y12, Y2
+	VFMADD231PS Y14, Y13, Y3
+	VMOVUPS     (DI)(R10*2), Y14
+	VFMADD231PS Y14, Y12, Y4
+	VFMADD231PS Y14, Y13, Y5
+	VMOVUPS     (DI)(R11*1), Y14
+	VFMADD231PS Y14, Y12, Y6
+	VFMADD231PS Y14, Y13, Y7
+	VMOVUPS     (DI)(R10*4), Y14
+	VFMADD231PS Y14, Y12, Y8
+	VFMADD231PS Y14, Y13, Y9
+	VMOVUPS     (DI)(R12*1), Y14
+	VFMADD231PS Y14, Y12, Y10
+	VFMADD231PS Y14, Y13, Y11
+	ADDQ        $16, SI
+	ADDQ        $32, DI
+	DECQ        CX
+	JNZ         a26loop
+
+a26done:
+	VMOVUPS Y0, 0(DX)
+	VMOVUPS Y1, 32(DX)
+	VMOVUPS Y2, 64(DX)
+	VMOVUPS Y3, 96(DX)
+	VMOVUPS Y4, 128(DX)
+	VMOVUPS Y5, 160(DX)
+	VMOVUPS Y6, 192(DX)
+	VMOVUPS Y7, 224(DX)
+	VMOVUPS Y8, 256(DX)
+	VMOVUPS Y9, 288(DX)
+	VMOVUPS Y10, 320(DX)
+	VMOVUPS Y11, 352(DX)
 	VZEROUPPER
 	RET

@@ -133,8 +133,8 @@ func TestDotAsm(t *testing.T) {
 }
 
 // TestMatVecAsm checks whole products (every row, the pool, the Q4_0
-// repacked path and its 8-row kernel, one token and several) against the
-// reference dots.
+// repacked path and its 8-row kernel, the same matrices Packed, one token
+// and several) against the reference dots.
 func TestMatVecAsm(t *testing.T) {
 	if len(asmDots()) == 0 {
 		t.Skip("no SIMD kernels on this CPU or build")
@@ -143,7 +143,7 @@ func TestMatVecAsm(t *testing.T) {
 	p := NewPool(2)
 	defer p.Close()
 	for _, typ := range []DType{F32, F16, Q8_0, Q4_0, Q4_K, Q6_K} {
-		for _, rows := range []int{8, 13, 40} {
+		for _, rows := range []int{8, 13, 40, 1024} { // 1024: pool chunks
 			cols := 7*32 + 5 // F32 and F16: leftovers
 			switch typ {
 			case Q8_0, Q4_0:
@@ -178,14 +178,19 @@ func TestMatVecAsm(t *testing.T) {
 				if !bitsEqual(got, want) {
 					t.Errorf("%v %dx%d n=%d: MatMul %v, reference %v", typ, rows, cols, n, got, want)
 				}
+				packed := make([]float32, n*rows)
+				MatMul(p, packed, w.Packed(), xf, n)
+				if !bitsEqual(packed, want) {
+					t.Errorf("%v %dx%d n=%d: MatMul of Packed %v, reference %v", typ, rows, cols, n, packed, want)
+				}
 			}
 		}
 	}
 }
 
 // TestMatMulBatchAsm checks the batched float products (llama.cpp's sgemm
-// lanes; for F16 from 4 tokens on the 2x4 register tiles, with odd row
-// chunks from the pool and leftover tokens) against the reference sgemm dots.
+// lanes; for F16 on the 2x6 register tiles, with odd row chunks from the
+// pool and leftover tokens) against the reference sgemm dots.
 func TestMatMulBatchAsm(t *testing.T) {
 	if len(asmDots()) == 0 {
 		t.Skip("no SIMD kernels on this CPU or build")
@@ -193,9 +198,10 @@ func TestMatMulBatchAsm(t *testing.T) {
 	rng := rand.New(rand.NewPCG(39, 40))
 	p := NewPool(2)
 	defer p.Close()
-	const rows, cols = 40, 7*32 + 8 // F16 chunks of 7 rows at n = 9
+	const rows = 40 // F16 chunks of 7 rows at n = 9
 	for _, typ := range []DType{F32, F16} {
-		for _, n := range []int{3, 4, 9} {
+		for _, c := range []struct{ n, cols int }{{3, 232}, {4, 232}, {9, 232}, {13, 232}, {13, 1032}} { // 1032: blocks of columns
+			n, cols := c.n, c.cols
 			w := randMatrix(t, rng, typ, rows, cols)
 			xf := randNormal(rng, n*cols, 1)
 			got := make([]float32, n*rows)

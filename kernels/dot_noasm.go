@@ -8,9 +8,9 @@ package kernels
 // fastDot returns nil: matMul keeps the reference dot.
 func fastDot(DType, int, bool) func(w, x []byte, nb int) float32 { return nil }
 
-// fastRows8 returns nil: matMul dots one row at a time.
-func fastRows8(DType, int, bool) func(dst []float32, w []byte, rb int, x []byte, nb int) {
-	return nil
+// fastRows returns nil: matMul dots one row at a time.
+func fastRows(DType, int, int, bool) (func(dst []float32, w []byte, rb int, x []byte, nb int), int) {
+	return nil, 0
 }
 
 // fastTiles returns nil: matMul dots one element at a time.
@@ -26,3 +26,24 @@ func asmDots() []dotImpl { return nil }
 
 // quantizeQ8_0Impl is the reference quantizeQ8_0.
 func quantizeQ8_0Impl(y []byte, x []float32) { quantizeQ8_0(y, x) }
+
+// canPack returns false: Matrix.Packed keeps the row-major layout.
+func canPack(Matrix) bool { return false }
+
+// dotPacked is never called: no matrix is packed here.
+func dotPacked(dst []float32, w Matrix, g0, g1 int, x, xs []byte) {}
+
+// fastAct32 returns false: activations stay in their vec-dot type.
+func fastAct32(DType, bool) bool { return false }
+
+// quantizeAct32 is never called (fastAct32 is false).
+func quantizeAct32(y []byte, x []float32) {}
+
+// fastAttnF16 is false: attention runs the reference loops.
+const fastAttnF16 = false
+
+// attnScoreF16 is never called (fastAttnF16 is false).
+func attnScoreF16(k []uint16, q32 []float32, batch bool) float32 { return 0 }
+
+// attnAxpyF16 is never called (fastAttnF16 is false).
+func attnAxpyF16(acc []float32, v []uint16, p float32) {}

@@ -1,5 +1,10 @@
 package kernels
 
+import (
+	"encoding/binary"
+	"math"
+)
+
 // VecDotType returns the type llama.cpp rounds a matrix product's
 // activations into before dotting them with weights of type t: t itself for
 // F32, F16 and BF16; Q8_0 for Q4_0, Q5_0 and Q8_0; Q8_1 for Q4_1 and Q5_1;
@@ -79,12 +84,22 @@ type mulTask struct {
 	xrb   int
 	phase int
 	dot   func(w, x []byte, nb int) float32
-	// rows8, where not nil, computes 8 rows of dot at once (dot_amd64.go).
-	rows8 func(dst []float32, w []byte, rb int, x []byte, nb int)
+	// rows, where not nil, computes rowsK rows of dot at once
+	// (dot_amd64.go).
+	rows  func(dst []float32, w []byte, rb int, x []byte, nb int)
+	rowsK int
 	// tiles, where not nil, computes rows [lo, hi) for all n tokens in
 	// register tiles and returns the first row it left (dot_amd64.go).
 	tiles func(dst []float32, w Matrix, x []byte, xrb, n, lo, hi int) int
 	batch bool // llama.cpp's batched (sgemm) float products
+	// xs, for a packed matrix (Matrix.Packed), holds per token and
+	// block of xq 8 times the block's quant sum and its scale (packedSums);
+	// phase 1 then runs over groups of 8 rows.
+	xs []byte
+	// x32: xq holds the activations rounded to the vec-dot type but as
+	// float32 values, 4 bytes each (quantizeAct32), for the dot fastDot
+	// returned (dot_amd64.go).
+	x32 bool
 }
 
 var mulTasks freeList[mulTask]
@@ -99,7 +114,28 @@ func (t *mulTask) run(lo, hi int) {
 	cols := w.Cols
 	if t.phase == 0 {
 		for i := lo; i < hi; i++ {
+			if t.x32 {
+				quantizeAct32(t.xq[i*t.xrb:(i+1)*t.xrb], t.x[i*cols:(i+1)*cols])
+				continue
+			}
 			quantizeAct(t.xq[i*t.xrb:(i+1)*t.xrb], t.xt, t.x[i*cols:(i+1)*cols])
+			if w.packed != nil {
+				nb := cols / QK
+				packedSums(t.xs[i*nb*8:(i+1)*nb*8], t.xq[i*t.xrb:(i+1)*t.xrb], nb)
+			}
+		}
+		return
+	}
+	if w.packed != nil { // lo, hi count groups of 8 rows
+		nb := cols / QK
+		if t.n == 1 {
+			dotPacked(t.dst, w, lo, hi, t.xq, t.xs)
+			return
+		}
+		for g := lo; g < hi; g++ { // each group's rows stay in cache over the tokens
+			for i := range t.n {
+				dotPacked(t.dst[i*w.Rows:(i+1)*w.Rows], w, g, g+1, t.xq[i*t.xrb:(i+1)*t.xrb], t.xs[i*nb*8:(i+1)*nb*8])
+			}
 		}
 		return
 	}
@@ -121,10 +157,11 @@ func (t *mulTask) run(lo, hi int) {
 		return
 	}
 	nb := cols / w.Type.BlockSize()
-	if t.rows8 != nil { // SIMD rows, bitwise as dot (dot_amd64.go)
-		for ; lo+8 <= hi; lo += 8 {
+	if t.rows != nil { // SIMD rows, bitwise as dot (dot_amd64.go)
+		k := t.rowsK
+		for ; lo+k <= hi; lo += k {
 			for i := range t.n {
-				t.rows8(t.dst[i*w.Rows+lo:][:8], w.Data[lo*rb:(lo+8)*rb], rb, t.xq[i*t.xrb:(i+1)*t.xrb], nb)
+				t.rows(t.dst[i*w.Rows+lo:][:k], w.Data[lo*rb:(lo+k)*rb], rb, t.xq[i*t.xrb:(i+1)*t.xrb], nb)
 			}
 		}
 	}
@@ -189,6 +226,9 @@ func matMul(p *Pool, dst []float32, w Matrix, x []float32, n int, batch bool) {
 	if w.Type != F32 {
 		t.xt = VecDotType(w.Type)
 		t.xrb, _ = t.xt.RowBytes(w.Cols)
+		if t.x32 = fastAct32(w.Type, batch); t.x32 {
+			t.xrb = 4 * w.Cols
+		}
 		if need := n * t.xrb; cap(t.xq) < need {
 			t.xq = make([]byte, need)
 		}
@@ -205,13 +245,39 @@ func matMul(p *Pool, dst []float32, w Matrix, x []float32, n int, batch bool) {
 		if f := fastDot(w.Type, w.Rows, batch); f != nil {
 			t.dot = f // the SIMD version, bitwise equal (dot_amd64.go)
 		}
-		t.rows8 = fastRows8(w.Type, w.Rows, batch)
+		t.rows, t.rowsK = fastRows(w.Type, w.Rows, n, batch)
 		t.tiles = fastTiles(w.Type, batch, n)
+		if w.packed != nil {
+			if need := n * w.Cols / QK * 8; cap(t.xs) < need {
+				t.xs = make([]byte, need)
+			}
+		}
 		t.phase = 0
 		p.run(n, max(1, rowGrain/max(1, t.xrb)), t)
 	}
 	t.phase = 1
-	p.run(w.Rows, max(1, rowGrain/max(1, w.RowBytes()*n)), t)
-	t.dst, t.w.Data, t.x, t.dot, t.rows8, t.tiles = nil, nil, nil, nil, nil, nil
+	if w.packed != nil {
+		p.run(w.Rows/8, max(1, rowGrain/max(1, 8*w.RowBytes()*n)), t)
+	} else {
+		p.run(w.Rows, max(1, rowGrain/max(1, w.RowBytes()*n)), t)
+	}
+	t.dst, t.w.Data, t.w.packed, t.x, t.dot, t.rows, t.tiles = nil, nil, nil, nil, nil, nil, nil
 	mulTasks.put(t)
+}
+
+// packedSums writes, for each of the nb Q8_0 blocks of x, 8 times the sum
+// of its quants (int32) and its scale F16(d) as a float32 into xs, 8 bytes
+// a block: what dotQ4_0Packed subtracts for the nibbles' offset and
+// multiplies the weights' scales by.
+func packedSums(xs, x []byte, nb int) {
+	xs = xs[:8*nb]
+	for b := range nb {
+		blk := (*[q8_0Bytes]byte)(x[b*q8_0Bytes:])
+		var s int32
+		for _, q := range blk[2:] {
+			s += int32(int8(q))
+		}
+		binary.LittleEndian.PutUint32(xs[8*b:], uint32(8*s))
+		binary.LittleEndian.PutUint32(xs[8*b+4:], math.Float32bits(f16(blk[:])))
+	}
 }

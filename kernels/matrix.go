@@ -21,6 +21,59 @@ type Matrix struct {
 	Type       DType
 	Rows, Cols int
 	Data       []byte
+	// packed, where not nil, holds the same weights rearranged for this
+	// CPU's fastest kernel (see Packed); products read it instead of Data.
+	packed []byte
+}
+
+// Packed returns m with a copy of its weights rearranged for the fastest
+// product kernel of this CPU, as llama.cpp repacks them at load, or m
+// unchanged where there is none. Today that is Q4_0 and Q8_0 with a
+// multiple of 8 rows on AVX2: blocks of 8 rows interleaved (as ggml's
+// q4_0 8x8 repacking), so that a product streams one run of memory instead
+// of 8 and shares each block of activations among 8 rows. Products of the result are bitwise those of m;
+// Data, Row and DequantizeRow are unchanged (Data is kept, not read by
+// products). The copy is owned by the result and as large as Data.
+func (m Matrix) Packed() Matrix {
+	if m.packed == nil && canPack(m) {
+		m.packed = packRows8(m)
+	}
+	return m
+}
+
+// packRows8 interleaves the rows of a Q4_0 or Q8_0 matrix by groups of 8:
+// for group g and block b, at (g*nb+b)*8*BlockBytes, the 8 rows' F16
+// scales, then their quants. Q8_0 keeps the rows in order (32 bytes each);
+// Q4_0 pairs them (0,4), (1,5), (2,6), (3,7), the first of each pair in the
+// low 16 bytes of 32.
+func packRows8(m Matrix) []byte {
+	rb, nb, bb := m.RowBytes(), m.Cols/QK, m.Type.BlockBytes()
+	qb := bb - 2 // quant bytes a block: 16 or 32
+	out := make([]byte, len(m.Data))
+	var slot [8]int // where row r's quants go among the 8
+	for r := range slot {
+		slot[r] = r // Q8_0: row order
+		if m.Type == Q4_0 {
+			slot[r] = 2*(r%4) + r/4 // pairs (r, r+4)
+		}
+	}
+	for g := 0; g < m.Rows/8; g++ {
+		rows := m.Data[g*8*rb : (g+1)*8*rb]
+		for r := range 8 {
+			row := rows[r*rb : (r+1)*rb]
+			for b, o := 0, g*nb*8*bb; b < nb; b, o = b+1, o+8*bb {
+				src := row[b*bb : (b+1)*bb]
+				out[o+2*r], out[o+2*r+1] = src[0], src[1]
+				dst := out[o+16+qb*slot[r]:][:qb]
+				if qb == 16 { // fixed-size copies compile to moves, not memmove calls
+					*(*[16]byte)(dst) = *(*[16]byte)(src[2:])
+				} else {
+					*(*[32]byte)(dst) = *(*[32]byte)(src[2:])
+				}
+			}
+		}
+	}
+	return out
 }
 
 // NewMatrix returns a view of data as a rows x cols matrix of type t. It

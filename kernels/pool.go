@@ -90,17 +90,40 @@ func (p *Pool) Close() {
 	})
 }
 
+// spinPolls is how many times an idle worker polls for the next job, and a
+// caller waiting for its job's last chunks polls for them, before parking:
+// some tens of microseconds, about the gap between the products of a decode
+// step, so that each product does not wait for the scheduler to wake a
+// thread (llama.cpp's threads poll too). It counts polls, not time, so that
+// it ends inside a testing/synctest bubble as well.
+const spinPolls = 1 << 14
+
 func (p *Pool) worker() {
 	defer p.wg.Done()
 	for {
+		j := p.poll()
+		if j == nil {
+			select {
+			case j = <-p.jobs:
+			case <-p.quit:
+				return
+			}
+		}
+		j.work()
+		j.release()
+	}
+}
+
+// poll returns the next job if one comes within spinPolls polls, else nil.
+func (p *Pool) poll() *job {
+	for range spinPolls {
 		select {
 		case j := <-p.jobs:
-			j.work()
-			j.release()
-		case <-p.quit:
-			return
+			return j
+		default:
 		}
 	}
+	return nil
 }
 
 // For splits [0,n) into contiguous chunks, calls fn once per chunk, spread
@@ -154,6 +177,9 @@ func (p *Pool) run(n, grain int, t task) {
 		break
 	}
 	j.work()
+	for i := 0; i < spinPolls && j.left.Load() != 0; i++ {
+		// The workers are finishing their chunks: wait for them awake.
+	}
 	<-j.done
 	j.release()
 }
