@@ -33,9 +33,10 @@ Usage:
                  serve layers [A, B) over libp2p for a gateway's --route
   strata init  --model PATH --data DIR [--listen MULTIADDR] [--api HOST:PORT] [--capacity BYTES]
                  start a cluster; prints a join token and this node's address
-  strata join  ADDR --token TOKEN --model PATH --data DIR [--listen ...] [--api ...]
+  strata join  ADDR --token TOKEN --data DIR [--model PATH] [--listen ...] [--api ...]
                  join the cluster of the member at ADDR; the cluster gives this
-                 node layers to serve, and every member answers the API
+                 node layers to serve (from its copy of the model, or fetched
+                 from its peers without one), and every member answers the API
   strata leave [--api HOST:PORT]
                  drain a member: its layers move elsewhere, then it leaves
   strata status [--api HOST:PORT]
