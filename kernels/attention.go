@@ -83,7 +83,7 @@ func (t *attnTask) run(lo, hi int) {
 	var qbuf [attnStack]uint16
 	var qfbuf [attnStack]float32
 	var q16 []uint16
-	var qf []float32 // the values of q16 (fastAttnF16)
+	var qf []float32 // q rounded to halves, as float32 (fastAttnF16)
 	if t.f16 {
 		if hd <= attnStack {
 			q16, qf = qbuf[:hd], qfbuf[:hd]
@@ -104,8 +104,10 @@ func (t *attnTask) run(lo, hi int) {
 		clear(acc)
 		lanes := 32
 		if t.f16 {
-			for i, v := range qh {
-				q16[i] = F32ToF16(v)
+			if !fastAttnF16 {
+				for i, v := range qh {
+					q16[i] = F32ToF16(v)
+				}
 			}
 			sgemmScores := t.batch && hd%8 == 0
 			if t.batch && hd%4 == 0 {
@@ -113,9 +115,7 @@ func (t *attnTask) run(lo, hi int) {
 			}
 			if fastAttnF16 { // SIMD, bitwise equal (dot_amd64.go)
 				q32 := qf[:hd]
-				for i, h := range q16 {
-					q32[i] = F16ToF32(h)
-				}
+				attnRoundQ(q32, qh) // the values of the halves of q
 				for pos := range att {
 					k := t.keys16[pos*t.kvStride+kv : pos*t.kvStride+kv+hd]
 					att[pos] = attnScoreF16(k, q32, sgemmScores) * t.scale
@@ -168,6 +168,10 @@ func (t *attnTask) run(lo, hi int) {
 				}
 				out[d] = hsum8(&a)
 			}
+			continue
+		}
+		if fastAttnF16 && t.f16 { // SIMD, bitwise equal (dot_amd64.go)
+			attnReduce32(out, acc)
 			continue
 		}
 		var a [32]float32

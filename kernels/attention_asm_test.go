@@ -48,3 +48,30 @@ func TestAttentionF16Asm(t *testing.T) {
 		}
 	}
 }
+
+// TestAttnReduce32Asm checks the SIMD reduction of attention's 32 lanes
+// per output dimension against reduce32, bit for bit, for head sizes that
+// are and are not multiples of 8.
+func TestAttnReduce32Asm(t *testing.T) {
+	rng := rand.New(rand.NewPCG(43, 44))
+	for _, hd := range []int{1, 7, 8, 12, 64, 80, 128, 131} {
+		acc := randNormal(rng, 32*hd, 1e3)
+		for i := range acc {
+			if i%7 == 0 {
+				acc[i] *= 1e-6 // magnitudes far apart, so that the order shows
+			}
+		}
+		got, want := make([]float32, hd), make([]float32, hd)
+		attnReduce32(got, acc)
+		for d := range want {
+			var a [32]float32
+			for l := range a {
+				a[l] = acc[l*hd+d]
+			}
+			want[d] = reduce32(&a)
+		}
+		if !bitsEqual(got, want) {
+			t.Errorf("hd %d: SIMD %v, reference %v", hd, got, want)
+		}
+	}
+}

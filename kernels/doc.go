@@ -47,8 +47,10 @@
 //
 // Work is spread over rows (or heads) on one persistent worker Pool shared by
 // all kernels; a nil *Pool runs everything on the caller's goroutine.
-// Results never depend on the pool. In steady state MatVec, MatMul and the
-// attention kernels allocate nothing.
+// Results never depend on the pool. MatMulShared runs products of the same
+// activations (a layer's q, k and v; gate and up) in one dispatch, so that
+// the workers meet once for them. In steady state MatVec, MatMul,
+// MatMulShared and the attention kernels allocate nothing.
 //
 // # Contracts
 //

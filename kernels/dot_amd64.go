@@ -540,6 +540,33 @@ func attnScoreF16(k []uint16, q32 []float32, batch bool) float32 {
 	return dotF16X32Asm(kb, qb, 0)
 }
 
+// attnRoundQ sets q32[i] to the value of q[i] rounded to half precision,
+// as quantizeAct32 rounds activations.
+func attnRoundQ(q32, q []float32) {
+	quantizeAct32(unsafe.Slice((*byte)(unsafe.Pointer(unsafe.SliceData(q32))), 4*len(q)), q)
+}
+
+//go:noescape
+func reduce32ColsAVX2(out *float32, acc *float32, hd int, n int)
+
+// attnReduce32 sets out[d] = reduce32 of the 32 lanes acc[l*hd+d] for
+// d < len(out) = hd, bitwise as the reference loop.
+func attnReduce32(out, acc []float32) {
+	hd := len(out)
+	acc = acc[:32*hd]
+	n8 := hd &^ 7
+	if n8 > 0 {
+		reduce32ColsAVX2(unsafe.SliceData(out), unsafe.SliceData(acc), hd, n8)
+	}
+	var a [32]float32
+	for d := n8; d < hd; d++ {
+		for l := range a {
+			a[l] = acc[l*hd+d]
+		}
+		out[d] = reduce32(&a)
+	}
+}
+
 // attnAxpyF16 sets acc[d] += p * F16(v[d]) for d < len(v), p a half's value
 // (exact products), as the reference loop does.
 func attnAxpyF16(acc []float32, v []uint16, p float32) {

@@ -1523,3 +1523,89 @@ a26done:
 	VMOVUPS Y11, 352(DX)
 	VZEROUPPER
 	RET
+
+// func reduce32ColsAVX2(out *float32, acc *float32, hd int, n int)
+//
+// out[d] = reduce32 of the 32 lanes acc[l*hd+d] (l < 32) for d < n, n a
+// multiple of 8: the same adds in the same order as reduce32, 8 columns at
+// a time ((a_l + a_16+l) + (a_8+l + a_24+l), then lanes 0+4, 1+5, 2+6, 3+7,
+// then (0+1) + (2+3)).
+TEXT ·reduce32ColsAVX2(SB), NOSPLIT, $0-32
+	MOVQ out+0(FP), DI
+	MOVQ acc+8(FP), SI
+	MOVQ hd+16(FP), R8
+	SHLQ $2, R8
+	MOVQ n+24(FP), CX
+	MOVQ R8, R9
+	SHLQ $3, R9
+	MOVQ R8, R10
+	SHLQ $4, R10
+	LEAQ (R9)(R10*1), R11
+	TESTQ CX, CX
+	JEQ  r32cdone
+
+r32cloop:
+	MOVQ SI, BX
+	VMOVUPS (BX), Y0
+	VADDPS  (BX)(R10*1), Y0, Y0
+	VMOVUPS (BX)(R9*1), Y8
+	VADDPS  (BX)(R11*1), Y8, Y8
+	VADDPS  Y8, Y0, Y0
+	ADDQ    R8, BX
+	VMOVUPS (BX), Y1
+	VADDPS  (BX)(R10*1), Y1, Y1
+	VMOVUPS (BX)(R9*1), Y8
+	VADDPS  (BX)(R11*1), Y8, Y8
+	VADDPS  Y8, Y1, Y1
+	ADDQ    R8, BX
+	VMOVUPS (BX), Y2
+	VADDPS  (BX)(R10*1), Y2, Y2
+	VMOVUPS (BX)(R9*1), Y8
+	VADDPS  (BX)(R11*1), Y8, Y8
+	VADDPS  Y8, Y2, Y2
+	ADDQ    R8, BX
+	VMOVUPS (BX), Y3
+	VADDPS  (BX)(R10*1), Y3, Y3
+	VMOVUPS (BX)(R9*1), Y8
+	VADDPS  (BX)(R11*1), Y8, Y8
+	VADDPS  Y8, Y3, Y3
+	ADDQ    R8, BX
+	VMOVUPS (BX), Y4
+	VADDPS  (BX)(R10*1), Y4, Y4
+	VMOVUPS (BX)(R9*1), Y8
+	VADDPS  (BX)(R11*1), Y8, Y8
+	VADDPS  Y8, Y4, Y4
+	ADDQ    R8, BX
+	VMOVUPS (BX), Y5
+	VADDPS  (BX)(R10*1), Y5, Y5
+	VMOVUPS (BX)(R9*1), Y8
+	VADDPS  (BX)(R11*1), Y8, Y8
+	VADDPS  Y8, Y5, Y5
+	ADDQ    R8, BX
+	VMOVUPS (BX), Y6
+	VADDPS  (BX)(R10*1), Y6, Y6
+	VMOVUPS (BX)(R9*1), Y8
+	VADDPS  (BX)(R11*1), Y8, Y8
+	VADDPS  Y8, Y6, Y6
+	ADDQ    R8, BX
+	VMOVUPS (BX), Y7
+	VADDPS  (BX)(R10*1), Y7, Y7
+	VMOVUPS (BX)(R9*1), Y8
+	VADDPS  (BX)(R11*1), Y8, Y8
+	VADDPS  Y8, Y7, Y7
+	VADDPS  Y4, Y0, Y0
+	VADDPS  Y5, Y1, Y1
+	VADDPS  Y6, Y2, Y2
+	VADDPS  Y7, Y3, Y3
+	VADDPS  Y1, Y0, Y0
+	VADDPS  Y3, Y2, Y2
+	VADDPS  Y2, Y0, Y0
+	VMOVUPS Y0, (DI)
+	ADDQ    $32, SI
+	ADDQ    $32, DI
+	SUBQ    $8, CX
+	JNZ     r32cloop
+
+r32cdone:
+	VZEROUPPER
+	RET

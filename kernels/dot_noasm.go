@@ -45,5 +45,11 @@ const fastAttnF16 = false
 // attnScoreF16 is never called (fastAttnF16 is false).
 func attnScoreF16(k []uint16, q32 []float32, batch bool) float32 { return 0 }
 
+// attnRoundQ is never called (fastAttnF16 is false).
+func attnRoundQ(q32, q []float32) {}
+
+// attnReduce32 is never called (fastAttnF16 is false).
+func attnReduce32(out, acc []float32) {}
+
 // attnAxpyF16 is never called (fastAttnF16 is false).
 func attnAxpyF16(acc []float32, v []uint16, p float32) {}

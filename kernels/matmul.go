@@ -100,6 +100,21 @@ type mulTask struct {
 	// float32 values, 4 bytes each (quantizeAct32), for the dot fastDot
 	// returned (dot_amd64.go).
 	x32 bool
+	// parts, where nparts > 0, are the products of a fused call
+	// (MatMulShared); phase 1 then runs over their units in turn, and dst
+	// and w are the first part's.
+	parts  [maxShared]Product
+	nparts int
+}
+
+// maxShared is the most products MatMulShared fuses into one dispatch.
+const maxShared = 3
+
+// Product is one matrix product of a MatMulShared call: W times the shared
+// activations into Dst.
+type Product struct {
+	Dst []float32
+	W   Matrix
 }
 
 var mulTasks freeList[mulTask]
@@ -126,15 +141,43 @@ func (t *mulTask) run(lo, hi int) {
 		}
 		return
 	}
+	if t.nparts == 0 {
+		t.rowsOf(t.dst, w, lo, hi)
+		return
+	}
+	off := 0 // a fused product: [lo, hi) runs over the parts' units in turn
+	for j := range t.nparts {
+		pt := &t.parts[j]
+		u := productUnits(pt.W)
+		if a, b := max(lo-off, 0), min(hi-off, u); a < b {
+			t.rowsOf(pt.Dst, pt.W, a, b)
+		}
+		off += u
+	}
+}
+
+// productUnits is the length of the index range phase 1 of a product of w
+// runs over: groups of 8 rows for a packed matrix, else rows.
+func productUnits(w Matrix) int {
+	if w.packed != nil {
+		return w.Rows / 8
+	}
+	return w.Rows
+}
+
+// rowsOf computes units [lo, hi) (see productUnits) of the product of w
+// with t's activations into dst.
+func (t *mulTask) rowsOf(dst []float32, w Matrix, lo, hi int) {
+	cols := w.Cols
 	if w.packed != nil { // lo, hi count groups of 8 rows
 		nb := cols / QK
 		if t.n == 1 {
-			dotPacked(t.dst, w, lo, hi, t.xq, t.xs)
+			dotPacked(dst, w, lo, hi, t.xq, t.xs)
 			return
 		}
 		for g := lo; g < hi; g++ { // each group's rows stay in cache over the tokens
 			for i := range t.n {
-				dotPacked(t.dst[i*w.Rows:(i+1)*w.Rows], w, g, g+1, t.xq[i*t.xrb:(i+1)*t.xrb], t.xs[i*nb*8:(i+1)*nb*8])
+				dotPacked(dst[i*w.Rows:(i+1)*w.Rows], w, g, g+1, t.xq[i*t.xrb:(i+1)*t.xrb], t.xs[i*nb*8:(i+1)*nb*8])
 			}
 		}
 		return
@@ -151,7 +194,7 @@ func (t *mulTask) run(lo, hi int) {
 		for r := lo; r < hi; r++ {
 			row := w.Data[r*rb : (r+1)*rb]
 			for i := range t.n {
-				t.dst[i*w.Rows+r] = dot(row, t.x[i*cols:(i+1)*cols])
+				dst[i*w.Rows+r] = dot(row, t.x[i*cols:(i+1)*cols])
 			}
 		}
 		return
@@ -161,18 +204,18 @@ func (t *mulTask) run(lo, hi int) {
 		k := t.rowsK
 		for ; lo+k <= hi; lo += k {
 			for i := range t.n {
-				t.rows(t.dst[i*w.Rows+lo:][:k], w.Data[lo*rb:(lo+k)*rb], rb, t.xq[i*t.xrb:(i+1)*t.xrb], nb)
+				t.rows(dst[i*w.Rows+lo:][:k], w.Data[lo*rb:(lo+k)*rb], rb, t.xq[i*t.xrb:(i+1)*t.xrb], nb)
 			}
 		}
 	}
 	if t.tiles != nil { // SIMD tiles, bitwise as dot (dot_amd64.go)
-		lo = t.tiles(t.dst, w, t.xq, t.xrb, t.n, lo, hi)
+		lo = t.tiles(dst, w, t.xq, t.xrb, t.n, lo, hi)
 	}
 	dot := t.dot
 	for r := lo; r < hi; r++ {
 		row := w.Data[r*rb : (r+1)*rb]
 		for i := range t.n {
-			t.dst[i*w.Rows+r] = dot(row, t.xq[i*t.xrb:(i+1)*t.xrb], nb)
+			dst[i*w.Rows+r] = dot(row, t.xq[i*t.xrb:(i+1)*t.xrb], nb)
 		}
 	}
 }
@@ -216,11 +259,45 @@ func MatMulBatch(p *Pool, dst []float32, w Matrix, x []float32, n int) {
 	matMul(p, dst, w, x, n, n >= 2 && sgemmApplies(w))
 }
 
+// MatMulShared is MatMul of the same n activation rows x by up to three
+// matrices (ps[j].Dst gets ps[j].W times x), bitwise as separate MatMul
+// calls, in one dispatch on p where the matrices share their type, column
+// count and layout (Packed, or not): the activations are rounded once and
+// the pool's workers meet once instead of once per matrix, as for a
+// layer's q, k and v products. Otherwise, or for more than three, it makes
+// the MatMul calls one after another.
+func MatMulShared(p *Pool, x []float32, n int, ps ...Product) {
+	fuse := len(ps) >= 2 && len(ps) <= maxShared && n > 0
+	for _, q := range ps[min(1, len(ps)):] {
+		w0 := ps[0].W
+		fuse = fuse && q.W.Type == w0.Type && q.W.Cols == w0.Cols && (q.W.packed == nil) == (w0.packed == nil) &&
+			q.W.Rows%8 == w0.Rows%8 && q.W.Rows > 0
+	}
+	if !fuse || ps[0].W.Rows == 0 {
+		for _, q := range ps {
+			MatMul(p, q.Dst, q.W, x, n)
+		}
+		return
+	}
+	t := mulTasks.get()
+	t.nparts = copy(t.parts[:], ps)
+	for j := range t.nparts {
+		q := &t.parts[j]
+		q.Dst = q.Dst[:n*q.W.Rows]
+	}
+	matMulTask(p, t, ps[0].Dst, ps[0].W, x, n, false)
+}
+
 func matMul(p *Pool, dst []float32, w Matrix, x []float32, n int, batch bool) {
 	if n <= 0 || w.Rows == 0 {
 		return
 	}
-	t := mulTasks.get()
+	matMulTask(p, mulTasks.get(), dst, w, x, n, batch)
+}
+
+// matMulTask runs the product t (its parts set for a fused one, else
+// none) of x by w into dst and puts t back.
+func matMulTask(p *Pool, t *mulTask, dst []float32, w Matrix, x []float32, n int, batch bool) {
 	t.batch = batch
 	t.dst, t.w, t.x, t.n = dst[:n*w.Rows], w, x[:n*w.Cols], n
 	if w.Type != F32 {
@@ -256,12 +333,16 @@ func matMul(p *Pool, dst []float32, w Matrix, x []float32, n int, batch bool) {
 		p.run(n, max(1, rowGrain/max(1, t.xrb)), t)
 	}
 	t.phase = 1
+	units, unitBytes := productUnits(w), w.RowBytes()*n
 	if w.packed != nil {
-		p.run(w.Rows/8, max(1, rowGrain/max(1, 8*w.RowBytes()*n)), t)
-	} else {
-		p.run(w.Rows, max(1, rowGrain/max(1, w.RowBytes()*n)), t)
+		unitBytes *= 8
 	}
+	for j := 1; j < t.nparts; j++ {
+		units += productUnits(t.parts[j].W)
+	}
+	p.run(units, max(1, rowGrain/max(1, unitBytes)), t)
 	t.dst, t.w.Data, t.w.packed, t.x, t.dot, t.rows, t.tiles = nil, nil, nil, nil, nil, nil, nil
+	t.parts, t.nparts = [maxShared]Product{}, 0
 	mulTasks.put(t)
 }
 

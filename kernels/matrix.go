@@ -27,19 +27,35 @@ type Matrix struct {
 }
 
 // Packed returns m with a copy of its weights rearranged for the fastest
-// product kernel of this CPU, as llama.cpp repacks them at load, or m
-// unchanged where there is none. Today that is Q4_0 and Q8_0 with a
-// multiple of 8 rows on AVX2: blocks of 8 rows interleaved (as ggml's
-// q4_0 8x8 repacking), so that a product streams one run of memory instead
-// of 8 and shares each block of activations among 8 rows. Products of the result are bitwise those of m;
-// Data, Row and DequantizeRow are unchanged (Data is kept, not read by
-// products). The copy is owned by the result and as large as Data.
+// product kernel of this CPU, as llama.cpp repacks them at load. Today that
+// is Q4_0 and Q8_0 with a multiple of 8 rows on AVX2: blocks of 8 rows
+// interleaved (as ggml's q4_0 8x8 repacking), so that a product streams one
+// run of memory instead of 8 and shares each block of activations among 8
+// rows; Data, Row and DequantizeRow are unchanged (Data is kept, not read by
+// products). Any other matrix of 2 MiB or more gets a plain copy of Data in
+// memory of its own, which becomes the result's Data (decode streams a
+// mapped file's pages markedly slower than its own heap memory, measured on
+// F16 models); a smaller one is returned unchanged. Products of the
+// result are bitwise those of m. A copy is owned by the result and as large
+// as Data.
 func (m Matrix) Packed() Matrix {
-	if m.packed == nil && canPack(m) {
+	switch {
+	case m.packed != nil:
+	case canPack(m):
 		m.packed = packRows8(m)
+	case len(m.Data) >= copyBytes:
+		// No other layout, but a copy in memory of our own: a product
+		// streams it faster than the pages of a mapped file.
+		d := make([]byte, len(m.Data))
+		copy(d, m.Data)
+		m.Data = d
 	}
 	return m
 }
+
+// copyBytes is the size from which Packed copies a matrix it does not
+// rearrange.
+const copyBytes = 2 << 20
 
 // packRows8 interleaves the rows of a Q4_0 or Q8_0 matrix by groups of 8:
 // for group g and block b, at (g*nb+b)*8*BlockBytes, the 8 rows' F16
