@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math"
+	"sync/atomic"
 	"unsafe"
 
 	"github.com/strata-llm/strata/kernels"
@@ -157,8 +158,8 @@ func (ld *loader) weight(name string, rows, cols int) kernels.Matrix {
 	return m
 }
 
-// prefaultSink keeps prefault's reads.
-var prefaultSink byte
+// prefaultSink keeps prefault's reads (models load concurrently).
+var prefaultSink atomic.Uint32
 
 // prefault reads one byte of every page of b, so that the page faults of a
 // memory-mapped weight are taken at load rather than inside the first
@@ -168,7 +169,7 @@ func prefault(b []byte) {
 	for i := 0; i < len(b); i += 4096 {
 		s += b[i]
 	}
-	prefaultSink += s
+	prefaultSink.Add(uint32(s))
 }
 
 func (ld *loader) vector(name string, n int) []float32 {
@@ -300,9 +301,14 @@ func (m *Model) layer(l int, x []float32, rows int, seqs []arch.Seq, s *scratch)
 	}
 	xb := s.xb[:rows*d]
 	q, k, v := s.q[:rows*qDim], s.k[:rows*kvDim], s.v[:rows*kvDim]
-	m.matmul(q, L.Q, xb, seqs)
-	m.matmul(k, L.K, xb, seqs)
-	m.matmul(v, L.V, xb, seqs)
+	if rows == len(seqs) { // single tokens only: one dispatch for the three
+		kernels.MatMulShared(m.pool, xb, rows, kernels.Product{Dst: q, W: L.Q},
+			kernels.Product{Dst: k, W: L.K}, kernels.Product{Dst: v, W: L.V})
+	} else {
+		m.matmul(q, L.Q, xb, seqs)
+		m.matmul(k, L.K, xb, seqs)
+		m.matmul(v, L.V, xb, seqs)
+	}
 	if L.QBias != nil {
 		for r := 0; r < rows; r++ {
 			kernels.Add(q[r*qDim:(r+1)*qDim], L.QBias)
@@ -351,8 +357,12 @@ func (m *Model) layer(l int, x []float32, rows int, seqs []arch.Seq, s *scratch)
 		kernels.RMSNorm(s.xb[r*d:(r+1)*d], x[r*d:(r+1)*d], L.FFNNorm, c.NormEps)
 	}
 	hb, hb2 := s.hb[:rows*c.FFN], s.hb2[:rows*c.FFN]
-	m.matmul(hb, L.Gate, xb, seqs)
-	m.matmul(hb2, L.Up, xb, seqs)
+	if rows == len(seqs) {
+		kernels.MatMulShared(m.pool, xb, rows, kernels.Product{Dst: hb, W: L.Gate}, kernels.Product{Dst: hb2, W: L.Up})
+	} else {
+		m.matmul(hb, L.Gate, xb, seqs)
+		m.matmul(hb2, L.Up, xb, seqs)
+	}
 	for r := 0; r < rows; r++ {
 		kernels.SwiGLURow(hb[r*c.FFN:(r+1)*c.FFN], hb[r*c.FFN:(r+1)*c.FFN], hb2[r*c.FFN:(r+1)*c.FFN])
 	}
@@ -374,8 +384,7 @@ func (m *Model) lastFFN(L *Layer, x []float32, seqs []arch.Seq, s *scratch) {
 		n++
 	}
 	hb, hb2, out := s.hb[:n*f], s.hb2[:n*f], s.out[:n*d]
-	kernels.MatMul(m.pool, hb, L.Gate, s.xb[:n*d], n)
-	kernels.MatMul(m.pool, hb2, L.Up, s.xb[:n*d], n)
+	kernels.MatMulShared(m.pool, s.xb[:n*d], n, kernels.Product{Dst: hb, W: L.Gate}, kernels.Product{Dst: hb2, W: L.Up})
 	for i := 0; i < n; i++ {
 		kernels.SwiGLURow(hb[i*f:(i+1)*f], hb[i*f:(i+1)*f], hb2[i*f:(i+1)*f])
 	}
