@@ -9,6 +9,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"runtime/pprof"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -55,9 +56,21 @@ func benchCmd(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	prefill := fs.Int("prefill", 128, "prompt tokens, processed in one batch before decoding")
 	threads := fs.Int("threads", 0, "kernel threads (0: all cores)")
 	asJSON := fs.Bool("json", false, "print JSON lines instead of a table")
+	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the whole run to `file`")
 	bwMB := fs.Int("bandwidth-mb", 512, "size of the buffer the bandwidth is measured over, in MB (well above the caches)")
 	if _, err := parse(fs, args); err != nil {
 		return err
+	}
+	if *cpuProfile != "" {
+		pf, err := os.Create(*cpuProfile)
+		if err != nil {
+			return err
+		}
+		defer pf.Close()
+		if err := pprof.StartCPUProfile(pf); err != nil {
+			return err
+		}
+		defer pprof.StopCPUProfile()
 	}
 	pool := kernels.NewPool(*threads)
 	defer pool.Close()
