@@ -566,18 +566,12 @@ func (m *Member) Run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	chat, err := tokenizer.ChatTemplateFromGGUF(m.file, m.tok)
-	if err != nil {
-		chat = tokenizer.DefaultChatTemplate(m.tok)
-	}
 	sp := &servedPipeline{file: m.file, cfg: m.acfg, tok: m.tok, remote: true, kvBytes: m.kvBytes}
-	gw := newGateway(sp, drv, m.cfg.Model)
+	srv, gw := newAPI(sp, drv, m.cfg.Model, api.Config{
+		ModelName: m.cfg.ModelName, APIKeys: m.cfg.APIKeys, Metrics: metrics, Logger: m.log, Admin: m.adminHandler(),
+	})
 	gw.info.Digest = m.model.Digest
 	gw.stages = m.stageInfos
-	srv := api.New(api.Config{
-		ModelName: m.cfg.ModelName, APIKeys: m.cfg.APIKeys, Metrics: metrics, Logger: m.log,
-		Admin: m.adminHandler(),
-	}, gw, api.NewTokenizer(m.tok, chat), gw)
 	addr := m.cfg.API
 	if addr == "" {
 		addr = "127.0.0.1:8080"
@@ -593,7 +587,6 @@ func (m *Member) Run(ctx context.Context) error {
 		ln.Close()
 		return fmt.Errorf("report the API address: %w", err)
 	}
-	metrics.OnScrape(func() { gw.refresh(metrics) })
 
 	var wg sync.WaitGroup
 	errs := make(chan error, 4)

@@ -90,18 +90,7 @@ func Serve(ctx context.Context, cfg ServeConfig) error {
 	if err != nil {
 		return err
 	}
-	chat, err := tokenizer.ChatTemplateFromGGUF(pipe.file, pipe.tok)
-	if err != nil {
-		log.Warn("the model's chat template does not compile; using a default", "err", err)
-		chat = tokenizer.DefaultChatTemplate(pipe.tok)
-	}
-	gw := newGateway(pipe, drv, cfg.Model)
-	srv := api.New(api.Config{
-		ModelName: cfg.ModelName,
-		APIKeys:   cfg.APIKeys,
-		Metrics:   metrics,
-		Logger:    log,
-	}, gw, api.NewTokenizer(pipe.tok, chat), gw)
+	srv, _ := newAPI(pipe, drv, cfg.Model, api.Config{ModelName: cfg.ModelName, APIKeys: cfg.APIKeys, Metrics: metrics, Logger: log})
 
 	addr := cfg.API
 	if addr == "" {
@@ -118,10 +107,6 @@ func Serve(ctx context.Context, cfg ServeConfig) error {
 	if cfg.Listening != nil {
 		cfg.Listening(ln.Addr().String())
 	}
-	metrics.OnScrape(func() { gw.refresh(metrics) })
-	metrics.Registry().MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
-		Name: "strata_sequences_active", Help: "Sequences admitted or queued and not yet finished.",
-	}, func() float64 { st := drv.Stats(); return float64(st.Queued + st.Running) }))
 
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -130,6 +115,25 @@ func Serve(ctx context.Context, cfg ServeConfig) error {
 	err = srv.Serve(ctx, ln)
 	cancel()
 	return errors.Join(err, <-runErr)
+}
+
+// newAPI builds the HTTP API over a gateway that drives drv through pipe:
+// the model's chat template (a default when it does not compile), the
+// pipeline's gauges read at every scrape, and the active sequences gauge.
+// cfg.Metrics must be set.
+func newAPI(pipe *servedPipeline, drv *pipeline.Driver, modelPath string, cfg api.Config) (*api.Server, *gateway) {
+	chat, err := tokenizer.ChatTemplateFromGGUF(pipe.file, pipe.tok)
+	if err != nil {
+		cfg.Logger.Warn("the model's chat template does not compile; using a default", "err", err)
+		chat = tokenizer.DefaultChatTemplate(pipe.tok)
+	}
+	gw := newGateway(pipe, drv, modelPath)
+	metrics := cfg.Metrics
+	metrics.OnScrape(func() { gw.refresh(metrics) })
+	metrics.Registry().MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "strata_sequences_active", Help: "Sequences admitted or queued and not yet finished.",
+	}, func() float64 { st := drv.Stats(); return float64(st.Queued + st.Running) }))
+	return api.New(cfg, gw, api.NewTokenizer(pipe.tok, chat), gw), gw
 }
 
 // servedPipeline is what a gateway serves: the stages, in order, with the
