@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strings"
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/network"
@@ -194,20 +195,13 @@ func (m *Member) control(ctx context.Context, to peer.ID, req *controlRequest) e
 	}
 	switch rep.Code {
 	case "token":
-		return fmt.Errorf("%w: %s", ErrJoinRefused, trimPrefix(rep.Err, ErrJoinRefused.Error()+": "))
+		return fmt.Errorf("%w: %s", ErrJoinRefused, strings.TrimPrefix(rep.Err, ErrJoinRefused.Error()+": "))
 	case "not_member":
 		return fmt.Errorf("%w: %s", ErrNotMember, rep.Err)
 	case "not_leader":
 		return &cluster.NotLeaderError{Leader: rep.Leader}
 	}
 	return fmt.Errorf("%s: %s", to, rep.Err)
-}
-
-func trimPrefix(s, p string) string {
-	if len(s) >= len(p) && s[:len(p)] == p {
-		return s[len(p):]
-	}
-	return s
 }
 
 // apply commits a command through the leader, wherever it is, retrying
