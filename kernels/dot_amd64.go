@@ -74,6 +74,12 @@ func axpyF16AVX2(acc *float32, v *byte, p float32, n int)
 func roundF16AVX2(y *float32, x *float32, n int)
 
 //go:noescape
+func swigluAVX2(dst, gate, up *float32, n int) int
+
+//go:noescape
+func toF16AVX2(dst *uint16, src *float32, n int)
+
+//go:noescape
 func dotQ8_0Q8_0Tok4AVX2(dst *float32, ldd int, w *byte, x *byte, xrb int, nb int)
 
 //go:noescape
@@ -578,4 +584,28 @@ func attnAxpyF16(acc []float32, v []uint16, p float32) {
 	for d := n &^ 7; d < n; d++ {
 		acc[d] += p * F16ToF32(v[d])
 	}
+}
+
+// swigluVec sets dst[i] = vSiLU(gate[i]) * up[i] for whole chunks of 8 from
+// the start of gate, up to the first that needs vExpf's slow path, and
+// returns how many elements it did (0 without AVX2).
+func swigluVec(dst, gate, up []float32) int {
+	n := len(gate) &^ 7
+	if !useAVX2 || n == 0 {
+		return 0
+	}
+	dst, up = dst[:n], up[:n]
+	return swigluAVX2(unsafe.SliceData(dst), unsafe.SliceData(gate), unsafe.SliceData(up), n)
+}
+
+// toF16Vec converts the whole chunks of 8 of src to half precision into dst
+// with VCVTPS2PH and returns how many elements it did (0 without F16C).
+func toF16Vec(dst []uint16, src []float32) int {
+	n := len(src) &^ 7
+	if !useAVX2 || n == 0 {
+		return 0
+	}
+	dst = dst[:n]
+	toF16AVX2(unsafe.SliceData(dst), unsafe.SliceData(src), n)
+	return n
 }

@@ -1609,3 +1609,102 @@ r32cloop:
 r32cdone:
 	VZEROUPPER
 	RET
+
+// BCAST sets reg (a Y register) to 8 lanes of the float32 bits imm.
+// Clobbers AX.
+#define BCAST(imm, reg) \
+	MOVL         imm, AX; \
+	VMOVD        AX, X0; \
+	VPBROADCASTD X0, reg
+
+// func swigluAVX2(dst, gate, up *float32, n int) int
+//
+// dst[i] = vSiLU(gate[i]) * up[i] for whole chunks of 8 from the start, as
+// ggml_vec_swiglu_f32 with ggml_v_expf: the same fused multiply-adds in the
+// same order, one lane an element. It stops before the first chunk where
+// some lane's |n| > 126 (ggml_v_expf's slow path, left to Go) and returns
+// the number of elements done. dst may alias gate or up.
+TEXT ·swigluAVX2(SB), NOSPLIT, $0-40
+	MOVQ dst+0(FP), DI
+	MOVQ gate+8(FP), SI
+	MOVQ up+16(FP), DX
+	MOVQ n+24(FP), CX
+	SHRQ $3, CX
+	XORQ BX, BX
+	TESTQ CX, CX
+	JEQ  swdone
+	BCAST($0x4b400000, Y15) // r = 0x1.8p23
+	BCAST($0x3fb8aa3b, Y14) // log2(e)
+	BCAST($0x35bfbe8e, Y13) // ln2 low
+	BCAST($0x3f317200, Y12) // ln2 high
+	BCAST($0x3f800000, Y11) // 1.0
+	BCAST($0x3c072010, Y10)
+	BCAST($0x3d2b9f17, Y9)
+	BCAST($0x3e2aaf33, Y8)
+	BCAST($0x3efffedb, Y7)
+	BCAST($0x3f7ffff6, Y6)
+	BCAST($0x7fffffff, Y5) // |.| mask
+	BCAST($0x42fc0000, Y4) // 126
+
+swloop:
+	VXORPS       Y0, Y0, Y0
+	VSUBPS       (SI)(BX*4), Y0, Y0 // x = 0 - g
+	VMOVAPS      Y15, Y1
+	VFMADD231PS  Y14, Y0, Y1        // z = x*log2e + r
+	VSUBPS       Y15, Y1, Y2        // n = z - r
+	VFNMADD231PS Y12, Y2, Y0        // x - n*ln2hi
+	VFNMADD231PS Y13, Y2, Y0        // b = that - n*ln2lo
+	VANDPS       Y5, Y2, Y2
+	VCMPPS       $0x1e, Y4, Y2, Y2  // |n| > 126 (ordered)
+	VMOVMSKPS    Y2, AX
+	TESTL        AX, AX
+	JNE          swdone
+	VPSLLD       $23, Y1, Y1
+	VPADDD       Y11, Y1, Y1        // k
+	VMULPS       Y0, Y0, Y2         // u = b*b
+	VMOVAPS      Y9, Y3
+	VFMADD231PS  Y10, Y0, Y3        // c1*b + c2
+	VMOVAPS      Y7, Y4
+	VFMADD231PS  Y8, Y0, Y4         // c3*b + c4
+	VFMADD231PS  Y3, Y2, Y4         // (c1*b + c2)*u + (c3*b + c4)
+	VMULPS       Y6, Y0, Y0         // c5*b
+	VFMADD231PS  Y4, Y2, Y0         // j = that*u + c5*b
+	VFMADD231PS  Y0, Y1, Y1         // e = k*j + k
+	VADDPS       Y11, Y1, Y1        // 1 + e
+	VMOVUPS      (SI)(BX*4), Y0
+	VDIVPS       Y1, Y0, Y0         // g / (1 + e)
+	VMULPS       (DX)(BX*4), Y0, Y0
+	VMOVUPS      Y0, (DI)(BX*4)
+	BCAST($0x42fc0000, Y4)
+	ADDQ         $8, BX
+	DECQ         CX
+	JNZ          swloop
+
+swdone:
+	MOVQ BX, ret+32(FP)
+	VZEROUPPER
+	RET
+
+// func toF16AVX2(dst *uint16, src *float32, n int)
+//
+// dst[i] = F32ToF16(src[i]), n a multiple of 8: VCVTPS2PH with
+// round-to-nearest-even.
+TEXT ·toF16AVX2(SB), NOSPLIT, $0-24
+	MOVQ dst+0(FP), DI
+	MOVQ src+8(FP), SI
+	MOVQ n+16(FP), CX
+	SHRQ $3, CX
+	JEQ  tf16done
+
+tf16loop:
+	VMOVUPS   (SI), Y0
+	VCVTPS2PH $0, Y0, X1
+	VMOVUPS   X1, (DI)
+	ADDQ      $32, SI
+	ADDQ      $16, DI
+	DECQ      CX
+	JNZ       tf16loop
+
+tf16done:
+	VZEROUPPER
+	RET

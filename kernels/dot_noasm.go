@@ -53,3 +53,9 @@ func attnReduce32(out, acc []float32) {}
 
 // attnAxpyF16 is never called (fastAttnF16 is false).
 func attnAxpyF16(acc []float32, v []uint16, p float32) {}
+
+// swigluVec does nothing: SwiGLU runs in Go.
+func swigluVec(dst, gate, up []float32) int { return 0 }
+
+// toF16Vec does nothing: F32sToF16 runs in Go.
+func toF16Vec(dst []uint16, src []float32) int { return 0 }

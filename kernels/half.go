@@ -37,6 +37,16 @@ func f16ToF32Bits(h uint16) float32 {
 	return math.Float32frombits(sign | (exp+112)<<23 | man<<13)
 }
 
+// F32sToF16 sets dst[i] = F32ToF16(src[i]) for every i of src (with F16C
+// where the CPU has it).
+func F32sToF16(dst []uint16, src []float32) {
+	dst = dst[:len(src)]
+	n := toF16Vec(dst, src)
+	for i := n; i < len(src); i++ {
+		dst[i] = F32ToF16(src[i])
+	}
+}
+
 // F32ToF16 converts f to IEEE 754 half precision, rounding to nearest with
 // ties to even (as F16C's VCVTPS2PH with the default rounding mode): values
 // too large become ±Inf, tiny ones subnormal halves or ±0. A NaN stays a

@@ -58,8 +58,22 @@ func SiLU(x float32) float32 { return x / (1 + expf(-x)) }
 // bit for bit; for other lengths see SwiGLURow. dst may alias gate or up.
 func SwiGLU(dst, gate, up []float32) {
 	dst, up = dst[:len(gate)], up[:len(gate)]
-	for i, g := range gate {
-		dst[i] = vSiLU(g) * up[i]
+	n8 := len(gate) &^ 7
+	swiGLU8(dst[:n8], gate[:n8], up[:n8])
+	for i := n8; i < len(gate); i++ {
+		dst[i] = vSiLU(gate[i]) * up[i]
+	}
+}
+
+// swiGLU8 is SwiGLU over a length that is a multiple of 8: the chunks the
+// SIMD kernel takes (swigluVec), the others (the rare chunk that needs
+// vExpf's slow path) in Go.
+func swiGLU8(dst, gate, up []float32) {
+	for i := 0; i < len(gate); {
+		i += swigluVec(dst[i:], gate[i:], up[i:])
+		for end := min(i+8, len(gate)); i < end; i++ {
+			dst[i] = vSiLU(gate[i]) * up[i]
+		}
 	}
 }
 
@@ -71,9 +85,7 @@ func SwiGLU(dst, gate, up []float32) {
 func SwiGLURow(dst, gate, up []float32) {
 	dst, up = dst[:len(gate)], up[:len(gate)]
 	n8 := len(gate) &^ 7
-	for i, g := range gate[:n8] {
-		dst[i] = vSiLU(g) * up[i]
-	}
+	swiGLU8(dst[:n8], gate[:n8], up[:n8])
 	for i := n8; i < len(gate); i++ {
 		dst[i] = SiLU(gate[i]) * up[i]
 	}

@@ -48,8 +48,11 @@ type job struct {
 var jobs freeList[job]
 
 // chunksPerWorker is how many chunks For cuts per worker, so that a worker
-// slowed by other load on the machine does not hold everyone up.
-const chunksPerWorker = 4
+// slowed by other load on the machine does not hold everyone up, and the
+// other workers' wait for the last chunk of a decode product (idle at the
+// end of every product) stays a small share of it: 16 measured about 4%
+// faster Q4_0 decode than 4 on two threads.
+const chunksPerWorker = 16
 
 // NewPool starts a pool of n workers, the caller of For counted as one (so
 // n-1 goroutines are started). n <= 0 means runtime.GOMAXPROCS(0); with

@@ -325,8 +325,8 @@ func (m *Model) layer(l int, x []float32, rows int, seqs []arch.Seq, s *scratch)
 			qr, kr, vr := q[r*qDim:(r+1)*qDim], k[r*kvDim:(r+1)*kvDim], v[r*kvDim:(r+1)*kvDim]
 			c.RoPE.Apply(qr, c.Heads, c.HeadDim, pos)
 			c.RoPE.Apply(kr, c.KVHeads, c.HeadDim, pos)
-			toF16(kc[pos*kvDim:(pos+1)*kvDim], kr)
-			toF16(vc[pos*kvDim:(pos+1)*kvDim], vr)
+			kernels.F32sToF16(kc[pos*kvDim:(pos+1)*kvDim], kr)
+			kernels.F32sToF16(vc[pos*kvDim:(pos+1)*kvDim], vr)
 			r++
 		}
 	}
@@ -439,11 +439,4 @@ func (m *Model) grow(rows, positions int) *scratch {
 		s.sc = make([]float32, max(need, 2*len(s.sc)))
 	}
 	return s
-}
-
-// toF16 rounds src to half precision into dst.
-func toF16(dst []uint16, src []float32) {
-	for i, f := range src {
-		dst[i] = kernels.F32ToF16(f)
-	}
 }
