@@ -133,6 +133,7 @@ type SeqError struct {
 	Err   error
 }
 
+// Error names the stage and the sequence, and the cause.
 func (e *SeqError) Error() string {
 	return fmt.Sprintf("stage %s: sequence %d: %v", e.Stage, e.ID, e.Err)
 }
@@ -149,6 +150,7 @@ type StageError struct {
 	Err   error
 }
 
+// Error names the stage, by place and name, and the cause.
 func (e *StageError) Error() string {
 	if e.Name != "" {
 		return fmt.Sprintf("stage %d (%s): %v", e.Index, e.Name, e.Err)
