@@ -8,9 +8,10 @@ import (
 
 // benchMatrix returns a rows x cols matrix of random blocks (finite scales),
 // which is as fast to multiply as a real one and quick to build.
-func benchMatrix(b *testing.B, typ DType, rows, cols int) Matrix {
+func benchMatrix(b testing.TB, typ DType, rows, cols int) Matrix {
 	b.Helper()
-	rng := rand.New(rand.NewPCG(uint64(typ), uint64(rows*cols)))
+	benchSeed++
+	rng := rand.New(rand.NewPCG(uint64(typ)+benchSeed<<8, uint64(rows*cols)))
 	if typ.BlockSize() == 1 {
 		m, err := NewMatrix(typ, rows, cols, Quantize(nil, typ, randNormal(rng, rows*cols, 0.02)))
 		if err != nil {
@@ -158,3 +159,4 @@ func BenchmarkMatVecStream(b *testing.B) {
 		})
 	}
 }
+var benchSeed uint64
