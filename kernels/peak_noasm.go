@@ -4,3 +4,7 @@ package kernels
 
 // fmaLoop is nil without the assembly: the FMA peak is then unknown.
 var fmaLoop func(int) float32
+
+// readLoops is empty without the assembly: MeasureBandwidth then uses its
+// plain-Go loop only.
+var readLoops []func([]byte) uint64
