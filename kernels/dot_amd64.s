@@ -1212,6 +1212,13 @@ pkdone:
 	VZEROUPPER
 	RET
 
+// F16_PREFETCH is how far ahead of its loads dotF16X32AVX2 prefetches the
+// weights: a matrix's rows are contiguous, so this runs on into the next
+// rows. Measured against no prefetch, products of 1B-like layer shapes
+// streamed 4-6% more of the bandwidth roofline (median of 16 alternating
+// rounds); the Q8_0 and Q4_0 kernels gained nothing from it.
+#define F16_PREFETCH 8192
+
 // func dotF16X32AVX2(w *byte, x *float32, n int) float32
 //
 // dotF16AVX2 with the activations already widened to float32 (the values of
@@ -1229,6 +1236,7 @@ TEXT ·dotF16X32AVX2(SB), NOSPLIT, $0-28
 	JEQ    f16x32done
 
 f16x32loop:
+	PREFETCHT0  F16_PREFETCH(SI)
 	VCVTPH2PS   (SI), Y4
 	VCVTPH2PS   16(SI), Y5
 	VCVTPH2PS   32(SI), Y6
