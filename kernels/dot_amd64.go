@@ -56,6 +56,9 @@ func dotF16AVX2(w, x *byte, n int) float32
 func dotF16X32AVX2(w *byte, x *float32, n int) float32
 
 //go:noescape
+func dotF16X32x2AVX2(dst *float32, w *byte, rb int, x *float32, n int)
+
+//go:noescape
 func dotF32AVX2(w *byte, x *float32, n int) float32
 
 //go:noescape
@@ -109,6 +112,21 @@ func dotQ4_0Q8_0x8Asm(w, x []byte, nb int) float32 {
 func dotQ4_0Q8_0x8Rows8(dst []float32, w []byte, rb int, x []byte, nb int) {
 	dst, w, x = dst[:8], w[:7*rb+nb*q4_0Bytes], x[:nb*q8_0Bytes]
 	dotQ4_0Q8_0x8RowsAVX2(unsafe.SliceData(dst), unsafe.SliceData(w), rb, unsafe.SliceData(x), nb)
+}
+
+// dotF16X32Rows2 sets dst[r] = dotF16X32Asm(w[r*rb:], x, nb) for the 2 rows
+// r < 2 of w (rows of rb bytes), bitwise as one row at a time; x holds the
+// activations as float32 (fastAct32).
+func dotF16X32Rows2(dst []float32, w []byte, rb int, x []byte, nb int) {
+	xf := f32View(x)
+	n := len(xf)
+	if n%32 != 0 || n == 0 {
+		dst[0] = dotF16X32Asm(w[:2*n], x, nb)
+		dst[1] = dotF16X32Asm(w[rb:rb+2*n], x, nb)
+		return
+	}
+	dst, w = dst[:2], w[:rb+2*n]
+	dotF16X32x2AVX2(unsafe.SliceData(dst), unsafe.SliceData(w), rb, unsafe.SliceData(xf), n)
 }
 
 // canPack reports whether Matrix.Packed rearranges m on this CPU: Q4_0
@@ -379,11 +397,13 @@ func fastDot(t DType, rows int, batch bool) func(w, x []byte, nb int) float32 {
 
 // fastRows returns a kernel that computes k rows of a product of n tokens
 // at once, bitwise as fastDot's (or the reference) row dot would, or nil.
-func fastRows(t DType, rows, n int, _ bool) (f func(dst []float32, w []byte, rb int, x []byte, nb int), k int) {
+func fastRows(t DType, rows, n int, batch bool) (f func(dst []float32, w []byte, rb int, x []byte, nb int), k int) {
 	switch {
 	case !useAVX2:
 	case t == Q4_0 && rows%8 == 0:
 		return dotQ4_0Q8_0x8Rows8, 8
+	case t == F16 && !batch:
+		return dotF16X32Rows2, 2 // with fastAct32's activations
 	}
 	return nil, 0
 }
@@ -411,6 +431,8 @@ func asmDots() []dotImpl {
 		{"Q4_0", Q4_0, dotQ4_0Q8_0, dotQ4_0Q8_0Asm},
 		{"Q4_0x8", Q4_0, dotQ4_0Q8_0x8, dotQ4_0Q8_0x8Asm},
 		{"Q4_0x8rows", Q4_0, dotQ4_0Q8_0x8, rowOf8(dotQ4_0Q8_0x8Rows8, q4_0Bytes)},
+		{"F16x32rows2/0", F16, func(w, x []byte, _ int) float32 { return dotF16(w, x) }, rowOf2F16(0)},
+		{"F16x32rows2/1", F16, func(w, x []byte, _ int) float32 { return dotF16(w, x) }, rowOf2F16(1)},
 		{"Q8_0tok4", Q8_0, dotQ8_0Q8_0, tokOf4Q8_0},
 		{"Q4_0x8packed", Q4_0, dotQ4_0Q8_0x8, packedRow(Q4_0)},
 		{"Q8_0x8packed", Q8_0, dotQ8_0Q8_0, packedRow(Q8_0)},
@@ -459,6 +481,23 @@ func rowOf8(k func(dst []float32, w []byte, rb int, x []byte, nb int), blockByte
 		var dst [8]float32
 		k(dst[:], m, rb, x, nb)
 		return dst[5]
+	}
+}
+
+// rowOf2F16 is a row dot made of the 2-row F16 kernel for the differential
+// tests: w is row r of two, with padding between them, and the other row
+// differs from it.
+func rowOf2F16(r int) func(w, x []byte, nb int) float32 {
+	return func(w, x []byte, nb int) float32 {
+		rb := len(w) + 64
+		m := make([]byte, 2*rb)
+		for i := range w {
+			m[(1-r)*rb+i] = w[len(w)-1-i]
+		}
+		copy(m[r*rb:], w)
+		var dst [2]float32
+		dotF16X32Rows2(dst[:], m, rb, halvesAsF32(x), nb)
+		return dst[r]
 	}
 }
 

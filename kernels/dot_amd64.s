@@ -1256,6 +1256,73 @@ f16x32done:
 	MOVSS X0, ret+24(FP)
 	RET
 
+// func dotF16X32x2AVX2(dst *float32, w *byte, rb int, x *float32, n int)
+//
+// dotF16X32AVX2 of two rows at once, row 0 at w and row 1 at w+rb, into
+// dst[0] and dst[1]: each row keeps its own four accumulators (Y0-Y3 and
+// Y4-Y7) with the same fused multiply-adds in the same order as one row at
+// a time, while the activations are loaded once for both. With eight
+// independent chains instead of four the multiply-adds no longer wait on
+// each other's latency. n is a multiple of 32.
+TEXT ·dotF16X32x2AVX2(SB), NOSPLIT, $0-40
+	MOVQ   dst+0(FP), DX
+	MOVQ   w+8(FP), SI
+	MOVQ   rb+16(FP), R8
+	MOVQ   x+24(FP), DI
+	MOVQ   n+32(FP), CX
+	LEAQ   (SI)(R8*1), R9
+	VXORPS Y0, Y0, Y0
+	VXORPS Y1, Y1, Y1
+	VXORPS Y2, Y2, Y2
+	VXORPS Y3, Y3, Y3
+	VXORPS Y4, Y4, Y4
+	VXORPS Y5, Y5, Y5
+	VXORPS Y6, Y6, Y6
+	VXORPS Y7, Y7, Y7
+	TESTQ  CX, CX
+	JEQ    f16x2done
+
+f16x2loop:
+	PREFETCHT0  F16_PREFETCH(SI)
+	PREFETCHT0  F16_PREFETCH(R9)
+	VMOVUPS     (DI), Y8
+	VMOVUPS     32(DI), Y9
+	VMOVUPS     64(DI), Y10
+	VMOVUPS     96(DI), Y11
+	VCVTPH2PS   (SI), Y12
+	VCVTPH2PS   16(SI), Y13
+	VCVTPH2PS   32(SI), Y14
+	VCVTPH2PS   48(SI), Y15
+	VFMADD231PS Y8, Y12, Y0
+	VFMADD231PS Y9, Y13, Y1
+	VFMADD231PS Y10, Y14, Y2
+	VFMADD231PS Y11, Y15, Y3
+	VCVTPH2PS   (R9), Y12
+	VCVTPH2PS   16(R9), Y13
+	VCVTPH2PS   32(R9), Y14
+	VCVTPH2PS   48(R9), Y15
+	VFMADD231PS Y8, Y12, Y4
+	VFMADD231PS Y9, Y13, Y5
+	VFMADD231PS Y10, Y14, Y6
+	VFMADD231PS Y11, Y15, Y7
+	ADDQ        $64, SI
+	ADDQ        $64, R9
+	ADDQ        $128, DI
+	SUBQ        $32, CX
+	JNZ         f16x2loop
+
+f16x2done:
+	REDUCE32
+	MOVSS   X0, (DX)
+	VMOVAPS Y4, Y0
+	VMOVAPS Y5, Y1
+	VMOVAPS Y6, Y2
+	VMOVAPS Y7, Y3
+	REDUCE32
+	MOVSS   X0, 4(DX)
+	VZEROUPPER
+	RET
+
 // func dotQ8_0Q8_0x8PackedAVX2(dst *float32, w *byte, x *byte, xs *byte, nb int, groups int)
 //
 // dotQ8_0Q8_0 of groups*8 rows packed by packQ8_0x8 (group g's blocks at
