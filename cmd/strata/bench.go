@@ -52,12 +52,12 @@ func benchCmd(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	synth := fs.String("synth", "", "measure a synthetic model of a named shape instead: 1b (dim 2048, 16 layers, 32/8 heads, ffn 5632, vocab 32000) or tiny")
 	types := fs.String("type", "f16,q8_0,q4_0", "tensor types of the synthetic models, comma-separated")
 	cacheDir := fs.String("cache", "", "where synthetic models are kept (default: the user cache dir)")
-	decode := fs.Int("tokens", 16, "tokens to decode")
+	decode := fs.Int("tokens", 32, "tokens to decode")
 	prefill := fs.Int("prefill", 128, "prompt tokens, processed in one batch before decoding")
 	threads := fs.Int("threads", 0, "kernel threads (0: all cores)")
 	asJSON := fs.Bool("json", false, "print JSON lines instead of a table")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the whole run to `file`")
-	bwMB := fs.Int("bandwidth-mb", 512, "size of the buffer the bandwidth is measured over, in MB (well above the caches)")
+	bwMB := fs.Int("bandwidth-mb", 0, "size of the buffer the bandwidth is measured over, in MB (0: the bytes a decoded token reads)")
 	if _, err := parse(fs, args); err != nil {
 		return err
 	}
@@ -122,23 +122,25 @@ func benchCmd(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	// The machines are shared and their bandwidth and FMA rate drift: each
 	// model's roofline is measured right before and right after its run,
 	// and the higher (stricter) figure is the one its rate is set against.
-	measure := func() (bw, peak float64) {
-		return kernels.MeasureBandwidth(pool, *bwMB<<20, 5), kernels.MeasureFMAPeak(pool, 200*time.Millisecond)
+	// The bandwidth is read over as many bytes as a decoded token reads (or
+	// --bandwidth-mb), so that the caches hold the same share of both.
+	measure := func(bytes uint64) (bw, peak float64) {
+		size := int(bytes)
+		if *bwMB > 0 {
+			size = *bwMB << 20
+		}
+		return kernels.MeasureBandwidth(pool, size, 5), kernels.MeasureFMAPeak(pool, 200*time.Millisecond)
 	}
 	log.Info("measuring memory bandwidth and FMA peak around each model", "threads", pool.Size())
-	bw, peak := measure()
 	var rows []benchRow
 	for _, p := range paths {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		row, err := benchOne(p, pool, *prefill, *decode, log)
+		row, err := benchOne(p, pool, *prefill, *decode, measure, log)
 		if err != nil {
 			return fmt.Errorf("bench %s: %w", p, err)
 		}
-		bwAfter, peakAfter := measure()
-		row.setRoofline(max(bw, bwAfter), max(peak, peakAfter))
-		bw, peak = bwAfter, peakAfter // the next model's "before"
 		rows = append(rows, row)
 		if *asJSON {
 			json.NewEncoder(stdout).Encode(row)
@@ -169,7 +171,9 @@ func (r *benchRow) setRoofline(bw, peak float64) {
 	r.RooflineShare = r.DecodeTokS / r.RooflineTokS
 }
 
-func benchOne(path string, pool *kernels.Pool, prefill, decode int, log interface{ Info(string, ...any) }) (benchRow, error) {
+// benchOne measures the model at path, its roofline measured by measure
+// (given the bytes a decoded token reads) right before and right after.
+func benchOne(path string, pool *kernels.Pool, prefill, decode int, measure func(uint64) (bw, peak float64), log interface{ Info(string, ...any) }) (benchRow, error) {
 	f, err := gguf.Open(path)
 	if err != nil {
 		return benchRow{}, err
@@ -200,14 +204,18 @@ func benchOne(path string, pool *kernels.Pool, prefill, decode int, log interfac
 		typ = t.Type.String()
 	}
 	log.Info("benchmarking", "model", filepath.Base(path), "type", typ)
+	bw, peak := measure(perToken)
 	res, err := pipeline.Bench(m, prefill, decode, 1)
 	if err != nil {
 		return benchRow{}, err
 	}
-	return benchRow{
+	bwAfter, peakAfter := measure(perToken)
+	row := benchRow{
 		Model: strings.TrimSuffix(filepath.Base(path), ".gguf"), Type: typ, Threads: pool.Size(),
 		BytesPerToken: perToken, DecodeTokS: res.DecodeRate(),
 		PrefillTokS: res.PrefillRate(), PrefillTokens: prefill, DecodeTokens: decode,
 		PrefillGFLOPs: res.PrefillRate() * float64(flop) / 1e9,
-	}, nil
+	}
+	row.setRoofline(max(bw, bwAfter), max(peak, peakAfter))
+	return row, nil
 }
