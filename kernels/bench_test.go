@@ -159,4 +159,6 @@ func BenchmarkMatVecStream(b *testing.B) {
 		})
 	}
 }
+
+// benchSeed makes each benchMatrix call's data differ.
 var benchSeed uint64
