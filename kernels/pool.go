@@ -68,7 +68,7 @@ func NewPool(n int) *Pool {
 	}
 	p := &Pool{size: n, quit: make(chan struct{})}
 	if n > 1 {
-		p.jobs = make(chan *job, 16*(n-1))
+		p.jobs = make(chan *job, 16*(n-1)) // room for several callers' jobs
 		p.wg.Add(n - 1)
 		for range n - 1 {
 			go p.worker()
