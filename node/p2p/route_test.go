@@ -316,12 +316,22 @@ func TestRouteChainsDirectly(t *testing.T) {
 	}
 }
 
-// kill kills stage i's host: unlinked from every other (a mocknet host
-// closed but linked still takes new connections), then closed.
+// kill kills stage i's host. A real host is closed. A mocknet one is
+// unlinked from every other (closed but linked, it still takes new
+// connections), cut from the gateway and the stages before it, then
+// closed: a killed process sends nothing more, while a closing mocknet
+// host drops its connections one at a time, in no set order, and gives
+// no sign that it is closing, so the stage would still reply upstream
+// about the downstream connection it lost first.
 func (c *cluster) kill(i int) {
-	for _, h := range append([]host.Host{c.gateway}, c.hosts...) {
-		if h != c.hosts[i] {
-			c.mn.UnlinkPeers(h.ID(), c.hosts[i].ID())
+	victim := c.hosts[i].ID()
+	if !c.tcp {
+		up := append([]host.Host{c.gateway}, c.hosts[:i]...)
+		for _, h := range append(up, c.hosts[i+1:]...) {
+			c.mn.UnlinkPeers(h.ID(), victim)
+		}
+		for _, h := range up {
+			c.mn.DisconnectPeers(h.ID(), victim)
 		}
 	}
 	c.hosts[i].Close()
@@ -346,8 +356,14 @@ func checkNoGoroutines(t *testing.T, base int) {
 // the middle peer, reported by the first stage, and nothing is left
 // running once all is closed.
 func TestRouteKilledMiddleStage(t *testing.T) {
+	t.Run("mocknet", func(t *testing.T) { testRouteKilledMiddleStage(t, false) })
+	// On real hosts the stage sees its own host closing.
+	t.Run("tcp", func(t *testing.T) { testRouteKilledMiddleStage(t, true) })
+}
+
+func testRouteKilledMiddleStage(t *testing.T, tcp bool) {
 	base := runtime.NumGoroutine()
-	c := newCluster(t, 3, quiet, RemoteConfig{DialTimeout: time.Second})
+	c := newClusterWith(t, 3, clusterOptions{log: quiet, cfg: RemoteConfig{DialTimeout: time.Second}, tcp: tcp})
 	r := dialRoute(t, c, RemoteConfig{DialTimeout: time.Second})
 	ctx := context.Background()
 	for id := uint64(1); id <= 2; id++ {

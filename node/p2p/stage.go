@@ -395,11 +395,37 @@ func (s *StageServer) handle(st network.Stream) {
 			log.Error("encode reply", "err", err)
 			return
 		}
+		if s.closing() {
+			// Whatever failed downstream failed because this host is going
+			// away: the stream is reset, so upstream blames this stage, not
+			// the hop it lost.
+			return
+		}
 		st.SetWriteDeadline(time.Now().Add(s.opts.WriteTimeout))
 		if _, err := st.Write(out); err != nil {
 			log.Debug("write reply", "err", err)
 			return
 		}
+	}
+}
+
+// closing reports whether the server or its host is shutting down. A
+// libp2p swarm marks itself closed before it drops its connections, which
+// go one by one; a host without that signal (a mocknet's) is never seen
+// closing.
+func (s *StageServer) closing() bool {
+	if s.ctx.Err() != nil {
+		return true
+	}
+	n, ok := s.h.Network().(interface{ Done() <-chan struct{} })
+	if !ok {
+		return false
+	}
+	select {
+	case <-n.Done():
+		return true
+	default:
+		return false
 	}
 }
 

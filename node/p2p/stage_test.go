@@ -25,8 +25,8 @@ var quiet = slog.New(slog.DiscardHandler)
 
 const stories = "models/stories260K-f32.gguf"
 
-// cluster is a gateway and one stage server a host on a mocknet, the
-// stages from a split of stories260K.
+// cluster is a gateway and one stage server a host on a mocknet (or on
+// loopback TCP), the stages from a split of stories260K.
 type cluster struct {
 	mn      mocknet.Mocknet
 	gateway host.Host
@@ -34,6 +34,7 @@ type cluster struct {
 	split   *pipeline.Split
 	servers []*StageServer
 	remotes []*RemoteStage
+	tcp     bool // real hosts on loopback TCP, not mocknet peers
 	once    sync.Once
 }
 
@@ -100,6 +101,9 @@ type clusterOptions struct {
 	// wrap, when set, stands in for each host (the gateway's first) in
 	// what the cluster builds over it.
 	wrap func(host.Host) host.Host
+	// tcp puts every host on a real libp2p host over loopback TCP instead
+	// of the mocknet.
+	tcp bool
 }
 
 // newClusterWith builds a cluster of n stages.
@@ -114,14 +118,20 @@ func newClusterWith(t testing.TB, n int, o clusterOptions) *cluster {
 	if err != nil {
 		t.Fatal(err)
 	}
-	c := &cluster{mn: mocknet.New(), split: split}
+	c := &cluster{mn: mocknet.New(), split: split, tcp: o.tcp}
 	t.Cleanup(c.close)
-	if c.gateway, err = c.mn.GenPeer(); err != nil {
+	genPeer := c.mn.GenPeer
+	if o.tcp {
+		genPeer = func() (host.Host, error) {
+			return NewHost(context.Background(), HostConfig{Listen: []string{loopTCP}, Logger: quiet})
+		}
+	}
+	if c.gateway, err = genPeer(); err != nil {
 		t.Fatal(err)
 	}
 	c.gateway = o.wrap(c.gateway)
 	for _, l := range split.Locals {
-		h, err := c.mn.GenPeer()
+		h, err := genPeer()
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -135,12 +145,23 @@ func newClusterWith(t testing.TB, n int, o clusterOptions) *cluster {
 		}
 		c.servers = append(c.servers, srv)
 	}
-	c.mn.SetLinkDefaults(mocknet.LinkOptions{Latency: latency})
-	if err := c.mn.LinkAll(); err != nil {
-		t.Fatal(err)
-	}
-	if err := c.mn.ConnectAllButSelf(); err != nil {
-		t.Fatal(err)
+	if o.tcp {
+		all := append([]host.Host{c.gateway}, c.hosts...)
+		for i, a := range all {
+			for _, b := range all[i+1:] {
+				if err := a.Connect(context.Background(), peer.AddrInfo{ID: b.ID(), Addrs: b.Addrs()}); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}
+	} else {
+		c.mn.SetLinkDefaults(mocknet.LinkOptions{Latency: latency})
+		if err := c.mn.LinkAll(); err != nil {
+			t.Fatal(err)
+		}
+		if err := c.mn.ConnectAllButSelf(); err != nil {
+			t.Fatal(err)
+		}
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = log
@@ -175,6 +196,11 @@ func (c *cluster) close() {
 		}
 		for _, s := range c.servers {
 			s.Close()
+		}
+		if c.tcp {
+			for _, h := range append([]host.Host{c.gateway}, c.hosts...) {
+				h.Close()
+			}
 		}
 		c.mn.Close()
 		c.split.Close()
