@@ -15,6 +15,12 @@ import (
 // registers) has no F16C flag, so that bit is read with CPUID.
 var useAVX2 = cpu.X86.HasAVX2 && cpu.X86.HasFMA && cpuid1ECX()&(1<<29) != 0
 
+// useAVX512 reports whether the AVX-512 kernels in dot512_amd64.s run on
+// this CPU: 512-bit registers with byte and word operations (F, BW; the
+// OS saving their state is checked by golang.org/x/sys/cpu) and VNNI's
+// VPDPBUSD, besides the AVX2 set.
+var useAVX512 = useAVX2 && cpu.X86.HasAVX512F && cpu.X86.HasAVX512BW && cpu.X86.HasAVX512VNNI
+
 // cpuid1ECX returns ECX of CPUID leaf 1 (bit 29: F16C).
 func cpuid1ECX() uint32
 
@@ -39,6 +45,15 @@ func dotQ4_0Q8_0x8PackedAVX2(dst *float32, w *byte, x *byte, xs *byte, nb int, g
 
 //go:noescape
 func dotQ8_0Q8_0x8PackedAVX2(dst *float32, w *byte, x *byte, xs *byte, nb int, groups int)
+
+//go:noescape
+func dotQ4_0Q8_0x16PackedAVX512(dst *float32, w *byte, x *byte, xs *byte, nb int, groups int)
+
+//go:noescape
+func dotQ8_0Q8_0x16PackedAVX512(dst *float32, w *byte, x *byte, xs *byte, nb int, groups int)
+
+//go:noescape
+func packedSumsAVX2(xs *byte, x *byte, nb int)
 
 //go:noescape
 func dotQ4_KQ8_KAVX2(w, x *byte, nb int) float32
@@ -129,29 +144,54 @@ func dotF16X32Rows2(dst []float32, w []byte, rb int, x []byte, nb int) {
 	dotF16X32x2AVX2(unsafe.SliceData(dst), unsafe.SliceData(w), rb, unsafe.SliceData(xf), n)
 }
 
-// canPack reports whether Matrix.Packed rearranges m on this CPU: Q4_0
-// and Q8_0 with a multiple of 8 rows, for dotPacked.
-func canPack(m Matrix) bool {
-	return useAVX2 && (m.Type == Q4_0 || m.Type == Q8_0) && m.Rows > 0 && m.Rows%8 == 0 && len(m.Data) > 0
+// packGroup returns how many rows Matrix.Packed interleaves m by on this
+// CPU, for dotPacked (0: it does not): Q4_0 and Q8_0 by 16 with AVX-512
+// VNNI and a multiple of 16 rows, else by 8 with AVX2 and a multiple of 8.
+func packGroup(m Matrix) int {
+	switch {
+	case !useAVX2 || (m.Type != Q4_0 && m.Type != Q8_0) || m.Rows <= 0 || len(m.Data) == 0:
+		return 0
+	case useAVX512 && m.Rows%16 == 0:
+		return 16
+	case m.Rows%8 == 0:
+		return 8
+	}
+	return 0
 }
 
-// dotPacked sets dst[r] for the rows r of groups [g0, g1) of 8 rows of the
-// packed matrix w (Q4_0: dotQ4_0Q8_0x8(w.Row(r), x, nb); Q8_0:
-// dotQ8_0Q8_0), bitwise as one row at a time. xs holds x's block sums and
-// scales (packedSums).
+// dotPacked sets dst[r] for the rows r of groups [g0, g1) of the packed
+// matrix w (Q4_0: dotQ4_0Q8_0x8(w.Row(r), x, nb); Q8_0: dotQ8_0Q8_0),
+// bitwise as one row at a time. xs holds x's block sums and scales
+// (packedSums).
 func dotPacked(dst []float32, w Matrix, g0, g1 int, x, xs []byte) {
 	if g1 <= g0 {
 		return
 	}
-	nb := w.Cols / QK
-	gb := nb * 8 * w.Type.BlockBytes()
-	d, p := dst[8*g0:8*g1], w.packed[g0*gb:g1*gb]
-	x, xs = x[:nb*q8_0Bytes], xs[:nb*8]
-	if w.Type == Q8_0 {
-		dotQ8_0Q8_0x8PackedAVX2(unsafe.SliceData(d), unsafe.SliceData(p), unsafe.SliceData(x), unsafe.SliceData(xs), nb, g1-g0)
+	nb, g := w.Cols/QK, w.group
+	gb := nb * g * w.Type.BlockBytes()
+	d, p := dst[g*g0:g*g1], w.packed[g0*gb:g1*gb]
+	x, xs = x[:nb*q8_0Bytes], xs[:nb*xsBlock]
+	dp, pp, xp, sp := unsafe.SliceData(d), unsafe.SliceData(p), unsafe.SliceData(x), unsafe.SliceData(xs)
+	switch {
+	case g == 16 && w.Type == Q8_0:
+		dotQ8_0Q8_0x16PackedAVX512(dp, pp, xp, sp, nb, g1-g0)
+	case g == 16:
+		dotQ4_0Q8_0x16PackedAVX512(dp, pp, xp, sp, nb, g1-g0)
+	case w.Type == Q8_0:
+		dotQ8_0Q8_0x8PackedAVX2(dp, pp, xp, sp, nb, g1-g0)
+	default:
+		dotQ4_0Q8_0x8PackedAVX2(dp, pp, xp, sp, nb, g1-g0)
+	}
+}
+
+// packedSumsImpl is packedSums, in AVX2 where the packed kernels run.
+func packedSumsImpl(xs, x []byte, nb int) {
+	if !useAVX2 || nb == 0 {
+		packedSums(xs, x, nb)
 		return
 	}
-	dotQ4_0Q8_0x8PackedAVX2(unsafe.SliceData(d), unsafe.SliceData(p), unsafe.SliceData(x), unsafe.SliceData(xs), nb, g1-g0)
+	xs, x = xs[:xsBlock*nb], x[:q8_0Bytes*nb]
+	packedSumsAVX2(unsafe.SliceData(xs), unsafe.SliceData(x), nb)
 }
 
 // dotQ4_KQ8_KAsm is dotQ4_KQ8_K in AVX2 (activations in [-127, 127] with
@@ -426,7 +466,7 @@ func asmDots() []dotImpl {
 	if !useAVX2 {
 		return nil
 	}
-	return []dotImpl{
+	dots := []dotImpl{
 		{"Q8_0", Q8_0, dotQ8_0Q8_0, dotQ8_0Q8_0Asm},
 		{"Q4_0", Q4_0, dotQ4_0Q8_0, dotQ4_0Q8_0Asm},
 		{"Q4_0x8", Q4_0, dotQ4_0Q8_0x8, dotQ4_0Q8_0x8Asm},
@@ -434,8 +474,8 @@ func asmDots() []dotImpl {
 		{"F16x32rows2/0", F16, func(w, x []byte, _ int) float32 { return dotF16(w, x) }, rowOf2F16(0)},
 		{"F16x32rows2/1", F16, func(w, x []byte, _ int) float32 { return dotF16(w, x) }, rowOf2F16(1)},
 		{"Q8_0tok4", Q8_0, dotQ8_0Q8_0, tokOf4Q8_0},
-		{"Q4_0x8packed", Q4_0, dotQ4_0Q8_0x8, packedRow(Q4_0)},
-		{"Q8_0x8packed", Q8_0, dotQ8_0Q8_0, packedRow(Q8_0)},
+		{"Q4_0x8packed", Q4_0, dotQ4_0Q8_0x8, packedRow(Q4_0, 8)},
+		{"Q8_0x8packed", Q8_0, dotQ8_0Q8_0, packedRow(Q8_0, 8)},
 		{"Q4_K", Q4_K, dotQ4_KQ8_K, dotQ4_KQ8_KAsm},
 		{"Q6_K", Q6_K, dotQ6_KQ8_K, dotQ6_KQ8_KAsm},
 		{"F16", F16, func(w, x []byte, _ int) float32 { return dotF16(w, x) }, dotF16Asm},
@@ -447,6 +487,12 @@ func asmDots() []dotImpl {
 			func(w, x []byte, _ int) float32 { return sgemmF32(w, f32View(x)) },
 			func(w, x []byte, _ int) float32 { return sgemmF32Asm(w, f32View(x)) }},
 	}
+	if useAVX512 {
+		dots = append(dots,
+			dotImpl{"Q4_0x16packed", Q4_0, dotQ4_0Q8_0x8, packedRow(Q4_0, 16)},
+			dotImpl{"Q8_0x16packed", Q8_0, dotQ8_0Q8_0, packedRow(Q8_0, 16)})
+	}
+	return dots
 }
 
 // f32View returns the float32s whose bytes are b (len(b) a multiple of 4,
@@ -529,17 +575,17 @@ func tokOf4Q8_0(w, x []byte, nb int) float32 {
 	return dst[6]
 }
 
-// packedRow makes a row dot of the packed kernel of type t for the
-// differential tests: w is row 13 of a 24-row matrix (three groups; the
-// other rows scrambled copies, so that mixed-up rows, pairs or groups would
-// show), packed by Matrix.Packed; the kernel runs groups 1 and 2 in one
-// call and the result is that row's.
-func packedRow(t DType) func(w, x []byte, nb int) float32 {
+// packedRow makes a row dot of the packed kernel of type t over groups of
+// g rows for the differential tests: w is row g+5 of a 3g-row matrix (three
+// groups; the other rows scrambled copies, so that mixed-up rows, pairs or
+// groups would show), packed as Matrix.Packed packs by g; the kernel runs
+// groups 1 and 2 in one call and the result is that row's.
+func packedRow(t DType, g int) func(w, x []byte, nb int) float32 {
 	return func(w, x []byte, nb int) float32 {
 		bb := t.BlockBytes()
 		rb := nb * bb
-		m := make([]byte, 24*rb)
-		for r := range 24 {
+		m := make([]byte, 3*g*rb)
+		for r := range 3 * g {
 			for i := range rb {
 				m[r*rb+i] = w[(i+7*r)%rb] ^ byte(r*29)
 				if t == Q8_0 && m[r*rb+i] == 0x80 {
@@ -550,13 +596,14 @@ func packedRow(t DType) func(w, x []byte, nb int) float32 {
 				copy(m[r*rb+b*bb:][:2], w[b*bb:][:2])
 			}
 		}
-		copy(m[13*rb:], w[:rb])
-		mat := Matrix{Type: t, Rows: 24, Cols: nb * QK, Data: m}.Packed()
-		xs := make([]byte, 8*nb)
+		copy(m[(g+5)*rb:], w[:rb])
+		mat := Matrix{Type: t, Rows: 3 * g, Cols: nb * QK, Data: m}
+		mat.packed, mat.group = packRows(mat, g), g
+		xs := make([]byte, xsBlock*nb)
 		packedSums(xs, x, nb)
-		dst := make([]float32, 24)
+		dst := make([]float32, 3*g)
 		dotPacked(dst, mat, 1, 3, x, xs)
-		return dst[13]
+		return dst[g+5]
 	}
 }
 

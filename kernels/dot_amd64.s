@@ -1129,7 +1129,7 @@ tok4done:
 // F16(dw_r)*F16(dx), acc_r) in block order. sumi_r is the exact integer
 // sum of nibble*x (VPMADDUBSW of unsigned nibbles) minus 8 times the sum of
 // the block's x, which xs holds per block as an int32, followed by F16(dx)
-// as a float32 (8 bytes a block).
+// as a float32 (the first 8 of packedSums' 40 bytes a block).
 TEXT ·dotQ4_0Q8_0x8PackedAVX2(SB), NOSPLIT, $0-48
 	MOVQ dst+0(FP), DX
 	MOVQ w+8(FP), SI
@@ -1199,7 +1199,7 @@ pkloop:
 	VFMADD231PS  Y5, Y4, Y0
 	ADDQ $144, SI
 	ADDQ $34, DI
-	ADDQ $8, BX
+	ADDQ $40, BX
 	DECQ CX
 	JNZ  pkloop
 
@@ -1330,7 +1330,7 @@ f16x2done:
 // with the same fused multiply-adds in the same order as one row at a time
 // (dotQ8_0Q8_0AVX2), while the activations' quants and scale are loaded once
 // per block for the 8 rows and the weights stream from one run of memory.
-// xs holds F16(dx) as a float32 at 4 + 8*b (packedSums); the 8 rows' scales
+// xs holds F16(dx) as a float32 at 4 + 40*b (packedSums); the 8 rows' scales
 // F16(dw_r)*F16(dx) go through the 32 bytes at 0(SP) to be broadcast.
 TEXT ·dotQ8_0Q8_0x8PackedAVX2(SB), NOSPLIT, $32-48
 	MOVQ dst+0(FP), DX
@@ -1428,7 +1428,7 @@ pq8loop:
 	VFMADD231PS  Y12, Y11, Y7
 	ADDQ $272, SI
 	ADDQ $34, DI
-	ADDQ $8, BX
+	ADDQ $40, BX
 	DECQ CX
 	JNZ  pq8loop
 
@@ -1781,5 +1781,50 @@ tf16loop:
 	JNZ       tf16loop
 
 tf16done:
+	VZEROUPPER
+	RET
+
+// func packedSumsAVX2(xs *byte, x *byte, nb int)
+//
+// packedSums of nb Q8_0 blocks: per block, VPMADDUBSW of byte ones by the
+// quants and VPMADDWD by word ones leave the 8 exact sums of 4 quants in
+// int32 lanes; -128 times them, 8 times their total and F16(d) as a
+// float32 make the block's 40-byte record.
+TEXT ·packedSumsAVX2(SB), NOSPLIT, $0-24
+	MOVQ xs+0(FP), DX
+	MOVQ x+8(FP), SI
+	MOVQ nb+16(FP), CX
+	ONES16
+	VPCMPEQB Y14, Y14, Y14
+	VPABSB   Y14, Y14 // byte ones
+	TESTQ CX, CX
+	JEQ   psdone
+
+psloop:
+	VMOVDQU    2(SI), Y1
+	VPMADDUBSW Y1, Y14, Y1
+	VPMADDWD   Y15, Y1, Y1
+	VPSLLD     $7, Y1, Y2
+	VPXOR      Y3, Y3, Y3
+	VPSUBD     Y2, Y3, Y3
+	VMOVDQU    Y3, 8(DX)
+	VEXTRACTI128 $1, Y1, X2
+	VPADDD     X2, X1, X1
+	VPSHUFD    $0x4e, X1, X2
+	VPADDD     X2, X1, X1
+	VPSHUFD    $0xb1, X1, X2
+	VPADDD     X2, X1, X1
+	VPSLLD     $3, X1, X1
+	VMOVD      X1, (DX)
+	MOVWLZX    (SI), AX
+	VMOVD      AX, X4
+	VCVTPH2PS  X4, X4
+	VMOVSS     X4, 4(DX)
+	ADDQ $34, SI
+	ADDQ $40, DX
+	DECQ CX
+	JNZ  psloop
+
+psdone:
 	VZEROUPPER
 	RET

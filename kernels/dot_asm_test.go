@@ -366,3 +366,27 @@ func BenchmarkMatMulBatch(b *testing.B) {
 		})
 	}
 }
+
+// TestPackedSumsAsm checks the SIMD packedSums against the Go loop on
+// random blocks, every quant byte included.
+func TestPackedSumsAsm(t *testing.T) {
+	if len(asmDots()) == 0 {
+		t.Skip("no SIMD kernels on this CPU or build")
+	}
+	rng := rand.New(rand.NewPCG(3, 9))
+	for _, nb := range []int{1, 2, 7, 64, 176} {
+		x := make([]byte, nb*q8_0Bytes)
+		for i := range x {
+			x[i] = byte(rng.Uint32())
+		}
+		for b := range nb {
+			binary.LittleEndian.PutUint16(x[b*q8_0Bytes:], finiteHalf(rng))
+		}
+		want, got := make([]byte, nb*xsBlock), make([]byte, nb*xsBlock)
+		packedSums(want, x, nb)
+		packedSumsImpl(got, x, nb)
+		if string(got) != string(want) {
+			t.Fatalf("nb %d: packedSumsImpl differs from packedSums:\n got %x\nwant %x", nb, got, want)
+		}
+	}
+}

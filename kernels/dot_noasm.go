@@ -27,8 +27,11 @@ func asmDots() []dotImpl { return nil }
 // quantizeQ8_0Impl is the reference quantizeQ8_0.
 func quantizeQ8_0Impl(y []byte, x []float32) { quantizeQ8_0(y, x) }
 
-// canPack returns false: Matrix.Packed keeps the row-major layout.
-func canPack(Matrix) bool { return false }
+// packGroup returns 0: Matrix.Packed keeps the row-major layout.
+func packGroup(Matrix) int { return 0 }
+
+// packedSumsImpl is never called: no matrix is packed here.
+func packedSumsImpl(xs, x []byte, nb int) {}
 
 // dotPacked is never called: no matrix is packed here.
 func dotPacked(dst []float32, w Matrix, g0, g1 int, x, xs []byte) {}

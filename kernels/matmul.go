@@ -93,8 +93,8 @@ type mulTask struct {
 	tiles func(dst []float32, w Matrix, x []byte, xrb, n, lo, hi int) int
 	batch bool // llama.cpp's batched (sgemm) float products
 	// xs, for a packed matrix (Matrix.Packed), holds per token and
-	// block of xq 8 times the block's quant sum and its scale (packedSums);
-	// phase 1 then runs over groups of 8 rows.
+	// block of xq its sums and scale (packedSums); phase 1 then runs over
+	// the matrix's groups of rows.
 	xs []byte
 	// x32: xq holds the activations rounded to the vec-dot type but as
 	// float32 values, 4 bytes each (quantizeAct32), for the dot fastDot
@@ -136,7 +136,7 @@ func (t *mulTask) run(lo, hi int) {
 			quantizeAct(t.xq[i*t.xrb:(i+1)*t.xrb], t.xt, t.x[i*cols:(i+1)*cols])
 			if w.packed != nil {
 				nb := cols / QK
-				packedSums(t.xs[i*nb*8:(i+1)*nb*8], t.xq[i*t.xrb:(i+1)*t.xrb], nb)
+				packedSumsImpl(t.xs[i*nb*xsBlock:(i+1)*nb*xsBlock], t.xq[i*t.xrb:(i+1)*t.xrb], nb)
 			}
 		}
 		return
@@ -157,10 +157,10 @@ func (t *mulTask) run(lo, hi int) {
 }
 
 // productUnits is the length of the index range phase 1 of a product of w
-// runs over: groups of 8 rows for a packed matrix, else rows.
+// runs over: groups of rows for a packed matrix, else rows.
 func productUnits(w Matrix) int {
 	if w.packed != nil {
-		return w.Rows / 8
+		return w.Rows / w.group
 	}
 	return w.Rows
 }
@@ -169,7 +169,7 @@ func productUnits(w Matrix) int {
 // with t's activations into dst.
 func (t *mulTask) rowsOf(dst []float32, w Matrix, lo, hi int) {
 	cols := w.Cols
-	if w.packed != nil { // lo, hi count groups of 8 rows
+	if w.packed != nil { // lo, hi count groups of rows
 		nb := cols / QK
 		if t.n == 1 {
 			dotPacked(dst, w, lo, hi, t.xq, t.xs)
@@ -177,7 +177,7 @@ func (t *mulTask) rowsOf(dst []float32, w Matrix, lo, hi int) {
 		}
 		for g := lo; g < hi; g++ { // each group's rows stay in cache over the tokens
 			for i := range t.n {
-				dotPacked(dst[i*w.Rows:(i+1)*w.Rows], w, g, g+1, t.xq[i*t.xrb:(i+1)*t.xrb], t.xs[i*nb*8:(i+1)*nb*8])
+				dotPacked(dst[i*w.Rows:(i+1)*w.Rows], w, g, g+1, t.xq[i*t.xrb:(i+1)*t.xrb], t.xs[i*nb*xsBlock:(i+1)*nb*xsBlock])
 			}
 		}
 		return
@@ -325,7 +325,7 @@ func matMulTask(p *Pool, t *mulTask, dst []float32, w Matrix, x []float32, n int
 		t.rows, t.rowsK = fastRows(w.Type, w.Rows, n, batch)
 		t.tiles = fastTiles(w.Type, batch, n)
 		if w.packed != nil {
-			if need := n * w.Cols / QK * 8; cap(t.xs) < need {
+			if need := n * w.Cols / QK * xsBlock; cap(t.xs) < need {
 				t.xs = make([]byte, need)
 			}
 		}
@@ -335,7 +335,7 @@ func matMulTask(p *Pool, t *mulTask, dst []float32, w Matrix, x []float32, n int
 	t.phase = 1
 	units, unitBytes := productUnits(w), w.RowBytes()*n
 	if w.packed != nil {
-		unitBytes *= 8
+		unitBytes *= w.group
 	}
 	for j := 1; j < t.nparts; j++ {
 		units += productUnits(t.parts[j].W)
@@ -346,19 +346,30 @@ func matMulTask(p *Pool, t *mulTask, dst []float32, w Matrix, x []float32, n int
 	mulTasks.put(t)
 }
 
-// packedSums writes, for each of the nb Q8_0 blocks of x, 8 times the sum
-// of its quants (int32) and its scale F16(d) as a float32 into xs, 8 bytes
-// a block: what dotQ4_0Packed subtracts for the nibbles' offset and
-// multiplies the weights' scales by.
+// xsBlock is the size of packedSums' record of a block.
+const xsBlock = 40
+
+// packedSums writes, for each of the nb Q8_0 blocks of x, a record of
+// xsBlock bytes into xs: 8 times the sum of its quants (int32), its scale
+// F16(d) as a float32, then for each 4 quants in turn -128 times their sum
+// (int32). The packed kernels subtract the first for Q4_0's nibble offset,
+// add the last for the 128 Q8_0 weights are stored plus (AVX-512), and
+// multiply the weights' scales by d.
 func packedSums(xs, x []byte, nb int) {
-	xs = xs[:8*nb]
+	xs = xs[:xsBlock*nb]
 	for b := range nb {
 		blk := (*[q8_0Bytes]byte)(x[b*q8_0Bytes:])
+		rec := xs[xsBlock*b:][:xsBlock]
 		var s int32
-		for _, q := range blk[2:] {
-			s += int32(int8(q))
+		for i := range 8 {
+			var si int32
+			for _, q := range blk[2+4*i : 6+4*i] {
+				si += int32(int8(q))
+			}
+			binary.LittleEndian.PutUint32(rec[8+4*i:], uint32(-128*si))
+			s += si
 		}
-		binary.LittleEndian.PutUint32(xs[8*b:], uint32(8*s))
-		binary.LittleEndian.PutUint32(xs[8*b+4:], math.Float32bits(f16(blk[:])))
+		binary.LittleEndian.PutUint32(rec, uint32(8*s))
+		binary.LittleEndian.PutUint32(rec[4:], math.Float32bits(f16(blk[:])))
 	}
 }

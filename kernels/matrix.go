@@ -1,6 +1,7 @@
 package kernels
 
 import (
+	"encoding/binary"
 	"errors"
 	"fmt"
 )
@@ -22,27 +23,29 @@ type Matrix struct {
 	Rows, Cols int
 	Data       []byte
 	// packed, where not nil, holds the same weights rearranged for this
-	// CPU's fastest kernel (see Packed); products read it instead of Data.
+	// CPU's fastest kernel (see Packed) in groups of group rows; products
+	// read it instead of Data.
 	packed []byte
+	group  int
 }
 
 // Packed returns m with a copy of its weights rearranged for the fastest
 // product kernel of this CPU, as llama.cpp repacks them at load. Today that
-// is Q4_0 and Q8_0 with a multiple of 8 rows on AVX2: blocks of 8 rows
-// interleaved (as ggml's q4_0 8x8 repacking), so that a product streams one
-// run of memory instead of 8 and shares each block of activations among 8
-// rows; Data, Row and DequantizeRow are unchanged (Data is kept, not read by
-// products). Any other matrix of 2 MiB or more gets a plain copy of Data in
-// memory of its own, which becomes the result's Data (decode streams a
-// mapped file's pages markedly slower than its own heap memory, measured on
-// F16 models); a smaller one is returned unchanged. Products of the
-// result are bitwise those of m. A copy is owned by the result and as large
-// as Data.
+// is Q4_0 and Q8_0: with AVX-512 VNNI, groups of 16 rows (a multiple of 16
+// rows), else with AVX2 groups of 8 (a multiple of 8), interleaved so that
+// a product streams one run of memory instead of 16 or 8 and shares each
+// block of activations among the group's rows; Data, Row and DequantizeRow
+// are unchanged (Data is kept, not read by products). Any other matrix of
+// 2 MiB or more gets a plain copy of Data in memory of its own, which
+// becomes the result's Data (decode streams a mapped file's pages markedly
+// slower than its own heap memory, measured on F16 models); a smaller one is
+// returned unchanged. Products of the result are bitwise those of m. A copy
+// is owned by the result and as large as Data.
 func (m Matrix) Packed() Matrix {
-	switch {
+	switch g := packGroup(m); {
 	case m.packed != nil:
-	case canPack(m):
-		m.packed = packRows8(m)
+	case g > 0:
+		m.packed, m.group = packRows(m, g), g
 	case len(m.Data) >= copyBytes:
 		// No other layout, but a copy in memory of our own: a product
 		// streams it faster than the pages of a mapped file.
@@ -57,30 +60,47 @@ func (m Matrix) Packed() Matrix {
 // rearrange.
 const copyBytes = 2 << 20
 
-// packRows8 interleaves the rows of a Q4_0 or Q8_0 matrix by groups of 8:
-// for group g and block b, at (g*nb+b)*8*BlockBytes, the 8 rows' F16
-// scales, then their quants. Q8_0 keeps the rows in order (32 bytes each);
-// Q4_0 pairs them (0,4), (1,5), (2,6), (3,7), the first of each pair in the
-// low 16 bytes of 32.
-func packRows8(m Matrix) []byte {
+// packRows interleaves the rows of a Q4_0 or Q8_0 matrix by groups of g:
+// for group k and block b, at (k*nb+b)*g*BlockBytes, the g rows' F16
+// scales, then their quants.
+//
+// Groups of 8 (the AVX2 kernels): Q8_0 keeps the rows in order (32 bytes
+// each); Q4_0 pairs them (0,4), (1,5), (2,6), (3,7), the first of each
+// pair in the low 16 bytes of 32.
+//
+// Groups of 16 (the AVX-512 VNNI kernels): the quants go by 4-byte words,
+// word i of every row in turn (row r's at 4*(16*i+r)), so that one 64-byte
+// load holds the same 4 columns of all 16 rows. Q4_0's byte j holds
+// elements j and j+16, so word i holds elements 4i..4i+3 in its low
+// nibbles and 16+4i.. in its high ones. Q8_0's quants are stored plus 128
+// (their top bit flipped), as the unsigned operand of VPDPBUSD.
+func packRows(m Matrix, g int) []byte {
 	rb, nb, bb := m.RowBytes(), m.Cols/QK, m.Type.BlockBytes()
 	qb := bb - 2 // quant bytes a block: 16 or 32
 	out := make([]byte, len(m.Data))
-	var slot [8]int // where row r's quants go among the 8
-	for r := range slot {
-		slot[r] = r // Q8_0: row order
-		if m.Type == Q4_0 {
-			slot[r] = 2*(r%4) + r/4 // pairs (r, r+4)
-		}
-	}
-	for g := 0; g < m.Rows/8; g++ {
-		rows := m.Data[g*8*rb : (g+1)*8*rb]
-		for r := range 8 {
+	for k := 0; k < m.Rows/g; k++ {
+		rows := m.Data[k*g*rb : (k+1)*g*rb]
+		for r := range g {
 			row := rows[r*rb : (r+1)*rb]
-			for b, o := 0, g*nb*8*bb; b < nb; b, o = b+1, o+8*bb {
+			for b, o := 0, k*nb*g*bb; b < nb; b, o = b+1, o+g*bb {
 				src := row[b*bb : (b+1)*bb]
 				out[o+2*r], out[o+2*r+1] = src[0], src[1]
-				dst := out[o+16+qb*slot[r]:][:qb]
+				q := out[o+2*g : o+g*bb]
+				if g == 16 {
+					var flip uint32
+					if m.Type == Q8_0 {
+						flip = 0x80808080
+					}
+					for i := range qb / 4 {
+						binary.LittleEndian.PutUint32(q[4*(16*i+r):], binary.LittleEndian.Uint32(src[2+4*i:])^flip)
+					}
+					continue
+				}
+				slot := r // Q8_0: row order
+				if m.Type == Q4_0 {
+					slot = 2*(r%4) + r/4 // pairs (r, r+4)
+				}
+				dst := q[qb*slot:][:qb]
 				if qb == 16 { // fixed-size copies compile to moves, not memmove calls
 					*(*[16]byte)(dst) = *(*[16]byte)(src[2:])
 				} else {
