@@ -116,14 +116,18 @@ func (t *attnTask) run(lo, hi int) {
 			if fastAttnF16 { // SIMD, bitwise equal (dot_amd64.go)
 				q32 := qf[:hd]
 				attnRoundQ(q32, qh) // the values of the halves of q
-				for pos := range att {
-					k := t.keys16[pos*t.kvStride+kv : pos*t.kvStride+kv+hd]
-					att[pos] = attnScoreF16(k, q32, sgemmScores) * t.scale
+				if !attnScoresF16(att, t.keys16, kv, t.kvStride, q32, t.scale, sgemmScores) {
+					for pos := range att {
+						k := t.keys16[pos*t.kvStride+kv : pos*t.kvStride+kv+hd]
+						att[pos] = attnScoreF16(k, q32, sgemmScores) * t.scale
+					}
 				}
 				softmaxGGML(att)
-				for pos, a := range att {
-					v := t.values16[pos*t.kvStride+kv : pos*t.kvStride+kv+hd]
-					attnAxpyF16(acc[(pos%lanes)*hd:(pos%lanes+1)*hd], v, F16ToF32(F32ToF16(a)))
+				if !attnValuesF16(acc, t.values16, kv, t.kvStride, att, hd, lanes) {
+					for pos, a := range att {
+						v := t.values16[pos*t.kvStride+kv : pos*t.kvStride+kv+hd]
+						attnAxpyF16(acc[(pos%lanes)*hd:(pos%lanes+1)*hd], v, F16ToF32(F32ToF16(a)))
+					}
 				}
 			} else {
 				for pos := range att {

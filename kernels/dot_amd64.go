@@ -632,6 +632,41 @@ func attnScoreF16(k []uint16, q32 []float32, batch bool) float32 {
 	return dotF16X32Asm(kb, qb, 0)
 }
 
+//go:noescape
+func attnScoresF16AVX2(att *float32, k *byte, stride int, q *float32, hd int, n int, scale float32)
+
+//go:noescape
+func attnValuesF16AVX2(acc *float32, v *byte, stride int, att *float32, hd int, n int, lanes int)
+
+// attnScoresF16 sets att[pos] = attnScoreF16(k, q32, false) * scale for
+// every pos < len(att), k the key keys[off+pos*stride:][:len(q32)], in one
+// call; it does nothing and returns false where that loop does not apply
+// (a batch's scores, or a head size not a multiple of 32).
+func attnScoresF16(att []float32, keys []uint16, off, stride int, q32 []float32, scale float32, batch bool) bool {
+	hd, n := len(q32), len(att)
+	if batch || hd%32 != 0 || n == 0 {
+		return false
+	}
+	keys = keys[off : off+(n-1)*stride+hd]
+	attnScoresF16AVX2(unsafe.SliceData(att), (*byte)(unsafe.Pointer(unsafe.SliceData(keys))), 2*stride, unsafe.SliceData(q32), hd, n, scale)
+	return true
+}
+
+// attnValuesF16 adds, for every pos < len(att) in order, the value row
+// values[off+pos*stride:][:hd] times att[pos] rounded to half precision
+// into lane pos%lanes of acc (acc[l*hd:(l+1)*hd]), as attnAxpyF16 does one
+// row at a time; it does nothing and returns false where the loop does not
+// apply (hd not a multiple of 8).
+func attnValuesF16(acc []float32, values []uint16, off, stride int, att []float32, hd, lanes int) bool {
+	n := len(att)
+	if hd%8 != 0 || n == 0 || lanes&(lanes-1) != 0 {
+		return false
+	}
+	values, acc = values[off:off+(n-1)*stride+hd], acc[:lanes*hd]
+	attnValuesF16AVX2(unsafe.SliceData(acc), (*byte)(unsafe.Pointer(unsafe.SliceData(values))), 2*stride, unsafe.SliceData(att), hd, n, lanes)
+	return true
+}
+
 // attnRoundQ sets q32[i] to the value of q[i] rounded to half precision,
 // as quantizeAct32 rounds activations.
 func attnRoundQ(q32, q []float32) {
@@ -670,6 +705,20 @@ func attnAxpyF16(acc []float32, v []uint16, p float32) {
 	for d := n &^ 7; d < n; d++ {
 		acc[d] += p * F16ToF32(v[d])
 	}
+}
+
+//go:noescape
+func expChunksAVX2(x *float32, m float32, n int, sum *float64) int
+
+// expChunks does softmaxGGML's exponentials and sum for the whole chunks of
+// 8 from the start of x, up to the first that needs vExpf's slow path, and
+// returns how many elements it did (0 without AVX2).
+func expChunks(x []float32, m float32, sum *float64) int {
+	n := len(x) &^ 7
+	if !useAVX2 || n == 0 {
+		return 0
+	}
+	return expChunksAVX2(unsafe.SliceData(x), m, n, sum)
 }
 
 // swigluVec sets dst[i] = vSiLU(gate[i]) * up[i] for whole chunks of 8 from

@@ -1828,3 +1828,183 @@ psloop:
 psdone:
 	VZEROUPPER
 	RET
+
+// func attnScoresF16AVX2(att *float32, k *byte, stride int, q *float32, hd int, n int, scale float32)
+//
+// att[pos] = dotF16X32AVX2(k + pos*stride, q, hd) * scale for pos < n: a
+// head's attention scores in one call, each the same fused multiply-adds,
+// reduction and product as one key at a time. hd is a multiple of 32;
+// stride is in bytes.
+TEXT ·attnScoresF16AVX2(SB), NOSPLIT, $0-52
+	MOVQ   att+0(FP), DX
+	MOVQ   k+8(FP), R8
+	MOVQ   stride+16(FP), R9
+	MOVQ   q+24(FP), R10
+	MOVQ   hd+32(FP), R11
+	MOVQ   n+40(FP), BX
+	VMOVSS scale+48(FP), X8
+	TESTQ  BX, BX
+	JEQ    asdone
+	TESTQ  R11, R11
+	JEQ    asdone
+
+aspos:
+	MOVQ   R8, SI
+	MOVQ   R10, DI
+	MOVQ   R11, CX
+	VXORPS Y0, Y0, Y0
+	VXORPS Y1, Y1, Y1
+	VXORPS Y2, Y2, Y2
+	VXORPS Y3, Y3, Y3
+
+asloop:
+	VCVTPH2PS   (SI), Y4
+	VCVTPH2PS   16(SI), Y5
+	VCVTPH2PS   32(SI), Y6
+	VCVTPH2PS   48(SI), Y7
+	VFMADD231PS (DI), Y4, Y0
+	VFMADD231PS 32(DI), Y5, Y1
+	VFMADD231PS 64(DI), Y6, Y2
+	VFMADD231PS 96(DI), Y7, Y3
+	ADDQ        $64, SI
+	ADDQ        $128, DI
+	SUBQ        $32, CX
+	JNZ         asloop
+
+	REDUCE32
+	VMULSS X8, X0, X0
+	VMOVSS X0, (DX)
+	ADDQ   $4, DX
+	ADDQ   R9, R8
+	DECQ   BX
+	JNZ    aspos
+
+asdone:
+	VZEROUPPER
+	RET
+
+// func attnValuesF16AVX2(acc *float32, v *byte, stride int, att *float32, hd int, n int, lanes int)
+//
+// For pos < n in order: p = att[pos] rounded to half precision (VCVTPS2PH,
+// round to nearest even), and acc[(pos%lanes)*hd + d] += p * F16(v[d]) for
+// the value row v + pos*stride (bytes) and d < hd, as axpyF16AVX2 adds one
+// row: the products are exact, so each fused multiply-add rounds as the
+// reference's multiply then add. hd is a multiple of 8, lanes a power of 2.
+TEXT ·attnValuesF16AVX2(SB), NOSPLIT, $0-56
+	MOVQ  acc+0(FP), R8
+	MOVQ  v+8(FP), R9
+	MOVQ  stride+16(FP), R10
+	MOVQ  att+24(FP), DX
+	MOVQ  hd+32(FP), R11
+	MOVQ  n+40(FP), BX
+	MOVQ  lanes+48(FP), R12
+	DECQ  R12
+	XORQ  AX, AX
+	TESTQ BX, BX
+	JEQ   avdone
+	MOVQ  R11, R14
+	SHRQ  $3, R14
+	JEQ   avdone
+
+avpos:
+	VMOVSS       (DX)(AX*4), X2
+	VCVTPS2PH    $0, X2, X2
+	VCVTPH2PS    X2, X2
+	VBROADCASTSS X2, Y2
+	MOVQ         AX, R13
+	ANDQ         R12, R13
+	IMULQ        R11, R13
+	LEAQ         (R8)(R13*4), DI
+	MOVQ         R9, SI
+	MOVQ         R14, CX
+
+avloop:
+	VCVTPH2PS   (SI), Y1
+	VFMADD213PS (DI), Y2, Y1
+	VMOVUPS     Y1, (DI)
+	ADDQ        $16, SI
+	ADDQ        $32, DI
+	DECQ        CX
+	JNZ         avloop
+
+	ADDQ R10, R9
+	INCQ AX
+	CMPQ AX, BX
+	JNE  avpos
+
+avdone:
+	VZEROUPPER
+	RET
+
+// func expChunksAVX2(x *float32, m float32, n int, sum *float64) int
+//
+// The exponentials of softmaxGGML for whole chunks of 8 from the start of
+// x: x[i] = vExpf(x[i] - m), the same fused multiply-adds in the same
+// order as swigluAVX2's, and *sum += float64(hsum8 of the chunk), chunk
+// after chunk. It stops before the first chunk where some lane's |n| > 126
+// (vExpf's slow path, left to Go) and returns the number of elements done.
+TEXT ·expChunksAVX2(SB), NOSPLIT, $0-40
+	MOVQ  x+0(FP), SI
+	MOVQ  n+16(FP), CX
+	MOVQ  sum+24(FP), DX
+	SHRQ  $3, CX
+	XORQ  BX, BX
+	TESTQ CX, CX
+	JEQ   exdone
+	BCAST($0x4b400000, Y15) // r = 0x1.8p23
+	BCAST($0x3fb8aa3b, Y14) // log2(e)
+	BCAST($0x35bfbe8e, Y13) // ln2 low
+	BCAST($0x3f317200, Y12) // ln2 high
+	BCAST($0x3f800000, Y11) // 1.0
+	BCAST($0x3c072010, Y10)
+	BCAST($0x3d2b9f17, Y9)
+	BCAST($0x3e2aaf33, Y8)
+	BCAST($0x3efffedb, Y7)
+	BCAST($0x3f7ffff6, Y6)
+	BCAST($0x7fffffff, Y5) // |.| mask
+	BCAST($0x42fc0000, Y4) // 126
+
+exloop:
+	VBROADCASTSS m+8(FP), Y3
+	VMOVUPS      (SI)(BX*4), Y0
+	VSUBPS       Y3, Y0, Y0         // x = v - m
+	VMOVAPS      Y15, Y1
+	VFMADD231PS  Y14, Y0, Y1        // z = x*log2e + r
+	VSUBPS       Y15, Y1, Y2        // n = z - r
+	VFNMADD231PS Y12, Y2, Y0        // x - n*ln2hi
+	VFNMADD231PS Y13, Y2, Y0        // b = that - n*ln2lo
+	VANDPS       Y5, Y2, Y2
+	VCMPPS       $0x1e, Y4, Y2, Y2  // |n| > 126 (ordered)
+	VMOVMSKPS    Y2, AX
+	TESTL        AX, AX
+	JNE          exdone
+	VPSLLD       $23, Y1, Y1
+	VPADDD       Y11, Y1, Y1        // k
+	VMULPS       Y0, Y0, Y2         // u = b*b
+	VMOVAPS      Y9, Y3
+	VFMADD231PS  Y10, Y0, Y3        // c1*b + c2
+	VMOVAPS      Y7, Y4
+	VFMADD231PS  Y8, Y0, Y4         // c3*b + c4
+	VFMADD231PS  Y3, Y2, Y4         // (c1*b + c2)*u + (c3*b + c4)
+	VMULPS       Y6, Y0, Y0         // c5*b
+	VFMADD231PS  Y4, Y2, Y0         // j = that*u + c5*b
+	VFMADD231PS  Y0, Y1, Y1         // e = k*j + k
+	VMOVUPS      Y1, (SI)(BX*4)
+	VEXTRACTF128 $1, Y1, X2         // hsum8(e), then into the float64 sum
+	VADDPS       X2, X1, X1
+	VMOVHLPS     X1, X1, X2
+	VADDPS       X2, X1, X1
+	VMOVSHDUP    X1, X2
+	VADDSS       X2, X1, X1
+	VCVTSS2SD    X1, X1, X1
+	VADDSD       (DX), X1, X1
+	VMOVSD       X1, (DX)
+	BCAST($0x42fc0000, Y4)
+	ADDQ         $8, BX
+	DECQ         CX
+	JNZ          exloop
+
+exdone:
+	MOVQ BX, ret+32(FP)
+	VZEROUPPER
+	RET

@@ -48,6 +48,16 @@ const fastAttnF16 = false
 // attnScoreF16 is never called (fastAttnF16 is false).
 func attnScoreF16(k []uint16, q32 []float32, batch bool) float32 { return 0 }
 
+// attnScoresF16 is never called (fastAttnF16 is false).
+func attnScoresF16(att []float32, keys []uint16, off, stride int, q32 []float32, scale float32, batch bool) bool {
+	return false
+}
+
+// attnValuesF16 is never called (fastAttnF16 is false).
+func attnValuesF16(acc []float32, values []uint16, off, stride int, att []float32, hd, lanes int) bool {
+	return false
+}
+
 // attnRoundQ is never called (fastAttnF16 is false).
 func attnRoundQ(q32, q []float32) {}
 
@@ -56,6 +66,9 @@ func attnReduce32(out, acc []float32) {}
 
 // attnAxpyF16 is never called (fastAttnF16 is false).
 func attnAxpyF16(acc []float32, v []uint16, p float32) {}
+
+// expChunks does nothing: softmaxGGML runs in Go.
+func expChunks(x []float32, m float32, sum *float64) int { return 0 }
 
 // swigluVec does nothing: SwiGLU runs in Go.
 func swigluVec(dst, gate, up []float32) int { return 0 }

@@ -50,6 +50,10 @@ func softmaxGGML(x []float32) {
 	}
 	var sum float64
 	for i := 0; i < len(x); i += 8 {
+		if k := expChunks(x[i:], m, &sum); k > 0 { // SIMD, bitwise equal (dot_amd64.go)
+			i += k - 8
+			continue
+		}
 		var c [8]float32
 		for l := range min(8, len(x)-i) {
 			e := vExpf(x[i+l] - m)

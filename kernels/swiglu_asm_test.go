@@ -87,3 +87,58 @@ func TestF32sToF16(t *testing.T) {
 		}
 	}
 }
+
+// refSoftmax is softmaxGGML one lane at a time through vExpf, the Go
+// reference of expChunks.
+func refSoftmax(x []float32) {
+	m := x[0]
+	for _, v := range x[1:] {
+		m = max(m, v)
+	}
+	var sum float64
+	for i := 0; i < len(x); i += 8 {
+		var c [8]float32
+		for l := range min(8, len(x)-i) {
+			x[i+l] = vExpf(x[i+l] - m)
+			c[l] = x[i+l]
+		}
+		sum += float64(hsum8(&c))
+	}
+	s := float32(1 / sum)
+	for i := range x {
+		x[i] *= s
+	}
+}
+
+// TestSoftmaxAsm runs softmaxGGML, whose whole chunks of 8 go through the
+// AVX2 exponentials, against the Go reference bit for bit: ordinary scores,
+// scores far enough below the maximum for vExpf's slow path (so that SIMD
+// and Go chunks alternate), and lengths that leave a tail.
+func TestSoftmaxAsm(t *testing.T) {
+	if !useAVX2 {
+		t.Skip("no AVX2 on this CPU")
+	}
+	rng := rand.New(rand.NewPCG(5, 6))
+	for trial := range 400 {
+		n := 1 + rng.IntN(200)
+		x := make([]float32, n)
+		for i := range x {
+			switch rng.IntN(12) {
+			case 0:
+				x[i] = float32(-80 - rng.Float64()*100) // exp in or past the slow path
+			case 1:
+				x[i] = float32(rng.NormFloat64() * 40)
+			default:
+				x[i] = float32(rng.NormFloat64() * 3)
+			}
+		}
+		want := append([]float32(nil), x...)
+		refSoftmax(want)
+		softmaxGGML(x)
+		for i := range want {
+			if math.Float32bits(x[i]) != math.Float32bits(want[i]) {
+				t.Fatalf("trial %d n=%d i=%d: SIMD %#08x, reference %#08x", trial, n, i, math.Float32bits(x[i]), math.Float32bits(want[i]))
+			}
+		}
+	}
+}
