@@ -16,10 +16,10 @@ import (
 var useAVX2 = cpu.X86.HasAVX2 && cpu.X86.HasFMA && cpuid1ECX()&(1<<29) != 0
 
 // useAVX512 reports whether the AVX-512 kernels in dot512_amd64.s run on
-// this CPU: 512-bit registers with byte and word operations (F, BW; the
-// OS saving their state is checked by golang.org/x/sys/cpu) and VNNI's
-// VPDPBUSD, besides the AVX2 set.
-var useAVX512 = useAVX2 && cpu.X86.HasAVX512F && cpu.X86.HasAVX512BW && cpu.X86.HasAVX512VNNI
+// this CPU: 512-bit registers with byte, word and 256-bit broadcast
+// operations (F, BW, DQ; the OS saving their state is checked by
+// golang.org/x/sys/cpu) and VNNI's VPDPBUSD, besides the AVX2 set.
+var useAVX512 = useAVX2 && cpu.X86.HasAVX512F && cpu.X86.HasAVX512BW && cpu.X86.HasAVX512DQ && cpu.X86.HasAVX512VNNI
 
 // cpuid1ECX returns ECX of CPUID leaf 1 (bit 29: F16C).
 func cpuid1ECX() uint32
@@ -51,6 +51,12 @@ func dotQ4_0Q8_0x16PackedAVX512(dst *float32, w *byte, x *byte, xs *byte, nb int
 
 //go:noescape
 func dotQ8_0Q8_0x16PackedAVX512(dst *float32, w *byte, x *byte, xs *byte, nb int, groups int)
+
+//go:noescape
+func sgemmF16X32Acc8x6AVX512(acc *float32, w *byte, rb int, x *byte, xrb int, steps int)
+
+//go:noescape
+func sgemmF16X32Acc4x6AVX512(acc *float32, w *byte, rb int, x *byte, xrb int, steps int)
 
 //go:noescape
 func packedSumsAVX2(xs *byte, x *byte, nb int)
@@ -328,16 +334,18 @@ func sgemmF16X32Asm(w, x []byte, _ int) float32 {
 // a time: 6 tokens' 512 columns of float32 activations (12 KB) and the rows'
 // halves stay in L1 while the rows' pairs pass over them.
 const (
-	f16TileRows  = 16
+	f16TileRows  = 32
 	f16TileSteps = 64
 )
 
 // sgemmF16X32Tiles computes rows [lo, hi) of a batched F16 product
 // (dst[i*ldd+r] for the n activation rows in x, xrb = 4*cols bytes each: the
-// float32 values of their halves) in tiles of 2 rows by 6 tokens over blocks
+// float32 values of their halves) in tiles of 2 rows by 6 tokens (the last
+// tile overlapping the one before when n is not a multiple of 6) over blocks
 // of f16TileRows rows and f16TileSteps column steps, the tiles' accumulators
-// kept in between; each element is bitwise sgemmF16. It returns the first
-// row it left (hi, or hi-1 for an odd count).
+// kept in between (with AVX-512, 8 or 4 rows by 6 tokens where it can); each
+// element is bitwise sgemmF16. It returns the first row it left (hi, or
+// hi-1 for an odd count).
 func sgemmF16X32Tiles(dst []float32, w Matrix, x []byte, xrb, n, lo, hi int) int {
 	rb, ldd, steps := w.RowBytes(), w.Rows, xrb/32
 	end := lo + (hi-lo)&^1
@@ -345,12 +353,27 @@ func sgemmF16X32Tiles(dst []float32, w Matrix, x []byte, xrb, n, lo, hi int) int
 	for b0 := lo; b0 < end; b0 += f16TileRows {
 		b1 := min(b0+f16TileRows, end)
 		i := 0
-		for ; i+6 <= n; i += 6 {
+		for i < n && n >= 6 {
+			// A last tile short of 6 tokens moves back to end at n: its
+			// first tokens, done already, come out the same and are not
+			// written again.
+			t0 := min(i, n-6)
 			clear(acc[:])
 			for k0 := 0; k0 < steps; k0 += f16TileSteps {
 				ks := min(f16TileSteps, steps-k0)
-				xs := x[i*xrb+32*k0 : (i+5)*xrb+32*(k0+ks)]
-				for r := b0; r < b1; r += 2 {
+				xs := x[t0*xrb+32*k0 : (t0+5)*xrb+32*(k0+ks)]
+				r := b0
+				for ; useAVX512 && r+8 <= b1; r += 8 { // four pairs of rows at once
+					a := acc[(r-b0)/2*96:][:384]
+					rows := w.Data[r*rb+16*k0 : (r+7)*rb+16*(k0+ks)]
+					sgemmF16X32Acc8x6AVX512(unsafe.SliceData(a), unsafe.SliceData(rows), rb, unsafe.SliceData(xs), xrb, ks)
+				}
+				for ; useAVX512 && r+4 <= b1; r += 4 { // two pairs
+					a := acc[(r-b0)/2*96:][:192]
+					rows := w.Data[r*rb+16*k0 : (r+3)*rb+16*(k0+ks)]
+					sgemmF16X32Acc4x6AVX512(unsafe.SliceData(a), unsafe.SliceData(rows), rb, unsafe.SliceData(xs), xrb, ks)
+				}
+				for ; r < b1; r += 2 {
 					a := acc[(r-b0)/2*96:][:96]
 					rows := w.Data[r*rb+16*k0 : (r+1)*rb+16*(k0+ks)]
 					sgemmF16X32Acc2x6AVX2(unsafe.SliceData(a), unsafe.SliceData(rows), rb, unsafe.SliceData(xs), xrb, ks)
@@ -358,11 +381,12 @@ func sgemmF16X32Tiles(dst []float32, w Matrix, x []byte, xrb, n, lo, hi int) int
 			}
 			for r := b0; r < b1; r += 2 {
 				a := acc[(r-b0)/2*96:][:96]
-				for j := range 6 {
-					dst[(i+j)*ldd+r] = hsum8((*[8]float32)(a[16*j:]))
-					dst[(i+j)*ldd+r+1] = hsum8((*[8]float32)(a[16*j+8:]))
+				for j := i - t0; j < 6; j++ {
+					dst[(t0+j)*ldd+r] = hsum8((*[8]float32)(a[16*j:]))
+					dst[(t0+j)*ldd+r+1] = hsum8((*[8]float32)(a[16*j+8:]))
 				}
 			}
+			i = t0 + 6
 		}
 		for ; i < n; i++ {
 			xi := x[i*xrb : (i+1)*xrb]

@@ -6,14 +6,10 @@ import (
 	"time"
 )
 
-// fmaLoopFLOP is the floating-point operations of one fmaLoop iteration:
-// ten 8-lane fused multiply-adds.
-const fmaLoopFLOP = 10 * 8 * 2
-
 // MeasureFMAPeak returns the single-precision FMA peak, in FLOP per second,
-// that p's workers reach together running independent AVX2 fused
-// multiply-adds for about d: the compute roofline that prefill benchmarks
-// report against. It returns 0 where the assembly is unavailable (another
+// that p's workers reach together running independent fused multiply-adds
+// of the widest vectors the kernels use (AVX-512 or AVX2) for about d: the
+// compute roofline that prefill benchmarks report against. It returns 0 where the assembly is unavailable (another
 // architecture, -tags purego, or a CPU without AVX2 and FMA).
 func MeasureFMAPeak(p *Pool, d time.Duration) float64 {
 	if fmaLoop == nil {

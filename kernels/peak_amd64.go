@@ -8,12 +8,22 @@ package kernels
 //go:noescape
 func fmaPeakLoop(n int) float32
 
-// fmaLoop is fmaPeakLoop where the CPU has AVX2 and FMA, else nil.
-var fmaLoop = func() func(int) float32 {
-	if useAVX2 {
-		return fmaPeakLoop
+// fmaPeakLoop512 runs n iterations of 320 FLOP of independent AVX-512
+// fused multiply-adds (peak_amd64.s).
+//
+//go:noescape
+func fmaPeakLoop512(n int) float32
+
+// fmaLoop is the widest FMA loop this CPU runs (AVX-512 where the packed
+// kernels use it, else AVX2 and FMA), with its FLOP per iteration, or nil.
+var fmaLoop, fmaLoopFLOP = func() (func(int) float32, float64) {
+	switch {
+	case useAVX512:
+		return fmaPeakLoop512, 10 * 16 * 2
+	case useAVX2:
+		return fmaPeakLoop, 10 * 8 * 2
 	}
-	return nil
+	return nil, 0
 }()
 
 // readStreamAVX2 reads the n bytes at p (n a multiple of 128) with AVX2

@@ -106,3 +106,54 @@ rsdone:
 	VZEROUPPER
 	MOVQ  AX, ret+24(FP)
 	RET
+
+// func fmaPeakLoop512(n int) float32
+//
+// fmaPeakLoop with 512-bit registers: ten independent VFMADD231PS chains of
+// 16 lanes, 320 FLOP an iteration.
+TEXT ·fmaPeakLoop512(SB), NOSPLIT, $0-12
+	MOVQ         n+0(FP), CX
+	MOVL         $0x3f800000, AX // 1.0
+	VPBROADCASTD AX, Z10
+	MOVL         $0x2edbe6ff, AX // 1e-10
+	VPBROADCASTD AX, Z11
+	VPXORD       Z0, Z0, Z0
+	VPXORD       Z1, Z1, Z1
+	VPXORD       Z2, Z2, Z2
+	VPXORD       Z3, Z3, Z3
+	VPXORD       Z4, Z4, Z4
+	VPXORD       Z5, Z5, Z5
+	VPXORD       Z6, Z6, Z6
+	VPXORD       Z7, Z7, Z7
+	VPXORD       Z8, Z8, Z8
+	VPXORD       Z9, Z9, Z9
+	TESTQ        CX, CX
+	JLE          done512
+
+loop512:
+	VFMADD231PS Z11, Z10, Z0
+	VFMADD231PS Z11, Z10, Z1
+	VFMADD231PS Z11, Z10, Z2
+	VFMADD231PS Z11, Z10, Z3
+	VFMADD231PS Z11, Z10, Z4
+	VFMADD231PS Z11, Z10, Z5
+	VFMADD231PS Z11, Z10, Z6
+	VFMADD231PS Z11, Z10, Z7
+	VFMADD231PS Z11, Z10, Z8
+	VFMADD231PS Z11, Z10, Z9
+	DECQ        CX
+	JNZ         loop512
+
+done512:
+	VADDPS     Z1, Z0, Z0
+	VADDPS     Z3, Z2, Z2
+	VADDPS     Z5, Z4, Z4
+	VADDPS     Z7, Z6, Z6
+	VADDPS     Z9, Z8, Z8
+	VADDPS     Z2, Z0, Z0
+	VADDPS     Z6, Z4, Z4
+	VADDPS     Z8, Z0, Z0
+	VADDPS     Z4, Z0, Z0
+	VZEROUPPER
+	MOVSS      X0, ret+8(FP)
+	RET

@@ -3,7 +3,10 @@
 package kernels
 
 // fmaLoop is nil without the assembly: the FMA peak is then unknown.
-var fmaLoop func(int) float32
+var (
+	fmaLoop     func(int) float32
+	fmaLoopFLOP float64
+)
 
 // readLoops is empty without the assembly: MeasureBandwidth then uses its
 // plain-Go loop only.
