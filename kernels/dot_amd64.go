@@ -466,7 +466,12 @@ func fastRows(t DType, rows, n int, batch bool) (f func(dst []float32, w []byte,
 	case !useAVX2:
 	case t == Q4_0 && rows%8 == 0:
 		return dotQ4_0Q8_0x8Rows8, 8
-	case t == F16 && !batch:
+	case t == F16 && !batch && n > 1:
+		// Two rows at a time: 8 chains of fused multiply-adds, the weights
+		// in cache for the tokens after the first. One token streams its
+		// weights from memory markedly faster one row at a time (two rows
+		// 4 KB apart read as two streams): 47 against 35 GB/s on a 512 MB
+		// matrix, 2 threads.
 		return dotF16X32Rows2, 2 // with fastAct32's activations
 	}
 	return nil, 0
