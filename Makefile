@@ -19,10 +19,12 @@ build:
 	$(GO) build -o $(BIN) ./cmd/strata
 
 ## test: lint, the layering check, every test at full size, then again under the race detector
-## (which shrinks the slowest numeric sweeps)
+## (which shrinks the slowest numeric sweeps), then the kernels and the engine with AVX-512 off
+## (GODEBUG), so that a CPU which has it still tests the AVX2 kernels
 test: lint layers
 	$(GO) test -timeout 20m ./...
 	$(GO) test -race -timeout 20m ./...
+	GODEBUG=cpu.avx512f=off $(GO) test -timeout 20m ./kernels/ ./pipeline/...
 
 ## bench: kernel benchmarks, then decode tok/s of synthetic 1B-shaped models beside the bandwidth roofline
 bench: build
