@@ -667,17 +667,25 @@ func attnScoresF16AVX2(att *float32, k *byte, stride int, q *float32, hd int, n 
 //go:noescape
 func attnValuesF16AVX2(acc *float32, v *byte, stride int, att *float32, hd int, n int, lanes int)
 
-// attnScoresF16 sets att[pos] = attnScoreF16(k, q32, false) * scale for
+//go:noescape
+func attnScoresSgemmF16AVX2(att *float32, k *byte, stride int, q *float32, steps int, n int, scale float32)
+
+// attnScoresF16 sets att[pos] = attnScoreF16(k, q32, batch) * scale for
 // every pos < len(att), k the key keys[off+pos*stride:][:len(q32)], in one
 // call; it does nothing and returns false where that loop does not apply
-// (a batch's scores, or a head size not a multiple of 32).
+// (a head size not a multiple of 32, or of 8 for a batch's scores).
 func attnScoresF16(att []float32, keys []uint16, off, stride int, q32 []float32, scale float32, batch bool) bool {
 	hd, n := len(q32), len(att)
-	if batch || hd%32 != 0 || n == 0 {
+	if n == 0 || hd == 0 || (batch && hd%8 != 0) || (!batch && hd%32 != 0) {
 		return false
 	}
 	keys = keys[off : off+(n-1)*stride+hd]
-	attnScoresF16AVX2(unsafe.SliceData(att), (*byte)(unsafe.Pointer(unsafe.SliceData(keys))), 2*stride, unsafe.SliceData(q32), hd, n, scale)
+	kp, qp := (*byte)(unsafe.Pointer(unsafe.SliceData(keys))), unsafe.SliceData(q32)
+	if batch {
+		attnScoresSgemmF16AVX2(unsafe.SliceData(att), kp, 2*stride, qp, hd/8, n, scale)
+	} else {
+		attnScoresF16AVX2(unsafe.SliceData(att), kp, 2*stride, qp, hd, n, scale)
+	}
 	return true
 }
 

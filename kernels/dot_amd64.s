@@ -2008,3 +2008,98 @@ exdone:
 	MOVQ BX, ret+32(FP)
 	VZEROUPPER
 	RET
+
+// HSUMSC(y, x, m) stores hsum8 of y (x its low half) times X8 lane 0 at m.
+// Clobbers X11, X12.
+#define HSUMSC(y, x, m) \
+	VEXTRACTF128 $1, y, X11; \
+	VADDPS       x, X11, X11; \
+	VMOVHLPS     X11, X11, X12; \
+	VADDPS       X12, X11, X11; \
+	VMOVSHDUP    X11, X12; \
+	VADDSS       X12, X11, X11; \
+	VMULSS       X8, X11, X11; \
+	VMOVSS       X11, m
+
+// func attnScoresSgemmF16AVX2(att *float32, k *byte, stride int, q *float32, steps int, n int, scale float32)
+//
+// att[pos] = sgemmF16X32AVX2(k + pos*stride, q, steps) * scale for pos < n,
+// the scores of a head for a query of a batch, four keys at a time: each
+// key's 8-lane accumulator gets the same fused multiply-adds in the same
+// order as one key at a time, and four independent chains hide the
+// multiply-adds' latency. stride is in bytes; steps >= 1.
+TEXT ·attnScoresSgemmF16AVX2(SB), NOSPLIT, $0-52
+	MOVQ   att+0(FP), DX
+	MOVQ   k+8(FP), R8
+	MOVQ   stride+16(FP), R9
+	MOVQ   q+24(FP), R10
+	MOVQ   steps+32(FP), R11
+	MOVQ   n+40(FP), BX
+	VMOVSS scale+48(FP), X8
+
+sbquad:
+	CMPQ   BX, $4
+	JLT    sbsingle
+	MOVQ   R8, SI
+	LEAQ   (R8)(R9*1), R12
+	LEAQ   (R12)(R9*1), R13
+	LEAQ   (R13)(R9*1), R14
+	MOVQ   R10, DI
+	MOVQ   R11, CX
+	VXORPS Y0, Y0, Y0
+	VXORPS Y1, Y1, Y1
+	VXORPS Y2, Y2, Y2
+	VXORPS Y3, Y3, Y3
+
+sbqloop:
+	VMOVUPS     (DI), Y9
+	VCVTPH2PS   (SI), Y4
+	VFMADD231PS Y9, Y4, Y0
+	VCVTPH2PS   (R12), Y5
+	VFMADD231PS Y9, Y5, Y1
+	VCVTPH2PS   (R13), Y6
+	VFMADD231PS Y9, Y6, Y2
+	VCVTPH2PS   (R14), Y7
+	VFMADD231PS Y9, Y7, Y3
+	ADDQ        $16, SI
+	ADDQ        $16, R12
+	ADDQ        $16, R13
+	ADDQ        $16, R14
+	ADDQ        $32, DI
+	DECQ        CX
+	JNZ         sbqloop
+
+	HSUMSC(Y0, X0, 0(DX))
+	HSUMSC(Y1, X1, 4(DX))
+	HSUMSC(Y2, X2, 8(DX))
+	HSUMSC(Y3, X3, 12(DX))
+	ADDQ $16, DX
+	LEAQ (R8)(R9*4), R8
+	SUBQ $4, BX
+	JMP  sbquad
+
+sbsingle:
+	TESTQ  BX, BX
+	JEQ    sbdone
+	MOVQ   R8, SI
+	MOVQ   R10, DI
+	MOVQ   R11, CX
+	VXORPS Y0, Y0, Y0
+
+sbsloop:
+	VCVTPH2PS   (SI), Y4
+	VFMADD231PS (DI), Y4, Y0
+	ADDQ        $16, SI
+	ADDQ        $32, DI
+	DECQ        CX
+	JNZ         sbsloop
+
+	HSUMSC(Y0, X0, (DX))
+	ADDQ $4, DX
+	ADDQ R9, R8
+	DECQ BX
+	JMP  sbsingle
+
+sbdone:
+	VZEROUPPER
+	RET
