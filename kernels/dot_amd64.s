@@ -1692,6 +1692,53 @@ r32cdone:
 	VMOVD        AX, X0; \
 	VPBROADCASTD X0, reg
 
+// EXPCONSTS loads the constants of VEXPF into Y4-Y15 (clobbering AX, X0).
+#define EXPCONSTS \
+	BCAST($0x4b400000, Y15); \
+	BCAST($0x3fb8aa3b, Y14); \
+	BCAST($0x35bfbe8e, Y13); \
+	BCAST($0x3f317200, Y12); \
+	BCAST($0x3f800000, Y11); \
+	BCAST($0x3c072010, Y10); \
+	BCAST($0x3d2b9f17, Y9); \
+	BCAST($0x3e2aaf33, Y8); \
+	BCAST($0x3efffedb, Y7); \
+	BCAST($0x3f7ffff6, Y6); \
+	BCAST($0x7fffffff, Y5); \
+	BCAST($0x42fc0000, Y4)
+
+// VEXPF(bail) sets Y1 to ggml_v_expf of the 8 lanes of Y0, one lane an
+// element with vExpf's fused multiply-adds in its order, or jumps to bail
+// where some lane needs the slow path (|n| > 126). With x in Y0 and the
+// constants of EXPCONSTS (Y15 r = 0x1.8p23, Y14 log2(e), Y13 and Y12 ln2's
+// low and high parts, Y11 1.0, Y10-Y6 the polynomial's c1-c5, Y5 the |.|
+// mask, Y4 126): z = x*log2e + r, n = z - r, b = x - n*ln2hi - n*ln2lo,
+// k = the bits of z << 23 plus those of 1.0, u = b*b,
+// j = ((c1*b + c2)*u + (c3*b + c4))*u + c5*b, e = k*j + k. It clobbers Y0, Y2, Y3, AX and Y4, which must be reloaded
+// with 126 before the next use.
+#define VEXPF(bail) \
+	VMOVAPS      Y15, Y1; \
+	VFMADD231PS  Y14, Y0, Y1; \
+	VSUBPS       Y15, Y1, Y2; \
+	VFNMADD231PS Y12, Y2, Y0; \
+	VFNMADD231PS Y13, Y2, Y0; \
+	VANDPS       Y5, Y2, Y2; \
+	VCMPPS       $0x1e, Y4, Y2, Y2; \
+	VMOVMSKPS    Y2, AX; \
+	TESTL        AX, AX; \
+	JNE          bail; \
+	VPSLLD       $23, Y1, Y1; \
+	VPADDD       Y11, Y1, Y1; \
+	VMULPS       Y0, Y0, Y2; \
+	VMOVAPS      Y9, Y3; \
+	VFMADD231PS  Y10, Y0, Y3; \
+	VMOVAPS      Y7, Y4; \
+	VFMADD231PS  Y8, Y0, Y4; \
+	VFMADD231PS  Y3, Y2, Y4; \
+	VMULPS       Y6, Y0, Y0; \
+	VFMADD231PS  Y4, Y2, Y0; \
+	VFMADD231PS  Y0, Y1, Y1
+
 // func swigluAVX2(dst, gate, up *float32, n int) int
 //
 // dst[i] = vSiLU(gate[i]) * up[i] for whole chunks of 8 from the start, as
@@ -1708,43 +1755,12 @@ TEXT ·swigluAVX2(SB), NOSPLIT, $0-40
 	XORQ BX, BX
 	TESTQ CX, CX
 	JEQ  swdone
-	BCAST($0x4b400000, Y15) // r = 0x1.8p23
-	BCAST($0x3fb8aa3b, Y14) // log2(e)
-	BCAST($0x35bfbe8e, Y13) // ln2 low
-	BCAST($0x3f317200, Y12) // ln2 high
-	BCAST($0x3f800000, Y11) // 1.0
-	BCAST($0x3c072010, Y10)
-	BCAST($0x3d2b9f17, Y9)
-	BCAST($0x3e2aaf33, Y8)
-	BCAST($0x3efffedb, Y7)
-	BCAST($0x3f7ffff6, Y6)
-	BCAST($0x7fffffff, Y5) // |.| mask
-	BCAST($0x42fc0000, Y4) // 126
+	EXPCONSTS
 
 swloop:
 	VXORPS       Y0, Y0, Y0
 	VSUBPS       (SI)(BX*4), Y0, Y0 // x = 0 - g
-	VMOVAPS      Y15, Y1
-	VFMADD231PS  Y14, Y0, Y1        // z = x*log2e + r
-	VSUBPS       Y15, Y1, Y2        // n = z - r
-	VFNMADD231PS Y12, Y2, Y0        // x - n*ln2hi
-	VFNMADD231PS Y13, Y2, Y0        // b = that - n*ln2lo
-	VANDPS       Y5, Y2, Y2
-	VCMPPS       $0x1e, Y4, Y2, Y2  // |n| > 126 (ordered)
-	VMOVMSKPS    Y2, AX
-	TESTL        AX, AX
-	JNE          swdone
-	VPSLLD       $23, Y1, Y1
-	VPADDD       Y11, Y1, Y1        // k
-	VMULPS       Y0, Y0, Y2         // u = b*b
-	VMOVAPS      Y9, Y3
-	VFMADD231PS  Y10, Y0, Y3        // c1*b + c2
-	VMOVAPS      Y7, Y4
-	VFMADD231PS  Y8, Y0, Y4         // c3*b + c4
-	VFMADD231PS  Y3, Y2, Y4         // (c1*b + c2)*u + (c3*b + c4)
-	VMULPS       Y6, Y0, Y0         // c5*b
-	VFMADD231PS  Y4, Y2, Y0         // j = that*u + c5*b
-	VFMADD231PS  Y0, Y1, Y1         // e = k*j + k
+	VEXPF(swdone)
 	VADDPS       Y11, Y1, Y1        // 1 + e
 	VMOVUPS      (SI)(BX*4), Y0
 	VDIVPS       Y1, Y0, Y0         // g / (1 + e)
@@ -1951,44 +1967,13 @@ TEXT ·expChunksAVX2(SB), NOSPLIT, $0-40
 	XORQ  BX, BX
 	TESTQ CX, CX
 	JEQ   exdone
-	BCAST($0x4b400000, Y15) // r = 0x1.8p23
-	BCAST($0x3fb8aa3b, Y14) // log2(e)
-	BCAST($0x35bfbe8e, Y13) // ln2 low
-	BCAST($0x3f317200, Y12) // ln2 high
-	BCAST($0x3f800000, Y11) // 1.0
-	BCAST($0x3c072010, Y10)
-	BCAST($0x3d2b9f17, Y9)
-	BCAST($0x3e2aaf33, Y8)
-	BCAST($0x3efffedb, Y7)
-	BCAST($0x3f7ffff6, Y6)
-	BCAST($0x7fffffff, Y5) // |.| mask
-	BCAST($0x42fc0000, Y4) // 126
+	EXPCONSTS
 
 exloop:
 	VBROADCASTSS m+8(FP), Y3
 	VMOVUPS      (SI)(BX*4), Y0
 	VSUBPS       Y3, Y0, Y0         // x = v - m
-	VMOVAPS      Y15, Y1
-	VFMADD231PS  Y14, Y0, Y1        // z = x*log2e + r
-	VSUBPS       Y15, Y1, Y2        // n = z - r
-	VFNMADD231PS Y12, Y2, Y0        // x - n*ln2hi
-	VFNMADD231PS Y13, Y2, Y0        // b = that - n*ln2lo
-	VANDPS       Y5, Y2, Y2
-	VCMPPS       $0x1e, Y4, Y2, Y2  // |n| > 126 (ordered)
-	VMOVMSKPS    Y2, AX
-	TESTL        AX, AX
-	JNE          exdone
-	VPSLLD       $23, Y1, Y1
-	VPADDD       Y11, Y1, Y1        // k
-	VMULPS       Y0, Y0, Y2         // u = b*b
-	VMOVAPS      Y9, Y3
-	VFMADD231PS  Y10, Y0, Y3        // c1*b + c2
-	VMOVAPS      Y7, Y4
-	VFMADD231PS  Y8, Y0, Y4         // c3*b + c4
-	VFMADD231PS  Y3, Y2, Y4         // (c1*b + c2)*u + (c3*b + c4)
-	VMULPS       Y6, Y0, Y0         // c5*b
-	VFMADD231PS  Y4, Y2, Y0         // j = that*u + c5*b
-	VFMADD231PS  Y0, Y1, Y1         // e = k*j + k
+	VEXPF(exdone)
 	VMOVUPS      Y1, (SI)(BX*4)
 	VEXTRACTF128 $1, Y1, X2         // hsum8(e), then into the float64 sum
 	VADDPS       X2, X1, X1
