@@ -265,23 +265,50 @@ a46done:
 	VZEROUPPER
 	RET
 
-// func sgemmF16X32Acc8x6AVX512(acc *float32, w *byte, rb int, x *byte, xrb int, steps int)
+// func widenF16PairAVX512(dst *float32, w *byte, rb int, steps int)
 //
-// sgemmF16X32Acc4x6AVX512 for four pairs of weight rows (w + 2p*rb and
-// w + (2p+1)*rb, pair p's accumulators at acc + 384p bytes): 24 Z
-// accumulators, each token's broadcast activations shared by 8 rows.
-TEXT ·sgemmF16X32Acc8x6AVX512(SB), NOSPLIT, $0-48
+// Widens steps steps of 8 columns of two F16 rows (w, w+rb) to float32,
+// interleaved as the AVX-512 tiles hold them: step s at dst + 64*s bytes,
+// row 0's 8 values, then row 1's (VCVTPH2PS is exact).
+TEXT ·widenF16PairAVX512(SB), NOSPLIT, $0-32
+	MOVQ  dst+0(FP), DI
+	MOVQ  w+8(FP), SI
+	MOVQ  rb+16(FP), R9
+	MOVQ  steps+24(FP), CX
+	TESTQ CX, CX
+	JEQ   wpdone
+
+wploop:
+	VMOVDQU     (SI), X0
+	VINSERTI128 $1, (SI)(R9*1), Y0, Y0
+	VCVTPH2PS   Y0, Z0
+	VMOVUPS     Z0, (DI)
+	ADDQ        $16, SI
+	ADDQ        $64, DI
+	DECQ        CX
+	JNZ         wploop
+
+wpdone:
+	VZEROUPPER
+	RET
+
+// func sgemmPairs8x6AVX512(acc *float32, w *float32, ps int, x *byte, xrb int, steps int)
+//
+// sgemmF16X32Acc4x6AVX512 for four pairs of rows (24 Z accumulators, pair
+// p's at acc + 384p bytes) over weights already widened and interleaved by
+// widenF16PairAVX512 (pair p's steps at w + p*ps bytes): one load a pair
+// and step, each token's broadcast activations shared by 8 rows, the same
+// fused multiply-adds in the same order.
+TEXT ·sgemmPairs8x6AVX512(SB), NOSPLIT, $0-48
 	MOVQ acc+0(FP), DX
 	MOVQ w+8(FP), SI
-	MOVQ rb+16(FP), R9
+	MOVQ ps+16(FP), R9
 	MOVQ x+24(FP), DI
 	MOVQ xrb+32(FP), R10
 	MOVQ steps+40(FP), CX
 	LEAQ (R10)(R10*2), R11
 	LEAQ (R10)(R10*4), R12
-	LEAQ (SI)(R9*2), R13
-	LEAQ (R13)(R9*2), R14
-	LEAQ (R14)(R9*2), R8
+	LEAQ (R9)(R9*2), R13
 	VMOVUPS 0(DX), Z0
 	VMOVUPS 64(DX), Z1
 	VMOVUPS 128(DX), Z2
@@ -307,21 +334,13 @@ TEXT ·sgemmF16X32Acc8x6AVX512(SB), NOSPLIT, $0-48
 	VMOVUPS 1408(DX), Z22
 	VMOVUPS 1472(DX), Z23
 	TESTQ CX, CX
-	JEQ   a86done
+	JEQ   p86done
 
-a86loop:
-	VMOVDQU32       (SI), X24
-	VINSERTI32X4    $1, (SI)(R9*1), Y24, Y24
-	VCVTPH2PS       Y24, Z24
-	VMOVDQU32       (R13), X25
-	VINSERTI32X4    $1, (R13)(R9*1), Y25, Y25
-	VCVTPH2PS       Y25, Z25
-	VMOVDQU32       (R14), X26
-	VINSERTI32X4    $1, (R14)(R9*1), Y26, Y26
-	VCVTPH2PS       Y26, Z26
-	VMOVDQU32       (R8), X27
-	VINSERTI32X4    $1, (R8)(R9*1), Y27, Y27
-	VCVTPH2PS       Y27, Z27
+p86loop:
+	VMOVUPS (SI), Z24
+	VMOVUPS (SI)(R9*1), Z25
+	VMOVUPS (SI)(R9*2), Z26
+	VMOVUPS (SI)(R13*1), Z27
 	VBROADCASTF32X8 (DI), Z28
 	VFMADD231PS     Z28, Z24, Z0
 	VFMADD231PS     Z28, Z25, Z6
@@ -352,15 +371,12 @@ a86loop:
 	VFMADD231PS     Z29, Z25, Z11
 	VFMADD231PS     Z29, Z26, Z17
 	VFMADD231PS     Z29, Z27, Z23
-	ADDQ            $16, SI
-	ADDQ            $16, R13
-	ADDQ            $16, R14
-	ADDQ            $16, R8
+	ADDQ            $64, SI
 	ADDQ            $32, DI
 	DECQ            CX
-	JNZ             a86loop
+	JNZ             p86loop
 
-a86done:
+p86done:
 	VMOVUPS Z0, 0(DX)
 	VMOVUPS Z1, 64(DX)
 	VMOVUPS Z2, 128(DX)
