@@ -53,6 +53,9 @@ func dotQ4_0Q8_0x16PackedAVX512(dst *float32, w *byte, x *byte, xs *byte, nb int
 func dotQ8_0Q8_0x16PackedAVX512(dst *float32, w *byte, x *byte, xs *byte, nb int, groups int)
 
 //go:noescape
+func hsumPairs8AVX2(dst *float32, ldd int, acc *float32, j0 int)
+
+//go:noescape
 func widenF16PairAVX512(dst *float32, w *byte, rb int, steps int)
 
 //go:noescape
@@ -409,7 +412,12 @@ func sgemmF16X32Tiles(dst []float32, w Matrix, x []byte, xrb, n, lo, hi int) int
 					sgemmF16X32Acc2x6AVX2(unsafe.SliceData(a), unsafe.SliceData(rows), rb, unsafe.SliceData(xs), xrb, ks)
 				}
 			}
-			for r := b0; r < b1; r += 2 {
+			r := b0
+			for ; r+8 <= wideEnd; r += 8 { // the 8-row tiles' sums, 8 rows at once
+				_ = dst[(t0+5)*ldd+r+7] // the tile's last sum is in range
+				hsumPairs8AVX2(&dst[t0*ldd+r], ldd, unsafe.SliceData(acc[(r-b0)/2*96:][:384]), i-t0)
+			}
+			for ; r < b1; r += 2 {
 				a := acc[(r-b0)/2*96:][:96]
 				for j := i - t0; j < 6; j++ {
 					dst[(t0+j)*ldd+r] = hsum8((*[8]float32)(a[16*j:]))

@@ -2088,3 +2088,81 @@ sbsloop:
 sbdone:
 	VZEROUPPER
 	RET
+
+// func hsumPairs8AVX2(dst *float32, ldd int, acc *float32, j0 int)
+//
+// Writes hsum8 of the accumulators of an 8-row by 6-token tile (four pairs
+// of rows, pair p's at acc + 384p bytes, token j's two rows side by side at
+// + 64j) for tokens j = j0..5: dst + j*ldd*4 gets the 8 rows' sums in row
+// order. Eight rows at once, each with hsum8's adds in its order: the
+// halves (a_i + a_i+4), then lanes 0,1 with 2,3, then 0 with 1.
+TEXT ·hsumPairs8AVX2(SB), NOSPLIT, $0-32
+	MOVQ dst+0(FP), DI
+	MOVQ ldd+8(FP), R8
+	MOVQ acc+16(FP), SI
+	MOVQ j0+24(FP), CX
+	SHLQ $2, R8
+	MOVQ CX, AX
+	IMULQ R8, AX
+	ADDQ AX, DI
+	MOVQ CX, AX
+	SHLQ $6, AX
+	ADDQ AX, SI
+	VMOVDQU hsumperm<>(SB), Y15
+
+hsloop:
+	CMPQ CX, $6
+	JGE  hsdone
+	VMOVUPS 0(SI), Y0
+	VMOVUPS 32(SI), Y1
+	VMOVUPS 384(SI), Y2
+	VMOVUPS 416(SI), Y3
+	VMOVUPS 768(SI), Y4
+	VMOVUPS 800(SI), Y5
+	VMOVUPS 1152(SI), Y6
+	VMOVUPS 1184(SI), Y7
+	// [v0.lo | v1.lo] + [v0.hi | v1.hi], and so on: r_i = a_i + a_i+4.
+	VPERM2F128 $0x20, Y1, Y0, Y8
+	VPERM2F128 $0x31, Y1, Y0, Y9
+	VADDPS     Y9, Y8, Y0
+	VPERM2F128 $0x20, Y3, Y2, Y8
+	VPERM2F128 $0x31, Y3, Y2, Y9
+	VADDPS     Y9, Y8, Y2
+	VPERM2F128 $0x20, Y5, Y4, Y8
+	VPERM2F128 $0x31, Y5, Y4, Y9
+	VADDPS     Y9, Y8, Y4
+	VPERM2F128 $0x20, Y7, Y6, Y8
+	VPERM2F128 $0x31, Y7, Y6, Y9
+	VADDPS     Y9, Y8, Y6
+	// r0 + r2 and r1 + r3.
+	VSHUFPS $0x44, Y2, Y0, Y8
+	VSHUFPS $0xee, Y2, Y0, Y9
+	VADDPS  Y9, Y8, Y0
+	VSHUFPS $0x44, Y6, Y4, Y8
+	VSHUFPS $0xee, Y6, Y4, Y9
+	VADDPS  Y9, Y8, Y4
+	// (r0 + r2) + (r1 + r3), rows 0 2 4 6 | 1 3 5 7, then in row order.
+	VSHUFPS $0x88, Y4, Y0, Y8
+	VSHUFPS $0xdd, Y4, Y0, Y9
+	VADDPS  Y9, Y8, Y0
+	VPERMPS Y0, Y15, Y0
+	VMOVUPS Y0, (DI)
+	ADDQ    $64, SI
+	ADDQ    R8, DI
+	INCQ    CX
+	JMP     hsloop
+
+hsdone:
+	VZEROUPPER
+	RET
+
+// hsumperm<>: the VPERMPS indices that put rows 0 2 4 6 1 3 5 7 in order.
+DATA hsumperm<>+0(SB)/4, $0
+DATA hsumperm<>+4(SB)/4, $4
+DATA hsumperm<>+8(SB)/4, $1
+DATA hsumperm<>+12(SB)/4, $5
+DATA hsumperm<>+16(SB)/4, $2
+DATA hsumperm<>+20(SB)/4, $6
+DATA hsumperm<>+24(SB)/4, $3
+DATA hsumperm<>+28(SB)/4, $7
+GLOBL hsumperm<>(SB), RODATA|NOPTR, $32
