@@ -188,7 +188,10 @@ func NewRaftTransport(h host.Host, cfg RaftTransportConfig) (*raft.NetworkTransp
 // NewRaftLogger adapts log to the hclog.Logger that Raft's Config and
 // transport take. Raft is chatty: its Info and Debug lines go to log at
 // Debug, its Warn and Error lines at Warn and Error, its Trace lines
-// nowhere. The Raft subsystem's name is under the key "logger".
+// nowhere. A Warn or Error line whose error is a connection's end (a reset
+// stream, EOF, a closed connection) goes at Debug too: peers come and go,
+// and each departure made the transport log an error per pooled stream.
+// The Raft subsystem's name is under the key "logger".
 func NewRaftLogger(log *slog.Logger) hclog.Logger {
 	if log == nil {
 		log = slog.Default()
@@ -215,6 +218,9 @@ func (s slogSink) Accept(name string, level hclog.Level, msg string, args ...any
 	default:
 		lvl = slog.LevelDebug
 	}
+	if lvl > slog.LevelDebug && connEnded(args) {
+		lvl = slog.LevelDebug
+	}
 	ctx := context.Background()
 	if !s.log.Enabled(ctx, lvl) {
 		return
@@ -223,4 +229,15 @@ func (s slogSink) Accept(name string, level hclog.Level, msg string, args ...any
 		args = append([]any{"logger", name}, args...)
 	}
 	s.log.Log(ctx, lvl, msg, args...)
+}
+
+// connEnded reports whether an hclog line's arguments hold an error that
+// is only a connection's end: a reset stream, EOF, or a closed connection.
+func connEnded(args []any) bool {
+	for _, a := range args {
+		if err, ok := a.(error); ok && (errors.Is(err, network.ErrReset) || errors.Is(err, io.EOF) || errors.Is(err, net.ErrClosed)) {
+			return true
+		}
+	}
+	return false
 }

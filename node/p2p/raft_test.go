@@ -1,17 +1,21 @@
 package p2p
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/hashicorp/raft"
 	"github.com/libp2p/go-libp2p/core/crypto"
+	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/libp2p/go-libp2p/core/peerstore"
 	ma "github.com/multiformats/go-multiaddr"
@@ -323,5 +327,36 @@ func TestRaftDialErrors(t *testing.T) {
 				t.Fatal("dial with a 300ms timeout still running after 5s")
 			}
 		})
+	}
+}
+
+// TestRaftLoggerLevels checks how Raft's hclog lines map onto slog levels:
+// Info at Debug, Error at Error, and an Error whose error is only a
+// connection's end (a reset stream, EOF) at Debug.
+func TestRaftLoggerLevels(t *testing.T) {
+	var logs bytes.Buffer
+	log := NewRaftLogger(slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))).Named("raft-net")
+	reset := &network.StreamError{ErrorCode: 0, TransportError: errors.New("connection closed")}
+	for _, c := range []struct {
+		log   func(string, ...any)
+		msg   string
+		err   error
+		level string
+	}{
+		{log.Info, "started", nil, "DEBUG"},
+		{log.Error, "failed to decode incoming command", errors.New("bad frame"), "ERROR"},
+		{log.Error, "failed to decode incoming command", fmt.Errorf("read: %w", reset), "DEBUG"},
+		{log.Warn, "failed to flush", io.EOF, "DEBUG"},
+		{log.Warn, "slow", errors.New("late"), "WARN"},
+	} {
+		logs.Reset()
+		if c.err != nil {
+			c.log(c.msg, "error", c.err)
+		} else {
+			c.log(c.msg)
+		}
+		if line := logs.String(); !strings.Contains(line, "level="+c.level) || !strings.Contains(line, "logger=raft-net") {
+			t.Errorf("%s %v: logged %q, want level %s", c.msg, c.err, line, c.level)
+		}
 	}
 }
