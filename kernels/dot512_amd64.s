@@ -292,14 +292,17 @@ wpdone:
 	VZEROUPPER
 	RET
 
-// func sgemmPairs8x6AVX512(acc *float32, w *float32, ps int, x *byte, xrb int, steps int)
+// func sgemmPairs8x6AVX512(acc *float32, w *float32, ps int, x *byte, xrb int, steps int, fresh int, pf *byte)
 //
 // sgemmF16X32Acc4x6AVX512 for four pairs of rows (24 Z accumulators, pair
 // p's at acc + 384p bytes) over weights already widened and interleaved by
 // widenF16PairAVX512 (pair p's steps at w + p*ps bytes): one load a pair
 // and step, each token's broadcast activations shared by 8 rows, the same
-// fused multiply-adds in the same order.
-TEXT ·sgemmPairs8x6AVX512(SB), NOSPLIT, $0-48
+// fused multiply-adds in the same order. With fresh != 0 the accumulators
+// start at zero instead of being loaded from acc. Each step also prefetches
+// one line, at pf + 64*step: the caller points it at the weights it widens
+// next, whose reads then overlap this arithmetic-bound loop.
+TEXT ·sgemmPairs8x6AVX512(SB), NOSPLIT, $0-64
 	MOVQ acc+0(FP), DX
 	MOVQ w+8(FP), SI
 	MOVQ ps+16(FP), R9
@@ -309,6 +312,10 @@ TEXT ·sgemmPairs8x6AVX512(SB), NOSPLIT, $0-48
 	LEAQ (R10)(R10*2), R11
 	LEAQ (R10)(R10*4), R12
 	LEAQ (R9)(R9*2), R13
+MOVQ pf+56(FP), BX
+	MOVQ fresh+48(FP), AX
+	TESTQ AX, AX
+	JNE   p86zero
 	VMOVUPS 0(DX), Z0
 	VMOVUPS 64(DX), Z1
 	VMOVUPS 128(DX), Z2
@@ -333,10 +340,40 @@ TEXT ·sgemmPairs8x6AVX512(SB), NOSPLIT, $0-48
 	VMOVUPS 1344(DX), Z21
 	VMOVUPS 1408(DX), Z22
 	VMOVUPS 1472(DX), Z23
+	JMP p86start
+
+p86zero:
+	VXORPS Z0, Z0, Z0
+	VXORPS Z1, Z1, Z1
+	VXORPS Z2, Z2, Z2
+	VXORPS Z3, Z3, Z3
+	VXORPS Z4, Z4, Z4
+	VXORPS Z5, Z5, Z5
+	VXORPS Z6, Z6, Z6
+	VXORPS Z7, Z7, Z7
+	VXORPS Z8, Z8, Z8
+	VXORPS Z9, Z9, Z9
+	VXORPS Z10, Z10, Z10
+	VXORPS Z11, Z11, Z11
+	VXORPS Z12, Z12, Z12
+	VXORPS Z13, Z13, Z13
+	VXORPS Z14, Z14, Z14
+	VXORPS Z15, Z15, Z15
+	VXORPS Z16, Z16, Z16
+	VXORPS Z17, Z17, Z17
+	VXORPS Z18, Z18, Z18
+	VXORPS Z19, Z19, Z19
+	VXORPS Z20, Z20, Z20
+	VXORPS Z21, Z21, Z21
+	VXORPS Z22, Z22, Z22
+	VXORPS Z23, Z23, Z23
+
+p86start:
 	TESTQ CX, CX
 	JEQ   p86done
 
 p86loop:
+	PREFETCHT1 (BX)
 	VMOVUPS (SI), Z24
 	VMOVUPS (SI)(R9*1), Z25
 	VMOVUPS (SI)(R9*2), Z26
@@ -373,6 +410,7 @@ p86loop:
 	VFMADD231PS     Z29, Z27, Z23
 	ADDQ            $64, SI
 	ADDQ            $32, DI
+	ADDQ            $64, BX
 	DECQ            CX
 	JNZ             p86loop
 

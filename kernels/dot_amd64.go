@@ -59,7 +59,7 @@ func hsumPairs8AVX2(dst *float32, ldd int, acc *float32, j0 int)
 func widenF16PairAVX512(dst *float32, w *byte, rb int, steps int)
 
 //go:noescape
-func sgemmPairs8x6AVX512(acc *float32, w *float32, ps int, x *byte, xrb int, steps int)
+func sgemmPairs8x6AVX512(acc *float32, w *float32, ps int, x *byte, xrb int, steps int, fresh int, pf *byte)
 
 //go:noescape
 func sgemmF16X32Acc4x6AVX512(acc *float32, w *byte, rb int, x *byte, xrb int, steps int)
@@ -385,21 +385,36 @@ func sgemmF16X32Tiles(dst []float32, w Matrix, x []byte, xrb, n, lo, hi int) int
 				}
 			}
 		}
+		// The tiles of this block prefetch the next block's rows, [pfAt,
+		// pfEnd) of w.Data, for its widening: otherwise it waits on memory
+		// while the arithmetic-bound tiles leave memory idle.
+		pfAt, pfEnd := b1*rb, min(b1+f16TileRows, end)*rb
 		i := 0
 		for i < n && n >= 6 {
 			// A last tile short of 6 tokens moves back to end at n: its
 			// first tokens, done already, come out the same and are not
 			// written again.
 			t0 := min(i, n-6)
-			clear(acc[:])
+			clear(acc[(wideEnd-b0)/2*96:]) // the widened rows' tiles start from zero themselves
 			for k0 := 0; k0 < steps; k0 += kb {
 				ks := min(kb, steps-k0)
 				xs := x[t0*xrb+32*k0 : (t0+5)*xrb+32*(k0+ks)]
+				fresh := 0
+				if k0 == 0 {
+					fresh = 1
+				}
 				r := b0
 				for ; r+8 <= wideEnd; r += 8 { // four pairs of rows at once
 					a := acc[(r-b0)/2*96:][:384]
 					ws := wide.w[(r-b0)/2*16*steps+16*k0 : (r-b0+6)/2*16*steps+16*(k0+ks)]
-					sgemmPairs8x6AVX512(unsafe.SliceData(a), unsafe.SliceData(ws), 64*steps, unsafe.SliceData(xs), xrb, ks)
+					// ks lines of the next block; of ws, in cache, once
+					// that is covered.
+					pf := (*byte)(unsafe.Pointer(unsafe.SliceData(ws)))
+					if pfAt < pfEnd && pfEnd >= 64*ks {
+						pf = &w.Data[min(pfAt, pfEnd-64*ks)]
+						pfAt += 64 * ks
+					}
+					sgemmPairs8x6AVX512(unsafe.SliceData(a), unsafe.SliceData(ws), 64*steps, unsafe.SliceData(xs), xrb, ks, fresh, pf)
 				}
 				for ; useAVX512 && r+4 <= b1; r += 4 { // two pairs
 					a := acc[(r-b0)/2*96:][:192]

@@ -10,15 +10,16 @@ import (
 
 // TestF16TilesAsm runs the batched F16 register tiles directly over row
 // ranges that use every tile height (8, 4 and 2 rows at once with AVX-512)
-// and token counts with and without a last, overlapping tile, against
-// sgemmF16 bit for bit.
+// token counts with and without a last, overlapping tile, and rows long
+// enough to take several passes of steps (their tiles then resume from the
+// accumulators instead of zero), against sgemmF16 bit for bit.
 func TestF16TilesAsm(t *testing.T) {
 	if !useAVX2 {
 		t.Skip("no AVX2 on this CPU")
 	}
 	rng := rand.New(rand.NewPCG(43, 44))
 	const rows = 40
-	for _, c := range []struct{ n, cols int }{{6, 232}, {9, 232}, {13, 1032}, {20, 64}} {
+	for _, c := range []struct{ n, cols int }{{6, 232}, {9, 232}, {13, 1032}, {20, 64}, {7, 2056}} {
 		n, cols := c.n, c.cols
 		w := randMatrix(t, rng, F16, rows, cols)
 		xf := randNormal(rng, n*cols, 1)
