@@ -184,6 +184,64 @@ q16done:
 	VZEROUPPER
 	RET
 
+// func dotF16X32RowsAVX512(dst *float32, w *byte, rb int, x *float32, n, rows int)
+//
+// dotF16X32AVX2 of rows consecutive rows (row r at w + r*rb) into dst[r],
+// in one call. Z0 holds the AVX2 kernel's accumulators Y0 and Y1 side by
+// side and Z2 its Y2 and Y3: 16 halves widen into the two 8-lane halves of
+// a Z register as the AVX2 kernel widens them into two Y registers, so
+// every lane gets the same fused multiply-adds in the same order, and the
+// end reduces the four in REDUCE32's order. Half the loads and arithmetic
+// instructions per byte of weights. n is a multiple of 32.
+TEXT ·dotF16X32RowsAVX512(SB), NOSPLIT, $0-48
+	MOVQ  dst+0(FP), DX
+	MOVQ  w+8(FP), SI
+	MOVQ  rb+16(FP), R8
+	MOVQ  x+24(FP), R9
+	MOVQ  n+32(FP), R10
+	MOVQ  rows+40(FP), BX
+	TESTQ BX, BX
+	JEQ   zrowsdone
+
+zrowsrow:
+	MOVQ   SI, R11
+	MOVQ   R9, DI
+	MOVQ   R10, CX
+	VXORPS Z0, Z0, Z0
+	VXORPS Z2, Z2, Z2
+	TESTQ  CX, CX
+	JEQ    zrowsreduce
+
+zrowsloop:
+	VCVTPH2PS   (R11), Z4
+	VCVTPH2PS   32(R11), Z6
+	VFMADD231PS (DI), Z4, Z0
+	VFMADD231PS 64(DI), Z6, Z2
+	ADDQ        $64, R11
+	ADDQ        $128, DI
+	SUBQ        $32, CX
+	JNZ         zrowsloop
+
+zrowsreduce:
+	VEXTRACTF32X8 $1, Z0, Y1
+	VEXTRACTF32X8 $1, Z2, Y3
+	VADDPS        Y2, Y0, Y0
+	VADDPS        Y3, Y1, Y1
+	VADDPS        Y1, Y0, Y0
+	VEXTRACTF128  $1, Y0, X1
+	VADDPS        X1, X0, X0
+	VHADDPS       X0, X0, X0
+	VHADDPS       X0, X0, X0
+	MOVSS         X0, (DX)
+	ADDQ          $4, DX
+	ADDQ          R8, SI
+	DECQ          BX
+	JNZ           zrowsrow
+
+zrowsdone:
+	VZEROUPPER
+	RET
+
 // func sgemmF16X32Acc4x6AVX512(acc *float32, w *byte, rb int, x *byte, xrb int, steps int)
 //
 // sgemmF16X32Acc2x6AVX2 for two pairs of weight rows at once (w, w+rb and
