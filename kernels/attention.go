@@ -1,7 +1,8 @@
 package kernels
 
-// attnTask is one attention call, parallel over query heads. It is recycled
-// so that the attention kernels allocate nothing.
+// attnTask is one attention call, parallel over query heads (or, for nq
+// causal queries, over query and head pairs). It is recycled so that the
+// attention kernels allocate nothing.
 type attnTask struct {
 	out, q, att          []float32
 	keys16, values16     []uint16
@@ -11,12 +12,17 @@ type attnTask struct {
 	scale                float32
 	f16                  bool
 	batch                bool // llama.cpp's batched (sgemm) products
+	// nq > 0: nq queries of one sequence, query i at position pos0+i
+	// attending to positions [0, pos0+i] (AttentionF16Causal); their
+	// scores go to each chunk's scratch instead of att.
+	nq, pos0 int
 }
 
 var attnTasks freeList[attnTask]
 
-// laneBuf is per-chunk scratch for the 32 lanes of the weighted sum.
-type laneBuf struct{ acc []float32 }
+// laneBuf is per-chunk scratch for the 32 lanes of the weighted sum, and
+// for a causal batch's scores.
+type laneBuf struct{ acc, att []float32 }
 
 var laneBufs freeList[laneBuf]
 
@@ -67,6 +73,34 @@ func AttentionF32(p *Pool, out, q []float32, keys, values []float32, n, nHeads, 
 	t.attention(p, out, q, n, nHeads, nKVHeads, headDim, scale, att)
 }
 
+// AttentionF16Causal is AttentionF16Batch for nq consecutive queries of one
+// sequence at once, query i at position pos0+i attending to positions [0,
+// pos0+i]: out[i*nHeads*headDim:] is bitwise what AttentionF16Batch gives
+// for q[i*nHeads*headDim:] over the first pos0+i+1 positions. It is one
+// dispatch on p over all the queries' heads, where a query at a time would
+// make one per query (and leave the pool idle in each one's last chunks) —
+// the bulk of a prompt's attention time. q and out are (nq, nHeads,
+// headDim); keys and values hold at least pos0+nq positions.
+func AttentionF16Causal(p *Pool, out, q []float32, keys, values []uint16, nq, pos0, nHeads, nKVHeads, headDim int, scale float32) {
+	if nq <= 0 {
+		return
+	}
+	n := pos0 + nq
+	t := attnTasks.get()
+	t.keys16, t.values16, t.f16, t.batch = keys[:n*nKVHeads*headDim], values[:n*nKVHeads*headDim], true, true
+	t.nq, t.pos0 = nq, pos0
+	qd := nHeads * headDim
+	t.out, t.q = out[:nq*qd], q[:nq*qd]
+	t.n, t.nHeads, t.group, t.hd = n, nHeads, nHeads/nKVHeads, headDim
+	t.kvStride = nKVHeads * headDim
+	t.scale = scale
+	// A query's head costs about 4*positions*headDim flops; give a chunk
+	// at least ~64K on average.
+	p.run(nq*nHeads, max(1, (16<<10)/max(1, (pos0+nq/2+1)*headDim)), t)
+	*t = attnTask{}
+	attnTasks.put(t)
+}
+
 func (t *attnTask) attention(p *Pool, out, q []float32, n, nHeads, nKVHeads, headDim int, scale float32, att []float32) {
 	t.out, t.q, t.att = out[:nHeads*headDim], q[:nHeads*headDim], att[:nHeads*n]
 	t.n, t.nHeads, t.group, t.hd = n, nHeads, nHeads/nKVHeads, headDim
@@ -96,10 +130,19 @@ func (t *attnTask) run(lo, hi int) {
 		lb.acc = make([]float32, 32*hd)
 	}
 	acc := lb.acc[:32*hd] // acc[l*hd+d]: lane l of output dimension d
-	for h := lo; h < hi; h++ {
-		qh := t.q[h*hd : (h+1)*hd]
-		att := t.att[h*n : (h+1)*n]
-		out := t.out[h*hd : (h+1)*hd]
+	if t.nq > 0 && cap(lb.att) < n {
+		lb.att = make([]float32, n)
+	}
+	for u := lo; u < hi; u++ {
+		h := u
+		var qh, att, out []float32
+		if t.nq > 0 { // unit u is head u%nHeads of query u/nHeads
+			i, qd := u/t.nHeads, t.nHeads*hd
+			h = u % t.nHeads
+			qh, att, out = t.q[i*qd+h*hd:][:hd], lb.att[:t.pos0+i+1], t.out[i*qd+h*hd:][:hd]
+		} else {
+			qh, att, out = t.q[h*hd:(h+1)*hd], t.att[h*n:(h+1)*n], t.out[h*hd:(h+1)*hd]
+		}
 		kv := (h / t.group) * hd
 		clear(acc)
 		lanes := 32

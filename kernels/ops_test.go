@@ -296,3 +296,48 @@ func TestAttention(t *testing.T) {
 		})
 	}
 }
+
+// TestAttentionF16Causal checks that a causal batch of queries in one call
+// is bitwise AttentionF16Batch of each query over its own prefix, on one
+// worker and on several.
+func TestAttentionF16Causal(t *testing.T) {
+	rng := rand.New(rand.NewPCG(17, 18))
+	p := NewPool(3)
+	defer p.Close()
+	for _, c := range []struct{ nq, pos0, nHeads, nKVHeads, hd int }{
+		{1, 0, 8, 2, 16},
+		{7, 0, 8, 2, 64},
+		{13, 20, 4, 4, 16},
+		{40, 3, 32, 8, 64},
+		{9, 5, 4, 2, 12}, // head dim not a multiple of 8
+	} {
+		t.Run(fmt.Sprintf("q%d-at%d-h%d-kv%d-d%d", c.nq, c.pos0, c.nHeads, c.nKVHeads, c.hd), func(t *testing.T) {
+			n, qd := c.pos0+c.nq, c.nHeads*c.hd
+			kvLen := n * c.nKVHeads * c.hd
+			k16, v16 := make([]uint16, kvLen), make([]uint16, kvLen)
+			for i, v := range randNormal(rng, 2*kvLen, 1) {
+				if i < kvLen {
+					k16[i] = F32ToF16(v)
+				} else {
+					v16[i-kvLen] = F32ToF16(v)
+				}
+			}
+			q := randNormal(rng, c.nq*qd, 1)
+			scale := float32(1 / math.Sqrt(float64(c.hd)))
+			want := make([]float32, c.nq*qd)
+			att := make([]float32, c.nHeads*n)
+			for i := range c.nq {
+				m := c.pos0 + i + 1
+				AttentionF16Batch(nil, want[i*qd:(i+1)*qd], q[i*qd:(i+1)*qd], k16[:m*c.nKVHeads*c.hd], v16[:m*c.nKVHeads*c.hd],
+					m, c.nHeads, c.nKVHeads, c.hd, scale, att)
+			}
+			for _, pool := range []*Pool{nil, p} {
+				got := make([]float32, c.nq*qd)
+				AttentionF16Causal(pool, got, q, k16, v16, c.nq, c.pos0, c.nHeads, c.nKVHeads, c.hd, scale)
+				if !bitsEqual(got, want) {
+					t.Fatalf("workers=%d: differs from one query at a time", pool.Size())
+				}
+			}
+		})
+	}
+}
