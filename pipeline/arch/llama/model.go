@@ -296,8 +296,10 @@ func (m *Model) layer(l int, x []float32, rows int, seqs []arch.Seq, s *scratch)
 	d, qDim, kvDim := c.Dim, c.Heads*c.HeadDim, c.KVDim()
 
 	// Attention.
-	for r := 0; r < rows; r++ {
-		kernels.RMSNorm(s.xb[r*d:(r+1)*d], x[r*d:(r+1)*d], L.AttnNorm, c.NormEps)
+	if rows >= parallelRows {
+		m.pool.For(rows, func(lo, hi int) { m.normRows(s.xb, x, L.AttnNorm, lo, hi) })
+	} else {
+		m.normRows(s.xb, x, L.AttnNorm, 0, rows)
 	}
 	xb := s.xb[:rows*d]
 	q, k, v := s.q[:rows*qDim], s.k[:rows*kvDim], s.v[:rows*kvDim]
@@ -320,29 +322,27 @@ func (m *Model) layer(l int, x []float32, rows int, seqs []arch.Seq, s *scratch)
 	r := 0
 	for _, sq := range seqs {
 		kc, vc := sq.Cache.Layer(l, sq.Pos+sq.N)
-		for i := 0; i < sq.N; i++ {
-			pos := sq.Pos + i
-			qr, kr, vr := q[r*qDim:(r+1)*qDim], k[r*kvDim:(r+1)*kvDim], v[r*kvDim:(r+1)*kvDim]
-			c.RoPE.Apply(qr, c.Heads, c.HeadDim, pos)
-			c.RoPE.Apply(kr, c.KVHeads, c.HeadDim, pos)
-			kernels.F32sToF16(kc[pos*kvDim:(pos+1)*kvDim], kr)
-			kernels.F32sToF16(vc[pos*kvDim:(pos+1)*kvDim], vr)
-			r++
+		if sq.N >= parallelRows {
+			q, k, v := q[r*qDim:], k[r*kvDim:], v[r*kvDim:]
+			m.pool.For(sq.N, func(lo, hi int) { m.ropeRows(q, k, v, kc, vc, sq.Pos, lo, hi) })
+		} else {
+			m.ropeRows(q[r*qDim:], k[r*kvDim:], v[r*kvDim:], kc, vc, sq.Pos, 0, sq.N)
 		}
+		r += sq.N
 	}
 	r = 0
 	for _, sq := range seqs {
 		kc, vc := sq.Cache.Layer(l, sq.Pos+sq.N)
-		attend := kernels.AttentionF16
-		if sq.N >= 2 {
-			attend = kernels.AttentionF16Batch
+		if sq.N >= 2 { // a prompt's queries, causal, in one dispatch
+			kernels.AttentionF16Causal(m.pool, s.att[r*qDim:(r+sq.N)*qDim], q[r*qDim:(r+sq.N)*qDim],
+				kc[:(sq.Pos+sq.N)*kvDim], vc[:(sq.Pos+sq.N)*kvDim], sq.N, sq.Pos, c.Heads, c.KVHeads, c.HeadDim, scale)
+			r += sq.N
+			continue
 		}
-		for i := 0; i < sq.N; i++ {
-			n := sq.Pos + i + 1 // causal: attend to positions [0, pos]
-			attend(m.pool, s.att[r*qDim:(r+1)*qDim], q[r*qDim:(r+1)*qDim],
-				kc[:n*kvDim], vc[:n*kvDim], n, c.Heads, c.KVHeads, c.HeadDim, scale, s.sc)
-			r++
-		}
+		n := sq.Pos + 1 // causal: attend to positions [0, pos]
+		kernels.AttentionF16(m.pool, s.att[r*qDim:(r+1)*qDim], q[r*qDim:(r+1)*qDim],
+			kc[:n*kvDim], vc[:n*kvDim], n, c.Heads, c.KVHeads, c.HeadDim, scale, s.sc)
+		r++
 	}
 	out := s.out[:rows*d]
 	m.matmul(out, L.O, s.att[:rows*qDim], seqs)
@@ -353,8 +353,10 @@ func (m *Model) layer(l int, x []float32, rows int, seqs []arch.Seq, s *scratch)
 		return
 	}
 	// Feed-forward.
-	for r := 0; r < rows; r++ {
-		kernels.RMSNorm(s.xb[r*d:(r+1)*d], x[r*d:(r+1)*d], L.FFNNorm, c.NormEps)
+	if rows >= parallelRows {
+		m.pool.For(rows, func(lo, hi int) { m.normRows(s.xb, x, L.FFNNorm, lo, hi) })
+	} else {
+		m.normRows(s.xb, x, L.FFNNorm, 0, rows)
 	}
 	hb, hb2 := s.hb[:rows*c.FFN], s.hb2[:rows*c.FFN]
 	if rows == len(seqs) {
@@ -363,11 +365,52 @@ func (m *Model) layer(l int, x []float32, rows int, seqs []arch.Seq, s *scratch)
 		m.matmul(hb, L.Gate, xb, seqs)
 		m.matmul(hb2, L.Up, xb, seqs)
 	}
-	for r := 0; r < rows; r++ {
-		kernels.SwiGLURow(hb[r*c.FFN:(r+1)*c.FFN], hb[r*c.FFN:(r+1)*c.FFN], hb2[r*c.FFN:(r+1)*c.FFN])
+	if rows >= parallelRows {
+		m.pool.For(rows, func(lo, hi int) { swigluRows(hb, hb2, c.FFN, lo, hi) })
+	} else {
+		swigluRows(hb, hb2, c.FFN, 0, rows)
 	}
 	m.matmul(out, L.Down, hb, seqs)
 	kernels.Add(x, out)
+}
+
+// parallelRows is the fewest rows (of a batch, or of a sequence for RoPE
+// and the KV cache's rounding) whose per-row work runs on the pool: a
+// prompt's. Fewer, as in decode, run inline, and no closure is made for
+// them.
+const parallelRows = 8
+
+// normRows sets rows [lo, hi) of dst to those of x, RMS-normalized with
+// weights w.
+func (m *Model) normRows(dst, x, w []float32, lo, hi int) {
+	d := m.cfg.Dim
+	for r := lo; r < hi; r++ {
+		kernels.RMSNorm(dst[r*d:(r+1)*d], x[r*d:(r+1)*d], w, m.cfg.NormEps)
+	}
+}
+
+// swigluRows sets rows [lo, hi) of gate (rows of f) to SwiGLU of them and
+// the same rows of up.
+func swigluRows(gate, up []float32, f, lo, hi int) {
+	for r := lo; r < hi; r++ {
+		kernels.SwiGLURow(gate[r*f:(r+1)*f], gate[r*f:(r+1)*f], up[r*f:(r+1)*f])
+	}
+}
+
+// ropeRows rotates rows [lo, hi) of q and k (a sequence's, the first at
+// position pos0) and stores their keys and values into the layer's cache
+// kc, vc.
+func (m *Model) ropeRows(q, k, v []float32, kc, vc []uint16, pos0, lo, hi int) {
+	c := &m.cfg
+	qDim, kvDim := c.Heads*c.HeadDim, c.KVDim()
+	for i := lo; i < hi; i++ {
+		pos := pos0 + i
+		qr, kr, vr := q[i*qDim:(i+1)*qDim], k[i*kvDim:(i+1)*kvDim], v[i*kvDim:(i+1)*kvDim]
+		c.RoPE.Apply(qr, c.Heads, c.HeadDim, pos)
+		c.RoPE.Apply(kr, c.KVHeads, c.HeadDim, pos)
+		kernels.F32sToF16(kc[pos*kvDim:(pos+1)*kvDim], kr)
+		kernels.F32sToF16(vc[pos*kvDim:(pos+1)*kvDim], vr)
+	}
 }
 
 // lastFFN runs the model's final feed-forward block for the last row of each
