@@ -1,15 +1,18 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"path/filepath"
 	"runtime/pprof"
+	"slices"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -43,6 +46,23 @@ type benchRow struct {
 	FMAPeakGFLOPs float64 `json:"fma_peak_gflop_s"` // 0: not measured here
 	PrefillTokens int     `json:"prefill_tokens"`
 	DecodeTokens  int     `json:"decode_tokens"`
+	// Rounds are every round's figures, each against the roofline and
+	// peak measured around it; the fields above are the median round's
+	// (by decode share for the decode fields, by prefill share for the
+	// prefill ones).
+	Rounds []benchRound `json:"rounds"`
+}
+
+// benchRound is one round of a model's measurement: decode and prefill
+// rates and the roofline and FMA peak measured right before and after.
+type benchRound struct {
+	BandwidthGBs  float64 `json:"bandwidth_gb_s"`
+	DecodeTokS    float64 `json:"decode_tok_s"`
+	RooflineShare float64 `json:"roofline_share"`
+	PrefillTokS   float64 `json:"prefill_tok_s"`
+	PrefillGFLOPs float64 `json:"prefill_gflop_s"`
+	FMAPeakGFLOPs float64 `json:"fma_peak_gflop_s"`
+	PeakShare     float64 `json:"peak_share"` // 0: no peak measured
 }
 
 func benchCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -58,6 +78,7 @@ func benchCmd(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	asJSON := fs.Bool("json", false, "print JSON lines instead of a table")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the whole run to `file`")
 	bwMB := fs.Int("bandwidth-mb", 0, "size of the buffer the bandwidth is measured over, in MB (0: the bytes a decoded token reads)")
+	rounds := fs.Int("rounds", 3, "rounds per model, each with its own roofline; the median round is reported")
 	if _, err := parse(fs, args); err != nil {
 		return err
 	}
@@ -120,8 +141,11 @@ func benchCmd(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 
 	// The machines are shared and their bandwidth and FMA rate drift: each
-	// model's roofline is measured right before and right after its run,
-	// and the higher (stricter) figure is the one its rate is set against.
+	// round's roofline is measured right before and right after it, and
+	// the higher (stricter) figure is the one its rates are set against;
+	// the median of the rounds is reported, so that one round caught in a
+	// slow phase of the machine (or a fast burst of the roofline) does not
+	// decide the figure.
 	// The bandwidth is read over as many bytes as a decoded token reads (or
 	// --bandwidth-mb), so that the caches hold the same share of both.
 	measure := func(bytes uint64) (bw, peak float64) {
@@ -137,7 +161,7 @@ func benchCmd(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		row, err := benchOne(p, pool, *prefill, *decode, measure, log)
+		row, err := benchOne(p, pool, *prefill, *decode, max(*rounds, 1), measure, log)
 		if err != nil {
 			return fmt.Errorf("bench %s: %w", p, err)
 		}
@@ -149,31 +173,48 @@ func benchCmd(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if *asJSON {
 		return nil
 	}
+	fmt.Fprintf(stdout, "median of %d rounds; each round's shares are against the roofline and FMA peak measured right before and after it (the higher), [lowest-highest round]\n", max(*rounds, 1))
 	w := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintf(w, "model\ttype\tthreads\tMB/token\tbandwidth GB/s\troofline tok/s\tdecode tok/s\tof roofline\tprefill tok/s\tprefill GFLOP/s\tFMA peak GFLOP/s\tof peak\t\n")
+	fmt.Fprintf(w, "model\ttype\tthreads\tMB/token\tbandwidth GB/s\troofline tok/s\tdecode tok/s\tof roofline\trounds\tprefill tok/s\tprefill GFLOP/s\tFMA peak GFLOP/s\tof peak\trounds\t\n")
 	for _, r := range rows {
-		share := "-"
+		share, peakRange := "-", "-"
 		if r.FMAPeakGFLOPs > 0 {
 			share = fmt.Sprintf("%.1f%%", 100*r.PrefillGFLOPs/r.FMAPeakGFLOPs)
+			peakRange = shareRange(r.Rounds, func(b benchRound) float64 { return b.PeakShare })
 		}
-		fmt.Fprintf(w, "%s\t%s\t%d\t%.1f\t%.2f\t%.2f\t%.2f\t%.1f%%\t%.2f\t%.1f\t%.1f\t%s\t\n", r.Model, r.Type, r.Threads,
-			float64(r.BytesPerToken)/1e6, r.BandwidthGBs, r.RooflineTokS, r.DecodeTokS, 100*r.RooflineShare, r.PrefillTokS,
-			r.PrefillGFLOPs, r.FMAPeakGFLOPs, share)
+		fmt.Fprintf(w, "%s\t%s\t%d\t%.1f\t%.2f\t%.2f\t%.2f\t%.1f%%\t%s\t%.2f\t%.1f\t%.1f\t%s\t%s\t\n", r.Model, r.Type, r.Threads,
+			float64(r.BytesPerToken)/1e6, r.BandwidthGBs, r.RooflineTokS, r.DecodeTokS, 100*r.RooflineShare,
+			shareRange(r.Rounds, func(b benchRound) float64 { return b.RooflineShare }), r.PrefillTokS,
+			r.PrefillGFLOPs, r.FMAPeakGFLOPs, share, peakRange)
 	}
 	return w.Flush()
 }
 
-// setRoofline sets the bandwidth (bytes/s) and FMA peak (FLOP/s) r is
-// measured against, and the shares that follow.
-func (r *benchRow) setRoofline(bw, peak float64) {
-	r.BandwidthGBs, r.FMAPeakGFLOPs = bw/1e9, peak/1e9
-	r.RooflineTokS = bw / float64(r.BytesPerToken)
-	r.RooflineShare = r.DecodeTokS / r.RooflineTokS
+// shareRange formats the lowest and highest of share over rounds as
+// percentages.
+func shareRange(rounds []benchRound, share func(benchRound) float64) string {
+	lo, hi := math.Inf(1), math.Inf(-1)
+	for _, r := range rounds {
+		lo, hi = min(lo, share(r)), max(hi, share(r))
+	}
+	if len(rounds) == 0 {
+		return "-"
+	}
+	return fmt.Sprintf("[%.0f-%.0f%%]", 100*lo, 100*hi)
 }
 
-// benchOne measures the model at path, its roofline measured by measure
-// (given the bytes a decoded token reads) right before and right after.
-func benchOne(path string, pool *kernels.Pool, prefill, decode int, measure func(uint64) (bw, peak float64), log interface{ Info(string, ...any) }) (benchRow, error) {
+// median returns the round whose key is the median of rounds' (the lower
+// middle one for an even count).
+func median(rounds []benchRound, key func(benchRound) float64) benchRound {
+	s := slices.Clone(rounds)
+	slices.SortFunc(s, func(a, b benchRound) int { return cmp.Compare(key(a), key(b)) })
+	return s[(len(s)-1)/2]
+}
+
+// benchOne measures the model at path in rounds rounds, each round's
+// roofline measured by measure (given the bytes a decoded token reads)
+// right before and right after it.
+func benchOne(path string, pool *kernels.Pool, prefill, decode, rounds int, measure func(uint64) (bw, peak float64), log interface{ Info(string, ...any) }) (benchRow, error) {
 	f, err := gguf.Open(path)
 	if err != nil {
 		return benchRow{}, err
@@ -203,19 +244,36 @@ func benchOne(path string, pool *kernels.Pool, prefill, decode int, measure func
 	if t, ok := f.Tensor("blk.0.attn_q.weight"); ok {
 		typ = t.Type.String()
 	}
-	log.Info("benchmarking", "model", filepath.Base(path), "type", typ)
-	bw, peak := measure(perToken)
-	res, err := pipeline.Bench(m, prefill, decode, 1)
-	if err != nil {
-		return benchRow{}, err
-	}
-	bwAfter, peakAfter := measure(perToken)
+	log.Info("benchmarking", "model", filepath.Base(path), "type", typ, "rounds", rounds)
 	row := benchRow{
 		Model: strings.TrimSuffix(filepath.Base(path), ".gguf"), Type: typ, Threads: pool.Size(),
-		BytesPerToken: perToken, DecodeTokS: res.DecodeRate(),
-		PrefillTokS: res.PrefillRate(), PrefillTokens: prefill, DecodeTokens: decode,
-		PrefillGFLOPs: res.PrefillRate() * float64(flop) / 1e9,
+		BytesPerToken: perToken, PrefillTokens: prefill, DecodeTokens: decode,
 	}
-	row.setRoofline(max(bw, bwAfter), max(peak, peakAfter))
+	for i := range rounds {
+		bw, peak := measure(perToken)
+		res, err := pipeline.Bench(m, prefill, decode, uint64(1+i))
+		if err != nil {
+			return benchRow{}, err
+		}
+		bwAfter, peakAfter := measure(perToken)
+		bw, peak = max(bw, bwAfter), max(peak, peakAfter)
+		r := benchRound{
+			BandwidthGBs: bw / 1e9, DecodeTokS: res.DecodeRate(), RooflineShare: res.DecodeRate() * float64(perToken) / bw,
+			PrefillTokS: res.PrefillRate(), PrefillGFLOPs: res.PrefillRate() * float64(flop) / 1e9, FMAPeakGFLOPs: peak / 1e9,
+		}
+		if peak > 0 {
+			r.PeakShare = r.PrefillGFLOPs * 1e9 / peak
+		}
+		row.Rounds = append(row.Rounds, r)
+	}
+	d := median(row.Rounds, func(r benchRound) float64 { return r.RooflineShare })
+	row.BandwidthGBs, row.DecodeTokS, row.RooflineShare = d.BandwidthGBs, d.DecodeTokS, d.RooflineShare
+	row.RooflineTokS = d.BandwidthGBs * 1e9 / float64(perToken)
+	p := median(row.Rounds, func(r benchRound) float64 { return r.PeakShare })
+	row.PrefillTokS, row.PrefillGFLOPs, row.FMAPeakGFLOPs = p.PrefillTokS, p.PrefillGFLOPs, p.FMAPeakGFLOPs
+	if p.FMAPeakGFLOPs == 0 { // no peak here: the median by rate
+		p = median(row.Rounds, func(r benchRound) float64 { return r.PrefillTokS })
+		row.PrefillTokS, row.PrefillGFLOPs = p.PrefillTokS, p.PrefillGFLOPs
+	}
 	return row, nil
 }
