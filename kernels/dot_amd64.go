@@ -529,6 +529,8 @@ func fastDot(t DType, rows int, batch bool) func(w, x []byte, nb int) float32 {
 		return dotQ8_0Q8_0Asm
 	case t == Q4_K:
 		return dotQ4_KQ8_KAsm
+	case t == Q5_K:
+		return dotQ5_KQ8_KAsm
 	case t == Q6_K:
 		return dotQ6_KQ8_KAsm
 	case t == F16 && !batch:
@@ -592,6 +594,7 @@ func asmDots() []dotImpl {
 		{"Q4_0x8packed", Q4_0, dotQ4_0Q8_0x8, packedRow(Q4_0, 8)},
 		{"Q8_0x8packed", Q8_0, dotQ8_0Q8_0, packedRow(Q8_0, 8)},
 		{"Q4_K", Q4_K, dotQ4_KQ8_K, dotQ4_KQ8_KAsm},
+		{"Q5_K", Q5_K, dotQ5_KQ8_K, dotQ5_KQ8_KAsm},
 		{"Q6_K", Q6_K, dotQ6_KQ8_K, dotQ6_KQ8_KAsm},
 		{"F16", F16, func(w, x []byte, _ int) float32 { return dotF16(w, x) }, dotF16Asm},
 		{"F16x32", F16, func(w, x []byte, _ int) float32 { return dotF16(w, x) }, func(w, x []byte, nb int) float32 { return dotF16X32Asm(w, halvesAsF32(x), nb) }},

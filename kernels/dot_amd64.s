@@ -615,74 +615,75 @@ qdone:
 	MOVQ DX, ret+24(FP)
 	RET
 
-// q4kmask<>: 32 bytes per sub-block j of a Q4_K super-block (j = 0..7):
-// the byte pair 2j, 2j+1 sixteen times, to broadcast int16 scale j (of 8,
-// repeated in both halves of the register) with VPSHUFB.
-DATA q4kmask<>+0(SB)/4, $0x01000100
-DATA q4kmask<>+4(SB)/4, $0x01000100
-DATA q4kmask<>+8(SB)/4, $0x01000100
-DATA q4kmask<>+12(SB)/4, $0x01000100
-DATA q4kmask<>+16(SB)/4, $0x01000100
-DATA q4kmask<>+20(SB)/4, $0x01000100
-DATA q4kmask<>+24(SB)/4, $0x01000100
-DATA q4kmask<>+28(SB)/4, $0x01000100
-DATA q4kmask<>+32(SB)/4, $0x03020302
-DATA q4kmask<>+36(SB)/4, $0x03020302
-DATA q4kmask<>+40(SB)/4, $0x03020302
-DATA q4kmask<>+44(SB)/4, $0x03020302
-DATA q4kmask<>+48(SB)/4, $0x03020302
-DATA q4kmask<>+52(SB)/4, $0x03020302
-DATA q4kmask<>+56(SB)/4, $0x03020302
-DATA q4kmask<>+60(SB)/4, $0x03020302
-DATA q4kmask<>+64(SB)/4, $0x05040504
-DATA q4kmask<>+68(SB)/4, $0x05040504
-DATA q4kmask<>+72(SB)/4, $0x05040504
-DATA q4kmask<>+76(SB)/4, $0x05040504
-DATA q4kmask<>+80(SB)/4, $0x05040504
-DATA q4kmask<>+84(SB)/4, $0x05040504
-DATA q4kmask<>+88(SB)/4, $0x05040504
-DATA q4kmask<>+92(SB)/4, $0x05040504
-DATA q4kmask<>+96(SB)/4, $0x07060706
-DATA q4kmask<>+100(SB)/4, $0x07060706
-DATA q4kmask<>+104(SB)/4, $0x07060706
-DATA q4kmask<>+108(SB)/4, $0x07060706
-DATA q4kmask<>+112(SB)/4, $0x07060706
-DATA q4kmask<>+116(SB)/4, $0x07060706
-DATA q4kmask<>+120(SB)/4, $0x07060706
-DATA q4kmask<>+124(SB)/4, $0x07060706
-DATA q4kmask<>+128(SB)/4, $0x09080908
-DATA q4kmask<>+132(SB)/4, $0x09080908
-DATA q4kmask<>+136(SB)/4, $0x09080908
-DATA q4kmask<>+140(SB)/4, $0x09080908
-DATA q4kmask<>+144(SB)/4, $0x09080908
-DATA q4kmask<>+148(SB)/4, $0x09080908
-DATA q4kmask<>+152(SB)/4, $0x09080908
-DATA q4kmask<>+156(SB)/4, $0x09080908
-DATA q4kmask<>+160(SB)/4, $0x0b0a0b0a
-DATA q4kmask<>+164(SB)/4, $0x0b0a0b0a
-DATA q4kmask<>+168(SB)/4, $0x0b0a0b0a
-DATA q4kmask<>+172(SB)/4, $0x0b0a0b0a
-DATA q4kmask<>+176(SB)/4, $0x0b0a0b0a
-DATA q4kmask<>+180(SB)/4, $0x0b0a0b0a
-DATA q4kmask<>+184(SB)/4, $0x0b0a0b0a
-DATA q4kmask<>+188(SB)/4, $0x0b0a0b0a
-DATA q4kmask<>+192(SB)/4, $0x0d0c0d0c
-DATA q4kmask<>+196(SB)/4, $0x0d0c0d0c
-DATA q4kmask<>+200(SB)/4, $0x0d0c0d0c
-DATA q4kmask<>+204(SB)/4, $0x0d0c0d0c
-DATA q4kmask<>+208(SB)/4, $0x0d0c0d0c
-DATA q4kmask<>+212(SB)/4, $0x0d0c0d0c
-DATA q4kmask<>+216(SB)/4, $0x0d0c0d0c
-DATA q4kmask<>+220(SB)/4, $0x0d0c0d0c
-DATA q4kmask<>+224(SB)/4, $0x0f0e0f0e
-DATA q4kmask<>+228(SB)/4, $0x0f0e0f0e
-DATA q4kmask<>+232(SB)/4, $0x0f0e0f0e
-DATA q4kmask<>+236(SB)/4, $0x0f0e0f0e
-DATA q4kmask<>+240(SB)/4, $0x0f0e0f0e
-DATA q4kmask<>+244(SB)/4, $0x0f0e0f0e
-DATA q4kmask<>+248(SB)/4, $0x0f0e0f0e
-DATA q4kmask<>+252(SB)/4, $0x0f0e0f0e
-GLOBL q4kmask<>(SB), RODATA|NOPTR, $256
+// ·kScaleShuf: 32 bytes per sub-block j of a K-quant super-block (j =
+// 0..7): the byte pair 2j, 2j+1 sixteen times, to broadcast int16 scale j
+// (of 8, repeated in both halves of the register) with VPSHUFB. Shared with
+// the Q5_K kernel (q5k_amd64.s).
+DATA ·kScaleShuf+0(SB)/4, $0x01000100
+DATA ·kScaleShuf+4(SB)/4, $0x01000100
+DATA ·kScaleShuf+8(SB)/4, $0x01000100
+DATA ·kScaleShuf+12(SB)/4, $0x01000100
+DATA ·kScaleShuf+16(SB)/4, $0x01000100
+DATA ·kScaleShuf+20(SB)/4, $0x01000100
+DATA ·kScaleShuf+24(SB)/4, $0x01000100
+DATA ·kScaleShuf+28(SB)/4, $0x01000100
+DATA ·kScaleShuf+32(SB)/4, $0x03020302
+DATA ·kScaleShuf+36(SB)/4, $0x03020302
+DATA ·kScaleShuf+40(SB)/4, $0x03020302
+DATA ·kScaleShuf+44(SB)/4, $0x03020302
+DATA ·kScaleShuf+48(SB)/4, $0x03020302
+DATA ·kScaleShuf+52(SB)/4, $0x03020302
+DATA ·kScaleShuf+56(SB)/4, $0x03020302
+DATA ·kScaleShuf+60(SB)/4, $0x03020302
+DATA ·kScaleShuf+64(SB)/4, $0x05040504
+DATA ·kScaleShuf+68(SB)/4, $0x05040504
+DATA ·kScaleShuf+72(SB)/4, $0x05040504
+DATA ·kScaleShuf+76(SB)/4, $0x05040504
+DATA ·kScaleShuf+80(SB)/4, $0x05040504
+DATA ·kScaleShuf+84(SB)/4, $0x05040504
+DATA ·kScaleShuf+88(SB)/4, $0x05040504
+DATA ·kScaleShuf+92(SB)/4, $0x05040504
+DATA ·kScaleShuf+96(SB)/4, $0x07060706
+DATA ·kScaleShuf+100(SB)/4, $0x07060706
+DATA ·kScaleShuf+104(SB)/4, $0x07060706
+DATA ·kScaleShuf+108(SB)/4, $0x07060706
+DATA ·kScaleShuf+112(SB)/4, $0x07060706
+DATA ·kScaleShuf+116(SB)/4, $0x07060706
+DATA ·kScaleShuf+120(SB)/4, $0x07060706
+DATA ·kScaleShuf+124(SB)/4, $0x07060706
+DATA ·kScaleShuf+128(SB)/4, $0x09080908
+DATA ·kScaleShuf+132(SB)/4, $0x09080908
+DATA ·kScaleShuf+136(SB)/4, $0x09080908
+DATA ·kScaleShuf+140(SB)/4, $0x09080908
+DATA ·kScaleShuf+144(SB)/4, $0x09080908
+DATA ·kScaleShuf+148(SB)/4, $0x09080908
+DATA ·kScaleShuf+152(SB)/4, $0x09080908
+DATA ·kScaleShuf+156(SB)/4, $0x09080908
+DATA ·kScaleShuf+160(SB)/4, $0x0b0a0b0a
+DATA ·kScaleShuf+164(SB)/4, $0x0b0a0b0a
+DATA ·kScaleShuf+168(SB)/4, $0x0b0a0b0a
+DATA ·kScaleShuf+172(SB)/4, $0x0b0a0b0a
+DATA ·kScaleShuf+176(SB)/4, $0x0b0a0b0a
+DATA ·kScaleShuf+180(SB)/4, $0x0b0a0b0a
+DATA ·kScaleShuf+184(SB)/4, $0x0b0a0b0a
+DATA ·kScaleShuf+188(SB)/4, $0x0b0a0b0a
+DATA ·kScaleShuf+192(SB)/4, $0x0d0c0d0c
+DATA ·kScaleShuf+196(SB)/4, $0x0d0c0d0c
+DATA ·kScaleShuf+200(SB)/4, $0x0d0c0d0c
+DATA ·kScaleShuf+204(SB)/4, $0x0d0c0d0c
+DATA ·kScaleShuf+208(SB)/4, $0x0d0c0d0c
+DATA ·kScaleShuf+212(SB)/4, $0x0d0c0d0c
+DATA ·kScaleShuf+216(SB)/4, $0x0d0c0d0c
+DATA ·kScaleShuf+220(SB)/4, $0x0d0c0d0c
+DATA ·kScaleShuf+224(SB)/4, $0x0f0e0f0e
+DATA ·kScaleShuf+228(SB)/4, $0x0f0e0f0e
+DATA ·kScaleShuf+232(SB)/4, $0x0f0e0f0e
+DATA ·kScaleShuf+236(SB)/4, $0x0f0e0f0e
+DATA ·kScaleShuf+240(SB)/4, $0x0f0e0f0e
+DATA ·kScaleShuf+244(SB)/4, $0x0f0e0f0e
+DATA ·kScaleShuf+248(SB)/4, $0x0f0e0f0e
+DATA ·kScaleShuf+252(SB)/4, $0x0f0e0f0e
+GLOBL ·kScaleShuf(SB), RODATA|NOPTR, $256
 
 // func dotQ4_KQ8_KAVX2(w, x *byte, nb int) float32
 //
@@ -771,12 +772,12 @@ q4kloop:
 	VPAND Y14, Y5, Y5
 	VMOVDQU 4(DI), Y2
 	VPMADDUBSW Y2, Y1, Y3
-	VPSHUFB q4kmask<>+0(SB), Y7, Y9
+	VPSHUFB ·kScaleShuf+0(SB), Y7, Y9
 	VPMADDWD Y9, Y3, Y3
 	VPADDD Y3, Y11, Y11
 	VMOVDQU 36(DI), Y2
 	VPMADDUBSW Y2, Y5, Y3
-	VPSHUFB q4kmask<>+32(SB), Y7, Y9
+	VPSHUFB ·kScaleShuf+32(SB), Y7, Y9
 	VPMADDWD Y9, Y3, Y3
 	VPADDD Y3, Y11, Y11
 	VMOVDQU 48(SI), Y5
@@ -785,12 +786,12 @@ q4kloop:
 	VPAND Y14, Y5, Y5
 	VMOVDQU 68(DI), Y2
 	VPMADDUBSW Y2, Y1, Y3
-	VPSHUFB q4kmask<>+64(SB), Y7, Y9
+	VPSHUFB ·kScaleShuf+64(SB), Y7, Y9
 	VPMADDWD Y9, Y3, Y3
 	VPADDD Y3, Y11, Y11
 	VMOVDQU 100(DI), Y2
 	VPMADDUBSW Y2, Y5, Y3
-	VPSHUFB q4kmask<>+96(SB), Y7, Y9
+	VPSHUFB ·kScaleShuf+96(SB), Y7, Y9
 	VPMADDWD Y9, Y3, Y3
 	VPADDD Y3, Y11, Y11
 	VMOVDQU 80(SI), Y5
@@ -799,12 +800,12 @@ q4kloop:
 	VPAND Y14, Y5, Y5
 	VMOVDQU 132(DI), Y2
 	VPMADDUBSW Y2, Y1, Y3
-	VPSHUFB q4kmask<>+128(SB), Y7, Y9
+	VPSHUFB ·kScaleShuf+128(SB), Y7, Y9
 	VPMADDWD Y9, Y3, Y3
 	VPADDD Y3, Y11, Y11
 	VMOVDQU 164(DI), Y2
 	VPMADDUBSW Y2, Y5, Y3
-	VPSHUFB q4kmask<>+160(SB), Y7, Y9
+	VPSHUFB ·kScaleShuf+160(SB), Y7, Y9
 	VPMADDWD Y9, Y3, Y3
 	VPADDD Y3, Y11, Y11
 	VMOVDQU 112(SI), Y5
@@ -813,12 +814,12 @@ q4kloop:
 	VPAND Y14, Y5, Y5
 	VMOVDQU 196(DI), Y2
 	VPMADDUBSW Y2, Y1, Y3
-	VPSHUFB q4kmask<>+192(SB), Y7, Y9
+	VPSHUFB ·kScaleShuf+192(SB), Y7, Y9
 	VPMADDWD Y9, Y3, Y3
 	VPADDD Y3, Y11, Y11
 	VMOVDQU 228(DI), Y2
 	VPMADDUBSW Y2, Y5, Y3
-	VPSHUFB q4kmask<>+224(SB), Y7, Y9
+	VPSHUFB ·kScaleShuf+224(SB), Y7, Y9
 	VPMADDWD Y9, Y3, Y3
 	VPADDD Y3, Y11, Y11
 	VCVTDQ2PS    Y11, Y11
