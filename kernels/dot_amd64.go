@@ -535,6 +535,10 @@ func fastDot(t DType, rows int, batch bool) func(w, x []byte, nb int) float32 {
 		return dotQ6_KQ8_KAsm
 	case t == F16 && !batch:
 		return dotF16X32Asm // with fastAct32's activations
+	case t == BF16 && !batch:
+		return func(w, x []byte, _ int) float32 { return dotBF16Asm(w, x) }
+	case t == BF16:
+		return sgemmBF16Asm
 	case t == F16:
 		return sgemmF16X32Asm // with fastAct32's activations
 	}
@@ -600,6 +604,8 @@ func asmDots() []dotImpl {
 		{"F16x32", F16, func(w, x []byte, _ int) float32 { return dotF16(w, x) }, func(w, x []byte, nb int) float32 { return dotF16X32Asm(w, halvesAsF32(x), nb) }},
 		{"F32", F32, dotF32Bytes, func(w, x []byte, _ int) float32 { return dotF32Asm(w, f32View(x)) }},
 		{"sgemmF16", F16, sgemmF16, sgemmF16Asm},
+		{"BF16", BF16, func(w, x []byte, _ int) float32 { return dotBF16(w, x) }, func(w, x []byte, _ int) float32 { return dotBF16Asm(w, x) }},
+		{"sgemmBF16", BF16, sgemmBF16, sgemmBF16Asm},
 		{"sgemmF16x32", F16, sgemmF16, func(w, x []byte, nb int) float32 { return sgemmF16X32Asm(w, halvesAsF32(x), nb) }},
 		{"sgemmF32", F32,
 			func(w, x []byte, _ int) float32 { return sgemmF32(w, f32View(x)) },

@@ -21,16 +21,20 @@ import (
 // quantizers never make, and Q8_K group sums are those of the quants.
 func dotCase(rng *rand.Rand, wt DType, nb, extra int, raw bool) (w, x []byte) {
 	n := nb * wt.BlockSize()
-	if wt == F16 || wt == F32 {
+	if plainType(wt) {
 		n = nb*32 + extra
 	}
 	if raw {
 		switch wt {
-		case F16:
+		case F16, BF16:
+			finite := finiteHalf
+			if wt == BF16 {
+				finite = finiteBF16
+			}
 			w, x = make([]byte, 2*n), make([]byte, 2*n)
 			for i := range n {
-				binary.LittleEndian.PutUint16(w[2*i:], finiteHalf(rng))
-				binary.LittleEndian.PutUint16(x[2*i:], finiteHalf(rng))
+				binary.LittleEndian.PutUint16(w[2*i:], finite(rng))
+				binary.LittleEndian.PutUint16(x[2*i:], finite(rng))
 			}
 			return w, x
 		case F32:
@@ -91,6 +95,19 @@ func dotCase(rng *rand.Rand, wt DType, nb, extra int, raw bool) (w, x []byte) {
 	return w, x
 }
 
+// plainType reports whether wt is a float type without blocks: dotCase
+// then makes rows of 32 elements per block plus extra.
+func plainType(wt DType) bool { return wt == F16 || wt == BF16 || wt == F32 }
+
+// finiteBF16 returns random bfloat16 bits that are not Inf or NaN.
+func finiteBF16(rng *rand.Rand) uint16 {
+	for {
+		if h := uint16(rng.Uint32()); h&0x7f80 != 0x7f80 {
+			return h
+		}
+	}
+}
+
 // finiteHalf returns random half bits that are not Inf or NaN.
 func finiteHalf(rng *rand.Rand) uint16 {
 	for {
@@ -119,7 +136,7 @@ func TestDotAsm(t *testing.T) {
 		t.Run(d.name, func(t *testing.T) {
 			for _, nb := range []int{0, 1, 2, 3, 7, 64} {
 				for _, extra := range []int{0, 5, 31} {
-					if extra != 0 && d.wt != F16 && d.wt != F32 {
+					if extra != 0 && !plainType(d.wt) {
 						continue
 					}
 					for rep := range 50 {
@@ -326,7 +343,7 @@ func BenchmarkDotAsm(b *testing.B) {
 			continue // test harnesses around multi-row kernels: BenchmarkMatVec and BenchmarkMatMul time those
 		}
 		nb := 4096 / d.wt.BlockSize()
-		if d.wt == F16 || d.wt == F32 {
+		if plainType(d.wt) {
 			nb = 4096 / 32
 		}
 		w, x := dotCase(rng, d.wt, nb, 0, false)
