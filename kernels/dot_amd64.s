@@ -1,6 +1,7 @@
 //go:build amd64 && !purego
 
 #include "textflag.h"
+#include "kscales_amd64.h"
 
 // AVX2+FMA+F16C versions of the row dots in dot.go. Each keeps the
 // reference's lane layout: lane k of a Y register is lane k of the
@@ -710,32 +711,7 @@ TEXT ·dotQ4_KQ8_KAVX2(SB), NOSPLIT, $0-28
 
 q4kloop:
 	// Scales (R8) and mins (R10), 8 bytes each.
-	MOVL 4(SI), AX
-	MOVL 8(SI), BX
-	MOVL 12(SI), DX
-	MOVL AX, R8
-	ANDL $0x3f3f3f3f, R8
-	MOVL DX, R9
-	ANDL $0x0f0f0f0f, R9
-	MOVL AX, R11
-	SHRL $6, R11
-	ANDL $0x03030303, R11
-	SHLL $4, R11
-	ORL  R11, R9
-	SHLQ $32, R9
-	ORQ  R9, R8
-	MOVL BX, R10
-	ANDL $0x3f3f3f3f, R10
-	MOVL DX, R11
-	SHRL $4, R11
-	ANDL $0x0f0f0f0f, R11
-	MOVL BX, R12
-	SHRL $6, R12
-	ANDL $0x03030303, R12
-	SHLL $4, R12
-	ORL  R12, R11
-	SHLQ $32, R11
-	ORQ  R11, R10
+	KSCALES
 
 	VMOVQ       R8, X7
 	VPMOVZXBW   X7, X7

@@ -1,6 +1,7 @@
 //go:build amd64 && !purego
 
 #include "textflag.h"
+#include "kscales_amd64.h"
 
 // AVX2+FMA+F16C version of dotQ5_KQ8_K (dot.go), built like
 // dotQ4_KQ8_KAVX2 in dot_amd64.s and bitwise equal to the reference under
@@ -87,32 +88,7 @@ q5kloop:
 	// Scales (R8) and mins (R10), 8 bytes each, as dotQ4_KQ8_KAVX2:
 	// j < 4: s[j]&63, s[j+4]&63; j >= 4: s[j+4]&15 | (s[j-4]>>6)<<4,
 	// s[j+4]>>4 | (s[j]>>6)<<4.
-	MOVL 4(SI), AX
-	MOVL 8(SI), BX
-	MOVL 12(SI), DX
-	MOVL AX, R8
-	ANDL $0x3f3f3f3f, R8
-	MOVL DX, R9
-	ANDL $0x0f0f0f0f, R9
-	MOVL AX, R11
-	SHRL $6, R11
-	ANDL $0x03030303, R11
-	SHLL $4, R11
-	ORL  R11, R9
-	SHLQ $32, R9
-	ORQ  R9, R8
-	MOVL BX, R10
-	ANDL $0x3f3f3f3f, R10
-	MOVL DX, R11
-	SHRL $4, R11
-	ANDL $0x0f0f0f0f, R11
-	MOVL BX, R12
-	SHRL $6, R12
-	ANDL $0x03030303, R12
-	SHLL $4, R12
-	ORL  R12, R11
-	SHLQ $32, R11
-	ORQ  R11, R10
+	KSCALES
 
 	// Y7 = scales as int16, the same 8 in both halves.
 	VMOVQ       R8, X7
