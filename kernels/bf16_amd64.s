@@ -1,6 +1,7 @@
 //go:build amd64 && !purego
 
 #include "textflag.h"
+#include "hsum_amd64.h"
 
 // AVX2 versions of the BF16 row dots in dot.go (dotBF16, sgemmBF16),
 // bitwise equal to them.
@@ -31,17 +32,6 @@
 	VPSLLD $16, src, even; \
 	VPAND  mask, src, src
 
-// HSUMBF8 leaves hsum8 of Y0 in X0 lane 0: upper half onto lower (lane k is
-// a[k]+a[k+4]), lanes 2,3 onto 0,1, lane 1 onto 0: (r0+r2)+(r1+r3) as
-// hsum8. Clobbers X1.
-#define HSUMBF8 \
-	VEXTRACTF128 $1, Y0, X1; \
-	VADDPS       X1, X0, X0; \
-	VMOVHLPS     X0, X0, X1; \
-	VADDPS       X1, X0, X0; \
-	VMOVSHDUP    X0, X1; \
-	VADDSS       X1, X0, X0
-
 // REDUCEBF32 leaves dotBF16's reduction of its 32 lanes in X0 lane 0, from
 // the de-interleaved accumulators of dotBF16AVX2: dword k of Y0 is acc[2k],
 // of Y1 acc[2k+1], of Y2 acc[16+2k], of Y3 acc[17+2k]. With
@@ -58,7 +48,7 @@
 	VPERM2F128 $0x20, Y3, Y2, Y0; \
 	VPERM2F128 $0x31, Y3, Y2, Y1; \
 	VADDPS     Y1, Y0, Y0; \
-	HSUMBF8
+	HSUM8
 
 DATA bf16hi<>+0(SB)/4, $0xffff0000
 GLOBL bf16hi<>(SB), RODATA|NOPTR, $4
@@ -137,7 +127,7 @@ sgbf16loop:
 	JNZ       sgbf16loop
 
 sgbf16done:
-	HSUMBF8
+	HSUM8
 	VZEROUPPER
 	MOVSS X0, ret+24(FP)
 	RET

@@ -2,6 +2,7 @@
 
 #include "textflag.h"
 #include "kscales_amd64.h"
+#include "hsum_amd64.h"
 
 // AVX2+FMA+F16C versions of the row dots in dot.go. Each keeps the
 // reference's lane layout: lane k of a Y register is lane k of the
@@ -38,16 +39,6 @@
 	VPSIGNB    Y1, Y2, Y4; \
 	VPMADDUBSW Y4, Y3, Y3; \
 	VPMADDWD   Y15, Y3, Y3
-
-// HSUM8 leaves hsum8 of Y0 in X0 lane 0: upper half onto lower, lanes 2,3
-// onto 0,1, lane 1 onto 0.
-#define HSUM8 \
-	VEXTRACTF128 $1, Y0, X1; \
-	VADDPS       X1, X0, X0; \
-	VMOVHLPS     X0, X0, X1; \
-	VADDPS       X1, X0, X0; \
-	VMOVSHDUP    X0, X1; \
-	VADDSS       X1, X0, X0
 
 // Y15 = sixteen int16 ones.
 #define ONES16 \
