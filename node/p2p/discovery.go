@@ -56,7 +56,7 @@ var (
 )
 
 // options returns the DHT's options, nil when m is DHTOff.
-func (m DHTMode) options(boot []peer.AddrInfo) ([]kad.Option, error) {
+func (m DHTMode) options(boot []peer.AddrInfo, started func() bool) ([]kad.Option, error) {
 	var mode kad.ModeOpt
 	switch m {
 	case DHTOff:
@@ -73,7 +73,17 @@ func (m DHTMode) options(boot []peer.AddrInfo) ([]kad.Option, error) {
 	return []kad.Option{
 		kad.Mode(mode),
 		kad.ProtocolPrefix(DHTPrefix),
-		kad.BootstrapPeers(boot...),
+		// The DHT is made inside libp2p.New, before the host serves
+		// identify: were it to dial a bootstrap peer then, that peer's
+		// identify of this host would find no handler and fail for good
+		// (the peer would never learn this host's addresses). So it gets
+		// its bootstrap peers only once the host has started.
+		kad.BootstrapPeersFunc(func() []peer.AddrInfo {
+			if !started() {
+				return nil
+			}
+			return boot
+		}),
 		// Peer routing only: a Strata node stores no records for others.
 		kad.DisableProviders(),
 		kad.DisableValues(),

@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 
 	"github.com/libp2p/go-libp2p"
 	kad "github.com/libp2p/go-libp2p-kad-dht"
@@ -135,7 +136,8 @@ func NewHost(ctx context.Context, cfg HostConfig) (*Host, error) {
 	if err := checkMDNSTag(cfg.MDNSTag); err != nil {
 		return nil, err
 	}
-	dhtOpts, err := cfg.DHT.options(boot)
+	var started atomic.Bool // the libp2p host serves its protocols
+	dhtOpts, err := cfg.DHT.options(boot, started.Load)
 	if err != nil {
 		return nil, err
 	}
@@ -192,6 +194,7 @@ func NewHost(ctx context.Context, cfg HostConfig) (*Host, error) {
 		}
 		return nil, fmt.Errorf("p2p: start host: %w", err)
 	}
+	started.Store(true)
 	h := &Host{Host: lh, log: log, kad: dht}
 	h.ctx, h.cancel = context.WithCancel(context.Background())
 	if err := h.start(cfg, boot); err != nil {
