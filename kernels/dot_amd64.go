@@ -509,6 +509,8 @@ func fastTiles(t DType, batch bool, n int) func(dst []float32, w Matrix, x []byt
 		return sgemmF16X32Tiles // with fastAct32's activations
 	case t == Q8_0:
 		return dotQ8_0Tiles
+	case t == Q4_K:
+		return dotQ4_KTiles
 	}
 	return nil
 }

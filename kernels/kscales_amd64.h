@@ -2,8 +2,8 @@
 // SI (12 bytes at SI+4, as dot.go's scaleMinK4 reads them) into R8 (the 8
 // scales, a byte each) and R10 (the 8 mins): for j < 4, s[j]&63 and
 // s[j+4]&63; for j >= 4, s[j+4]&15 | (s[j-4]>>6)<<4 and s[j+4]>>4 |
-// (s[j]>>6)<<4. Clobbers AX, BX, DX, R9, R11 and R12. Shared by the Q4_K
-// and Q5_K kernels.
+// (s[j]>>6)<<4. Clobbers AX, BX, DX, R9 and R11. Shared by the Q4_K and
+// Q5_K kernels.
 #define KSCALES \
 	MOVL 4(SI), AX; \
 	MOVL 8(SI), BX; \
@@ -24,10 +24,10 @@
 	MOVL DX, R11; \
 	SHRL $4, R11; \
 	ANDL $0x0f0f0f0f, R11; \
-	MOVL BX, R12; \
-	SHRL $6, R12; \
-	ANDL $0x03030303, R12; \
-	SHLL $4, R12; \
-	ORL  R12, R11; \
+	MOVL BX, R9; \
+	SHRL $6, R9; \
+	ANDL $0x03030303, R9; \
+	SHLL $4, R9; \
+	ORL  R9, R11; \
 	SHLQ $32, R11; \
 	ORQ  R11, R10
