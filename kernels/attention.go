@@ -207,6 +207,10 @@ func (t *attnTask) run(lo, hi int) {
 				}
 			}
 		}
+		if lanes == 8 && fastAttnF16 && t.f16 { // SIMD, bitwise equal (dot_amd64.go)
+			attnReduce8(out, acc)
+			continue
+		}
 		if lanes == 8 {
 			var a [8]float32
 			for d := range out {

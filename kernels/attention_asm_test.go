@@ -75,3 +75,32 @@ func TestAttnReduce32Asm(t *testing.T) {
 		}
 	}
 }
+
+// TestAttnReduce8Asm checks the SIMD reduction of a batch's 8 lanes of
+// weighted sums against hsum8, column by column.
+func TestAttnReduce8Asm(t *testing.T) {
+	if !fastAttnF16 {
+		t.Skip("no SIMD attention on this CPU")
+	}
+	rng := rand.New(rand.NewPCG(45, 46))
+	for _, hd := range []int{1, 7, 8, 12, 64, 80, 128, 131} {
+		acc := randNormal(rng, 8*hd, 1e3)
+		for i := range acc {
+			if i%5 == 0 {
+				acc[i] *= 1e-6 // magnitudes far apart, so that the order shows
+			}
+		}
+		got, want := make([]float32, hd), make([]float32, hd)
+		attnReduce8(got, acc)
+		for d := range want {
+			var a [8]float32
+			for l := range a {
+				a[l] = acc[l*hd+d]
+			}
+			want[d] = hsum8(&a)
+		}
+		if !bitsEqual(got, want) {
+			t.Errorf("hd %d: SIMD %v, reference %v", hd, got, want)
+		}
+	}
+}

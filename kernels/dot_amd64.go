@@ -826,7 +826,28 @@ func attnRoundQ(q32, q []float32) {
 }
 
 //go:noescape
+func reduce8ColsAVX2(out *float32, acc *float32, hd int, n int)
+
+//go:noescape
 func reduce32ColsAVX2(out *float32, acc *float32, hd int, n int)
+
+// attnReduce8 sets out[d] = hsum8 of the 8 lanes acc[l*hd+d] for d <
+// len(out) = hd, bitwise as the reference loop (a batch's weighted sums).
+func attnReduce8(out, acc []float32) {
+	hd := len(out)
+	acc = acc[:8*hd]
+	n8 := hd &^ 7
+	if n8 > 0 {
+		reduce8ColsAVX2(unsafe.SliceData(out), unsafe.SliceData(acc), hd, n8)
+	}
+	var a [8]float32
+	for d := n8; d < hd; d++ {
+		for l := range a {
+			a[l] = acc[l*hd+d]
+		}
+		out[d] = hsum8(&a)
+	}
+}
 
 // attnReduce32 sets out[d] = reduce32 of the 32 lanes acc[l*hd+d] for
 // d < len(out) = hd, bitwise as the reference loop.

@@ -1567,6 +1567,45 @@ a26done:
 	VZEROUPPER
 	RET
 
+// func reduce8ColsAVX2(out *float32, acc *float32, hd int, n int)
+//
+// out[d] = hsum8 of the 8 lanes acc[l*hd+d] (l < 8) for d < n, n a multiple
+// of 8, 8 columns at a time with hsum8's adds in its order: r_k = a_k+4 +
+// a_k for k < 4, then (r0 + r2) + (r1 + r3).
+TEXT ·reduce8ColsAVX2(SB), NOSPLIT, $0-32
+	MOVQ out+0(FP), DI
+	MOVQ acc+8(FP), SI
+	MOVQ hd+16(FP), R8
+	SHLQ $2, R8
+	MOVQ n+24(FP), CX
+	LEAQ (R8)(R8*2), R9 // 3 rows
+	LEAQ (SI)(R8*4), R10 // lane 4's row
+	TESTQ CX, CX
+	JEQ  r8cdone
+
+r8cloop:
+	VMOVUPS (R10), Y0
+	VADDPS  (SI), Y0, Y0
+	VMOVUPS (R10)(R8*1), Y1
+	VADDPS  (SI)(R8*1), Y1, Y1
+	VMOVUPS (R10)(R8*2), Y2
+	VADDPS  (SI)(R8*2), Y2, Y2
+	VMOVUPS (R10)(R9*1), Y3
+	VADDPS  (SI)(R9*1), Y3, Y3
+	VADDPS  Y2, Y0, Y0
+	VADDPS  Y3, Y1, Y1
+	VADDPS  Y1, Y0, Y0
+	VMOVUPS Y0, (DI)
+	ADDQ    $32, SI
+	ADDQ    $32, R10
+	ADDQ    $32, DI
+	SUBQ    $8, CX
+	JNZ     r8cloop
+
+r8cdone:
+	VZEROUPPER
+	RET
+
 // func reduce32ColsAVX2(out *float32, acc *float32, hd int, n int)
 //
 // out[d] = reduce32 of the 32 lanes acc[l*hd+d] (l < 32) for d < n, n a

@@ -61,6 +61,9 @@ func attnValuesF16(acc []float32, values []uint16, off, stride int, att []float3
 // attnRoundQ is never called (fastAttnF16 is false).
 func attnRoundQ(q32, q []float32) {}
 
+// attnReduce8 is never called (fastAttnF16 is false).
+func attnReduce8(out, acc []float32) {}
+
 // attnReduce32 is never called (fastAttnF16 is false).
 func attnReduce32(out, acc []float32) {}
 
