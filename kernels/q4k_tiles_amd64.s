@@ -43,9 +43,12 @@
 	VPAND   woff(SI), Y14, Y10; \
 	VPSHUFB shuf, Y8, Y9
 
-// Q4KTHI(woff, shuf): as Q4KTLO with the high nibbles.
+// Q4KTHI(woff, shuf): as Q4KTLO with the high nibbles. (The bytes are
+// loaded first: VPSRLW with a memory operand exists only in AVX-512's EVEX
+// form, which the assembler would pick silently.)
 #define Q4KTHI(woff, shuf) \
-	VPSRLW  $4, woff(SI), Y10; \
+	VMOVDQU woff(SI), Y10; \
+	VPSRLW  $4, Y10, Y10; \
 	VPAND   Y14, Y10, Y10; \
 	VPSHUFB shuf, Y8, Y9
 
