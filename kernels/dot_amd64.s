@@ -317,42 +317,43 @@ f32done:
 	MOVSS X0, ret+24(FP)
 	RET
 
-// q6mask<>: 16 bytes per 32-element chunk c of a Q6_K super-block (c = 0..7):
-// eight copies of 2c then eight of 2c+1, to spread its two int8 scales over
-// the two 128-bit halves of a register with VPSHUFB and VPMOVSXBW.
-DATA q6mask<>+0(SB)/4, $0x00000000
-DATA q6mask<>+4(SB)/4, $0x00000000
-DATA q6mask<>+8(SB)/4, $0x01010101
-DATA q6mask<>+12(SB)/4, $0x01010101
-DATA q6mask<>+16(SB)/4, $0x02020202
-DATA q6mask<>+20(SB)/4, $0x02020202
-DATA q6mask<>+24(SB)/4, $0x03030303
-DATA q6mask<>+28(SB)/4, $0x03030303
-DATA q6mask<>+32(SB)/4, $0x04040404
-DATA q6mask<>+36(SB)/4, $0x04040404
-DATA q6mask<>+40(SB)/4, $0x05050505
-DATA q6mask<>+44(SB)/4, $0x05050505
-DATA q6mask<>+48(SB)/4, $0x06060606
-DATA q6mask<>+52(SB)/4, $0x06060606
-DATA q6mask<>+56(SB)/4, $0x07070707
-DATA q6mask<>+60(SB)/4, $0x07070707
-DATA q6mask<>+64(SB)/4, $0x08080808
-DATA q6mask<>+68(SB)/4, $0x08080808
-DATA q6mask<>+72(SB)/4, $0x09090909
-DATA q6mask<>+76(SB)/4, $0x09090909
-DATA q6mask<>+80(SB)/4, $0x0a0a0a0a
-DATA q6mask<>+84(SB)/4, $0x0a0a0a0a
-DATA q6mask<>+88(SB)/4, $0x0b0b0b0b
-DATA q6mask<>+92(SB)/4, $0x0b0b0b0b
-DATA q6mask<>+96(SB)/4, $0x0c0c0c0c
-DATA q6mask<>+100(SB)/4, $0x0c0c0c0c
-DATA q6mask<>+104(SB)/4, $0x0d0d0d0d
-DATA q6mask<>+108(SB)/4, $0x0d0d0d0d
-DATA q6mask<>+112(SB)/4, $0x0e0e0e0e
-DATA q6mask<>+116(SB)/4, $0x0e0e0e0e
-DATA q6mask<>+120(SB)/4, $0x0f0f0f0f
-DATA q6mask<>+124(SB)/4, $0x0f0f0f0f
-GLOBL q6mask<>(SB), RODATA|NOPTR, $128
+// ·kQ6Mask: 16 bytes per 32-element chunk c of a Q6_K super-block (c =
+// 0..7): eight copies of 2c then eight of 2c+1, to spread its two int8
+// scales over the two 128-bit halves of a register with VPSHUFB and
+// VPMOVSXBW. Shared with the 4-token kernel (q6k_tiles_amd64.s).
+DATA ·kQ6Mask+0(SB)/4, $0x00000000
+DATA ·kQ6Mask+4(SB)/4, $0x00000000
+DATA ·kQ6Mask+8(SB)/4, $0x01010101
+DATA ·kQ6Mask+12(SB)/4, $0x01010101
+DATA ·kQ6Mask+16(SB)/4, $0x02020202
+DATA ·kQ6Mask+20(SB)/4, $0x02020202
+DATA ·kQ6Mask+24(SB)/4, $0x03030303
+DATA ·kQ6Mask+28(SB)/4, $0x03030303
+DATA ·kQ6Mask+32(SB)/4, $0x04040404
+DATA ·kQ6Mask+36(SB)/4, $0x04040404
+DATA ·kQ6Mask+40(SB)/4, $0x05050505
+DATA ·kQ6Mask+44(SB)/4, $0x05050505
+DATA ·kQ6Mask+48(SB)/4, $0x06060606
+DATA ·kQ6Mask+52(SB)/4, $0x06060606
+DATA ·kQ6Mask+56(SB)/4, $0x07070707
+DATA ·kQ6Mask+60(SB)/4, $0x07070707
+DATA ·kQ6Mask+64(SB)/4, $0x08080808
+DATA ·kQ6Mask+68(SB)/4, $0x08080808
+DATA ·kQ6Mask+72(SB)/4, $0x09090909
+DATA ·kQ6Mask+76(SB)/4, $0x09090909
+DATA ·kQ6Mask+80(SB)/4, $0x0a0a0a0a
+DATA ·kQ6Mask+84(SB)/4, $0x0a0a0a0a
+DATA ·kQ6Mask+88(SB)/4, $0x0b0b0b0b
+DATA ·kQ6Mask+92(SB)/4, $0x0b0b0b0b
+DATA ·kQ6Mask+96(SB)/4, $0x0c0c0c0c
+DATA ·kQ6Mask+100(SB)/4, $0x0c0c0c0c
+DATA ·kQ6Mask+104(SB)/4, $0x0d0d0d0d
+DATA ·kQ6Mask+108(SB)/4, $0x0d0d0d0d
+DATA ·kQ6Mask+112(SB)/4, $0x0e0e0e0e
+DATA ·kQ6Mask+116(SB)/4, $0x0e0e0e0e
+DATA ·kQ6Mask+120(SB)/4, $0x0f0f0f0f
+DATA ·kQ6Mask+124(SB)/4, $0x0f0f0f0f
+GLOBL ·kQ6Mask(SB), RODATA|NOPTR, $128
 
 // func dotQ6_KQ8_KAVX2(w, x *byte, nb int) float32
 //
@@ -391,7 +392,7 @@ q6loop:
 	VPOR Y10, Y1, Y1
 	VPSUBB Y12, Y1, Y1
 	VMOVDQU 4(DI), Y2
-	VPSHUFB q6mask<>+0(SB), X8, X9
+	VPSHUFB ·kQ6Mask+0(SB), X8, X9
 	VPMOVSXBW X9, Y9
 	VPSIGNB Y1, Y1, Y3
 	VPSIGNB Y1, Y2, Y4
@@ -404,7 +405,7 @@ q6loop:
 	VPOR Y10, Y1, Y1
 	VPSUBB Y12, Y1, Y1
 	VMOVDQU 36(DI), Y2
-	VPSHUFB q6mask<>+16(SB), X8, X9
+	VPSHUFB ·kQ6Mask+16(SB), X8, X9
 	VPMOVSXBW X9, Y9
 	VPSIGNB Y1, Y1, Y3
 	VPSIGNB Y1, Y2, Y4
@@ -417,7 +418,7 @@ q6loop:
 	VPOR Y10, Y1, Y1
 	VPSUBB Y12, Y1, Y1
 	VMOVDQU 68(DI), Y2
-	VPSHUFB q6mask<>+32(SB), X8, X9
+	VPSHUFB ·kQ6Mask+32(SB), X8, X9
 	VPMOVSXBW X9, Y9
 	VPSIGNB Y1, Y1, Y3
 	VPSIGNB Y1, Y2, Y4
@@ -431,7 +432,7 @@ q6loop:
 	VPOR Y10, Y1, Y1
 	VPSUBB Y12, Y1, Y1
 	VMOVDQU 100(DI), Y2
-	VPSHUFB q6mask<>+48(SB), X8, X9
+	VPSHUFB ·kQ6Mask+48(SB), X8, X9
 	VPMOVSXBW X9, Y9
 	VPSIGNB Y1, Y1, Y3
 	VPSIGNB Y1, Y2, Y4
@@ -447,7 +448,7 @@ q6loop:
 	VPOR Y10, Y1, Y1
 	VPSUBB Y12, Y1, Y1
 	VMOVDQU 132(DI), Y2
-	VPSHUFB q6mask<>+64(SB), X8, X9
+	VPSHUFB ·kQ6Mask+64(SB), X8, X9
 	VPMOVSXBW X9, Y9
 	VPSIGNB Y1, Y1, Y3
 	VPSIGNB Y1, Y2, Y4
@@ -460,7 +461,7 @@ q6loop:
 	VPOR Y10, Y1, Y1
 	VPSUBB Y12, Y1, Y1
 	VMOVDQU 164(DI), Y2
-	VPSHUFB q6mask<>+80(SB), X8, X9
+	VPSHUFB ·kQ6Mask+80(SB), X8, X9
 	VPMOVSXBW X9, Y9
 	VPSIGNB Y1, Y1, Y3
 	VPSIGNB Y1, Y2, Y4
@@ -473,7 +474,7 @@ q6loop:
 	VPOR Y10, Y1, Y1
 	VPSUBB Y12, Y1, Y1
 	VMOVDQU 196(DI), Y2
-	VPSHUFB q6mask<>+96(SB), X8, X9
+	VPSHUFB ·kQ6Mask+96(SB), X8, X9
 	VPMOVSXBW X9, Y9
 	VPSIGNB Y1, Y1, Y3
 	VPSIGNB Y1, Y2, Y4
@@ -487,7 +488,7 @@ q6loop:
 	VPOR Y10, Y1, Y1
 	VPSUBB Y12, Y1, Y1
 	VMOVDQU 228(DI), Y2
-	VPSHUFB q6mask<>+112(SB), X8, X9
+	VPSHUFB ·kQ6Mask+112(SB), X8, X9
 	VPMOVSXBW X9, Y9
 	VPSIGNB Y1, Y1, Y3
 	VPSIGNB Y1, Y2, Y4
