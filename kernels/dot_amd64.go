@@ -511,6 +511,8 @@ func fastTiles(t DType, batch bool, n int) func(dst []float32, w Matrix, x []byt
 		return dotQ8_0Tiles
 	case t == Q4_K:
 		return dotQ4_KTiles
+	case t == Q5_K:
+		return dotQ5_KTiles
 	case t == Q6_K:
 		return dotQ6_KTiles
 	}
