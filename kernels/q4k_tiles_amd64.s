@@ -1,6 +1,7 @@
 //go:build amd64 && !purego
 
 #include "textflag.h"
+#include "hsum_amd64.h"
 #include "kscales_amd64.h"
 
 // A 4-token version of dotQ4_KQ8_KAVX2 (dot_amd64.s) for prompt
@@ -97,12 +98,7 @@
 // (m0+m2)+(m1+m3) of the 4 lanes at acc to m, as dotQ4_KQ8_KAVX2's end.
 // Clobbers X9, X10, X11.
 #define Q4KTOUT(y, x, acc, m) \
-	VEXTRACTF128 $1, y, X9; \
-	VADDPS       X9, x, x; \
-	VMOVHLPS     x, x, X9; \
-	VADDPS       X9, x, x; \
-	VMOVSHDUP    x, X9; \
-	VADDSS       X9, x, x; \
+	HSUM8R(y, x, X9); \
 	VMOVUPS      acc, X11; \
 	VMOVHLPS     X11, X11, X10; \
 	VADDPS       X10, X11, X11; \

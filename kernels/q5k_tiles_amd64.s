@@ -1,6 +1,7 @@
 //go:build amd64 && !purego
 
 #include "textflag.h"
+#include "hsum_amd64.h"
 #include "kscales_amd64.h"
 
 // A 4-token version of dotQ5_KQ8_KAVX2 (q5k_amd64.s) for prompt
@@ -117,12 +118,7 @@
 // Q5KTOUT(y, x, s, m): stores hsum8 of y (x its lower half) plus the
 // summs at s to m, as dotQ5_KQ8_KAVX2's end. Clobbers X9.
 #define Q5KTOUT(y, x, s, m) \
-	VEXTRACTF128 $1, y, X9; \
-	VADDPS       X9, x, x; \
-	VMOVHLPS     x, x, X9; \
-	VADDPS       X9, x, x; \
-	VMOVSHDUP    x, X9; \
-	VADDSS       X9, x, x; \
+	HSUM8R(y, x, X9); \
 	VADDSS       s, x, x; \
 	VMOVSS       x, m
 

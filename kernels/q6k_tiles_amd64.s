@@ -1,6 +1,7 @@
 //go:build amd64 && !purego
 
 #include "textflag.h"
+#include "hsum_amd64.h"
 
 // A 4-token version of dotQ6_KQ8_KAVX2 (dot_amd64.s) for prompt
 // processing: each 32-weight chunk of a Q6_K super-block of one weight row
@@ -116,12 +117,7 @@
 // Q6KTOUT(y, x, m): stores hsum8 of y (x its lower half) to m, as HSUM8
 // (hsum_amd64.h) at dotQ6_KQ8_KAVX2's end. Clobbers X9.
 #define Q6KTOUT(y, x, m) \
-	VEXTRACTF128 $1, y, X9; \
-	VADDPS       X9, x, x; \
-	VMOVHLPS     x, x, X9; \
-	VADDPS       X9, x, x; \
-	VMOVSHDUP    x, X9; \
-	VADDSS       X9, x, x; \
+	HSUM8R(y, x, X9); \
 	VMOVSS       x, m
 
 // func dotQ6_KQ8_KTok4AVX2(dst *float32, ldd int, w *byte, x *byte, xrb int, nb int)
