@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/strata-llm/strata/cluster"
+	"github.com/strata-llm/strata/node/hub"
 )
 
 // Status is the cluster as one member sees it: what `strata status`
@@ -116,7 +117,7 @@ func adminCall(ctx context.Context, method, base, path, key string, timeout time
 func WriteStatus(w io.Writer, st *Status) error {
 	model := "none"
 	if st.Model != nil {
-		model = fmt.Sprintf("%s (%s, %d layers, %s)", st.Model.Name, shortDigest(st.Model.Digest), st.Model.Layers, bytesText(st.Model.TotalBytes()))
+		model = fmt.Sprintf("%s (%s, %d layers, %s)", st.Model.Name, shortDigest(st.Model.Digest), st.Model.Layers, hub.FormatBytes(st.Model.TotalBytes()))
 	}
 	cover := "every layer covered"
 	if len(st.Uncovered) > 0 {
@@ -139,7 +140,7 @@ func WriteStatus(w io.Writer, st *Status) error {
 		if n.ID == st.Self {
 			name += " (this)"
 		}
-		res := fmt.Sprintf("%d cores, %s RAM", n.Resources.CPUCores, bytesText(int64(n.Resources.RAMBytes)))
+		res := fmt.Sprintf("%d cores, %s RAM", n.Resources.CPUCores, hub.FormatBytes(int64(n.Resources.RAMBytes)))
 		if len(n.Resources.GPUs) > 0 {
 			res = fmt.Sprintf("%d GPUs, ", len(n.Resources.GPUs)) + res
 		}
@@ -155,7 +156,7 @@ func WriteStatus(w io.Writer, st *Status) error {
 			res += ", fetches weights"
 		}
 		fmt.Fprintf(tw, "%s\t%s\t%v\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", name, state, n.Voter, layers, replica, epoch,
-			bytesText(n.Resources.Capacity), res, n.API, addr)
+			hub.FormatBytes(n.Resources.Capacity), res, n.API, addr)
 	}
 	return tw.Flush()
 }
@@ -165,16 +166,4 @@ func shortDigest(d string) string {
 		return d[:i+13]
 	}
 	return d
-}
-
-func bytesText(n int64) string {
-	switch {
-	case n >= 1<<30:
-		return fmt.Sprintf("%.1f GiB", float64(n)/(1<<30))
-	case n >= 1<<20:
-		return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20))
-	case n >= 1<<10:
-		return fmt.Sprintf("%.1f KiB", float64(n)/(1<<10))
-	}
-	return fmt.Sprintf("%d B", n)
 }

@@ -58,9 +58,9 @@ func barLine(s snapshot) string {
 	}
 	b.WriteByte(']')
 	if p >= 0 {
-		fmt.Fprintf(&b, " %3d%% %s / %s", p, formatBytes(s.Done), formatBytes(s.Total))
+		fmt.Fprintf(&b, " %3d%% %s / %s", p, FormatBytes(s.Done), FormatBytes(s.Total))
 	} else {
-		fmt.Fprintf(&b, "    ? %s", formatBytes(s.Done))
+		fmt.Fprintf(&b, "    ? %s", FormatBytes(s.Done))
 	}
 	fmt.Fprintf(&b, "  %s  ETA %s  %s", formatRate(s.Rate), formatETA(s), s.Name)
 	return b.String()
@@ -71,13 +71,14 @@ func barLine(s snapshot) string {
 //	pull FILE: 45% (512.0 MiB of 1.1 GiB) 23.4 MiB/s
 func plainLine(s snapshot) string {
 	if p := s.percent(); p >= 0 {
-		return fmt.Sprintf("pull %s: %d%% (%s of %s) %s", s.Name, p, formatBytes(s.Done), formatBytes(s.Total), formatRate(s.Rate))
+		return fmt.Sprintf("pull %s: %d%% (%s of %s) %s", s.Name, p, FormatBytes(s.Done), FormatBytes(s.Total), formatRate(s.Rate))
 	}
-	return fmt.Sprintf("pull %s: %s %s", s.Name, formatBytes(s.Done), formatRate(s.Rate))
+	return fmt.Sprintf("pull %s: %s %s", s.Name, FormatBytes(s.Done), formatRate(s.Rate))
 }
 
-// formatBytes renders n bytes in binary units: "512 B", "1.5 KiB", "1.1 GiB".
-func formatBytes(n int64) string {
+// FormatBytes renders n bytes in binary units: "512 B", "1.5 KiB", "1.1
+// GiB". The node's admin views use it too.
+func FormatBytes(n int64) string {
 	const units = "KMGTPE"
 	if n < 1024 {
 		return fmt.Sprintf("%d B", n)
@@ -96,7 +97,7 @@ func formatRate(r float64) string {
 	if r <= 0 {
 		return "-- B/s"
 	}
-	return formatBytes(int64(r)) + "/s"
+	return FormatBytes(int64(r)) + "/s"
 }
 
 // formatETA renders the time left at s.Rate: "25s", "3m05s", "1h02m", or

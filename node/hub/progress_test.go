@@ -64,8 +64,8 @@ func TestProgressLines(t *testing.T) {
 
 func TestProgressFormat(t *testing.T) {
 	for n, want := range map[int64]string{0: "0 B", 1023: "1023 B", 1024: "1.0 KiB", 1536: "1.5 KiB", 5 * mib: "5.0 MiB", 1 << 40: "1.0 TiB"} {
-		if got := formatBytes(n); got != want {
-			t.Errorf("formatBytes(%d) = %q, want %q", n, got, want)
+		if got := FormatBytes(n); got != want {
+			t.Errorf("FormatBytes(%d) = %q, want %q", n, got, want)
 		}
 	}
 	for sec, want := range map[int64]string{0: "0s", 59: "59s", 60: "1m00s", 185: "3m05s", 3720: "1h02m", 1000 * 3600: "--"} {
