@@ -49,58 +49,42 @@ func TestAttentionF16Asm(t *testing.T) {
 	}
 }
 
-// TestAttnReduce32Asm checks the SIMD reduction of attention's 32 lanes
-// per output dimension against reduce32, bit for bit, for head sizes that
-// are and are not multiples of 8.
-func TestAttnReduce32Asm(t *testing.T) {
-	rng := rand.New(rand.NewPCG(43, 44))
-	for _, hd := range []int{1, 7, 8, 12, 64, 80, 128, 131} {
-		acc := randNormal(rng, 32*hd, 1e3)
-		for i := range acc {
-			if i%7 == 0 {
-				acc[i] *= 1e-6 // magnitudes far apart, so that the order shows
-			}
-		}
-		got, want := make([]float32, hd), make([]float32, hd)
-		attnReduce32(got, acc)
-		for d := range want {
-			var a [32]float32
-			for l := range a {
-				a[l] = acc[l*hd+d]
-			}
-			want[d] = reduce32(&a)
-		}
-		if !bitsEqual(got, want) {
-			t.Errorf("hd %d: SIMD %v, reference %v", hd, got, want)
-		}
-	}
-}
-
-// TestAttnReduce8Asm checks the SIMD reduction of a batch's 8 lanes of
-// weighted sums against hsum8, column by column.
-func TestAttnReduce8Asm(t *testing.T) {
+// TestAttnReduceAsm checks the SIMD reductions of attention's lanes per
+// output dimension against the reference, bit for bit, for head sizes that
+// are and are not multiples of 8: 32 lanes (one query) against reduce32,
+// and a batch's 8 lanes against hsum8.
+func TestAttnReduceAsm(t *testing.T) {
 	if !fastAttnF16 {
 		t.Skip("no SIMD attention on this CPU")
 	}
-	rng := rand.New(rand.NewPCG(45, 46))
-	for _, hd := range []int{1, 7, 8, 12, 64, 80, 128, 131} {
-		acc := randNormal(rng, 8*hd, 1e3)
-		for i := range acc {
-			if i%5 == 0 {
-				acc[i] *= 1e-6 // magnitudes far apart, so that the order shows
+	for _, c := range []struct {
+		lanes int
+		simd  func(out, acc []float32)
+		ref   func(a []float32) float32
+	}{
+		{32, attnReduce32, func(a []float32) float32 { return reduce32((*[32]float32)(a)) }},
+		{8, attnReduce8, func(a []float32) float32 { return hsum8((*[8]float32)(a)) }},
+	} {
+		rng := rand.New(rand.NewPCG(43, uint64(c.lanes)))
+		for _, hd := range []int{1, 7, 8, 12, 64, 80, 128, 131} {
+			acc := randNormal(rng, c.lanes*hd, 1e3)
+			for i := range acc {
+				if i%7 == 0 {
+					acc[i] *= 1e-6 // magnitudes far apart, so that the order shows
+				}
 			}
-		}
-		got, want := make([]float32, hd), make([]float32, hd)
-		attnReduce8(got, acc)
-		for d := range want {
-			var a [8]float32
-			for l := range a {
-				a[l] = acc[l*hd+d]
+			got, want := make([]float32, hd), make([]float32, hd)
+			c.simd(got, acc)
+			a := make([]float32, c.lanes)
+			for d := range want {
+				for l := range a {
+					a[l] = acc[l*hd+d]
+				}
+				want[d] = c.ref(a)
 			}
-			want[d] = hsum8(&a)
-		}
-		if !bitsEqual(got, want) {
-			t.Errorf("hd %d: SIMD %v, reference %v", hd, got, want)
+			if !bitsEqual(got, want) {
+				t.Errorf("%d lanes, hd %d: SIMD %v, reference %v", c.lanes, hd, got, want)
+			}
 		}
 	}
 }

@@ -370,7 +370,7 @@ TEXT ·sgemmPairs8x6AVX512(SB), NOSPLIT, $0-64
 	LEAQ (R10)(R10*2), R11
 	LEAQ (R10)(R10*4), R12
 	LEAQ (R9)(R9*2), R13
-MOVQ pf+56(FP), BX
+	MOVQ pf+56(FP), BX
 	MOVQ fresh+48(FP), AX
 	TESTQ AX, AX
 	JNE   p86zero
