@@ -33,10 +33,13 @@ func (f funcTask) run(lo, hi int) { f(lo, hi) }
 
 // job is one For call in flight. Its range is claimed from next in
 // shrinking chunks (guided scheduling: a share of what is left, down to
-// least) and counted down with left as the chunks finish; whoever finishes
-// the last one signals done, which the caller always receives. refs counts
-// the caller and the workers holding the job; the last to let go recycles
-// it.
+// least). Each goroutine working on it counts what it ran and takes that
+// from left once, when nothing is left to claim; whoever brings left to
+// zero signals done, which the caller always receives. (Taking each chunk
+// from left as it finished made the two cores pass next's cache line back
+// and forth twice per chunk: a For of 64 trivial chunks took 4.1 µs, now
+// 1.3.) refs counts the caller and the workers holding the job; the last
+// to let go recycles it.
 type job struct {
 	t       task
 	n       int
@@ -202,21 +205,24 @@ func (j *job) wait() {
 	<-j.done
 }
 
-// work runs chunks of j until none is left to claim.
+// work runs chunks of j until none is left to claim, then counts them
+// done.
 func (j *job) work() {
+	ran := 0
 	for {
 		lo := int(j.next.Load())
 		if lo >= j.n {
-			return
+			break
 		}
 		hi := min(j.n, lo+max(j.least, (j.n-lo)/(2*j.workers)))
 		if !j.next.CompareAndSwap(int64(lo), int64(hi)) {
 			continue
 		}
 		j.t.run(lo, hi)
-		if j.left.Add(int64(lo-hi)) == 0 {
-			j.done <- struct{}{}
-		}
+		ran += hi - lo
+	}
+	if ran > 0 && j.left.Add(int64(-ran)) == 0 {
+		j.done <- struct{}{}
 	}
 }
 

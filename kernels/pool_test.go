@@ -133,3 +133,25 @@ func TestPoolForNoAllocs(t *testing.T) {
 		t.Errorf("For allocates %v times per call", a)
 	}
 }
+
+// BenchmarkPoolFor measures a For call's own cost: handing the job to the
+// workers, claiming chunks and meeting at the end, over trivial work (one
+// write per index, each to its own cache line).
+func BenchmarkPoolFor(b *testing.B) {
+	p := NewPool(0)
+	defer p.Close()
+	sink := make([]int, 256*8)
+	for _, n := range []int{2, 16, 64, 256} {
+		b.Run(fmt.Sprintf("n%d/p%d", n, p.Size()), func(b *testing.B) {
+			b.ReportAllocs()
+			fn := func(lo, hi int) {
+				for i := lo; i < hi; i++ {
+					sink[i*8]++
+				}
+			}
+			for b.Loop() {
+				p.For(n, fn)
+			}
+		})
+	}
+}
