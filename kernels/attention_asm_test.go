@@ -4,6 +4,7 @@ package kernels
 
 import (
 	"fmt"
+	"math"
 	"math/rand/v2"
 	"testing"
 )
@@ -84,6 +85,68 @@ func TestAttnReduceAsm(t *testing.T) {
 			}
 			if !bitsEqual(got, want) {
 				t.Errorf("%d lanes, hd %d: SIMD %v, reference %v", c.lanes, hd, got, want)
+			}
+		}
+	}
+}
+
+// TestSoftmaxVecAsm checks softmax's SIMD maximum and scaling against Go's
+// max in order and one product at a time, bit for bit, where the maximum
+// says it applies, over lengths around the chunks of 8 with NaNs,
+// infinities, zeros of both signs and subnormals mixed in; and that it
+// declines (ok false) wherever the order could matter: a NaN anywhere or a
+// zero maximum.
+func TestSoftmaxVecAsm(t *testing.T) {
+	if !useAVX2 {
+		t.Skip("no AVX2")
+	}
+	rng := rand.New(rand.NewPCG(45, 46))
+	specials := []float32{float32(math.NaN()), float32(math.Inf(1)), float32(math.Inf(-1)), 0, float32(math.Copysign(0, -1)), 1e-45, -1e-45, math.MaxFloat32}
+	for _, n := range []int{1, 7, 8, 9, 15, 16, 17, 33, 64, 100} {
+		for trial := range 200 {
+			x := randNormal(rng, n, 10)
+			switch trial % 4 {
+			case 1: // a few specials
+				for range 1 + rng.IntN(3) {
+					x[rng.IntN(n)] = specials[rng.IntN(len(specials))]
+				}
+			case 2: // all non-positive, zeros of both signs
+				for i := range x {
+					x[i] = -float32(math.Abs(float64(x[i])))
+					if rng.IntN(3) == 0 {
+						x[i] = specials[3+rng.IntN(2)]
+					}
+				}
+			case 3: // all zeros
+				for i := range x {
+					x[i] = specials[3+rng.IntN(2)]
+				}
+			}
+			want := x[0]
+			nan := false
+			for _, v := range x {
+				want = max(want, v)
+				nan = nan || v != v
+			}
+			got, ok := maxVec(x)
+			if ok && math.Float32bits(got) != math.Float32bits(want) {
+				t.Fatalf("n=%d %v: max %v, want %v", n, x, got, want)
+			}
+			if ok && (nan || want == 0) {
+				t.Fatalf("n=%d %v: max applied (%v) with a NaN or a zero maximum", n, x, got)
+			}
+			if !ok && n >= 8 && !nan && want != 0 {
+				t.Fatalf("n=%d %v: max declined", n, x)
+			}
+			s := float32(rng.Float64()) * 3
+			y := append([]float32(nil), x...)
+			for i := scaleVec(y, s); i < n; i++ {
+				y[i] *= s
+			}
+			for i, v := range x {
+				if w := v * s; math.Float32bits(y[i]) != math.Float32bits(w) && !(w != w && y[i] != y[i]) {
+					t.Fatalf("n=%d: scaled %v by %v: %v, want %v", n, v, s, y[i], w)
+				}
 			}
 		}
 	}

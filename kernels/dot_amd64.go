@@ -898,6 +898,39 @@ func expChunks(x []float32, m float32, sum *float64) int {
 	return expChunksAVX2(unsafe.SliceData(x), m, n, sum)
 }
 
+//go:noescape
+func maxAVX2(x *float32, n int) (m float32, nan bool)
+
+//go:noescape
+func scaleAVX2(x *float32, s float32, n int)
+
+// maxVec returns the largest element of x as Go's max of them in order
+// would (x non-empty), with ok false where it leaves that to the caller:
+// without AVX2, for fewer than 8 elements, or where x holds a NaN or its
+// largest value is a zero (whose sign max picks by order).
+func maxVec(x []float32) (m float32, ok bool) {
+	n := len(x) &^ 7
+	if !useAVX2 || n == 0 {
+		return 0, false
+	}
+	m, nan := maxAVX2(unsafe.SliceData(x), n)
+	for _, v := range x[n:] {
+		m = max(m, v)
+	}
+	return m, !nan && m == m && m != 0
+}
+
+// scaleVec sets x[i] *= s for the whole chunks of 8 from the start of x
+// and returns how many elements it did (0 without AVX2).
+func scaleVec(x []float32, s float32) int {
+	n := len(x) &^ 7
+	if !useAVX2 || n == 0 {
+		return 0
+	}
+	scaleAVX2(unsafe.SliceData(x), s, n)
+	return n
+}
+
 // swigluVec sets dst[i] = vSiLU(gate[i]) * up[i] for whole chunks of 8 from
 // the start of gate, up to the first that needs vExpf's slow path, and
 // returns how many elements it did (0 without AVX2).

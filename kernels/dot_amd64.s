@@ -2174,3 +2174,68 @@ DATA hsumperm<>+20(SB)/4, $6
 DATA hsumperm<>+24(SB)/4, $3
 DATA hsumperm<>+28(SB)/4, $7
 GLOBL hsumperm<>(SB), RODATA|NOPTR, $32
+
+// func maxAVX2(x *float32, n int) (m float32, nan bool)
+//
+// The largest of x[0..n) by VMAXPS in two chains of 8 lanes, and whether
+// any element is NaN (VCMPPS unordered, or-ed). Without NaNs the largest
+// value is the same whatever the order, except that VMAXPS does not order
+// -0 and +0: callers check for a zero result. n is a multiple of 8, > 0.
+TEXT ·maxAVX2(SB), NOSPLIT, $0-21
+	MOVQ    x+0(FP), SI
+	MOVQ    n+8(FP), CX
+	VMOVUPS (SI), Y0
+	VMOVAPS Y0, Y1
+	VXORPS  Y2, Y2, Y2
+
+maxloop:
+	VMOVUPS (SI), Y3
+	VMAXPS  Y3, Y0, Y0
+	VCMPPS  $3, Y3, Y3, Y4 // unordered: NaN lanes
+	VORPS   Y4, Y2, Y2
+	ADDQ    $32, SI
+	SUBQ    $8, CX
+	JZ      maxreduce
+	VMOVUPS (SI), Y3
+	VMAXPS  Y3, Y1, Y1
+	VCMPPS  $3, Y3, Y3, Y4
+	VORPS   Y4, Y2, Y2
+	ADDQ    $32, SI
+	SUBQ    $8, CX
+	JNZ     maxloop
+
+maxreduce:
+	VMAXPS       Y1, Y0, Y0
+	VEXTRACTF128 $1, Y0, X1
+	VMAXPS       X1, X0, X0
+	VPERMILPS    $0x4e, X0, X1
+	VMAXPS       X1, X0, X0
+	VPERMILPS    $0xb1, X0, X1
+	VMAXPS       X1, X0, X0
+	VMOVSS       X0, m+16(FP)
+	VPTEST       Y2, Y2
+	SETNE        nan+20(FP)
+	VZEROUPPER
+	RET
+
+// func scaleAVX2(x *float32, s float32, n int)
+//
+// x[i] *= s for i < n, a multiple of 8: the same rounded products as one
+// at a time.
+TEXT ·scaleAVX2(SB), NOSPLIT, $0-24
+	MOVQ         x+0(FP), SI
+	VBROADCASTSS s+8(FP), Y1
+	MOVQ         n+16(FP), CX
+	TESTQ        CX, CX
+	JEQ          scaledone
+
+scaleloop:
+	VMULPS  (SI), Y1, Y0
+	VMOVUPS Y0, (SI)
+	ADDQ    $32, SI
+	SUBQ    $8, CX
+	JNZ     scaleloop
+
+scaledone:
+	VZEROUPPER
+	RET

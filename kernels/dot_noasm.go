@@ -78,3 +78,9 @@ func swigluVec(dst, gate, up []float32) int { return 0 }
 
 // toF16Vec does nothing: F32sToF16 runs in Go.
 func toF16Vec(dst []uint16, src []float32) int { return 0 }
+
+// maxVec leaves the maximum to the caller (ok false).
+func maxVec(x []float32) (m float32, ok bool) { return 0, false }
+
+// scaleVec does nothing: the caller scales every element.
+func scaleVec(x []float32, s float32) int { return 0 }

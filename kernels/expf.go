@@ -44,9 +44,12 @@ func softmaxGGML(x []float32) {
 	if len(x) == 0 {
 		return
 	}
-	m := x[0]
-	for _, v := range x[1:] {
-		m = max(m, v)
+	m, ok := maxVec(x) // SIMD where bitwise equal (dot_amd64.go)
+	if !ok {
+		m = x[0]
+		for _, v := range x[1:] {
+			m = max(m, v)
+		}
 	}
 	var sum float64
 	for i := 0; i < len(x); i += 8 {
@@ -63,7 +66,7 @@ func softmaxGGML(x []float32) {
 		sum += float64(hsum8(&c))
 	}
 	s := float32(1 / sum)
-	for i := range x {
+	for i := scaleVec(x, s); i < len(x); i++ { // SIMD, bitwise equal (dot_amd64.go)
 		x[i] *= s
 	}
 }
