@@ -16,13 +16,15 @@ type attnTask struct {
 	// attending to positions [0, pos0+i] (AttentionF16Causal); their
 	// scores go to each chunk's scratch instead of att.
 	nq, pos0 int
+	gqa4     bool // units of four query heads sharing a KV head (attnGQA4)
 }
 
 var attnTasks freeList[attnTask]
 
-// laneBuf is per-chunk scratch for the 32 lanes of the weighted sum, and
-// for a causal batch's scores.
-type laneBuf struct{ acc, att []float32 }
+// laneBuf is per-chunk scratch for the 32 lanes of the weighted sum, for
+// a causal batch's scores, and for attnGQA4's rounded queries and
+// probabilities.
+type laneBuf struct{ acc, att, q, p []float32 }
 
 var laneBufs freeList[laneBuf]
 
@@ -107,13 +109,27 @@ func (t *attnTask) attention(p *Pool, out, q []float32, n, nHeads, nKVHeads, hea
 	t.kvStride = nKVHeads * headDim
 	t.scale = scale
 	// A head costs about 4*n*headDim flops; give a chunk at least ~64K.
-	p.run(nHeads, max(1, (16<<10)/max(1, n*headDim)), t)
+	units := nHeads
+	if t.gqa4 = fastAttnGQA4 && t.f16 && !t.batch && headDim%32 == 0 && t.group%4 == 0 && n > 0; t.gqa4 {
+		units = nHeads / 4 // four heads sharing a KV head at once
+	}
+	p.run(units, max(1, (16<<10)/max(1, n*headDim*(nHeads/units))), t)
 	*t = attnTask{}
 	attnTasks.put(t)
 }
 
 func (t *attnTask) run(lo, hi int) {
 	hd, n := t.hd, t.n
+	if t.gqa4 {
+		lb := laneBufs.get()
+		for u := lo; u < hi; u++ {
+			h := 4 * u
+			attnGQA4(t.out[h*hd:(h+4)*hd], t.q[h*hd:(h+4)*hd], t.keys16, t.values16, (h/t.group)*hd, t.kvStride,
+				n, hd, t.scale, t.att[h*n:(h+4)*n], lb)
+		}
+		laneBufs.put(lb)
+		return
+	}
 	var qbuf [attnStack]uint16
 	var qfbuf [attnStack]float32
 	var q16 []uint16

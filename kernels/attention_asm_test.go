@@ -90,6 +90,53 @@ func TestAttnReduceAsm(t *testing.T) {
 	}
 }
 
+// TestAttentionGQA4Asm checks decode attention with four query heads per
+// KV head at once (attnGQA4) against one head at a time in SIMD and
+// against the reference loops, bit for bit, outputs and probabilities:
+// head sizes 32 to 128, groups of 4 and 8, position counts around the
+// kernels' blocks of 8 and lanes of 32, and a cache whose keys and values
+// span the half range (scores from tiny to large, softmax saturating).
+func TestAttentionGQA4Asm(t *testing.T) {
+	if !fastAttnGQA4 {
+		t.Skip("no AVX-512 attention on this CPU")
+	}
+	defer func() { fastAttnF16, fastAttnGQA4 = true, true }()
+	rng := rand.New(rand.NewPCG(43, 44))
+	p := NewPool(2)
+	defer p.Close()
+	for _, c := range []struct{ nh, nkv, hd int }{{8, 2, 64}, {32, 8, 64}, {16, 2, 32}, {8, 1, 128}, {4, 1, 96}} {
+		for _, n := range []int{1, 2, 7, 8, 9, 31, 32, 33, 64, 100, 257} {
+			for _, wide := range []bool{false, true} {
+				q := randNormal(rng, c.nh*c.hd, 1)
+				k16, v16 := make([]uint16, n*c.nkv*c.hd), make([]uint16, n*c.nkv*c.hd)
+				for i := range k16 {
+					k, v := rng.NormFloat64(), rng.NormFloat64()
+					if wide { // magnitudes from 2^-20 to 2^12
+						k *= math.Ldexp(1, rng.IntN(33)-20)
+						v *= math.Ldexp(1, rng.IntN(33)-20)
+					}
+					k16[i], v16[i] = F32ToF16(float32(k)), F32ToF16(float32(v))
+				}
+				t.Run(fmt.Sprintf("h%d/kv%d/hd%d/n%d/wide=%v", c.nh, c.nkv, c.hd, n, wide), func(t *testing.T) {
+					run := func(simd, gqa bool, pool *Pool) []float32 {
+						fastAttnF16, fastAttnGQA4 = simd, gqa
+						out, att := make([]float32, c.nh*c.hd), make([]float32, c.nh*n)
+						AttentionF16(pool, out, q, k16, v16, n, c.nh, c.nkv, c.hd, 0.125, att)
+						return append(out, att...)
+					}
+					got := run(true, true, p)
+					if want := run(true, false, p); !bitsEqual(got, want) {
+						t.Fatalf("GQA4 differs from one head at a time:\n%v\n%v", got, want)
+					}
+					if want := run(false, false, nil); !bitsEqual(got, want) {
+						t.Fatalf("GQA4 differs from the reference:\n%v\n%v", got, want)
+					}
+				})
+			}
+		}
+	}
+}
+
 // TestSoftmaxVecAsm checks softmax's SIMD maximum and scaling against Go's
 // max in order and one product at a time, bit for bit, where the maximum
 // says it applies, over lengths around the chunks of 8 with NaNs,

@@ -79,6 +79,13 @@ func swigluVec(dst, gate, up []float32) int { return 0 }
 // toF16Vec does nothing: F32sToF16 runs in Go.
 func toF16Vec(dst []uint16, src []float32) int { return 0 }
 
+// fastAttnGQA4 is false: attention runs the reference loops.
+const fastAttnGQA4 = false
+
+// attnGQA4 is never called (fastAttnGQA4 is false).
+func attnGQA4(out, q []float32, keys, values []uint16, off, stride, n, hd int, scale float32, att []float32, lb *laneBuf) {
+}
+
 // maxVec leaves the maximum to the caller (ok false).
 func maxVec(x []float32) (m float32, ok bool) { return 0, false }
 

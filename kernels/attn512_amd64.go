@@ -1,0 +1,55 @@
+//go:build amd64 && !purego
+
+package kernels
+
+import "unsafe"
+
+//go:noescape
+func attnScoresGQA4F16AVX512(att *float32, n int, k *byte, stride int, q *float32, hd int, scale float32, tmp *float32)
+
+//go:noescape
+func attnValuesGQA4F16AVX512(acc *float32, v *byte, stride int, p *float32, n int, hd int)
+
+// fastAttnGQA4 reports whether decode attention runs the four query heads
+// that share a KV head at once (attnGQA4), in AVX-512.
+var fastAttnGQA4 = useAVX512
+
+// attnGQA4 is AttentionF16's work for four query heads that share one KV
+// head, whose elements start at off in each cached row of keys and values
+// (rows stride elements apart): q and out hold the four heads' queries and
+// outputs (4*hd each), att their scores (n each, left holding the
+// probabilities, before rounding, as the per-head path leaves them). lb's
+// buffers are grown as needed. Each key and value row is widened once for
+// the four heads and each lane's weighted sum stays in registers over its
+// positions; every result is bitwise the per-head SIMD path's. hd is a
+// multiple of 32 and n > 0.
+func attnGQA4(out, q []float32, keys, values []uint16, off, stride, n, hd int, scale float32, att []float32, lb *laneBuf) {
+	lb.q = grow(lb.q, 4*hd)
+	lb.p = grow(lb.p, 4*n)
+	lb.acc = grow(lb.acc, 4*32*hd)
+	q32, p, acc := lb.q[:4*hd], lb.p[:4*n], lb.acc[:4*32*hd]
+	att, out = att[:4*n], out[:4*hd]
+	attnRoundQ(q32, q[:4*hd]) // the values of the queries' halves
+	keys, values = keys[off:off+(n-1)*stride+hd], values[off:off+(n-1)*stride+hd]
+	var tmp [4 * 8 * 8]float32 // 8 positions' partial sums, per head
+	attnScoresGQA4F16AVX512(unsafe.SliceData(att), n, (*byte)(unsafe.Pointer(unsafe.SliceData(keys))), 2*stride,
+		unsafe.SliceData(q32), hd, scale, &tmp[0])
+	for g := range 4 {
+		softmaxGGML(att[g*n : (g+1)*n])
+	}
+	attnRoundQ(p, att) // the probabilities rounded to halves, as the values are weighted
+	attnValuesGQA4F16AVX512(unsafe.SliceData(acc), (*byte)(unsafe.Pointer(unsafe.SliceData(values))), 2*stride,
+		unsafe.SliceData(p), n, hd)
+	for g := range 4 {
+		attnReduce32(out[g*hd:(g+1)*hd], acc[g*32*hd:(g+1)*32*hd])
+	}
+}
+
+// grow returns s with at least n elements of capacity, reallocated (its
+// contents dropped) when it has fewer.
+func grow(s []float32, n int) []float32 {
+	if cap(s) < n {
+		return make([]float32, n)
+	}
+	return s
+}
