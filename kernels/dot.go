@@ -15,12 +15,32 @@ import (
 // primitives a SIMD version replaces; with the same lane layout it can
 // match them exactly.
 
-// fma32 returns a*b+c rounded to float32 as VFMADD does: the product of two
-// float32s is exact in float64, so only the sum rounds, once to float64 and
-// then to float32. (That double rounding differs from a true float32 FMA
-// with a probability of about 2^-29 per call.)
+// fma32 returns a*b+c rounded once to float32, as VFMADD does. The product
+// of two float32s is exact in float64; their sum with c rounds to float64,
+// and the error of that rounding is found exactly (Knuth's two-sum). A
+// float64 sum that is not exact is then moved to the odd neighbour on the
+// side of the exact value (round to odd), so that the rounding to float32
+// cannot land on a tie that the exact value is not on: 29 bits to spare
+// make that second rounding the correct one. Without it, a product on a
+// float32 tie plus a tiny c rounds the wrong way: fma32(3, 1+2^-23,
+// -2^-60) was 0x40400002, not 0x40400001, about once in 8,000 of the
+// K-quant kernels' random dot products.
 func fma32(a, b, c float32) float32 {
-	return float32(float64(a)*float64(b) + float64(c))
+	p, q := float64(a)*float64(b), float64(c)
+	s := p + q
+	t := s - p
+	e := (p - (s - t)) + (q - t) // p+q-s, exactly
+	if e != 0 && !math.IsInf(s, 0) && !math.IsNaN(e) {
+		if bits := math.Float64bits(s); bits&1 == 0 {
+			if (e > 0) == (s > 0) {
+				bits++ // away from zero, toward the exact sum
+			} else {
+				bits--
+			}
+			s = math.Float64frombits(bits)
+		}
+	}
+	return float32(s)
 }
 
 // hsum8 adds 8 lanes as ggml's hsum_float_8: the upper four onto the lower

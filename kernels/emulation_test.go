@@ -2,6 +2,7 @@ package kernels
 
 import (
 	"math"
+	"math/big"
 	"math/rand/v2"
 	"testing"
 )
@@ -20,6 +21,49 @@ func TestFMA32(t *testing.T) {
 	}
 	if unfused := float32(a*a) - c; unfused != 0 {
 		t.Errorf("unfused = %g, want 0 (test premise)", unfused)
+	}
+}
+
+// TestFMA32RoundsOnce checks fma32 against a*b+c computed exactly and
+// rounded once to float32: products on float32 ties with a tiny c of
+// either sign (where rounding through float64 first goes wrong), small
+// integers times scales (the quantized kernels' lane sums times d),
+// random values over the whole exponent range, subnormal results, and
+// sums that cancel.
+func TestFMA32RoundsOnce(t *testing.T) {
+	exact := func(a, b, c float32) float32 {
+		x := new(big.Float).SetPrec(2000).SetFloat64(float64(a))
+		x.Mul(x, new(big.Float).SetPrec(2000).SetFloat64(float64(b)))
+		x.Add(x, new(big.Float).SetPrec(2000).SetFloat64(float64(c)))
+		f, _ := x.Float32()
+		return f
+	}
+	check := func(a, b, c float32) {
+		t.Helper()
+		if got, want := fma32(a, b, c), exact(a, b, c); math.Float32bits(got) != math.Float32bits(want) {
+			t.Fatalf("fma32(%g, %g, %g) = %#08x, want %#08x", a, b, c, math.Float32bits(got), math.Float32bits(want))
+		}
+	}
+	check(3, 1+0x1p-23, -0x1p-60) // the tie: 0x40400001, not 0x40400002
+	check(3, 1+0x1p-23, 0x1p-60)
+	check(-3, 1+0x1p-23, 0x1p-60)
+	rng := rand.New(rand.NewPCG(23, 24))
+	randF := func(lo, hi int) float32 {
+		return float32(math.Ldexp(rng.Float64()+0.5, rng.IntN(hi-lo)+lo)) * float32(1-2*rng.IntN(2))
+	}
+	for range 200000 {
+		switch rng.IntN(4) {
+		case 0: // an odd significand times 3 is a tie half the time
+			a := float32(1+2*rng.IntN(1<<22)) * 0x1p-23
+			check(a, 3, randF(-80, -20))
+		case 1: // integer lane sums times scales, into an accumulator
+			check(float32(rng.IntN(1<<20)-1<<19), randF(-30, 0), randF(-30, 10))
+		case 2: // anything
+			check(randF(-140, 120), randF(-140, 120), randF(-149, 127))
+		default: // near cancellation, and subnormal results
+			a, b := randF(-70, -60), randF(-70, -60)
+			check(a, b, -float32(float64(a)*float64(b)))
+		}
 	}
 }
 
