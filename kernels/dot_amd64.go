@@ -537,6 +537,8 @@ func fastDot(t DType, rows int, batch bool) func(w, x []byte, nb int) float32 {
 		return dotQ4_KQ8_KAsm
 	case t == Q5_K:
 		return dotQ5_KQ8_KAsm
+	case t == Q6_K && useAVX512:
+		return dotQ6_KQ8_KAsm512
 	case t == Q6_K:
 		return dotQ6_KQ8_KAsm
 	case t == F16 && !batch:
@@ -621,7 +623,8 @@ func asmDots() []dotImpl {
 		dots = append(dots,
 			dotImpl{"Q4_0x16packed", Q4_0, dotQ4_0Q8_0x8, packedRow(Q4_0, 16)},
 			dotImpl{"Q8_0x16packed", Q8_0, dotQ8_0Q8_0, packedRow(Q8_0, 16)},
-			dotImpl{"F16x32rows16", F16, func(w, x []byte, _ int) float32 { return dotF16(w, x) }, rowOf16F16})
+			dotImpl{"F16x32rows16", F16, func(w, x []byte, _ int) float32 { return dotF16(w, x) }, rowOf16F16},
+			dotImpl{"Q6_K512", Q6_K, dotQ6_KQ8_K, dotQ6_KQ8_KAsm512})
 	}
 	return dots
 }
