@@ -198,3 +198,56 @@ func TestSoftmaxVecAsm(t *testing.T) {
 		}
 	}
 }
+
+// TestRoPEAsm checks the SIMD rotations against the reference's fused
+// multiply-adds, bit for bit: adjacent and NEOX pairs, full and partial
+// rotary dimensions, positions from 0 to far past any context, values
+// over a wide range of magnitudes; and that a table serves any number of
+// heads.
+func TestRoPEAsm(t *testing.T) {
+	if !useAVX2 {
+		t.Skip("no AVX2")
+	}
+	rng := rand.New(rand.NewPCG(47, 48))
+	for _, c := range []struct {
+		r         RoPE
+		heads, hd int
+	}{
+		{RoPE{Dims: 64, Base: 10000}, 32, 64},
+		{RoPE{Dims: 128, Base: 500000, FreqScale: 0.25}, 8, 128},
+		{RoPE{Dims: 64, Base: 1e6, NEOX: true}, 14, 64},
+		{RoPE{Dims: 32, Base: 10000}, 3, 64},
+		{RoPE{Dims: 32, Base: 10000, NEOX: true}, 5, 80},
+		{RoPE{Dims: 16, Base: 10000, NEOX: true}, 2, 16},
+		{RoPE{Dims: 8, Base: 10000}, 4, 8},
+	} {
+		for _, pos := range []int{0, 1, 7, 1000, 131071} {
+			x := randNormal(rng, c.heads*c.hd, 1)
+			for i := range x {
+				x[i] *= float32(math.Ldexp(1, rng.IntN(40)-20))
+			}
+			tab := make([]float32, c.r.TableLen())
+			c.r.Table(tab, pos)
+			got := append([]float32(nil), x...)
+			if !ropeVec(got, c.heads, c.hd, c.r.Dims, c.r.NEOX, tab[:c.r.Dims], tab[c.r.Dims:]) {
+				t.Fatalf("%+v: no SIMD rotation", c.r)
+			}
+			half := c.r.Dims / 2
+			for h := range c.heads {
+				head := x[h*c.hd : (h+1)*c.hd]
+				for i := range half {
+					cs, sn := tab[2*i], tab[2*i+1]
+					a, b := 2*i, 2*i+1
+					if c.r.NEOX {
+						a, b = i, half+i
+					}
+					x0, x1 := head[a], head[b]
+					head[a], head[b] = fma32(x0, cs, -float32(x1*sn)), fma32(x0, sn, float32(x1*cs))
+				}
+			}
+			if !bitsEqual(got, x) {
+				t.Fatalf("%+v pos %d: SIMD rotation differs from the reference", c.r, pos)
+			}
+		}
+	}
+}

@@ -934,6 +934,31 @@ func scaleVec(x []float32, s float32) int {
 	return n
 }
 
+//go:noescape
+func ropePairsAVX2(x *float32, cs *float32, ds *float32, dims int, heads int, hd int)
+
+//go:noescape
+func ropeNeoxAVX2(x *float32, c *float32, s *float32, half int, heads int, hd int)
+
+// ropeVec rotates the heads of x as RoPE.ApplyTable does, bitwise, given
+// the table's two halves, and reports whether it did: AVX2, and dims a
+// multiple of 8 (16 for NEOX pairs).
+func ropeVec(x []float32, heads, hd, dims int, neox bool, cs, aux []float32) bool {
+	if !useAVX2 || heads <= 0 || dims <= 0 || dims > hd || len(x) < heads*hd {
+		return false
+	}
+	half := dims / 2
+	switch {
+	case neox && half%8 == 0:
+		ropeNeoxAVX2(unsafe.SliceData(x), &aux[0], &aux[half:][0], half, heads, hd)
+	case !neox && dims%8 == 0:
+		ropePairsAVX2(unsafe.SliceData(x), &cs[:dims][0], &aux[:dims][0], dims, heads, hd)
+	default:
+		return false
+	}
+	return true
+}
+
 // swigluVec sets dst[i] = vSiLU(gate[i]) * up[i] for whole chunks of 8 from
 // the start of gate, up to the first that needs vExpf's slow path, and
 // returns how many elements it did (0 without AVX2).

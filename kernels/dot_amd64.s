@@ -2239,3 +2239,92 @@ scaleloop:
 scaledone:
 	VZEROUPPER
 	RET
+
+// func ropePairsAVX2(x *float32, cs *float32, ds *float32, dims int, heads int, hd int)
+//
+// RoPE.ApplyTable over adjacent pairs: for each of heads heads (hd floats
+// apart) and its first dims elements, 4 pairs at a time, x0' = fma(x0, c,
+// x1*(-s)) and x1' = fma(x0, s, x1*c), with cs = c, s and ds = -s, c per
+// pair: the reference's fused multiply-adds of the same rounded products
+// (x1*(-s) is -(x1*s) exactly). dims is a multiple of 8.
+TEXT ·ropePairsAVX2(SB), NOSPLIT, $0-48
+	MOVQ  x+0(FP), DI
+	MOVQ  cs+8(FP), R8
+	MOVQ  ds+16(FP), R9
+	MOVQ  dims+24(FP), R10
+	MOVQ  heads+32(FP), BX
+	MOVQ  hd+40(FP), R11
+	SHLQ  $2, R11
+	TESTQ R10, R10
+	JEQ   rpdone
+	TESTQ BX, BX
+	JEQ   rpdone
+
+rphead:
+	MOVQ DI, SI
+	XORQ AX, AX
+
+rploop:
+	VMOVUPS     (SI), Y0
+	VMOVSLDUP   Y0, Y1 // x0 x0
+	VMOVSHDUP   Y0, Y2 // x1 x1
+	VMULPS      (R9)(AX*4), Y2, Y3 // x1*(-s), x1*c
+	VFMADD231PS (R8)(AX*4), Y1, Y3 // x0*c + x1*(-s), x0*s + x1*c
+	VMOVUPS     Y3, (SI)
+	ADDQ        $32, SI
+	ADDQ        $8, AX
+	CMPQ        AX, R10
+	JLT         rploop
+	ADDQ        R11, DI
+	DECQ        BX
+	JNZ         rphead
+
+rpdone:
+	VZEROUPPER
+	RET
+
+// func ropeNeoxAVX2(x *float32, c *float32, s *float32, half int, heads int, hd int)
+//
+// RoPE.ApplyTable over NEOX pairs (x0 at i, x1 at half+i): for each head,
+// 8 pairs at a time, x0' = x0*c - x1*s and x1' = fma(x0, s, x1*c), the
+// subtraction fused as the reference's fma(x0, c, -(x1*s)). half is a
+// multiple of 8.
+TEXT ·ropeNeoxAVX2(SB), NOSPLIT, $0-48
+	MOVQ  x+0(FP), DI
+	MOVQ  c+8(FP), R8
+	MOVQ  s+16(FP), R9
+	MOVQ  half+24(FP), R10
+	MOVQ  heads+32(FP), BX
+	MOVQ  hd+40(FP), R11
+	SHLQ  $2, R11
+	MOVQ  R10, R12
+	SHLQ  $2, R12 // half*4: from x0 to x1
+	TESTQ R10, R10
+	JEQ   rndone
+	TESTQ BX, BX
+	JEQ   rndone
+
+rnhead:
+	MOVQ DI, SI
+	XORQ AX, AX
+
+rnloop:
+	VMOVUPS     (SI), Y0 // x0
+	VMOVUPS     (SI)(R12*1), Y1 // x1
+	VMULPS      (R9)(AX*4), Y1, Y2 // x1*s
+	VMULPS      (R8)(AX*4), Y1, Y3 // x1*c
+	VFMSUB231PS (R8)(AX*4), Y0, Y2 // x0*c - x1*s
+	VFMADD231PS (R9)(AX*4), Y0, Y3 // x0*s + x1*c
+	VMOVUPS     Y2, (SI)
+	VMOVUPS     Y3, (SI)(R12*1)
+	ADDQ        $32, SI
+	ADDQ        $8, AX
+	CMPQ        AX, R10
+	JLT         rnloop
+	ADDQ        R11, DI
+	DECQ        BX
+	JNZ         rnhead
+
+rndone:
+	VZEROUPPER
+	RET

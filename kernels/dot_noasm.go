@@ -91,3 +91,6 @@ func maxVec(x []float32) (m float32, ok bool) { return 0, false }
 
 // scaleVec does nothing: the caller scales every element.
 func scaleVec(x []float32, s float32) int { return 0 }
+
+// ropeVec leaves the rotation to the caller's loops.
+func ropeVec(x []float32, heads, hd, dims int, neox bool, cs, aux []float32) bool { return false }

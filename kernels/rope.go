@@ -11,8 +11,31 @@ type RoPE struct {
 	Factors   []float32 // optional per-frequency divisors (llama-3.1 rope_freqs), len Dims/2
 }
 
-// ropeStack is the largest Dims whose cos/sin table lives on the stack.
+// ropeStack is the largest Dims whose table lives on the stack in Apply.
 const ropeStack = 512
+
+// TableLen is the length of the table Table fills: 2*Dims floats.
+func (r RoPE) TableLen() int { return 2 * r.Dims }
+
+// Table fills t (TableLen floats) with what ApplyTable needs to rotate
+// heads at token position pos: each pair's cos and sin, computed as Apply
+// documents, in two layouts. A position's table serves every layer and
+// both q and k, so a forward pass can compute it once per token.
+func (r RoPE) Table(t []float32, pos int) {
+	half := r.Dims / 2
+	t = t[:4*half]
+	cs := t[:2*half]
+	r.table(cs, pos)
+	aux := t[2*half:]
+	for i := range half {
+		c, s := cs[2*i], cs[2*i+1]
+		if r.NEOX { // cos of every pair, then sin of every pair
+			aux[i], aux[half+i] = c, s
+		} else { // -sin, cos of each pair
+			aux[2*i], aux[2*i+1] = -s, c
+		}
+	}
+}
 
 // Apply rotates each of the nHeads heads of x (nHeads*headDim elements) in
 // place for token position pos. As ggml: theta_scale =
@@ -22,15 +45,26 @@ const ropeStack = 512
 // (fma(x0, cos, -(x1*sin)), fma(x0, sin, x1*cos)): GCC contracts ggml's
 // x0*cos - x1*sin that way, and matching it keeps llama.cpp's bits.
 func (r RoPE) Apply(x []float32, nHeads, headDim, pos int) {
-	half := r.Dims / 2
-	var buf [ropeStack]float32
-	var cs []float32
+	var buf [2 * ropeStack]float32
+	var t []float32
 	if r.Dims <= ropeStack {
-		cs = buf[:2*half]
+		t = buf[:r.TableLen()]
 	} else {
-		cs = make([]float32, 2*half)
+		t = make([]float32, r.TableLen())
 	}
-	r.table(cs, pos)
+	r.Table(t, pos)
+	r.ApplyTable(x, nHeads, headDim, t)
+}
+
+// ApplyTable is Apply with the position's table (Table) already made.
+func (r RoPE) ApplyTable(x []float32, nHeads, headDim int, t []float32) {
+	half := r.Dims / 2
+	t = t[:4*half]
+	cs, aux := t[:2*half], t[2*half:]
+	x = x[:nHeads*headDim]
+	if ropeVec(x, nHeads, headDim, r.Dims, r.NEOX, cs, aux) { // SIMD, bitwise equal (dot_amd64.go)
+		return
+	}
 	for h := range nHeads {
 		head := x[h*headDim : (h+1)*headDim]
 		if r.NEOX {
