@@ -52,6 +52,7 @@ type scratch struct {
 	hb2  []float32 // (rows, ffn) up
 	out  []float32 // (rows, dim) projection output
 	sc   []float32 // (heads, positions) attention scores
+	rope []float32 // (rows, RoPE.TableLen()) each row's rotation table
 }
 
 // Load builds layers [lo, hi) of the llama-family model in f. Weights stay
@@ -275,6 +276,13 @@ func (m *Model) Forward(x []float32, seqs []arch.Seq) error {
 		}
 	}
 	s := m.grow(rows, maxPos)
+	tl, r := c.RoPE.TableLen(), 0
+	for _, sq := range seqs { // a row's rotation serves every layer
+		for i := range sq.N {
+			c.RoPE.Table(s.rope[(r+i)*tl:(r+i+1)*tl], sq.Pos+i)
+		}
+		r += sq.N
+	}
 	for l := range m.Layers {
 		m.layer(l, x, rows, seqs, s)
 	}
@@ -319,14 +327,14 @@ func (m *Model) layer(l int, x []float32, rows int, seqs []arch.Seq, s *scratch)
 		}
 	}
 	scale := float32(1 / math.Sqrt(float64(c.HeadDim)))
-	r := 0
+	r, tl := 0, c.RoPE.TableLen()
 	for _, sq := range seqs {
 		kc, vc := sq.Cache.Layer(l, sq.Pos+sq.N)
 		if sq.N >= parallelRows {
-			q, k, v := q[r*qDim:], k[r*kvDim:], v[r*kvDim:]
-			m.pool.For(sq.N, func(lo, hi int) { m.ropeRows(q, k, v, kc, vc, sq.Pos, lo, hi) })
+			q, k, v, tabs := q[r*qDim:], k[r*kvDim:], v[r*kvDim:], s.rope[r*tl:]
+			m.pool.For(sq.N, func(lo, hi int) { m.ropeRows(q, k, v, kc, vc, tabs, sq.Pos, lo, hi) })
 		} else {
-			m.ropeRows(q[r*qDim:], k[r*kvDim:], v[r*kvDim:], kc, vc, sq.Pos, 0, sq.N)
+			m.ropeRows(q[r*qDim:], k[r*kvDim:], v[r*kvDim:], kc, vc, s.rope[r*tl:], sq.Pos, 0, sq.N)
 		}
 		r += sq.N
 	}
@@ -398,16 +406,17 @@ func swigluRows(gate, up []float32, f, lo, hi int) {
 }
 
 // ropeRows rotates rows [lo, hi) of q and k (a sequence's, the first at
-// position pos0) and stores their keys and values into the layer's cache
-// kc, vc.
-func (m *Model) ropeRows(q, k, v []float32, kc, vc []uint16, pos0, lo, hi int) {
+// position pos0, row i by the rotation table tabs[i*TableLen:]) and
+// stores their keys and values into the layer's cache kc, vc.
+func (m *Model) ropeRows(q, k, v []float32, kc, vc []uint16, tabs []float32, pos0, lo, hi int) {
 	c := &m.cfg
-	qDim, kvDim := c.Heads*c.HeadDim, c.KVDim()
+	qDim, kvDim, tl := c.Heads*c.HeadDim, c.KVDim(), c.RoPE.TableLen()
 	for i := lo; i < hi; i++ {
 		pos := pos0 + i
 		qr, kr, vr := q[i*qDim:(i+1)*qDim], k[i*kvDim:(i+1)*kvDim], v[i*kvDim:(i+1)*kvDim]
-		c.RoPE.Apply(qr, c.Heads, c.HeadDim, pos)
-		c.RoPE.Apply(kr, c.KVHeads, c.HeadDim, pos)
+		tab := tabs[i*tl : (i+1)*tl]
+		c.RoPE.ApplyTable(qr, c.Heads, c.HeadDim, tab)
+		c.RoPE.ApplyTable(kr, c.KVHeads, c.HeadDim, tab)
 		kernels.F32sToF16(kc[pos*kvDim:(pos+1)*kvDim], kr)
 		kernels.F32sToF16(vc[pos*kvDim:(pos+1)*kvDim], vr)
 	}
@@ -477,6 +486,7 @@ func (m *Model) grow(rows, positions int) *scratch {
 		s.hb = make([]float32, rows*c.FFN)
 		s.hb2 = make([]float32, rows*c.FFN)
 		s.out = make([]float32, rows*c.Dim)
+		s.rope = make([]float32, rows*c.RoPE.TableLen())
 	}
 	if need := c.Heads * positions; need > len(s.sc) {
 		s.sc = make([]float32, max(need, 2*len(s.sc)))
