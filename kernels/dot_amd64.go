@@ -533,6 +533,8 @@ func fastDot(t DType, rows int, batch bool) func(w, x []byte, nb int) float32 {
 		return dotQ4_0Q8_0Asm
 	case t == Q8_0:
 		return dotQ8_0Q8_0Asm
+	case t == Q4_K && useAVX512:
+		return dotQ4_KQ8_KAsm512
 	case t == Q4_K:
 		return dotQ4_KQ8_KAsm
 	case t == Q5_K:
@@ -624,6 +626,7 @@ func asmDots() []dotImpl {
 			dotImpl{"Q4_0x16packed", Q4_0, dotQ4_0Q8_0x8, packedRow(Q4_0, 16)},
 			dotImpl{"Q8_0x16packed", Q8_0, dotQ8_0Q8_0, packedRow(Q8_0, 16)},
 			dotImpl{"F16x32rows16", F16, func(w, x []byte, _ int) float32 { return dotF16(w, x) }, rowOf16F16},
+			dotImpl{"Q4_K512", Q4_K, dotQ4_KQ8_K, dotQ4_KQ8_KAsm512},
 			dotImpl{"Q6_K512", Q6_K, dotQ6_KQ8_K, dotQ6_KQ8_KAsm512})
 	}
 	return dots
