@@ -98,7 +98,7 @@ func TestAttnReduceAsm(t *testing.T) {
 // span the half range (scores from tiny to large, softmax saturating).
 func TestAttentionGQA4Asm(t *testing.T) {
 	if !fastAttnGQA4 {
-		t.Skip("no AVX-512 attention on this CPU")
+		t.Skip("no SIMD grouped attention on this CPU")
 	}
 	defer func() { fastAttnF16, fastAttnGQA4 = true, true }()
 	rng := rand.New(rand.NewPCG(43, 44))

@@ -11,8 +11,9 @@ func attnScoresGQA4F16AVX512(att *float32, n int, k *byte, stride int, q *float3
 func attnValuesGQA4F16AVX512(acc *float32, v *byte, stride int, p *float32, n int, hd int)
 
 // fastAttnGQA4 reports whether decode attention runs the four query heads
-// that share a KV head at once (attnGQA4), in AVX-512.
-var fastAttnGQA4 = useAVX512
+// that share a KV head at once (attnGQA4): in AVX-512, or in AVX2
+// (attn2_amd64.s) on CPUs without it.
+var fastAttnGQA4 = useAVX2
 
 // attnGQA4 is AttentionF16's work for four query heads that share one KV
 // head, whose elements start at off in each cached row of keys and values
@@ -32,13 +33,17 @@ func attnGQA4(out, q []float32, keys, values []uint16, off, stride, n, hd int, s
 	attnRoundQ(q32, q[:4*hd]) // the values of the queries' halves
 	keys, values = keys[off:off+(n-1)*stride+hd], values[off:off+(n-1)*stride+hd]
 	var tmp [4 * 8 * 8]float32 // 8 positions' partial sums, per head
-	attnScoresGQA4F16AVX512(unsafe.SliceData(att), n, (*byte)(unsafe.Pointer(unsafe.SliceData(keys))), 2*stride,
+	scores, values16 := attnScoresGQA4F16AVX2, attnValuesGQA4F16AVX2
+	if useAVX512 {
+		scores, values16 = attnScoresGQA4F16AVX512, attnValuesGQA4F16AVX512
+	}
+	scores(unsafe.SliceData(att), n, (*byte)(unsafe.Pointer(unsafe.SliceData(keys))), 2*stride,
 		unsafe.SliceData(q32), hd, scale, &tmp[0])
 	for g := range 4 {
 		softmaxGGML(att[g*n : (g+1)*n])
 	}
 	attnRoundQ(p, att) // the probabilities rounded to halves, as the values are weighted
-	attnValuesGQA4F16AVX512(unsafe.SliceData(acc), (*byte)(unsafe.Pointer(unsafe.SliceData(values))), 2*stride,
+	values16(unsafe.SliceData(acc), (*byte)(unsafe.Pointer(unsafe.SliceData(values))), 2*stride,
 		unsafe.SliceData(p), n, hd)
 	for g := range 4 {
 		attnReduce32(out[g*hd:(g+1)*hd], acc[g*32*hd:(g+1)*32*hd])

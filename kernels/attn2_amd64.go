@@ -1,0 +1,32 @@
+//go:build amd64 && !purego
+
+package kernels
+
+// The AVX2 versions of attnGQA4's kernels (attn2_amd64.s), for CPUs
+// without AVX-512: the same contracts, arguments and results, bit for bit,
+// as attnScoresGQA4F16AVX512 and attnValuesGQA4F16AVX512.
+
+// attnScoresGQA4F16AVX2 sets att[g*n+pos] to head g's score of position pos
+// for the four heads g < 4 whose queries (rounded to halves, as float32)
+// are q + g*hd floats and the n key rows k + pos*stride bytes: each bitwise
+// what attnScoresF16AVX2 gives that head, since every 8-lane accumulator
+// gets the same fused multiply-adds in the same order and the four heads'
+// reductions add the same pairs as REDUCE32. Each key row is widened once
+// for the four heads. tmp is unused (attnScoresGQA4F16AVX512's scratch);
+// hd is a multiple of 32.
+//
+//go:noescape
+func attnScoresGQA4F16AVX2(att *float32, n int, k *byte, stride int, q *float32, hd int, scale float32, tmp *float32)
+
+// attnValuesGQA4F16AVX2 sets acc[(g*32+l)*hd+d], for the four heads g < 4,
+// the 32 lanes l and d < hd, to the sum in position order over pos < n,
+// pos%32 == l, of p[g*n+pos] (already rounded to half precision) times the
+// half v[pos*stride/2+d], each a fused multiply-add from zero (zeros for a
+// lane without positions): bitwise the lanes attnValuesF16AVX2 leaves in a
+// cleared buffer, since the products are the same exact ones added in the
+// same order, but each value row widened once for the four heads and each
+// lane's sums kept in registers over 8 of its positions at a time (stored
+// and reloaded exactly between them). hd is a multiple of 16.
+//
+//go:noescape
+func attnValuesGQA4F16AVX2(acc *float32, v *byte, stride int, p *float32, n int, hd int)
