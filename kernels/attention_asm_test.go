@@ -94,7 +94,8 @@ func TestAttnReduceAsm(t *testing.T) {
 // KV head at once (attnGQA4) against one head at a time in SIMD and
 // against the reference loops, bit for bit, outputs and probabilities:
 // head sizes 32 to 128, groups of 4 and 8, position counts around the
-// kernels' blocks of 8 and lanes of 32, and a cache whose keys and values
+// kernels' blocks of 8 (scores, and a lane's positions in the weighted
+// sums) and lanes of 32, and a cache whose keys and values
 // span the half range (scores from tiny to large, softmax saturating).
 func TestAttentionGQA4Asm(t *testing.T) {
 	if !fastAttnGQA4 {
@@ -105,7 +106,7 @@ func TestAttentionGQA4Asm(t *testing.T) {
 	p := NewPool(2)
 	defer p.Close()
 	for _, c := range []struct{ nh, nkv, hd int }{{8, 2, 64}, {32, 8, 64}, {16, 2, 32}, {8, 1, 128}, {4, 1, 96}} {
-		for _, n := range []int{1, 2, 7, 8, 9, 31, 32, 33, 64, 100, 257} {
+		for _, n := range []int{1, 2, 7, 8, 9, 31, 32, 33, 64, 100, 257, 600} {
 			for _, wide := range []bool{false, true} {
 				q := randNormal(rng, c.nh*c.hd, 1)
 				k16, v16 := make([]uint16, n*c.nkv*c.hd), make([]uint16, n*c.nkv*c.hd)

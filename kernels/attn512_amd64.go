@@ -10,6 +10,9 @@ func attnScoresGQA4F16AVX512(att *float32, n int, k *byte, stride int, q *float3
 //go:noescape
 func attnValuesGQA4F16AVX512(acc *float32, v *byte, stride int, p *float32, n int, hd int)
 
+//go:noescape
+func attnValuesGQA4x64F16AVX512(acc *float32, v *byte, stride int, p *float32, n int, hd int)
+
 // fastAttnGQA4 reports whether decode attention runs the four query heads
 // that share a KV head at once (attnGQA4): in AVX-512, or in AVX2
 // (attn2_amd64.s) on CPUs without it.
@@ -34,7 +37,10 @@ func attnGQA4(out, q []float32, keys, values []uint16, off, stride, n, hd int, s
 	keys, values = keys[off:off+(n-1)*stride+hd], values[off:off+(n-1)*stride+hd]
 	var tmp [4 * 8 * 8]float32 // 8 positions' partial sums, per head
 	scores, values16 := attnScoresGQA4F16AVX2, attnValuesGQA4F16AVX2
-	if useAVX512 {
+	switch {
+	case useAVX512 && hd%64 == 0:
+		scores, values16 = attnScoresGQA4F16AVX512, attnValuesGQA4x64F16AVX512
+	case useAVX512:
 		scores, values16 = attnScoresGQA4F16AVX512, attnValuesGQA4F16AVX512
 	}
 	scores(unsafe.SliceData(att), n, (*byte)(unsafe.Pointer(unsafe.SliceData(keys))), 2*stride,

@@ -373,3 +373,196 @@ gvstore:
 gvdone:
 	VZEROUPPER
 	RET
+
+// GQA_V64(off) adds position R12's (head 0's probability at R12, head g's
+// at R12 + g*R13) weighted value row elements at SI into the four heads'
+// 64-element sums Z(4g)..Z(4g+3). Clobbers Z16-Z19, DX.
+#define GQA_V64 \
+	VCVTPH2PS        (SI), Z16; \
+	VCVTPH2PS        32(SI), Z17; \
+	VCVTPH2PS        64(SI), Z18; \
+	VCVTPH2PS        96(SI), Z19; \
+	LEAQ             (R12)(R13*2), DX; \
+	VFMADD231PS.BCST (R12), Z16, Z0; \
+	VFMADD231PS.BCST (R12), Z17, Z1; \
+	VFMADD231PS.BCST (R12), Z18, Z2; \
+	VFMADD231PS.BCST (R12), Z19, Z3; \
+	VFMADD231PS.BCST (R12)(R13*1), Z16, Z4; \
+	VFMADD231PS.BCST (R12)(R13*1), Z17, Z5; \
+	VFMADD231PS.BCST (R12)(R13*1), Z18, Z6; \
+	VFMADD231PS.BCST (R12)(R13*1), Z19, Z7; \
+	VFMADD231PS.BCST (DX), Z16, Z8; \
+	VFMADD231PS.BCST (DX), Z17, Z9; \
+	VFMADD231PS.BCST (DX), Z18, Z10; \
+	VFMADD231PS.BCST (DX), Z19, Z11; \
+	VFMADD231PS.BCST (DX)(R13*1), Z16, Z12; \
+	VFMADD231PS.BCST (DX)(R13*1), Z17, Z13; \
+	VFMADD231PS.BCST (DX)(R13*1), Z18, Z14; \
+	VFMADD231PS.BCST (DX)(R13*1), Z19, Z15
+
+// GQA_ACCADDR leaves in DX the address of lane AX, element CX of head
+// 0's sums in acc (head g's are g*R14 further): acc + (AX*hd + CX)*4.
+// GQA_STORE64 and GQA_LOAD64 store and load the four heads' 64 elements
+// there from and to Z0-Z15.
+#define GQA_ACCADDR \
+	MOVQ  AX, DX; \
+	IMULQ R11, DX; \
+	ADDQ  CX, DX; \
+	SHLQ  $2, DX; \
+	ADDQ  acc+0(FP), DX
+
+#define GQA_STORE64 \
+	GQA_ACCADDR; \
+	VMOVUPS Z0, (DX); \
+	VMOVUPS Z1, 64(DX); \
+	VMOVUPS Z2, 128(DX); \
+	VMOVUPS Z3, 192(DX); \
+	VMOVUPS Z4, (DX)(R14*1); \
+	VMOVUPS Z5, 64(DX)(R14*1); \
+	VMOVUPS Z6, 128(DX)(R14*1); \
+	VMOVUPS Z7, 192(DX)(R14*1); \
+	VMOVUPS Z8, (DX)(R14*2); \
+	VMOVUPS Z9, 64(DX)(R14*2); \
+	VMOVUPS Z10, 128(DX)(R14*2); \
+	VMOVUPS Z11, 192(DX)(R14*2); \
+	LEAQ    (DX)(R14*2), DX; \
+	VMOVUPS Z12, (DX)(R14*1); \
+	VMOVUPS Z13, 64(DX)(R14*1); \
+	VMOVUPS Z14, 128(DX)(R14*1); \
+	VMOVUPS Z15, 192(DX)(R14*1)
+
+#define GQA_LOAD64 \
+	GQA_ACCADDR; \
+	VMOVUPS (DX), Z0; \
+	VMOVUPS 64(DX), Z1; \
+	VMOVUPS 128(DX), Z2; \
+	VMOVUPS 192(DX), Z3; \
+	VMOVUPS (DX)(R14*1), Z4; \
+	VMOVUPS 64(DX)(R14*1), Z5; \
+	VMOVUPS 128(DX)(R14*1), Z6; \
+	VMOVUPS 192(DX)(R14*1), Z7; \
+	VMOVUPS (DX)(R14*2), Z8; \
+	VMOVUPS 64(DX)(R14*2), Z9; \
+	VMOVUPS 128(DX)(R14*2), Z10; \
+	VMOVUPS 192(DX)(R14*2), Z11; \
+	LEAQ    (DX)(R14*2), DX; \
+	VMOVUPS (DX)(R14*1), Z12; \
+	VMOVUPS 64(DX)(R14*1), Z13; \
+	VMOVUPS 128(DX)(R14*1), Z14; \
+	VMOVUPS 192(DX)(R14*1), Z15
+
+#define GQA_ZERO16 \
+	VXORPS Z0, Z0, Z0; \
+	VXORPS Z1, Z1, Z1; \
+	VXORPS Z2, Z2, Z2; \
+	VXORPS Z3, Z3, Z3; \
+	VXORPS Z4, Z4, Z4; \
+	VXORPS Z5, Z5, Z5; \
+	VXORPS Z6, Z6, Z6; \
+	VXORPS Z7, Z7, Z7; \
+	VXORPS Z8, Z8, Z8; \
+	VXORPS Z9, Z9, Z9; \
+	VXORPS Z10, Z10, Z10; \
+	VXORPS Z11, Z11, Z11; \
+	VXORPS Z12, Z12, Z12; \
+	VXORPS Z13, Z13, Z13; \
+	VXORPS Z14, Z14, Z14; \
+	VXORPS Z15, Z15, Z15
+
+// func attnValuesGQA4x64F16AVX512(acc *float32, v *byte, stride int, p *float32, n int, hd int)
+//
+// attnValuesGQA4F16AVX512 for hd a multiple of 64: a lane's sums are kept
+// 64 elements of the four heads at a time (Z0-Z15). With hd = 64 they stay
+// in registers over all the lane's positions. With more, a lane's
+// positions go in blocks of 8, each block's rows walked for every 64
+// elements before the next block, the sums stored and reloaded (exactly)
+// in between: the rows of one lane lie 32 positions apart, a multiple of
+// 4 KB for common strides, so they share cache sets, and walking all of
+// them once per 64 elements missed in L1 and L2. Each sum still gets its
+// positions' fused multiply-adds in position order, from zero.
+TEXT ·attnValuesGQA4x64F16AVX512(SB), NOSPLIT, $0-48
+	MOVQ  stride+16(FP), R9
+	MOVQ  n+32(FP), BX
+	MOVQ  hd+40(FP), R11
+	MOVQ  BX, R13
+	SHLQ  $2, R13 // n*4: bytes between the heads' probabilities
+	MOVQ  p+24(FP), DX
+	LEAQ  (DX)(R13*1), BX // the end of head 0's probabilities
+	MOVQ  R11, R14
+	SHLQ  $7, R14 // 32*hd*4: bytes between the heads' lanes
+	MOVQ  R9, R15
+	SHLQ  $5, R15 // 32 rows of values
+	XORQ  AX, AX  // lane
+	TESTQ R11, R11
+	JEQ   gxdone
+
+gxlane:
+	MOVQ p+24(FP), R10
+	LEAQ (R10)(AX*4), R10 // the block's first probability, head 0
+	MOVQ R9, R8
+	IMULQ AX, R8
+	ADDQ v+8(FP), R8 // the block's first value row
+	CMPQ R10, BX
+	JLT  gxblock
+	GQA_ZERO16 // a lane without positions
+	XORQ CX, CX
+
+gxempty:
+	GQA_STORE64
+	ADDQ $64, CX
+	CMPQ CX, R11
+	JLT  gxempty
+	JMP  gxnextlane
+
+gxblock:
+	XORQ CX, CX // element offset in the rows
+
+gxchunk:
+	MOVQ  p+24(FP), DX
+	LEAQ  (DX)(AX*4), DX
+	CMPQ  R10, DX
+	JNE   gxreload
+	GQA_ZERO16 // the lane's first block
+	JMP   gxsums
+
+gxreload:
+	GQA_LOAD64
+
+gxsums:
+	MOVQ R10, R12
+	LEAQ (R8)(CX*2), SI
+	MOVQ $8, DI // positions in a block
+	CMPQ R11, $64
+	JNE  gxpos
+	MOVQ BX, DI // one chunk: no blocks
+
+gxpos:
+	GQA_V64
+	ADDQ R15, SI
+	ADDQ $128, R12
+	CMPQ R12, BX
+	JGE  gxchunkend
+	DECQ DI
+	JNZ  gxpos
+
+gxchunkend:
+	GQA_STORE64
+	ADDQ $64, CX
+	CMPQ CX, R11
+	JLT  gxchunk
+	// The next block: R12 is past its last position.
+	MOVQ R12, R10
+	MOVQ R15, DX
+	SHLQ $3, DX
+	ADDQ DX, R8
+	CMPQ R10, BX
+	JLT  gxblock
+
+gxnextlane:
+	INCQ AX
+	CMPQ AX, $32
+	JLT  gxlane
+
+gxdone:
+	VZEROUPPER
+	RET
