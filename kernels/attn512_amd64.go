@@ -36,21 +36,27 @@ func attnGQA4(out, q []float32, keys, values []uint16, off, stride, n, hd int, s
 	attnRoundQ(q32, q[:4*hd]) // the values of the queries' halves
 	keys, values = keys[off:off+(n-1)*stride+hd], values[off:off+(n-1)*stride+hd]
 	var tmp [4 * 8 * 8]float32 // 8 positions' partial sums, per head
-	scores, values16 := attnScoresGQA4F16AVX2, attnValuesGQA4F16AVX2
-	switch {
-	case useAVX512 && hd%64 == 0:
-		scores, values16 = attnScoresGQA4F16AVX512, attnValuesGQA4x64F16AVX512
-	case useAVX512:
-		scores, values16 = attnScoresGQA4F16AVX512, attnValuesGQA4F16AVX512
+	kp, qp, ap := (*byte)(unsafe.Pointer(unsafe.SliceData(keys))), unsafe.SliceData(q32), unsafe.SliceData(att)
+	// Direct calls only: through a func value, //go:noescape would not
+	// apply and tmp would go to the heap on every call.
+	if useAVX512 {
+		attnScoresGQA4F16AVX512(ap, n, kp, 2*stride, qp, hd, scale, &tmp[0])
+	} else {
+		attnScoresGQA4F16AVX2(ap, n, kp, 2*stride, qp, hd, scale, &tmp[0])
 	}
-	scores(unsafe.SliceData(att), n, (*byte)(unsafe.Pointer(unsafe.SliceData(keys))), 2*stride,
-		unsafe.SliceData(q32), hd, scale, &tmp[0])
 	for g := range 4 {
 		softmaxGGML(att[g*n : (g+1)*n])
 	}
 	attnRoundQ(p, att) // the probabilities rounded to halves, as the values are weighted
-	values16(unsafe.SliceData(acc), (*byte)(unsafe.Pointer(unsafe.SliceData(values))), 2*stride,
-		unsafe.SliceData(p), n, hd)
+	vp, pp, accp := (*byte)(unsafe.Pointer(unsafe.SliceData(values))), unsafe.SliceData(p), unsafe.SliceData(acc)
+	switch {
+	case useAVX512 && hd%64 == 0:
+		attnValuesGQA4x64F16AVX512(accp, vp, 2*stride, pp, n, hd)
+	case useAVX512:
+		attnValuesGQA4F16AVX512(accp, vp, 2*stride, pp, n, hd)
+	default:
+		attnValuesGQA4F16AVX2(accp, vp, 2*stride, pp, n, hd)
+	}
 	for g := range 4 {
 		attnReduce32(out[g*hd:(g+1)*hd], acc[g*32*hd:(g+1)*32*hd])
 	}
