@@ -537,6 +537,8 @@ func fastDot(t DType, rows int, batch bool) func(w, x []byte, nb int) float32 {
 		return dotQ4_KQ8_KAsm512
 	case t == Q4_K:
 		return dotQ4_KQ8_KAsm
+	case t == Q5_K && useAVX512:
+		return dotQ5_KQ8_KAsm512
 	case t == Q5_K:
 		return dotQ5_KQ8_KAsm
 	case t == Q6_K && useAVX512:
@@ -627,6 +629,7 @@ func asmDots() []dotImpl {
 			dotImpl{"Q8_0x16packed", Q8_0, dotQ8_0Q8_0, packedRow(Q8_0, 16)},
 			dotImpl{"F16x32rows16", F16, func(w, x []byte, _ int) float32 { return dotF16(w, x) }, rowOf16F16},
 			dotImpl{"Q4_K512", Q4_K, dotQ4_KQ8_K, dotQ4_KQ8_KAsm512},
+			dotImpl{"Q5_K512", Q5_K, dotQ5_KQ8_K, dotQ5_KQ8_KAsm512},
 			dotImpl{"Q6_K512", Q6_K, dotQ6_KQ8_K, dotQ6_KQ8_KAsm512})
 	}
 	return dots
