@@ -509,10 +509,14 @@ func fastTiles(t DType, batch bool, n int) func(dst []float32, w Matrix, x []byt
 		return sgemmF16X32Tiles // with fastAct32's activations
 	case t == Q8_0:
 		return dotQ8_0Tiles
+	case t == Q4_K && useAVX512:
+		return dotQ4_KTiles512
 	case t == Q4_K:
 		return dotQ4_KTiles
 	case t == Q5_K:
 		return dotQ5_KTiles
+	case t == Q6_K && useAVX512:
+		return dotQ6_KTiles512
 	case t == Q6_K:
 		return dotQ6_KTiles
 	}
