@@ -513,6 +513,8 @@ func fastTiles(t DType, batch bool, n int) func(dst []float32, w Matrix, x []byt
 		return dotQ4_KTiles512
 	case t == Q4_K:
 		return dotQ4_KTiles
+	case t == Q5_K && useAVX512:
+		return dotQ5_KTiles512
 	case t == Q5_K:
 		return dotQ5_KTiles
 	case t == Q6_K && useAVX512:
