@@ -6,7 +6,6 @@ import (
 	"encoding/binary"
 	"math"
 	"math/rand/v2"
-	"sync"
 	"testing"
 )
 
@@ -246,60 +245,4 @@ func FuzzQ4K512Asm(f *testing.F) {
 		quantizeQ8_K(x, xf)
 		q4k512Check(t, w, x, nb, true)
 	})
-}
-
-// q4k512Sink keeps the benchmarked results alive.
-var q4k512Sink float32
-
-// q4k512Large is the large benchmark matrix, built once: 2^18 rows of
-// 2048 columns (8 super-blocks, 1152 bytes a row), 288 MiB.
-var q4k512Large = sync.OnceValue(func() []byte {
-	rng := rand.New(rand.NewPCG(3, 4))
-	w := make([]byte, (1<<18)*8*q4_KBytes)
-	for i := 0; i < len(w); i += 8 {
-		binary.LittleEndian.PutUint64(w[i:], rng.Uint64())
-	}
-	sanitizeScales(Q4_K, w)
-	return w
-})
-
-// BenchmarkQ4K512 times the AVX2 and AVX-512 Q4_K x Q8_K dots, one
-// goroutine, over 2048-column rows (8 super-blocks) against one activation
-// row: "cache" is 256 rows (288 KiB of weights, in L2), "large" 2^18 rows
-// (288 MiB, streamed from memory). MB/s counts weight bytes.
-func BenchmarkQ4K512(b *testing.B) {
-	const nb = 8
-	const rb = nb * q4_KBytes
-	rng := rand.New(rand.NewPCG(1, 2))
-	x := q5kActs(rng, nb)
-	small := Quantize(nil, Q4_K, randNormal(rng, 256*nb*QKK, 0.05))
-	kernels := []struct {
-		name string
-		ok   bool
-		dot  func(w, x []byte, nb int) float32
-	}{
-		{"AVX2", useAVX2, dotQ4_KQ8_KAsm},
-		{"AVX512", useAVX512, dotQ4_KQ8_KAsm512},
-	}
-	for _, size := range []string{"cache", "large"} {
-		for _, k := range kernels {
-			b.Run(k.name+"/"+size, func(b *testing.B) {
-				if !k.ok {
-					b.Skip("not supported by this CPU")
-				}
-				w := small
-				if size == "large" {
-					w = q4k512Large()
-				}
-				b.SetBytes(int64(len(w)))
-				var s float32
-				for b.Loop() {
-					for r := 0; r < len(w); r += rb {
-						s += k.dot(w[r:r+rb], x, nb)
-					}
-				}
-				q4k512Sink += s
-			})
-		}
-	}
 }
