@@ -38,8 +38,19 @@ const q4kTileBytes = 128 << 10
 // 9 KiB each at 8192 columns, would not fit in L1). Callers check
 // useAVX512. It returns hi.
 func dotQ4_KTiles512(dst []float32, w Matrix, x []byte, xrb, n, lo, hi int) int {
+	return kTiles512(dst, w, x, xrb, n, lo, hi, dotQ4_KQ8_KTok4AVX512, dotQ4_KQ8_KAsm512)
+}
+
+// kTiles512 is the driver of the K-quants' AVX-512 4-token kernels (see
+// dotQ4_KTiles512): rows [lo, hi) of w's product with n Q8_K activation
+// rows of xrb bytes, 4 tokens at a time with tok4 and the leftover tokens
+// with the one-token dot, the rows in blocks of about q4kTileBytes with
+// the tokens in the outer loop within a block. It returns hi.
+func kTiles512(dst []float32, w Matrix, x []byte, xrb, n, lo, hi int,
+	tok4 func(dst *float32, ldd int, w *byte, x *byte, xrb int, nb int), dot func(w, x []byte, nb int) float32) int {
 	rb, ldd := w.RowBytes(), w.Rows
 	nb := w.Cols / QKK
+	wb := nb * w.Type.BlockBytes() // a row's blocks
 	step := max(1, q4kTileBytes/rb)
 	for r0 := lo; r0 < hi; r0 += step {
 		r1 := min(hi, r0+step)
@@ -47,15 +58,15 @@ func dotQ4_KTiles512(dst []float32, w Matrix, x []byte, xrb, n, lo, hi int) int 
 		for ; i+4 <= n; i += 4 {
 			xs := x[i*xrb : (i+3)*xrb+nb*q8_KBytes]
 			for r := r0; r < r1; r++ {
-				row := w.Data[r*rb : r*rb+nb*q4_KBytes]
+				row := w.Data[r*rb : r*rb+wb]
 				d := dst[i*ldd+r : (i+3)*ldd+r+1]
-				dotQ4_KQ8_KTok4AVX512(unsafe.SliceData(d), ldd, unsafe.SliceData(row), unsafe.SliceData(xs), xrb, nb)
+				tok4(unsafe.SliceData(d), ldd, unsafe.SliceData(row), unsafe.SliceData(xs), xrb, nb)
 			}
 		}
 		for ; i < n; i++ {
 			xi := x[i*xrb : (i+1)*xrb]
 			for r := r0; r < r1; r++ {
-				dst[i*ldd+r] = dotQ4_KQ8_KAsm512(w.Data[r*rb:r*rb+nb*q4_KBytes], xi, nb)
+				dst[i*ldd+r] = dot(w.Data[r*rb:r*rb+wb], xi, nb)
 			}
 		}
 	}

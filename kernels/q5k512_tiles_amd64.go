@@ -2,8 +2,6 @@
 
 package kernels
 
-import "unsafe"
-
 // dotQ5_KQ8_KTok4AVX512 computes dotQ5_KQ8_K of one Q5_K weight row of nb
 // super-blocks at w by the 4 Q8_K activation rows at x + i*xrb into
 // dst[i*ldd], i < 4, in AVX-512 (F, BW) and AVX-512 VNNI
@@ -33,26 +31,5 @@ func dotQ5_KQ8_KTok4AVX512(dst *float32, ldd int, w *byte, x *byte, xrb int, nb 
 // activation rows stay in L1 while the block's weight rows stream from L2.
 // Callers check useAVX512. It returns hi.
 func dotQ5_KTiles512(dst []float32, w Matrix, x []byte, xrb, n, lo, hi int) int {
-	rb, ldd := w.RowBytes(), w.Rows
-	nb := w.Cols / QKK
-	step := max(1, q4kTileBytes/rb)
-	for r0 := lo; r0 < hi; r0 += step {
-		r1 := min(hi, r0+step)
-		i := 0
-		for ; i+4 <= n; i += 4 {
-			xs := x[i*xrb : (i+3)*xrb+nb*q8_KBytes]
-			for r := r0; r < r1; r++ {
-				row := w.Data[r*rb : r*rb+nb*q5_KBytes]
-				d := dst[i*ldd+r : (i+3)*ldd+r+1]
-				dotQ5_KQ8_KTok4AVX512(unsafe.SliceData(d), ldd, unsafe.SliceData(row), unsafe.SliceData(xs), xrb, nb)
-			}
-		}
-		for ; i < n; i++ {
-			xi := x[i*xrb : (i+1)*xrb]
-			for r := r0; r < r1; r++ {
-				dst[i*ldd+r] = dotQ5_KQ8_KAsm512(w.Data[r*rb:r*rb+nb*q5_KBytes], xi, nb)
-			}
-		}
-	}
-	return hi
+	return kTiles512(dst, w, x, xrb, n, lo, hi, dotQ5_KQ8_KTok4AVX512, dotQ5_KQ8_KAsm512)
 }

@@ -2,8 +2,6 @@
 
 package kernels
 
-import "unsafe"
-
 // dotQ6_KQ8_KTok4AVX512 computes dotQ6_KQ8_K of one Q6_K weight row of nb
 // super-blocks at w by the 4 Q8_K activation rows at x + i*xrb into
 // dst[i*ldd], i < 4, in AVX-512 (F, BW) and AVX-512 VNNI
@@ -32,26 +30,5 @@ func dotQ6_KQ8_KTok4AVX512(dst *float32, ldd int, w *byte, x *byte, xrb int, nb 
 // q4kTileBytes with the tokens in the outer loop within a block. Callers
 // check useAVX512. It returns hi.
 func dotQ6_KTiles512(dst []float32, w Matrix, x []byte, xrb, n, lo, hi int) int {
-	rb, ldd := w.RowBytes(), w.Rows
-	nb := w.Cols / QKK
-	step := max(1, q4kTileBytes/rb)
-	for r0 := lo; r0 < hi; r0 += step {
-		r1 := min(hi, r0+step)
-		i := 0
-		for ; i+4 <= n; i += 4 {
-			xs := x[i*xrb : (i+3)*xrb+nb*q8_KBytes]
-			for r := r0; r < r1; r++ {
-				row := w.Data[r*rb : r*rb+nb*q6_KBytes]
-				d := dst[i*ldd+r : (i+3)*ldd+r+1]
-				dotQ6_KQ8_KTok4AVX512(unsafe.SliceData(d), ldd, unsafe.SliceData(row), unsafe.SliceData(xs), xrb, nb)
-			}
-		}
-		for ; i < n; i++ {
-			xi := x[i*xrb : (i+1)*xrb]
-			for r := r0; r < r1; r++ {
-				dst[i*ldd+r] = dotQ6_KQ8_KAsm512(w.Data[r*rb:r*rb+nb*q6_KBytes], xi, nb)
-			}
-		}
-	}
-	return hi
+	return kTiles512(dst, w, x, xrb, n, lo, hi, dotQ6_KQ8_KTok4AVX512, dotQ6_KQ8_KAsm512)
 }
