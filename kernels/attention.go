@@ -98,7 +98,11 @@ func AttentionF16Causal(p *Pool, out, q []float32, keys, values []uint16, nq, po
 	t.scale = scale
 	// A query's head costs about 4*positions*headDim flops; give a chunk
 	// at least ~64K on average.
-	p.run(nq*nHeads, max(1, (16<<10)/max(1, (pos0+nq/2+1)*headDim)), t)
+	units, per := nq*nHeads, 1
+	if t.gqa4 = gqa4Applies(t, true); t.gqa4 {
+		units, per = nq*nHeads/4, 4 // a query's four heads sharing a KV head at once
+	}
+	p.run(units, max(1, (16<<10)/max(1, (pos0+nq/2+1)*headDim*per)), t)
 	*t = attnTask{}
 	attnTasks.put(t)
 }
@@ -110,7 +114,7 @@ func (t *attnTask) attention(p *Pool, out, q []float32, n, nHeads, nKVHeads, hea
 	t.scale = scale
 	// A head costs about 4*n*headDim flops; give a chunk at least ~64K.
 	units := nHeads
-	if t.gqa4 = fastAttnGQA4 && t.f16 && !t.batch && headDim%32 == 0 && t.group%4 == 0 && n > 0; t.gqa4 {
+	if t.gqa4 = gqa4Applies(t, t.batch); t.gqa4 {
 		units = nHeads / 4 // four heads sharing a KV head at once
 	}
 	p.run(units, max(1, (16<<10)/max(1, n*headDim*(nHeads/units))), t)
@@ -118,14 +122,33 @@ func (t *attnTask) attention(p *Pool, out, q []float32, n, nHeads, nKVHeads, hea
 	attnTasks.put(t)
 }
 
+// gqa4Applies reports whether t's units can be four query heads that
+// share a KV head (attnGQA4): F16 cache, groups of a multiple of 4, head
+// size a multiple of 32, or of 64 for a prompt's queries (batch).
+func gqa4Applies(t *attnTask, batch bool) bool {
+	if batch {
+		return fastAttnGQA4Batch && t.f16 && t.hd%64 == 0 && t.group%4 == 0 && t.n > 0
+	}
+	return fastAttnGQA4 && t.f16 && t.hd%32 == 0 && t.group%4 == 0 && t.n > 0
+}
+
 func (t *attnTask) run(lo, hi int) {
 	hd, n := t.hd, t.n
 	if t.gqa4 {
 		lb := laneBufs.get()
 		for u := lo; u < hi; u++ {
-			h := 4 * u
-			attnGQA4(t.out[h*hd:(h+4)*hd], t.q[h*hd:(h+4)*hd], t.keys16, t.values16, (h/t.group)*hd, t.kvStride,
-				n, hd, t.scale, t.att[h*n:(h+4)*n], lb)
+			h, qo, att, nu := 4*u, 0, []float32(nil), n
+			if t.nq > 0 { // unit u is heads h..h+3 of query i, over its prefix
+				per := t.nHeads / 4
+				i := u / per
+				h, qo, nu = 4*(u%per), i*t.nHeads*hd, t.pos0+i+1
+				lb.att = grow(lb.att, 4*nu)
+				att = lb.att[:4*nu]
+			} else {
+				att = t.att[h*n : (h+4)*n]
+			}
+			attnGQA4(t.out[qo+h*hd:qo+(h+4)*hd], t.q[qo+h*hd:qo+(h+4)*hd], t.keys16, t.values16, (h/t.group)*hd, t.kvStride,
+				nu, hd, t.scale, att, lb, t.batch)
 		}
 		laneBufs.put(lb)
 		return
@@ -307,4 +330,13 @@ func dotF32F32(a, b []float32) float32 {
 		sum += float32(a[i] * b[i])
 	}
 	return sum
+}
+
+// grow returns s with at least n elements of capacity, reallocated (its
+// contents dropped) when it has fewer.
+func grow(s []float32, n int) []float32 {
+	if cap(s) < n {
+		return make([]float32, n)
+	}
+	return s
 }

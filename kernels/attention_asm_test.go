@@ -90,8 +90,9 @@ func TestAttnReduceAsm(t *testing.T) {
 	}
 }
 
-// TestAttentionGQA4Asm checks decode attention with four query heads per
-// KV head at once (attnGQA4) against one head at a time in SIMD and
+// TestAttentionGQA4Asm checks attention with four query heads per KV head
+// at once (attnGQA4: a decoded token's, and a prompt's, single and causal)
+// against one head at a time in SIMD and
 // against the reference loops, bit for bit, outputs and probabilities:
 // head sizes 32 to 128, groups of 4 and 8, position counts around the
 // kernels' blocks of 8 (scores, and a lane's positions in the weighted
@@ -131,6 +132,26 @@ func TestAttentionGQA4Asm(t *testing.T) {
 					}
 					if want := run(false, false, nil); !bitsEqual(got, want) {
 						t.Fatalf("GQA4 differs from the reference:\n%v\n%v", got, want)
+					}
+					// A prompt's queries: one (AttentionF16Batch) and a causal
+					// run of up to 5 ending at position n (AttentionF16Causal).
+					nq := min(n, 5)
+					qs := randNormal(rng, nq*c.nh*c.hd, 1)
+					prompt := func(simd, gqa bool, pool *Pool) []float32 {
+						fastAttnF16, fastAttnGQA4Batch = simd, gqa
+						defer func() { fastAttnGQA4Batch = useAVX512 }()
+						out, att := make([]float32, c.nh*c.hd), make([]float32, c.nh*n)
+						AttentionF16Batch(pool, out, q, k16, v16, n, c.nh, c.nkv, c.hd, 0.125, att)
+						causal := make([]float32, nq*c.nh*c.hd)
+						AttentionF16Causal(pool, causal, qs, k16, v16, nq, n-nq, c.nh, c.nkv, c.hd, 0.125)
+						return append(append(out, att...), causal...)
+					}
+					got = prompt(true, useAVX512, p) // the 8-lane sums are AVX-512 only
+					if want := prompt(true, false, p); !bitsEqual(got, want) {
+						t.Fatalf("a prompt's GQA4 differs from one head at a time:\n%v\n%v", got, want)
+					}
+					if want := prompt(false, false, nil); !bitsEqual(got, want) {
+						t.Fatalf("a prompt's GQA4 differs from the reference:\n%v\n%v", got, want)
 					}
 				})
 			}

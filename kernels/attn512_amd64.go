@@ -11,7 +11,7 @@ func attnScoresGQA4F16AVX512(att *float32, n int, k *byte, stride int, q *float3
 func attnValuesGQA4F16AVX512(acc *float32, v *byte, stride int, p *float32, n int, hd int)
 
 //go:noescape
-func attnValuesGQA4x64F16AVX512(acc *float32, v *byte, stride int, p *float32, n int, hd int)
+func attnValuesGQA4x64F16AVX512(acc *float32, v *byte, stride int, p *float32, n int, hd int, lanes int)
 
 // fastAttnGQA4 reports whether decode attention runs the four query heads
 // that share a KV head at once (attnGQA4): in AVX-512, or in AVX2
@@ -23,15 +23,23 @@ var fastAttnGQA4 = useAVX2
 // (rows stride elements apart): q and out hold the four heads' queries and
 // outputs (4*hd each), att their scores (n each, left holding the
 // probabilities, before rounding, as the per-head path leaves them). lb's
-// buffers are grown as needed. Each key and value row is widened once for
-// the four heads and each lane's weighted sum stays in registers over its
-// positions; every result is bitwise the per-head SIMD path's. hd is a
-// multiple of 32 and n > 0.
-func attnGQA4(out, q []float32, keys, values []uint16, off, stride, n, hd int, scale float32, att []float32, lb *laneBuf) {
+// buffers are grown as needed. Each value row is widened once for the
+// four heads and each lane's weighted sum stays in registers over its
+// positions; for a single query (batch false) each key row is widened
+// once for the four heads too. With batch, the query is one of a prompt's,
+// as AttentionF16Batch computes it: scores in llamafile's sgemm order, a
+// head at a time, and weighted sums in 8 lanes (fastAttnGQA4Batch). Every
+// result is bitwise the per-head SIMD path's. hd is a multiple of 32 (64
+// with batch) and n > 0.
+func attnGQA4(out, q []float32, keys, values []uint16, off, stride, n, hd int, scale float32, att []float32, lb *laneBuf, batch bool) {
+	lanes := 32
+	if batch {
+		lanes = 8
+	}
 	lb.q = grow(lb.q, 4*hd)
 	lb.p = grow(lb.p, 4*n)
-	lb.acc = grow(lb.acc, 4*32*hd)
-	q32, p, acc := lb.q[:4*hd], lb.p[:4*n], lb.acc[:4*32*hd]
+	lb.acc = grow(lb.acc, 4*lanes*hd)
+	q32, p, acc := lb.q[:4*hd], lb.p[:4*n], lb.acc[:4*lanes*hd]
 	att, out = att[:4*n], out[:4*hd]
 	attnRoundQ(q32, q[:4*hd]) // the values of the queries' halves
 	keys, values = keys[off:off+(n-1)*stride+hd], values[off:off+(n-1)*stride+hd]
@@ -39,9 +47,14 @@ func attnGQA4(out, q []float32, keys, values []uint16, off, stride, n, hd int, s
 	kp, qp, ap := (*byte)(unsafe.Pointer(unsafe.SliceData(keys))), unsafe.SliceData(q32), unsafe.SliceData(att)
 	// Direct calls only: through a func value, //go:noescape would not
 	// apply and tmp would go to the heap on every call.
-	if useAVX512 {
+	switch {
+	case batch:
+		for g := range 4 {
+			attnScoresF16(att[g*n:(g+1)*n], keys, 0, stride, q32[g*hd:(g+1)*hd], scale, true)
+		}
+	case useAVX512:
 		attnScoresGQA4F16AVX512(ap, n, kp, 2*stride, qp, hd, scale, &tmp[0])
-	} else {
+	default:
 		attnScoresGQA4F16AVX2(ap, n, kp, 2*stride, qp, hd, scale, &tmp[0])
 	}
 	for g := range 4 {
@@ -51,22 +64,22 @@ func attnGQA4(out, q []float32, keys, values []uint16, off, stride, n, hd int, s
 	vp, pp, accp := (*byte)(unsafe.Pointer(unsafe.SliceData(values))), unsafe.SliceData(p), unsafe.SliceData(acc)
 	switch {
 	case useAVX512 && hd%64 == 0:
-		attnValuesGQA4x64F16AVX512(accp, vp, 2*stride, pp, n, hd)
+		attnValuesGQA4x64F16AVX512(accp, vp, 2*stride, pp, n, hd, lanes)
 	case useAVX512:
 		attnValuesGQA4F16AVX512(accp, vp, 2*stride, pp, n, hd)
 	default:
 		attnValuesGQA4F16AVX2(accp, vp, 2*stride, pp, n, hd)
 	}
 	for g := range 4 {
-		attnReduce32(out[g*hd:(g+1)*hd], acc[g*32*hd:(g+1)*32*hd])
+		if batch {
+			attnReduce8(out[g*hd:(g+1)*hd], acc[g*8*hd:(g+1)*8*hd])
+		} else {
+			attnReduce32(out[g*hd:(g+1)*hd], acc[g*32*hd:(g+1)*32*hd])
+		}
 	}
 }
 
-// grow returns s with at least n elements of capacity, reallocated (its
-// contents dropped) when it has fewer.
-func grow(s []float32, n int) []float32 {
-	if cap(s) < n {
-		return make([]float32, n)
-	}
-	return s
-}
+// fastAttnGQA4Batch reports whether a prompt's queries take attnGQA4 (with
+// batch) where their head size is a multiple of 64: the 8-lane weighted
+// sums exist in AVX-512 only.
+var fastAttnGQA4Batch = useAVX512

@@ -469,9 +469,12 @@ gvdone:
 	VXORPS Z14, Z14, Z14; \
 	VXORPS Z15, Z15, Z15
 
-// func attnValuesGQA4x64F16AVX512(acc *float32, v *byte, stride int, p *float32, n int, hd int)
+// func attnValuesGQA4x64F16AVX512(acc *float32, v *byte, stride int, p *float32, n int, hd int, lanes int)
 //
-// attnValuesGQA4F16AVX512 for hd a multiple of 64: a lane's sums are kept
+// attnValuesGQA4F16AVX512 for hd a multiple of 64, over lanes lanes (32
+// for a single query, as ggml_vec_dot_f16; 8 for a prompt's, as
+// llamafile's sgemm): lane l sums the positions l, l+lanes, ..., and
+// head g's lane l starts at acc + (g*lanes+l)*hd floats. A lane's sums are kept
 // 64 elements of the four heads at a time (Z0-Z15). With hd = 64 they stay
 // in registers over all the lane's positions. With more, a lane's
 // positions go in blocks of 8, each block's rows walked for every 64
@@ -480,7 +483,7 @@ gvdone:
 // 4 KB for common strides, so they share cache sets, and walking all of
 // them once per 64 elements missed in L1 and L2. Each sum still gets its
 // positions' fused multiply-adds in position order, from zero.
-TEXT ·attnValuesGQA4x64F16AVX512(SB), NOSPLIT, $0-48
+TEXT ·attnValuesGQA4x64F16AVX512(SB), NOSPLIT, $0-56
 	MOVQ  stride+16(FP), R9
 	MOVQ  n+32(FP), BX
 	MOVQ  hd+40(FP), R11
@@ -489,9 +492,10 @@ TEXT ·attnValuesGQA4x64F16AVX512(SB), NOSPLIT, $0-48
 	MOVQ  p+24(FP), DX
 	LEAQ  (DX)(R13*1), BX // the end of head 0's probabilities
 	MOVQ  R11, R14
-	SHLQ  $7, R14 // 32*hd*4: bytes between the heads' lanes
+	IMULQ lanes+48(FP), R14
+	SHLQ  $2, R14 // lanes*hd*4: bytes between the heads' lanes
 	MOVQ  R9, R15
-	SHLQ  $5, R15 // 32 rows of values
+	IMULQ lanes+48(FP), R15 // lanes rows of values
 	XORQ  AX, AX  // lane
 	TESTQ R11, R11
 	JEQ   gxdone
@@ -539,7 +543,8 @@ gxsums:
 gxpos:
 	GQA_V64
 	ADDQ R15, SI
-	ADDQ $128, R12
+	MOVQ lanes+48(FP), DX
+	LEAQ (R12)(DX*4), R12
 	CMPQ R12, BX
 	JGE  gxchunkend
 	DECQ DI
@@ -560,7 +565,7 @@ gxchunkend:
 
 gxnextlane:
 	INCQ AX
-	CMPQ AX, $32
+	CMPQ AX, lanes+48(FP)
 	JLT  gxlane
 
 gxdone:
