@@ -24,7 +24,7 @@ var attnTasks freeList[attnTask]
 // laneBuf is per-chunk scratch for the 32 lanes of the weighted sum, for
 // a causal batch's scores, and for attnGQA4's rounded queries and
 // probabilities.
-type laneBuf struct{ acc, att, q, p []float32 }
+type laneBuf struct{ acc, att, q, p, qi []float32 }
 
 var laneBufs freeList[laneBuf]
 

@@ -231,3 +231,38 @@ func BenchmarkGQA4AVX2(b *testing.B) {
 		}
 	}
 }
+
+// TestGQA4SgemmScoresAVX512 checks the AVX-512 four-head scores of a
+// prompt's query against attnScoresSgemmF16AVX2 one head at a time, bit for
+// bit, with the cases of TestGQA4AVX2 and head sizes down to 8: position
+// counts on both sides of the blocks of 4, and caches with infinities,
+// NaNs, signed zeros and subnormals.
+func TestGQA4SgemmScoresAVX512(t *testing.T) {
+	if !useAVX512 {
+		t.Skip("no AVX-512")
+	}
+	rng := rand.New(rand.NewPCG(49, 50))
+	for _, hd := range []int{8, 16, 64, 128} {
+		for _, n := range []int{1, 2, 3, 4, 5, 7, 8, 9, 31, 33, 100, 257} {
+			for mode, name := range []string{"normal", "wide", "specials"} {
+				t.Run(fmt.Sprintf("hd%d/n%d/%s", hd, n, name), func(t *testing.T) {
+					c := newGQA4Case(rng, n, hd, mode >= 1, mode == 2)
+					want := make([]float32, 4*n)
+					for g := range 4 {
+						attnScoresSgemmF16AVX2(&want[g*n], c.kOff, 2*c.stride, &c.q32[g*hd], hd/8, n, c.scale)
+					}
+					qi := make([]float32, 4*hd)
+					interleaveQ4(qi, c.q32, hd)
+					att := sentinel(make([]float32, 4*n+1))
+					attnScoresGQA4SgemmF16AVX512(&att[0], n, c.kOff, 2*c.stride, &qi[0], hd/8, c.scale)
+					if math.Float32bits(att[4*n]) != 0x7fc0dead {
+						t.Fatalf("the kernel wrote past its output")
+					}
+					if !bitsEqual(att[:4*n], want) {
+						t.Errorf("scores differ from one head at a time: %s", firstDiff(att[:4*n], want))
+					}
+				})
+			}
+		}
+	}
+}

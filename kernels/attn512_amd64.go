@@ -8,6 +8,9 @@ import "unsafe"
 func attnScoresGQA4F16AVX512(att *float32, n int, k *byte, stride int, q *float32, hd int, scale float32, tmp *float32)
 
 //go:noescape
+func attnScoresGQA4SgemmF16AVX512(att *float32, n int, k *byte, stride int, qi *float32, steps int, scale float32)
+
+//go:noescape
 func attnValuesGQA4F16AVX512(acc *float32, v *byte, stride int, p *float32, n int, hd int)
 
 //go:noescape
@@ -27,8 +30,9 @@ var fastAttnGQA4 = useAVX2
 // four heads and each lane's weighted sum stays in registers over its
 // positions; for a single query (batch false) each key row is widened
 // once for the four heads too. With batch, the query is one of a prompt's,
-// as AttentionF16Batch computes it: scores in llamafile's sgemm order, a
-// head at a time, and weighted sums in 8 lanes (fastAttnGQA4Batch). Every
+// as AttentionF16Batch computes it: scores in llamafile's sgemm order (each
+// key widened once for the four heads in AVX-512) and weighted sums in 8
+// lanes (fastAttnGQA4Batch). Every
 // result is bitwise the per-head SIMD path's. hd is a multiple of 32 (64
 // with batch) and n > 0.
 func attnGQA4(out, q []float32, keys, values []uint16, off, stride, n, hd int, scale float32, att []float32, lb *laneBuf, batch bool) {
@@ -48,6 +52,11 @@ func attnGQA4(out, q []float32, keys, values []uint16, off, stride, n, hd int, s
 	// Direct calls only: through a func value, //go:noescape would not
 	// apply and tmp would go to the heap on every call.
 	switch {
+	case batch && useAVX512:
+		lb.qi = grow(lb.qi, 4*hd)
+		qi := lb.qi[:4*hd]
+		interleaveQ4(qi, q32, hd)
+		attnScoresGQA4SgemmF16AVX512(ap, n, kp, 2*stride, unsafe.SliceData(qi), hd/8, scale)
 	case batch:
 		for g := range 4 {
 			attnScoresF16(att[g*n:(g+1)*n], keys, 0, stride, q32[g*hd:(g+1)*hd], scale, true)
@@ -83,3 +92,15 @@ func attnGQA4(out, q []float32, keys, values []uint16, off, stride, n, hd int, s
 // batch) where their head size is a multiple of 64: the 8-lane weighted
 // sums exist in AVX-512 only.
 var fastAttnGQA4Batch = useAVX512
+
+// interleaveQ4 lays out four heads' queries (hd each, hd a multiple of 8)
+// for attnScoresGQA4SgemmF16AVX512: for each step s of 8 elements, heads 0
+// and 1's elements 8s..8s+7 side by side, then heads 2 and 3's.
+func interleaveQ4(qi, q []float32, hd int) {
+	qi, q = qi[:4*hd], q[:4*hd]
+	for s := 0; s < hd/8; s++ {
+		for g := range 4 {
+			copy(qi[32*s+8*g:32*s+8*g+8], q[g*hd+8*s:g*hd+8*s+8])
+		}
+	}
+}

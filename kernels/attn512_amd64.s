@@ -571,3 +571,140 @@ gxnextlane:
 gxdone:
 	VZEROUPPER
 	RET
+
+// func attnScoresGQA4SgemmF16AVX512(att *float32, n int, k *byte, stride int, qi *float32, steps int, scale float32)
+//
+// The scores of four query heads that share a KV head, for a query of a
+// prompt (a batch): att[g*n+pos] = attnScoresSgemmF16AVX2's score of head g
+// at pos, for pos < n, four positions at a time. qi holds the four heads'
+// rounded queries interleaved by step (8 elements of the head dimension):
+// step s's 128 bytes are heads 0 and 1's eight elements side by side, then
+// heads 2 and 3's. Each key's eight elements are widened once into both
+// halves of a Z register and multiplied into two heads at once; every
+// head's 8-lane accumulator gets the AVX2 kernel's fused multiply-adds in
+// its order. The ends of hsum8 for 4 positions and 4 heads are done in one
+// transposition, adding the same pairs with the same first operands, so
+// the scores are bitwise equal. A block of fewer than 4 positions reads
+// its last key again for the missing ones and stores only its own. stride
+// is in bytes; steps >= 1 and n >= 1.
+TEXT ·attnScoresGQA4SgemmF16AVX512(SB), NOSPLIT, $0-52
+	MOVQ         att+0(FP), DX
+	MOVQ         n+8(FP), BX
+	MOVQ         k+16(FP), R8
+	MOVQ         stride+24(FP), R9
+	MOVQ         qi+32(FP), R10
+	MOVQ         steps+40(FP), R11
+	VBROADCASTSS scale+48(FP), Z31
+	LEAQ         (BX*4), AX  // bytes from one head's scores to the next's
+	LEAQ         (AX)(AX*2), R15
+
+sg4block:
+	// Keys of the block's four positions; the last valid one again for
+	// those past n.
+	MOVQ    R8, SI
+	LEAQ    (R8)(R9*1), R12
+	CMPQ    BX, $2
+	CMOVQLT SI, R12
+	LEAQ    (R12)(R9*1), R13
+	CMPQ    BX, $3
+	CMOVQLT R12, R13
+	LEAQ    (R13)(R9*1), R14
+	CMPQ    BX, $4
+	CMOVQLT R13, R14
+
+	// K1: the lanes of the positions below n.
+	MOVQ  BX, CX
+	CMPQ  CX, $4
+	JLE   sg4mask
+	MOVQ  $4, CX
+
+sg4mask:
+	MOVL  $1, DI
+	SHLL  CX, DI
+	DECL  DI
+	KMOVW DI, K1
+
+	MOVQ   R10, DI
+	MOVQ   R11, CX
+	VXORPS Z0, Z0, Z0
+	VXORPS Z1, Z1, Z1
+	VXORPS Z2, Z2, Z2
+	VXORPS Z3, Z3, Z3
+	VXORPS Z4, Z4, Z4
+	VXORPS Z5, Z5, Z5
+	VXORPS Z6, Z6, Z6
+	VXORPS Z7, Z7, Z7
+
+sg4loop:
+	VMOVUPS         (DI), Z8
+	VMOVUPS         64(DI), Z9
+	VBROADCASTI32X4 (SI), Z10
+	VCVTPH2PS       Y10, Z10
+	VFMADD231PS     Z8, Z10, Z0
+	VFMADD231PS     Z9, Z10, Z1
+	VBROADCASTI32X4 (R12), Z11
+	VCVTPH2PS       Y11, Z11
+	VFMADD231PS     Z8, Z11, Z2
+	VFMADD231PS     Z9, Z11, Z3
+	VBROADCASTI32X4 (R13), Z12
+	VCVTPH2PS       Y12, Z12
+	VFMADD231PS     Z8, Z12, Z4
+	VFMADD231PS     Z9, Z12, Z5
+	VBROADCASTI32X4 (R14), Z13
+	VCVTPH2PS       Y13, Z13
+	VFMADD231PS     Z8, Z13, Z6
+	VFMADD231PS     Z9, Z13, Z7
+	ADDQ            $16, SI
+	ADDQ            $16, R12
+	ADDQ            $16, R13
+	ADDQ            $16, R14
+	ADDQ            $128, DI
+	DECQ            CX
+	JNZ             sg4loop
+
+	// Position p's accumulators are Z(2p) = heads 0 and 1, Z(2p+1) =
+	// heads 2 and 3, each head's 8 lanes as two 128-bit quarters lo, hi.
+	// hsum8's first step, hi+lo: quarter g of Z(2p) becomes head g's.
+	VSHUFF32X4 $0x88, Z1, Z0, Z8
+	VSHUFF32X4 $0xdd, Z1, Z0, Z9
+	VADDPS     Z8, Z9, Z0
+	VSHUFF32X4 $0x88, Z3, Z2, Z8
+	VSHUFF32X4 $0xdd, Z3, Z2, Z9
+	VADDPS     Z8, Z9, Z2
+	VSHUFF32X4 $0x88, Z5, Z4, Z8
+	VSHUFF32X4 $0xdd, Z5, Z4, Z9
+	VADDPS     Z8, Z9, Z4
+	VSHUFF32X4 $0x88, Z7, Z6, Z8
+	VSHUFF32X4 $0xdd, Z7, Z6, Z9
+	VADDPS     Z8, Z9, Z6
+
+	// Second step, x0+x2 and x1+x3: positions 0 and 1 into Z0, 2 and 3
+	// into Z4.
+	VSHUFPS $0x44, Z2, Z0, Z8
+	VSHUFPS $0xee, Z2, Z0, Z9
+	VADDPS  Z9, Z8, Z0
+	VSHUFPS $0x44, Z6, Z4, Z8
+	VSHUFPS $0xee, Z6, Z4, Z9
+	VADDPS  Z9, Z8, Z4
+
+	// Last step, c0+c1: quarter g of Z0 holds head g's four scores.
+	VSHUFPS $0x88, Z4, Z0, Z8
+	VSHUFPS $0xdd, Z4, Z0, Z9
+	VADDPS  Z9, Z8, Z0
+	VMULPS  Z31, Z0, Z0
+
+	VMOVUPS       X0, K1, (DX)
+	VEXTRACTF32X4 $1, Z0, X8
+	VMOVUPS       X8, K1, (DX)(AX*1)
+	VEXTRACTF32X4 $2, Z0, X9
+	VMOVUPS       X9, K1, (DX)(AX*2)
+	VEXTRACTF32X4 $3, Z0, X10
+	VMOVUPS       X10, K1, (DX)(R15*1)
+
+	ADDQ $16, DX
+	LEAQ (R8)(R9*4), R8
+	SUBQ $4, BX
+	JGT  sg4block
+
+	VZEROUPPER
+	RET
