@@ -316,18 +316,15 @@ func (l *Local) session(b *Batch, sq Seq, row int, now time.Time) (*session, err
 
 // growth predicts how many bytes c's buffers grow by when n more positions
 // are reserved, following KVCache.Reserve: every layer's keys and values
-// grow together to the larger of twice their capacity and what they must
-// hold. (settle corrects the accounting to the actual Bytes afterwards, and
-// a test checks the prediction.)
+// grow together to arch.GrowCap of their capacity and what they must hold.
+// (settle corrects the accounting to the actual Bytes afterwards, and a
+// test checks the prediction.)
 func (l *Local) growth(c *arch.KVCache, n int) int64 {
 	layers := int64(l.hi - l.lo)
 	per := 2 * 2 * layers // bytes per element of capacity: keys and values, F16, every layer
 	have := c.Bytes() / per
 	need := int64(c.Len()+n) * int64(l.cfg.KVDim())
-	if need <= have {
-		return 0
-	}
-	return (max(2*have, need) - have) * per
+	return int64(arch.GrowCap(int(have), int(need), c.Cap()*l.cfg.KVDim())-int(have)) * per
 }
 
 // forward runs the model over the live rows of b.

@@ -47,8 +47,8 @@ func (c *KVCache) Reserve(n int) error {
 		return fmt.Errorf("%w: %d positions held, %d more requested, capacity %d", ErrCacheFull, c.n, n, c.cap)
 	}
 	for l := range c.k {
-		c.k[l] = grow(c.k[l], (c.n+n)*c.kvDim)
-		c.v[l] = grow(c.v[l], (c.n+n)*c.kvDim)
+		c.k[l] = grow(c.k[l], (c.n+n)*c.kvDim, c.cap*c.kvDim)
+		c.v[l] = grow(c.v[l], (c.n+n)*c.kvDim, c.cap*c.kvDim)
 	}
 	return nil
 }
@@ -69,17 +69,30 @@ func (c *KVCache) Truncate(n int) {
 	}
 }
 
-// grow returns s with length n, keeping its contents and doubling the
-// capacity when it must reallocate.
-func grow(s []uint16, n int) []uint16 {
+// grow returns s with length n, keeping its contents and reallocating to
+// GrowCap elements when it must.
+func grow(s []uint16, n, limit int) []uint16 {
 	if n <= cap(s) {
 		return s[:n]
 	}
-	c := 2 * cap(s)
-	if c < n {
-		c = n
-	}
-	t := make([]uint16, n, c)
+	t := make([]uint16, n, GrowCap(cap(s), n, limit))
 	copy(t, s)
 	return t
+}
+
+// GrowCap is the capacity a cache's buffer of capacity have reallocates to
+// when it must hold need elements: the larger of twice have and need plus a
+// quarter, but no more than limit where limit > 0 (the cache's capacity). The quarter is for a prompt: grown to exactly its positions, the
+// buffers had to be copied whole on the first decoded token (tens of
+// milliseconds after a long prompt, in the gap between two tokens); with it,
+// a prompt's cache takes a quarter as many decoded tokens before it grows.
+func GrowCap(have, need, limit int) int {
+	if need <= have {
+		return have
+	}
+	c := max(2*have, need+need/4)
+	if limit > 0 {
+		c = max(min(c, limit), need)
+	}
+	return c
 }
