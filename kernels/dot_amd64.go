@@ -202,7 +202,13 @@ func dotPacked(dst []float32, w Matrix, g0, g1 int, x, xs []byte) {
 		return
 	}
 	nb, g := w.Cols/QK, w.group
-	gb := nb * g * w.Type.BlockBytes()
+	// The block size as a constant, not w.Type.BlockBytes(): the type
+	// table's line is evicted by the weights streamed between calls.
+	bb := q4_0Bytes
+	if w.Type == Q8_0 {
+		bb = q8_0Bytes
+	}
+	gb := nb * g * bb
 	d, p := dst[g*g0:g*g1], w.packed[g0*gb:g1*gb]
 	x, xs = x[:nb*q8_0Bytes], xs[:nb*xsBlock]
 	dp, pp, xp, sp := unsafe.SliceData(d), unsafe.SliceData(p), unsafe.SliceData(x), unsafe.SliceData(xs)
