@@ -124,12 +124,13 @@ func (t *attnTask) attention(p *Pool, out, q []float32, n, nHeads, nKVHeads, hea
 
 // gqa4Applies reports whether t's units can be four query heads that
 // share a KV head (attnGQA4): F16 cache, groups of a multiple of 4, head
-// size a multiple of 32, or of 64 for a prompt's queries (batch).
+// size a multiple of 32.
 func gqa4Applies(t *attnTask, batch bool) bool {
+	fast := fastAttnGQA4
 	if batch {
-		return fastAttnGQA4Batch && t.f16 && t.hd%64 == 0 && t.group%4 == 0 && t.n > 0
+		fast = fastAttnGQA4Batch
 	}
-	return fastAttnGQA4 && t.f16 && t.hd%32 == 0 && t.group%4 == 0 && t.n > 0
+	return fast && t.f16 && t.hd%32 == 0 && t.group%4 == 0 && t.n > 0
 }
 
 func (t *attnTask) run(lo, hi int) {

@@ -18,15 +18,22 @@ package kernels
 //go:noescape
 func attnScoresGQA4F16AVX2(att *float32, n int, k *byte, stride int, q *float32, hd int, scale float32, tmp *float32)
 
-// attnValuesGQA4F16AVX2 sets acc[(g*32+l)*hd+d], for the four heads g < 4,
-// the 32 lanes l and d < hd, to the sum in position order over pos < n,
-// pos%32 == l, of p[g*n+pos] (already rounded to half precision) times the
-// half v[pos*stride/2+d], each a fused multiply-add from zero (zeros for a
-// lane without positions): bitwise the lanes attnValuesF16AVX2 leaves in a
-// cleared buffer, since the products are the same exact ones added in the
-// same order, but each value row widened once for the four heads and each
-// lane's sums kept in registers over 8 of its positions at a time (stored
-// and reloaded exactly between them). hd is a multiple of 16.
+// attnValuesLanesGQA4F16AVX2 sets acc[(g*lanes+l)*hd+d], for the four
+// heads g < 4, the lanes l and d < hd, to the sum in position order over
+// pos < n, pos%lanes == l, of p[g*n+pos] (already rounded to half
+// precision) times the half v[pos*stride/2+d], each a fused multiply-add
+// from zero (zeros for a lane without positions): bitwise the lanes
+// attnValuesF16AVX2 leaves in a cleared buffer, since the products are the
+// same exact ones added in the same order, but each value row widened once
+// for the four heads and each lane's sums kept in registers over 8 of its
+// positions at a time (stored and reloaded exactly between them). lanes is
+// 32 or 8, step 4*lanes and blk 32*lanes; hd is a multiple of 16.
 //
 //go:noescape
-func attnValuesGQA4F16AVX2(acc *float32, v *byte, stride int, p *float32, n int, hd int)
+func attnValuesLanesGQA4F16AVX2(acc *float32, v *byte, stride int, p *float32, n int, hd int, lanes int, step int, blk int)
+
+// attnValuesGQA4F16AVX2 is attnValuesLanesGQA4F16AVX2 over 32 lanes, a
+// single query's.
+func attnValuesGQA4F16AVX2(acc *float32, v *byte, stride int, p *float32, n int, hd int) {
+	attnValuesLanesGQA4F16AVX2(acc, v, stride, p, n, hd, 32, 4*32, 32*32)
+}

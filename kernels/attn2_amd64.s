@@ -71,6 +71,96 @@ loop: \
 	VEXTRACTPS   $1, X4, (DX)(R13*2); \
 	VEXTRACTPS   $1, X5, (DX)(R12*1)
 
+// GQA2_VZERO zeroes the four heads' sums Y0-Y7.
+#define GQA2_VZERO GQA2_ZERO8(Y0, Y1, Y2, Y3, Y4, Y5, Y6, Y7)
+
+// GQA2_VADDR sets SI to the address of lane AX's sums of head 0 at element
+// CX: DI + CX*4 (DI: the lane's first element, acc + AX*hd*4).
+#define GQA2_VADDR LEAQ (DI)(CX*4), SI
+
+// GQA2_VLOAD loads the four heads' sums Y0-Y7 from SI + g*R14. Clobbers SI.
+#define GQA2_VLOAD \
+	VMOVUPS (SI), Y0; \
+	VMOVUPS 32(SI), Y1; \
+	VMOVUPS (SI)(R14*1), Y2; \
+	VMOVUPS 32(SI)(R14*1), Y3; \
+	VMOVUPS (SI)(R14*2), Y4; \
+	VMOVUPS 32(SI)(R14*2), Y5; \
+	LEAQ    (SI)(R14*2), SI; \
+	VMOVUPS (SI)(R14*1), Y6; \
+	VMOVUPS 32(SI)(R14*1), Y7
+
+// GQA2_VRELOAD loads lane AX's sums at element CX. Clobbers SI.
+#define GQA2_VRELOAD GQA2_VADDR; GQA2_VLOAD
+
+// GQA2_VSTORE stores the four heads' sums Y0-Y7 at SI + g*R14. Clobbers SI.
+#define GQA2_VSTORE \
+	VMOVUPS Y0, (SI); \
+	VMOVUPS Y1, 32(SI); \
+	VMOVUPS Y2, (SI)(R14*1); \
+	VMOVUPS Y3, 32(SI)(R14*1); \
+	VMOVUPS Y4, (SI)(R14*2); \
+	VMOVUPS Y5, 32(SI)(R14*2); \
+	LEAQ    (SI)(R14*2), SI; \
+	VMOVUPS Y6, (SI)(R14*1); \
+	VMOVUPS Y7, 32(SI)(R14*1)
+
+// A block of a lane's positions is summed in one pass over each 16-element
+// chunk of their rows: 8 positions (8 rows a cache set fit a level-1 cache
+// of 8 ways; blocks of 16 were a third slower at 2048 positions, of 4 no
+// faster). blk+64(FP) is its length in bytes of head 0's probabilities, 8
+// times step+56(FP), the bytes between a lane's positions (lanes floats).
+
+// GQA2_VNEXT moves R8 to the lane's value row a block of positions on.
+#define GQA2_VNEXT LEAQ (R8)(R15*8), R8
+
+// GQA2_VBLOCKEND sets R9 to the end of the lane's block of positions from
+// R10, in head 0's probabilities: a block on, or at their end, BX.
+#define GQA2_VBLOCKEND \
+	MOVQ    blk+64(FP), R9; \
+	ADDQ    R10, R9; \
+	CMPQ    R9, BX; \
+	CMOVQGT BX, R9
+
+// GQA2_VCHUNKS(chunk, pos, INIT) runs a block of a lane's positions (head
+// 0's probabilities from R10 to R9, the value rows from R8, R15 bytes
+// apart) over every 16-element chunk of the rows: INIT sets the four
+// heads' sums Y0-Y7, then each position adds its products, and they are
+// stored. It then moves R10 and R8 to the next block. Clobbers CX, DX, SI,
+// Y0-Y13.
+#define GQA2_VCHUNKS(chunk, pos, INIT) \
+	XORQ         CX, CX; \
+chunk: \
+	INIT; \
+	LEAQ         (R8)(CX*2), SI; \
+	MOVQ         R10, DX; \
+pos: \
+	VCVTPH2PS    (SI), Y8; \
+	VCVTPH2PS    16(SI), Y9; \
+	VBROADCASTSS (DX), Y10; \
+	VBROADCASTSS (DX)(R13*1), Y11; \
+	VBROADCASTSS (DX)(R13*2), Y12; \
+	VBROADCASTSS (DX)(R12*1), Y13; \
+	VFMADD231PS  Y10, Y8, Y0; \
+	VFMADD231PS  Y10, Y9, Y1; \
+	VFMADD231PS  Y11, Y8, Y2; \
+	VFMADD231PS  Y11, Y9, Y3; \
+	VFMADD231PS  Y12, Y8, Y4; \
+	VFMADD231PS  Y12, Y9, Y5; \
+	VFMADD231PS  Y13, Y8, Y6; \
+	VFMADD231PS  Y13, Y9, Y7; \
+	ADDQ         R15, SI; \
+	ADDQ         step+56(FP), DX; \
+	CMPQ         DX, R9; \
+	JLT          pos; \
+	GQA2_VADDR; \
+	GQA2_VSTORE; \
+	ADDQ         $16, CX; \
+	CMPQ         CX, R11; \
+	JLT          chunk; \
+	MOVQ         R9, R10; \
+	GQA2_VNEXT
+
 // func attnScoresGQA4F16AVX2(att *float32, n int, k *byte, stride int, q *float32, hd int, scale float32, tmp *float32)
 //
 // For the four heads g < 4 (query g at q + g*hd floats, its scores at att
@@ -137,115 +227,27 @@ g2sdone:
 	VZEROUPPER
 	RET
 
-// GQA2_VZERO zeroes the four heads' sums Y0-Y7.
-#define GQA2_VZERO GQA2_ZERO8(Y0, Y1, Y2, Y3, Y4, Y5, Y6, Y7)
-
-// GQA2_VADDR sets SI to the address of lane AX's sums of head 0 at element
-// CX: DI + CX*4 (DI: the lane's first element, acc + AX*hd*4).
-#define GQA2_VADDR LEAQ (DI)(CX*4), SI
-
-// GQA2_VLOAD loads the four heads' sums Y0-Y7 from SI + g*R14. Clobbers SI.
-#define GQA2_VLOAD \
-	VMOVUPS (SI), Y0; \
-	VMOVUPS 32(SI), Y1; \
-	VMOVUPS (SI)(R14*1), Y2; \
-	VMOVUPS 32(SI)(R14*1), Y3; \
-	VMOVUPS (SI)(R14*2), Y4; \
-	VMOVUPS 32(SI)(R14*2), Y5; \
-	LEAQ    (SI)(R14*2), SI; \
-	VMOVUPS (SI)(R14*1), Y6; \
-	VMOVUPS 32(SI)(R14*1), Y7
-
-// GQA2_VRELOAD loads lane AX's sums at element CX. Clobbers SI.
-#define GQA2_VRELOAD GQA2_VADDR; GQA2_VLOAD
-
-// GQA2_VSTORE stores the four heads' sums Y0-Y7 at SI + g*R14. Clobbers SI.
-#define GQA2_VSTORE \
-	VMOVUPS Y0, (SI); \
-	VMOVUPS Y1, 32(SI); \
-	VMOVUPS Y2, (SI)(R14*1); \
-	VMOVUPS Y3, 32(SI)(R14*1); \
-	VMOVUPS Y4, (SI)(R14*2); \
-	VMOVUPS Y5, 32(SI)(R14*2); \
-	LEAQ    (SI)(R14*2), SI; \
-	VMOVUPS Y6, (SI)(R14*1); \
-	VMOVUPS Y7, 32(SI)(R14*1)
-
-// GQA2_VBLOCK is a block of a lane's positions, summed in one pass over
-// each 16-element chunk of their rows: 8 positions, in bytes of head 0's
-// probabilities (a lane's positions are 32 floats, 128 bytes, apart). 8
-// rows a cache set fit a level-1 cache of 8 ways; blocks of 16 were a
-// third slower at 2048 positions, of 4 no faster.
-#define GQA2_VBLOCK 1024
-
-// GQA2_VNEXT moves R8 to the lane's value row GQA2_VBLOCK/128 positions on.
-#define GQA2_VNEXT LEAQ (R8)(R15*8), R8
-
-// GQA2_VBLOCKEND sets R9 to the end of the lane's block of positions from
-// R10, in head 0's probabilities: GQA2_VBLOCK on or at their end, BX.
-#define GQA2_VBLOCKEND \
-	LEAQ    GQA2_VBLOCK(R10), R9; \
-	CMPQ    R9, BX; \
-	CMOVQGT BX, R9
-
-// GQA2_VCHUNKS(chunk, pos, INIT) runs a block of a lane's positions (head
-// 0's probabilities from R10 to R9, the value rows from R8, R15 bytes
-// apart) over every 16-element chunk of the rows: INIT sets the four
-// heads' sums Y0-Y7, then each position adds its products, and they are
-// stored. It then moves R10 and R8 to the next block. Clobbers CX, DX, SI,
-// Y0-Y13.
-#define GQA2_VCHUNKS(chunk, pos, INIT) \
-	XORQ         CX, CX; \
-chunk: \
-	INIT; \
-	LEAQ         (R8)(CX*2), SI; \
-	MOVQ         R10, DX; \
-pos: \
-	VCVTPH2PS    (SI), Y8; \
-	VCVTPH2PS    16(SI), Y9; \
-	VBROADCASTSS (DX), Y10; \
-	VBROADCASTSS (DX)(R13*1), Y11; \
-	VBROADCASTSS (DX)(R13*2), Y12; \
-	VBROADCASTSS (DX)(R12*1), Y13; \
-	VFMADD231PS  Y10, Y8, Y0; \
-	VFMADD231PS  Y10, Y9, Y1; \
-	VFMADD231PS  Y11, Y8, Y2; \
-	VFMADD231PS  Y11, Y9, Y3; \
-	VFMADD231PS  Y12, Y8, Y4; \
-	VFMADD231PS  Y12, Y9, Y5; \
-	VFMADD231PS  Y13, Y8, Y6; \
-	VFMADD231PS  Y13, Y9, Y7; \
-	ADDQ         R15, SI; \
-	ADDQ         $128, DX; \
-	CMPQ         DX, R9; \
-	JLT          pos; \
-	GQA2_VADDR; \
-	GQA2_VSTORE; \
-	ADDQ         $16, CX; \
-	CMPQ         CX, R11; \
-	JLT          chunk; \
-	MOVQ         R9, R10; \
-	GQA2_VNEXT
-
-// func attnValuesGQA4F16AVX2(acc *float32, v *byte, stride int, p *float32, n int, hd int)
+// func attnValuesLanesGQA4F16AVX2(acc *float32, v *byte, stride int, p *float32, n int, hd int, lanes int, step int, blk int)
 //
 // For the four heads g < 4, with p + g*n floats their probabilities
-// already rounded to half precision: acc[(g*32+l)*hd+d] = the sum, in
+// already rounded to half precision: acc[(g*lanes+l)*hd+d] = the sum, in
 // position order, of p_g[pos] * F16(v[pos*stride/2 + d]) over the
-// positions pos < n with pos%32 == l, each a fused multiply-add from
-// zero, for all 32 lanes l (a lane without positions gets zeros) and d <
+// positions pos < n with pos%lanes == l, each a fused multiply-add from
+// zero, for all lanes l (a lane without positions gets zeros) and d <
 // hd: the lanes attnValuesF16AVX2 leaves in a cleared buffer (its fused
 // multiply-adds of the same exact products, in the same order, starting
 // from +0). For each lane and 16 elements of the row, the four heads' sums
 // are Y0-Y7 (head g's in Y(2g) and Y(2g+1)); each position's 16 values are
 // widened once into Y8 and Y9 and its four probabilities broadcast into
-// Y10-Y13. A lane's positions go in blocks of 8 (GQA2_VBLOCK), each over
-// all the chunks of its rows while they are in the level-1 cache (the
-// rows of a lane are 32 rows apart, often a multiple of 4 KiB, so that
-// they share cache sets): the sums stay in registers over a block's
-// positions and wait in acc between blocks, stored and reloaded exactly.
-// hd is a multiple of 16; stride is in bytes.
-TEXT ·attnValuesGQA4F16AVX2(SB), NOSPLIT, $0-48
+// Y10-Y13. A lane's positions go in blocks of 8, each over all the chunks
+// of its rows while they are in the level-1 cache (the rows of a lane are
+// lanes rows apart, often a multiple of 4 KiB, so that they share cache
+// sets): the sums stay in registers over a block's positions and wait in
+// acc between blocks, stored and reloaded exactly. lanes is 32 (a single
+// query's sums, as ggml_vec_dot_f16) or 8 (a prompt's, as llamafile's
+// sgemm); step is 4*lanes and blk 32*lanes. hd is a multiple of 16;
+// stride is in bytes.
+TEXT ·attnValuesLanesGQA4F16AVX2(SB), NOSPLIT, $0-72
 	MOVQ  p+24(FP), R10
 	MOVQ  n+32(FP), BX
 	MOVQ  hd+40(FP), R11
@@ -254,9 +256,9 @@ TEXT ·attnValuesGQA4F16AVX2(SB), NOSPLIT, $0-48
 	LEAQ  (R10)(R13*1), BX  // the end of head 0's probabilities
 	LEAQ  (R13)(R13*2), R12 // 3*n*4
 	MOVQ  R11, R14
-	SHLQ  $7, R14           // 32*hd*4: bytes between the heads' lanes
+	IMULQ step+56(FP), R14  // lanes*hd*4: bytes between the heads' lanes
 	MOVQ  stride+16(FP), R15
-	SHLQ  $5, R15           // 32 rows of values
+	IMULQ lanes+48(FP), R15 // lanes rows of values
 	XORQ  AX, AX            // lane
 	TESTQ R11, R11
 	JEQ   g2vdone
@@ -298,7 +300,7 @@ g2vzero:
 
 g2vnext:
 	INCQ AX
-	CMPQ AX, $32
+	CMPQ AX, lanes+48(FP)
 	JLT  g2vlane
 
 g2vdone:

@@ -124,7 +124,8 @@ func firstDiff(a, b []float32) string {
 // sizes 32 to 128, position counts around the lanes of 32 and the values
 // kernel's blocks of 8 positions a lane (n 256, 257, 520), and caches of
 // normal halves, of halves spanning the half range, and with infinities,
-// NaNs, signed zeros and subnormals mixed in.
+// NaNs, signed zeros and subnormals mixed in; the weighted sums also in a
+// prompt's 8 lanes.
 func TestGQA4AVX2(t *testing.T) {
 	if !useAVX2 {
 		t.Skip("no AVX2")
@@ -142,6 +143,18 @@ func TestGQA4AVX2(t *testing.T) {
 					}
 					if !bitsEqual(acc, wantAcc) {
 						t.Errorf("lanes differ from one head at a time: %s", firstDiff(acc, wantAcc))
+					}
+					// A prompt's 8 lanes (llamafile's sgemm order).
+					acc8, want8 := sentinel(make([]float32, 4*8*hd+1)), make([]float32, 4*8*hd)
+					attnValuesLanesGQA4F16AVX2(&acc8[0], c.vOff, 2*c.stride, c.pp, n, hd, 8, 4*8, 32*8)
+					if math.Float32bits(acc8[4*8*hd]) != 0x7fc0dead {
+						t.Fatalf("the 8-lane kernel wrote past its output")
+					}
+					for g := range 4 {
+						attnValuesF16AVX2(&want8[g*8*hd], c.vOff, 2*c.stride, &c.p[g*n], hd, n, 8)
+					}
+					if !bitsEqual(acc8[:4*8*hd], want8) {
+						t.Errorf("8 lanes differ from one head at a time: %s", firstDiff(acc8[:4*8*hd], want8))
 					}
 					if !useAVX512 {
 						return

@@ -33,8 +33,8 @@ var fastAttnGQA4 = useAVX2
 // as AttentionF16Batch computes it: scores in llamafile's sgemm order (each
 // key widened once for the four heads in AVX-512) and weighted sums in 8
 // lanes (fastAttnGQA4Batch). Every
-// result is bitwise the per-head SIMD path's. hd is a multiple of 32 (64
-// with batch) and n > 0.
+// result is bitwise the per-head SIMD path's. hd is a multiple of 32 and
+// n > 0.
 func attnGQA4(out, q []float32, keys, values []uint16, off, stride, n, hd int, scale float32, att []float32, lb *laneBuf, batch bool) {
 	lanes := 32
 	if batch {
@@ -74,10 +74,10 @@ func attnGQA4(out, q []float32, keys, values []uint16, off, stride, n, hd int, s
 	switch {
 	case useAVX512 && hd%64 == 0:
 		attnValuesGQA4x64F16AVX512(accp, vp, 2*stride, pp, n, hd, lanes)
-	case useAVX512:
+	case useAVX512 && !batch:
 		attnValuesGQA4F16AVX512(accp, vp, 2*stride, pp, n, hd)
 	default:
-		attnValuesGQA4F16AVX2(accp, vp, 2*stride, pp, n, hd)
+		attnValuesLanesGQA4F16AVX2(accp, vp, 2*stride, pp, n, hd, lanes, 4*lanes, 32*lanes)
 	}
 	for g := range 4 {
 		if batch {
@@ -89,9 +89,8 @@ func attnGQA4(out, q []float32, keys, values []uint16, off, stride, n, hd int, s
 }
 
 // fastAttnGQA4Batch reports whether a prompt's queries take attnGQA4 (with
-// batch) where their head size is a multiple of 64: the 8-lane weighted
-// sums exist in AVX-512 only.
-var fastAttnGQA4Batch = useAVX512
+// batch): in AVX-512, or in AVX2 on CPUs without it.
+var fastAttnGQA4Batch = useAVX2
 
 // interleaveQ4 lays out four heads' queries (hd each, hd a multiple of 8)
 // for attnScoresGQA4SgemmF16AVX512: for each step s of 8 elements, heads 0
