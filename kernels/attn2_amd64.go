@@ -18,6 +18,14 @@ package kernels
 //go:noescape
 func attnScoresGQA4F16AVX2(att *float32, n int, k *byte, stride int, q *float32, hd int, scale float32, tmp *float32)
 
+// attnScoresGQA4SgemmF16AVX2 is attnScoresGQA4SgemmF16AVX512 in AVX2, two
+// positions at a time: the scores of four query heads that share a KV
+// head for a query of a prompt, in llamafile's sgemm order, bitwise
+// attnScoresSgemmF16AVX2's one head at a time. qi is interleaveQ4's.
+//
+//go:noescape
+func attnScoresGQA4SgemmF16AVX2(att *float32, n int, k *byte, stride int, qi *float32, steps int, scale float32)
+
 // attnValuesLanesGQA4F16AVX2 sets acc[(g*lanes+l)*hd+d], for the four
 // heads g < 4, the lanes l and d < hd, to the sum in position order over
 // pos < n, pos%lanes == l, of p[g*n+pos] (already rounded to half

@@ -306,3 +306,110 @@ g2vnext:
 g2vdone:
 	VZEROUPPER
 	RET
+
+// func attnScoresGQA4SgemmF16AVX2(att *float32, n int, k *byte, stride int, qi *float32, steps int, scale float32)
+//
+// attnScoresGQA4SgemmF16AVX512 in AVX2, two positions at a time: each
+// key's eight elements are widened once and multiplied into the four
+// heads' 8-lane accumulators (Y(4p+g) for position p and head g), and the
+// ends of hsum8 for the 2 positions and 4 heads are done in one
+// transposition, adding the same pairs with the same first operands as
+// attnScoresSgemmF16AVX2 one head at a time: bitwise equal. qi is laid out
+// as for the AVX-512 kernel (interleaveQ4). A last odd position reads its
+// key twice and stores only its own scores. stride is in bytes; steps >= 1
+// and n >= 1.
+TEXT ·attnScoresGQA4SgemmF16AVX2(SB), NOSPLIT, $0-52
+	MOVQ att+0(FP), DX
+	MOVQ n+8(FP), BX
+	MOVQ k+16(FP), R8
+	MOVQ stride+24(FP), R9
+	MOVQ qi+32(FP), R10
+	MOVQ steps+40(FP), R11
+	LEAQ (BX*4), AX        // bytes from one head's scores to the next's
+	LEAQ (AX)(AX*2), R15
+
+sg2block:
+	MOVQ    R8, SI
+	LEAQ    (R8)(R9*1), R12
+	CMPQ    BX, $2
+	CMOVQLT SI, R12         // a last odd position: its key again
+	MOVQ    R10, DI
+	MOVQ    R11, CX
+	GQA2_ZERO8(Y0, Y1, Y2, Y3, Y4, Y5, Y6, Y7)
+
+sg2loop:
+	VMOVUPS     (DI), Y8
+	VMOVUPS     32(DI), Y9
+	VMOVUPS     64(DI), Y10
+	VMOVUPS     96(DI), Y11
+	VCVTPH2PS   (SI), Y12
+	VCVTPH2PS   (R12), Y13
+	VFMADD231PS Y8, Y12, Y0
+	VFMADD231PS Y9, Y12, Y1
+	VFMADD231PS Y10, Y12, Y2
+	VFMADD231PS Y11, Y12, Y3
+	VFMADD231PS Y8, Y13, Y4
+	VFMADD231PS Y9, Y13, Y5
+	VFMADD231PS Y10, Y13, Y6
+	VFMADD231PS Y11, Y13, Y7
+	ADDQ        $16, SI
+	ADDQ        $16, R12
+	ADDQ        $128, DI
+	DECQ        CX
+	JNZ         sg2loop
+
+	// hsum8's first step, hi+lo, for heads 0 and 1, 2 and 3 of each
+	// position side by side: Y0 = position 0's heads 0 | 1, Y2 its 2 | 3,
+	// Y4 and Y6 position 1's.
+	VPERM2F128 $0x20, Y1, Y0, Y14
+	VPERM2F128 $0x31, Y1, Y0, Y15
+	VADDPS     Y14, Y15, Y0
+	VPERM2F128 $0x20, Y3, Y2, Y14
+	VPERM2F128 $0x31, Y3, Y2, Y15
+	VADDPS     Y14, Y15, Y2
+	VPERM2F128 $0x20, Y5, Y4, Y14
+	VPERM2F128 $0x31, Y5, Y4, Y15
+	VADDPS     Y14, Y15, Y4
+	VPERM2F128 $0x20, Y7, Y6, Y14
+	VPERM2F128 $0x31, Y7, Y6, Y15
+	VADDPS     Y14, Y15, Y6
+
+	// Second step, x0+x2 and x1+x3: position 0 into Y0, 1 into Y4.
+	VSHUFPS $0x44, Y2, Y0, Y14
+	VSHUFPS $0xee, Y2, Y0, Y15
+	VADDPS  Y15, Y14, Y0
+	VSHUFPS $0x44, Y6, Y4, Y14
+	VSHUFPS $0xee, Y6, Y4, Y15
+	VADDPS  Y15, Y14, Y4
+
+	// Last step, c0+c1: the low half of Y0 holds heads 0 and 2 of
+	// positions 0 and 1, the high half heads 1 and 3; then each head's
+	// two scores side by side.
+	VSHUFPS      $0x88, Y4, Y0, Y14
+	VSHUFPS      $0xdd, Y4, Y0, Y15
+	VADDPS       Y15, Y14, Y0
+	VBROADCASTSS scale+48(FP), Y8
+	VMULPS       Y8, Y0, Y0
+	VPERMILPS    $0xd8, Y0, Y0
+	VEXTRACTF128 $1, Y0, X1
+	CMPQ         BX, $2
+	JLT          sg2last
+	VMOVLPS      X0, (DX)
+	VMOVLPS      X1, (DX)(AX*1)
+	VMOVHPS      X0, (DX)(AX*2)
+	VMOVHPS      X1, (DX)(R15*1)
+	ADDQ         $8, DX
+	LEAQ         (R8)(R9*2), R8
+	SUBQ         $2, BX
+	JGT          sg2block
+	JMP          sg2done
+
+sg2last:
+	VMOVSS     X0, (DX)
+	VMOVSS     X1, (DX)(AX*1)
+	VEXTRACTPS $2, X0, (DX)(AX*2)
+	VEXTRACTPS $2, X1, (DX)(R15*1)
+
+sg2done:
+	VZEROUPPER
+	RET

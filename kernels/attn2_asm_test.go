@@ -245,14 +245,20 @@ func BenchmarkGQA4AVX2(b *testing.B) {
 	}
 }
 
-// TestGQA4SgemmScoresAVX512 checks the AVX-512 four-head scores of a
-// prompt's query against attnScoresSgemmF16AVX2 one head at a time, bit for
-// bit, with the cases of TestGQA4AVX2 and head sizes down to 8: position
-// counts on both sides of the blocks of 4, and caches with infinities,
-// NaNs, signed zeros and subnormals.
-func TestGQA4SgemmScoresAVX512(t *testing.T) {
-	if !useAVX512 {
-		t.Skip("no AVX-512")
+// TestGQA4SgemmScores checks the four-head scores of a prompt's query, in
+// AVX2 and, where the CPU has it, AVX-512, against attnScoresSgemmF16AVX2
+// one head at a time, bit for bit, with the cases of TestGQA4AVX2 and head
+// sizes down to 8: position counts on both sides of the kernels' blocks of
+// 2 and 4, and caches with infinities, NaNs, signed zeros and subnormals.
+func TestGQA4SgemmScores(t *testing.T) {
+	if !useAVX2 {
+		t.Skip("no AVX2")
+	}
+	kernels := map[string]func(att *float32, n int, k *byte, stride int, qi *float32, steps int, scale float32){
+		"avx2": attnScoresGQA4SgemmF16AVX2,
+	}
+	if useAVX512 {
+		kernels["avx512"] = attnScoresGQA4SgemmF16AVX512
 	}
 	rng := rand.New(rand.NewPCG(49, 50))
 	for _, hd := range []int{8, 16, 64, 128} {
@@ -266,13 +272,15 @@ func TestGQA4SgemmScoresAVX512(t *testing.T) {
 					}
 					qi := make([]float32, 4*hd)
 					interleaveQ4(qi, c.q32, hd)
-					att := sentinel(make([]float32, 4*n+1))
-					attnScoresGQA4SgemmF16AVX512(&att[0], n, c.kOff, 2*c.stride, &qi[0], hd/8, c.scale)
-					if math.Float32bits(att[4*n]) != 0x7fc0dead {
-						t.Fatalf("the kernel wrote past its output")
-					}
-					if !bitsEqual(att[:4*n], want) {
-						t.Errorf("scores differ from one head at a time: %s", firstDiff(att[:4*n], want))
+					for kname, kernel := range kernels {
+						att := sentinel(make([]float32, 4*n+1))
+						kernel(&att[0], n, c.kOff, 2*c.stride, &qi[0], hd/8, c.scale)
+						if math.Float32bits(att[4*n]) != 0x7fc0dead {
+							t.Fatalf("%s: the kernel wrote past its output", kname)
+						}
+						if !bitsEqual(att[:4*n], want) {
+							t.Errorf("%s: scores differ from one head at a time: %s", kname, firstDiff(att[:4*n], want))
+						}
 					}
 				})
 			}

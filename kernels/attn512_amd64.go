@@ -30,9 +30,9 @@ var fastAttnGQA4 = useAVX2
 // four heads and each lane's weighted sum stays in registers over its
 // positions; for a single query (batch false) each key row is widened
 // once for the four heads too. With batch, the query is one of a prompt's,
-// as AttentionF16Batch computes it: scores in llamafile's sgemm order (each
-// key widened once for the four heads in AVX-512) and weighted sums in 8
-// lanes (fastAttnGQA4Batch). Every
+// as AttentionF16Batch computes it: scores in llamafile's sgemm order and
+// weighted sums in 8 lanes, each key and value row widened once for the
+// four heads too (fastAttnGQA4Batch). Every
 // result is bitwise the per-head SIMD path's. hd is a multiple of 32 and
 // n > 0.
 func attnGQA4(out, q []float32, keys, values []uint16, off, stride, n, hd int, scale float32, att []float32, lb *laneBuf, batch bool) {
@@ -52,14 +52,14 @@ func attnGQA4(out, q []float32, keys, values []uint16, off, stride, n, hd int, s
 	// Direct calls only: through a func value, //go:noescape would not
 	// apply and tmp would go to the heap on every call.
 	switch {
-	case batch && useAVX512:
+	case batch:
 		lb.qi = grow(lb.qi, 4*hd)
 		qi := lb.qi[:4*hd]
 		interleaveQ4(qi, q32, hd)
-		attnScoresGQA4SgemmF16AVX512(ap, n, kp, 2*stride, unsafe.SliceData(qi), hd/8, scale)
-	case batch:
-		for g := range 4 {
-			attnScoresF16(att[g*n:(g+1)*n], keys, 0, stride, q32[g*hd:(g+1)*hd], scale, true)
+		if useAVX512 {
+			attnScoresGQA4SgemmF16AVX512(ap, n, kp, 2*stride, unsafe.SliceData(qi), hd/8, scale)
+		} else {
+			attnScoresGQA4SgemmF16AVX2(ap, n, kp, 2*stride, unsafe.SliceData(qi), hd/8, scale)
 		}
 	case useAVX512:
 		attnScoresGQA4F16AVX512(ap, n, kp, 2*stride, qp, hd, scale, &tmp[0])
@@ -93,7 +93,7 @@ func attnGQA4(out, q []float32, keys, values []uint16, off, stride, n, hd int, s
 var fastAttnGQA4Batch = useAVX2
 
 // interleaveQ4 lays out four heads' queries (hd each, hd a multiple of 8)
-// for attnScoresGQA4SgemmF16AVX512: for each step s of 8 elements, heads 0
+// for attnScoresGQA4SgemmF16AVX512 and AVX2: for each step s of 8 elements, heads 0
 // and 1's elements 8s..8s+7 side by side, then heads 2 and 3's.
 func interleaveQ4(qi, q []float32, hd int) {
 	qi, q = qi[:4*hd], q[:4*hd]
