@@ -267,15 +267,26 @@ func MatMulBatch(p *Pool, dst []float32, w Matrix, x []float32, n int) {
 // layer's q, k and v products. Otherwise, or for more than three, it makes
 // the MatMul calls one after another.
 func MatMulShared(p *Pool, x []float32, n int, ps ...Product) {
+	matMulShared(p, x, n, false, ps)
+}
+
+// MatMulSharedBatch is MatMulShared with each product as MatMulBatch
+// computes it: for a prompt's n >= 2 tokens.
+func MatMulSharedBatch(p *Pool, x []float32, n int, ps ...Product) {
+	matMulShared(p, x, n, true, ps)
+}
+
+func matMulShared(p *Pool, x []float32, n int, batch bool, ps []Product) {
+	sgemm := func(w Matrix) bool { return batch && n >= 2 && sgemmApplies(w) }
 	fuse := len(ps) >= 2 && len(ps) <= maxShared && n > 0
 	for _, q := range ps[min(1, len(ps)):] {
 		w0 := ps[0].W
 		fuse = fuse && q.W.Type == w0.Type && q.W.Cols == w0.Cols && (q.W.packed == nil) == (w0.packed == nil) &&
-			q.W.Rows%8 == w0.Rows%8 && q.W.Rows > 0
+			q.W.Rows%8 == w0.Rows%8 && q.W.Rows > 0 && sgemm(q.W) == sgemm(w0)
 	}
 	if !fuse || ps[0].W.Rows == 0 {
 		for _, q := range ps {
-			MatMul(p, q.Dst, q.W, x, n)
+			matMul(p, q.Dst, q.W, x, n, sgemm(q.W))
 		}
 		return
 	}
@@ -285,7 +296,7 @@ func MatMulShared(p *Pool, x []float32, n int, ps ...Product) {
 		q := &t.parts[j]
 		q.Dst = q.Dst[:n*q.W.Rows]
 	}
-	matMulTask(p, t, ps[0].Dst, ps[0].W, x, n, false)
+	matMulTask(p, t, ps[0].Dst, ps[0].W, x, n, sgemm(ps[0].W))
 }
 
 func matMul(p *Pool, dst []float32, w Matrix, x []float32, n int, batch bool) {

@@ -311,14 +311,7 @@ func (m *Model) layer(l int, x []float32, rows int, seqs []arch.Seq, s *scratch)
 	}
 	xb := s.xb[:rows*d]
 	q, k, v := s.q[:rows*qDim], s.k[:rows*kvDim], s.v[:rows*kvDim]
-	if rows == len(seqs) { // single tokens only: one dispatch for the three
-		kernels.MatMulShared(m.pool, xb, rows, kernels.Product{Dst: q, W: L.Q},
-			kernels.Product{Dst: k, W: L.K}, kernels.Product{Dst: v, W: L.V})
-	} else {
-		m.matmul(q, L.Q, xb, seqs)
-		m.matmul(k, L.K, xb, seqs)
-		m.matmul(v, L.V, xb, seqs)
-	}
+	m.matmulShared(xb, seqs, kernels.Product{Dst: q, W: L.Q}, kernels.Product{Dst: k, W: L.K}, kernels.Product{Dst: v, W: L.V})
 	if L.QBias != nil {
 		for r := 0; r < rows; r++ {
 			kernels.Add(q[r*qDim:(r+1)*qDim], L.QBias)
@@ -367,12 +360,7 @@ func (m *Model) layer(l int, x []float32, rows int, seqs []arch.Seq, s *scratch)
 		m.normRows(s.xb, x, L.FFNNorm, 0, rows)
 	}
 	hb, hb2 := s.hb[:rows*c.FFN], s.hb2[:rows*c.FFN]
-	if rows == len(seqs) {
-		kernels.MatMulShared(m.pool, xb, rows, kernels.Product{Dst: hb, W: L.Gate}, kernels.Product{Dst: hb2, W: L.Up})
-	} else {
-		m.matmul(hb, L.Gate, xb, seqs)
-		m.matmul(hb2, L.Up, xb, seqs)
-	}
+	m.matmulShared(xb, seqs, kernels.Product{Dst: hb, W: L.Gate}, kernels.Product{Dst: hb2, W: L.Up})
 	if rows >= parallelRows {
 		m.pool.For(rows, func(lo, hi int) { swigluRows(hb, hb2, c.FFN, lo, hi) })
 	} else {
@@ -449,11 +437,18 @@ func (m *Model) lastFFN(L *Layer, x []float32, seqs []arch.Seq, s *scratch) {
 	}
 }
 
-// matmul sets dst = x·wᵀ row by row, (rows, w.Rows), with the batch kernel
-// for the rows of sequences of two or more tokens and the vector kernel for
-// single tokens, grouping neighbouring sequences of the same kind.
+// matmul sets dst = x·wᵀ row by row, (rows, w.Rows), as matmulShared.
 func (m *Model) matmul(dst []float32, w kernels.Matrix, x []float32, seqs []arch.Seq) {
-	in, out := w.Cols, w.Rows
+	m.matmulShared(x, seqs, kernels.Product{Dst: dst, W: w})
+}
+
+// matmulShared sets each ps[j].Dst = x·ps[j].Wᵀ row by row, with the batch
+// kernels for the rows of sequences of two or more tokens and the vector
+// kernels for single tokens, grouping neighbouring sequences of the same
+// kind: each group's products (up to three) in one dispatch.
+func (m *Model) matmulShared(x []float32, seqs []arch.Seq, ps ...kernels.Product) {
+	in := ps[0].W.Cols
+	var sub [3]kernels.Product
 	r := 0
 	for i := 0; i < len(seqs); {
 		batch := seqs[i].N >= 2
@@ -461,10 +456,13 @@ func (m *Model) matmul(dst []float32, w kernels.Matrix, x []float32, seqs []arch
 		for ; i < len(seqs) && (seqs[i].N >= 2) == batch; i++ {
 			n += seqs[i].N
 		}
+		for j, p := range ps {
+			sub[j] = kernels.Product{Dst: p.Dst[r*p.W.Rows : (r+n)*p.W.Rows], W: p.W}
+		}
 		if batch {
-			kernels.MatMulBatch(m.pool, dst[r*out:(r+n)*out], w, x[r*in:(r+n)*in], n)
+			kernels.MatMulSharedBatch(m.pool, x[r*in:(r+n)*in], n, sub[:len(ps)]...)
 		} else {
-			kernels.MatMul(m.pool, dst[r*out:(r+n)*out], w, x[r*in:(r+n)*in], n)
+			kernels.MatMulShared(m.pool, x[r*in:(r+n)*in], n, sub[:len(ps)]...)
 		}
 		r += n
 	}
