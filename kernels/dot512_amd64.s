@@ -18,16 +18,67 @@
 // alternating rounds); 16 KB gained less for Q4_0.
 #define PACK_PREFETCH 4096
 
+// Q4B16(qo, so, xo, xso) adds a Q4_0 block of 16 rows into Z0: its quants
+// at qo(SI), its scales at so(SI), its activations at xo(DI) and their sums
+// at xso(BX).
+#define Q4B16(qo, so, xo, xso) \
+	VMOVDQU32     qo(SI), Z3; \
+	VMOVDQU32     qo+64(SI), Z5; \
+	VMOVDQU32     qo+128(SI), Z7; \
+	VMOVDQU32     qo+192(SI), Z9; \
+	VPSRLW        $4, Z3, Z4; \
+	VPSRLW        $4, Z5, Z6; \
+	VPSRLW        $4, Z7, Z8; \
+	VPSRLW        $4, Z9, Z10; \
+	VPANDD        Z31, Z3, Z3; \
+	VPANDD        Z31, Z4, Z4; \
+	VPANDD        Z31, Z5, Z5; \
+	VPANDD        Z31, Z6, Z6; \
+	VPANDD        Z31, Z7, Z7; \
+	VPANDD        Z31, Z8, Z8; \
+	VPANDD        Z31, Z9, Z9; \
+	VPANDD        Z31, Z10, Z10; \
+	VPXORD        Z1, Z1, Z1; \
+	VPXORD        Z2, Z2, Z2; \
+	VPDPBUSD.BCST xo+2(DI), Z3, Z1; \
+	VPDPBUSD.BCST xo+18(DI), Z4, Z2; \
+	VPDPBUSD.BCST xo+6(DI), Z5, Z1; \
+	VPDPBUSD.BCST xo+22(DI), Z6, Z2; \
+	VPDPBUSD.BCST xo+10(DI), Z7, Z1; \
+	VPDPBUSD.BCST xo+26(DI), Z8, Z2; \
+	VPDPBUSD.BCST xo+14(DI), Z9, Z1; \
+	VPDPBUSD.BCST xo+30(DI), Z10, Z2; \
+	VPADDD        Z2, Z1, Z1; \
+	VPSUBD.BCST   xso(BX), Z1, Z1; \
+	VCVTDQ2PS     Z1, Z1; \
+	VCVTPH2PS     so(SI), Z11; \
+	VMULPS.BCST   xso+4(BX), Z11, Z11; \
+	VFMADD231PS   Z11, Z1, Z0
+
+// PACK_PREFETCH9 prefetches the 9 lines of a pair of packed Q4_0 blocks
+// PACK_PREFETCH ahead.
+#define PACK_PREFETCH9 \
+	PREFETCHT0 PACK_PREFETCH(SI); \
+	PREFETCHT0 PACK_PREFETCH+64(SI); \
+	PREFETCHT0 PACK_PREFETCH+128(SI); \
+	PREFETCHT0 PACK_PREFETCH+192(SI); \
+	PREFETCHT0 PACK_PREFETCH+256(SI); \
+	PREFETCHT0 PACK_PREFETCH+320(SI); \
+	PREFETCHT0 PACK_PREFETCH+384(SI); \
+	PREFETCHT0 PACK_PREFETCH+448(SI); \
+	PREFETCHT0 PACK_PREFETCH+512(SI)
+
 // func dotQ4_0Q8_0x16PackedAVX512(dst *float32, w *byte, x *byte, xs *byte, nb int, groups int)
 //
 // dotQ4_0Q8_0x8 of groups*16 rows packed in groups of 16 (group g's blocks
-// at w + g*nb*288) into dst[16g+r]: lane r of Z0 is row r's accumulator,
-// and per block acc_r = fma(float32(sumi_r), F16(dw_r)*F16(dx), acc_r) in
-// block order, sumi_r the exact sum of nibble*x minus 8 times the sum of
-// the block's x (xs: packedSums). Word i of the block's 64-byte chunks
-// holds elements 4i..4i+3 of each row in its low nibbles (against x bytes
-// 2+4i..) and 16+4i.. in its high ones (against 18+4i..); the low and high
-// sums go to Z1 and Z2, two chains instead of one.
+// at w + g*nb*288, by pairs: packRows) into dst[16g+r]: lane r of Z0 is
+// row r's accumulator, and per block acc_r = fma(float32(sumi_r),
+// F16(dw_r)*F16(dx), acc_r) in block order, sumi_r the exact sum of
+// nibble*x minus 8 times the sum of the block's x (xs: packedSums). Word i
+// of the block's 64-byte chunks holds elements 4i..4i+3 of each row in its
+// low nibbles (against x bytes 2+4i..) and 16+4i.. in its high ones
+// (against 18+4i..); the low and high sums go to Z1 and Z2, two chains
+// instead of one.
 TEXT ·dotQ4_0Q8_0x16PackedAVX512(SB), NOSPLIT, $0-48
 	MOVQ dst+0(FP), DX
 	MOVQ w+8(FP), SI
@@ -44,52 +95,28 @@ p16group:
 	MOVQ   x+16(FP), DI
 	MOVQ   xs+24(FP), BX
 	MOVQ   R9, CX
+	SHRQ   $1, CX // pairs of blocks
 	VXORPS Z0, Z0, Z0
+	JEQ    p16odd
 
-p16loop:
-	PREFETCHT0 PACK_PREFETCH(SI)
-	PREFETCHT0 PACK_PREFETCH+64(SI)
-	PREFETCHT0 PACK_PREFETCH+128(SI)
-	PREFETCHT0 PACK_PREFETCH+192(SI)
-	PREFETCHT0 PACK_PREFETCH+256(SI)
-	VMOVDQU32 32(SI), Z3
-	VMOVDQU32 96(SI), Z5
-	VMOVDQU32 160(SI), Z7
-	VMOVDQU32 224(SI), Z9
-	VPSRLW    $4, Z3, Z4
-	VPSRLW    $4, Z5, Z6
-	VPSRLW    $4, Z7, Z8
-	VPSRLW    $4, Z9, Z10
-	VPANDD    Z31, Z3, Z3
-	VPANDD    Z31, Z4, Z4
-	VPANDD    Z31, Z5, Z5
-	VPANDD    Z31, Z6, Z6
-	VPANDD    Z31, Z7, Z7
-	VPANDD    Z31, Z8, Z8
-	VPANDD    Z31, Z9, Z9
-	VPANDD    Z31, Z10, Z10
-	VPXORD    Z1, Z1, Z1
-	VPXORD    Z2, Z2, Z2
-	VPDPBUSD.BCST 2(DI), Z3, Z1
-	VPDPBUSD.BCST 18(DI), Z4, Z2
-	VPDPBUSD.BCST 6(DI), Z5, Z1
-	VPDPBUSD.BCST 22(DI), Z6, Z2
-	VPDPBUSD.BCST 10(DI), Z7, Z1
-	VPDPBUSD.BCST 26(DI), Z8, Z2
-	VPDPBUSD.BCST 14(DI), Z9, Z1
-	VPDPBUSD.BCST 30(DI), Z10, Z2
-	VPADDD        Z2, Z1, Z1
-	VPSUBD.BCST   (BX), Z1, Z1
-	VCVTDQ2PS     Z1, Z1
-	VCVTPH2PS     (SI), Z11
-	VMULPS.BCST   4(BX), Z11, Z11
-	VFMADD231PS   Z11, Z1, Z0
-	ADDQ $288, SI
-	ADDQ $34, DI
-	ADDQ $40, BX
+p16pair:
+	PACK_PREFETCH9
+	Q4B16(0, 512, 0, 0)
+	Q4B16(256, 544, 34, 40)
+	ADDQ $576, SI
+	ADDQ $68, DI
+	ADDQ $80, BX
 	DECQ CX
-	JNZ  p16loop
+	JNZ  p16pair
 
+p16odd:
+	TESTQ $1, R9
+	JEQ   p16store
+	PACK_PREFETCH9
+	Q4B16(0, 256, 0, 0)
+	ADDQ  $288, SI
+
+p16store:
 	VMOVUPS Z0, (DX)
 	ADDQ    $64, DX
 	DECQ    R8
@@ -99,22 +126,50 @@ p16done:
 	VZEROUPPER
 	RET
 
-// Q8W16(i, acc) adds word i of a Q8_0 block (columns 4i..4i+3) of 16 rows
-// into acc: Z1 = -128*(sum of x's 4 bytes) from xs, plus the products of
-// the weights plus 128 (from the packed block at SI) and x's bytes, is the
-// exact integer sum of LANES8's lane i for each row; then acc = fma(that,
-// the rows' scales in Z8, acc), as the AVX2 kernel's lane i.
-#define Q8W16(i, acc) \
-	VMOVDQU32     (32+64*i)(SI), Z2; \
-	VPBROADCASTD  (8+4*i)(BX), Z1; \
-	VPDPBUSD.BCST (2+4*i)(DI), Z2, Z1; \
+// Q8W16(qo, xo, xso, i, acc) adds word i (columns 4i..4i+3) of the Q8_0
+// block of 16 rows whose quants are at qo(SI) into acc: Z1 =
+// -128*(sum of x's 4 bytes) from the sums at xso(BX), plus the products of
+// the weights plus 128 and x's bytes (at xo(DI)), is the exact integer sum
+// of LANES8's lane i for each row; then acc = fma(that, the rows' scales in
+// Z8, acc), as the AVX2 kernel's lane i.
+#define Q8W16(qo, xo, xso, i, acc) \
+	VMOVDQU32     (qo+64*i)(SI), Z2; \
+	VPBROADCASTD  (xso+8+4*i)(BX), Z1; \
+	VPDPBUSD.BCST (xo+2+4*i)(DI), Z2, Z1; \
 	VCVTDQ2PS     Z1, Z1; \
 	VFMADD231PS   Z8, Z1, acc
+
+// Q8B16(qo, so, xo, xso) adds a Q8_0 block of 16 rows (quants at qo(SI),
+// scales at so(SI)) into the lanes Z16..Z23.
+#define Q8B16(qo, so, xo, xso) \
+	VCVTPH2PS   so(SI), Z8; \
+	VMULPS.BCST xso+4(BX), Z8, Z8; \
+	Q8W16(qo, xo, xso, 0, Z16); \
+	Q8W16(qo, xo, xso, 1, Z17); \
+	Q8W16(qo, xo, xso, 2, Z18); \
+	Q8W16(qo, xo, xso, 3, Z19); \
+	Q8W16(qo, xo, xso, 4, Z20); \
+	Q8W16(qo, xo, xso, 5, Z21); \
+	Q8W16(qo, xo, xso, 6, Z22); \
+	Q8W16(qo, xo, xso, 7, Z23)
+
+// PACK_PREFETCH9AT(o) prefetches 9 lines from o bytes on, PACK_PREFETCH
+// ahead.
+#define PACK_PREFETCH9AT(o) \
+	PREFETCHT0 PACK_PREFETCH+o(SI); \
+	PREFETCHT0 PACK_PREFETCH+o+64(SI); \
+	PREFETCHT0 PACK_PREFETCH+o+128(SI); \
+	PREFETCHT0 PACK_PREFETCH+o+192(SI); \
+	PREFETCHT0 PACK_PREFETCH+o+256(SI); \
+	PREFETCHT0 PACK_PREFETCH+o+320(SI); \
+	PREFETCHT0 PACK_PREFETCH+o+384(SI); \
+	PREFETCHT0 PACK_PREFETCH+o+448(SI); \
+	PREFETCHT0 PACK_PREFETCH+o+512(SI)
 
 // func dotQ8_0Q8_0x16PackedAVX512(dst *float32, w *byte, x *byte, xs *byte, nb int, groups int)
 //
 // dotQ8_0Q8_0 of groups*16 rows packed in groups of 16 (group g's blocks
-// at w + g*nb*544) into dst[16g+r]. Row r keeps the 8 lanes of
+// at w + g*nb*544, by pairs: packRows) into dst[16g+r]. Row r keeps the 8 lanes of
 // dotQ8_0Q8_0AVX2's accumulator in lane r of Z16..Z23 (lane i in Z16+i),
 // with the same fused multiply-adds in the same order; at the end each
 // row's 8 lanes are added as HSUM8 adds them: (a_i + a_i+4), then i and
@@ -142,32 +197,28 @@ q16group:
 	VXORPS Z22, Z22, Z22
 	VXORPS Z23, Z23, Z23
 
-q16loop:
-	PREFETCHT0 PACK_PREFETCH(SI)
-	PREFETCHT0 PACK_PREFETCH+64(SI)
-	PREFETCHT0 PACK_PREFETCH+128(SI)
-	PREFETCHT0 PACK_PREFETCH+192(SI)
-	PREFETCHT0 PACK_PREFETCH+256(SI)
-	PREFETCHT0 PACK_PREFETCH+320(SI)
-	PREFETCHT0 PACK_PREFETCH+384(SI)
-	PREFETCHT0 PACK_PREFETCH+448(SI)
-	PREFETCHT0 PACK_PREFETCH+512(SI)
-	VCVTPH2PS   (SI), Z8
-	VMULPS.BCST 4(BX), Z8, Z8
-	Q8W16(0, Z16)
-	Q8W16(1, Z17)
-	Q8W16(2, Z18)
-	Q8W16(3, Z19)
-	Q8W16(4, Z20)
-	Q8W16(5, Z21)
-	Q8W16(6, Z22)
-	Q8W16(7, Z23)
-	ADDQ $544, SI
-	ADDQ $34, DI
-	ADDQ $40, BX
-	DECQ CX
-	JNZ  q16loop
+	SHRQ   $1, CX // pairs of blocks
+	JEQ    q16odd
 
+q16pair:
+	PACK_PREFETCH9AT(0)
+	PACK_PREFETCH9AT(576)
+	Q8B16(0, 1024, 0, 0)
+	Q8B16(512, 1056, 34, 40)
+	ADDQ $1088, SI
+	ADDQ $68, DI
+	ADDQ $80, BX
+	DECQ CX
+	JNZ  q16pair
+
+q16odd:
+	TESTQ $1, R9
+	JEQ   q16sum
+	PACK_PREFETCH9AT(0)
+	Q8B16(0, 512, 0, 0)
+	ADDQ  $544, SI
+
+q16sum:
 	VADDPS  Z20, Z16, Z16
 	VADDPS  Z21, Z17, Z17
 	VADDPS  Z22, Z18, Z18
