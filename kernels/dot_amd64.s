@@ -1090,10 +1090,60 @@ tok4done:
 	VZEROUPPER
 	RET
 
+// Q4B8(qo, so, xo, xso) adds a Q4_0 block of 8 rows into Y0: its quants at
+// qo(SI), its scales at so(SI), its activations at xo(DI) and their sums
+// at xso(BX). The products come out as [rows 0-3 | rows 4-7]: pairs (0,4),
+// (1,5), (2,6), (3,7).
+#define Q4B8(qo, so, xo, xso) \
+	VBROADCASTI128 xo+2(DI), Y1; \
+	VBROADCASTI128 xo+18(DI), Y2; \
+	VMOVDQU    qo(SI), Y4; \
+	VPSRLW     $4, Y4, Y5; \
+	VPAND      Y14, Y4, Y4; \
+	VPAND      Y14, Y5, Y5; \
+	VPMADDUBSW Y1, Y4, Y4; \
+	VPMADDUBSW Y2, Y5, Y5; \
+	VPADDW     Y5, Y4, Y4; \
+	VPMADDWD   Y15, Y4, Y4; \
+	VMOVDQU    qo+32(SI), Y6; \
+	VPSRLW     $4, Y6, Y7; \
+	VPAND      Y14, Y6, Y6; \
+	VPAND      Y14, Y7, Y7; \
+	VPMADDUBSW Y1, Y6, Y6; \
+	VPMADDUBSW Y2, Y7, Y7; \
+	VPADDW     Y7, Y6, Y6; \
+	VPMADDWD   Y15, Y6, Y6; \
+	VMOVDQU    qo+64(SI), Y8; \
+	VPSRLW     $4, Y8, Y9; \
+	VPAND      Y14, Y8, Y8; \
+	VPAND      Y14, Y9, Y9; \
+	VPMADDUBSW Y1, Y8, Y8; \
+	VPMADDUBSW Y2, Y9, Y9; \
+	VPADDW     Y9, Y8, Y8; \
+	VPMADDWD   Y15, Y8, Y8; \
+	VMOVDQU    qo+96(SI), Y10; \
+	VPSRLW     $4, Y10, Y11; \
+	VPAND      Y14, Y10, Y10; \
+	VPAND      Y14, Y11, Y11; \
+	VPMADDUBSW Y1, Y10, Y10; \
+	VPMADDUBSW Y2, Y11, Y11; \
+	VPADDW     Y11, Y10, Y10; \
+	VPMADDWD   Y15, Y10, Y10; \
+	VPHADDD Y6, Y4, Y4; \
+	VPHADDD Y10, Y8, Y8; \
+	VPHADDD Y8, Y4, Y4; \
+	VPBROADCASTD xso(BX), Y5; \
+	VPSUBD       Y5, Y4, Y4; \
+	VCVTDQ2PS    Y4, Y4; \
+	VCVTPH2PS    so(SI), Y5; \
+	VBROADCASTSS xso+4(BX), Y6; \
+	VMULPS       Y6, Y5, Y5; \
+	VFMADD231PS  Y5, Y4, Y0
+
 // func dotQ4_0Q8_0x8PackedAVX2(dst *float32, w *byte, x *byte, xs *byte, nb int, groups int)
 //
-// dotQ4_0Q8_0x8 of groups*8 rows packed by packQ4_0x8 (group g's blocks at
-// w + g*nb*144) into dst[8g+r]. As dotQ4_0Q8_0x8RowsAVX2, lane r of Y0 is
+// dotQ4_0Q8_0x8 of groups*8 rows packed by packRows (group g's blocks at
+// w + g*nb*144, by pairs) into dst[8g+r]. As dotQ4_0Q8_0x8RowsAVX2, lane r of Y0 is
 // row r's accumulator and per block acc_r = fma(float32(sumi_r),
 // F16(dw_r)*F16(dx), acc_r) in block order. sumi_r is the exact integer
 // sum of nibble*x (VPMADDUBSW of unsigned nibbles) minus 8 times the sum of
@@ -1120,58 +1170,25 @@ pkgroup:
 	MOVQ R9, CX
 	VXORPS Y0, Y0, Y0
 
-pkloop:
-	VBROADCASTI128 2(DI), Y1
-	VBROADCASTI128 18(DI), Y2
-	VMOVDQU    16(SI), Y4
-	VPSRLW     $4, Y4, Y5
-	VPAND      Y14, Y4, Y4
-	VPAND      Y14, Y5, Y5
-	VPMADDUBSW Y1, Y4, Y4
-	VPMADDUBSW Y2, Y5, Y5
-	VPADDW     Y5, Y4, Y4
-	VPMADDWD   Y15, Y4, Y4
-	VMOVDQU    48(SI), Y6
-	VPSRLW     $4, Y6, Y7
-	VPAND      Y14, Y6, Y6
-	VPAND      Y14, Y7, Y7
-	VPMADDUBSW Y1, Y6, Y6
-	VPMADDUBSW Y2, Y7, Y7
-	VPADDW     Y7, Y6, Y6
-	VPMADDWD   Y15, Y6, Y6
-	VMOVDQU    80(SI), Y8
-	VPSRLW     $4, Y8, Y9
-	VPAND      Y14, Y8, Y8
-	VPAND      Y14, Y9, Y9
-	VPMADDUBSW Y1, Y8, Y8
-	VPMADDUBSW Y2, Y9, Y9
-	VPADDW     Y9, Y8, Y8
-	VPMADDWD   Y15, Y8, Y8
-	VMOVDQU    112(SI), Y10
-	VPSRLW     $4, Y10, Y11
-	VPAND      Y14, Y10, Y10
-	VPAND      Y14, Y11, Y11
-	VPMADDUBSW Y1, Y10, Y10
-	VPMADDUBSW Y2, Y11, Y11
-	VPADDW     Y11, Y10, Y10
-	VPMADDWD   Y15, Y10, Y10
-	// Y4 = [rows 0-3 | rows 4-7]: pairs (0,4), (1,5), (2,6), (3,7).
-	VPHADDD Y6, Y4, Y4
-	VPHADDD Y10, Y8, Y8
-	VPHADDD Y8, Y4, Y4
-	VPBROADCASTD (BX), Y5
-	VPSUBD       Y5, Y4, Y4
-	VCVTDQ2PS    Y4, Y4
-	VCVTPH2PS    (SI), Y5
-	VBROADCASTSS 4(BX), Y6
-	VMULPS       Y6, Y5, Y5
-	VFMADD231PS  Y5, Y4, Y0
-	ADDQ $144, SI
-	ADDQ $34, DI
-	ADDQ $40, BX
-	DECQ CX
-	JNZ  pkloop
+	SHRQ $1, CX // pairs of blocks
+	JEQ  pkodd
 
+pkpair:
+	Q4B8(0, 256, 0, 0)
+	Q4B8(128, 272, 34, 40)
+	ADDQ $288, SI
+	ADDQ $68, DI
+	ADDQ $80, BX
+	DECQ CX
+	JNZ  pkpair
+
+pkodd:
+	TESTQ $1, R9
+	JEQ   pkstore
+	Q4B8(0, 128, 0, 0)
+	ADDQ  $144, SI
+
+pkstore:
 	VMOVUPS Y0, (DX)
 	ADDQ    $32, DX
 	DECQ    R8
@@ -1292,10 +1309,41 @@ f16x2done:
 	VZEROUPPER
 	RET
 
+// Q8R8(qo, r, acc) adds row r's products of a Q8_0 block of 8 rows (its
+// quants at qo+32r(SI), x's in Y8) into acc, scaled by the row's scale at
+// 4r(SP).
+#define Q8R8(qo, r, acc) \
+	VMOVDQU      (qo+32*r)(SI), Y10; \
+	VPSIGNB      Y10, Y10, Y11; \
+	VPSIGNB      Y10, Y8, Y12; \
+	VPMADDUBSW   Y12, Y11, Y11; \
+	VPMADDWD     Y15, Y11, Y11; \
+	VCVTDQ2PS    Y11, Y11; \
+	VBROADCASTSS (4*r)(SP), Y12; \
+	VFMADD231PS  Y12, Y11, acc
+
+// Q8B8(qo, so, xo, xso) adds a Q8_0 block of 8 rows (quants at qo(SI),
+// scales at so(SI), activations at xo(DI), their scale at xso+4(BX)) into
+// the rows' accumulators Y0-Y7.
+#define Q8B8(qo, so, xo, xso) \
+	VMOVDQU      xo+2(DI), Y8; \
+	VCVTPH2PS    so(SI), Y9; \
+	VBROADCASTSS xso+4(BX), Y10; \
+	VMULPS       Y10, Y9, Y9; \
+	VMOVUPS      Y9, 0(SP); \
+	Q8R8(qo, 0, Y0); \
+	Q8R8(qo, 1, Y1); \
+	Q8R8(qo, 2, Y2); \
+	Q8R8(qo, 3, Y3); \
+	Q8R8(qo, 4, Y4); \
+	Q8R8(qo, 5, Y5); \
+	Q8R8(qo, 6, Y6); \
+	Q8R8(qo, 7, Y7)
+
 // func dotQ8_0Q8_0x8PackedAVX2(dst *float32, w *byte, x *byte, xs *byte, nb int, groups int)
 //
-// dotQ8_0Q8_0 of groups*8 rows packed by packQ8_0x8 (group g's blocks at
-// w + g*nb*272) into dst[8g+r]: row r keeps its own 8-lane accumulator (Yr)
+// dotQ8_0Q8_0 of groups*8 rows packed by packRows (group g's blocks at
+// w + g*nb*272, by pairs) into dst[8g+r]: row r keeps its own 8-lane accumulator (Yr)
 // with the same fused multiply-adds in the same order as one row at a time
 // (dotQ8_0Q8_0AVX2), while the activations' quants and scale are loaded once
 // per block for the 8 rows and the weights stream from one run of memory.
@@ -1325,81 +1373,25 @@ pq8group:
 	VXORPS Y6, Y6, Y6
 	VXORPS Y7, Y7, Y7
 
-pq8loop:
-	VMOVDQU      2(DI), Y8
-	VCVTPH2PS    (SI), Y9
-	VBROADCASTSS 4(BX), Y10
-	VMULPS       Y10, Y9, Y9
-	VMOVUPS      Y9, 0(SP)
-	VMOVDQU      16(SI), Y10
-	VPSIGNB      Y10, Y10, Y11
-	VPSIGNB      Y10, Y8, Y12
-	VPMADDUBSW   Y12, Y11, Y11
-	VPMADDWD     Y15, Y11, Y11
-	VCVTDQ2PS    Y11, Y11
-	VBROADCASTSS 0(SP), Y12
-	VFMADD231PS  Y12, Y11, Y0
-	VMOVDQU      48(SI), Y10
-	VPSIGNB      Y10, Y10, Y11
-	VPSIGNB      Y10, Y8, Y12
-	VPMADDUBSW   Y12, Y11, Y11
-	VPMADDWD     Y15, Y11, Y11
-	VCVTDQ2PS    Y11, Y11
-	VBROADCASTSS 4(SP), Y12
-	VFMADD231PS  Y12, Y11, Y1
-	VMOVDQU      80(SI), Y10
-	VPSIGNB      Y10, Y10, Y11
-	VPSIGNB      Y10, Y8, Y12
-	VPMADDUBSW   Y12, Y11, Y11
-	VPMADDWD     Y15, Y11, Y11
-	VCVTDQ2PS    Y11, Y11
-	VBROADCASTSS 8(SP), Y12
-	VFMADD231PS  Y12, Y11, Y2
-	VMOVDQU      112(SI), Y10
-	VPSIGNB      Y10, Y10, Y11
-	VPSIGNB      Y10, Y8, Y12
-	VPMADDUBSW   Y12, Y11, Y11
-	VPMADDWD     Y15, Y11, Y11
-	VCVTDQ2PS    Y11, Y11
-	VBROADCASTSS 12(SP), Y12
-	VFMADD231PS  Y12, Y11, Y3
-	VMOVDQU      144(SI), Y10
-	VPSIGNB      Y10, Y10, Y11
-	VPSIGNB      Y10, Y8, Y12
-	VPMADDUBSW   Y12, Y11, Y11
-	VPMADDWD     Y15, Y11, Y11
-	VCVTDQ2PS    Y11, Y11
-	VBROADCASTSS 16(SP), Y12
-	VFMADD231PS  Y12, Y11, Y4
-	VMOVDQU      176(SI), Y10
-	VPSIGNB      Y10, Y10, Y11
-	VPSIGNB      Y10, Y8, Y12
-	VPMADDUBSW   Y12, Y11, Y11
-	VPMADDWD     Y15, Y11, Y11
-	VCVTDQ2PS    Y11, Y11
-	VBROADCASTSS 20(SP), Y12
-	VFMADD231PS  Y12, Y11, Y5
-	VMOVDQU      208(SI), Y10
-	VPSIGNB      Y10, Y10, Y11
-	VPSIGNB      Y10, Y8, Y12
-	VPMADDUBSW   Y12, Y11, Y11
-	VPMADDWD     Y15, Y11, Y11
-	VCVTDQ2PS    Y11, Y11
-	VBROADCASTSS 24(SP), Y12
-	VFMADD231PS  Y12, Y11, Y6
-	VMOVDQU      240(SI), Y10
-	VPSIGNB      Y10, Y10, Y11
-	VPSIGNB      Y10, Y8, Y12
-	VPMADDUBSW   Y12, Y11, Y11
-	VPMADDWD     Y15, Y11, Y11
-	VCVTDQ2PS    Y11, Y11
-	VBROADCASTSS 28(SP), Y12
-	VFMADD231PS  Y12, Y11, Y7
-	ADDQ $272, SI
-	ADDQ $34, DI
-	ADDQ $40, BX
+	SHRQ $1, CX // pairs of blocks
+	JEQ  pq8odd
+
+pq8pair:
+	Q8B8(0, 512, 0, 0)
+	Q8B8(256, 528, 34, 40)
+	ADDQ $544, SI
+	ADDQ $68, DI
+	ADDQ $80, BX
 	DECQ CX
-	JNZ  pq8loop
+	JNZ  pq8pair
+
+pq8odd:
+	TESTQ $1, R9
+	JEQ   pq8store
+	Q8B8(0, 256, 0, 0)
+	ADDQ  $272, SI
+
+pq8store:
 
 	HSUMST(Y0, X0, (DX))
 	HSUMST(Y1, X1, 4(DX))
