@@ -550,3 +550,112 @@ p86done:
 	VMOVUPS Z23, 1472(DX)
 	VZEROUPPER
 	RET
+
+// Q4T16(xo, xso, XP, SP, acc) is the rest of Q4B16 for one token, its
+// activations at xo(XP) and their sums at xso(SP), with the block's
+// nibbles in Z3-Z10 and its rows' scales in Z11. Clobbers Z1, Z2, Z12.
+#define Q4T16(xo, xso, XP, SP, acc) \
+	VPXORD        Z1, Z1, Z1; \
+	VPXORD        Z2, Z2, Z2; \
+	VPDPBUSD.BCST xo+2(XP), Z3, Z1; \
+	VPDPBUSD.BCST xo+18(XP), Z4, Z2; \
+	VPDPBUSD.BCST xo+6(XP), Z5, Z1; \
+	VPDPBUSD.BCST xo+22(XP), Z6, Z2; \
+	VPDPBUSD.BCST xo+10(XP), Z7, Z1; \
+	VPDPBUSD.BCST xo+26(XP), Z8, Z2; \
+	VPDPBUSD.BCST xo+14(XP), Z9, Z1; \
+	VPDPBUSD.BCST xo+30(XP), Z10, Z2; \
+	VPADDD        Z2, Z1, Z1; \
+	VPSUBD.BCST   xso(SP), Z1, Z1; \
+	VCVTDQ2PS     Z1, Z1; \
+	VMULPS.BCST   xso+4(SP), Z11, Z12; \
+	VFMADD231PS   Z12, Z1, acc
+
+// Q4B16T4(qo, so, xo, xso) is Q4B16 for four tokens at once: the block's
+// nibbles are loaded and split once and its scales widened once, then each
+// token (x at DI, R10, R11, R12; sums at BX, R13, R14, R15) gets Q4B16's
+// operations in its order into its accumulator (Z0, Z13, Z14, Z15).
+#define Q4B16T4(qo, so, xo, xso) \
+	VMOVDQU32 qo(SI), Z3; \
+	VMOVDQU32 qo+64(SI), Z5; \
+	VMOVDQU32 qo+128(SI), Z7; \
+	VMOVDQU32 qo+192(SI), Z9; \
+	VPSRLW    $4, Z3, Z4; \
+	VPSRLW    $4, Z5, Z6; \
+	VPSRLW    $4, Z7, Z8; \
+	VPSRLW    $4, Z9, Z10; \
+	VPANDD    Z31, Z3, Z3; \
+	VPANDD    Z31, Z4, Z4; \
+	VPANDD    Z31, Z5, Z5; \
+	VPANDD    Z31, Z6, Z6; \
+	VPANDD    Z31, Z7, Z7; \
+	VPANDD    Z31, Z8, Z8; \
+	VPANDD    Z31, Z9, Z9; \
+	VPANDD    Z31, Z10, Z10; \
+	VCVTPH2PS so(SI), Z11; \
+	Q4T16(xo, xso, DI, BX, Z0); \
+	Q4T16(xo, xso, R10, R13, Z13); \
+	Q4T16(xo, xso, R11, R14, Z14); \
+	Q4T16(xo, xso, R12, R15, Z15)
+
+// func dotQ4_0Q8_0x16PackedTok4AVX512(dst *float32, ldd int, w *byte, x *byte, xrb int, xs *byte, xsb int, nb int)
+//
+// dotQ4_0Q8_0x16PackedAVX512 of one group of 16 rows for four tokens, for a
+// prompt: token t's activations at x + t*xrb, their sums at xs + t*xsb,
+// its 16 results at dst + t*ldd floats. Each block's nibbles are unpacked
+// once for the four tokens (a third of a block's vector operations per
+// token); every token's results are bitwise the one-token kernel's.
+TEXT ·dotQ4_0Q8_0x16PackedTok4AVX512(SB), NOSPLIT, $0-64
+	MOVQ dst+0(FP), DX
+	MOVQ ldd+8(FP), R8
+	SHLQ $2, R8
+	MOVQ w+16(FP), SI
+	MOVQ x+24(FP), DI
+	MOVQ xrb+32(FP), AX
+	LEAQ (DI)(AX*1), R10
+	LEAQ (R10)(AX*1), R11
+	LEAQ (R11)(AX*1), R12
+	MOVQ xs+40(FP), BX
+	MOVQ xsb+48(FP), AX
+	LEAQ (BX)(AX*1), R13
+	LEAQ (R13)(AX*1), R14
+	LEAQ (R14)(AX*1), R15
+	MOVQ nb+56(FP), R9
+	MOVL         $0x0f0f0f0f, AX
+	VPBROADCASTD AX, Z31
+	VXORPS Z0, Z0, Z0
+	VXORPS Z13, Z13, Z13
+	VXORPS Z14, Z14, Z14
+	VXORPS Z15, Z15, Z15
+	MOVQ R9, CX
+	SHRQ $1, CX // pairs of blocks
+	JEQ  t4odd
+
+t4pair:
+	Q4B16T4(0, 512, 0, 0)
+	Q4B16T4(256, 544, 34, 40)
+	ADDQ $576, SI
+	ADDQ $68, DI
+	ADDQ $68, R10
+	ADDQ $68, R11
+	ADDQ $68, R12
+	ADDQ $80, BX
+	ADDQ $80, R13
+	ADDQ $80, R14
+	ADDQ $80, R15
+	DECQ CX
+	JNZ  t4pair
+
+t4odd:
+	TESTQ $1, R9
+	JEQ   t4store
+	Q4B16T4(0, 256, 0, 0)
+
+t4store:
+	LEAQ    (R8)(R8*2), AX
+	VMOVUPS Z0, (DX)
+	VMOVUPS Z13, (DX)(R8*1)
+	VMOVUPS Z14, (DX)(R8*2)
+	VMOVUPS Z15, (DX)(AX*1)
+	VZEROUPPER
+	RET

@@ -50,6 +50,9 @@ func dotQ8_0Q8_0x8PackedAVX2(dst *float32, w *byte, x *byte, xs *byte, nb int, g
 func dotQ4_0Q8_0x16PackedAVX512(dst *float32, w *byte, x *byte, xs *byte, nb int, groups int)
 
 //go:noescape
+func dotQ4_0Q8_0x16PackedTok4AVX512(dst *float32, ldd int, w *byte, x *byte, xrb int, xs *byte, xsb int, nb int)
+
+//go:noescape
 func dotQ8_0Q8_0x16PackedAVX512(dst *float32, w *byte, x *byte, xs *byte, nb int, groups int)
 
 //go:noescape
@@ -222,6 +225,30 @@ func dotPacked(dst []float32, w Matrix, g0, g1 int, x, xs []byte) {
 	default:
 		dotQ4_0Q8_0x8PackedAVX2(dp, pp, xp, sp, nb, g1-g0)
 	}
+}
+
+// dotPackedTok4 sets, for the tokens i < n in fours (the activations of
+// token i at x[i*xrb:], their sums at xs[i*nb*xsBlock:]), dst[i*w.Rows+r]
+// for the 16 rows r of group g of the packed Q4_0 matrix w, each block
+// unpacked once for four tokens, bitwise as dotPacked one token at a time.
+// It returns how many tokens it did: n rounded down to four, or 0 where
+// that kernel does not apply (not Q4_0 in groups of 16).
+func dotPackedTok4(dst []float32, w Matrix, g int, x []byte, xrb int, xs []byte, n int) int {
+	if w.group != 16 || w.Type != Q4_0 || n < 4 {
+		return 0
+	}
+	nb := w.Cols / QK
+	gb := nb * 16 * q4_0Bytes
+	p := w.packed[g*gb : (g+1)*gb]
+	sb := nb * xsBlock
+	done := n &^ 3
+	for i := 0; i < done; i += 4 {
+		d := dst[i*w.Rows+16*g : (i+3)*w.Rows+16*(g+1)]
+		xi := x[i*xrb : (i+3)*xrb+nb*q8_0Bytes]
+		si := xs[i*sb : (i+4)*sb]
+		dotQ4_0Q8_0x16PackedTok4AVX512(unsafe.SliceData(d), w.Rows, unsafe.SliceData(p), unsafe.SliceData(xi), xrb, unsafe.SliceData(si), sb, nb)
+	}
+	return done
 }
 
 // packedSumsImpl is packedSums, in AVX2 where the packed kernels run.

@@ -36,6 +36,9 @@ func packedSumsImpl(xs, x []byte, nb int) {}
 // dotPacked is never called: no matrix is packed here.
 func dotPacked(dst []float32, w Matrix, g0, g1 int, x, xs []byte) {}
 
+// dotPackedTok4 does nothing: no matrix is packed here.
+func dotPackedTok4(dst []float32, w Matrix, g int, x []byte, xrb int, xs []byte, n int) int { return 0 }
+
 // fastAct32 returns false: activations stay in their vec-dot type.
 func fastAct32(DType, bool) bool { return false }
 

@@ -176,7 +176,7 @@ func (t *mulTask) rowsOf(dst []float32, w Matrix, lo, hi int) {
 			return
 		}
 		for g := lo; g < hi; g++ { // each group's rows stay in cache over the tokens
-			for i := range t.n {
+			for i := dotPackedTok4(dst, w, g, t.xq, t.xrb, t.xs, t.n); i < t.n; i++ {
 				dotPacked(dst[i*w.Rows:(i+1)*w.Rows], w, g, g+1, t.xq[i*t.xrb:(i+1)*t.xrb], t.xs[i*nb*xsBlock:(i+1)*nb*xsBlock])
 			}
 		}
