@@ -18,42 +18,65 @@
 // alternating rounds); 16 KB gained less for Q4_0.
 #define PACK_PREFETCH 4096
 
+// Q4U16(qo, so) loads a Q4_0 block of 16 rows (quants at qo(SI), scales
+// at so(SI)) and splits it: its low and high nibbles in Z3-Z10 (chunk c's
+// in Z3+2c and Z4+2c), its rows' scales widened in Z11.
+#define Q4U16(qo, so) \
+	VMOVDQU32 qo(SI), Z3; \
+	VMOVDQU32 qo+64(SI), Z5; \
+	VMOVDQU32 qo+128(SI), Z7; \
+	VMOVDQU32 qo+192(SI), Z9; \
+	VPSRLW    $4, Z3, Z4; \
+	VPSRLW    $4, Z5, Z6; \
+	VPSRLW    $4, Z7, Z8; \
+	VPSRLW    $4, Z9, Z10; \
+	VPANDD    Z31, Z3, Z3; \
+	VPANDD    Z31, Z4, Z4; \
+	VPANDD    Z31, Z5, Z5; \
+	VPANDD    Z31, Z6, Z6; \
+	VPANDD    Z31, Z7, Z7; \
+	VPANDD    Z31, Z8, Z8; \
+	VPANDD    Z31, Z9, Z9; \
+	VPANDD    Z31, Z10, Z10; \
+	VCVTPH2PS so(SI), Z11
+
+// Q4T16(xo, xso, XP, SP, acc) adds the block Q4U16 split (nibbles in
+// Z3-Z10, rows' scales in Z11) into acc for one token, its activations at
+// xo(XP) and their sums at xso(SP). Clobbers Z1, Z2, Z12.
+#define Q4T16(xo, xso, XP, SP, acc) \
+	VPXORD        Z1, Z1, Z1; \
+	VPXORD        Z2, Z2, Z2; \
+	VPDPBUSD.BCST xo+2(XP), Z3, Z1; \
+	VPDPBUSD.BCST xo+18(XP), Z4, Z2; \
+	VPDPBUSD.BCST xo+6(XP), Z5, Z1; \
+	VPDPBUSD.BCST xo+22(XP), Z6, Z2; \
+	VPDPBUSD.BCST xo+10(XP), Z7, Z1; \
+	VPDPBUSD.BCST xo+26(XP), Z8, Z2; \
+	VPDPBUSD.BCST xo+14(XP), Z9, Z1; \
+	VPDPBUSD.BCST xo+30(XP), Z10, Z2; \
+	VPADDD        Z2, Z1, Z1; \
+	VPSUBD.BCST   xso(SP), Z1, Z1; \
+	VCVTDQ2PS     Z1, Z1; \
+	VMULPS.BCST   xso+4(SP), Z11, Z12; \
+	VFMADD231PS   Z12, Z1, acc
+
 // Q4B16(qo, so, xo, xso) adds a Q4_0 block of 16 rows into Z0: its quants
 // at qo(SI), its scales at so(SI), its activations at xo(DI) and their sums
 // at xso(BX).
 #define Q4B16(qo, so, xo, xso) \
-	VMOVDQU32     qo(SI), Z3; \
-	VMOVDQU32     qo+64(SI), Z5; \
-	VMOVDQU32     qo+128(SI), Z7; \
-	VMOVDQU32     qo+192(SI), Z9; \
-	VPSRLW        $4, Z3, Z4; \
-	VPSRLW        $4, Z5, Z6; \
-	VPSRLW        $4, Z7, Z8; \
-	VPSRLW        $4, Z9, Z10; \
-	VPANDD        Z31, Z3, Z3; \
-	VPANDD        Z31, Z4, Z4; \
-	VPANDD        Z31, Z5, Z5; \
-	VPANDD        Z31, Z6, Z6; \
-	VPANDD        Z31, Z7, Z7; \
-	VPANDD        Z31, Z8, Z8; \
-	VPANDD        Z31, Z9, Z9; \
-	VPANDD        Z31, Z10, Z10; \
-	VPXORD        Z1, Z1, Z1; \
-	VPXORD        Z2, Z2, Z2; \
-	VPDPBUSD.BCST xo+2(DI), Z3, Z1; \
-	VPDPBUSD.BCST xo+18(DI), Z4, Z2; \
-	VPDPBUSD.BCST xo+6(DI), Z5, Z1; \
-	VPDPBUSD.BCST xo+22(DI), Z6, Z2; \
-	VPDPBUSD.BCST xo+10(DI), Z7, Z1; \
-	VPDPBUSD.BCST xo+26(DI), Z8, Z2; \
-	VPDPBUSD.BCST xo+14(DI), Z9, Z1; \
-	VPDPBUSD.BCST xo+30(DI), Z10, Z2; \
-	VPADDD        Z2, Z1, Z1; \
-	VPSUBD.BCST   xso(BX), Z1, Z1; \
-	VCVTDQ2PS     Z1, Z1; \
-	VCVTPH2PS     so(SI), Z11; \
-	VMULPS.BCST   xso+4(BX), Z11, Z11; \
-	VFMADD231PS   Z11, Z1, Z0
+	Q4U16(qo, so); \
+	Q4T16(xo, xso, DI, BX, Z0)
+
+// Q4B16T4(qo, so, xo, xso) is Q4B16 for four tokens at once: the block is
+// split once, then each token (x at DI, R10, R11, R12; sums at BX, R13,
+// R14, R15) gets Q4B16's operations in its order into its accumulator (Z0,
+// Z13, Z14, Z15).
+#define Q4B16T4(qo, so, xo, xso) \
+	Q4U16(qo, so); \
+	Q4T16(xo, xso, DI, BX, Z0); \
+	Q4T16(xo, xso, R10, R13, Z13); \
+	Q4T16(xo, xso, R11, R14, Z14); \
+	Q4T16(xo, xso, R12, R15, Z15)
 
 // PACK_PREFETCH9 prefetches the 9 lines of a pair of packed Q4_0 blocks
 // PACK_PREFETCH ahead.
@@ -550,53 +573,6 @@ p86done:
 	VMOVUPS Z23, 1472(DX)
 	VZEROUPPER
 	RET
-
-// Q4T16(xo, xso, XP, SP, acc) is the rest of Q4B16 for one token, its
-// activations at xo(XP) and their sums at xso(SP), with the block's
-// nibbles in Z3-Z10 and its rows' scales in Z11. Clobbers Z1, Z2, Z12.
-#define Q4T16(xo, xso, XP, SP, acc) \
-	VPXORD        Z1, Z1, Z1; \
-	VPXORD        Z2, Z2, Z2; \
-	VPDPBUSD.BCST xo+2(XP), Z3, Z1; \
-	VPDPBUSD.BCST xo+18(XP), Z4, Z2; \
-	VPDPBUSD.BCST xo+6(XP), Z5, Z1; \
-	VPDPBUSD.BCST xo+22(XP), Z6, Z2; \
-	VPDPBUSD.BCST xo+10(XP), Z7, Z1; \
-	VPDPBUSD.BCST xo+26(XP), Z8, Z2; \
-	VPDPBUSD.BCST xo+14(XP), Z9, Z1; \
-	VPDPBUSD.BCST xo+30(XP), Z10, Z2; \
-	VPADDD        Z2, Z1, Z1; \
-	VPSUBD.BCST   xso(SP), Z1, Z1; \
-	VCVTDQ2PS     Z1, Z1; \
-	VMULPS.BCST   xso+4(SP), Z11, Z12; \
-	VFMADD231PS   Z12, Z1, acc
-
-// Q4B16T4(qo, so, xo, xso) is Q4B16 for four tokens at once: the block's
-// nibbles are loaded and split once and its scales widened once, then each
-// token (x at DI, R10, R11, R12; sums at BX, R13, R14, R15) gets Q4B16's
-// operations in its order into its accumulator (Z0, Z13, Z14, Z15).
-#define Q4B16T4(qo, so, xo, xso) \
-	VMOVDQU32 qo(SI), Z3; \
-	VMOVDQU32 qo+64(SI), Z5; \
-	VMOVDQU32 qo+128(SI), Z7; \
-	VMOVDQU32 qo+192(SI), Z9; \
-	VPSRLW    $4, Z3, Z4; \
-	VPSRLW    $4, Z5, Z6; \
-	VPSRLW    $4, Z7, Z8; \
-	VPSRLW    $4, Z9, Z10; \
-	VPANDD    Z31, Z3, Z3; \
-	VPANDD    Z31, Z4, Z4; \
-	VPANDD    Z31, Z5, Z5; \
-	VPANDD    Z31, Z6, Z6; \
-	VPANDD    Z31, Z7, Z7; \
-	VPANDD    Z31, Z8, Z8; \
-	VPANDD    Z31, Z9, Z9; \
-	VPANDD    Z31, Z10, Z10; \
-	VCVTPH2PS so(SI), Z11; \
-	Q4T16(xo, xso, DI, BX, Z0); \
-	Q4T16(xo, xso, R10, R13, Z13); \
-	Q4T16(xo, xso, R11, R14, Z14); \
-	Q4T16(xo, xso, R12, R15, Z15)
 
 // func dotQ4_0Q8_0x16PackedTok4AVX512(dst *float32, ldd int, w *byte, x *byte, xrb int, xs *byte, xsb int, nb int)
 //
