@@ -31,35 +31,51 @@ type funcTask func(lo, hi int)
 
 func (f funcTask) run(lo, hi int) { f(lo, hi) }
 
-// job is one For call in flight. Its range is claimed from next in
-// shrinking chunks (guided scheduling: a share of what is left, down to
-// least). Each goroutine working on it counts what it ran and takes that
-// from left once, when nothing is left to claim; whoever brings left to
-// zero signals done, which the caller always receives. (Taking each chunk
-// from left as it finished made the two cores pass next's cache line back
-// and forth twice per chunk: a For of 64 trivial chunks took 4.1 µs, now
-// 1.3.) refs counts the caller and the workers holding the job; the last
-// to let go recycles it.
+// job is one For call in flight. Its range starts split into one span per
+// goroutine it was handed to, the caller's included; each works through its
+// own span from the front in chunks of least, so that it reads one
+// contiguous run of memory (each restart of a run costs the hardware
+// prefetchers their warm-up), and one whose span is empty takes over the
+// back half of the largest span left, or all of a span under two chunks.
+// Spans no goroutine took up (every worker was busy) are taken over the
+// same way. Each goroutine counts what it ran and takes that from left
+// once, when nothing is left to claim; whoever brings left to zero signals
+// done, which the caller always receives. refs counts the caller and the
+// workers holding the job; the last to let go recycles it.
 type job struct {
-	t       task
-	n       int
-	least   int // the smallest chunk
-	workers int
-	next    atomic.Int64
-	left    atomic.Int64
-	refs    atomic.Int32
-	done    chan struct{}
+	t      task
+	least  int // the chunk claimed from a span's front
+	spans  []span
+	joined atomic.Int32 // goroutines that took the job up: the next one owns spans[joined]
+	left   atomic.Int64
+	refs   atomic.Int32
+	done   chan struct{}
 }
+
+// span is one goroutine's share of a job's range, [lo, hi) packed into
+// one word (lo in the low half) so that its owner's claims at the front
+// and a taker's cut at the back are each one compare-and-swap. Each is a
+// cache line of its own: owners claim without passing lines between
+// cores.
+type span struct {
+	v atomic.Uint64
+	_ [56]byte
+}
+
+// maxSpan bounds a job's range: a span's ends are 32-bit.
+const maxSpan = 1<<32 - 1
+
+func packSpan(lo, hi int) uint64 { return uint64(lo) | uint64(hi)<<32 }
+
+func unpackSpan(v uint64) (lo, hi int) { return int(v & maxSpan), int(v >> 32) }
 
 var jobs freeList[job]
 
-// finestCut sets the smallest chunk For hands out: 1/finestCut of a
-// worker's even share. Chunks start at half a worker's share of what is
-// left and shrink as the range runs out, so a product is read in a few long
-// runs (each chunk restarts the hardware prefetchers) while the last chunks
-// are short: a worker slowed by other load on the machine does not hold
-// everyone up, and the others' wait for the last chunk of a decode product
-// (idle at the end of every product) stays small.
+// finestCut sets the chunk For hands out: 1/finestCut of a worker's even
+// share. A goroutine's chunks from its own span follow one another in
+// memory, so their size does not break its run; it bounds the wait at the
+// end of a product (idle for everyone else), and a worker slowed by other
+// load on the machine loses the rest of its span to the others.
 const finestCut = 32
 
 // NewPool starts a pool of n workers, the caller of For counted as one (so
@@ -153,7 +169,7 @@ func (p *Pool) run(n, grain int, t task) {
 	if n <= 0 {
 		return
 	}
-	if p == nil || p.size <= 1 || n < 2*max(grain, 1) {
+	if p == nil || p.size <= 1 || n < 2*max(grain, 1) || n > maxSpan {
 		t.run(0, n)
 		return
 	}
@@ -168,18 +184,27 @@ func (p *Pool) run(n, grain int, t task) {
 	if j.done == nil {
 		j.done = make(chan struct{}, 1)
 	}
-	j.t, j.n, j.least, j.workers = t, n, least, p.size
-	j.next.Store(0)
+	parts := min(p.size, n/least)
+	if cap(j.spans) < parts {
+		j.spans = make([]span, parts)
+	}
+	j.spans = j.spans[:parts]
+	for i := range j.spans {
+		j.spans[i].v.Store(packSpan(i*n/parts, (i+1)*n/parts))
+	}
+	j.t, j.least = t, least
+	j.joined.Store(0)
 	j.left.Store(int64(n))
 	j.refs.Store(1)
-	for range min(p.size-1, n/least-1) {
+	for range parts - 1 {
 		j.refs.Add(1)
 		select {
 		case p.jobs <- j:
 			continue
 		default:
 			// Every worker is busy and the queue is full: the caller
-			// and whichever workers come free do the chunks.
+			// and whichever workers come free take over the spans
+			// left without an owner.
 			j.refs.Add(-1)
 		}
 		break
@@ -208,21 +233,57 @@ func (j *job) wait() {
 // work runs chunks of j until none is left to claim, then counts them
 // done.
 func (j *job) work() {
+	own := &j.spans[j.joined.Add(1)-1]
 	ran := 0
 	for {
-		lo := int(j.next.Load())
-		if lo >= j.n {
+		lo, hi, ok := j.claim(own)
+		if !ok {
 			break
-		}
-		hi := min(j.n, lo+max(j.least, (j.n-lo)/(2*j.workers)))
-		if !j.next.CompareAndSwap(int64(lo), int64(hi)) {
-			continue
 		}
 		j.t.run(lo, hi)
 		ran += hi - lo
 	}
 	if ran > 0 && j.left.Add(int64(-ran)) == 0 {
 		j.done <- struct{}{}
+	}
+}
+
+// claim returns the next chunk from the front of own, taking over part of
+// the largest other span first when own is empty; ok is false when every
+// span is.
+func (j *job) claim(own *span) (lo, hi int, ok bool) {
+	for {
+		v := own.v.Load()
+		if lo, hi := unpackSpan(v); lo < hi {
+			end := min(hi, lo+max(j.least, (hi-lo)/4))
+			if own.v.CompareAndSwap(v, packSpan(end, hi)) {
+				return lo, end, true
+			}
+			continue
+		}
+		var from *span
+		most := 0
+		for i := range j.spans {
+			if lo, hi := unpackSpan(j.spans[i].v.Load()); hi-lo > most {
+				from, most = &j.spans[i], hi-lo
+			}
+		}
+		if from == nil {
+			return 0, 0, false
+		}
+		v = from.v.Load()
+		lo, hi := unpackSpan(v)
+		if lo >= hi {
+			continue
+		}
+		cut := lo + (hi-lo)/2
+		if hi-lo < 2*j.least {
+			cut = lo
+		}
+		if from.v.CompareAndSwap(v, packSpan(lo, cut)) {
+			// Only this goroutine fills an empty own span.
+			own.v.Store(packSpan(cut, hi))
+		}
 	}
 }
 

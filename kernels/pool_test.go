@@ -5,6 +5,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 )
 
 // checkCover runs p.For(n) and checks that every index is covered exactly
@@ -53,6 +54,86 @@ func TestPoolForCovers(t *testing.T) {
 	if p := NewPool(0); p.Size() < 1 {
 		t.Errorf("NewPool(0).Size() = %d", p.Size())
 	} else {
+		p.Close()
+	}
+}
+
+// TestPoolTakesOverSpans checks that a For whose spans no worker takes up
+// (both are busy in another For) is done whole by its caller, and that the
+// busy workers, when free, finish theirs.
+func TestPoolTakesOverSpans(t *testing.T) {
+	p := NewPool(3)
+	defer p.Close()
+	entered, release := make(chan struct{}), make(chan struct{})
+	done := make(chan struct{})
+	var ran atomic.Int32
+	go func() {
+		defer close(done)
+		// One index each for the caller and the two workers, each held
+		// until release.
+		p.For(3, func(lo, hi int) {
+			for range hi - lo {
+				entered <- struct{}{}
+				<-release
+				ran.Add(1)
+			}
+		})
+	}()
+	for range 3 {
+		select {
+		case <-entered:
+		case <-done:
+			t.Fatal("the blocking For returned early")
+		}
+	}
+	covered := make(chan struct{})
+	go func() {
+		defer close(covered)
+		checkCover(t, p, 1000)
+	}()
+	select {
+	case <-covered:
+	case <-time.After(time.Minute):
+		t.Fatal("a For left to its caller did not finish: spans without an owner were not taken over")
+	}
+	close(release)
+	<-done
+	if ran.Load() != 3 {
+		t.Errorf("the blocking For ran %d indexes, want 3", ran.Load())
+	}
+}
+
+// TestPoolUnevenWork checks exact cover when some indexes cost far more
+// than others, so that goroutines run out of their own spans at different
+// times and take over parts of the others' (run it with -race too).
+func TestPoolUnevenWork(t *testing.T) {
+	for _, size := range []int{2, 3, 8} {
+		p := NewPool(size)
+		for _, n := range []int{2, 63, 1000, 4097} {
+			for _, slow := range []int{0, n / 3, n - 1} {
+				hits := make([]atomic.Int32, n)
+				var sink atomic.Int64
+				p.For(n, func(lo, hi int) {
+					for i := lo; i < hi; i++ {
+						spin := 1
+						if i <= slow && i >= slow-n/8 {
+							spin = 2000
+						}
+						s := 0
+						for k := range spin {
+							s += k ^ i
+						}
+						sink.Add(int64(s))
+						hits[i].Add(1)
+					}
+				})
+				for i := range hits {
+					if c := hits[i].Load(); c != 1 {
+						t.Fatalf("size %d, For(%d), slow around %d: index %d covered %d times", size, n, slow, i, c)
+					}
+				}
+			}
+		}
 		p.Close()
 	}
 }
