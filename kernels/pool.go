@@ -33,10 +33,11 @@ func (f funcTask) run(lo, hi int) { f(lo, hi) }
 
 // job is one For call in flight. Its range starts split into one span per
 // goroutine it was handed to, the caller's included; each works through its
-// own span from the front in chunks of least, so that it reads one
-// contiguous run of memory (each restart of a run costs the hardware
-// prefetchers their warm-up), and one whose span is empty takes over the
-// back half of the largest span left, or all of a span under two chunks.
+// own span from the front, in chunks of a quarter of what is left of it
+// (least at the smallest), so that it reads one contiguous run of memory
+// (each restart of a run costs the hardware prefetchers their warm-up), and
+// one whose span is empty takes over the back half of the largest span
+// left, or all of a span under two chunks.
 // Spans no goroutine took up (every worker was busy) are taken over the
 // same way. Each goroutine counts what it ran and takes that from left
 // once, when nothing is left to claim; whoever brings left to zero signals
@@ -44,7 +45,7 @@ func (f funcTask) run(lo, hi int) { f(lo, hi) }
 // workers holding the job; the last to let go recycles it.
 type job struct {
 	t      task
-	least  int // the chunk claimed from a span's front
+	least  int // the smallest chunk
 	spans  []span
 	joined atomic.Int32 // goroutines that took the job up: the next one owns spans[joined]
 	left   atomic.Int64
@@ -71,11 +72,12 @@ func unpackSpan(v uint64) (lo, hi int) { return int(v & maxSpan), int(v >> 32) }
 
 var jobs freeList[job]
 
-// finestCut sets the chunk For hands out: 1/finestCut of a worker's even
-// share. A goroutine's chunks from its own span follow one another in
-// memory, so their size does not break its run; it bounds the wait at the
-// end of a product (idle for everyone else), and a worker slowed by other
-// load on the machine loses the rest of its span to the others.
+// finestCut sets the smallest chunk For hands out: 1/finestCut of a
+// worker's even share. A goroutine's chunks from its own span follow one
+// another in memory, so their size does not break its run; the smallest
+// bounds the wait at the end of a product (idle for everyone else), and a
+// worker slowed by other load on the machine loses the rest of its span to
+// the others.
 const finestCut = 32
 
 // NewPool starts a pool of n workers, the caller of For counted as one (so
