@@ -148,7 +148,7 @@ func (t *mulTask) run(lo, hi int) {
 	off := 0 // a fused product: [lo, hi) runs over the parts' units in turn
 	for j := range t.nparts {
 		pt := &t.parts[j]
-		u := productUnits(pt.W)
+		u := t.productUnits(pt.W)
 		if a, b := max(lo-off, 0), min(hi-off, u); a < b {
 			t.rowsOf(pt.Dst, pt.W, a, b)
 		}
@@ -156,13 +156,24 @@ func (t *mulTask) run(lo, hi int) {
 	}
 }
 
-// productUnits is the length of the index range phase 1 of a product of w
-// runs over: groups of rows for a packed matrix, else rows.
-func productUnits(w Matrix) int {
-	if w.packed != nil {
-		return w.Rows / w.group
+// unitRows is how many rows of w one unit of phase 1 covers: a packed
+// matrix's group, else the rows kernel's count (so that a chunk's edges
+// do not split its rows into one-row dots), else one.
+func (t *mulTask) unitRows(w Matrix) int {
+	switch {
+	case w.packed != nil:
+		return w.group
+	case t.rows != nil:
+		return t.rowsK
 	}
-	return w.Rows
+	return 1
+}
+
+// productUnits is the length of the index range phase 1 of a product of w
+// runs over: its rows in units of unitRows (the last one maybe short).
+func (t *mulTask) productUnits(w Matrix) int {
+	k := t.unitRows(w)
+	return (w.Rows + k - 1) / k
 }
 
 // rowsOf computes units [lo, hi) (see productUnits) of the product of w
@@ -182,6 +193,8 @@ func (t *mulTask) rowsOf(dst []float32, w Matrix, lo, hi int) {
 		}
 		return
 	}
+	u := t.unitRows(w)
+	lo, hi = lo*u, min(hi*u, w.Rows)
 	rb := w.RowBytes()
 	if w.Type == F32 {
 		dot := dotF32
@@ -344,15 +357,12 @@ func matMulTask(p *Pool, t *mulTask, dst []float32, w Matrix, x []float32, n int
 		p.run(n, max(1, rowGrain/max(1, t.xrb)), t)
 	}
 	t.phase = 1
-	units, unitBytes := productUnits(w), w.RowBytes()*n
-	if w.packed != nil {
-		unitBytes *= w.group
-	}
+	units, unitBytes := t.productUnits(w), w.RowBytes()*n*t.unitRows(w)
 	for j := 1; j < t.nparts; j++ {
-		units += productUnits(t.parts[j].W)
+		units += t.productUnits(t.parts[j].W)
 	}
 	p.run(units, max(1, rowGrain/max(1, unitBytes)), t)
-	t.dst, t.w.Data, t.w.packed, t.x, t.dot, t.rows, t.tiles = nil, nil, nil, nil, nil, nil, nil
+	t.dst, t.w.Data, t.w.packed, t.x, t.dot, t.rows, t.rowsK, t.tiles = nil, nil, nil, nil, nil, nil, 0, nil
 	t.parts, t.nparts = [maxShared]Product{}, 0
 	mulTasks.put(t)
 }
