@@ -264,14 +264,14 @@ func TestZeroAllocs(t *testing.T) {
 		dst := make([]float32, 4*256)
 		for _, pool := range []*Pool{nil, p} {
 			MatVec(pool, dst, w, x) // warm the pools
-			if a := testing.AllocsPerRun(50, func() { MatVec(pool, dst, w, x[:1024]) }); a != 0 {
+			if a := settledAllocs(50, func() { MatVec(pool, dst, w, x[:1024]) }); a != 0 {
 				t.Errorf("MatVec %v on %d workers: %v allocations per call", typ, pool.Size(), a)
 			}
 			MatMul(pool, dst, w, x, 4)
-			if a := testing.AllocsPerRun(20, func() { MatMul(pool, dst, w, x, 4) }); a != 0 {
+			if a := settledAllocs(20, func() { MatMul(pool, dst, w, x, 4) }); a != 0 {
 				t.Errorf("MatMul %v on %d workers: %v allocations per call", typ, pool.Size(), a)
 			}
-			if a := testing.AllocsPerRun(20, func() { MatMulBatch(pool, dst, w, x, 4) }); a != 0 {
+			if a := settledAllocs(20, func() { MatMulBatch(pool, dst, w, x, 4) }); a != 0 {
 				t.Errorf("MatMulBatch %v on %d workers: %v allocations per call", typ, pool.Size(), a)
 			}
 		}
@@ -286,18 +286,18 @@ func TestZeroAllocs(t *testing.T) {
 	out, att := make([]float32, nh*hd), make([]float32, nh*n)
 	for _, pool := range []*Pool{nil, p} {
 		AttentionF16(pool, out, q, k16, v16, n, nh, nkv, hd, 0.125, att)
-		if a := testing.AllocsPerRun(50, func() { AttentionF16(pool, out, q, k16, v16, n, nh, nkv, hd, 0.125, att) }); a != 0 {
+		if a := settledAllocs(50, func() { AttentionF16(pool, out, q, k16, v16, n, nh, nkv, hd, 0.125, att) }); a != 0 {
 			t.Errorf("AttentionF16 on %d workers: %v allocations per call", pool.Size(), a)
 		}
-		if a := testing.AllocsPerRun(50, func() { AttentionF16Batch(pool, out, q, k16, v16, n, nh, nkv, hd, 0.125, att) }); a != 0 {
+		if a := settledAllocs(50, func() { AttentionF16Batch(pool, out, q, k16, v16, n, nh, nkv, hd, 0.125, att) }); a != 0 {
 			t.Errorf("AttentionF16Batch on %d workers: %v allocations per call", pool.Size(), a)
 		}
-		if a := testing.AllocsPerRun(50, func() { AttentionF32(pool, out, q, k32, v32, n, nh, nkv, hd, 0.125, att) }); a != 0 {
+		if a := settledAllocs(50, func() { AttentionF32(pool, out, q, k32, v32, n, nh, nkv, hd, 0.125, att) }); a != 0 {
 			t.Errorf("AttentionF32 on %d workers: %v allocations per call", pool.Size(), a)
 		}
 	}
 	r := RoPE{Dims: 64, Base: 10000}
-	if a := testing.AllocsPerRun(50, func() { r.Apply(q, nh, hd, 17) }); a != 0 {
+	if a := settledAllocs(50, func() { r.Apply(q, nh, hd, 17) }); a != 0 {
 		t.Errorf("RoPE.Apply: %v allocations per call", a)
 	}
 }

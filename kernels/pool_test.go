@@ -210,9 +210,25 @@ func TestPoolForNoAllocs(t *testing.T) {
 	var sink atomic.Int64
 	fn := func(lo, hi int) { sink.Add(int64(hi - lo)) }
 	p.For(100, fn)
-	if a := testing.AllocsPerRun(100, func() { p.For(100, fn) }); a != 0 {
+	if a := settledAllocs(100, func() { p.For(100, fn) }); a != 0 {
 		t.Errorf("For allocates %v times per call", a)
 	}
+}
+
+// settledAllocs is testing.AllocsPerRun(runs, f), tried up to three times
+// until it reads zero. A worker starved of CPU (other test binaries run
+// beside this one) leaves its queued jobs held, so the callers' next calls
+// take new ones from the heap: the free list grows once, by as many jobs as
+// the queue holds, and never shrinks. Code that allocates on every call
+// reads nonzero on every try.
+func settledAllocs(runs int, f func()) float64 {
+	var a float64
+	for range 3 {
+		if a = testing.AllocsPerRun(runs, f); a == 0 {
+			break
+		}
+	}
+	return a
 }
 
 // BenchmarkPoolFor measures a For call's own cost: handing the job to the

@@ -51,7 +51,16 @@ func TestDecodeAllocs(t *testing.T) {
 			for range 200 { // grow the cache and the scratch
 				step()
 			}
-			if a := testing.AllocsPerRun(50, step); a != 0 {
+			// Up to three tries: a kernel worker starved of CPU by other
+			// test binaries leaves the callers to take new jobs from the
+			// heap until the pool's free list holds as many as its queue
+			// (kernels.settledAllocs); a per-token allocation reads nonzero
+			// every time.
+			a := testing.AllocsPerRun(50, step)
+			for try := 1; try < 3 && a != 0; try++ {
+				a = testing.AllocsPerRun(50, step)
+			}
+			if a != 0 {
 				t.Errorf("%v allocations per decoded token, want 0", a)
 			}
 		})
