@@ -54,7 +54,7 @@ func Synth(w io.Writer, s SynthSpec) error {
 	kvs := []gguf.KV{
 		kv("general.architecture", gguf.TypeString, "llama"),
 		kv("general.name", gguf.TypeString, fmt.Sprintf("synth-%dx%d", s.Dim, s.Layers)),
-		kv("general.file_type", gguf.TypeUint32, uint32(s.Type)),
+		kv("general.file_type", gguf.TypeUint32, fileType(s.Type)),
 		kv("llama.context_length", gguf.TypeUint32, uint32(s.Context)),
 		kv("llama.embedding_length", gguf.TypeUint32, uint32(s.Dim)),
 		kv("llama.block_count", gguf.TypeUint32, uint32(s.Layers)),
@@ -156,4 +156,34 @@ func synthVocab(n int) []gguf.KV {
 		kv("tokenizer.ggml.eos_token_id", gguf.TypeUint32, uint32(2)),
 		kv("tokenizer.ggml.unknown_token_id", gguf.TypeUint32, uint32(0)),
 	}
+}
+
+// fileType is the general.file_type of a file whose 2-D weights are of
+// type t: llama.cpp's own numbering of whole-file types, which differs from
+// the tensor type numbers (Q8_0 is 7 there, 8 as a tensor type). A file of
+// all Q4_K or Q5_K weights is the "S" (small) variant of those types.
+func fileType(t kernels.DType) uint32 {
+	switch t {
+	case kernels.Q4_1:
+		return 3
+	case kernels.Q5_0:
+		return 8
+	case kernels.Q5_1:
+		return 9
+	case kernels.Q8_0:
+		return 7
+	case kernels.Q2_K:
+		return 10
+	case kernels.Q3_K:
+		return 11 // Q3_K_S
+	case kernels.Q4_K:
+		return 14 // Q4_K_S
+	case kernels.Q5_K:
+		return 16 // Q5_K_S
+	case kernels.Q6_K:
+		return 18
+	case kernels.BF16:
+		return 32
+	}
+	return uint32(t) // F32 0, F16 1, Q4_0 2: the same numbers
 }
