@@ -8,7 +8,7 @@ type attnTask struct {
 	keys16, values16     []uint16
 	keys32, values32     []float32
 	n, nHeads, group, hd int
-	kvStride             int
+	kv                   KVLayout
 	scale                float32
 	f16                  bool
 	batch                bool // llama.cpp's batched (sgemm) products
@@ -32,6 +32,37 @@ var laneBufs freeList[laneBuf]
 // stack.
 const attnStack = 512
 
+// KVLayout says where a KV cache keeps its entries: element d of KV head h
+// at position p is at index h*Head + p*Pos + d of the keys, and of the
+// values.
+type KVLayout struct {
+	Pos  int // elements from a position to the next
+	Head int // elements from a KV head to the next
+}
+
+// PosMajor is the layout of a (positions, nKVHeads, headDim) cache: each
+// position's heads side by side.
+func PosMajor(nKVHeads, headDim int) KVLayout {
+	return KVLayout{Pos: nKVHeads * headDim, Head: headDim}
+}
+
+// HeadMajor is the layout of a (nKVHeads, room, headDim) cache: each KV
+// head's positions in one run of room positions, so that attention over a
+// head streams one stretch of memory, where a position-major cache has
+// the hardware prefetchers follow a stride of every head's width.
+func HeadMajor(room, headDim int) KVLayout {
+	return KVLayout{Pos: headDim, Head: room * headDim}
+}
+
+// span is how many elements of keys (or values) the first n positions of
+// nKVHeads heads of headDim reach in layout l: the least length they have.
+func (l KVLayout) span(n, nKVHeads, headDim int) int {
+	if n <= 0 || nKVHeads <= 0 {
+		return 0
+	}
+	return (nKVHeads-1)*l.Head + (n-1)*l.Pos + headDim
+}
+
 // AttentionF16 computes attention for one query position over n cached
 // positions, all heads, with grouped-query sharing: query head h uses KV
 // head h/(nHeads/nKVHeads). It reproduces llama.cpp without flash attention
@@ -43,14 +74,16 @@ const attnStack = 512
 // each value dimension over the positions (32 lanes in position order,
 // reduced as ggml does).
 //
-// Shapes: q and out are (nHeads, headDim); keys and values are (n, nKVHeads,
-// headDim) F16 bits; att is scratch of at least nHeads*n floats, left holding
-// each head's probabilities (before F16 rounding) at att[h*n:(h+1)*n]. out
-// must not overlap q. Parallel over heads on p.
-func AttentionF16(p *Pool, out, q []float32, keys, values []uint16, n, nHeads, nKVHeads, headDim int, scale float32, att []float32) {
+// Shapes: q and out are (nHeads, headDim); keys and values are F16 bits
+// of n positions of nKVHeads heads of headDim, laid out as kv says; att is
+// scratch of at least nHeads*n floats, left holding each head's
+// probabilities (before F16 rounding) at att[h*n:(h+1)*n]. out must not
+// overlap q. Parallel over heads on p.
+func AttentionF16(p *Pool, out, q []float32, keys, values []uint16, kv KVLayout, n, nHeads, nKVHeads, headDim int, scale float32, att []float32) {
 	t := attnTasks.get()
-	t.keys16, t.values16, t.f16 = keys[:n*nKVHeads*headDim], values[:n*nKVHeads*headDim], true
-	t.attention(p, out, q, n, nHeads, nKVHeads, headDim, scale, att)
+	m := kv.span(n, nKVHeads, headDim)
+	t.keys16, t.values16, t.f16 = keys[:m], values[:m], true
+	t.attention(p, out, q, kv, n, nHeads, nKVHeads, headDim, scale, att)
 }
 
 // AttentionF16Batch is AttentionF16 for a query that llama.cpp computes as
@@ -60,19 +93,21 @@ func AttentionF16(p *Pool, out, q []float32, keys, values []uint16, n, nHeads, n
 // in 8 lanes over positions (when headDim is a multiple of 4), each reduced
 // by hsum8. Use it for every query of such a batch to reproduce llama.cpp's
 // prompt logits bit for bit.
-func AttentionF16Batch(p *Pool, out, q []float32, keys, values []uint16, n, nHeads, nKVHeads, headDim int, scale float32, att []float32) {
+func AttentionF16Batch(p *Pool, out, q []float32, keys, values []uint16, kv KVLayout, n, nHeads, nKVHeads, headDim int, scale float32, att []float32) {
 	t := attnTasks.get()
-	t.keys16, t.values16, t.f16, t.batch = keys[:n*nKVHeads*headDim], values[:n*nKVHeads*headDim], true, true
-	t.attention(p, out, q, n, nHeads, nKVHeads, headDim, scale, att)
+	m := kv.span(n, nKVHeads, headDim)
+	t.keys16, t.values16, t.f16, t.batch = keys[:m], values[:m], true, true
+	t.attention(p, out, q, kv, n, nHeads, nKVHeads, headDim, scale, att)
 }
 
 // AttentionF32 is AttentionF16 over a float32 KV cache, with no rounding to
 // F16: scores and the weighted sum are ggml_vec_dot_f32 (fused multiply-adds
 // in 32 lanes), the softmax as in AttentionF16.
-func AttentionF32(p *Pool, out, q []float32, keys, values []float32, n, nHeads, nKVHeads, headDim int, scale float32, att []float32) {
+func AttentionF32(p *Pool, out, q []float32, keys, values []float32, kv KVLayout, n, nHeads, nKVHeads, headDim int, scale float32, att []float32) {
 	t := attnTasks.get()
-	t.keys32, t.values32, t.f16 = keys[:n*nKVHeads*headDim], values[:n*nKVHeads*headDim], false
-	t.attention(p, out, q, n, nHeads, nKVHeads, headDim, scale, att)
+	m := kv.span(n, nKVHeads, headDim)
+	t.keys32, t.values32, t.f16 = keys[:m], values[:m], false
+	t.attention(p, out, q, kv, n, nHeads, nKVHeads, headDim, scale, att)
 }
 
 // AttentionF16Causal is AttentionF16Batch for nq consecutive queries of one
@@ -82,19 +117,21 @@ func AttentionF32(p *Pool, out, q []float32, keys, values []float32, n, nHeads, 
 // dispatch on p over all the queries' heads, where a query at a time would
 // make one per query (and leave the pool idle in each one's last chunks) —
 // the bulk of a prompt's attention time. q and out are (nq, nHeads,
-// headDim); keys and values hold at least pos0+nq positions.
-func AttentionF16Causal(p *Pool, out, q []float32, keys, values []uint16, nq, pos0, nHeads, nKVHeads, headDim int, scale float32) {
+// headDim); keys and values hold at least pos0+nq positions, laid out as
+// kv says.
+func AttentionF16Causal(p *Pool, out, q []float32, keys, values []uint16, kv KVLayout, nq, pos0, nHeads, nKVHeads, headDim int, scale float32) {
 	if nq <= 0 {
 		return
 	}
 	n := pos0 + nq
 	t := attnTasks.get()
-	t.keys16, t.values16, t.f16, t.batch = keys[:n*nKVHeads*headDim], values[:n*nKVHeads*headDim], true, true
+	m := kv.span(n, nKVHeads, headDim)
+	t.keys16, t.values16, t.f16, t.batch = keys[:m], values[:m], true, true
 	t.nq, t.pos0 = nq, pos0
 	qd := nHeads * headDim
 	t.out, t.q = out[:nq*qd], q[:nq*qd]
 	t.n, t.nHeads, t.group, t.hd = n, nHeads, nHeads/nKVHeads, headDim
-	t.kvStride = nKVHeads * headDim
+	t.kv = kv
 	t.scale = scale
 	// A query's head costs about 4*positions*headDim flops; give a chunk
 	// at least ~64K on average.
@@ -107,10 +144,10 @@ func AttentionF16Causal(p *Pool, out, q []float32, keys, values []uint16, nq, po
 	attnTasks.put(t)
 }
 
-func (t *attnTask) attention(p *Pool, out, q []float32, n, nHeads, nKVHeads, headDim int, scale float32, att []float32) {
+func (t *attnTask) attention(p *Pool, out, q []float32, kv KVLayout, n, nHeads, nKVHeads, headDim int, scale float32, att []float32) {
 	t.out, t.q, t.att = out[:nHeads*headDim], q[:nHeads*headDim], att[:nHeads*n]
 	t.n, t.nHeads, t.group, t.hd = n, nHeads, nHeads/nKVHeads, headDim
-	t.kvStride = nKVHeads * headDim
+	t.kv = kv
 	t.scale = scale
 	// A head costs about 4*n*headDim flops; give a chunk at least ~64K.
 	units := nHeads
@@ -148,7 +185,7 @@ func (t *attnTask) run(lo, hi int) {
 			} else {
 				att = t.att[h*n : (h+4)*n]
 			}
-			attnGQA4(t.out[qo+h*hd:qo+(h+4)*hd], t.q[qo+h*hd:qo+(h+4)*hd], t.keys16, t.values16, (h/t.group)*hd, t.kvStride,
+			attnGQA4(t.out[qo+h*hd:qo+(h+4)*hd], t.q[qo+h*hd:qo+(h+4)*hd], t.keys16, t.values16, (h/t.group)*t.kv.Head, t.kv.Pos,
 				nu, hd, t.scale, att, lb, t.batch)
 		}
 		laneBufs.put(lb)
@@ -183,7 +220,7 @@ func (t *attnTask) run(lo, hi int) {
 		} else {
 			qh, att, out = t.q[h*hd:(h+1)*hd], t.att[h*n:(h+1)*n], t.out[h*hd:(h+1)*hd]
 		}
-		kv := (h / t.group) * hd
+		kv, stride := (h/t.group)*t.kv.Head, t.kv.Pos
 		clear(acc)
 		lanes := 32
 		if t.f16 {
@@ -199,22 +236,22 @@ func (t *attnTask) run(lo, hi int) {
 			if fastAttnF16 { // SIMD, bitwise equal (dot_amd64.go)
 				q32 := qf[:hd]
 				attnRoundQ(q32, qh) // the values of the halves of q
-				if !attnScoresF16(att, t.keys16, kv, t.kvStride, q32, t.scale, sgemmScores) {
+				if !attnScoresF16(att, t.keys16, kv, stride, q32, t.scale, sgemmScores) {
 					for pos := range att {
-						k := t.keys16[pos*t.kvStride+kv : pos*t.kvStride+kv+hd]
+						k := t.keys16[pos*stride+kv : pos*stride+kv+hd]
 						att[pos] = attnScoreF16(k, q32, sgemmScores) * t.scale
 					}
 				}
 				softmaxGGML(att)
-				if !attnValuesF16(acc, t.values16, kv, t.kvStride, att, hd, lanes) {
+				if !attnValuesF16(acc, t.values16, kv, stride, att, hd, lanes) {
 					for pos, a := range att {
-						v := t.values16[pos*t.kvStride+kv : pos*t.kvStride+kv+hd]
+						v := t.values16[pos*stride+kv : pos*stride+kv+hd]
 						attnAxpyF16(acc[(pos%lanes)*hd:(pos%lanes+1)*hd], v, F16ToF32(F32ToF16(a)))
 					}
 				}
 			} else {
 				for pos := range att {
-					k := t.keys16[pos*t.kvStride+kv : pos*t.kvStride+kv+hd]
+					k := t.keys16[pos*stride+kv : pos*stride+kv+hd]
 					if sgemmScores {
 						att[pos] = sgemmHalves(k, q16) * t.scale
 					} else {
@@ -224,7 +261,7 @@ func (t *attnTask) run(lo, hi int) {
 				softmaxGGML(att)
 				for pos, a := range att {
 					p := F16ToF32(F32ToF16(a))
-					v := t.values16[pos*t.kvStride+kv : pos*t.kvStride+kv+hd]
+					v := t.values16[pos*stride+kv : pos*stride+kv+hd]
 					lane := acc[(pos%lanes)*hd : (pos%lanes+1)*hd]
 					lane = lane[:len(v)]
 					for d, vv := range v {
@@ -234,12 +271,12 @@ func (t *attnTask) run(lo, hi int) {
 			}
 		} else {
 			for pos := range att {
-				k := t.keys32[pos*t.kvStride+kv : pos*t.kvStride+kv+hd]
+				k := t.keys32[pos*stride+kv : pos*stride+kv+hd]
 				att[pos] = dotF32F32(k, qh) * t.scale
 			}
 			softmaxGGML(att)
 			for pos, p := range att {
-				v := t.values32[pos*t.kvStride+kv : pos*t.kvStride+kv+hd]
+				v := t.values32[pos*stride+kv : pos*stride+kv+hd]
 				lane := acc[(pos%32)*hd : (pos%32+1)*hd]
 				lane = lane[:len(v)]
 				for d, vv := range v {

@@ -38,7 +38,7 @@ func TestAttentionF16Asm(t *testing.T) {
 					run := func(fast bool) []float32 {
 						fastAttnF16 = fast
 						out, att := make([]float32, nh*hd), make([]float32, nh*n)
-						attend(p, out, q, k16, v16, n, nh, nkv, hd, 0.125, att)
+						attend(p, out, q, k16, v16, PosMajor(nkv, hd), n, nh, nkv, hd, 0.125, att)
 						return append(out, att...)
 					}
 					if got, want := run(true), run(false); !bitsEqual(got, want) {
@@ -119,39 +119,60 @@ func TestAttentionGQA4Asm(t *testing.T) {
 					}
 					k16[i], v16[i] = F32ToF16(float32(k)), F32ToF16(float32(v))
 				}
+				// The same cache head-major, NaNs in the room past n.
+				room := n + 3
+				hk16, hv16 := headMajor(k16, n, c.nkv, c.hd, room, 0x7e00), headMajor(v16, n, c.nkv, c.hd, room, 0x7e00)
+				cache := func(hm bool) ([]uint16, []uint16, KVLayout) {
+					if hm {
+						return hk16, hv16, HeadMajor(room, c.hd)
+					}
+					return k16, v16, PosMajor(c.nkv, c.hd)
+				}
 				t.Run(fmt.Sprintf("h%d/kv%d/hd%d/n%d/wide=%v", c.nh, c.nkv, c.hd, n, wide), func(t *testing.T) {
-					run := func(simd, gqa bool, pool *Pool) []float32 {
+					run := func(simd, gqa bool, pool *Pool, hm bool) []float32 {
 						fastAttnF16, fastAttnGQA4 = simd, gqa
 						out, att := make([]float32, c.nh*c.hd), make([]float32, c.nh*n)
-						AttentionF16(pool, out, q, k16, v16, n, c.nh, c.nkv, c.hd, 0.125, att)
+						keys, values, kv := cache(hm)
+						AttentionF16(pool, out, q, keys, values, kv, n, c.nh, c.nkv, c.hd, 0.125, att)
 						return append(out, att...)
 					}
-					got := run(true, true, p)
-					if want := run(true, false, p); !bitsEqual(got, want) {
-						t.Fatalf("GQA4 differs from one head at a time:\n%v\n%v", got, want)
-					}
-					if want := run(false, false, nil); !bitsEqual(got, want) {
-						t.Fatalf("GQA4 differs from the reference:\n%v\n%v", got, want)
+					got := run(true, true, p, false)
+					for _, hm := range []bool{false, true} {
+						if want := run(true, true, p, hm); !bitsEqual(got, want) {
+							t.Fatalf("GQA4 head-major differs from position-major:\n%v\n%v", got, want)
+						}
+						if want := run(true, false, p, hm); !bitsEqual(got, want) {
+							t.Fatalf("GQA4 differs from one head at a time (head-major %v):\n%v\n%v", hm, got, want)
+						}
+						if want := run(false, false, nil, hm); !bitsEqual(got, want) {
+							t.Fatalf("GQA4 differs from the reference (head-major %v):\n%v\n%v", hm, got, want)
+						}
 					}
 					// A prompt's queries: one (AttentionF16Batch) and a causal
 					// run of up to 5 ending at position n (AttentionF16Causal).
 					nq := min(n, 5)
 					qs := randNormal(rng, nq*c.nh*c.hd, 1)
-					prompt := func(simd, gqa bool, pool *Pool) []float32 {
+					prompt := func(simd, gqa bool, pool *Pool, hm bool) []float32 {
 						fastAttnF16, fastAttnGQA4Batch = simd, gqa
 						defer func() { fastAttnGQA4Batch = useAVX2 }()
 						out, att := make([]float32, c.nh*c.hd), make([]float32, c.nh*n)
-						AttentionF16Batch(pool, out, q, k16, v16, n, c.nh, c.nkv, c.hd, 0.125, att)
+						keys, values, kv := cache(hm)
+						AttentionF16Batch(pool, out, q, keys, values, kv, n, c.nh, c.nkv, c.hd, 0.125, att)
 						causal := make([]float32, nq*c.nh*c.hd)
-						AttentionF16Causal(pool, causal, qs, k16, v16, nq, n-nq, c.nh, c.nkv, c.hd, 0.125)
+						AttentionF16Causal(pool, causal, qs, keys, values, kv, nq, n-nq, c.nh, c.nkv, c.hd, 0.125)
 						return append(append(out, att...), causal...)
 					}
-					got = prompt(true, true, p)
-					if want := prompt(true, false, p); !bitsEqual(got, want) {
-						t.Fatalf("a prompt's GQA4 differs from one head at a time:\n%v\n%v", got, want)
-					}
-					if want := prompt(false, false, nil); !bitsEqual(got, want) {
-						t.Fatalf("a prompt's GQA4 differs from the reference:\n%v\n%v", got, want)
+					got = prompt(true, true, p, false)
+					for _, hm := range []bool{false, true} {
+						if want := prompt(true, true, p, hm); !bitsEqual(got, want) {
+							t.Fatalf("a prompt's GQA4 head-major differs from position-major:\n%v\n%v", got, want)
+						}
+						if want := prompt(true, false, p, hm); !bitsEqual(got, want) {
+							t.Fatalf("a prompt's GQA4 differs from one head at a time (head-major %v):\n%v\n%v", hm, got, want)
+						}
+						if want := prompt(false, false, nil, hm); !bitsEqual(got, want) {
+							t.Fatalf("a prompt's GQA4 differs from the reference (head-major %v):\n%v\n%v", hm, got, want)
+						}
 					}
 				})
 			}

@@ -95,21 +95,21 @@ func BenchmarkAttention(b *testing.B) {
 			b.SetBytes(int64(4 * len(k16)))
 			b.ReportAllocs()
 			for b.Loop() {
-				AttentionF16(p, out, q, k16, v16, n, nh, nkv, hd, 0.125, att)
+				AttentionF16(p, out, q, k16, v16, PosMajor(nkv, hd), n, nh, nkv, hd, 0.125, att)
 			}
 		})
 		b.Run(fmt.Sprintf("F16Batch/n%d/p%d", n, p.Size()), func(b *testing.B) {
 			b.SetBytes(int64(4 * len(k16)))
 			b.ReportAllocs()
 			for b.Loop() {
-				AttentionF16Batch(p, out, q, k16, v16, n, nh, nkv, hd, 0.125, att)
+				AttentionF16Batch(p, out, q, k16, v16, PosMajor(nkv, hd), n, nh, nkv, hd, 0.125, att)
 			}
 		})
 		b.Run(fmt.Sprintf("F32/n%d/p%d", n, p.Size()), func(b *testing.B) {
 			b.SetBytes(int64(8 * len(k32)))
 			b.ReportAllocs()
 			for b.Loop() {
-				AttentionF32(p, out, q, k32, v32, n, nh, nkv, hd, 0.125, att)
+				AttentionF32(p, out, q, k32, v32, PosMajor(nkv, hd), n, nh, nkv, hd, 0.125, att)
 			}
 		})
 	}

@@ -134,11 +134,11 @@ func goldenDigests() [][2]string {
 		}
 		o, att := make([]float32, nh*hd), make([]float32, nh*pos)
 		scale := float32(1 / math.Sqrt(float64(hd)))
-		AttentionF16(p, o, q, k16, v16, pos, nh, nkv, hd, scale, att)
+		AttentionF16(p, o, q, k16, v16, PosMajor(nkv, hd), pos, nh, nkv, hd, scale, att)
 		add(fmt.Sprintf("AttentionF16/%d", hd), slices.Concat(o, att))
-		AttentionF16Batch(p, o, q, k16, v16, pos, nh, nkv, hd, scale, att)
+		AttentionF16Batch(p, o, q, k16, v16, PosMajor(nkv, hd), pos, nh, nkv, hd, scale, att)
 		add(fmt.Sprintf("AttentionF16Batch/%d", hd), slices.Concat(o, att))
-		AttentionF32(p, o, q, k32, v32, pos, nh, nkv, hd, scale, att)
+		AttentionF32(p, o, q, k32, v32, PosMajor(nkv, hd), pos, nh, nkv, hd, scale, att)
 		add(fmt.Sprintf("AttentionF32/%d", hd), slices.Concat(o, att))
 	}
 	for _, r := range []RoPE{{Dims: 64, Base: 10000}, {Dims: 64, Base: 1e6, NEOX: true}, {Dims: 32, Base: 500000, FreqScale: 0.5}} {

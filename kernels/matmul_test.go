@@ -285,14 +285,14 @@ func TestZeroAllocs(t *testing.T) {
 	}
 	out, att := make([]float32, nh*hd), make([]float32, nh*n)
 	for _, pool := range []*Pool{nil, p} {
-		AttentionF16(pool, out, q, k16, v16, n, nh, nkv, hd, 0.125, att)
-		if a := settledAllocs(50, func() { AttentionF16(pool, out, q, k16, v16, n, nh, nkv, hd, 0.125, att) }); a != 0 {
+		AttentionF16(pool, out, q, k16, v16, PosMajor(nkv, hd), n, nh, nkv, hd, 0.125, att)
+		if a := settledAllocs(50, func() { AttentionF16(pool, out, q, k16, v16, PosMajor(nkv, hd), n, nh, nkv, hd, 0.125, att) }); a != 0 {
 			t.Errorf("AttentionF16 on %d workers: %v allocations per call", pool.Size(), a)
 		}
-		if a := settledAllocs(50, func() { AttentionF16Batch(pool, out, q, k16, v16, n, nh, nkv, hd, 0.125, att) }); a != 0 {
+		if a := settledAllocs(50, func() { AttentionF16Batch(pool, out, q, k16, v16, PosMajor(nkv, hd), n, nh, nkv, hd, 0.125, att) }); a != 0 {
 			t.Errorf("AttentionF16Batch on %d workers: %v allocations per call", pool.Size(), a)
 		}
-		if a := settledAllocs(50, func() { AttentionF32(pool, out, q, k32, v32, n, nh, nkv, hd, 0.125, att) }); a != 0 {
+		if a := settledAllocs(50, func() { AttentionF32(pool, out, q, k32, v32, PosMajor(nkv, hd), n, nh, nkv, hd, 0.125, att) }); a != 0 {
 			t.Errorf("AttentionF32 on %d workers: %v allocations per call", pool.Size(), a)
 		}
 	}

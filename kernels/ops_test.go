@@ -266,11 +266,11 @@ func TestAttention(t *testing.T) {
 					out := make([]float32, c.nHeads*c.hd)
 					switch mode {
 					case "f16":
-						AttentionF16(pool, out, q, k16, v16, c.n, c.nHeads, c.nKVHeads, c.hd, scale, att)
+						AttentionF16(pool, out, q, k16, v16, PosMajor(c.nKVHeads, c.hd), c.n, c.nHeads, c.nKVHeads, c.hd, scale, att)
 					case "f16batch":
-						AttentionF16Batch(pool, out, q, k16, v16, c.n, c.nHeads, c.nKVHeads, c.hd, scale, att)
+						AttentionF16Batch(pool, out, q, k16, v16, PosMajor(c.nKVHeads, c.hd), c.n, c.nHeads, c.nKVHeads, c.hd, scale, att)
 					default:
-						AttentionF32(pool, out, q, k32, v32, c.n, c.nHeads, c.nKVHeads, c.hd, scale, att)
+						AttentionF32(pool, out, q, k32, v32, PosMajor(c.nKVHeads, c.hd), c.n, c.nHeads, c.nKVHeads, c.hd, scale, att)
 					}
 					for i := range out {
 						if d := math.Abs(float64(out[i]) - want[i]); d > tol[i]+1e-6 {
@@ -291,6 +291,86 @@ func TestAttention(t *testing.T) {
 							t.Fatalf("%s head %d: n=1 output is not its value row", mode, h)
 						}
 					}
+				}
+			}
+		})
+	}
+}
+
+// headMajor returns a head-major copy (HeadMajor(room, hd)) of the n
+// positions of a position-major cache of nkv heads of hd, fill in the room
+// past n (to show a kernel reading past the positions it was given).
+func headMajor[T any](src []T, n, nkv, hd, room int, fill T) []T {
+	dst := make([]T, nkv*room*hd)
+	for i := range dst {
+		dst[i] = fill
+	}
+	for h := range nkv {
+		for p := range n {
+			copy(dst[h*room*hd+p*hd:][:hd], src[p*nkv*hd+h*hd:][:hd])
+		}
+	}
+	return dst
+}
+
+// TestAttentionLayouts checks that every attention entry point gives,
+// over a head-major cache (NaNs in its room past the positions held),
+// bitwise what it gives over the same entries position-major, on one
+// worker and on several: query heads one at a time and, where they apply,
+// four sharing a KV head; head sizes that are and are not multiples of 8.
+func TestAttentionLayouts(t *testing.T) {
+	rng := rand.New(rand.NewPCG(19, 20))
+	p := NewPool(3)
+	defer p.Close()
+	nan32 := float32(math.NaN())
+	for _, c := range []struct{ n, nHeads, nKVHeads, hd int }{
+		{1, 4, 2, 16},
+		{37, 8, 2, 64},
+		{70, 32, 8, 128},
+		{9, 4, 4, 12},
+	} {
+		t.Run(fmt.Sprintf("n%d-h%d-kv%d-d%d", c.n, c.nHeads, c.nKVHeads, c.hd), func(t *testing.T) {
+			kvLen, room := c.n*c.nKVHeads*c.hd, c.n+5
+			k32, v32 := randNormal(rng, kvLen, 1), randNormal(rng, kvLen, 1)
+			k16, v16 := make([]uint16, kvLen), make([]uint16, kvLen)
+			for i := range k32 {
+				k16[i], v16[i] = F32ToF16(k32[i]), F32ToF16(v32[i])
+			}
+			hk16, hv16 := headMajor(k16, c.n, c.nKVHeads, c.hd, room, 0x7e00), headMajor(v16, c.n, c.nKVHeads, c.hd, room, 0x7e00)
+			hk32, hv32 := headMajor(k32, c.n, c.nKVHeads, c.hd, room, nan32), headMajor(v32, c.n, c.nKVHeads, c.hd, room, nan32)
+			pm, hm := PosMajor(c.nKVHeads, c.hd), HeadMajor(room, c.hd)
+			qd, nq := c.nHeads*c.hd, min(c.n, 4)
+			q := randNormal(rng, nq*qd, 1)
+			scale := float32(1 / math.Sqrt(float64(c.hd)))
+			for _, pool := range []*Pool{nil, p} {
+				run := func(head bool) []float32 {
+					keys, values, keys32, values32, kv := k16, v16, k32, v32, pm
+					if head {
+						keys, values, keys32, values32, kv = hk16, hv16, hk32, hv32, hm
+					}
+					var res []float32
+					att := make([]float32, c.nHeads*c.n)
+					for _, f := range []func(out []float32){
+						func(out []float32) {
+							AttentionF16(pool, out, q[:qd], keys, values, kv, c.n, c.nHeads, c.nKVHeads, c.hd, scale, att)
+						},
+						func(out []float32) {
+							AttentionF16Batch(pool, out, q[:qd], keys, values, kv, c.n, c.nHeads, c.nKVHeads, c.hd, scale, att)
+						},
+						func(out []float32) {
+							AttentionF32(pool, out, q[:qd], keys32, values32, kv, c.n, c.nHeads, c.nKVHeads, c.hd, scale, att)
+						},
+					} {
+						out := make([]float32, qd)
+						f(out)
+						res = append(append(res, out...), att...)
+					}
+					causal := make([]float32, nq*qd)
+					AttentionF16Causal(pool, causal, q, keys, values, kv, nq, c.n-nq, c.nHeads, c.nKVHeads, c.hd, scale)
+					return append(res, causal...)
+				}
+				if got, want := run(true), run(false); !bitsEqual(got, want) {
+					t.Fatalf("workers=%d: head-major differs from position-major", pool.Size())
 				}
 			}
 		})
@@ -328,12 +408,12 @@ func TestAttentionF16Causal(t *testing.T) {
 			att := make([]float32, c.nHeads*n)
 			for i := range c.nq {
 				m := c.pos0 + i + 1
-				AttentionF16Batch(nil, want[i*qd:(i+1)*qd], q[i*qd:(i+1)*qd], k16[:m*c.nKVHeads*c.hd], v16[:m*c.nKVHeads*c.hd],
+				AttentionF16Batch(nil, want[i*qd:(i+1)*qd], q[i*qd:(i+1)*qd], k16[:m*c.nKVHeads*c.hd], v16[:m*c.nKVHeads*c.hd], PosMajor(c.nKVHeads, c.hd),
 					m, c.nHeads, c.nKVHeads, c.hd, scale, att)
 			}
 			for _, pool := range []*Pool{nil, p} {
 				got := make([]float32, c.nq*qd)
-				AttentionF16Causal(pool, got, q, k16, v16, c.nq, c.pos0, c.nHeads, c.nKVHeads, c.hd, scale)
+				AttentionF16Causal(pool, got, q, k16, v16, PosMajor(c.nKVHeads, c.hd), c.nq, c.pos0, c.nHeads, c.nKVHeads, c.hd, scale)
 				if !bitsEqual(got, want) {
 					t.Fatalf("workers=%d: differs from one query at a time", pool.Size())
 				}

@@ -336,13 +336,13 @@ func (m *Model) layer(l int, x []float32, rows int, seqs []arch.Seq, s *scratch)
 		kc, vc := sq.Cache.Layer(l, sq.Pos+sq.N)
 		if sq.N >= 2 { // a prompt's queries, causal, in one dispatch
 			kernels.AttentionF16Causal(m.pool, s.att[r*qDim:(r+sq.N)*qDim], q[r*qDim:(r+sq.N)*qDim],
-				kc[:(sq.Pos+sq.N)*kvDim], vc[:(sq.Pos+sq.N)*kvDim], sq.N, sq.Pos, c.Heads, c.KVHeads, c.HeadDim, scale)
+				kc[:(sq.Pos+sq.N)*kvDim], vc[:(sq.Pos+sq.N)*kvDim], kernels.PosMajor(c.KVHeads, c.HeadDim), sq.N, sq.Pos, c.Heads, c.KVHeads, c.HeadDim, scale)
 			r += sq.N
 			continue
 		}
 		n := sq.Pos + 1 // causal: attend to positions [0, pos]
 		kernels.AttentionF16(m.pool, s.att[r*qDim:(r+1)*qDim], q[r*qDim:(r+1)*qDim],
-			kc[:n*kvDim], vc[:n*kvDim], n, c.Heads, c.KVHeads, c.HeadDim, scale, s.sc)
+			kc[:n*kvDim], vc[:n*kvDim], kernels.PosMajor(c.KVHeads, c.HeadDim), n, c.Heads, c.KVHeads, c.HeadDim, scale, s.sc)
 		r++
 	}
 	out := s.out[:rows*d]
