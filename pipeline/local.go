@@ -316,15 +316,14 @@ func (l *Local) session(b *Batch, sq Seq, row int, now time.Time) (*session, err
 
 // growth predicts how many bytes c's buffers grow by when n more positions
 // are reserved, following KVCache.Reserve: every layer's keys and values
-// grow together to arch.GrowCap of their capacity and what they must hold.
+// grow together to arch.GrowCap of their room and what they must hold.
 // (settle corrects the accounting to the actual Bytes afterwards, and a
 // test checks the prediction.)
 func (l *Local) growth(c *arch.KVCache, n int) int64 {
-	layers := int64(l.hi - l.lo)
-	per := 2 * 2 * layers // bytes per element of capacity: keys and values, F16, every layer
-	have := c.Bytes() / per
-	need := int64(c.Len()+n) * int64(l.cfg.KVDim())
-	return int64(arch.GrowCap(int(have), int(need), c.Cap()*l.cfg.KVDim())-int(have)) * per
+	// bytes per position of room: keys and values, F16, every layer
+	per := 2 * 2 * int64(l.hi-l.lo) * int64(l.cfg.KVDim())
+	have := c.Room()
+	return int64(arch.GrowCap(have, c.Len()+n, c.Cap())-have) * per
 }
 
 // forward runs the model over the live rows of b.

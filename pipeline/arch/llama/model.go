@@ -204,7 +204,7 @@ func (m *Model) Range() (lo, hi int) { return m.lo, m.hi }
 // NewCache returns an empty F16 KV cache for this range, bounded by nothing
 // but memory; the caller enforces its own budget.
 func (m *Model) NewCache() *arch.KVCache {
-	return arch.NewKVCache(m.hi-m.lo, m.cfg.KVDim(), 0)
+	return arch.NewKVCache(m.hi-m.lo, m.cfg.KVHeads, m.cfg.HeadDim, 0)
 }
 
 // Embed writes the embedding rows of tokens into x, (len(tokens), dim).
@@ -322,27 +322,26 @@ func (m *Model) layer(l int, x []float32, rows int, seqs []arch.Seq, s *scratch)
 	scale := float32(1 / math.Sqrt(float64(c.HeadDim)))
 	r, tl := 0, c.RoPE.TableLen()
 	for _, sq := range seqs {
-		kc, vc := sq.Cache.Layer(l, sq.Pos+sq.N)
 		if sq.N >= parallelRows {
 			q, k, v, tabs := q[r*qDim:], k[r*kvDim:], v[r*kvDim:], s.rope[r*tl:]
-			m.pool.For(sq.N, func(lo, hi int) { m.ropeRows(q, k, v, kc, vc, tabs, sq.Pos, lo, hi) })
+			m.pool.For(sq.N, func(lo, hi int) { m.ropeRows(q, k, v, sq.Cache, l, tabs, sq.Pos, lo, hi) })
 		} else {
-			m.ropeRows(q[r*qDim:], k[r*kvDim:], v[r*kvDim:], kc, vc, s.rope[r*tl:], sq.Pos, 0, sq.N)
+			m.ropeRows(q[r*qDim:], k[r*kvDim:], v[r*kvDim:], sq.Cache, l, s.rope[r*tl:], sq.Pos, 0, sq.N)
 		}
 		r += sq.N
 	}
 	r = 0
 	for _, sq := range seqs {
-		kc, vc := sq.Cache.Layer(l, sq.Pos+sq.N)
+		kc, vc, kv := sq.Cache.Layer(l)
 		if sq.N >= 2 { // a prompt's queries, causal, in one dispatch
 			kernels.AttentionF16Causal(m.pool, s.att[r*qDim:(r+sq.N)*qDim], q[r*qDim:(r+sq.N)*qDim],
-				kc[:(sq.Pos+sq.N)*kvDim], vc[:(sq.Pos+sq.N)*kvDim], kernels.PosMajor(c.KVHeads, c.HeadDim), sq.N, sq.Pos, c.Heads, c.KVHeads, c.HeadDim, scale)
+				kc, vc, kv, sq.N, sq.Pos, c.Heads, c.KVHeads, c.HeadDim, scale)
 			r += sq.N
 			continue
 		}
 		n := sq.Pos + 1 // causal: attend to positions [0, pos]
 		kernels.AttentionF16(m.pool, s.att[r*qDim:(r+1)*qDim], q[r*qDim:(r+1)*qDim],
-			kc[:n*kvDim], vc[:n*kvDim], kernels.PosMajor(c.KVHeads, c.HeadDim), n, c.Heads, c.KVHeads, c.HeadDim, scale, s.sc)
+			kc, vc, kv, n, c.Heads, c.KVHeads, c.HeadDim, scale, s.sc)
 		r++
 	}
 	out := s.out[:rows*d]
@@ -395,8 +394,8 @@ func swigluRows(gate, up []float32, f, lo, hi int) {
 
 // ropeRows rotates rows [lo, hi) of q and k (a sequence's, the first at
 // position pos0, row i by the rotation table tabs[i*TableLen:]) and
-// stores their keys and values into the layer's cache kc, vc.
-func (m *Model) ropeRows(q, k, v []float32, kc, vc []uint16, tabs []float32, pos0, lo, hi int) {
+// stores their keys and values into layer l of cache.
+func (m *Model) ropeRows(q, k, v []float32, cache *arch.KVCache, l int, tabs []float32, pos0, lo, hi int) {
 	c := &m.cfg
 	qDim, kvDim, tl := c.Heads*c.HeadDim, c.KVDim(), c.RoPE.TableLen()
 	for i := lo; i < hi; i++ {
@@ -405,8 +404,7 @@ func (m *Model) ropeRows(q, k, v []float32, kc, vc []uint16, tabs []float32, pos
 		tab := tabs[i*tl : (i+1)*tl]
 		c.RoPE.ApplyTable(qr, c.Heads, c.HeadDim, tab)
 		c.RoPE.ApplyTable(kr, c.KVHeads, c.HeadDim, tab)
-		kernels.F32sToF16(kc[pos*kvDim:(pos+1)*kvDim], kr)
-		kernels.F32sToF16(vc[pos*kvDim:(pos+1)*kvDim], vr)
+		cache.Put(l, pos, kr, vr)
 	}
 }
 
