@@ -27,9 +27,10 @@ test: lint layers
 	GODEBUG=cpu.avx512f=off $(GO) test -timeout 20m ./kernels/ ./pipeline/...
 
 ## bench: kernel benchmarks, then decode tok/s of synthetic 1B-shaped models beside the bandwidth roofline
+## (LLAMA_BENCH=path/to/llama-bench: llama.cpp's rates on the same files too)
 bench: build
 	$(GO) test -run '^$$' -bench . -benchmem ./kernels/ ./pipeline/...
-	$(BIN) bench --synth 1b --type f16,q8_0,q4_0
+	$(BIN) bench --synth 1b --type f16,q8_0,q4_0 $(if $(LLAMA_BENCH),--llama-bench $(LLAMA_BENCH))
 
 ## fuzz: every fuzz target for FUZZTIME each
 fuzz:

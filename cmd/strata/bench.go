@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"cmp"
 	"context"
 	"encoding/json"
@@ -10,9 +11,11 @@ import (
 	"io"
 	"math"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"runtime/pprof"
 	"slices"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -46,6 +49,9 @@ type benchRow struct {
 	FMAPeakGFLOPs float64 `json:"fma_peak_gflop_s"` // 0: not measured here
 	PrefillTokens int     `json:"prefill_tokens"`
 	DecodeTokens  int     `json:"decode_tokens"`
+	// Llama is llama.cpp's llama-bench on the same file in the median
+	// round by its decode share (--llama-bench), nil when not run.
+	Llama *llamaRates `json:"llama_cpp,omitempty"`
 	// Rounds are every round's figures, each against the roofline and
 	// peak measured around it; the fields above are the median round's
 	// (by decode share for the decode fields, by prefill share for the
@@ -63,6 +69,16 @@ type benchRound struct {
 	PrefillGFLOPs float64 `json:"prefill_gflop_s"`
 	FMAPeakGFLOPs float64 `json:"fma_peak_gflop_s"`
 	PeakShare     float64 `json:"peak_share"` // 0: no peak measured
+	// Llama is llama-bench's run right after ours in the round, against
+	// the same roofline (--llama-bench); nil when not run.
+	Llama *llamaRates `json:"llama_cpp,omitempty"`
+}
+
+// llamaRates are llama.cpp's rates on a model, from its llama-bench.
+type llamaRates struct {
+	PrefillTokS   float64 `json:"prefill_tok_s"`
+	DecodeTokS    float64 `json:"decode_tok_s"`
+	RooflineShare float64 `json:"roofline_share"`
 }
 
 func benchCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -79,6 +95,7 @@ func benchCmd(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the whole run to `file`")
 	bwMB := fs.Int("bandwidth-mb", 0, "size of the buffer the bandwidth is measured over, in MB (0: the bytes a decoded token reads)")
 	rounds := fs.Int("rounds", 3, "rounds per model, each with its own roofline; the median round is reported")
+	llamaBin := fs.String("llama-bench", "", "also run llama.cpp's llama-bench `binary` on each model, once a round right after ours, same threads and token counts, and print its rates beside ours")
 	if _, err := parse(fs, args); err != nil {
 		return err
 	}
@@ -161,7 +178,13 @@ func benchCmd(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		row, err := benchOne(p, pool, *prefill, *decode, max(*rounds, 1), measure, log)
+		var llama func(path string) (pp, tg float64, err error)
+		if *llamaBin != "" {
+			llama = func(path string) (float64, float64, error) {
+				return llamaBench(ctx, *llamaBin, path, pool.Size(), *prefill, *decode)
+			}
+		}
+		row, err := benchOne(p, pool, *prefill, *decode, max(*rounds, 1), measure, llama, log)
 		if err != nil {
 			return fmt.Errorf("bench %s: %w", p, err)
 		}
@@ -187,7 +210,75 @@ func benchCmd(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 			shareRange(r.Rounds, func(b benchRound) float64 { return b.RooflineShare }), r.PrefillTokS,
 			r.PrefillGFLOPs, r.FMAPeakGFLOPs, share, peakRange)
 	}
+	if err := w.Flush(); err != nil {
+		return err
+	}
+	if *llamaBin == "" {
+		return nil
+	}
+	fmt.Fprintf(stdout, "\nllama.cpp's llama-bench on the same files, right after ours in each round, against the same roofline: its median round by decode share, and the median of the rounds' ratios of our rates to its\n")
+	w = tabwriter.NewWriter(stdout, 0, 4, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintf(w, "model\tllama.cpp decode tok/s\tof roofline\tprefill tok/s\tstrata/llama.cpp decode\tprefill\t\n")
+	for _, r := range rows {
+		if l := r.Llama; l != nil {
+			fmt.Fprintf(w, "%s\t%.2f\t%.1f%%\t%.2f\t%.2fx\t%.2fx\t\n", r.Model, l.DecodeTokS, 100*l.RooflineShare, l.PrefillTokS,
+				medianRatio(r.Rounds, func(b benchRound) float64 { return b.DecodeTokS / b.Llama.DecodeTokS }),
+				medianRatio(r.Rounds, func(b benchRound) float64 { return b.PrefillTokS / b.Llama.PrefillTokS }))
+		}
+	}
 	return w.Flush()
+}
+
+// llamaBench runs llama.cpp's llama-bench at bin on the model at path:
+// threads threads, a prompt of prefill tokens and decode generated
+// tokens, one repetition each; it returns the prompt and generation rates
+// in tokens per second.
+func llamaBench(ctx context.Context, bin, path string, threads, prefill, decode int) (pp, tg float64, err error) {
+	cmd := exec.CommandContext(ctx, bin, "-m", path, "-t", strconv.Itoa(threads), "-p", strconv.Itoa(prefill),
+		"-n", strconv.Itoa(decode), "-r", "1", "-o", "jsonl")
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		tail := strings.TrimSpace(stderr.String())
+		if i := strings.LastIndexByte(tail, '\n'); i >= 0 {
+			tail = tail[i+1:]
+		}
+		return 0, 0, fmt.Errorf("llama-bench %s: %w: %s", filepath.Base(path), err, tail)
+	}
+	return parseLlamaBench(out)
+}
+
+// parseLlamaBench reads llama-bench's JSON lines (-o jsonl): the rate of
+// its prompt test (n_prompt > 0, n_gen == 0) and of its generation test
+// (n_gen > 0), each in tokens per second; both must be there.
+func parseLlamaBench(out []byte) (pp, tg float64, err error) {
+	for line := range bytes.Lines(out) {
+		if len(bytes.TrimSpace(line)) == 0 {
+			continue
+		}
+		var r struct {
+			NPrompt int     `json:"n_prompt"`
+			NGen    int     `json:"n_gen"`
+			AvgTS   float64 `json:"avg_ts"`
+		}
+		if err := json.Unmarshal(line, &r); err != nil {
+			return 0, 0, fmt.Errorf("llama-bench output: %w", err)
+		}
+		if !(r.AvgTS > 0) || math.IsInf(r.AvgTS, 0) {
+			return 0, 0, fmt.Errorf("llama-bench output: rate %v tokens/s", r.AvgTS)
+		}
+		switch {
+		case r.NGen > 0:
+			tg = r.AvgTS
+		case r.NPrompt > 0:
+			pp = r.AvgTS
+		}
+	}
+	if pp == 0 || tg == 0 {
+		return 0, 0, errors.New("llama-bench output: no prompt or no generation test")
+	}
+	return pp, tg, nil
 }
 
 // shareRange formats the lowest and highest of share over rounds as
@@ -203,6 +294,12 @@ func shareRange(rounds []benchRound, share func(benchRound) float64) string {
 	return fmt.Sprintf("[%.0f-%.0f%%]", 100*lo, 100*hi)
 }
 
+// medianRatio returns the median of ratio over rounds (the lower middle
+// one for an even count).
+func medianRatio(rounds []benchRound, ratio func(benchRound) float64) float64 {
+	return ratio(median(rounds, ratio))
+}
+
 // median returns the round whose key is the median of rounds' (the lower
 // middle one for an even count).
 func median(rounds []benchRound, key func(benchRound) float64) benchRound {
@@ -214,7 +311,8 @@ func median(rounds []benchRound, key func(benchRound) float64) benchRound {
 // benchOne measures the model at path in rounds rounds, each round's
 // roofline measured by measure (given the bytes a decoded token reads)
 // right before and right after it.
-func benchOne(path string, pool *kernels.Pool, prefill, decode, rounds int, measure func(uint64) (bw, peak float64), log interface{ Info(string, ...any) }) (benchRow, error) {
+func benchOne(path string, pool *kernels.Pool, prefill, decode, rounds int, measure func(uint64) (bw, peak float64),
+	llama func(path string) (pp, tg float64, err error), log interface{ Info(string, ...any) }) (benchRow, error) {
 	f, err := gguf.Open(path)
 	if err != nil {
 		return benchRow{}, err
@@ -264,11 +362,21 @@ func benchOne(path string, pool *kernels.Pool, prefill, decode, rounds int, meas
 		if peak > 0 {
 			r.PeakShare = r.PrefillGFLOPs * 1e9 / peak
 		}
+		if llama != nil {
+			pp, tg, err := llama(path)
+			if err != nil {
+				return benchRow{}, err
+			}
+			r.Llama = &llamaRates{PrefillTokS: pp, DecodeTokS: tg, RooflineShare: tg * float64(perToken) / bw}
+		}
 		row.Rounds = append(row.Rounds, r)
 	}
 	d := median(row.Rounds, func(r benchRound) float64 { return r.RooflineShare })
 	row.BandwidthGBs, row.DecodeTokS, row.RooflineShare = d.BandwidthGBs, d.DecodeTokS, d.RooflineShare
 	row.RooflineTokS = d.BandwidthGBs * 1e9 / float64(perToken)
+	if llama != nil {
+		row.Llama = median(row.Rounds, func(r benchRound) float64 { return r.Llama.RooflineShare }).Llama
+	}
 	p := median(row.Rounds, func(r benchRound) float64 { return r.PeakShare })
 	row.PrefillTokS, row.PrefillGFLOPs, row.FMAPeakGFLOPs = p.PrefillTokS, p.PrefillGFLOPs, p.FMAPeakGFLOPs
 	if p.FMAPeakGFLOPs == 0 { // no peak here: the median by rate
