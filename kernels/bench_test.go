@@ -115,6 +115,50 @@ func BenchmarkAttention(b *testing.B) {
 	}
 }
 
+// BenchmarkAttentionLayouts is decode attention over the KV caches of 16
+// layers of a 1B-like model (32 heads, 8 KV heads, head dim 64) at 2048
+// positions, layer after layer as in a decoded token, so that each layer's
+// cache comes from memory (64 MB in all): position-major against
+// head-major with room for 2560 positions. SetBytes counts the KV bytes
+// read.
+func BenchmarkAttentionLayouts(b *testing.B) {
+	const nh, nkv, hd, n, room, layers = 32, 8, 64, 2048, 2560, 16
+	p := NewPool(0)
+	defer p.Close()
+	rng := rand.New(rand.NewPCG(4, 4))
+	q := randNormal(rng, nh*hd, 1)
+	out, att := make([]float32, nh*hd), make([]float32, nh*n)
+	type cache struct{ k, v []uint16 }
+	var pm, hm [layers]cache
+	for l := range layers {
+		k16, v16 := make([]uint16, n*nkv*hd), make([]uint16, n*nkv*hd)
+		for i, x := range randNormal(rng, 2*len(k16), 1) {
+			if i < len(k16) {
+				k16[i] = F32ToF16(x)
+			} else {
+				v16[i-len(k16)] = F32ToF16(x)
+			}
+		}
+		pm[l] = cache{k16, v16}
+		hm[l] = cache{headMajor(k16, n, nkv, hd, room, 0), headMajor(v16, n, nkv, hd, room, 0)}
+	}
+	for _, c := range []struct {
+		name   string
+		caches *[layers]cache
+		kv     KVLayout
+	}{{"pos-major", &pm, PosMajor(nkv, hd)}, {"head-major", &hm, HeadMajor(room, hd)}} {
+		b.Run(fmt.Sprintf("%s/n%d/p%d", c.name, n, p.Size()), func(b *testing.B) {
+			b.SetBytes(int64(layers * 2 * 2 * n * nkv * hd))
+			b.ReportAllocs()
+			for b.Loop() {
+				for l := range c.caches {
+					AttentionF16(p, out, q, c.caches[l].k, c.caches[l].v, c.kv, n, nh, nkv, hd, 0.125, att)
+				}
+			}
+		})
+	}
+}
+
 // BenchmarkQuantizeAct rounds one 4096-element activation row into each
 // vec-dot type.
 func BenchmarkQuantizeAct(b *testing.B) {
