@@ -159,7 +159,10 @@ func TestGQA4AVX2(t *testing.T) {
 					if !useAVX512 {
 						return
 					}
-					att512, acc512 := c.run(t, attnScoresGQA4F16AVX512, attnValuesGQA4F16AVX512)
+					scores512 := func(att *float32, n int, k *byte, stride int, q *float32, hd int, scale float32, tmp *float32) {
+						attnScoresGQA4F16AVX512(att, n, k, stride, q, hd, scale, tmp, c.vOff) // prefetching the values
+					}
+					att512, acc512 := c.run(t, scores512, attnValuesGQA4F16AVX512)
 					if !bitsEqual(att, att512) {
 						t.Errorf("scores differ from AVX-512: %s", firstDiff(att, att512))
 					}
@@ -222,7 +225,9 @@ func BenchmarkGQA4AVX2(b *testing.B) {
 			})
 			for _, k := range []kernels{
 				{"gqa4avx2", true, attnScoresGQA4F16AVX2, attnValuesGQA4F16AVX2},
-				{"gqa4avx512", useAVX512, attnScoresGQA4F16AVX512, attnValuesGQA4F16AVX512},
+				{"gqa4avx512", useAVX512, func(att *float32, n int, k *byte, stride int, q *float32, hd int, scale float32, tmp *float32) {
+					attnScoresGQA4F16AVX512(att, n, k, stride, q, hd, scale, tmp, nil)
+				}, attnValuesGQA4F16AVX512},
 			} {
 				if !k.ok {
 					continue

@@ -167,7 +167,7 @@ loop: \
 	ADDQ     R13, DI; \
 	GQA_TAIL(Y6, X6)
 
-// func attnScoresGQA4F16AVX512(att *float32, n int, k *byte, stride int, q *float32, hd int, scale float32, tmp *float32)
+// func attnScoresGQA4F16AVX512(att *float32, n int, k *byte, stride int, q *float32, hd int, scale float32, tmp *float32, pf *byte)
 //
 // For the four heads g < 4 (query g at q + g*hd floats, its scores at att
 // + g*n floats) and pos < n: att[g*n+pos] = dotF16X32AVX2(k + pos*stride,
@@ -177,7 +177,10 @@ loop: \
 // 8 positions at a time those 8-lane sums wait in tmp (4*8*8 floats),
 // then one transposition finishes REDUCE32 for all 8. With hd = 64 the
 // queries stay in registers. hd is a multiple of 32; stride is in bytes.
-TEXT ·attnScoresGQA4F16AVX512(SB), NOSPLIT, $0-64
+// With hd = 64 and pf not nil, each position also prefetches the two lines
+// at pf + pos*stride into L2: the values the caller weighs next, which
+// then come from L2 instead of memory.
+TEXT ·attnScoresGQA4F16AVX512(SB), NOSPLIT, $0-72
 	MOVQ         att+0(FP), DX
 	MOVQ         n+8(FP), BX
 	MOVQ         k+16(FP), R8
@@ -224,6 +227,12 @@ gstail:
 	JMP   gstail
 
 gs64:
+	MOVQ    pf+64(FP), R15
+	TESTQ   R15, R15
+	JNE     gs64pf
+	MOVQ    R8, R15 // nothing to prefetch: the keys, loaded anyway
+
+gs64pf:
 	VMOVUPS (R10), Z16
 	VMOVUPS 64(R10), Z17
 	VMOVUPS 128(R10), Z18
@@ -249,6 +258,9 @@ gs64block:
 gs64blockpos:
 	GQA_ROW64
 	GQA_KEEP
+	PREFETCHT1 (R15)
+	PREFETCHT1 64(R15)
+	ADDQ R9, R15
 	ADDQ R9, R8
 	INCQ AX
 	CMPQ AX, $8
@@ -263,6 +275,9 @@ gs64tail:
 	JEQ   gsdone
 	GQA_ROW64
 	GQA_TAILS
+	PREFETCHT1 (R15)
+	PREFETCHT1 64(R15)
+	ADDQ  R9, R15
 	ADDQ  R9, R8
 	ADDQ  $4, DX
 	DECQ  BX
