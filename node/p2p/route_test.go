@@ -205,9 +205,16 @@ func (c *counting) SetStreamHandler(pid protocol.ID, h network.StreamHandler) {
 	c.Host.SetStreamHandler(pid, func(s network.Stream) { h(&countingStream{Stream: s, c: c}) })
 }
 
-func (c *counting) add(m map[flow]int64, s network.Stream, n int) {
+// add counts n bytes read or written on s. It picks the map under the
+// lock: snapshot swaps both for new ones while streams are in use.
+func (c *counting) add(write bool, s network.Stream, n int) {
+	f := flow{s.Protocol(), s.Conn().RemotePeer()}
 	c.mu.Lock()
-	m[flow{s.Protocol(), s.Conn().RemotePeer()}] += int64(n)
+	if write {
+		c.wrote[f] += int64(n)
+	} else {
+		c.read[f] += int64(n)
+	}
 	c.mu.Unlock()
 }
 
@@ -226,13 +233,13 @@ type countingStream struct {
 
 func (s *countingStream) Read(p []byte) (int, error) {
 	n, err := s.Stream.Read(p)
-	s.c.add(s.c.read, s.Stream, n)
+	s.c.add(false, s.Stream, n)
 	return n, err
 }
 
 func (s *countingStream) Write(p []byte) (int, error) {
 	n, err := s.Stream.Write(p)
-	s.c.add(s.c.wrote, s.Stream, n)
+	s.c.add(true, s.Stream, n)
 	return n, err
 }
 
