@@ -397,44 +397,56 @@ a46done:
 	VZEROUPPER
 	RET
 
-// func widenF16PairAVX512(dst *float32, w *byte, rb int, steps int)
-//
-// Widens steps steps of 8 columns of two F16 rows (w, w+rb) to float32,
-// interleaved as the AVX-512 tiles hold them: step s at dst + 64*s bytes,
-// row 0's 8 values, then row 1's (VCVTPH2PS is exact).
-TEXT ·widenF16PairAVX512(SB), NOSPLIT, $0-32
-	MOVQ  dst+0(FP), DI
-	MOVQ  w+8(FP), SI
-	MOVQ  rb+16(FP), R9
-	MOVQ  steps+24(FP), CX
-	TESTQ CX, CX
-	JEQ   wpdone
+// P86FMAS is one step of sgemmPairs8x6AVX512's fused multiply-adds: the
+// four pairs' widened weights in Z24-Z27 times each of the 6 tokens'
+// broadcast activations at DI + t*xrb, into Z0-Z23.
+#define P86FMAS \
+	VBROADCASTF32X8 (DI), Z28; \
+	VFMADD231PS Z28, Z24, Z0; \
+	VFMADD231PS Z28, Z25, Z6; \
+	VFMADD231PS Z28, Z26, Z12; \
+	VFMADD231PS Z28, Z27, Z18; \
+	VBROADCASTF32X8 (DI)(R10*1), Z29; \
+	VFMADD231PS Z29, Z24, Z1; \
+	VFMADD231PS Z29, Z25, Z7; \
+	VFMADD231PS Z29, Z26, Z13; \
+	VFMADD231PS Z29, Z27, Z19; \
+	VBROADCASTF32X8 (DI)(R10*2), Z28; \
+	VFMADD231PS Z28, Z24, Z2; \
+	VFMADD231PS Z28, Z25, Z8; \
+	VFMADD231PS Z28, Z26, Z14; \
+	VFMADD231PS Z28, Z27, Z20; \
+	VBROADCASTF32X8 (DI)(R11*1), Z29; \
+	VFMADD231PS Z29, Z24, Z3; \
+	VFMADD231PS Z29, Z25, Z9; \
+	VFMADD231PS Z29, Z26, Z15; \
+	VFMADD231PS Z29, Z27, Z21; \
+	VBROADCASTF32X8 (DI)(R10*4), Z28; \
+	VFMADD231PS Z28, Z24, Z4; \
+	VFMADD231PS Z28, Z25, Z10; \
+	VFMADD231PS Z28, Z26, Z16; \
+	VFMADD231PS Z28, Z27, Z22; \
+	VBROADCASTF32X8 (DI)(R12*1), Z29; \
+	VFMADD231PS Z29, Z24, Z5; \
+	VFMADD231PS Z29, Z25, Z11; \
+	VFMADD231PS Z29, Z26, Z17; \
+	VFMADD231PS Z29, Z27, Z23
 
-wploop:
-	VMOVDQU     (SI), X0
-	VINSERTI128 $1, (SI)(R9*1), Y0, Y0
-	VCVTPH2PS   Y0, Z0
-	VMOVUPS     Z0, (DI)
-	ADDQ        $16, SI
-	ADDQ        $64, DI
-	DECQ        CX
-	JNZ         wploop
-
-wpdone:
-	VZEROUPPER
-	RET
-
-// func sgemmPairs8x6AVX512(acc *float32, w *float32, ps int, x *byte, xrb int, steps int, fresh int, pf *byte)
+// func sgemmPairs8x6AVX512(acc *float32, w *float32, ps int, x *byte, xrb int, steps int, fresh int, pf *byte, src *byte, rb int)
 //
 // sgemmF16X32Acc4x6AVX512 for four pairs of rows (24 Z accumulators, pair
-// p's at acc + 384p bytes) over weights already widened and interleaved by
-// widenF16PairAVX512 (pair p's steps at w + p*ps bytes): one load a pair
-// and step, each token's broadcast activations shared by 8 rows, the same
-// fused multiply-adds in the same order. With fresh != 0 the accumulators
-// start at zero instead of being loaded from acc. Each step also prefetches
-// one line, at pf + 64*step: the caller points it at the weights it widens
-// next, whose reads then overlap this arithmetic-bound loop.
-TEXT ·sgemmPairs8x6AVX512(SB), NOSPLIT, $0-64
+// p's at acc + 384p bytes) over weights widened to float32 and interleaved
+// (pair p's steps at w + p*ps bytes, each step the pair's first row's 8
+// columns, then its second's): one load a pair and step, each token's
+// broadcast activations shared by 8 rows, the same fused multiply-adds in
+// the same order. With fresh != 0 the accumulators start at zero instead
+// of being loaded from acc. Each step also prefetches one line, at pf +
+// 64*step: the caller points it at the weights it widens next. With src
+// != nil the loop widens the weights first: the 8 F16 rows at src + i*rb,
+// 16 bytes a step, are widened into w as it goes (VCVTPH2PS is exact, so
+// the products are the same), their reads and stores overlapping the
+// arithmetic.
+TEXT ·sgemmPairs8x6AVX512(SB), NOSPLIT, $0-80
 	MOVQ acc+0(FP), DX
 	MOVQ w+8(FP), SI
 	MOVQ ps+16(FP), R9
@@ -503,6 +515,40 @@ p86zero:
 p86start:
 	TESTQ CX, CX
 	JEQ   p86done
+	MOVQ  src+64(FP), AX
+	TESTQ AX, AX
+	JEQ   p86loop
+	MOVQ  rb+72(FP), R14
+	LEAQ  (R14)(R14*2), R15
+	LEAQ  (AX)(R14*4), R8
+
+p86wloop:
+	PREFETCHT1      (BX)
+	VMOVDQU32       (AX), X24
+	VINSERTI32X4    $1, (AX)(R14*1), Y24, Y24
+	VCVTPH2PS       Y24, Z24
+	VMOVUPS         Z24, (SI)
+	VMOVDQU32       (AX)(R14*2), X25
+	VINSERTI32X4    $1, (AX)(R15*1), Y25, Y25
+	VCVTPH2PS       Y25, Z25
+	VMOVUPS         Z25, (SI)(R9*1)
+	VMOVDQU32       (R8), X26
+	VINSERTI32X4    $1, (R8)(R14*1), Y26, Y26
+	VCVTPH2PS       Y26, Z26
+	VMOVUPS         Z26, (SI)(R9*2)
+	VMOVDQU32       (R8)(R14*2), X27
+	VINSERTI32X4    $1, (R8)(R15*1), Y27, Y27
+	VCVTPH2PS       Y27, Z27
+	VMOVUPS         Z27, (SI)(R13*1)
+	P86FMAS
+	ADDQ            $16, AX
+	ADDQ            $16, R8
+	ADDQ            $64, SI
+	ADDQ            $32, DI
+	ADDQ            $64, BX
+	DECQ            CX
+	JNZ             p86wloop
+	JMP             p86done
 
 p86loop:
 	PREFETCHT1 (BX)
@@ -510,36 +556,7 @@ p86loop:
 	VMOVUPS (SI)(R9*1), Z25
 	VMOVUPS (SI)(R9*2), Z26
 	VMOVUPS (SI)(R13*1), Z27
-	VBROADCASTF32X8 (DI), Z28
-	VFMADD231PS     Z28, Z24, Z0
-	VFMADD231PS     Z28, Z25, Z6
-	VFMADD231PS     Z28, Z26, Z12
-	VFMADD231PS     Z28, Z27, Z18
-	VBROADCASTF32X8 (DI)(R10*1), Z29
-	VFMADD231PS     Z29, Z24, Z1
-	VFMADD231PS     Z29, Z25, Z7
-	VFMADD231PS     Z29, Z26, Z13
-	VFMADD231PS     Z29, Z27, Z19
-	VBROADCASTF32X8 (DI)(R10*2), Z28
-	VFMADD231PS     Z28, Z24, Z2
-	VFMADD231PS     Z28, Z25, Z8
-	VFMADD231PS     Z28, Z26, Z14
-	VFMADD231PS     Z28, Z27, Z20
-	VBROADCASTF32X8 (DI)(R11*1), Z29
-	VFMADD231PS     Z29, Z24, Z3
-	VFMADD231PS     Z29, Z25, Z9
-	VFMADD231PS     Z29, Z26, Z15
-	VFMADD231PS     Z29, Z27, Z21
-	VBROADCASTF32X8 (DI)(R10*4), Z28
-	VFMADD231PS     Z28, Z24, Z4
-	VFMADD231PS     Z28, Z25, Z10
-	VFMADD231PS     Z28, Z26, Z16
-	VFMADD231PS     Z28, Z27, Z22
-	VBROADCASTF32X8 (DI)(R12*1), Z29
-	VFMADD231PS     Z29, Z24, Z5
-	VFMADD231PS     Z29, Z25, Z11
-	VFMADD231PS     Z29, Z26, Z17
-	VFMADD231PS     Z29, Z27, Z23
+	P86FMAS
 	ADDQ            $64, SI
 	ADDQ            $32, DI
 	ADDQ            $64, BX

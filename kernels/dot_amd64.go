@@ -59,13 +59,10 @@ func dotQ8_0Q8_0x16PackedAVX512(dst *float32, w *byte, x *byte, xs *byte, nb int
 func hsumPairs8AVX2(dst *float32, ldd int, acc *float32, j0 int)
 
 //go:noescape
-func widenF16PairAVX512(dst *float32, w *byte, rb int, steps int)
-
-//go:noescape
 func dotF16X32RowsAVX512(dst *float32, w *byte, rb int, x *float32, n, rows int)
 
 //go:noescape
-func sgemmPairs8x6AVX512(acc *float32, w *float32, ps int, x *byte, xrb int, steps int, fresh int, pf *byte)
+func sgemmPairs8x6AVX512(acc *float32, w *float32, ps int, x *byte, xrb int, steps int, fresh int, pf *byte, src *byte, rb int)
 
 //go:noescape
 func sgemmF16X32Acc4x6AVX512(acc *float32, w *byte, rb int, x *byte, xrb int, steps int)
@@ -418,7 +415,9 @@ func sgemmF16X32Tiles(dst []float32, w Matrix, x []byte, xrb, n, lo, hi int) int
 	var acc [f16TileRows / 2 * 96]float32 // per pair of rows, 12 accumulators of 8 lanes
 	// With AVX-512 and a whole tile of tokens, each block's rows are widened
 	// once into wide (pairs interleaved, as the tiles hold them) for all the
-	// tokens' tiles, instead of in every tile.
+	// tokens' tiles, instead of in every tile: by the first tile, as it
+	// multiplies them, so that the widening's reads and stores overlap its
+	// arithmetic (a pass of its own took 8-9% of a 1B layer's products).
 	var wide *f16Wide
 	kb := f16TileSteps
 	if useAVX512 && n >= 6 {
@@ -431,21 +430,16 @@ func sgemmF16X32Tiles(dst []float32, w Matrix, x []byte, xrb, n, lo, hi int) int
 	}
 	for b0 := lo; b0 < end; b0 += f16TileRows {
 		b1 := min(b0+f16TileRows, end)
-		wideEnd := b0 // rows [b0, wideEnd) are widened, 8 at a time
+		wideEnd := b0 // rows [b0, wideEnd) go widened, 8 at a time
 		if wide != nil {
-			for ; wideEnd+8 <= b1; wideEnd += 8 {
-				for r := wideEnd; r < wideEnd+8; r += 2 {
-					pair, ws := w.Data[r*rb:(r+2)*rb], wide.w[(r-b0)/2*16*steps:][:16*steps]
-					widenF16PairAVX512(unsafe.SliceData(ws), unsafe.SliceData(pair), rb, steps)
-				}
-			}
+			wideEnd += (b1 - b0) &^ 7
 		}
 		// The tiles of this block prefetch the next block's rows, [pfAt,
 		// pfEnd) of w.Data, for its widening: otherwise it waits on memory
 		// while the arithmetic-bound tiles leave memory idle.
 		pfAt, pfEnd := b1*rb, min(b1+f16TileRows, end)*rb
 		i := 0
-		for i < n && n >= 6 {
+		for tile := 0; i < n && n >= 6; tile++ {
 			// A last tile short of 6 tokens moves back to end at n: its
 			// first tokens, done already, come out the same and are not
 			// written again.
@@ -469,7 +463,13 @@ func sgemmF16X32Tiles(dst []float32, w Matrix, x []byte, xrb, n, lo, hi int) int
 						pf = &w.Data[min(pfAt, pfEnd-64*ks)]
 						pfAt += 64 * ks
 					}
-					sgemmPairs8x6AVX512(unsafe.SliceData(a), unsafe.SliceData(ws), 64*steps, unsafe.SliceData(xs), xrb, ks, fresh, pf)
+					// The first tile widens the rows into ws as it goes.
+					var src *byte
+					if tile == 0 {
+						rows := w.Data[r*rb+16*k0 : (r+7)*rb+16*(k0+ks)]
+						src = unsafe.SliceData(rows)
+					}
+					sgemmPairs8x6AVX512(unsafe.SliceData(a), unsafe.SliceData(ws), 64*steps, unsafe.SliceData(xs), xrb, ks, fresh, pf, src, rb)
 				}
 				for ; useAVX512 && r+4 <= b1; r += 4 { // two pairs
 					a := acc[(r-b0)/2*96:][:192]
