@@ -591,6 +591,81 @@ p86done:
 	VZEROUPPER
 	RET
 
+// func sgemmPairs8x2AVX512(acc *float32, w *float32, ps int, x *byte, xrb int, steps int, fresh int)
+//
+// sgemmPairs8x6AVX512 for two tokens (at x and x + xrb), over weights
+// already widened: the tail of a prompt whose length is not a multiple of
+// 6, instead of a 6-token tile that computes some tokens again. Pair p's
+// two accumulators are at acc + 384p and acc + 384p + 64 bytes, two token
+// slots of sgemmPairs8x6AVX512's; each gets the same fused multiply-adds in
+// the same order.
+TEXT ·sgemmPairs8x2AVX512(SB), NOSPLIT, $0-56
+	MOVQ  acc+0(FP), DX
+	MOVQ  w+8(FP), SI
+	MOVQ  ps+16(FP), R9
+	MOVQ  x+24(FP), DI
+	MOVQ  xrb+32(FP), R10
+	MOVQ  steps+40(FP), CX
+	LEAQ  (R9)(R9*2), R13
+	MOVQ  fresh+48(FP), AX
+	TESTQ AX, AX
+	JNE   p82zero
+	VMOVUPS 0(DX), Z0
+	VMOVUPS 64(DX), Z1
+	VMOVUPS 384(DX), Z2
+	VMOVUPS 448(DX), Z3
+	VMOVUPS 768(DX), Z4
+	VMOVUPS 832(DX), Z5
+	VMOVUPS 1152(DX), Z6
+	VMOVUPS 1216(DX), Z7
+	JMP     p82start
+
+p82zero:
+	VXORPS Z0, Z0, Z0
+	VXORPS Z1, Z1, Z1
+	VXORPS Z2, Z2, Z2
+	VXORPS Z3, Z3, Z3
+	VXORPS Z4, Z4, Z4
+	VXORPS Z5, Z5, Z5
+	VXORPS Z6, Z6, Z6
+	VXORPS Z7, Z7, Z7
+
+p82start:
+	TESTQ CX, CX
+	JEQ   p82done
+
+p82loop:
+	VMOVUPS         (SI), Z24
+	VMOVUPS         (SI)(R9*1), Z25
+	VMOVUPS         (SI)(R9*2), Z26
+	VMOVUPS         (SI)(R13*1), Z27
+	VBROADCASTF32X8 (DI), Z28
+	VBROADCASTF32X8 (DI)(R10*1), Z29
+	VFMADD231PS     Z28, Z24, Z0
+	VFMADD231PS     Z29, Z24, Z1
+	VFMADD231PS     Z28, Z25, Z2
+	VFMADD231PS     Z29, Z25, Z3
+	VFMADD231PS     Z28, Z26, Z4
+	VFMADD231PS     Z29, Z26, Z5
+	VFMADD231PS     Z28, Z27, Z6
+	VFMADD231PS     Z29, Z27, Z7
+	ADDQ            $64, SI
+	ADDQ            $32, DI
+	DECQ            CX
+	JNZ             p82loop
+
+p82done:
+	VMOVUPS Z0, 0(DX)
+	VMOVUPS Z1, 64(DX)
+	VMOVUPS Z2, 384(DX)
+	VMOVUPS Z3, 448(DX)
+	VMOVUPS Z4, 768(DX)
+	VMOVUPS Z5, 832(DX)
+	VMOVUPS Z6, 1152(DX)
+	VMOVUPS Z7, 1216(DX)
+	VZEROUPPER
+	RET
+
 // func dotQ4_0Q8_0x16PackedTok4AVX512(dst *float32, ldd int, w *byte, x *byte, xrb int, xs *byte, xsb int, nb int)
 //
 // dotQ4_0Q8_0x16PackedAVX512 of one group of 16 rows for four tokens, for a

@@ -65,6 +65,9 @@ func dotF16X32RowsAVX512(dst *float32, w *byte, rb int, x *float32, n, rows int)
 func sgemmPairs8x6AVX512(acc *float32, w *float32, ps int, x *byte, xrb int, steps int, fresh int, pf *byte, src *byte, rb int)
 
 //go:noescape
+func sgemmPairs8x2AVX512(acc *float32, w *float32, ps int, x *byte, xrb int, steps int, fresh int)
+
+//go:noescape
 func sgemmF16X32Acc4x6AVX512(acc *float32, w *byte, rb int, x *byte, xrb int, steps int)
 
 //go:noescape
@@ -404,7 +407,8 @@ const (
 // sgemmF16X32Tiles computes rows [lo, hi) of a batched F16 product
 // (dst[i*ldd+r] for the n activation rows in x, xrb = 4*cols bytes each: the
 // float32 values of their halves) in tiles of 2 rows by 6 tokens (the last
-// tile overlapping the one before when n is not a multiple of 6) over blocks
+// tile overlapping the one before when n is not a multiple of 6, except
+// for the widened rows, which take the rest two tokens at a time) over blocks
 // of f16TileRows rows and f16TileSteps column steps, the tiles' accumulators
 // kept in between (with AVX-512, 8 or 4 rows by 6 tokens where it can); each
 // element is bitwise sgemmF16. It returns the first row it left (hi, or
@@ -442,8 +446,13 @@ func sgemmF16X32Tiles(dst []float32, w Matrix, x []byte, xrb, n, lo, hi int) int
 		for tile := 0; i < n && n >= 6; tile++ {
 			// A last tile short of 6 tokens moves back to end at n: its
 			// first tokens, done already, come out the same and are not
-			// written again.
+			// written again. Its widened rows take its tokens two at a
+			// time from slot s2 on (one token again for an odd count).
 			t0 := min(i, n-6)
+			s2 := 6
+			if t0 < i {
+				s2 = (i - t0) &^ 1
+			}
 			clear(acc[(wideEnd-b0)/2*96:]) // the widened rows' tiles start from zero themselves
 			for k0 := 0; k0 < steps; k0 += kb {
 				ks := min(kb, steps-k0)
@@ -456,6 +465,13 @@ func sgemmF16X32Tiles(dst []float32, w Matrix, x []byte, xrb, n, lo, hi int) int
 				for ; r+8 <= wideEnd; r += 8 { // four pairs of rows at once
 					a := acc[(r-b0)/2*96:][:384]
 					ws := wide.w[(r-b0)/2*16*steps+16*k0 : (r-b0+6)/2*16*steps+16*(k0+ks)]
+					if s2 < 6 {
+						for s := s2; s < 6; s += 2 {
+							xs2 := xs[s*xrb : (s+1)*xrb+32*ks]
+							sgemmPairs8x2AVX512(&a[16*s], unsafe.SliceData(ws), 64*steps, unsafe.SliceData(xs2), xrb, ks, fresh)
+						}
+						continue
+					}
 					// ks lines of the next block; of ws, in cache, once
 					// that is covered.
 					pf := (*byte)(unsafe.Pointer(unsafe.SliceData(ws)))

@@ -19,7 +19,7 @@ func TestF16TilesAsm(t *testing.T) {
 	}
 	rng := rand.New(rand.NewPCG(43, 44))
 	const rows = 40
-	for _, c := range []struct{ n, cols int }{{6, 232}, {9, 232}, {13, 1032}, {20, 64}, {7, 2056}} {
+	for _, c := range []struct{ n, cols int }{{6, 232}, {9, 232}, {10, 232}, {11, 1032}, {13, 1032}, {20, 64}, {7, 2056}} {
 		n, cols := c.n, c.cols
 		w := randMatrix(t, rng, F16, rows, cols)
 		xf := randNormal(rng, n*cols, 1)
