@@ -325,11 +325,21 @@ func benchOne(path string, pool *kernels.Pool, prefill, decode, rounds int, meas
 	}
 	// Bytes streamed per decoded token: every weight but the embedding table,
 	// of which one row is read.
-	// FLOP per prompt token: a multiply-add per weight of every matrix but
-	// the embedding table (attention over a short prompt is left out).
-	var perToken, flop uint64
+	// FLOP of a prompt: a multiply-add per weight of every layer's matrices
+	// for each token, and of the output matrix (or the tied embedding table)
+	// once, for the last token's logits (attention over a short prompt is
+	// left out).
+	var perToken, flop, headFlop uint64
 	for _, t := range f.Tensors {
-		if len(t.Dims) == 2 && t.Name != "token_embd.weight" {
+		switch {
+		case len(t.Dims) != 2:
+		case t.Name == "output.weight":
+			headFlop = 2 * t.Dims[0] * t.Dims[1]
+		case t.Name == "token_embd.weight":
+			if _, ok := f.Tensor("output.weight"); !ok {
+				headFlop = 2 * t.Dims[0] * t.Dims[1]
+			}
+		default:
 			flop += 2 * t.Dims[0] * t.Dims[1]
 		}
 		if t.Name == "token_embd.weight" && len(t.Dims) == 2 {
@@ -338,6 +348,7 @@ func benchOne(path string, pool *kernels.Pool, prefill, decode, rounds int, meas
 		}
 		perToken += t.Size
 	}
+	perPrompt := float64(flop) + float64(headFlop)/float64(max(prefill, 1)) // per prompt token
 	typ := "?"
 	if t, ok := f.Tensor("blk.0.attn_q.weight"); ok {
 		typ = t.Type.String()
@@ -346,6 +357,11 @@ func benchOne(path string, pool *kernels.Pool, prefill, decode, rounds int, meas
 	row := benchRow{
 		Model: strings.TrimSuffix(filepath.Base(path), ".gguf"), Type: typ, Threads: pool.Size(),
 		BytesPerToken: perToken, PrefillTokens: prefill, DecodeTokens: decode,
+	}
+	// One untimed run first, as llama-bench does: a model's first prompt
+	// grows its buffers and faults their pages in.
+	if _, err := pipeline.Bench(m, prefill, min(decode, 2), 0); err != nil {
+		return benchRow{}, err
 	}
 	for i := range rounds {
 		bw, peak := measure(perToken)
@@ -357,7 +373,7 @@ func benchOne(path string, pool *kernels.Pool, prefill, decode, rounds int, meas
 		bw, peak = max(bw, bwAfter), max(peak, peakAfter)
 		r := benchRound{
 			BandwidthGBs: bw / 1e9, DecodeTokS: res.DecodeRate(), RooflineShare: res.DecodeRate() * float64(perToken) / bw,
-			PrefillTokS: res.PrefillRate(), PrefillGFLOPs: res.PrefillRate() * float64(flop) / 1e9, FMAPeakGFLOPs: peak / 1e9,
+			PrefillTokS: res.PrefillRate(), PrefillGFLOPs: res.PrefillRate() * perPrompt / 1e9, FMAPeakGFLOPs: peak / 1e9,
 		}
 		if peak > 0 {
 			r.PeakShare = r.PrefillGFLOPs * 1e9 / peak
