@@ -549,29 +549,33 @@ func dotQ8_0Tiles(dst []float32, w Matrix, x []byte, xrb, n, lo, hi int) int {
 }
 
 // fastTiles returns a kernel that computes whole rows of a product of n
-// tokens in register tiles (bitwise as the row dot), or nil.
-func fastTiles(t DType, batch bool, n int) func(dst []float32, w Matrix, x []byte, xrb, n, lo, hi int) int {
+// tokens in register tiles (bitwise as the row dot), or nil, and how many
+// rows it takes at once at its best: chunks of a product are whole runs of
+// them.
+func fastTiles(t DType, batch bool, n int) (tiles func(dst []float32, w Matrix, x []byte, xrb, n, lo, hi int) int, unit int) {
 	switch {
 	case !useAVX2 || n < 4:
-		return nil
+		return nil, 1
+	case batch && t == F16 && useAVX512 && n >= 6:
+		return sgemmF16X32Tiles, 8 // the widened 8-row tiles
 	case batch && t == F16:
-		return sgemmF16X32Tiles // with fastAct32's activations
+		return sgemmF16X32Tiles, 2 // with fastAct32's activations
 	case t == Q8_0:
-		return dotQ8_0Tiles
+		return dotQ8_0Tiles, 1
 	case t == Q4_K && useAVX512:
-		return dotQ4_KTiles512
+		return dotQ4_KTiles512, 1
 	case t == Q4_K:
-		return dotQ4_KTiles
+		return dotQ4_KTiles, 1
 	case t == Q5_K && useAVX512:
-		return dotQ5_KTiles512
+		return dotQ5_KTiles512, 1
 	case t == Q5_K:
-		return dotQ5_KTiles
+		return dotQ5_KTiles, 1
 	case t == Q6_K && useAVX512:
-		return dotQ6_KTiles512
+		return dotQ6_KTiles512, 1
 	case t == Q6_K:
-		return dotQ6_KTiles
+		return dotQ6_KTiles, 1
 	}
-	return nil
+	return nil, 1
 }
 
 // fastDot returns the SIMD version of the row dot matMul picks for weights

@@ -14,8 +14,8 @@ func fastRows(DType, int, int, bool) (func(dst []float32, w []byte, rb int, x []
 }
 
 // fastTiles returns nil: matMul dots one element at a time.
-func fastTiles(DType, bool, int) func(dst []float32, w Matrix, x []byte, xrb, n, lo, hi int) int {
-	return nil
+func fastTiles(DType, bool, int) (func(dst []float32, w Matrix, x []byte, xrb, n, lo, hi int) int, int) {
+	return nil, 1
 }
 
 // fastDotF32 returns nil: matMul keeps the reference.

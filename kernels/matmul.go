@@ -90,8 +90,9 @@ type mulTask struct {
 	rowsK int
 	// tiles, where not nil, computes rows [lo, hi) for all n tokens in
 	// register tiles and returns the first row it left (dot_amd64.go).
-	tiles func(dst []float32, w Matrix, x []byte, xrb, n, lo, hi int) int
-	batch bool // llama.cpp's batched (sgemm) float products
+	tiles  func(dst []float32, w Matrix, x []byte, xrb, n, lo, hi int) int
+	tilesK int  // the rows tiles takes at once at its best
+	batch  bool // llama.cpp's batched (sgemm) float products
 	// xs, for a packed matrix (Matrix.Packed), holds per token and
 	// block of xq its sums and scale (packedSums); phase 1 then runs over
 	// the matrix's groups of rows.
@@ -157,14 +158,17 @@ func (t *mulTask) run(lo, hi int) {
 }
 
 // unitRows is how many rows of w one unit of phase 1 covers: a packed
-// matrix's group, else the rows kernel's count (so that a chunk's edges
-// do not split its rows into one-row dots), else one.
+// matrix's group, else the rows kernel's count, else the tiles kernel's
+// (so that a chunk's edges do not split its rows into one-row dots or
+// smaller tiles), else one.
 func (t *mulTask) unitRows(w Matrix) int {
 	switch {
 	case w.packed != nil:
 		return w.group
 	case t.rows != nil:
 		return t.rowsK
+	case t.tiles != nil:
+		return t.tilesK
 	}
 	return 1
 }
@@ -347,7 +351,7 @@ func matMulTask(p *Pool, t *mulTask, dst []float32, w Matrix, x []float32, n int
 			t.dot = f // the SIMD version, bitwise equal (dot_amd64.go)
 		}
 		t.rows, t.rowsK = fastRows(w.Type, w.Rows, n, batch)
-		t.tiles = fastTiles(w.Type, batch, n)
+		t.tiles, t.tilesK = fastTiles(w.Type, batch, n)
 		if w.packed != nil {
 			if need := n * w.Cols / QK * xsBlock; cap(t.xs) < need {
 				t.xs = make([]byte, need)
@@ -362,7 +366,7 @@ func matMulTask(p *Pool, t *mulTask, dst []float32, w Matrix, x []float32, n int
 		units += t.productUnits(t.parts[j].W)
 	}
 	p.run(units, max(1, rowGrain/max(1, unitBytes)), t)
-	t.dst, t.w.Data, t.w.packed, t.x, t.dot, t.rows, t.rowsK, t.tiles = nil, nil, nil, nil, nil, nil, 0, nil
+	t.dst, t.w.Data, t.w.packed, t.x, t.dot, t.rows, t.rowsK, t.tiles, t.tilesK = nil, nil, nil, nil, nil, nil, 0, nil, 0
 	t.parts, t.nparts = [maxShared]Product{}, 0
 	mulTasks.put(t)
 }
