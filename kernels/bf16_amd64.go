@@ -15,6 +15,12 @@ func dotBF16AVX2(w, x *byte, n int) float32
 //go:noescape
 func sgemmBF16AVX2(w, x *byte, steps int) float32
 
+// sgemmBF16X32AVX2 is sgemmBF16AVX2 with the activations as the float32
+// values of their bf16s.
+//
+//go:noescape
+func sgemmBF16X32AVX2(w *byte, x *float32, steps int) float32
+
 // dotBF16Asm is dotBF16 in AVX2 (bitwise equal for all non-NaN inputs; see
 // bf16_amd64.s): the assembly sums the steps of 32, and the leftover
 // elements are added here in float64 as dotBF16 adds them. Needs useAVX2.
@@ -42,4 +48,16 @@ func sgemmBF16Asm(w, x []byte, _ int) float32 {
 		return 0
 	}
 	return sgemmBF16AVX2(unsafe.SliceData(w), unsafe.SliceData(x), steps)
+}
+
+// sgemmBF16X32Asm is sgemmBF16Asm with the activations as the float32
+// values of their bf16s (quantizeActBF16x32: 4 bytes an element).
+func sgemmBF16X32Asm(w, x []byte, _ int) float32 {
+	xf := f32View(x)
+	steps := len(xf) / 8
+	if steps == 0 {
+		return 0
+	}
+	w = w[:16*steps]
+	return sgemmBF16X32AVX2(unsafe.SliceData(w), unsafe.SliceData(xf), steps)
 }

@@ -131,3 +131,30 @@ sgbf16done:
 	VZEROUPPER
 	MOVSS X0, ret+24(FP)
 	RET
+
+// func sgemmBF16X32AVX2(w *byte, x *float32, steps int) float32
+//
+// sgemmBF16AVX2 with the activations already widened to float32.
+TEXT ·sgemmBF16X32AVX2(SB), NOSPLIT, $0-28
+	MOVQ   w+0(FP), SI
+	MOVQ   x+8(FP), DI
+	MOVQ   steps+16(FP), CX
+	VXORPS Y0, Y0, Y0
+	TESTQ  CX, CX
+	JEQ    sgbx32done
+
+sgbx32loop:
+	VPMOVZXWD (SI), Y1
+	VPSLLD    $16, Y1, Y1
+	VMULPS    (DI), Y1, Y1
+	VADDPS    Y1, Y0, Y0
+	ADDQ      $16, SI
+	ADDQ      $32, DI
+	DECQ      CX
+	JNZ       sgbx32loop
+
+sgbx32done:
+	HSUM8
+	VZEROUPPER
+	MOVSS X0, ret+24(FP)
+	RET

@@ -41,15 +41,24 @@ func bf16Row(rng *rand.Rand, n, kind int) []byte {
 	return b
 }
 
-// checkBF16Asm fails t unless dotBF16Asm and sgemmBF16Asm give the bits of
-// dotBF16 and sgemmBF16 on w and x.
+// checkBF16Asm fails t unless dotBF16Asm, sgemmBF16Asm and
+// sgemmBF16X32Asm (on x widened to float32) give the bits of dotBF16 and
+// sgemmBF16 on w and x.
 func checkBF16Asm(t *testing.T, w, x []byte, what string) {
 	t.Helper()
 	if got, want := dotBF16Asm(w, x), dotBF16(w, x); math.Float32bits(got) != math.Float32bits(want) {
 		t.Fatalf("%s: dotBF16Asm %g (%#08x), dotBF16 %g (%#08x)", what, got, math.Float32bits(got), want, math.Float32bits(want))
 	}
-	if got, want := sgemmBF16Asm(w, x, 0), sgemmBF16(w, x, 0); math.Float32bits(got) != math.Float32bits(want) {
+	want := sgemmBF16(w, x, 0)
+	if got := sgemmBF16Asm(w, x, 0); math.Float32bits(got) != math.Float32bits(want) {
 		t.Fatalf("%s: sgemmBF16Asm %g (%#08x), sgemmBF16 %g (%#08x)", what, got, math.Float32bits(got), want, math.Float32bits(want))
+	}
+	x32 := make([]byte, 4*(len(x)/2))
+	for i := range len(x) / 2 {
+		binary.LittleEndian.PutUint32(x32[4*i:], uint32(u16le(x[2*i:]))<<16)
+	}
+	if got := sgemmBF16X32Asm(w, x32, 0); math.Float32bits(got) != math.Float32bits(want) {
+		t.Fatalf("%s: sgemmBF16X32Asm %g (%#08x), sgemmBF16 %g (%#08x)", what, got, math.Float32bits(got), want, math.Float32bits(want))
 	}
 }
 

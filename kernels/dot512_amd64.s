@@ -432,7 +432,66 @@ a46done:
 	VFMADD231PS Z29, Z26, Z17; \
 	VFMADD231PS Z29, Z27, Z23
 
-// func sgemmPairs8x6AVX512(acc *float32, w *float32, ps int, x *byte, xrb int, steps int, fresh int, pf *byte, src *byte, rb int)
+// P86MULADDS is P86FMAS with each product rounded before it is added
+// (VMULPS, then VADDPS), as llama.cpp's BF16 sums are: a product of two
+// bf16s can underflow or overflow, so a fused multiply-add would differ.
+#define P86MULADDS \
+	VBROADCASTF32X8 (DI), Z28; \
+	VMULPS Z28, Z24, Z30; \
+	VADDPS Z30, Z0, Z0; \
+	VMULPS Z28, Z25, Z31; \
+	VADDPS Z31, Z6, Z6; \
+	VMULPS Z28, Z26, Z30; \
+	VADDPS Z30, Z12, Z12; \
+	VMULPS Z28, Z27, Z31; \
+	VADDPS Z31, Z18, Z18; \
+	VBROADCASTF32X8 (DI)(R10*1), Z29; \
+	VMULPS Z29, Z24, Z30; \
+	VADDPS Z30, Z1, Z1; \
+	VMULPS Z29, Z25, Z31; \
+	VADDPS Z31, Z7, Z7; \
+	VMULPS Z29, Z26, Z30; \
+	VADDPS Z30, Z13, Z13; \
+	VMULPS Z29, Z27, Z31; \
+	VADDPS Z31, Z19, Z19; \
+	VBROADCASTF32X8 (DI)(R10*2), Z28; \
+	VMULPS Z28, Z24, Z30; \
+	VADDPS Z30, Z2, Z2; \
+	VMULPS Z28, Z25, Z31; \
+	VADDPS Z31, Z8, Z8; \
+	VMULPS Z28, Z26, Z30; \
+	VADDPS Z30, Z14, Z14; \
+	VMULPS Z28, Z27, Z31; \
+	VADDPS Z31, Z20, Z20; \
+	VBROADCASTF32X8 (DI)(R11*1), Z29; \
+	VMULPS Z29, Z24, Z30; \
+	VADDPS Z30, Z3, Z3; \
+	VMULPS Z29, Z25, Z31; \
+	VADDPS Z31, Z9, Z9; \
+	VMULPS Z29, Z26, Z30; \
+	VADDPS Z30, Z15, Z15; \
+	VMULPS Z29, Z27, Z31; \
+	VADDPS Z31, Z21, Z21; \
+	VBROADCASTF32X8 (DI)(R10*4), Z28; \
+	VMULPS Z28, Z24, Z30; \
+	VADDPS Z30, Z4, Z4; \
+	VMULPS Z28, Z25, Z31; \
+	VADDPS Z31, Z10, Z10; \
+	VMULPS Z28, Z26, Z30; \
+	VADDPS Z30, Z16, Z16; \
+	VMULPS Z28, Z27, Z31; \
+	VADDPS Z31, Z22, Z22; \
+	VBROADCASTF32X8 (DI)(R12*1), Z29; \
+	VMULPS Z29, Z24, Z30; \
+	VADDPS Z30, Z5, Z5; \
+	VMULPS Z29, Z25, Z31; \
+	VADDPS Z31, Z11, Z11; \
+	VMULPS Z29, Z26, Z30; \
+	VADDPS Z30, Z17, Z17; \
+	VMULPS Z29, Z27, Z31; \
+	VADDPS Z31, Z23, Z23
+
+// func sgemmPairs8x6AVX512(acc *float32, w *float32, ps int, x *byte, xrb int, steps int, fresh int, pf *byte, src *byte, rb int, bf16 int)
 //
 // sgemmF16X32Acc4x6AVX512 for four pairs of rows (24 Z accumulators, pair
 // p's at acc + 384p bytes) over weights widened to float32 and interleaved
@@ -445,8 +504,9 @@ a46done:
 // != nil the loop widens the weights first: the 8 F16 rows at src + i*rb,
 // 16 bytes a step, are widened into w as it goes (VCVTPH2PS is exact, so
 // the products are the same), their reads and stores overlapping the
-// arithmetic.
-TEXT ·sgemmPairs8x6AVX512(SB), NOSPLIT, $0-80
+// arithmetic. With bf16 != 0 the weights are BF16 (widened by a 16-bit
+// shift) and each product is rounded before it is added (P86MULADDS).
+TEXT ·sgemmPairs8x6AVX512(SB), NOSPLIT, $0-88
 	MOVQ acc+0(FP), DX
 	MOVQ w+8(FP), SI
 	MOVQ ps+16(FP), R9
@@ -516,11 +576,15 @@ p86start:
 	TESTQ CX, CX
 	JEQ   p86done
 	MOVQ  src+64(FP), AX
-	TESTQ AX, AX
-	JEQ   p86loop
 	MOVQ  rb+72(FP), R14
 	LEAQ  (R14)(R14*2), R15
 	LEAQ  (AX)(R14*4), R8
+	MOVQ  bf16+80(FP), R9
+	TESTQ R9, R9
+	MOVQ  ps+16(FP), R9
+	JNE   p86bf16
+	TESTQ AX, AX
+	JEQ   p86loop
 
 p86wloop:
 	PREFETCHT1      (BX)
@@ -562,6 +626,56 @@ p86loop:
 	ADDQ            $64, BX
 	DECQ            CX
 	JNZ             p86loop
+	JMP             p86done
+
+p86bf16:
+	TESTQ AX, AX
+	JEQ   p86bloop
+
+p86bwloop:
+	PREFETCHT1      (BX)
+	VMOVDQU32       (AX), X24
+	VINSERTI32X4    $1, (AX)(R14*1), Y24, Y24
+	VPMOVZXWD       Y24, Z24
+	VPSLLD          $16, Z24, Z24
+	VMOVUPS         Z24, (SI)
+	VMOVDQU32       (AX)(R14*2), X25
+	VINSERTI32X4    $1, (AX)(R15*1), Y25, Y25
+	VPMOVZXWD       Y25, Z25
+	VPSLLD          $16, Z25, Z25
+	VMOVUPS         Z25, (SI)(R9*1)
+	VMOVDQU32       (R8), X26
+	VINSERTI32X4    $1, (R8)(R14*1), Y26, Y26
+	VPMOVZXWD       Y26, Z26
+	VPSLLD          $16, Z26, Z26
+	VMOVUPS         Z26, (SI)(R9*2)
+	VMOVDQU32       (R8)(R14*2), X27
+	VINSERTI32X4    $1, (R8)(R15*1), Y27, Y27
+	VPMOVZXWD       Y27, Z27
+	VPSLLD          $16, Z27, Z27
+	VMOVUPS         Z27, (SI)(R13*1)
+	P86MULADDS
+	ADDQ            $16, AX
+	ADDQ            $16, R8
+	ADDQ            $64, SI
+	ADDQ            $32, DI
+	ADDQ            $64, BX
+	DECQ            CX
+	JNZ             p86bwloop
+	JMP             p86done
+
+p86bloop:
+	PREFETCHT1 (BX)
+	VMOVUPS (SI), Z24
+	VMOVUPS (SI)(R9*1), Z25
+	VMOVUPS (SI)(R9*2), Z26
+	VMOVUPS (SI)(R13*1), Z27
+	P86MULADDS
+	ADDQ            $64, SI
+	ADDQ            $32, DI
+	ADDQ            $64, BX
+	DECQ            CX
+	JNZ             p86bloop
 
 p86done:
 	VMOVUPS Z0, 0(DX)
@@ -591,15 +705,15 @@ p86done:
 	VZEROUPPER
 	RET
 
-// func sgemmPairs8x2AVX512(acc *float32, w *float32, ps int, x *byte, xrb int, steps int, fresh int)
+// func sgemmPairs8x2AVX512(acc *float32, w *float32, ps int, x *byte, xrb int, steps int, fresh int, bf16 int)
 //
 // sgemmPairs8x6AVX512 for two tokens (at x and x + xrb), over weights
 // already widened: the tail of a prompt whose length is not a multiple of
 // 6, instead of a 6-token tile that computes some tokens again. Pair p's
 // two accumulators are at acc + 384p and acc + 384p + 64 bytes, two token
 // slots of sgemmPairs8x6AVX512's; each gets the same fused multiply-adds in
-// the same order.
-TEXT ·sgemmPairs8x2AVX512(SB), NOSPLIT, $0-56
+// the same order (with bf16 != 0, multiplies and adds, as P86MULADDS).
+TEXT ·sgemmPairs8x2AVX512(SB), NOSPLIT, $0-64
 	MOVQ  acc+0(FP), DX
 	MOVQ  w+8(FP), SI
 	MOVQ  ps+16(FP), R9
@@ -633,6 +747,9 @@ p82zero:
 p82start:
 	TESTQ CX, CX
 	JEQ   p82done
+	MOVQ  bf16+56(FP), AX
+	TESTQ AX, AX
+	JNE   p82bloop
 
 p82loop:
 	VMOVUPS         (SI), Z24
@@ -653,6 +770,35 @@ p82loop:
 	ADDQ            $32, DI
 	DECQ            CX
 	JNZ             p82loop
+	JMP             p82done
+
+p82bloop:
+	VMOVUPS         (SI), Z24
+	VMOVUPS         (SI)(R9*1), Z25
+	VMOVUPS         (SI)(R9*2), Z26
+	VMOVUPS         (SI)(R13*1), Z27
+	VBROADCASTF32X8 (DI), Z28
+	VBROADCASTF32X8 (DI)(R10*1), Z29
+	VMULPS          Z28, Z24, Z30
+	VADDPS          Z30, Z0, Z0
+	VMULPS          Z29, Z24, Z31
+	VADDPS          Z31, Z1, Z1
+	VMULPS          Z28, Z25, Z30
+	VADDPS          Z30, Z2, Z2
+	VMULPS          Z29, Z25, Z31
+	VADDPS          Z31, Z3, Z3
+	VMULPS          Z28, Z26, Z30
+	VADDPS          Z30, Z4, Z4
+	VMULPS          Z29, Z26, Z31
+	VADDPS          Z31, Z5, Z5
+	VMULPS          Z28, Z27, Z30
+	VADDPS          Z30, Z6, Z6
+	VMULPS          Z29, Z27, Z31
+	VADDPS          Z31, Z7, Z7
+	ADDQ            $64, SI
+	ADDQ            $32, DI
+	DECQ            CX
+	JNZ             p82bloop
 
 p82done:
 	VMOVUPS Z0, 0(DX)

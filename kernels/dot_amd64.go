@@ -62,10 +62,10 @@ func hsumPairs8AVX2(dst *float32, ldd int, acc *float32, j0 int)
 func dotF16X32RowsAVX512(dst *float32, w *byte, rb int, x *float32, n, rows int)
 
 //go:noescape
-func sgemmPairs8x6AVX512(acc *float32, w *float32, ps int, x *byte, xrb int, steps int, fresh int, pf *byte, src *byte, rb int)
+func sgemmPairs8x6AVX512(acc *float32, w *float32, ps int, x *byte, xrb int, steps int, fresh int, pf *byte, src *byte, rb int, bf16 int)
 
 //go:noescape
-func sgemmPairs8x2AVX512(acc *float32, w *float32, ps int, x *byte, xrb int, steps int, fresh int)
+func sgemmPairs8x2AVX512(acc *float32, w *float32, ps int, x *byte, xrb int, steps int, fresh int, bf16 int)
 
 //go:noescape
 func sgemmF16X32Acc4x6AVX512(acc *float32, w *byte, rb int, x *byte, xrb int, steps int)
@@ -314,9 +314,12 @@ func dotF16X32Asm(w, x []byte, _ int) float32 {
 
 // fastAct32 reports whether the row dot fastDot returns for weights of type
 // t takes the activations rounded into VecDotType(t) but stored as float32
-// (quantizeAct32), 4 bytes an element: F16 products, single-token and
-// batched.
-func fastAct32(t DType, _ bool) bool { return useAVX2 && t == F16 }
+// (quantizeAct32, quantizeActBF16x32), 4 bytes an element: F16 products,
+// single-token and batched, and with AVX-512 batched BF16 products (whose
+// tiles widen no activation again).
+func fastAct32(t DType, batch bool) bool {
+	return useAVX2 && t == F16 || useAVX512 && batch && t == BF16
+}
 
 // quantizeAct32 rounds x to half precision, as quantizeAct does for F16, and
 // writes the float32 values of the halves into y (4 bytes each).
@@ -329,6 +332,15 @@ func quantizeAct32(y []byte, x []float32) {
 	t := f16Table
 	for i := n8; i < len(x); i++ {
 		yf[i] = t[F32ToF16(x[i])]
+	}
+}
+
+// quantizeActBF16x32 rounds x to bf16, as quantizeAct does for BF16, and
+// writes the float32 values of the bf16s into y (4 bytes each).
+func quantizeActBF16x32(y []byte, x []float32) {
+	yf := f32View(y[:4*len(x)])
+	for i, v := range x {
+		yf[i] = BF16ToF32(F32ToBF16(v))
 	}
 }
 
@@ -414,8 +426,23 @@ const (
 // element is bitwise sgemmF16. It returns the first row it left (hi, or
 // hi-1 for an odd count).
 func sgemmF16X32Tiles(dst []float32, w Matrix, x []byte, xrb, n, lo, hi int) int {
+	return sgemmX32Tiles(dst, w, x, xrb, n, lo, hi, 0)
+}
+
+// sgemmBF16X32Tiles is sgemmF16X32Tiles for BF16 weights, each element
+// bitwise sgemmBF16, in the AVX-512 tiles of 8 rows only (n >= 6): it
+// returns the first row it left, lo plus a multiple of 8.
+func sgemmBF16X32Tiles(dst []float32, w Matrix, x []byte, xrb, n, lo, hi int) int {
+	return sgemmX32Tiles(dst, w, x, xrb, n, lo, hi, 1)
+}
+
+// sgemmX32Tiles is sgemmF16X32Tiles (bf16 0) or sgemmBF16X32Tiles (bf16 1).
+func sgemmX32Tiles(dst []float32, w Matrix, x []byte, xrb, n, lo, hi, bf16 int) int {
 	rb, ldd, steps := w.RowBytes(), w.Rows, xrb/32
 	end := lo + (hi-lo)&^1
+	if bf16 != 0 {
+		end = lo + (hi-lo)&^7
+	}
 	var acc [f16TileRows / 2 * 96]float32 // per pair of rows, 12 accumulators of 8 lanes
 	// With AVX-512 and a whole tile of tokens, each block's rows are widened
 	// once into wide (pairs interleaved, as the tiles hold them) for all the
@@ -468,7 +495,7 @@ func sgemmF16X32Tiles(dst []float32, w Matrix, x []byte, xrb, n, lo, hi int) int
 					if s2 < 6 {
 						for s := s2; s < 6; s += 2 {
 							xs2 := xs[s*xrb : (s+1)*xrb+32*ks]
-							sgemmPairs8x2AVX512(&a[16*s], unsafe.SliceData(ws), 64*steps, unsafe.SliceData(xs2), xrb, ks, fresh)
+							sgemmPairs8x2AVX512(&a[16*s], unsafe.SliceData(ws), 64*steps, unsafe.SliceData(xs2), xrb, ks, fresh, bf16)
 						}
 						continue
 					}
@@ -485,7 +512,7 @@ func sgemmF16X32Tiles(dst []float32, w Matrix, x []byte, xrb, n, lo, hi int) int
 						rows := w.Data[r*rb+16*k0 : (r+7)*rb+16*(k0+ks)]
 						src = unsafe.SliceData(rows)
 					}
-					sgemmPairs8x6AVX512(unsafe.SliceData(a), unsafe.SliceData(ws), 64*steps, unsafe.SliceData(xs), xrb, ks, fresh, pf, src, rb)
+					sgemmPairs8x6AVX512(unsafe.SliceData(a), unsafe.SliceData(ws), 64*steps, unsafe.SliceData(xs), xrb, ks, fresh, pf, src, rb, bf16)
 				}
 				for ; useAVX512 && r+4 <= b1; r += 4 { // two pairs
 					a := acc[(r-b0)/2*96:][:192]
@@ -515,6 +542,10 @@ func sgemmF16X32Tiles(dst []float32, w Matrix, x []byte, xrb, n, lo, hi int) int
 		for ; i < n; i++ {
 			xi := x[i*xrb : (i+1)*xrb]
 			for r := b0; r < b1; r++ {
+				if bf16 != 0 {
+					dst[i*ldd+r] = sgemmBF16X32Asm(w.Data[r*rb:(r+1)*rb], xi, 0)
+					continue
+				}
 				dst[i*ldd+r] = sgemmF16X32Asm(w.Data[r*rb:(r+1)*rb], xi, 0)
 			}
 		}
@@ -560,6 +591,8 @@ func fastTiles(t DType, batch bool, n int) (tiles func(dst []float32, w Matrix, 
 		return sgemmF16X32Tiles, 8 // the widened 8-row tiles
 	case batch && t == F16:
 		return sgemmF16X32Tiles, 2 // with fastAct32's activations
+	case batch && t == BF16 && useAVX512 && n >= 6:
+		return sgemmBF16X32Tiles, 8 // with fastAct32's activations
 	case t == Q8_0:
 		return dotQ8_0Tiles, 1
 	case t == Q4_K && useAVX512:
@@ -608,6 +641,8 @@ func fastDot(t DType, rows int, batch bool) func(w, x []byte, nb int) float32 {
 		return dotF16X32Asm // with fastAct32's activations
 	case t == BF16 && !batch:
 		return func(w, x []byte, _ int) float32 { return dotBF16Asm(w, x) }
+	case t == BF16 && useAVX512:
+		return sgemmBF16X32Asm // with fastAct32's activations
 	case t == BF16:
 		return sgemmBF16Asm
 	case t == F16:

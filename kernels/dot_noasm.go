@@ -45,6 +45,9 @@ func fastAct32(DType, bool) bool { return false }
 // quantizeAct32 is never called (fastAct32 is false).
 func quantizeAct32(y []byte, x []float32) {}
 
+// quantizeActBF16x32 is never called (fastAct32 is false).
+func quantizeActBF16x32(y []byte, x []float32) {}
+
 // fastAttnF16 is false: attention runs the reference loops.
 const fastAttnF16 = false
 

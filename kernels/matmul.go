@@ -130,6 +130,10 @@ func (t *mulTask) run(lo, hi int) {
 	cols := w.Cols
 	if t.phase == 0 {
 		for i := lo; i < hi; i++ {
+			if t.x32 && t.xt == BF16 {
+				quantizeActBF16x32(t.xq[i*t.xrb:(i+1)*t.xrb], t.x[i*cols:(i+1)*cols])
+				continue
+			}
 			if t.x32 {
 				quantizeAct32(t.xq[i*t.xrb:(i+1)*t.xrb], t.x[i*cols:(i+1)*cols])
 				continue

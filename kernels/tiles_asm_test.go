@@ -12,31 +12,77 @@ import (
 // ranges that use every tile height (8, 4 and 2 rows at once with AVX-512)
 // token counts with and without a last, overlapping tile, and rows long
 // enough to take several passes of steps (their tiles then resume from the
-// accumulators instead of zero), against sgemmF16 bit for bit.
+// accumulators instead of zero), against sgemmF16 bit for bit; and the
+// BF16 tiles (AVX-512, 8 rows at once) against sgemmBF16.
 func TestF16TilesAsm(t *testing.T) {
 	if !useAVX2 {
 		t.Skip("no AVX2 on this CPU")
 	}
 	rng := rand.New(rand.NewPCG(43, 44))
 	const rows = 40
-	for _, c := range []struct{ n, cols int }{{6, 232}, {9, 232}, {10, 232}, {11, 1032}, {13, 1032}, {20, 64}, {7, 2056}} {
-		n, cols := c.n, c.cols
-		w := randMatrix(t, rng, F16, rows, cols)
-		xf := randNormal(rng, n*cols, 1)
-		x32 := make([]byte, n*4*cols)
-		for i := range n {
-			quantizeAct32(x32[i*4*cols:(i+1)*4*cols], xf[i*cols:(i+1)*cols])
-		}
-		for _, span := range [][2]int{{0, rows}, {1, rows - 1}, {3, 17}} {
-			got := make([]float32, n*rows)
-			end := sgemmF16X32Tiles(got, w, x32, 4*cols, n, span[0], span[1])
+	type kind struct {
+		typ   DType
+		tiles func(dst []float32, w Matrix, x []byte, xrb, n, lo, hi int) int
+		act32 func(y []byte, x []float32)
+		ref   func(w, x []byte, nb int) float32
+	}
+	kinds := []kind{{F16, sgemmF16X32Tiles, quantizeAct32, sgemmF16}}
+	if useAVX512 {
+		kinds = append(kinds, kind{BF16, sgemmBF16X32Tiles, quantizeActBF16x32, sgemmBF16})
+	}
+	for _, k := range kinds {
+		for _, c := range []struct{ n, cols int }{{6, 232}, {9, 232}, {10, 232}, {11, 1032}, {13, 1032}, {20, 64}, {7, 2056}} {
+			n, cols := c.n, c.cols
+			w := randMatrix(t, rng, k.typ, rows, cols)
+			xf := randNormal(rng, n*cols, 1)
+			x32 := make([]byte, n*4*cols)
 			for i := range n {
-				xh := make([]byte, 2*cols)
-				quantizeAct(xh, F16, xf[i*cols:(i+1)*cols])
-				for r := span[0]; r < end; r++ {
-					want := sgemmF16(w.Data[r*w.RowBytes():(r+1)*w.RowBytes()], xh, 0)
-					if g := got[i*rows+r]; math.Float32bits(g) != math.Float32bits(want) {
-						t.Fatalf("n=%d cols=%d rows %v: row %d token %d: %v, reference %v", n, cols, span, r, i, g, want)
+				k.act32(x32[i*4*cols:(i+1)*4*cols], xf[i*cols:(i+1)*cols])
+			}
+			for _, span := range [][2]int{{0, rows}, {1, rows - 1}, {3, 17}} {
+				got := make([]float32, n*rows)
+				end := k.tiles(got, w, x32, 4*cols, n, span[0], span[1])
+				if end-span[0] < (span[1]-span[0])&^7 {
+					t.Fatalf("%v n=%d rows %v: the tiles stopped at row %d", k.typ, n, span, end)
+				}
+				for i := range n {
+					xh := make([]byte, 2*cols)
+					quantizeAct(xh, k.typ, xf[i*cols:(i+1)*cols])
+					for r := span[0]; r < end; r++ {
+						want := k.ref(w.Data[r*w.RowBytes():(r+1)*w.RowBytes()], xh, 0)
+						if g := got[i*rows+r]; math.Float32bits(g) != math.Float32bits(want) {
+							t.Fatalf("%v n=%d cols=%d rows %v: row %d token %d: %v, reference %v", k.typ, n, cols, span, r, i, g, want)
+						}
+					}
+				}
+			}
+		}
+	}
+}
+
+// TestFloatTilesThroughMatMul runs batched F16 and BF16 products through
+// MatMulBatch on 3 workers, with enough tokens for the register tiles and
+// row counts (multiples of 4, as sgemm needs, not all of 8) that leave rows
+// to the row dots, against sgemmF16 and sgemmBF16 on the rounded
+// activations, bit for bit.
+func TestFloatTilesThroughMatMul(t *testing.T) {
+	rng := rand.New(rand.NewPCG(45, 46))
+	p := NewPool(3)
+	defer p.Close()
+	ref := map[DType]func(w, x []byte, nb int) float32{F16: sgemmF16, BF16: sgemmBF16}
+	for _, typ := range []DType{F16, BF16} {
+		for _, c := range []struct{ rows, cols, n int }{{44, 256, 6}, {68, 520, 13}, {12, 64, 8}} {
+			w := randMatrix(t, rng, typ, c.rows, c.cols)
+			x := randNormal(rng, c.n*c.cols, 1)
+			got := make([]float32, c.n*c.rows)
+			MatMulBatch(p, got, w, x, c.n)
+			xh := make([]byte, 2*c.cols)
+			for i := range c.n {
+				quantizeAct(xh, typ, x[i*c.cols:(i+1)*c.cols])
+				for r := range c.rows {
+					want := ref[typ](w.Row(r), xh, 0)
+					if g := got[i*c.rows+r]; math.Float32bits(g) != math.Float32bits(want) {
+						t.Fatalf("%v %+v: row %d token %d: %v, reference %v", typ, c, r, i, g, want)
 					}
 				}
 			}
