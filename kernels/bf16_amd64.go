@@ -21,6 +21,11 @@ func sgemmBF16AVX2(w, x *byte, steps int) float32
 //go:noescape
 func sgemmBF16X32AVX2(w *byte, x *float32, steps int) float32
 
+// bf16MagsAVX2 returns bf16Mags' lo and hi over the 16*n bf16s at b.
+//
+//go:noescape
+func bf16MagsAVX2(b *byte, n int) (lo, hi uint16)
+
 // dotBF16Asm is dotBF16 in AVX2 (bitwise equal for all non-NaN inputs; see
 // bf16_amd64.s): the assembly sums the steps of 32, and the leftover
 // elements are added here in float64 as dotBF16 adds them. Needs useAVX2.

@@ -158,3 +158,43 @@ sgbx32done:
 	VZEROUPPER
 	MOVSS X0, ret+24(FP)
 	RET
+
+// func bf16MagsAVX2(b *byte, n int) (lo, hi uint16)
+//
+// The least of each magnitude less one (a zero wraps to 0xffff) and the
+// greatest magnitude, over n steps of 16 bf16s: unsigned 16-bit minimum and
+// maximum in Y1 and Y2, then VPHMINPOSUW (the maximum as the minimum of the
+// complements).
+TEXT ·bf16MagsAVX2(SB), NOSPLIT, $0-20
+	MOVQ         b+0(FP), SI
+	MOVQ         n+8(FP), CX
+	MOVL         $0x7fff7fff, AX
+	VMOVD        AX, X3
+	VPBROADCASTD X3, Y3
+	VPCMPEQW     Y4, Y4, Y4 // all ones: -1 in each word
+	VMOVDQU      Y4, Y1
+	VPXOR        Y2, Y2, Y2
+
+bmagloop:
+	VPAND   (SI), Y3, Y0
+	VPMAXUW Y0, Y2, Y2
+	VPADDW  Y4, Y0, Y0
+	VPMINUW Y0, Y1, Y1
+	ADDQ    $32, SI
+	DECQ    CX
+	JNZ     bmagloop
+
+	VEXTRACTI128 $1, Y1, X0
+	VPMINUW      X0, X1, X1
+	VPHMINPOSUW  X1, X1
+	VPEXTRW      $0, X1, AX
+	MOVW         AX, lo+16(FP)
+	VEXTRACTI128 $1, Y2, X0
+	VPMAXUW      X0, X2, X2
+	VPXOR        X4, X2, X2
+	VPHMINPOSUW  X2, X2
+	VPEXTRW      $0, X2, AX
+	NOTL         AX
+	MOVW         AX, hi+18(FP)
+	VZEROUPPER
+	RET

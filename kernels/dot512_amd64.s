@@ -491,7 +491,7 @@ a46done:
 	VMULPS Z29, Z27, Z31; \
 	VADDPS Z31, Z23, Z23
 
-// func sgemmPairs8x6AVX512(acc *float32, w *float32, ps int, x *byte, xrb int, steps int, fresh int, pf *byte, src *byte, rb int, bf16 int)
+// func sgemmPairs8x6AVX512(acc *float32, w *float32, ps int, x *byte, xrb int, steps int, fresh int, pf *byte, src *byte, rb int, mode int)
 //
 // sgemmF16X32Acc4x6AVX512 for four pairs of rows (24 Z accumulators, pair
 // p's at acc + 384p bytes) over weights widened to float32 and interleaved
@@ -504,8 +504,9 @@ a46done:
 // != nil the loop widens the weights first: the 8 F16 rows at src + i*rb,
 // 16 bytes a step, are widened into w as it goes (VCVTPH2PS is exact, so
 // the products are the same), their reads and stores overlapping the
-// arithmetic. With bf16 != 0 the weights are BF16 (widened by a 16-bit
-// shift) and each product is rounded before it is added (P86MULADDS).
+// arithmetic. With mode&tileBF16 the weights are BF16 (widened by a 16-bit
+// shift); with mode&tileMulAdd (BF16 only) each product is rounded before
+// it is added (P86MULADDS).
 TEXT ·sgemmPairs8x6AVX512(SB), NOSPLIT, $0-88
 	MOVQ acc+0(FP), DX
 	MOVQ w+8(FP), SI
@@ -579,10 +580,15 @@ p86start:
 	MOVQ  rb+72(FP), R14
 	LEAQ  (R14)(R14*2), R15
 	LEAQ  (AX)(R14*4), R8
-	MOVQ  bf16+80(FP), R9
-	TESTQ R9, R9
+	MOVQ  mode+80(FP), R9
+	TESTQ $2, R9 // tileMulAdd
+	JNE   p86muladd
+	TESTQ AX, AX
+	JEQ   p86plain
+	TESTQ $1, R9 // tileBF16
+	JNE   p86bwf
+p86plain:
 	MOVQ  ps+16(FP), R9
-	JNE   p86bf16
 	TESTQ AX, AX
 	JEQ   p86loop
 
@@ -628,7 +634,8 @@ p86loop:
 	JNZ             p86loop
 	JMP             p86done
 
-p86bf16:
+p86muladd:
+	MOVQ  ps+16(FP), R9
 	TESTQ AX, AX
 	JEQ   p86bloop
 
@@ -662,6 +669,41 @@ p86bwloop:
 	ADDQ            $64, BX
 	DECQ            CX
 	JNZ             p86bwloop
+	JMP             p86done
+
+p86bwf:
+	MOVQ ps+16(FP), R9
+
+p86bwfloop:
+	PREFETCHT1      (BX)
+	VMOVDQU32       (AX), X24
+	VINSERTI32X4    $1, (AX)(R14*1), Y24, Y24
+	VPMOVZXWD       Y24, Z24
+	VPSLLD          $16, Z24, Z24
+	VMOVUPS         Z24, (SI)
+	VMOVDQU32       (AX)(R14*2), X25
+	VINSERTI32X4    $1, (AX)(R15*1), Y25, Y25
+	VPMOVZXWD       Y25, Z25
+	VPSLLD          $16, Z25, Z25
+	VMOVUPS         Z25, (SI)(R9*1)
+	VMOVDQU32       (R8), X26
+	VINSERTI32X4    $1, (R8)(R14*1), Y26, Y26
+	VPMOVZXWD       Y26, Z26
+	VPSLLD          $16, Z26, Z26
+	VMOVUPS         Z26, (SI)(R9*2)
+	VMOVDQU32       (R8)(R14*2), X27
+	VINSERTI32X4    $1, (R8)(R15*1), Y27, Y27
+	VPMOVZXWD       Y27, Z27
+	VPSLLD          $16, Z27, Z27
+	VMOVUPS         Z27, (SI)(R13*1)
+	P86FMAS
+	ADDQ            $16, AX
+	ADDQ            $16, R8
+	ADDQ            $64, SI
+	ADDQ            $32, DI
+	ADDQ            $64, BX
+	DECQ            CX
+	JNZ             p86bwfloop
 	JMP             p86done
 
 p86bloop:
@@ -705,14 +747,14 @@ p86done:
 	VZEROUPPER
 	RET
 
-// func sgemmPairs8x2AVX512(acc *float32, w *float32, ps int, x *byte, xrb int, steps int, fresh int, bf16 int)
+// func sgemmPairs8x2AVX512(acc *float32, w *float32, ps int, x *byte, xrb int, steps int, fresh int, mode int)
 //
 // sgemmPairs8x6AVX512 for two tokens (at x and x + xrb), over weights
 // already widened: the tail of a prompt whose length is not a multiple of
 // 6, instead of a 6-token tile that computes some tokens again. Pair p's
 // two accumulators are at acc + 384p and acc + 384p + 64 bytes, two token
 // slots of sgemmPairs8x6AVX512's; each gets the same fused multiply-adds in
-// the same order (with bf16 != 0, multiplies and adds, as P86MULADDS).
+// the same order (with mode&tileMulAdd, multiplies and adds, as P86MULADDS).
 TEXT ·sgemmPairs8x2AVX512(SB), NOSPLIT, $0-64
 	MOVQ  acc+0(FP), DX
 	MOVQ  w+8(FP), SI
@@ -747,8 +789,8 @@ p82zero:
 p82start:
 	TESTQ CX, CX
 	JEQ   p82done
-	MOVQ  bf16+56(FP), AX
-	TESTQ AX, AX
+	MOVQ  mode+56(FP), AX
+	TESTQ $2, AX // tileMulAdd
 	JNE   p82bloop
 
 p82loop:

@@ -62,10 +62,10 @@ func hsumPairs8AVX2(dst *float32, ldd int, acc *float32, j0 int)
 func dotF16X32RowsAVX512(dst *float32, w *byte, rb int, x *float32, n, rows int)
 
 //go:noescape
-func sgemmPairs8x6AVX512(acc *float32, w *float32, ps int, x *byte, xrb int, steps int, fresh int, pf *byte, src *byte, rb int, bf16 int)
+func sgemmPairs8x6AVX512(acc *float32, w *float32, ps int, x *byte, xrb int, steps int, fresh int, pf *byte, src *byte, rb int, mode int)
 
 //go:noescape
-func sgemmPairs8x2AVX512(acc *float32, w *float32, ps int, x *byte, xrb int, steps int, fresh int, bf16 int)
+func sgemmPairs8x2AVX512(acc *float32, w *float32, ps int, x *byte, xrb int, steps int, fresh int, mode int)
 
 //go:noescape
 func sgemmF16X32Acc4x6AVX512(acc *float32, w *byte, rb int, x *byte, xrb int, steps int)
@@ -335,13 +335,35 @@ func quantizeAct32(y []byte, x []float32) {
 	}
 }
 
-// quantizeActBF16x32 rounds x to bf16, as quantizeAct does for BF16, and
-// writes the float32 values of the bf16s into y (4 bytes each).
-func quantizeActBF16x32(y []byte, x []float32) {
+// quantizeActBF16x32 rounds x to bf16, as quantizeAct does for BF16,
+// writes the float32 values of the bf16s into y (4 bytes each), and
+// returns the bounds of their magnitudes.
+func quantizeActBF16x32(y []byte, x []float32) bf16Mags {
 	yf := f32View(y[:4*len(x)])
+	m := bf16Mags{lo: 0xffff, known: true}
 	for i, v := range x {
-		yf[i] = BF16ToF32(F32ToBF16(v))
+		h := F32ToBF16(v)
+		yf[i] = BF16ToF32(h)
+		a := h & 0x7fff
+		m.hi = max(m.hi, a)
+		m.lo = min(m.lo, a-1)
 	}
+	return m
+}
+
+// bf16MagsOf returns the bounds of the magnitudes of the bf16s in b, where
+// the AVX-512 tiles may use them (else unknown: the tiles then round every
+// product).
+func bf16MagsOf(b []byte) bf16Mags {
+	if !useAVX512 {
+		return bf16Mags{}
+	}
+	n := len(b) / 32
+	m := bf16Mags{lo: 0xffff, known: true}
+	if n > 0 {
+		m.lo, m.hi = bf16MagsAVX2(unsafe.SliceData(b), n)
+	}
+	return m.join(bf16MagsGo(b[32*n:]))
 }
 
 // dotF32Asm is dotF32 in AVX2, with the leftovers added unfused in Go.
@@ -426,21 +448,38 @@ const (
 // element is bitwise sgemmF16. It returns the first row it left (hi, or
 // hi-1 for an odd count).
 func sgemmF16X32Tiles(dst []float32, w Matrix, x []byte, xrb, n, lo, hi int) int {
-	return sgemmX32Tiles(dst, w, x, xrb, n, lo, hi, 0)
+	return sgemmX32Tiles(dst, w, x, xrb, n, lo, hi, tileF16)
 }
 
 // sgemmBF16X32Tiles is sgemmF16X32Tiles for BF16 weights, each element
 // bitwise sgemmBF16, in the AVX-512 tiles of 8 rows only (n >= 6): it
 // returns the first row it left, lo plus a multiple of 8.
 func sgemmBF16X32Tiles(dst []float32, w Matrix, x []byte, xrb, n, lo, hi int) int {
-	return sgemmX32Tiles(dst, w, x, xrb, n, lo, hi, 1)
+	return sgemmX32Tiles(dst, w, x, xrb, n, lo, hi, tileBF16|tileMulAdd)
 }
 
-// sgemmX32Tiles is sgemmF16X32Tiles (bf16 0) or sgemmBF16X32Tiles (bf16 1).
-func sgemmX32Tiles(dst []float32, w Matrix, x []byte, xrb, n, lo, hi, bf16 int) int {
+// sgemmBF16X32TilesExact is sgemmBF16X32Tiles where every product is
+// exact (bf16Exact): the tiles fuse each multiply and add, as the F16
+// tiles do, with the same bits.
+func sgemmBF16X32TilesExact(dst []float32, w Matrix, x []byte, xrb, n, lo, hi int) int {
+	return sgemmX32Tiles(dst, w, x, xrb, n, lo, hi, tileBF16)
+}
+
+// The tile kernels' modes: how the first tile widens the weights (a
+// conversion from halves, or a 16-bit shift from bf16s), and whether each
+// product is rounded before it is added (as sgemmBF16 does) or fused.
+const (
+	tileF16    = 0
+	tileBF16   = 1
+	tileMulAdd = 2
+)
+
+// sgemmX32Tiles is sgemmF16X32Tiles (mode tileF16), sgemmBF16X32Tiles
+// (tileBF16|tileMulAdd) or sgemmBF16X32TilesExact (tileBF16).
+func sgemmX32Tiles(dst []float32, w Matrix, x []byte, xrb, n, lo, hi, mode int) int {
 	rb, ldd, steps := w.RowBytes(), w.Rows, xrb/32
 	end := lo + (hi-lo)&^1
-	if bf16 != 0 {
+	if mode&tileBF16 != 0 {
 		end = lo + (hi-lo)&^7
 	}
 	var acc [f16TileRows / 2 * 96]float32 // per pair of rows, 12 accumulators of 8 lanes
@@ -495,7 +534,7 @@ func sgemmX32Tiles(dst []float32, w Matrix, x []byte, xrb, n, lo, hi, bf16 int) 
 					if s2 < 6 {
 						for s := s2; s < 6; s += 2 {
 							xs2 := xs[s*xrb : (s+1)*xrb+32*ks]
-							sgemmPairs8x2AVX512(&a[16*s], unsafe.SliceData(ws), 64*steps, unsafe.SliceData(xs2), xrb, ks, fresh, bf16)
+							sgemmPairs8x2AVX512(&a[16*s], unsafe.SliceData(ws), 64*steps, unsafe.SliceData(xs2), xrb, ks, fresh, mode)
 						}
 						continue
 					}
@@ -512,7 +551,7 @@ func sgemmX32Tiles(dst []float32, w Matrix, x []byte, xrb, n, lo, hi, bf16 int) 
 						rows := w.Data[r*rb+16*k0 : (r+7)*rb+16*(k0+ks)]
 						src = unsafe.SliceData(rows)
 					}
-					sgemmPairs8x6AVX512(unsafe.SliceData(a), unsafe.SliceData(ws), 64*steps, unsafe.SliceData(xs), xrb, ks, fresh, pf, src, rb, bf16)
+					sgemmPairs8x6AVX512(unsafe.SliceData(a), unsafe.SliceData(ws), 64*steps, unsafe.SliceData(xs), xrb, ks, fresh, pf, src, rb, mode)
 				}
 				for ; useAVX512 && r+4 <= b1; r += 4 { // two pairs
 					a := acc[(r-b0)/2*96:][:192]
@@ -542,7 +581,7 @@ func sgemmX32Tiles(dst []float32, w Matrix, x []byte, xrb, n, lo, hi, bf16 int) 
 		for ; i < n; i++ {
 			xi := x[i*xrb : (i+1)*xrb]
 			for r := b0; r < b1; r++ {
-				if bf16 != 0 {
+				if mode&tileBF16 != 0 {
 					dst[i*ldd+r] = sgemmBF16X32Asm(w.Data[r*rb:(r+1)*rb], xi, 0)
 					continue
 				}

@@ -46,7 +46,13 @@ func fastAct32(DType, bool) bool { return false }
 func quantizeAct32(y []byte, x []float32) {}
 
 // quantizeActBF16x32 is never called (fastAct32 is false).
-func quantizeActBF16x32(y []byte, x []float32) {}
+func quantizeActBF16x32(y []byte, x []float32) bf16Mags { return bf16Mags{} }
+
+// sgemmBF16X32TilesExact is never called (there are no tiles).
+func sgemmBF16X32TilesExact(dst []float32, w Matrix, x []byte, xrb, n, lo, hi int) int { return lo }
+
+// bf16MagsOf returns unknown bounds: no kernel here uses them.
+func bf16MagsOf([]byte) bf16Mags { return bf16Mags{} }
 
 // fastAttnF16 is false: attention runs the reference loops.
 const fastAttnF16 = false

@@ -3,6 +3,7 @@ package kernels
 import (
 	"encoding/binary"
 	"math"
+	"slices"
 )
 
 // VecDotType returns the type llama.cpp rounds a matrix product's
@@ -91,8 +92,12 @@ type mulTask struct {
 	// tiles, where not nil, computes rows [lo, hi) for all n tokens in
 	// register tiles and returns the first row it left (dot_amd64.go).
 	tiles  func(dst []float32, w Matrix, x []byte, xrb, n, lo, hi int) int
-	tilesK int  // the rows tiles takes at once at its best
-	batch  bool // llama.cpp's batched (sgemm) float products
+	tilesK int // the rows tiles takes at once at its best
+	// xmags bounds each token's bf16 activations (x32 BF16 products), and
+	// xmag all of them, once phase 0 is done.
+	xmags []bf16Mags
+	xmag  bf16Mags
+	batch bool // llama.cpp's batched (sgemm) float products
 	// xs, for a packed matrix (Matrix.Packed), holds per token and
 	// block of xq its sums and scale (packedSums); phase 1 then runs over
 	// the matrix's groups of rows.
@@ -131,7 +136,7 @@ func (t *mulTask) run(lo, hi int) {
 	if t.phase == 0 {
 		for i := lo; i < hi; i++ {
 			if t.x32 && t.xt == BF16 {
-				quantizeActBF16x32(t.xq[i*t.xrb:(i+1)*t.xrb], t.x[i*cols:(i+1)*cols])
+				t.xmags[i] = quantizeActBF16x32(t.xq[i*t.xrb:(i+1)*t.xrb], t.x[i*cols:(i+1)*cols])
 				continue
 			}
 			if t.x32 {
@@ -230,7 +235,11 @@ func (t *mulTask) rowsOf(dst []float32, w Matrix, lo, hi int) {
 		}
 	}
 	if t.tiles != nil { // SIMD tiles, bitwise as dot (dot_amd64.go)
-		lo = t.tiles(dst, w, t.xq, t.xrb, t.n, lo, hi)
+		tiles := t.tiles
+		if w.Type == BF16 && bf16Exact(w.mags, t.xmag) {
+			tiles = sgemmBF16X32TilesExact // fused where every product is exact
+		}
+		lo = tiles(dst, w, t.xq, t.xrb, t.n, lo, hi)
 	}
 	dot := t.dot
 	for r := lo; r < hi; r++ {
@@ -361,8 +370,18 @@ func matMulTask(p *Pool, t *mulTask, dst []float32, w Matrix, x []float32, n int
 				t.xs = make([]byte, need)
 			}
 		}
+		if t.x32 && t.xt == BF16 {
+			t.xmags = slices.Grow(t.xmags[:0], n)[:n]
+		}
 		t.phase = 0
 		p.run(n, max(1, rowGrain/max(1, t.xrb)), t)
+		t.xmag = bf16Mags{}
+		if t.x32 && t.xt == BF16 {
+			t.xmag = bf16Mags{lo: 0xffff, known: true}
+			for _, m := range t.xmags {
+				t.xmag = t.xmag.join(m)
+			}
+		}
 	}
 	t.phase = 1
 	units, unitBytes := t.productUnits(w), w.RowBytes()*n*t.unitRows(w)
@@ -373,6 +392,46 @@ func matMulTask(p *Pool, t *mulTask, dst []float32, w Matrix, x []float32, n int
 	t.dst, t.w.Data, t.w.packed, t.x, t.dot, t.rows, t.rowsK, t.tiles, t.tilesK = nil, nil, nil, nil, nil, nil, 0, nil, 0
 	t.parts, t.nparts = [maxShared]Product{}, 0
 	mulTasks.put(t)
+}
+
+// bf16Mags bounds the magnitudes of a run of bf16 values, as their bits
+// without the sign: lo is one less than the least nonzero (0xffff when all
+// are zero), hi the greatest.
+type bf16Mags struct {
+	lo, hi uint16
+	known  bool
+}
+
+// join returns the bounds of both runs.
+func (a bf16Mags) join(b bf16Mags) bf16Mags {
+	return bf16Mags{min(a.lo, b.lo), max(a.hi, b.hi), a.known && b.known}
+}
+
+// bf16Exact reports whether every product of a bf16 within w by one within
+// x is exact in float32: a product of two bf16s has at most 16 significant
+// bits, so it is unless it falls below the normal range or overflows (and
+// neither side holds a subnormal, an infinity or a NaN). Then a fused
+// multiply-add gives the bits of a multiply and an add.
+func bf16Exact(w, x bf16Mags) bool {
+	if !w.known || !x.known {
+		return false
+	}
+	// Biased exponents: of the least nonzero (512 when all are zero), of
+	// the greatest.
+	wlo, xlo := (uint32(w.lo)+1)>>7, (uint32(x.lo)+1)>>7
+	whi, xhi := uint32(w.hi)>>7, uint32(x.hi)>>7
+	return wlo >= 1 && xlo >= 1 && wlo+xlo >= 128 && whi <= 254 && xhi <= 254 && whi+xhi <= 380
+}
+
+// bf16MagsGo is bf16MagsOf in plain Go.
+func bf16MagsGo(b []byte) bf16Mags {
+	m := bf16Mags{lo: 0xffff, known: true}
+	for i := 0; i+1 < len(b); i += 2 {
+		a := u16le(b[i:]) & 0x7fff
+		m.hi = max(m.hi, a)
+		m.lo = min(m.lo, a-1)
+	}
+	return m
 }
 
 // xsBlock is the size of packedSums' record of a block.

@@ -27,6 +27,10 @@ type Matrix struct {
 	// read it instead of Data.
 	packed []byte
 	group  int
+	// mags, for BF16 weights that Packed saw, bounds their magnitudes
+	// (bf16Mags); products may then fuse multiply-adds where every
+	// product is exact (bf16Exact).
+	mags bf16Mags
 }
 
 // Packed returns m with a copy of its weights rearranged for the fastest
@@ -39,9 +43,14 @@ type Matrix struct {
 // 2 MiB or more gets a plain copy of Data in memory of its own, which
 // becomes the result's Data (decode streams a mapped file's pages markedly
 // slower than its own heap memory, measured on F16 models); a smaller one is
-// returned unchanged. Products of the result are bitwise those of m. A copy
-// is owned by the result and as large as Data.
+// returned unchanged. BF16 weights are also scanned for the bounds of
+// their magnitudes, which let batched products fuse their multiply-adds
+// where no product can round. Products of the result are bitwise those of
+// m. A copy is owned by the result and as large as Data.
 func (m Matrix) Packed() Matrix {
+	if m.Type == BF16 && !m.mags.known {
+		m.mags = bf16MagsOf(m.Data)
+	}
 	switch g := packGroup(m); {
 	case m.packed != nil:
 	case g > 0:

@@ -3,6 +3,7 @@
 package kernels
 
 import (
+	"encoding/binary"
 	"math"
 	"math/rand/v2"
 	"testing"
@@ -13,7 +14,8 @@ import (
 // token counts with and without a last, overlapping tile, and rows long
 // enough to take several passes of steps (their tiles then resume from the
 // accumulators instead of zero), against sgemmF16 bit for bit; and the
-// BF16 tiles (AVX-512, 8 rows at once) against sgemmBF16.
+// BF16 tiles (AVX-512, 8 rows at once), rounding each product and fused,
+// against sgemmBF16.
 func TestF16TilesAsm(t *testing.T) {
 	if !useAVX2 {
 		t.Skip("no AVX2 on this CPU")
@@ -28,7 +30,9 @@ func TestF16TilesAsm(t *testing.T) {
 	}
 	kinds := []kind{{F16, sgemmF16X32Tiles, quantizeAct32, sgemmF16}}
 	if useAVX512 {
-		kinds = append(kinds, kind{BF16, sgemmBF16X32Tiles, quantizeActBF16x32, sgemmBF16})
+		bf16 := func(y []byte, x []float32) { quantizeActBF16x32(y, x) }
+		kinds = append(kinds, kind{BF16, sgemmBF16X32Tiles, bf16, sgemmBF16},
+			kind{BF16, sgemmBF16X32TilesExact, bf16, sgemmBF16}) // exact: normal weights and activations
 	}
 	for _, k := range kinds {
 		for _, c := range []struct{ n, cols int }{{6, 232}, {9, 232}, {10, 232}, {11, 1032}, {13, 1032}, {20, 64}, {7, 2056}} {
@@ -84,6 +88,71 @@ func TestFloatTilesThroughMatMul(t *testing.T) {
 					if g := got[i*c.rows+r]; math.Float32bits(g) != math.Float32bits(want) {
 						t.Fatalf("%v %+v: row %d token %d: %v, reference %v", typ, c, r, i, g, want)
 					}
+				}
+			}
+		}
+	}
+}
+
+// TestBF16Exact checks the bounds of bf16 magnitudes (the AVX2 scan
+// against the Go loop, over zeros, subnormals, infinities and NaNs) and
+// that MatMulBatch picks the fused tiles only where every product is exact:
+// weights and activations whose products fall below float32's normal range
+// still give sgemmBF16's bits.
+func TestBF16Exact(t *testing.T) {
+	if !useAVX512 {
+		t.Skip("no AVX-512 on this CPU")
+	}
+	rng := rand.New(rand.NewPCG(47, 48))
+	for _, n := range []int{16, 17, 100, 1000} {
+		for _, special := range []uint16{0, 0x8000, 0x0001, 0x807f, 0x7f80, 0xffc1, 0x3f80} {
+			b := make([]byte, 2*n)
+			for i := range n {
+				binary.LittleEndian.PutUint16(b[2*i:], F32ToBF16(float32(rng.NormFloat64())))
+			}
+			binary.LittleEndian.PutUint16(b[2*rng.IntN(n):], special)
+			if got, want := bf16MagsOf(b), bf16MagsGo(b); got != want {
+				t.Fatalf("n=%d special %#04x: bf16MagsOf %+v, Go %+v", n, special, got, want)
+			}
+		}
+	}
+	if got := bf16MagsOf(make([]byte, 64)); got.lo != 0xffff || got.hi != 0 || !bf16Exact(got, got) {
+		t.Fatalf("all zeros: %+v", got)
+	}
+	p := NewPool(2)
+	defer p.Close()
+	const rows, cols, n = 16, 64, 6
+	for _, c := range []struct {
+		wscale, xscale float64
+		exact          bool
+	}{{1, 1, true}, {0x1p-70, 0x1p-70, false}, {0x1p60, 0x1p70, false}, {0x1p-60, 1, true}} {
+		w := randMatrix(t, rng, BF16, rows, cols)
+		for i := 0; i < len(w.Data); i += 2 {
+			v := BF16ToF32(u16le(w.Data[i:])) * float32(c.wscale)
+			binary.LittleEndian.PutUint16(w.Data[i:], F32ToBF16(v))
+		}
+		w = w.Packed()
+		x := randNormal(rng, n*cols, c.xscale)
+		var xm bf16Mags
+		xs := make([]byte, 4*cols)
+		for i := range n {
+			m := quantizeActBF16x32(xs, x[i*cols:(i+1)*cols])
+			if i == 0 {
+				xm = m
+			}
+			xm = xm.join(m)
+		}
+		if got := bf16Exact(w.mags, xm); got != c.exact {
+			t.Fatalf("weights x%g, activations x%g: bf16Exact %v", c.wscale, c.xscale, got)
+		}
+		got := make([]float32, n*rows)
+		MatMulBatch(p, got, w, x, n)
+		xh := make([]byte, 2*cols)
+		for i := range n {
+			quantizeAct(xh, BF16, x[i*cols:(i+1)*cols])
+			for r := range rows {
+				if want := sgemmBF16(w.Row(r), xh, 0); math.Float32bits(got[i*rows+r]) != math.Float32bits(want) {
+					t.Fatalf("weights x%g, activations x%g: row %d token %d: %v, reference %v", c.wscale, c.xscale, r, i, got[i*rows+r], want)
 				}
 			}
 		}
