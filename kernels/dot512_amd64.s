@@ -491,6 +491,31 @@ a46done:
 	VMULPS Z29, Z27, Z31; \
 	VADDPS Z31, Z23, Z23
 
+// P86WIDENBF16 widens the four pairs of BF16 rows of sgemmPairs8x6AVX512's
+// step (pair p's two rows at AX or R8 plus 0, R14, 2*R14 or R15) by a
+// 16-bit shift into Z24-Z27, and stores them at SI plus 0, R9, 2*R9, R13.
+#define P86WIDENBF16 \
+	VMOVDQU32 (AX), X24; \
+	VINSERTI32X4 $1, (AX)(R14*1), Y24, Y24; \
+	VPMOVZXWD Y24, Z24; \
+	VPSLLD $16, Z24, Z24; \
+	VMOVUPS Z24, (SI); \
+	VMOVDQU32 (AX)(R14*2), X25; \
+	VINSERTI32X4 $1, (AX)(R15*1), Y25, Y25; \
+	VPMOVZXWD Y25, Z25; \
+	VPSLLD $16, Z25, Z25; \
+	VMOVUPS Z25, (SI)(R9*1); \
+	VMOVDQU32 (R8), X26; \
+	VINSERTI32X4 $1, (R8)(R14*1), Y26, Y26; \
+	VPMOVZXWD Y26, Z26; \
+	VPSLLD $16, Z26, Z26; \
+	VMOVUPS Z26, (SI)(R9*2); \
+	VMOVDQU32 (R8)(R14*2), X27; \
+	VINSERTI32X4 $1, (R8)(R15*1), Y27, Y27; \
+	VPMOVZXWD Y27, Z27; \
+	VPSLLD $16, Z27, Z27; \
+	VMOVUPS Z27, (SI)(R13*1)
+
 // func sgemmPairs8x6AVX512(acc *float32, w *float32, ps int, x *byte, xrb int, steps int, fresh int, pf *byte, src *byte, rb int, mode int)
 //
 // sgemmF16X32Acc4x6AVX512 for four pairs of rows (24 Z accumulators, pair
@@ -641,26 +666,7 @@ p86muladd:
 
 p86bwloop:
 	PREFETCHT1      (BX)
-	VMOVDQU32       (AX), X24
-	VINSERTI32X4    $1, (AX)(R14*1), Y24, Y24
-	VPMOVZXWD       Y24, Z24
-	VPSLLD          $16, Z24, Z24
-	VMOVUPS         Z24, (SI)
-	VMOVDQU32       (AX)(R14*2), X25
-	VINSERTI32X4    $1, (AX)(R15*1), Y25, Y25
-	VPMOVZXWD       Y25, Z25
-	VPSLLD          $16, Z25, Z25
-	VMOVUPS         Z25, (SI)(R9*1)
-	VMOVDQU32       (R8), X26
-	VINSERTI32X4    $1, (R8)(R14*1), Y26, Y26
-	VPMOVZXWD       Y26, Z26
-	VPSLLD          $16, Z26, Z26
-	VMOVUPS         Z26, (SI)(R9*2)
-	VMOVDQU32       (R8)(R14*2), X27
-	VINSERTI32X4    $1, (R8)(R15*1), Y27, Y27
-	VPMOVZXWD       Y27, Z27
-	VPSLLD          $16, Z27, Z27
-	VMOVUPS         Z27, (SI)(R13*1)
+	P86WIDENBF16
 	P86MULADDS
 	ADDQ            $16, AX
 	ADDQ            $16, R8
@@ -676,26 +682,7 @@ p86bwf:
 
 p86bwfloop:
 	PREFETCHT1      (BX)
-	VMOVDQU32       (AX), X24
-	VINSERTI32X4    $1, (AX)(R14*1), Y24, Y24
-	VPMOVZXWD       Y24, Z24
-	VPSLLD          $16, Z24, Z24
-	VMOVUPS         Z24, (SI)
-	VMOVDQU32       (AX)(R14*2), X25
-	VINSERTI32X4    $1, (AX)(R15*1), Y25, Y25
-	VPMOVZXWD       Y25, Z25
-	VPSLLD          $16, Z25, Z25
-	VMOVUPS         Z25, (SI)(R9*1)
-	VMOVDQU32       (R8), X26
-	VINSERTI32X4    $1, (R8)(R14*1), Y26, Y26
-	VPMOVZXWD       Y26, Z26
-	VPSLLD          $16, Z26, Z26
-	VMOVUPS         Z26, (SI)(R9*2)
-	VMOVDQU32       (R8)(R14*2), X27
-	VINSERTI32X4    $1, (R8)(R15*1), Y27, Y27
-	VPMOVZXWD       Y27, Z27
-	VPSLLD          $16, Z27, Z27
-	VMOVUPS         Z27, (SI)(R13*1)
+	P86WIDENBF16
 	P86FMAS
 	ADDQ            $16, AX
 	ADDQ            $16, R8
