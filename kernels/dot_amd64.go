@@ -35,6 +35,15 @@ func dotQ8_0Q8_0AVX2(w, x *byte, nb int) float32
 func dotQ4_0Q8_0AVX2(w, x *byte, nb int) float32
 
 //go:noescape
+func dotQ5_0Q8_0AVX2(w, x *byte, nb int) float32
+
+//go:noescape
+func dotQ4_1Q8_1AVX2(w, x *byte, nb int) float32
+
+//go:noescape
+func dotQ5_1Q8_1AVX2(w, x *byte, nb int) float32
+
+//go:noescape
 func dotQ4_0Q8_0x8AVX2(w, x *byte, nb int) float32
 
 //go:noescape
@@ -132,6 +141,24 @@ func dotQ8_0Q8_0Asm(w, x []byte, nb int) float32 {
 func dotQ4_0Q8_0Asm(w, x []byte, nb int) float32 {
 	w, x = w[:nb*q4_0Bytes], x[:nb*q8_0Bytes]
 	return dotQ4_0Q8_0AVX2(unsafe.SliceData(w), unsafe.SliceData(x), nb)
+}
+
+// dotQ5_0Q8_0Asm is dotQ5_0Q8_0 in AVX2 (activations in [-127, 127]).
+func dotQ5_0Q8_0Asm(w, x []byte, nb int) float32 {
+	w, x = w[:nb*q5_0Bytes], x[:nb*q8_0Bytes]
+	return dotQ5_0Q8_0AVX2(unsafe.SliceData(w), unsafe.SliceData(x), nb)
+}
+
+// dotQ4_1Q8_1Asm is dotQ4_1Q8_1 in AVX2 (activations in [-127, 127]).
+func dotQ4_1Q8_1Asm(w, x []byte, nb int) float32 {
+	w, x = w[:nb*q4_1Bytes], x[:nb*q8_1Bytes]
+	return dotQ4_1Q8_1AVX2(unsafe.SliceData(w), unsafe.SliceData(x), nb)
+}
+
+// dotQ5_1Q8_1Asm is dotQ5_1Q8_1 in AVX2 (activations in [-127, 127]).
+func dotQ5_1Q8_1Asm(w, x []byte, nb int) float32 {
+	w, x = w[:nb*q5_1Bytes], x[:nb*q8_1Bytes]
+	return dotQ5_1Q8_1AVX2(unsafe.SliceData(w), unsafe.SliceData(x), nb)
 }
 
 // dotQ4_0Q8_0x8Asm is dotQ4_0Q8_0x8 in AVX2 (activations in [-127, 127]).
@@ -664,6 +691,12 @@ func fastDot(t DType, rows int, batch bool) func(w, x []byte, nb int) float32 {
 		return dotQ4_0Q8_0Asm
 	case t == Q8_0:
 		return dotQ8_0Q8_0Asm
+	case t == Q5_0:
+		return dotQ5_0Q8_0Asm
+	case t == Q4_1:
+		return dotQ4_1Q8_1Asm
+	case t == Q5_1:
+		return dotQ5_1Q8_1Asm
 	case t == Q4_K && useAVX512:
 		return dotQ4_KQ8_KAsm512
 	case t == Q4_K:
@@ -735,6 +768,9 @@ func asmDots() []dotImpl {
 	dots := []dotImpl{
 		{"Q8_0", Q8_0, dotQ8_0Q8_0, dotQ8_0Q8_0Asm},
 		{"Q4_0", Q4_0, dotQ4_0Q8_0, dotQ4_0Q8_0Asm},
+		{"Q5_0", Q5_0, dotQ5_0Q8_0, dotQ5_0Q8_0Asm},
+		{"Q4_1", Q4_1, dotQ4_1Q8_1, dotQ4_1Q8_1Asm},
+		{"Q5_1", Q5_1, dotQ5_1Q8_1, dotQ5_1Q8_1Asm},
 		{"Q4_0x8", Q4_0, dotQ4_0Q8_0x8, dotQ4_0Q8_0x8Asm},
 		{"Q4_0x8rows", Q4_0, dotQ4_0Q8_0x8, rowOf8(dotQ4_0Q8_0x8Rows8, q4_0Bytes)},
 		{"F16x32rows2/0", F16, func(w, x []byte, _ int) float32 { return dotF16(w, x) }, rowOf2F16(0)},

@@ -130,6 +130,166 @@ q4done:
 	MOVSS X0, ret+24(FP)
 	RET
 
+// Q5CONSTS sets the constants of the fifth bits (Q5HIGH): Y12 the byte
+// shuffle that spreads byte j/8 of a dword to byte j, Y11 the mask that
+// leaves bit j%8 of byte j to test, Y10 all ones, Y13 = 0x10 bytes.
+#define Q5CONSTS \
+	VMOVDQU      q5shuf<>(SB), Y12; \
+	MOVQ         $0x7fbfdfeff7fbfdfe, AX; \
+	VMOVQ        AX, X11; \
+	VPBROADCASTQ X11, Y11; \
+	VPCMPEQB     Y10, Y10, Y10; \
+	MOVL         $0x10101010, AX; \
+	VMOVD        AX, X13; \
+	VPBROADCASTD X13, Y13
+
+// NIBBLES(p) sets Y1 to the 32 nibbles of the 16 quant bytes at p, in
+// element order: low nibbles, then high nibbles. Needs Y14 = 0x0f bytes.
+#define NIBBLES(p) \
+	VMOVDQU     p, X1; \
+	VPSRLW      $4, X1, X2; \
+	VINSERTI128 $1, X2, Y1, Y1; \
+	VPAND       Y14, Y1, Y1
+
+// Q5HIGH(p) ORs the fifth bit of each of the 32 weights (bit j of the
+// little-endian dword at p, for element j) into Y1 as 0x10. Needs
+// Q5CONSTS; clobbers Y2.
+#define Q5HIGH(p) \
+	VPBROADCASTD p, Y2; \
+	VPSHUFB      Y12, Y2, Y2; \
+	VPOR         Y11, Y2, Y2; \
+	VPCMPEQB     Y10, Y2, Y2; \
+	VPAND        Y13, Y2, Y2; \
+	VPOR         Y2, Y1, Y1
+
+// MINTERM(p, q) adds F16(*p) * F16(*q) into X9 lane 0 in one fused
+// multiply-add (a Q4_1/Q5_1 block's offset times a Q8_1 block's sum).
+// Clobbers AX, BX, X6, X7.
+#define MINTERM(p, q) \
+	MOVWLZX   p, AX; \
+	MOVWLZX   q, BX; \
+	SHLL      $16, BX; \
+	ORL       BX, AX; \
+	VMOVD     AX, X7; \
+	VCVTPH2PS X7, X7; \
+	VMOVSHDUP X7, X6; \
+	VFMADD231SS X6, X7, X9
+
+// q5shuf spreads the 4 bytes of a broadcast dword over 8 bytes each.
+DATA q5shuf<>+0(SB)/8, $0x0000000000000000
+DATA q5shuf<>+8(SB)/8, $0x0101010101010101
+DATA q5shuf<>+16(SB)/8, $0x0202020202020202
+DATA q5shuf<>+24(SB)/8, $0x0303030303030303
+GLOBL q5shuf<>(SB), RODATA|NOPTR, $32
+
+// func dotQ5_0Q8_0AVX2(w, x *byte, nb int) float32
+//
+// dotQ5_0Q8_0: each block's weights are (nibble | fifth bit << 4) - 16.
+TEXT ·dotQ5_0Q8_0AVX2(SB), NOSPLIT, $0-28
+	MOVQ w+0(FP), SI
+	MOVQ x+8(FP), DI
+	MOVQ nb+16(FP), CX
+	VXORPS Y0, Y0, Y0
+	ONES16
+	NIBBLECONSTS
+	Q5CONSTS
+	TESTQ CX, CX
+	JEQ   q50done
+
+q50loop:
+	SCALE16((SI), (DI))
+	VBROADCASTSS X5, Y5
+	NIBBLES(6(SI))
+	Q5HIGH(2(SI))
+	VPSUBB       Y13, Y1, Y1
+	VMOVDQU      2(DI), Y2
+	LANES8
+	VCVTDQ2PS    Y3, Y3
+	VFMADD231PS  Y5, Y3, Y0
+	ADDQ         $22, SI
+	ADDQ         $34, DI
+	DECQ         CX
+	JNZ          q50loop
+
+q50done:
+	HSUM8
+	VZEROUPPER
+	MOVSS X0, ret+24(FP)
+	RET
+
+// func dotQ4_1Q8_1AVX2(w, x *byte, nb int) float32
+//
+// dotQ4_1Q8_1: unsigned nibbles in the 8 lanes, and the offsets' sum in X9,
+// added after the lanes' sum.
+TEXT ·dotQ4_1Q8_1AVX2(SB), NOSPLIT, $0-28
+	MOVQ w+0(FP), SI
+	MOVQ x+8(FP), DI
+	MOVQ nb+16(FP), CX
+	VXORPS Y0, Y0, Y0
+	VXORPS X9, X9, X9
+	ONES16
+	NIBBLECONSTS
+	TESTQ CX, CX
+	JEQ   q41done
+
+q41loop:
+	MINTERM(2(SI), 2(DI))
+	SCALE16((SI), (DI))
+	VBROADCASTSS X5, Y5
+	NIBBLES(4(SI))
+	VMOVDQU      4(DI), Y2
+	LANES8
+	VCVTDQ2PS    Y3, Y3
+	VFMADD231PS  Y5, Y3, Y0
+	ADDQ         $20, SI
+	ADDQ         $36, DI
+	DECQ         CX
+	JNZ          q41loop
+
+q41done:
+	HSUM8
+	VADDSS X9, X0, X0
+	VZEROUPPER
+	MOVSS X0, ret+24(FP)
+	RET
+
+// func dotQ5_1Q8_1AVX2(w, x *byte, nb int) float32
+//
+// dotQ5_1Q8_1: as dotQ4_1Q8_1AVX2, the weights nibble | fifth bit << 4.
+TEXT ·dotQ5_1Q8_1AVX2(SB), NOSPLIT, $0-28
+	MOVQ w+0(FP), SI
+	MOVQ x+8(FP), DI
+	MOVQ nb+16(FP), CX
+	VXORPS Y0, Y0, Y0
+	VXORPS X9, X9, X9
+	ONES16
+	NIBBLECONSTS
+	Q5CONSTS
+	TESTQ CX, CX
+	JEQ   q51done
+
+q51loop:
+	MINTERM(2(SI), 2(DI))
+	SCALE16((SI), (DI))
+	VBROADCASTSS X5, Y5
+	NIBBLES(8(SI))
+	Q5HIGH(4(SI))
+	VMOVDQU      4(DI), Y2
+	LANES8
+	VCVTDQ2PS    Y3, Y3
+	VFMADD231PS  Y5, Y3, Y0
+	ADDQ         $24, SI
+	ADDQ         $36, DI
+	DECQ         CX
+	JNZ          q51loop
+
+q51done:
+	HSUM8
+	VADDSS X9, X0, X0
+	VZEROUPPER
+	MOVSS X0, ret+24(FP)
+	RET
+
 // LANES8TO(dst) is LANES8 into dst.
 #define LANES8TO(dst) \
 	LANES8; \
