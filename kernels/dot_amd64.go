@@ -38,6 +38,9 @@ func dotQ4_0Q8_0AVX2(w, x *byte, nb int) float32
 func dotQ5_0Q8_0AVX2(w, x *byte, nb int) float32
 
 //go:noescape
+func dotQ5_0Q8_0Tok4AVX2(dst *float32, ldd int, w *byte, x *byte, xrb int, nb int)
+
+//go:noescape
 func dotQ4_1Q8_1AVX2(w, x *byte, nb int) float32
 
 //go:noescape
@@ -628,18 +631,31 @@ var f16Wides freeList[f16Wide]
 // rows (dst[i*ldd+r]), 4 tokens per pass over a weight row, each element
 // bitwise dotQ8_0Q8_0; it returns hi.
 func dotQ8_0Tiles(dst []float32, w Matrix, x []byte, xrb, n, lo, hi int) int {
+	return tok4Tiles(dst, w, x, xrb, n, lo, hi, q8_0Bytes, dotQ8_0Q8_0Tok4AVX2, dotQ8_0Q8_0Asm)
+}
+
+// dotQ5_0Tiles is dotQ8_0Tiles for Q5_0 weights, bitwise dotQ5_0Q8_0.
+func dotQ5_0Tiles(dst []float32, w Matrix, x []byte, xrb, n, lo, hi int) int {
+	return tok4Tiles(dst, w, x, xrb, n, lo, hi, q5_0Bytes, dotQ5_0Q8_0Tok4AVX2, dotQ5_0Q8_0Asm)
+}
+
+// tok4Tiles runs a 4-token kernel over rows [lo, hi) of a product with Q8_0
+// activations (weight blocks of bb bytes), and dot for the tokens past the
+// last 4; it returns hi.
+func tok4Tiles(dst []float32, w Matrix, x []byte, xrb, n, lo, hi, bb int,
+	tok4 func(dst *float32, ldd int, w *byte, x *byte, xrb int, nb int), dot func(w, x []byte, nb int) float32) int {
 	rb, ldd := w.RowBytes(), w.Rows
 	nb := w.Cols / QK
 	for r := lo; r < hi; r++ {
-		row := w.Data[r*rb : r*rb+nb*q8_0Bytes]
+		row := w.Data[r*rb : r*rb+nb*bb]
 		i := 0
 		for ; i+4 <= n; i += 4 {
 			d := dst[i*ldd+r : (i+3)*ldd+r+1]
 			xs := x[i*xrb : (i+3)*xrb+nb*q8_0Bytes]
-			dotQ8_0Q8_0Tok4AVX2(unsafe.SliceData(d), ldd, unsafe.SliceData(row), unsafe.SliceData(xs), xrb, nb)
+			tok4(unsafe.SliceData(d), ldd, unsafe.SliceData(row), unsafe.SliceData(xs), xrb, nb)
 		}
 		for ; i < n; i++ {
-			dst[i*ldd+r] = dotQ8_0Q8_0Asm(row, x[i*xrb:(i+1)*xrb], nb)
+			dst[i*ldd+r] = dot(row, x[i*xrb:(i+1)*xrb], nb)
 		}
 	}
 	return hi
@@ -661,6 +677,8 @@ func fastTiles(t DType, batch bool, n int) (tiles func(dst []float32, w Matrix, 
 		return sgemmBF16X32Tiles, 8 // with fastAct32's activations
 	case t == Q8_0:
 		return dotQ8_0Tiles, 1
+	case t == Q5_0:
+		return dotQ5_0Tiles, 1
 	case t == Q4_K && useAVX512:
 		return dotQ4_KTiles512, 1
 	case t == Q4_K:
@@ -775,7 +793,8 @@ func asmDots() []dotImpl {
 		{"Q4_0x8rows", Q4_0, dotQ4_0Q8_0x8, rowOf8(dotQ4_0Q8_0x8Rows8, q4_0Bytes)},
 		{"F16x32rows2/0", F16, func(w, x []byte, _ int) float32 { return dotF16(w, x) }, rowOf2F16(0)},
 		{"F16x32rows2/1", F16, func(w, x []byte, _ int) float32 { return dotF16(w, x) }, rowOf2F16(1)},
-		{"Q8_0tok4", Q8_0, dotQ8_0Q8_0, tokOf4Q8_0},
+		{"Q8_0tok4", Q8_0, dotQ8_0Q8_0, tokOf4(q8_0Bytes, dotQ8_0Q8_0Tok4AVX2)},
+		{"Q5_0tok4", Q5_0, dotQ5_0Q8_0, tokOf4(q5_0Bytes, dotQ5_0Q8_0Tok4AVX2)},
 		{"Q4_0x8packed", Q4_0, dotQ4_0Q8_0x8, packedRow(Q4_0, 8)},
 		{"Q8_0x8packed", Q8_0, dotQ8_0Q8_0, packedRow(Q8_0, 8)},
 		{"Q4_K", Q4_K, dotQ4_KQ8_K, dotQ4_KQ8_KAsm},
@@ -873,32 +892,34 @@ func rowOf2F16(r int) func(w, x []byte, nb int) float32 {
 	}
 }
 
-// tokOf4Q8_0 is a row dot made of the 4-token Q8_0 kernel for the
-// differential tests: x is token 2 of 4 activation rows, xrb = its length
-// plus one block apart (the others scrambled copies), and dst has a stride
-// of 3.
-func tokOf4Q8_0(w, x []byte, nb int) float32 {
-	xrb := (nb + 1) * q8_0Bytes
-	m := make([]byte, 4*xrb)
-	for i := range 4 {
-		for j := range nb * q8_0Bytes {
-			m[i*xrb+j] = x[(j+5*i)%(nb*q8_0Bytes)]
+// tokOf4 makes a row dot of a 4-token kernel over weight blocks of bb
+// bytes for the differential tests: x is token 2 of 4 activation rows,
+// xrb = its length plus one block apart (the others scrambled copies), and
+// dst has a stride of 3.
+func tokOf4(bb int, tok4 func(dst *float32, ldd int, w *byte, x *byte, xrb int, nb int)) func(w, x []byte, nb int) float32 {
+	return func(w, x []byte, nb int) float32 {
+		xrb := (nb + 1) * q8_0Bytes
+		m := make([]byte, 4*xrb)
+		for i := range 4 {
+			for j := range nb * q8_0Bytes {
+				m[i*xrb+j] = x[(j+5*i)%(nb*q8_0Bytes)]
+			}
+			for b := range nb { // each block keeps the original's (finite) scale
+				copy(m[i*xrb+b*q8_0Bytes:][:2], x[b*q8_0Bytes:][:2])
+			}
 		}
-		for b := range nb { // each block keeps the original's (finite) scale
-			copy(m[i*xrb+b*q8_0Bytes:][:2], x[b*q8_0Bytes:][:2])
+		copy(m[2*xrb:], x[:nb*q8_0Bytes])
+		for j := range m {
+			if m[j] == 0x80 { // no -128 quants (a scale's low byte may change: still finite)
+				m[j] = 0x81
+			}
 		}
+		copy(m[2*xrb:], x[:nb*q8_0Bytes])
+		var dst [10]float32
+		w = w[:nb*bb]
+		tok4(&dst[0], 3, unsafe.SliceData(w), unsafe.SliceData(m), xrb, nb)
+		return dst[6]
 	}
-	copy(m[2*xrb:], x[:nb*q8_0Bytes])
-	for j := range m {
-		if m[j] == 0x80 { // no -128 quants (a scale's low byte may change: still finite)
-			m[j] = 0x81
-		}
-	}
-	copy(m[2*xrb:], x[:nb*q8_0Bytes])
-	var dst [10]float32
-	w = w[:nb*q8_0Bytes]
-	dotQ8_0Q8_0Tok4AVX2(&dst[0], 3, unsafe.SliceData(w), unsafe.SliceData(m), xrb, nb)
-	return dst[6]
 }
 
 // packedRow makes a row dot of the packed kernel of type t over groups of

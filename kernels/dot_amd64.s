@@ -143,24 +143,31 @@ q4done:
 	VMOVD        AX, X13; \
 	VPBROADCASTD X13, Y13
 
-// NIBBLES(p) sets Y1 to the 32 nibbles of the 16 quant bytes at p, in
-// element order: low nibbles, then high nibbles. Needs Y14 = 0x0f bytes.
-#define NIBBLES(p) \
-	VMOVDQU     p, X1; \
-	VPSRLW      $4, X1, X2; \
-	VINSERTI128 $1, X2, Y1, Y1; \
-	VPAND       Y14, Y1, Y1
+// NIBBLESTO(p, y, x, t) sets y (x its lower half) to the 32 nibbles of
+// the 16 quant bytes at p, in element order: low nibbles, then high
+// nibbles. Needs Y14 = 0x0f bytes; clobbers t.
+#define NIBBLESTO(p, y, x, t) \
+	VMOVDQU     p, x; \
+	VPSRLW      $4, x, t; \
+	VINSERTI128 $1, t, y, y; \
+	VPAND       Y14, y, y
 
-// Q5HIGH(p) ORs the fifth bit of each of the 32 weights (bit j of the
-// little-endian dword at p, for element j) into Y1 as 0x10. Needs
-// Q5CONSTS; clobbers Y2.
-#define Q5HIGH(p) \
-	VPBROADCASTD p, Y2; \
-	VPSHUFB      Y12, Y2, Y2; \
-	VPOR         Y11, Y2, Y2; \
-	VPCMPEQB     Y10, Y2, Y2; \
-	VPAND        Y13, Y2, Y2; \
-	VPOR         Y2, Y1, Y1
+// NIBBLES(p) is NIBBLESTO into Y1, clobbering X2.
+#define NIBBLES(p) NIBBLESTO(p, Y1, X1, X2)
+
+// Q5HIGHTO(p, y, t) ORs the fifth bit of each of the 32 weights (bit j of
+// the little-endian dword at p, for element j) into y as 0x10. Needs
+// Q5CONSTS; clobbers t.
+#define Q5HIGHTO(p, y, t) \
+	VPBROADCASTD p, t; \
+	VPSHUFB      Y12, t, t; \
+	VPOR         Y11, t, t; \
+	VPCMPEQB     Y10, t, t; \
+	VPAND        Y13, t, t; \
+	VPOR         t, y, y
+
+// Q5HIGH(p) is Q5HIGHTO into Y1, clobbering Y2.
+#define Q5HIGH(p) Q5HIGHTO(p, Y1, Y2)
 
 // MINTERM(p, q) adds F16(*p) * F16(*q) into X9 lane 0 in one fused
 // multiply-add (a Q4_1/Q5_1 block's offset times a Q8_1 block's sum).
@@ -1164,6 +1171,56 @@ r8done:
 	VADDSS       X12, X11, X11; \
 	VMOVSS       X11, m
 
+// TOK4TOKENS is a block of a 4-token kernel (dotQ8_0Q8_0Tok4AVX2): with
+// the block's weights in Y4, their absolute values in Y5 and their scale
+// in X6, each token's activations (DI + i*R10) are dotted in 8 int32 lanes
+// and fused-multiply-added, times the two scales' product, into Yi.
+#define TOK4TOKENS \
+	VMOVDQU 2(DI), Y7; \
+	VPSIGNB Y4, Y7, Y7; \
+	VPMADDUBSW Y7, Y5, Y7; \
+	VPMADDWD Y15, Y7, Y7; \
+	VCVTDQ2PS Y7, Y7; \
+	MOVWLZX (DI), AX; \
+	VMOVD AX, X8; \
+	VCVTPH2PS X8, X8; \
+	VMULSS X8, X6, X8; \
+	VBROADCASTSS X8, Y8; \
+	VFMADD231PS Y8, Y7, Y0; \
+	VMOVDQU 2(DI)(R10*1), Y7; \
+	VPSIGNB Y4, Y7, Y7; \
+	VPMADDUBSW Y7, Y5, Y7; \
+	VPMADDWD Y15, Y7, Y7; \
+	VCVTDQ2PS Y7, Y7; \
+	MOVWLZX (DI)(R10*1), AX; \
+	VMOVD AX, X8; \
+	VCVTPH2PS X8, X8; \
+	VMULSS X8, X6, X8; \
+	VBROADCASTSS X8, Y8; \
+	VFMADD231PS Y8, Y7, Y1; \
+	VMOVDQU 2(DI)(R10*2), Y7; \
+	VPSIGNB Y4, Y7, Y7; \
+	VPMADDUBSW Y7, Y5, Y7; \
+	VPMADDWD Y15, Y7, Y7; \
+	VCVTDQ2PS Y7, Y7; \
+	MOVWLZX (DI)(R10*2), AX; \
+	VMOVD AX, X8; \
+	VCVTPH2PS X8, X8; \
+	VMULSS X8, X6, X8; \
+	VBROADCASTSS X8, Y8; \
+	VFMADD231PS Y8, Y7, Y2; \
+	VMOVDQU 2(DI)(R11*1), Y7; \
+	VPSIGNB Y4, Y7, Y7; \
+	VPMADDUBSW Y7, Y5, Y7; \
+	VPMADDWD Y15, Y7, Y7; \
+	VCVTDQ2PS Y7, Y7; \
+	MOVWLZX (DI)(R11*1), AX; \
+	VMOVD AX, X8; \
+	VCVTPH2PS X8, X8; \
+	VMULSS X8, X6, X8; \
+	VBROADCASTSS X8, Y8; \
+	VFMADD231PS Y8, Y7, Y3
+
 // func dotQ8_0Q8_0Tok4AVX2(dst *float32, ldd int, w *byte, x *byte, xrb int, nb int)
 //
 // dotQ8_0Q8_0 of one weight row by 4 activation rows (x + i*xrb) into
@@ -1192,56 +1249,58 @@ tok4loop:
 	MOVWLZX   (SI), AX
 	VMOVD     AX, X6
 	VCVTPH2PS X6, X6
-	VMOVDQU      2(DI), Y7
-	VPSIGNB      Y4, Y7, Y7
-	VPMADDUBSW   Y7, Y5, Y7
-	VPMADDWD     Y15, Y7, Y7
-	VCVTDQ2PS    Y7, Y7
-	MOVWLZX      (DI), AX
-	VMOVD        AX, X8
-	VCVTPH2PS    X8, X8
-	VMULSS       X8, X6, X8
-	VBROADCASTSS X8, Y8
-	VFMADD231PS  Y8, Y7, Y0
-	VMOVDQU      2(DI)(R10*1), Y7
-	VPSIGNB      Y4, Y7, Y7
-	VPMADDUBSW   Y7, Y5, Y7
-	VPMADDWD     Y15, Y7, Y7
-	VCVTDQ2PS    Y7, Y7
-	MOVWLZX      (DI)(R10*1), AX
-	VMOVD        AX, X8
-	VCVTPH2PS    X8, X8
-	VMULSS       X8, X6, X8
-	VBROADCASTSS X8, Y8
-	VFMADD231PS  Y8, Y7, Y1
-	VMOVDQU      2(DI)(R10*2), Y7
-	VPSIGNB      Y4, Y7, Y7
-	VPMADDUBSW   Y7, Y5, Y7
-	VPMADDWD     Y15, Y7, Y7
-	VCVTDQ2PS    Y7, Y7
-	MOVWLZX      (DI)(R10*2), AX
-	VMOVD        AX, X8
-	VCVTPH2PS    X8, X8
-	VMULSS       X8, X6, X8
-	VBROADCASTSS X8, Y8
-	VFMADD231PS  Y8, Y7, Y2
-	VMOVDQU      2(DI)(R11*1), Y7
-	VPSIGNB      Y4, Y7, Y7
-	VPMADDUBSW   Y7, Y5, Y7
-	VPMADDWD     Y15, Y7, Y7
-	VCVTDQ2PS    Y7, Y7
-	MOVWLZX      (DI)(R11*1), AX
-	VMOVD        AX, X8
-	VCVTPH2PS    X8, X8
-	VMULSS       X8, X6, X8
-	VBROADCASTSS X8, Y8
-	VFMADD231PS  Y8, Y7, Y3
+	TOK4TOKENS
 	ADDQ $34, SI
 	ADDQ $34, DI
 	DECQ CX
 	JNZ  tok4loop
 
 tok4done:
+	LEAQ (DX)(R8*8), R12
+	HSUMST(Y0, X0, (DX))
+	HSUMST(Y1, X1, (DX)(R8*4))
+	HSUMST(Y2, X2, (R12))
+	HSUMST(Y3, X3, (R12)(R8*4))
+	VZEROUPPER
+	RET
+
+// func dotQ5_0Q8_0Tok4AVX2(dst *float32, ldd int, w *byte, x *byte, xrb int, nb int)
+//
+// dotQ8_0Q8_0Tok4AVX2 for Q5_0 weights: each block is unpacked once for
+// the 4 tokens, each product bitwise dotQ5_0Q8_0.
+TEXT ·dotQ5_0Q8_0Tok4AVX2(SB), NOSPLIT, $0-48
+	MOVQ dst+0(FP), DX
+	MOVQ ldd+8(FP), R8
+	MOVQ w+16(FP), SI
+	MOVQ x+24(FP), DI
+	MOVQ xrb+32(FP), R10
+	MOVQ nb+40(FP), CX
+	LEAQ (R10)(R10*2), R11
+	VXORPS Y0, Y0, Y0
+	VXORPS Y1, Y1, Y1
+	VXORPS Y2, Y2, Y2
+	VXORPS Y3, Y3, Y3
+	ONES16
+	NIBBLECONSTS
+	Q5CONSTS
+	TESTQ CX, CX
+	JEQ   q5tok4done
+
+q5tok4loop:
+	NIBBLESTO(6(SI), Y4, X4, X9)
+	Q5HIGHTO(2(SI), Y4, Y9)
+	VPSUBB    Y13, Y4, Y4
+	VPSIGNB   Y4, Y4, Y5
+	MOVWLZX   (SI), AX
+	VMOVD     AX, X6
+	VCVTPH2PS X6, X6
+	TOK4TOKENS
+	ADDQ $22, SI
+	ADDQ $34, DI
+	DECQ CX
+	JNZ  q5tok4loop
+
+q5tok4done:
 	LEAQ (DX)(R8*8), R12
 	HSUMST(Y0, X0, (DX))
 	HSUMST(Y1, X1, (DX)(R8*4))
