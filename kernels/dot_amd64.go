@@ -41,6 +41,12 @@ func dotQ5_0Q8_0AVX2(w, x *byte, nb int) float32
 func dotQ5_0Q8_0Tok4AVX2(dst *float32, ldd int, w *byte, x *byte, xrb int, nb int)
 
 //go:noescape
+func dotQ4_1Q8_1Tok4AVX2(dst *float32, ldd int, w *byte, x *byte, xrb int, nb int)
+
+//go:noescape
+func dotQ5_1Q8_1Tok4AVX2(dst *float32, ldd int, w *byte, x *byte, xrb int, nb int)
+
+//go:noescape
 func dotQ4_1Q8_1AVX2(w, x *byte, nb int) float32
 
 //go:noescape
@@ -631,18 +637,28 @@ var f16Wides freeList[f16Wide]
 // rows (dst[i*ldd+r]), 4 tokens per pass over a weight row, each element
 // bitwise dotQ8_0Q8_0; it returns hi.
 func dotQ8_0Tiles(dst []float32, w Matrix, x []byte, xrb, n, lo, hi int) int {
-	return tok4Tiles(dst, w, x, xrb, n, lo, hi, q8_0Bytes, dotQ8_0Q8_0Tok4AVX2, dotQ8_0Q8_0Asm)
+	return tok4Tiles(dst, w, x, xrb, n, lo, hi, q8_0Bytes, q8_0Bytes, dotQ8_0Q8_0Tok4AVX2, dotQ8_0Q8_0Asm)
 }
 
 // dotQ5_0Tiles is dotQ8_0Tiles for Q5_0 weights, bitwise dotQ5_0Q8_0.
 func dotQ5_0Tiles(dst []float32, w Matrix, x []byte, xrb, n, lo, hi int) int {
-	return tok4Tiles(dst, w, x, xrb, n, lo, hi, q5_0Bytes, dotQ5_0Q8_0Tok4AVX2, dotQ5_0Q8_0Asm)
+	return tok4Tiles(dst, w, x, xrb, n, lo, hi, q5_0Bytes, q8_0Bytes, dotQ5_0Q8_0Tok4AVX2, dotQ5_0Q8_0Asm)
 }
 
-// tok4Tiles runs a 4-token kernel over rows [lo, hi) of a product with Q8_0
-// activations (weight blocks of bb bytes), and dot for the tokens past the
-// last 4; it returns hi.
-func tok4Tiles(dst []float32, w Matrix, x []byte, xrb, n, lo, hi, bb int,
+// dotQ4_1Tiles is dotQ8_0Tiles for Q4_1 weights, bitwise dotQ4_1Q8_1.
+func dotQ4_1Tiles(dst []float32, w Matrix, x []byte, xrb, n, lo, hi int) int {
+	return tok4Tiles(dst, w, x, xrb, n, lo, hi, q4_1Bytes, q8_1Bytes, dotQ4_1Q8_1Tok4AVX2, dotQ4_1Q8_1Asm)
+}
+
+// dotQ5_1Tiles is dotQ8_0Tiles for Q5_1 weights, bitwise dotQ5_1Q8_1.
+func dotQ5_1Tiles(dst []float32, w Matrix, x []byte, xrb, n, lo, hi int) int {
+	return tok4Tiles(dst, w, x, xrb, n, lo, hi, q5_1Bytes, q8_1Bytes, dotQ5_1Q8_1Tok4AVX2, dotQ5_1Q8_1Asm)
+}
+
+// tok4Tiles runs a 4-token kernel over rows [lo, hi) of a product (weight
+// blocks of bb bytes, activation blocks of xbb), and dot for the tokens
+// past the last 4; it returns hi.
+func tok4Tiles(dst []float32, w Matrix, x []byte, xrb, n, lo, hi, bb, xbb int,
 	tok4 func(dst *float32, ldd int, w *byte, x *byte, xrb int, nb int), dot func(w, x []byte, nb int) float32) int {
 	rb, ldd := w.RowBytes(), w.Rows
 	nb := w.Cols / QK
@@ -651,7 +667,7 @@ func tok4Tiles(dst []float32, w Matrix, x []byte, xrb, n, lo, hi, bb int,
 		i := 0
 		for ; i+4 <= n; i += 4 {
 			d := dst[i*ldd+r : (i+3)*ldd+r+1]
-			xs := x[i*xrb : (i+3)*xrb+nb*q8_0Bytes]
+			xs := x[i*xrb : (i+3)*xrb+nb*xbb]
 			tok4(unsafe.SliceData(d), ldd, unsafe.SliceData(row), unsafe.SliceData(xs), xrb, nb)
 		}
 		for ; i < n; i++ {
@@ -679,6 +695,10 @@ func fastTiles(t DType, batch bool, n int) (tiles func(dst []float32, w Matrix, 
 		return dotQ8_0Tiles, 1
 	case t == Q5_0:
 		return dotQ5_0Tiles, 1
+	case t == Q4_1:
+		return dotQ4_1Tiles, 1
+	case t == Q5_1:
+		return dotQ5_1Tiles, 1
 	case t == Q4_K && useAVX512:
 		return dotQ4_KTiles512, 1
 	case t == Q4_K:
@@ -793,8 +813,10 @@ func asmDots() []dotImpl {
 		{"Q4_0x8rows", Q4_0, dotQ4_0Q8_0x8, rowOf8(dotQ4_0Q8_0x8Rows8, q4_0Bytes)},
 		{"F16x32rows2/0", F16, func(w, x []byte, _ int) float32 { return dotF16(w, x) }, rowOf2F16(0)},
 		{"F16x32rows2/1", F16, func(w, x []byte, _ int) float32 { return dotF16(w, x) }, rowOf2F16(1)},
-		{"Q8_0tok4", Q8_0, dotQ8_0Q8_0, tokOf4(q8_0Bytes, dotQ8_0Q8_0Tok4AVX2)},
-		{"Q5_0tok4", Q5_0, dotQ5_0Q8_0, tokOf4(q5_0Bytes, dotQ5_0Q8_0Tok4AVX2)},
+		{"Q8_0tok4", Q8_0, dotQ8_0Q8_0, tokOf4(q8_0Bytes, q8_0Bytes, dotQ8_0Q8_0Tok4AVX2)},
+		{"Q5_0tok4", Q5_0, dotQ5_0Q8_0, tokOf4(q5_0Bytes, q8_0Bytes, dotQ5_0Q8_0Tok4AVX2)},
+		{"Q4_1tok4", Q4_1, dotQ4_1Q8_1, tokOf4(q4_1Bytes, q8_1Bytes, dotQ4_1Q8_1Tok4AVX2)},
+		{"Q5_1tok4", Q5_1, dotQ5_1Q8_1, tokOf4(q5_1Bytes, q8_1Bytes, dotQ5_1Q8_1Tok4AVX2)},
 		{"Q4_0x8packed", Q4_0, dotQ4_0Q8_0x8, packedRow(Q4_0, 8)},
 		{"Q8_0x8packed", Q8_0, dotQ8_0Q8_0, packedRow(Q8_0, 8)},
 		{"Q4_K", Q4_K, dotQ4_KQ8_K, dotQ4_KQ8_KAsm},
@@ -893,28 +915,29 @@ func rowOf2F16(r int) func(w, x []byte, nb int) float32 {
 }
 
 // tokOf4 makes a row dot of a 4-token kernel over weight blocks of bb
-// bytes for the differential tests: x is token 2 of 4 activation rows,
-// xrb = its length plus one block apart (the others scrambled copies), and
-// dst has a stride of 3.
-func tokOf4(bb int, tok4 func(dst *float32, ldd int, w *byte, x *byte, xrb int, nb int)) func(w, x []byte, nb int) float32 {
+// bytes and activation blocks of xbb (Q8_0 or Q8_1) for the differential
+// tests: x is token 2 of 4 activation rows, xrb = its length plus one block
+// apart (the others scrambled copies), and dst has a stride of 3.
+func tokOf4(bb, xbb int, tok4 func(dst *float32, ldd int, w *byte, x *byte, xrb int, nb int)) func(w, x []byte, nb int) float32 {
 	return func(w, x []byte, nb int) float32 {
-		xrb := (nb + 1) * q8_0Bytes
+		xrb := (nb + 1) * xbb
+		hdr := xbb - QK // a block's scale (and sum)
 		m := make([]byte, 4*xrb)
 		for i := range 4 {
-			for j := range nb * q8_0Bytes {
-				m[i*xrb+j] = x[(j+5*i)%(nb*q8_0Bytes)]
+			for j := range nb * xbb {
+				m[i*xrb+j] = x[(j+5*i)%(nb*xbb)]
 			}
-			for b := range nb { // each block keeps the original's (finite) scale
-				copy(m[i*xrb+b*q8_0Bytes:][:2], x[b*q8_0Bytes:][:2])
+			for b := range nb { // each block keeps the original's (finite) scale and sum
+				copy(m[i*xrb+b*xbb:][:hdr], x[b*xbb:][:hdr])
 			}
 		}
-		copy(m[2*xrb:], x[:nb*q8_0Bytes])
+		copy(m[2*xrb:], x[:nb*xbb])
 		for j := range m {
 			if m[j] == 0x80 { // no -128 quants (a scale's low byte may change: still finite)
 				m[j] = 0x81
 			}
 		}
-		copy(m[2*xrb:], x[:nb*q8_0Bytes])
+		copy(m[2*xrb:], x[:nb*xbb])
 		var dst [10]float32
 		w = w[:nb*bb]
 		tok4(&dst[0], 3, unsafe.SliceData(w), unsafe.SliceData(m), xrb, nb)

@@ -1171,12 +1171,26 @@ r8done:
 	VADDSS       X12, X11, X11; \
 	VMOVSS       X11, m
 
-// TOK4TOKENS is a block of a 4-token kernel (dotQ8_0Q8_0Tok4AVX2): with
-// the block's weights in Y4, their absolute values in Y5 and their scale
-// in X6, each token's activations (DI + i*R10) are dotted in 8 int32 lanes
-// and fused-multiply-added, times the two scales' product, into Yi.
-#define TOK4TOKENS \
-	VMOVDQU 2(DI), Y7; \
+// HSUMSST(y, x, i, m) is HSUMST plus lane i of X9 (a token's offset
+// terms, added after the lanes' sum). Clobbers X11, X12.
+#define HSUMSST(y, x, i, m) \
+	VEXTRACTF128 $1, y, X11; \
+	VADDPS       x, X11, X11; \
+	VMOVHLPS     X11, X11, X12; \
+	VADDPS       X12, X11, X11; \
+	VMOVSHDUP    X11, X12; \
+	VADDSS       X12, X11, X11; \
+	VPSHUFD      $i, X9, X12; \
+	VADDSS       X12, X11, X11; \
+	VMOVSS       X11, m
+
+// TOK4TOKENS(qo) is a block of a 4-token kernel (dotQ8_0Q8_0Tok4AVX2):
+// with the block's weights in Y4, their absolute values in Y5 and their
+// scale in X6, each token's activations (scale at DI + i*R10, quants qo
+// bytes on) are dotted in 8 int32 lanes and fused-multiply-added, times
+// the two scales' product, into Yi.
+#define TOK4TOKENS(qo) \
+	VMOVDQU qo(DI), Y7; \
 	VPSIGNB Y4, Y7, Y7; \
 	VPMADDUBSW Y7, Y5, Y7; \
 	VPMADDWD Y15, Y7, Y7; \
@@ -1187,7 +1201,7 @@ r8done:
 	VMULSS X8, X6, X8; \
 	VBROADCASTSS X8, Y8; \
 	VFMADD231PS Y8, Y7, Y0; \
-	VMOVDQU 2(DI)(R10*1), Y7; \
+	VMOVDQU qo(DI)(R10*1), Y7; \
 	VPSIGNB Y4, Y7, Y7; \
 	VPMADDUBSW Y7, Y5, Y7; \
 	VPMADDWD Y15, Y7, Y7; \
@@ -1198,7 +1212,7 @@ r8done:
 	VMULSS X8, X6, X8; \
 	VBROADCASTSS X8, Y8; \
 	VFMADD231PS Y8, Y7, Y1; \
-	VMOVDQU 2(DI)(R10*2), Y7; \
+	VMOVDQU qo(DI)(R10*2), Y7; \
 	VPSIGNB Y4, Y7, Y7; \
 	VPMADDUBSW Y7, Y5, Y7; \
 	VPMADDWD Y15, Y7, Y7; \
@@ -1209,7 +1223,7 @@ r8done:
 	VMULSS X8, X6, X8; \
 	VBROADCASTSS X8, Y8; \
 	VFMADD231PS Y8, Y7, Y2; \
-	VMOVDQU 2(DI)(R11*1), Y7; \
+	VMOVDQU qo(DI)(R11*1), Y7; \
 	VPSIGNB Y4, Y7, Y7; \
 	VPMADDUBSW Y7, Y5, Y7; \
 	VPMADDWD Y15, Y7, Y7; \
@@ -1249,7 +1263,7 @@ tok4loop:
 	MOVWLZX   (SI), AX
 	VMOVD     AX, X6
 	VCVTPH2PS X6, X6
-	TOK4TOKENS
+	TOK4TOKENS(2)
 	ADDQ $34, SI
 	ADDQ $34, DI
 	DECQ CX
@@ -1294,7 +1308,7 @@ q5tok4loop:
 	MOVWLZX   (SI), AX
 	VMOVD     AX, X6
 	VCVTPH2PS X6, X6
-	TOK4TOKENS
+	TOK4TOKENS(2)
 	ADDQ $22, SI
 	ADDQ $34, DI
 	DECQ CX
@@ -1307,6 +1321,99 @@ q5tok4done:
 	HSUMST(Y2, X2, (R12))
 	HSUMST(Y3, X3, (R12)(R8*4))
 	VZEROUPPER
+	RET
+
+// Q1TOK4PROLOGUE loads the arguments of a 4-token Q4_1/Q5_1 kernel and
+// sets its accumulators and constants; the flags are nb's test for zero.
+#define Q1TOK4PROLOGUE \
+	MOVQ   dst+0(FP), DX; \
+	MOVQ   ldd+8(FP), R8; \
+	MOVQ   w+16(FP), SI; \
+	MOVQ   x+24(FP), DI; \
+	MOVQ   xrb+32(FP), R10; \
+	LEAQ   (R10)(R10*2), R11; \
+	VXORPS Y0, Y0, Y0; \
+	VXORPS Y1, Y1, Y1; \
+	VXORPS Y2, Y2, Y2; \
+	VXORPS Y3, Y3, Y3; \
+	VXORPS X9, X9, X9; \
+	ONES16; \
+	NIBBLECONSTS; \
+	Q5CONSTS; \
+	MOVQ   nb+40(FP), CX; \
+	TESTQ  CX, CX
+
+// Q1TOK4BLOCK runs a Q4_1/Q5_1 block, its weights unpacked in Y4, for the
+// 4 tokens of Q8_1 activations: the offset terms F16(m) * F16(s) of the
+// tokens in the lanes of X9 (one fused multiply-add a lane), then
+// TOK4TOKENS over the quants at 4(DI).
+#define Q1TOK4BLOCK \
+	VPSIGNB      Y4, Y4, Y5; \
+	MOVWLZX      2(SI), AX; \
+	VMOVD        AX, X7; \
+	VCVTPH2PS    X7, X7; \
+	VBROADCASTSS X7, X7; \
+	MOVWLZX      2(DI), AX; \
+	VMOVD        AX, X8; \
+	VPINSRW      $1, 2(DI)(R10*1), X8, X8; \
+	VPINSRW      $2, 2(DI)(R10*2), X8, X8; \
+	VPINSRW      $3, 2(DI)(R11*1), X8, X8; \
+	VCVTPH2PS    X8, X8; \
+	VFMADD231PS  X8, X7, X9; \
+	MOVWLZX      (SI), AX; \
+	VMOVD        AX, X6; \
+	VCVTPH2PS    X6, X6; \
+	TOK4TOKENS(4)
+
+// Q1TOK4EPILOGUE stores each token's lanes' sum plus its offset terms.
+#define Q1TOK4EPILOGUE \
+	LEAQ (DX)(R8*8), R12; \
+	HSUMSST(Y0, X0, 0, (DX)); \
+	HSUMSST(Y1, X1, 1, (DX)(R8*4)); \
+	HSUMSST(Y2, X2, 2, (R12)); \
+	HSUMSST(Y3, X3, 3, (R12)(R8*4)); \
+	VZEROUPPER
+
+// func dotQ4_1Q8_1Tok4AVX2(dst *float32, ldd int, w *byte, x *byte, xrb int, nb int)
+//
+// dotQ8_0Q8_0Tok4AVX2 for Q4_1 weights and Q8_1 activations, each product
+// bitwise dotQ4_1Q8_1: the unsigned nibbles are unpacked once a block, and
+// the 4 tokens' offset terms F16(m) * F16(s) are fused-multiply-added into
+// the lanes of X9, token i's added after its lanes' sum.
+TEXT ·dotQ4_1Q8_1Tok4AVX2(SB), NOSPLIT, $0-48
+	Q1TOK4PROLOGUE
+	JEQ q41t4done
+
+q41t4loop:
+	NIBBLESTO(4(SI), Y4, X4, X8)
+	Q1TOK4BLOCK
+	ADDQ $20, SI
+	ADDQ $36, DI
+	DECQ CX
+	JNZ  q41t4loop
+
+q41t4done:
+	Q1TOK4EPILOGUE
+	RET
+
+// func dotQ5_1Q8_1Tok4AVX2(dst *float32, ldd int, w *byte, x *byte, xrb int, nb int)
+//
+// dotQ4_1Q8_1Tok4AVX2 for Q5_1 weights, each product bitwise dotQ5_1Q8_1.
+TEXT ·dotQ5_1Q8_1Tok4AVX2(SB), NOSPLIT, $0-48
+	Q1TOK4PROLOGUE
+	JEQ q51t4done
+
+q51t4loop:
+	NIBBLESTO(8(SI), Y4, X4, X8)
+	Q5HIGHTO(4(SI), Y4, Y8)
+	Q1TOK4BLOCK
+	ADDQ $24, SI
+	ADDQ $36, DI
+	DECQ CX
+	JNZ  q51t4loop
+
+q51t4done:
+	Q1TOK4EPILOGUE
 	RET
 
 // Q4B8(qo, so, xo, xso) adds a Q4_0 block of 8 rows into Y0: its quants at
