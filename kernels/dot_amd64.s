@@ -1184,56 +1184,31 @@ r8done:
 	VADDSS       X12, X11, X11; \
 	VMOVSS       X11, m
 
+// TOK4TOKEN(xq, xd, acc) is TOK4TOKENS for one token: its quants at xq,
+// its scale at xd, its accumulator acc. Clobbers AX, Y7, Y8.
+#define TOK4TOKEN(xq, xd, acc) \
+	VMOVDQU      xq, Y7; \
+	VPSIGNB      Y4, Y7, Y7; \
+	VPMADDUBSW   Y7, Y5, Y7; \
+	VPMADDWD     Y15, Y7, Y7; \
+	VCVTDQ2PS    Y7, Y7; \
+	MOVWLZX      xd, AX; \
+	VMOVD        AX, X8; \
+	VCVTPH2PS    X8, X8; \
+	VMULSS       X8, X6, X8; \
+	VBROADCASTSS X8, Y8; \
+	VFMADD231PS  Y8, Y7, acc
+
 // TOK4TOKENS(qo) is a block of a 4-token kernel (dotQ8_0Q8_0Tok4AVX2):
 // with the block's weights in Y4, their absolute values in Y5 and their
 // scale in X6, each token's activations (scale at DI + i*R10, quants qo
 // bytes on) are dotted in 8 int32 lanes and fused-multiply-added, times
 // the two scales' product, into Yi.
 #define TOK4TOKENS(qo) \
-	VMOVDQU qo(DI), Y7; \
-	VPSIGNB Y4, Y7, Y7; \
-	VPMADDUBSW Y7, Y5, Y7; \
-	VPMADDWD Y15, Y7, Y7; \
-	VCVTDQ2PS Y7, Y7; \
-	MOVWLZX (DI), AX; \
-	VMOVD AX, X8; \
-	VCVTPH2PS X8, X8; \
-	VMULSS X8, X6, X8; \
-	VBROADCASTSS X8, Y8; \
-	VFMADD231PS Y8, Y7, Y0; \
-	VMOVDQU qo(DI)(R10*1), Y7; \
-	VPSIGNB Y4, Y7, Y7; \
-	VPMADDUBSW Y7, Y5, Y7; \
-	VPMADDWD Y15, Y7, Y7; \
-	VCVTDQ2PS Y7, Y7; \
-	MOVWLZX (DI)(R10*1), AX; \
-	VMOVD AX, X8; \
-	VCVTPH2PS X8, X8; \
-	VMULSS X8, X6, X8; \
-	VBROADCASTSS X8, Y8; \
-	VFMADD231PS Y8, Y7, Y1; \
-	VMOVDQU qo(DI)(R10*2), Y7; \
-	VPSIGNB Y4, Y7, Y7; \
-	VPMADDUBSW Y7, Y5, Y7; \
-	VPMADDWD Y15, Y7, Y7; \
-	VCVTDQ2PS Y7, Y7; \
-	MOVWLZX (DI)(R10*2), AX; \
-	VMOVD AX, X8; \
-	VCVTPH2PS X8, X8; \
-	VMULSS X8, X6, X8; \
-	VBROADCASTSS X8, Y8; \
-	VFMADD231PS Y8, Y7, Y2; \
-	VMOVDQU qo(DI)(R11*1), Y7; \
-	VPSIGNB Y4, Y7, Y7; \
-	VPMADDUBSW Y7, Y5, Y7; \
-	VPMADDWD Y15, Y7, Y7; \
-	VCVTDQ2PS Y7, Y7; \
-	MOVWLZX (DI)(R11*1), AX; \
-	VMOVD AX, X8; \
-	VCVTPH2PS X8, X8; \
-	VMULSS X8, X6, X8; \
-	VBROADCASTSS X8, Y8; \
-	VFMADD231PS Y8, Y7, Y3
+	TOK4TOKEN(qo(DI), (DI), Y0); \
+	TOK4TOKEN(qo(DI)(R10*1), (DI)(R10*1), Y1); \
+	TOK4TOKEN(qo(DI)(R10*2), (DI)(R10*2), Y2); \
+	TOK4TOKEN(qo(DI)(R11*1), (DI)(R11*1), Y3)
 
 // func dotQ8_0Q8_0Tok4AVX2(dst *float32, ldd int, w *byte, x *byte, xrb int, nb int)
 //
