@@ -40,6 +40,15 @@
 	VPMADDUBSW Y4, Y3, Y3; \
 	VPMADDWD   Y15, Y3, Y3
 
+// BLOCKFMA(xq) fused-multiply-adds a block into Y0: the weights in Y1
+// against the activations' quants at xq, in LANES8's 8 lanes, times the
+// scales' product broadcast in Y5.
+#define BLOCKFMA(xq) \
+	VMOVDQU     xq, Y2; \
+	LANES8; \
+	VCVTDQ2PS   Y3, Y3; \
+	VFMADD231PS Y5, Y3, Y0
+
 // Y15 = sixteen int16 ones.
 #define ONES16 \
 	VPCMPEQW Y15, Y15, Y15; \
@@ -85,10 +94,7 @@ q8loop:
 	SCALE16((SI), (DI))
 	VBROADCASTSS X5, Y5
 	VMOVDQU      2(SI), Y1
-	VMOVDQU      2(DI), Y2
-	LANES8
-	VCVTDQ2PS    Y3, Y3
-	VFMADD231PS  Y5, Y3, Y0
+	BLOCKFMA(2(DI))
 	ADDQ         $34, SI
 	ADDQ         $34, DI
 	DECQ         CX
@@ -115,10 +121,7 @@ q4loop:
 	SCALE16((SI), (DI))
 	VBROADCASTSS X5, Y5
 	UNPACKQ4(2(SI))
-	VMOVDQU      2(DI), Y2
-	LANES8
-	VCVTDQ2PS    Y3, Y3
-	VFMADD231PS  Y5, Y3, Y0
+	BLOCKFMA(2(DI))
 	ADDQ         $18, SI
 	ADDQ         $34, DI
 	DECQ         CX
@@ -209,10 +212,7 @@ q50loop:
 	NIBBLES(6(SI))
 	Q5HIGH(2(SI))
 	VPSUBB       Y13, Y1, Y1
-	VMOVDQU      2(DI), Y2
-	LANES8
-	VCVTDQ2PS    Y3, Y3
-	VFMADD231PS  Y5, Y3, Y0
+	BLOCKFMA(2(DI))
 	ADDQ         $22, SI
 	ADDQ         $34, DI
 	DECQ         CX
@@ -244,10 +244,7 @@ q41loop:
 	SCALE16((SI), (DI))
 	VBROADCASTSS X5, Y5
 	NIBBLES(4(SI))
-	VMOVDQU      4(DI), Y2
-	LANES8
-	VCVTDQ2PS    Y3, Y3
-	VFMADD231PS  Y5, Y3, Y0
+	BLOCKFMA(4(DI))
 	ADDQ         $20, SI
 	ADDQ         $36, DI
 	DECQ         CX
@@ -281,10 +278,7 @@ q51loop:
 	VBROADCASTSS X5, Y5
 	NIBBLES(8(SI))
 	Q5HIGH(4(SI))
-	VMOVDQU      4(DI), Y2
-	LANES8
-	VCVTDQ2PS    Y3, Y3
-	VFMADD231PS  Y5, Y3, Y0
+	BLOCKFMA(4(DI))
 	ADDQ         $24, SI
 	ADDQ         $36, DI
 	DECQ         CX
