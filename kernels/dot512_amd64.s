@@ -258,6 +258,120 @@ q16done:
 	VZEROUPPER
 	RET
 
+// Q5W16(qo, mo, xo, xso, i, lo, hi) adds word i (columns 4i..4i+3 and
+// 16+4i..16+4i+3) of the Q5_0 block of 16 rows whose quants are at
+// qo(SI) and high-bit masks at mo(SI) into the lanes lo (lane i) and hi
+// (lane i+4): each nibble gets 16 added where its mask bit is set (the
+// weight plus 16, unsigned), and the sum starts at -16 times the sum of
+// x's 4 bytes (an eighth of the -128 times packedSums holds), so that it
+// ends as LANES8's exact integer lane; then lane = fma(that, the rows'
+// scales in Z8, lane), as the AVX2 kernel's lanes i and i+4.
+#define Q5W16(qo, mo, xo, xso, i, lo, hi) \
+	VMOVDQU32     (qo+64*i)(SI), Z2; \
+	KMOVQ         (mo+8*i)(SI), K1; \
+	KMOVQ         (mo+32+8*i)(SI), K2; \
+	VPSRLW        $4, Z2, Z3; \
+	VPANDD        Z31, Z2, Z2; \
+	VPANDD        Z31, Z3, Z3; \
+	VPADDB        Z30, Z2, K1, Z2; \
+	VPADDB        Z30, Z3, K2, Z3; \
+	VPSRAD.BCST   $3, (xso+8+4*i)(BX), Z1; \
+	VPSRAD.BCST   $3, (xso+24+4*i)(BX), Z4; \
+	VPDPBUSD.BCST (xo+2+4*i)(DI), Z2, Z1; \
+	VPDPBUSD.BCST (xo+18+4*i)(DI), Z3, Z4; \
+	VCVTDQ2PS     Z1, Z1; \
+	VCVTDQ2PS     Z4, Z4; \
+	VFMADD231PS   Z8, Z1, lo; \
+	VFMADD231PS   Z8, Z4, hi
+
+// Q5B16(qo, mo, so, xo, xso) adds a Q5_0 block of 16 rows (quants at
+// qo(SI), masks at mo(SI), scales at so(SI)) into the lanes Z16..Z23.
+#define Q5B16(qo, mo, so, xo, xso) \
+	VCVTPH2PS   so(SI), Z8; \
+	VMULPS.BCST xso+4(BX), Z8, Z8; \
+	Q5W16(qo, mo, xo, xso, 0, Z16, Z20); \
+	Q5W16(qo, mo, xo, xso, 1, Z17, Z21); \
+	Q5W16(qo, mo, xo, xso, 2, Z18, Z22); \
+	Q5W16(qo, mo, xo, xso, 3, Z19, Z23)
+
+// PACK_PREFETCH11 prefetches the 11 lines of a pair of packed Q5_0 blocks
+// PACK_PREFETCH ahead.
+#define PACK_PREFETCH11 \
+	PACK_PREFETCH9; \
+	PREFETCHT0 PACK_PREFETCH+576(SI); \
+	PREFETCHT0 PACK_PREFETCH+640(SI)
+
+// func dotQ5_0Q8_0x16PackedAVX512(dst *float32, w *byte, x *byte, xs *byte, nb int, groups int)
+//
+// dotQ5_0Q8_0 of groups*16 rows packed in groups of 16 (group g's blocks
+// at w + g*nb*352, by pairs: packRows) into dst[16g+r]. Row r keeps the 8
+// lanes of the AVX2 kernel's accumulator in lane r of Z16..Z23, with the
+// same fused multiply-adds in the same order, and adds them at the end as
+// HSUM8 does.
+TEXT ·dotQ5_0Q8_0x16PackedAVX512(SB), NOSPLIT, $0-48
+	MOVQ dst+0(FP), DX
+	MOVQ w+8(FP), SI
+	MOVQ nb+32(FP), R9
+	MOVQ groups+40(FP), R8
+	MOVL         $0x0f0f0f0f, AX
+	VPBROADCASTD AX, Z31
+	MOVL         $0x10101010, AX
+	VPBROADCASTD AX, Z30
+	TESTQ R8, R8
+	JEQ   q5done
+	TESTQ R9, R9
+	JEQ   q5done
+
+q5group:
+	MOVQ   x+16(FP), DI
+	MOVQ   xs+24(FP), BX
+	MOVQ   R9, CX
+	VXORPS Z16, Z16, Z16
+	VXORPS Z17, Z17, Z17
+	VXORPS Z18, Z18, Z18
+	VXORPS Z19, Z19, Z19
+	VXORPS Z20, Z20, Z20
+	VXORPS Z21, Z21, Z21
+	VXORPS Z22, Z22, Z22
+	VXORPS Z23, Z23, Z23
+
+	SHRQ   $1, CX // pairs of blocks
+	JEQ    q5odd
+
+q5pair:
+	PACK_PREFETCH11
+	Q5B16(0, 512, 640, 0, 0)
+	Q5B16(256, 576, 672, 34, 40)
+	ADDQ $704, SI
+	ADDQ $68, DI
+	ADDQ $80, BX
+	DECQ CX
+	JNZ  q5pair
+
+q5odd:
+	TESTQ $1, R9
+	JEQ   q5sum
+	PACK_PREFETCH9AT(0)
+	Q5B16(0, 256, 320, 0, 0)
+	ADDQ  $352, SI
+
+q5sum:
+	VADDPS  Z20, Z16, Z16
+	VADDPS  Z21, Z17, Z17
+	VADDPS  Z22, Z18, Z18
+	VADDPS  Z23, Z19, Z19
+	VADDPS  Z18, Z16, Z16
+	VADDPS  Z19, Z17, Z17
+	VADDPS  Z17, Z16, Z16
+	VMOVUPS Z16, (DX)
+	ADDQ    $64, DX
+	DECQ    R8
+	JNZ     q5group
+
+q5done:
+	VZEROUPPER
+	RET
+
 // func dotF16X32RowsAVX512(dst *float32, w *byte, rb int, x *float32, n, rows int)
 //
 // dotF16X32AVX2 of rows consecutive rows (row r at w + r*rb) into dst[r],

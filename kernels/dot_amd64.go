@@ -74,6 +74,9 @@ func dotQ4_0Q8_0x16PackedTok4AVX512(dst *float32, ldd int, w *byte, x *byte, xrb
 func dotQ8_0Q8_0x16PackedAVX512(dst *float32, w *byte, x *byte, xs *byte, nb int, groups int)
 
 //go:noescape
+func dotQ5_0Q8_0x16PackedAVX512(dst *float32, w *byte, x *byte, xs *byte, nb int, groups int)
+
+//go:noescape
 func hsumPairs8AVX2(dst *float32, ldd int, acc *float32, j0 int)
 
 //go:noescape
@@ -218,22 +221,24 @@ func dotF16X32Rows16(dst []float32, w []byte, rb int, x []byte, nb int) {
 }
 
 // packGroup returns how many rows Matrix.Packed interleaves m by on this
-// CPU, for dotPacked (0: it does not): Q4_0 and Q8_0 by 16 with AVX-512
-// VNNI and a multiple of 16 rows, else by 8 with AVX2 and a multiple of 8.
+// CPU, for dotPacked (0: it does not): Q4_0, Q8_0 and Q5_0 by 16 with
+// AVX-512 VNNI and a multiple of 16 rows, else Q4_0 and Q8_0 by 8 with
+// AVX2 and a multiple of 8.
 func packGroup(m Matrix) int {
 	switch {
-	case !useAVX2 || (m.Type != Q4_0 && m.Type != Q8_0) || m.Rows <= 0 || len(m.Data) == 0:
+	case !useAVX2 || (m.Type != Q4_0 && m.Type != Q8_0 && m.Type != Q5_0) || m.Rows <= 0 || len(m.Data) == 0:
 		return 0
 	case useAVX512 && m.Rows%16 == 0:
 		return 16
-	case m.Rows%8 == 0:
+	case m.Rows%8 == 0 && m.Type != Q5_0:
 		return 8
 	}
 	return 0
 }
 
 // dotPacked sets dst[r] for the rows r of groups [g0, g1) of the packed
-// matrix w (Q4_0: dotQ4_0Q8_0x8(w.Row(r), x, nb); Q8_0: dotQ8_0Q8_0),
+// matrix w (Q4_0: dotQ4_0Q8_0x8(w.Row(r), x, nb); Q8_0: dotQ8_0Q8_0;
+// Q5_0: dotQ5_0Q8_0),
 // bitwise as one row at a time. xs holds x's block sums and scales
 // (packedSums).
 func dotPacked(dst []float32, w Matrix, g0, g1 int, x, xs []byte) {
@@ -244,8 +249,11 @@ func dotPacked(dst []float32, w Matrix, g0, g1 int, x, xs []byte) {
 	// The block size as a constant, not w.Type.BlockBytes(): the type
 	// table's line is evicted by the weights streamed between calls.
 	bb := q4_0Bytes
-	if w.Type == Q8_0 {
+	switch w.Type {
+	case Q8_0:
 		bb = q8_0Bytes
+	case Q5_0:
+		bb = q5_0Bytes
 	}
 	gb := nb * g * bb
 	d, p := dst[g*g0:g*g1], w.packed[g0*gb:g1*gb]
@@ -254,6 +262,8 @@ func dotPacked(dst []float32, w Matrix, g0, g1 int, x, xs []byte) {
 	switch {
 	case g == 16 && w.Type == Q8_0:
 		dotQ8_0Q8_0x16PackedAVX512(dp, pp, xp, sp, nb, g1-g0)
+	case g == 16 && w.Type == Q5_0:
+		dotQ5_0Q8_0x16PackedAVX512(dp, pp, xp, sp, nb, g1-g0)
 	case g == 16:
 		dotQ4_0Q8_0x16PackedAVX512(dp, pp, xp, sp, nb, g1-g0)
 	case w.Type == Q8_0:
@@ -837,6 +847,7 @@ func asmDots() []dotImpl {
 		dots = append(dots,
 			dotImpl{"Q4_0x16packed", Q4_0, dotQ4_0Q8_0x8, packedRow(Q4_0, 16)},
 			dotImpl{"Q8_0x16packed", Q8_0, dotQ8_0Q8_0, packedRow(Q8_0, 16)},
+			dotImpl{"Q5_0x16packed", Q5_0, dotQ5_0Q8_0, packedRow(Q5_0, 16)},
 			dotImpl{"F16x32rows16", F16, func(w, x []byte, _ int) float32 { return dotF16(w, x) }, rowOf16F16},
 			dotImpl{"Q4_K512", Q4_K, dotQ4_KQ8_K, dotQ4_KQ8_KAsm512},
 			dotImpl{"Q5_K512", Q5_K, dotQ5_KQ8_K, dotQ5_KQ8_KAsm512},

@@ -35,10 +35,11 @@ type Matrix struct {
 
 // Packed returns m with a copy of its weights rearranged for the fastest
 // product kernel of this CPU, as llama.cpp repacks them at load. Today that
-// is Q4_0 and Q8_0: with AVX-512 VNNI, groups of 16 rows (a multiple of 16
-// rows), else with AVX2 groups of 8 (a multiple of 8), interleaved so that
-// a product streams one run of memory instead of 16 or 8 and shares each
-// block of activations among the group's rows; Data, Row and DequantizeRow
+// is Q4_0, Q8_0 and Q5_0 with AVX-512 VNNI, in groups of 16 rows (a
+// multiple of 16 rows), else Q4_0 and Q8_0 with AVX2 in groups of 8 (a
+// multiple of 8), interleaved so that a product streams one run of memory
+// instead of 16 or 8 and shares each block of activations among the
+// group's rows; Data, Row and DequantizeRow
 // are unchanged (Data is kept, not read by products). Any other matrix of
 // 2 MiB or more gets a plain copy of Data in memory of its own, which
 // becomes the result's Data (decode streams a mapped file's pages markedly
@@ -69,8 +70,8 @@ func (m Matrix) Packed() Matrix {
 // rearrange.
 const copyBytes = 2 << 20
 
-// packRows interleaves the rows of a Q4_0 or Q8_0 matrix by groups of g:
-// group k's nb blocks of g rows at k*nb*g*BlockBytes, in pairs: both
+// packRows interleaves the rows of a Q4_0, Q8_0 or Q5_0 matrix by groups
+// of g: group k's nb blocks of g rows at k*nb*g*BlockBytes, in pairs: both
 // blocks' quants (g rows', as below), then both blocks' F16 scales (g
 // rows'); a last odd block: its quants, then its scales. Every 64-byte
 // load of quants (32-byte with g == 8) is then aligned where the matrix
@@ -90,7 +91,13 @@ const copyBytes = 2 << 20
 // elements j and j+16, so word i holds elements 4i..4i+3 in its low
 // nibbles and 16+4i.. in its high ones. Q8_0's quants are stored plus 128
 // (their top bit flipped), as the unsigned operand of VPDPBUSD.
+//
+// Q5_0 (groups of 16 only) packs its nibbles as Q4_0's, and its fifth
+// bits as the byte masks of those loads: see packQ5_0.
 func packRows(m Matrix, g int) []byte {
+	if m.Type == Q5_0 {
+		return packQ5_0(m)
+	}
 	rb, nb, bb := m.RowBytes(), m.Cols/QK, m.Type.BlockBytes()
 	qb := bb - 2 // quant bytes a block: 16 or 32
 	out := make([]byte, len(m.Data))
@@ -127,6 +134,49 @@ func packRows(m Matrix, g int) []byte {
 				} else {
 					*(*[32]byte)(dst) = *(*[32]byte)(src[2:])
 				}
+			}
+		}
+	}
+	return out
+}
+
+// packQ5_0 interleaves the rows of a Q5_0 matrix by groups of 16, for
+// dotQ5_0Q8_0x16PackedAVX512: group k's nb blocks of 16 rows at k*nb*352,
+// in pairs: both blocks' nibbles (256 bytes each, by words as Q4_0's),
+// then both blocks' masks (64 bytes each), then both blocks' F16 scales
+// (32 bytes each); a last odd block: its nibbles, masks and scales. A
+// block's masks are 8 words of 64 bits, one a bit per byte of a 64-byte
+// load of nibbles: bit 4r+j of word i (i < 4) is the fifth bit of row r's
+// element 4i+j (the low nibble of byte j of its word i), and bit 4r+j of
+// word 4+i that of element 16+4i+j (the high nibble). A pair is 11 cache
+// lines; the matrix keeps its size.
+func packQ5_0(m Matrix) []byte {
+	const g, bb = 16, q5_0Bytes
+	rb, nb := m.RowBytes(), m.Cols/QK
+	out := make([]byte, len(m.Data))
+	for k := 0; k < m.Rows/g; k++ {
+		rows := m.Data[k*g*rb : (k+1)*g*rb]
+		for b, o := 0, k*nb*g*bb; b < nb; b, o = b+1, o+g*bb {
+			qo, mo, so := o, o+256, o+320 // a last odd block
+			if b/2*2+1 < nb {             // a block of a pair
+				pair := o - b%2*g*bb
+				qo, mo, so = pair+b%2*256, pair+512+b%2*64, pair+640+b%2*32
+			}
+			var masks [8]uint64
+			for r := range g {
+				src := rows[r*rb+b*bb:][:bb]
+				out[so+2*r], out[so+2*r+1] = src[0], src[1]
+				qh := binary.LittleEndian.Uint32(src[2:])
+				for i := range 4 {
+					copy(out[qo+4*(16*i+r):][:4], src[6+4*i:][:4])
+					for j := range 4 {
+						masks[i] |= uint64(qh>>(4*i+j)&1) << (4*r + j)
+						masks[4+i] |= uint64(qh>>(16+4*i+j)&1) << (4*r + j)
+					}
+				}
+			}
+			for i, w := range masks {
+				binary.LittleEndian.PutUint64(out[mo+8*i:], w)
 			}
 		}
 	}
