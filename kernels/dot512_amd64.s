@@ -258,31 +258,48 @@ q16done:
 	VZEROUPPER
 	RET
 
-// Q5W16(qo, mo, xo, xso, i, lo, hi) adds word i (columns 4i..4i+3 and
-// 16+4i..16+4i+3) of the Q5_0 block of 16 rows whose quants are at
-// qo(SI) and high-bit masks at mo(SI) into the lanes lo (lane i) and hi
-// (lane i+4): each nibble gets 16 added where its mask bit is set (the
-// weight plus 16, unsigned), and the sum starts at -16 times the sum of
-// x's 4 bytes (an eighth of the -128 times packedSums holds), so that it
-// ends as LANES8's exact integer lane; then lane = fma(that, the rows'
-// scales in Z8, lane), as the AVX2 kernel's lanes i and i+4.
-#define Q5W16(qo, mo, xo, xso, i, lo, hi) \
-	VMOVDQU32     (qo+64*i)(SI), Z2; \
-	KMOVQ         (mo+8*i)(SI), K1; \
-	KMOVQ         (mo+32+8*i)(SI), K2; \
-	VPSRLW        $4, Z2, Z3; \
-	VPANDD        Z31, Z2, Z2; \
-	VPANDD        Z31, Z3, Z3; \
-	VPADDB        Z30, Z2, K1, Z2; \
-	VPADDB        Z30, Z3, K2, Z3; \
-	VPSRAD.BCST   $3, (xso+8+4*i)(BX), Z1; \
-	VPSRAD.BCST   $3, (xso+24+4*i)(BX), Z4; \
-	VPDPBUSD.BCST (xo+2+4*i)(DI), Z2, Z1; \
-	VPDPBUSD.BCST (xo+18+4*i)(DI), Z3, Z4; \
+// NIB16(qo, i) loads word i (columns 4i..4i+3 and 16+4i..16+4i+3) of
+// the block of 16 rows whose nibbles are at qo(SI), packed as Q4_0's, and
+// splits it: the low nibbles in Z2, the high ones in Z3.
+#define NIB16(qo, i) \
+	VMOVDQU32 (qo+64*i)(SI), Z2; \
+	VPSRLW    $4, Z2, Z3; \
+	VPANDD    Z31, Z2, Z2; \
+	VPANDD    Z31, Z3, Z3
+
+// HIB16(mo, i) adds the fifth bits of word i, from the block's masks at
+// mo(SI) (packNibbles16), to the nibbles NIB16 split: 16 (Z30) to each
+// byte whose mask bit is set.
+#define HIB16(mo, i) \
+	KMOVQ  (mo+8*i)(SI), K1; \
+	KMOVQ  (mo+32+8*i)(SI), K2; \
+	VPADDB Z30, Z2, K1, Z2; \
+	VPADDB Z30, Z3, K2, Z3
+
+// LANES16(xo, i, lo, hi) adds the unsigned weights in Z2 and Z3 (columns
+// 4i.. and 16+4i..) times x's bytes at xo(DI) to the sums in Z1 and Z4,
+// which the caller started, making them LANES8's exact integer lanes i and
+// i+4 for each row; then lane = fma(that, the rows' scales in Z8, lane),
+// as the AVX2 kernels' lanes.
+#define LANES16(xo, i, lo, hi) \
+	VPDPBUSD.BCST (xo+4*i)(DI), Z2, Z1; \
+	VPDPBUSD.BCST (xo+16+4*i)(DI), Z3, Z4; \
 	VCVTDQ2PS     Z1, Z1; \
 	VCVTDQ2PS     Z4, Z4; \
 	VFMADD231PS   Z8, Z1, lo; \
 	VFMADD231PS   Z8, Z4, hi
+
+// Q5W16(qo, mo, xo, xso, i, lo, hi) adds word i of the Q5_0 block of 16
+// rows whose nibbles are at qo(SI) and masks at mo(SI) into the lanes lo
+// (lane i) and hi (lane i+4): the weights plus 16, unsigned, so that each
+// sum starts at -16 times the sum of x's 4 bytes (an eighth of the -128
+// times packedSums holds).
+#define Q5W16(qo, mo, xo, xso, i, lo, hi) \
+	NIB16(qo, i); \
+	HIB16(mo, i); \
+	VPSRAD.BCST $3, (xso+8+4*i)(BX), Z1; \
+	VPSRAD.BCST $3, (xso+24+4*i)(BX), Z4; \
+	LANES16(xo+2, i, lo, hi)
 
 // Q5B16(qo, mo, so, xo, xso) adds a Q5_0 block of 16 rows (quants at
 // qo(SI), masks at mo(SI), scales at so(SI)) into the lanes Z16..Z23.
@@ -369,6 +386,187 @@ q5sum:
 	JNZ     q5group
 
 q5done:
+	VZEROUPPER
+	RET
+
+// Q1S16(so, mno, xso) starts a Q4_1 or Q5_1 block of 16 rows: the rows'
+// scales (at so(SI)) times x's (at xso+4(BX)) in Z8, and its offsets
+// added to the rows' sums in Z24: Z24 = fma(the rows' mins at mno(SI),
+// x's F16 sum term at xso(BX), Z24), as the AVX2 kernels' summs.
+#define Q1S16(so, mno, xso) \
+	VCVTPH2PS        so(SI), Z8; \
+	VMULPS.BCST      xso+4(BX), Z8, Z8; \
+	VCVTPH2PS        mno(SI), Z9; \
+	VFMADD231PS.BCST xso(BX), Z9, Z24
+
+// Q41W16(qo, xo, i, lo, hi) adds word i of the Q4_1 block of 16 rows whose
+// nibbles are at qo(SI) into the lanes lo (lane i) and hi (lane i+4); x's
+// Q8_1 block is at xo(DI).
+#define Q41W16(qo, xo, i, lo, hi) \
+	NIB16(qo, i); \
+	VPXORD Z1, Z1, Z1; \
+	VPXORD Z4, Z4, Z4; \
+	LANES16(xo+4, i, lo, hi)
+
+// Q51W16(qo, mo, xo, i, lo, hi) is Q41W16 for Q5_1, whose fifth bits are
+// at mo(SI).
+#define Q51W16(qo, mo, xo, i, lo, hi) \
+	NIB16(qo, i); \
+	HIB16(mo, i); \
+	VPXORD Z1, Z1, Z1; \
+	VPXORD Z4, Z4, Z4; \
+	LANES16(xo+4, i, lo, hi)
+
+// Q41B16(qo, so, mno, xo, xso) adds a Q4_1 block of 16 rows (nibbles at
+// qo(SI), scales at so(SI), mins at mno(SI)) into Z16..Z23 and Z24.
+#define Q41B16(qo, so, mno, xo, xso) \
+	Q1S16(so, mno, xso); \
+	Q41W16(qo, xo, 0, Z16, Z20); \
+	Q41W16(qo, xo, 1, Z17, Z21); \
+	Q41W16(qo, xo, 2, Z18, Z22); \
+	Q41W16(qo, xo, 3, Z19, Z23)
+
+// Q51B16(qo, mo, so, mno, xo, xso) is Q41B16 for Q5_1 (masks at mo(SI)).
+#define Q51B16(qo, mo, so, mno, xo, xso) \
+	Q1S16(so, mno, xso); \
+	Q51W16(qo, mo, xo, 0, Z16, Z20); \
+	Q51W16(qo, mo, xo, 1, Z17, Z21); \
+	Q51W16(qo, mo, xo, 2, Z18, Z22); \
+	Q51W16(qo, mo, xo, 3, Z19, Z23)
+
+// Q1START zeroes a group's sums: its rows' lanes Z16..Z23 and offsets Z24.
+#define Q1START \
+	VXORPS Z16, Z16, Z16; \
+	VXORPS Z17, Z17, Z17; \
+	VXORPS Z18, Z18, Z18; \
+	VXORPS Z19, Z19, Z19; \
+	VXORPS Z20, Z20, Z20; \
+	VXORPS Z21, Z21, Z21; \
+	VXORPS Z22, Z22, Z22; \
+	VXORPS Z23, Z23, Z23; \
+	VXORPS Z24, Z24, Z24
+
+// Q1STORE stores a group's 16 results at (DX): each row's lanes added as
+// HSUM8 adds them, then its offsets.
+#define Q1STORE \
+	VADDPS  Z20, Z16, Z16; \
+	VADDPS  Z21, Z17, Z17; \
+	VADDPS  Z22, Z18, Z18; \
+	VADDPS  Z23, Z19, Z19; \
+	VADDPS  Z18, Z16, Z16; \
+	VADDPS  Z19, Z17, Z17; \
+	VADDPS  Z17, Z16, Z16; \
+	VADDPS  Z24, Z16, Z16; \
+	VMOVUPS Z16, (DX)
+
+// Q1ARGS loads the arguments of a packed Q4_1 or Q5_1 kernel and its
+// constants.
+#define Q1ARGS \
+	MOVQ         dst+0(FP), DX; \
+	MOVQ         w+8(FP), SI; \
+	MOVQ         nb+32(FP), R9; \
+	MOVQ         groups+40(FP), R8; \
+	MOVL         $0x0f0f0f0f, AX; \
+	VPBROADCASTD AX, Z31; \
+	MOVL         $0x10101010, AX; \
+	VPBROADCASTD AX, Z30
+
+// func dotQ4_1Q8_1x16PackedAVX512(dst *float32, w *byte, x *byte, xs *byte, nb int, groups int)
+//
+// dotQ4_1Q8_1 of groups*16 rows packed in groups of 16 (group g's blocks
+// at w + g*nb*320, by pairs: packNibbles16) into dst[16g+r], with x's
+// scales and sum terms as float32 in xs (packedScalesQ8_1). Row r keeps
+// the AVX2 kernel's 8 lanes in lane r of Z16..Z23 and its offsets in lane
+// r of Z24, with the same fused multiply-adds in the same order.
+TEXT ·dotQ4_1Q8_1x16PackedAVX512(SB), NOSPLIT, $0-48
+	Q1ARGS
+	TESTQ R8, R8
+	JEQ   q41done
+	TESTQ R9, R9
+	JEQ   q41done
+
+q41group:
+	MOVQ x+16(FP), DI
+	MOVQ xs+24(FP), BX
+	MOVQ R9, CX
+	Q1START
+	SHRQ $1, CX // pairs of blocks
+	JEQ  q41odd
+
+q41pair:
+	PACK_PREFETCH9AT(0)
+	PREFETCHT0 PACK_PREFETCH+576(SI)
+	Q41B16(0, 512, 576, 0, 0)
+	Q41B16(256, 544, 608, 36, 40)
+	ADDQ $640, SI
+	ADDQ $72, DI
+	ADDQ $80, BX
+	DECQ CX
+	JNZ  q41pair
+
+q41odd:
+	TESTQ $1, R9
+	JEQ   q41sum
+	PACK_PREFETCH9AT(0)
+	Q41B16(0, 256, 288, 0, 0)
+	ADDQ  $320, SI
+
+q41sum:
+	Q1STORE
+	ADDQ $64, DX
+	DECQ R8
+	JNZ  q41group
+
+q41done:
+	VZEROUPPER
+	RET
+
+// func dotQ5_1Q8_1x16PackedAVX512(dst *float32, w *byte, x *byte, xs *byte, nb int, groups int)
+//
+// dotQ4_1Q8_1x16PackedAVX512 for Q5_1 (dotQ5_1Q8_1; group g's blocks at
+// w + g*nb*384).
+TEXT ·dotQ5_1Q8_1x16PackedAVX512(SB), NOSPLIT, $0-48
+	Q1ARGS
+	TESTQ R8, R8
+	JEQ   q51done
+	TESTQ R9, R9
+	JEQ   q51done
+
+q51group:
+	MOVQ x+16(FP), DI
+	MOVQ xs+24(FP), BX
+	MOVQ R9, CX
+	Q1START
+	SHRQ $1, CX // pairs of blocks
+	JEQ  q51odd
+
+q51pair:
+	PACK_PREFETCH9AT(0)
+	PREFETCHT0 PACK_PREFETCH+576(SI)
+	PREFETCHT0 PACK_PREFETCH+640(SI)
+	PREFETCHT0 PACK_PREFETCH+704(SI)
+	Q51B16(0, 512, 640, 704, 0, 0)
+	Q51B16(256, 576, 672, 736, 36, 40)
+	ADDQ $768, SI
+	ADDQ $72, DI
+	ADDQ $80, BX
+	DECQ CX
+	JNZ  q51pair
+
+q51odd:
+	TESTQ $1, R9
+	JEQ   q51sum
+	PACK_PREFETCH9AT(0)
+	Q51B16(0, 256, 320, 352, 0, 0)
+	ADDQ  $384, SI
+
+q51sum:
+	Q1STORE
+	ADDQ $64, DX
+	DECQ R8
+	JNZ  q51group
+
+q51done:
 	VZEROUPPER
 	RET
 

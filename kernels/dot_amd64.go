@@ -77,6 +77,12 @@ func dotQ8_0Q8_0x16PackedAVX512(dst *float32, w *byte, x *byte, xs *byte, nb int
 func dotQ5_0Q8_0x16PackedAVX512(dst *float32, w *byte, x *byte, xs *byte, nb int, groups int)
 
 //go:noescape
+func dotQ4_1Q8_1x16PackedAVX512(dst *float32, w *byte, x *byte, xs *byte, nb int, groups int)
+
+//go:noescape
+func dotQ5_1Q8_1x16PackedAVX512(dst *float32, w *byte, x *byte, xs *byte, nb int, groups int)
+
+//go:noescape
 func hsumPairs8AVX2(dst *float32, ldd int, acc *float32, j0 int)
 
 //go:noescape
@@ -221,26 +227,34 @@ func dotF16X32Rows16(dst []float32, w []byte, rb int, x []byte, nb int) {
 }
 
 // packGroup returns how many rows Matrix.Packed interleaves m by on this
-// CPU, for dotPacked (0: it does not): Q4_0, Q8_0 and Q5_0 by 16 with
-// AVX-512 VNNI and a multiple of 16 rows, else Q4_0 and Q8_0 by 8 with
-// AVX2 and a multiple of 8.
+// CPU, for dotPacked (0: it does not): Q4_0, Q8_0, Q5_0, Q4_1 and Q5_1 by
+// 16 with AVX-512 VNNI and a multiple of 16 rows, else Q4_0 and Q8_0 by 8
+// with AVX2 and a multiple of 8.
 func packGroup(m Matrix) int {
-	switch {
-	case !useAVX2 || (m.Type != Q4_0 && m.Type != Q8_0 && m.Type != Q5_0) || m.Rows <= 0 || len(m.Data) == 0:
+	if !useAVX2 || m.Rows <= 0 || len(m.Data) == 0 {
 		return 0
-	case useAVX512 && m.Rows%16 == 0:
-		return 16
-	case m.Rows%8 == 0 && m.Type != Q5_0:
-		return 8
+	}
+	switch m.Type {
+	case Q4_0, Q8_0:
+		if useAVX512 && m.Rows%16 == 0 {
+			return 16
+		}
+		if m.Rows%8 == 0 {
+			return 8
+		}
+	case Q5_0, Q4_1, Q5_1:
+		if useAVX512 && m.Rows%16 == 0 {
+			return 16
+		}
 	}
 	return 0
 }
 
 // dotPacked sets dst[r] for the rows r of groups [g0, g1) of the packed
 // matrix w (Q4_0: dotQ4_0Q8_0x8(w.Row(r), x, nb); Q8_0: dotQ8_0Q8_0;
-// Q5_0: dotQ5_0Q8_0),
-// bitwise as one row at a time. xs holds x's block sums and scales
-// (packedSums).
+// Q5_0: dotQ5_0Q8_0; Q4_1 and Q5_1: their Q8_1 dots), bitwise as one row
+// at a time. xs holds x's block sums and scales (packedSums; for Q8_1
+// activations, packedScalesQ8_1).
 func dotPacked(dst []float32, w Matrix, g0, g1 int, x, xs []byte) {
 	if g1 <= g0 {
 		return
@@ -248,22 +262,30 @@ func dotPacked(dst []float32, w Matrix, g0, g1 int, x, xs []byte) {
 	nb, g := w.Cols/QK, w.group
 	// The block size as a constant, not w.Type.BlockBytes(): the type
 	// table's line is evicted by the weights streamed between calls.
-	bb := q4_0Bytes
+	bb, xb := q4_0Bytes, q8_0Bytes
 	switch w.Type {
 	case Q8_0:
 		bb = q8_0Bytes
 	case Q5_0:
 		bb = q5_0Bytes
+	case Q4_1:
+		bb, xb = q4_1Bytes, q8_1Bytes
+	case Q5_1:
+		bb, xb = q5_1Bytes, q8_1Bytes
 	}
 	gb := nb * g * bb
 	d, p := dst[g*g0:g*g1], w.packed[g0*gb:g1*gb]
-	x, xs = x[:nb*q8_0Bytes], xs[:nb*xsBlock]
+	x, xs = x[:nb*xb], xs[:nb*xsBlock]
 	dp, pp, xp, sp := unsafe.SliceData(d), unsafe.SliceData(p), unsafe.SliceData(x), unsafe.SliceData(xs)
 	switch {
 	case g == 16 && w.Type == Q8_0:
 		dotQ8_0Q8_0x16PackedAVX512(dp, pp, xp, sp, nb, g1-g0)
 	case g == 16 && w.Type == Q5_0:
 		dotQ5_0Q8_0x16PackedAVX512(dp, pp, xp, sp, nb, g1-g0)
+	case g == 16 && w.Type == Q4_1:
+		dotQ4_1Q8_1x16PackedAVX512(dp, pp, xp, sp, nb, g1-g0)
+	case g == 16 && w.Type == Q5_1:
+		dotQ5_1Q8_1x16PackedAVX512(dp, pp, xp, sp, nb, g1-g0)
 	case g == 16:
 		dotQ4_0Q8_0x16PackedAVX512(dp, pp, xp, sp, nb, g1-g0)
 	case w.Type == Q8_0:
@@ -848,6 +870,8 @@ func asmDots() []dotImpl {
 			dotImpl{"Q4_0x16packed", Q4_0, dotQ4_0Q8_0x8, packedRow(Q4_0, 16)},
 			dotImpl{"Q8_0x16packed", Q8_0, dotQ8_0Q8_0, packedRow(Q8_0, 16)},
 			dotImpl{"Q5_0x16packed", Q5_0, dotQ5_0Q8_0, packedRow(Q5_0, 16)},
+			dotImpl{"Q4_1x16packed", Q4_1, dotQ4_1Q8_1, packedRow(Q4_1, 16)},
+			dotImpl{"Q5_1x16packed", Q5_1, dotQ5_1Q8_1, packedRow(Q5_1, 16)},
 			dotImpl{"F16x32rows16", F16, func(w, x []byte, _ int) float32 { return dotF16(w, x) }, rowOf16F16},
 			dotImpl{"Q4_K512", Q4_K, dotQ4_KQ8_K, dotQ4_KQ8_KAsm512},
 			dotImpl{"Q5_K512", Q5_K, dotQ5_KQ8_K, dotQ5_KQ8_KAsm512},
@@ -973,15 +997,23 @@ func packedRow(t DType, g int) func(w, x []byte, nb int) float32 {
 					m[r*rb+i] = 0x81 // no -128 quants (the kernels' bound)
 				}
 			}
-			for b := range nb { // each block keeps the original's (finite) scale
-				copy(m[r*rb+b*bb:][:2], w[b*bb:][:2])
+			hdr := 2 // each block keeps the original's (finite) scale, and min
+			if t == Q4_1 || t == Q5_1 {
+				hdr = 4
+			}
+			for b := range nb {
+				copy(m[r*rb+b*bb:][:hdr], w[b*bb:][:hdr])
 			}
 		}
 		copy(m[(g+5)*rb:], w[:rb])
 		mat := Matrix{Type: t, Rows: 3 * g, Cols: nb * QK, Data: m}
 		mat.packed, mat.group = packRows(mat, g), g
 		xs := make([]byte, xsBlock*nb)
-		packedSums(xs, x, nb)
+		if VecDotType(t) == Q8_1 {
+			packedScalesQ8_1(xs, x, nb)
+		} else {
+			packedSums(xs, x, nb)
+		}
 		dst := make([]float32, 3*g)
 		dotPacked(dst, mat, 1, 3, x, xs)
 		return dst[g+5]

@@ -150,8 +150,9 @@ func TestDotAsm(t *testing.T) {
 }
 
 // TestMatVecAsm checks whole products (every row, the pool, the Q4_0
-// repacked path and its 8-row kernel, the same matrices Packed — Q5_0's
-// too — one token and several) against the reference dots.
+// repacked path and its 8-row kernel, the same matrices Packed — Q5_0's,
+// Q4_1's and Q5_1's too — one token and several) against the reference
+// dots.
 func TestMatVecAsm(t *testing.T) {
 	if len(asmDots()) == 0 {
 		t.Skip("no SIMD kernels on this CPU or build")
@@ -159,11 +160,11 @@ func TestMatVecAsm(t *testing.T) {
 	rng := rand.New(rand.NewPCG(33, 34))
 	p := NewPool(2)
 	defer p.Close()
-	for _, typ := range []DType{F32, F16, Q8_0, Q4_0, Q5_0, Q4_K, Q6_K} {
+	for _, typ := range []DType{F32, F16, Q8_0, Q4_0, Q5_0, Q4_1, Q5_1, Q4_K, Q6_K} {
 		for _, rows := range []int{8, 13, 40, 1024} { // 1024: pool chunks
 			cols := 7*32 + 5 // F32 and F16: leftovers
 			switch typ {
-			case Q8_0, Q4_0, Q5_0:
+			case Q8_0, Q4_0, Q5_0, Q4_1, Q5_1:
 				cols = 7 * 32 // Q4_0 with 8 rows: the 4-block loop and its tail
 			case Q4_K, Q6_K:
 				cols = 3 * QKK

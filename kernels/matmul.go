@@ -146,7 +146,12 @@ func (t *mulTask) run(lo, hi int) {
 			quantizeAct(t.xq[i*t.xrb:(i+1)*t.xrb], t.xt, t.x[i*cols:(i+1)*cols])
 			if w.packed != nil {
 				nb := cols / QK
-				packedSumsImpl(t.xs[i*nb*xsBlock:(i+1)*nb*xsBlock], t.xq[i*t.xrb:(i+1)*t.xrb], nb)
+				xs, xq := t.xs[i*nb*xsBlock:(i+1)*nb*xsBlock], t.xq[i*t.xrb:(i+1)*t.xrb]
+				if t.xt == Q8_1 {
+					packedScalesQ8_1(xs, xq, nb)
+				} else {
+					packedSumsImpl(xs, xq, nb)
+				}
 			}
 		}
 		return
@@ -459,5 +464,17 @@ func packedSums(xs, x []byte, nb int) {
 		}
 		binary.LittleEndian.PutUint32(rec, uint32(8*s))
 		binary.LittleEndian.PutUint32(rec[4:], math.Float32bits(f16(blk[:])))
+	}
+}
+
+// packedScalesQ8_1 is packedSums for the Q8_1 activations of the packed
+// Q4_1 and Q5_1 products: block b's record holds, as float32, its sum term
+// F16(s) at xsBlock*b and its scale F16(d) after it.
+func packedScalesQ8_1(xs, x []byte, nb int) {
+	xs, x = xs[:xsBlock*nb], x[:q8_1Bytes*nb]
+	for b := range nb {
+		blk := x[b*q8_1Bytes:]
+		binary.LittleEndian.PutUint32(xs[xsBlock*b:], math.Float32bits(f16(blk[2:])))
+		binary.LittleEndian.PutUint32(xs[xsBlock*b+4:], math.Float32bits(f16(blk[:])))
 	}
 }

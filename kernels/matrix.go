@@ -35,16 +35,15 @@ type Matrix struct {
 
 // Packed returns m with a copy of its weights rearranged for the fastest
 // product kernel of this CPU, as llama.cpp repacks them at load. Today that
-// is Q4_0, Q8_0 and Q5_0 with AVX-512 VNNI, in groups of 16 rows (a
-// multiple of 16 rows), else Q4_0 and Q8_0 with AVX2 in groups of 8 (a
-// multiple of 8), interleaved so that a product streams one run of memory
-// instead of 16 or 8 and shares each block of activations among the
-// group's rows; Data, Row and DequantizeRow
-// are unchanged (Data is kept, not read by products). Any other matrix of
-// 2 MiB or more gets a plain copy of Data in memory of its own, which
-// becomes the result's Data (decode streams a mapped file's pages markedly
-// slower than its own heap memory, measured on F16 models); a smaller one is
-// returned unchanged. BF16 weights are also scanned for the bounds of
+// is Q4_0, Q8_0, Q5_0, Q4_1 and Q5_1 with AVX-512 VNNI, in groups of 16
+// rows (a multiple of 16 rows), else Q4_0 and Q8_0 with AVX2 in groups of 8
+// (a multiple of 8), interleaved so that a product streams one run of
+// memory instead of 16 or 8 and shares each block of activations among the
+// group's rows; Data, Row and DequantizeRow are unchanged (Data is kept,
+// not read by products). Any other matrix of 2 MiB or more gets a plain
+// copy of Data in memory of its own, which becomes the result's Data
+// (decode streams a mapped file's pages markedly slower than its own heap
+// memory, measured on F16 models); a smaller one is returned unchanged. BF16 weights are also scanned for the bounds of
 // their magnitudes, which let batched products fuse their multiply-adds
 // where no product can round. Products of the result are bitwise those of
 // m. A copy is owned by the result and as large as Data.
@@ -70,9 +69,9 @@ func (m Matrix) Packed() Matrix {
 // rearrange.
 const copyBytes = 2 << 20
 
-// packRows interleaves the rows of a Q4_0, Q8_0 or Q5_0 matrix by groups
-// of g: group k's nb blocks of g rows at k*nb*g*BlockBytes, in pairs: both
-// blocks' quants (g rows', as below), then both blocks' F16 scales (g
+// packRows interleaves the rows of a Q4_0, Q8_0, Q5_0, Q4_1 or Q5_1
+// matrix by groups of g: group k's nb blocks of g rows at
+// k*nb*g*BlockBytes, in pairs: both blocks' quants (g rows', as below), then both blocks' F16 scales (g
 // rows'); a last odd block: its quants, then its scales. Every 64-byte
 // load of quants (32-byte with g == 8) is then aligned where the matrix
 // is: a pair is 9 (Q4_0) or 17 (Q8_0) cache lines with g == 16, half that
@@ -92,11 +91,11 @@ const copyBytes = 2 << 20
 // nibbles and 16+4i.. in its high ones. Q8_0's quants are stored plus 128
 // (their top bit flipped), as the unsigned operand of VPDPBUSD.
 //
-// Q5_0 (groups of 16 only) packs its nibbles as Q4_0's, and its fifth
-// bits as the byte masks of those loads: see packQ5_0.
+// Q5_0, Q4_1 and Q5_1 (groups of 16 only) pack their nibbles as Q4_0's,
+// and their fifth bits as the byte masks of those loads: packNibbles16.
 func packRows(m Matrix, g int) []byte {
-	if m.Type == Q5_0 {
-		return packQ5_0(m)
+	if m.Type == Q5_0 || m.Type == Q4_1 || m.Type == Q5_1 {
+		return packNibbles16(m)
 	}
 	rb, nb, bb := m.RowBytes(), m.Cols/QK, m.Type.BlockBytes()
 	qb := bb - 2 // quant bytes a block: 16 or 32
@@ -140,42 +139,63 @@ func packRows(m Matrix, g int) []byte {
 	return out
 }
 
-// packQ5_0 interleaves the rows of a Q5_0 matrix by groups of 16, for
-// dotQ5_0Q8_0x16PackedAVX512: group k's nb blocks of 16 rows at k*nb*352,
-// in pairs: both blocks' nibbles (256 bytes each, by words as Q4_0's),
-// then both blocks' masks (64 bytes each), then both blocks' F16 scales
-// (32 bytes each); a last odd block: its nibbles, masks and scales. A
-// block's masks are 8 words of 64 bits, one a bit per byte of a 64-byte
-// load of nibbles: bit 4r+j of word i (i < 4) is the fifth bit of row r's
-// element 4i+j (the low nibble of byte j of its word i), and bit 4r+j of
-// word 4+i that of element 16+4i+j (the high nibble). A pair is 11 cache
-// lines; the matrix keeps its size.
-func packQ5_0(m Matrix) []byte {
-	const g, bb = 16, q5_0Bytes
+// packNibbles16 interleaves the rows of a Q5_0, Q4_1 or Q5_1 matrix by
+// groups of 16, for the dot*x16PackedAVX512 kernels: group k's nb blocks of
+// 16 rows at k*nb*16*BlockBytes, in pairs: both blocks' nibbles (256 bytes
+// each, by words as Q4_0's), then both blocks' masks (Q5_0 and Q5_1, 64
+// bytes each), then both blocks' F16 scales (32 bytes each), then both
+// blocks' F16 mins (Q4_1 and Q5_1, 32 bytes each); a last odd block: its
+// own, in that order. A block's masks are 8 words of 64 bits, a bit per
+// byte of a 64-byte load of nibbles: bit 4r+j of word i (i < 4) is the
+// fifth bit of row r's element 4i+j (the low nibble of byte j of its word
+// i), and bit 4r+j of word 4+i that of element 16+4i+j (the high nibble).
+// The matrix keeps its size; a pair is 10 (Q4_1), 11 (Q5_0) or 12 (Q5_1)
+// cache lines.
+func packNibbles16(m Matrix) []byte {
+	const g = 16
+	bb := m.Type.BlockBytes()
 	rb, nb := m.RowBytes(), m.Cols/QK
+	hasMin := m.Type != Q5_0
+	qhAt, qsAt, mb := 2, 6, 64 // source offsets of qh and qs; mask bytes a block
+	switch m.Type {
+	case Q4_1:
+		qhAt, qsAt, mb = -1, 4, 0
+	case Q5_1:
+		qhAt, qsAt = 4, 8
+	}
 	out := make([]byte, len(m.Data))
 	for k := 0; k < m.Rows/g; k++ {
 		rows := m.Data[k*g*rb : (k+1)*g*rb]
 		for b, o := 0, k*nb*g*bb; b < nb; b, o = b+1, o+g*bb {
-			qo, mo, so := o, o+256, o+320 // a last odd block
-			if b/2*2+1 < nb {             // a block of a pair
-				pair := o - b%2*g*bb
-				qo, mo, so = pair+b%2*256, pair+512+b%2*64, pair+640+b%2*32
+			qo, mo, so := o, o+256, o+256+mb // a last odd block
+			mno := so + 32
+			if b/2*2+1 < nb { // a block of a pair
+				pair, h := o-b%2*g*bb, b%2
+				qo, mo, so = pair+256*h, pair+512+mb*h, pair+512+2*mb+32*h
+				mno = pair + 512 + 2*mb + 64 + 32*h
 			}
 			var masks [8]uint64
 			for r := range g {
 				src := rows[r*rb+b*bb:][:bb]
 				out[so+2*r], out[so+2*r+1] = src[0], src[1]
-				qh := binary.LittleEndian.Uint32(src[2:])
+				if hasMin {
+					out[mno+2*r], out[mno+2*r+1] = src[2], src[3]
+				}
 				for i := range 4 {
-					copy(out[qo+4*(16*i+r):][:4], src[6+4*i:][:4])
+					copy(out[qo+4*(16*i+r):][:4], src[qsAt+4*i:][:4])
+				}
+				if qhAt < 0 {
+					continue
+				}
+				qh := binary.LittleEndian.Uint32(src[qhAt:])
+				for i := range 4 {
 					for j := range 4 {
 						masks[i] |= uint64(qh>>(4*i+j)&1) << (4*r + j)
 						masks[4+i] |= uint64(qh>>(16+4*i+j)&1) << (4*r + j)
 					}
 				}
 			}
-			for i, w := range masks {
+			for i, w := range masks[:mb/8] {
 				binary.LittleEndian.PutUint64(out[mo+8*i:], w)
 			}
 		}
