@@ -14,7 +14,7 @@ func attnScoresGQA4SgemmF16AVX512(att *float32, n int, k *byte, stride int, qi *
 func attnValuesGQA4F16AVX512(acc *float32, v *byte, stride int, p *float32, n int, hd int)
 
 //go:noescape
-func attnValuesGQA4x64F16AVX512(acc *float32, v *byte, stride int, p *float32, n int, hd int, lanes int)
+func attnValuesGQA4x64F16AVX512(acc *float32, v *byte, stride int, p *float32, n int, hd int, lanes int, pf *byte)
 
 // fastAttnGQA4 reports whether decode attention runs the four query heads
 // that share a KV head at once (attnGQA4): in AVX-512, or in AVX2
@@ -34,8 +34,9 @@ var fastAttnGQA4 = useAVX2
 // weighted sums in 8 lanes, each key and value row widened once for the
 // four heads too (fastAttnGQA4Batch). Every
 // result is bitwise the per-head SIMD path's. hd is a multiple of 32 and
-// n > 0.
-func attnGQA4(out, q []float32, keys, values []uint16, off, stride, n, hd int, scale float32, att []float32, lb *laneBuf, batch bool) {
+// n > 0. next, when not nil, is the next call's keys (n*hd of them, in
+// one run), prefetched while the values are weighed.
+func attnGQA4(out, q []float32, keys, values []uint16, off, stride, n, hd int, scale float32, att []float32, lb *laneBuf, batch bool, next []uint16) {
 	lanes := 32
 	if batch {
 		lanes = 8
@@ -77,7 +78,11 @@ func attnGQA4(out, q []float32, keys, values []uint16, off, stride, n, hd int, s
 	vp, pp, accp := (*byte)(unsafe.Pointer(unsafe.SliceData(values))), unsafe.SliceData(p), unsafe.SliceData(acc)
 	switch {
 	case useAVX512 && hd%64 == 0:
-		attnValuesGQA4x64F16AVX512(accp, vp, 2*stride, pp, n, hd, lanes)
+		var pf *byte
+		if len(next) >= n*hd {
+			pf = (*byte)(unsafe.Pointer(unsafe.SliceData(next)))
+		}
+		attnValuesGQA4x64F16AVX512(accp, vp, 2*stride, pp, n, hd, lanes, pf)
 	case useAVX512 && !batch:
 		attnValuesGQA4F16AVX512(accp, vp, 2*stride, pp, n, hd)
 	default:
@@ -91,12 +96,6 @@ func attnGQA4(out, q []float32, keys, values []uint16, off, stride, n, hd int, s
 		}
 	}
 }
-
-// attnPrefetchBytes bounds the values of one KV head that attnGQA4
-// prefetches into L2 while it computes a query's scores: half the L2 of
-// the CPUs this was measured on (1 MB a core), so that the prefetched
-// lines are still there when the values are weighed.
-const attnPrefetchBytes = 512 << 10
 
 // fastAttnGQA4Batch reports whether a prompt's queries take attnGQA4 (with
 // batch): in AVX-512, or in AVX2 on CPUs without it.

@@ -484,7 +484,7 @@ gvdone:
 	VXORPS Z14, Z14, Z14; \
 	VXORPS Z15, Z15, Z15
 
-// func attnValuesGQA4x64F16AVX512(acc *float32, v *byte, stride int, p *float32, n int, hd int, lanes int)
+// func attnValuesGQA4x64F16AVX512(acc *float32, v *byte, stride int, p *float32, n int, hd int, lanes int, pf *byte)
 //
 // attnValuesGQA4F16AVX512 for hd a multiple of 64, over lanes lanes (32
 // for a single query, as ggml_vec_dot_f16; 8 for a prompt's, as
@@ -497,8 +497,18 @@ gvdone:
 // in between: the rows of one lane lie 32 positions apart, a multiple of
 // 4 KB for common strides, so they share cache sets, and walking all of
 // them once per 64 elements missed in L1 and L2. Each sum still gets its
-// positions' fused multiply-adds in position order, from zero.
-TEXT ·attnValuesGQA4x64F16AVX512(SB), NOSPLIT, $0-56
+// positions' fused multiply-adds in position order, from zero. With pf
+// not nil, each row's 64 elements also prefetch the next 128 bytes from
+// pf on into L2: the n*hd*2 bytes there (the next KV head's keys, read
+// while these values come from L2).
+TEXT ·attnValuesGQA4x64F16AVX512(SB), NOSPLIT, $0-64
+	MOVQ  pf+56(FP), DX
+	TESTQ DX, DX
+	JNE   gxpf
+	MOVQ  v+8(FP), DX // nothing to prefetch: the values, in cache anyway
+	MOVQ  DX, pf+56(FP)
+
+gxpf:
 	MOVQ  stride+16(FP), R9
 	MOVQ  n+32(FP), BX
 	MOVQ  hd+40(FP), R11
@@ -557,8 +567,13 @@ gxsums:
 
 gxpos:
 	GQA_V64
-	ADDQ R15, SI
-	MOVQ lanes+48(FP), DX
+	ADDQ       R15, SI
+	MOVQ       pf+56(FP), DX
+	PREFETCHT1 (DX)
+	PREFETCHT1 64(DX)
+	ADDQ       $128, DX
+	MOVQ       DX, pf+56(FP)
+	MOVQ       lanes+48(FP), DX
 	LEAQ (R12)(DX*4), R12
 	CMPQ R12, BX
 	JGE  gxchunkend

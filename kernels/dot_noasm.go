@@ -95,7 +95,7 @@ func toF16Vec(dst []uint16, src []float32) int { return 0 }
 const fastAttnGQA4 = false
 
 // attnGQA4 is never called (fastAttnGQA4 is false).
-func attnGQA4(out, q []float32, keys, values []uint16, off, stride, n, hd int, scale float32, att []float32, lb *laneBuf, batch bool) {
+func attnGQA4(out, q []float32, keys, values []uint16, off, stride, n, hd int, scale float32, att []float32, lb *laneBuf, batch bool, next []uint16) {
 }
 
 // fastAttnGQA4Batch is false: attention runs the reference loops.
