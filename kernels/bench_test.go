@@ -185,7 +185,7 @@ func BenchmarkMatVecStream(b *testing.B) {
 	defer p.Close()
 	shapes := [][2]int{{2048, 2048}, {512, 2048}, {512, 2048}, {2048, 2048}, {5632, 2048}, {5632, 2048}, {2048, 5632}}
 	bw := MeasureBandwidth(p, 256<<20, 3)
-	for _, typ := range []DType{F16, Q8_0, Q4_0, Q6_K} {
+	for _, typ := range []DType{F16, Q8_0, Q4_0, Q4_K, Q6_K} {
 		b.Run(typ.String(), func(b *testing.B) {
 			var ws []Matrix
 			total := 0

@@ -570,6 +570,161 @@ q51done:
 	VZEROUPPER
 	RET
 
+// Q4KW16(c, i, l) adds word i of chunk c of a packed Q4_K super-block of
+// 16 rows (at SI; x's Q8_K block at DI) into the int32 lane l: the low
+// nibbles (sub-block 2c) and the high ones (2c+1) against x's 4 bytes
+// each, in int16 pairs (VPMADDUBSW), times the rows' scales of the two
+// sub-blocks as int16 pairs in Z10 and Z11 (VPDPWSSD): exactly
+// sc_2c*(lane i of sub-block 2c) + sc_2c+1*(lane i of 2c+1), as kLanes
+// adds them.
+#define Q4KW16(c, i, l) \
+	VMOVDQU32    (64*(8*c+i))(SI), Z12; \
+	VPSRLW       $4, Z12, Z13; \
+	VPANDD       Z31, Z12, Z12; \
+	VPANDD       Z31, Z13, Z13; \
+	VPBROADCASTD (4+64*c+4*i)(DI), Z14; \
+	VPBROADCASTD (36+64*c+4*i)(DI), Z15; \
+	VPMADDUBSW   Z14, Z12, Z12; \
+	VPMADDUBSW   Z15, Z13, Z13; \
+	VPDPWSSD     Z10, Z12, l; \
+	VPDPWSSD     Z11, Z13, l
+
+// Q4KSC16(c) leaves the rows' scales of sub-blocks 2c and 2c+1, each as
+// the same int16 twice in a word, in Z10 and Z11.
+#define Q4KSC16(c) \
+	VPMOVZXBD (2112+32*c)(SI), Z10; \
+	VPMOVZXBD (2128+32*c)(SI), Z11; \
+	VPSLLD    $16, Z10, Z12; \
+	VPSLLD    $16, Z11, Z13; \
+	VPORD     Z12, Z10, Z10; \
+	VPORD     Z13, Z11, Z11
+
+// Q4KC16(c) adds chunk c's 8 words into the lanes Z0-Z7.
+#define Q4KC16(c) \
+	Q4KSC16(c); \
+	Q4KW16(c, 0, Z0); \
+	Q4KW16(c, 1, Z1); \
+	Q4KW16(c, 2, Z2); \
+	Q4KW16(c, 3, Z3); \
+	Q4KW16(c, 4, Z4); \
+	Q4KW16(c, 5, Z5); \
+	Q4KW16(c, 6, Z6); \
+	Q4KW16(c, 7, Z7)
+
+// Q4KM16(k, acc) adds the min term of pair k: acc = fma(the rows' -x.d *
+// dmin in Z9, float32(m_2k*bsum_2k + m_2k+1*bsum_2k+1), acc), minTerms'
+// lane k.
+#define Q4KM16(k, acc) \
+	VPMOVZXBW     (2240+32*k)(SI), Z12; \
+	VPXORD        Z13, Z13, Z13; \
+	VPDPWSSD.BCST (8+4*k)(BX), Z12, Z13; \
+	VCVTDQ2PS     Z13, Z13; \
+	VFMADD231PS   Z9, Z13, acc
+
+// Q4KF16(l, acc) adds lane l, as float32, times the rows' d in Z8 into
+// acc, as accLanes.
+#define Q4KF16(l, acc) \
+	VCVTDQ2PS   l, l; \
+	VFMADD231PS Z8, l, acc
+
+// func dotQ4_KQ8_Kx16PackedAVX512(dst *float32, w *byte, x *byte, xs *byte, nb int, groups int)
+//
+// dotQ4_KQ8_K of groups*16 rows packed in groups of 16 (group g's nb
+// super-blocks at w + g*nb*q4KPacked: packQ4_K16) into dst[16g+r], with
+// x's records from packedSumsQ8_K at xs. Row r keeps the reference's
+// accumulators in lane r: acc in Z16-Z23, accM in Z24-Z27, each with its
+// fused multiply-adds in order; at the end hsum8 of acc plus (accM[0] +
+// accM[2]) + (accM[1] + accM[3]). The int32 lanes of a super-block
+// (Z0-Z7) are exact sums, so their order is free.
+TEXT ·dotQ4_KQ8_Kx16PackedAVX512(SB), NOSPLIT, $0-48
+	MOVQ         dst+0(FP), DX
+	MOVQ         w+8(FP), SI
+	MOVQ         nb+32(FP), R9
+	MOVQ         groups+40(FP), R8
+	MOVL         $0x0f0f0f0f, AX
+	VPBROADCASTD AX, Z31
+	TESTQ        R8, R8
+	JEQ          q4kdone
+	TESTQ        R9, R9
+	JEQ          q4kdone
+
+q4kgroup:
+	MOVQ   x+16(FP), DI
+	MOVQ   xs+24(FP), BX
+	MOVQ   R9, CX
+	VXORPS Z16, Z16, Z16
+	VXORPS Z17, Z17, Z17
+	VXORPS Z18, Z18, Z18
+	VXORPS Z19, Z19, Z19
+	VXORPS Z20, Z20, Z20
+	VXORPS Z21, Z21, Z21
+	VXORPS Z22, Z22, Z22
+	VXORPS Z23, Z23, Z23
+	VXORPS Z24, Z24, Z24
+	VXORPS Z25, Z25, Z25
+	VXORPS Z26, Z26, Z26
+	VXORPS Z27, Z27, Z27
+
+q4kblock:
+	PACK_PREFETCH9AT(0)
+	PACK_PREFETCH9AT(576)
+	PACK_PREFETCH9AT(1152)
+	PACK_PREFETCH9AT(1728)
+	PREFETCHT0     PACK_PREFETCH+2304(SI)
+	VCVTPH2PS      2048(SI), Z8
+	VMULPS.BCST    (BX), Z8, Z8
+	VCVTPH2PS      2080(SI), Z9
+	VMULPS.BCST    4(BX), Z9, Z9
+	Q4KM16(0, Z24)
+	Q4KM16(1, Z25)
+	Q4KM16(2, Z26)
+	Q4KM16(3, Z27)
+	VPXORD         Z0, Z0, Z0
+	VPXORD         Z1, Z1, Z1
+	VPXORD         Z2, Z2, Z2
+	VPXORD         Z3, Z3, Z3
+	VPXORD         Z4, Z4, Z4
+	VPXORD         Z5, Z5, Z5
+	VPXORD         Z6, Z6, Z6
+	VPXORD         Z7, Z7, Z7
+	Q4KC16(0)
+	Q4KC16(1)
+	Q4KC16(2)
+	Q4KC16(3)
+	Q4KF16(Z0, Z16)
+	Q4KF16(Z1, Z17)
+	Q4KF16(Z2, Z18)
+	Q4KF16(Z3, Z19)
+	Q4KF16(Z4, Z20)
+	Q4KF16(Z5, Z21)
+	Q4KF16(Z6, Z22)
+	Q4KF16(Z7, Z23)
+	ADDQ $2368, SI
+	ADDQ $292, DI
+	ADDQ $32, BX
+	DECQ CX
+	JNZ  q4kblock
+
+	VADDPS  Z20, Z16, Z16
+	VADDPS  Z21, Z17, Z17
+	VADDPS  Z22, Z18, Z18
+	VADDPS  Z23, Z19, Z19
+	VADDPS  Z18, Z16, Z16
+	VADDPS  Z19, Z17, Z17
+	VADDPS  Z17, Z16, Z16
+	VADDPS  Z26, Z24, Z24
+	VADDPS  Z27, Z25, Z25
+	VADDPS  Z25, Z24, Z24
+	VADDPS  Z24, Z16, Z16
+	VMOVUPS Z16, (DX)
+	ADDQ    $64, DX
+	DECQ    R8
+	JNZ     q4kgroup
+
+q4kdone:
+	VZEROUPPER
+	RET
+
 // func dotF16X32RowsAVX512(dst *float32, w *byte, rb int, x *float32, n, rows int)
 //
 // dotF16X32AVX2 of rows consecutive rows (row r at w + r*rb) into dst[r],

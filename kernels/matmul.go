@@ -147,9 +147,12 @@ func (t *mulTask) run(lo, hi int) {
 			if w.packed != nil {
 				nb := cols / QK
 				xs, xq := t.xs[i*nb*xsBlock:(i+1)*nb*xsBlock], t.xq[i*t.xrb:(i+1)*t.xrb]
-				if t.xt == Q8_1 {
+				switch t.xt {
+				case Q8_1:
 					packedScalesQ8_1(xs, xq, nb)
-				} else {
+				case Q8_K:
+					packedSumsQ8_K(xs, xq, cols/QKK)
+				default:
 					packedSumsImpl(xs, xq, nb)
 				}
 			}
@@ -464,6 +467,25 @@ func packedSums(xs, x []byte, nb int) {
 		}
 		binary.LittleEndian.PutUint32(rec, uint32(8*s))
 		binary.LittleEndian.PutUint32(rec[4:], math.Float32bits(f16(blk[:])))
+	}
+}
+
+// packedSumsQ8_K is packedSums for the Q8_K activations of the packed
+// Q4_K products: super-block b's record at 32*b holds its scale d and -d
+// as float32, then for each pair k of 32-element sub-blocks their sums
+// (bsum32 of 2k and 2k+1) as two int16 in one word, the pairs of
+// VPDPWSSD against the rows' mins.
+func packedSumsQ8_K(xs, x []byte, nb int) {
+	xs, x = xs[:32*nb], x[:q8_KBytes*nb]
+	for b := range nb {
+		d, _, bsums := q8K((*[q8_KBytes]byte)(x[b*q8_KBytes:]))
+		rec := xs[32*b:][:32]
+		binary.LittleEndian.PutUint32(rec, math.Float32bits(d))
+		binary.LittleEndian.PutUint32(rec[4:], math.Float32bits(-d))
+		for k := range 4 {
+			binary.LittleEndian.PutUint16(rec[8+4*k:], uint16(int16(bsum32(bsums, 2*k))))
+			binary.LittleEndian.PutUint16(rec[10+4*k:], uint16(int16(bsum32(bsums, 2*k+1))))
+		}
 	}
 }
 

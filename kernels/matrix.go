@@ -35,18 +35,19 @@ type Matrix struct {
 
 // Packed returns m with a copy of its weights rearranged for the fastest
 // product kernel of this CPU, as llama.cpp repacks them at load. Today that
-// is Q4_0, Q8_0, Q5_0, Q4_1 and Q5_1 with AVX-512 VNNI, in groups of 16
-// rows (a multiple of 16 rows), else Q4_0 and Q8_0 with AVX2 in groups of 8
-// (a multiple of 8), interleaved so that a product streams one run of
+// is Q4_0, Q8_0, Q5_0, Q4_1, Q5_1 and Q4_K with AVX-512 VNNI, in groups of
+// 16 rows (a multiple of 16 rows), else Q4_0 and Q8_0 with AVX2 in groups
+// of 8 (a multiple of 8), interleaved so that a product streams one run of
 // memory instead of 16 or 8 and shares each block of activations among the
-// group's rows; Data, Row and DequantizeRow are unchanged (Data is kept,
+// group's rows (Q4_K's scales unpacked on the way: packQ4_K16); Data, Row and DequantizeRow are unchanged (Data is kept,
 // not read by products). Any other matrix of 2 MiB or more gets a plain
 // copy of Data in memory of its own, which becomes the result's Data
 // (decode streams a mapped file's pages markedly slower than its own heap
 // memory, measured on F16 models); a smaller one is returned unchanged. BF16 weights are also scanned for the bounds of
 // their magnitudes, which let batched products fuse their multiply-adds
 // where no product can round. Products of the result are bitwise those of
-// m. A copy is owned by the result and as large as Data.
+// m. A copy is owned by the result and as large as Data (Q4_K's, 37/36 of
+// it).
 func (m Matrix) Packed() Matrix {
 	if m.Type == BF16 && !m.mags.known {
 		m.mags = bf16MagsOf(m.Data)
@@ -69,10 +70,11 @@ func (m Matrix) Packed() Matrix {
 // rearrange.
 const copyBytes = 2 << 20
 
-// packRows interleaves the rows of a Q4_0, Q8_0, Q5_0, Q4_1 or Q5_1
-// matrix by groups of g: group k's nb blocks of g rows at
-// k*nb*g*BlockBytes, in pairs: both blocks' quants (g rows', as below), then both blocks' F16 scales (g
-// rows'); a last odd block: its quants, then its scales. Every 64-byte
+// packRows interleaves the rows of a Q4_0, Q8_0, Q5_0, Q4_1, Q5_1 or Q4_K
+// matrix by groups of g: for Q4_0 and Q8_0, group k's nb blocks of g rows
+// at k*nb*g*BlockBytes, in pairs: both blocks' quants (g rows', as
+// below), then both blocks' F16 scales (g rows'); a last odd block: its
+// quants, then its scales. Every 64-byte
 // load of quants (32-byte with g == 8) is then aligned where the matrix
 // is: a pair is 9 (Q4_0) or 17 (Q8_0) cache lines with g == 16, half that
 // with 8. With each block's scales first, every other block's loads of
@@ -93,9 +95,13 @@ const copyBytes = 2 << 20
 //
 // Q5_0, Q4_1 and Q5_1 (groups of 16 only) pack their nibbles as Q4_0's,
 // and their fifth bits as the byte masks of those loads: packNibbles16.
+// Q4_K (groups of 16 only) has a layout of its own: packQ4_K16.
 func packRows(m Matrix, g int) []byte {
-	if m.Type == Q5_0 || m.Type == Q4_1 || m.Type == Q5_1 {
+	switch m.Type {
+	case Q5_0, Q4_1, Q5_1:
 		return packNibbles16(m)
+	case Q4_K:
+		return packQ4_K16(m)
 	}
 	rb, nb, bb := m.RowBytes(), m.Cols/QK, m.Type.BlockBytes()
 	qb := bb - 2 // quant bytes a block: 16 or 32
@@ -197,6 +203,45 @@ func packNibbles16(m Matrix) []byte {
 			}
 			for i, w := range masks[:mb/8] {
 				binary.LittleEndian.PutUint64(out[mo+8*i:], w)
+			}
+		}
+	}
+	return out
+}
+
+// q4KPacked is the size of a super-block of 16 rows packed by packQ4_K16.
+const q4KPacked = 2048 + 2*32 + 8*16 + 4*32
+
+// packQ4_K16 interleaves the rows of a Q4_K matrix by groups of 16, for
+// dotQ4_KQ8_Kx16PackedAVX512: group k's nb super-blocks of 16 rows at
+// k*nb*q4KPacked, each: the quants (2048 bytes: word i of chunk c of every
+// row in turn, row r's at 64*(8c+i)+4r, so that one 64-byte load holds
+// the same 8 elements of all 16 rows: 64c+4i.. in the low nibbles, of
+// sub-block 2c, and 64c+32+4i.. in the high ones, of 2c+1), then the rows'
+// F16 d (32 bytes) and dmin (32 bytes), then the 6-bit scales unpacked to
+// bytes (sub-block j's 16 rows at 2112+16j), then the mins unpacked to
+// bytes by pairs of sub-blocks (pair k's at 2240+32k: row r's m_2k at 2r,
+// m_2k+1 at 2r+1). 37 cache lines a super-block against 36 unpacked.
+func packQ4_K16(m Matrix) []byte {
+	const g = 16
+	rb, nb := m.RowBytes(), m.Cols/QKK
+	out := make([]byte, m.Rows/g*nb*q4KPacked)
+	for k := 0; k < m.Rows/g; k++ {
+		for b := range nb {
+			o := out[(k*nb+b)*q4KPacked:][:q4KPacked]
+			for r := range g {
+				src := (*[q4_KBytes]byte)(m.Data[(k*g+r)*rb+b*q4_KBytes:])
+				copy(o[2048+2*r:][:2], src[0:2])
+				copy(o[2080+2*r:][:2], src[2:4])
+				scales := (*[12]byte)(src[4:])
+				for j := range 8 {
+					sc, mn := scaleMinK4(j, scales)
+					o[2112+16*j+r] = sc
+					o[2240+32*(j/2)+2*r+j%2] = mn
+				}
+				for w := range 32 { // word w = 8c+i: bytes 16+4w.. of the row's quants
+					copy(o[64*w+4*r:][:4], src[16+4*w:][:4])
+				}
 			}
 		}
 	}
