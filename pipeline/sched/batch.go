@@ -14,9 +14,15 @@ import "fmt"
 // of every ready decode are reserved before any prompt token is scheduled.
 // The ready work is split over the free slots (at most Stages ways): the
 // decodes evenly, and prompt chunks while the micro-batch stays within its
-// even share of the tokens; a chunk is cut only by PrefillChunk and the
-// token budget, never to balance, and when one way is left the micro-batch
-// takes all it can.
+// even share of the tokens (a chunk is cut only by PrefillChunk and the
+// token budget, never to balance: in the last free way, one prompt chunk
+// goes whatever its size). While other micro-batches are in flight,
+// a share is also at most an even split of the work over all of them
+// (the steady state's min(MaxInFlight, Stages) groups): of the decodes,
+// the ready ones and those in flight that come back to decode; of the
+// tokens, the ready ones and those in flight. Ready work beyond it waits
+// for the next free slot, so that groups launched one slot at a time (as
+// requests arrive one by one) even out instead of one group taking all.
 func (s *Scheduler) Next() (MicroBatch, bool) {
 	free := s.cfg.MaxInFlight - len(s.flights)
 	avail := s.cfg.MaxBatchTokens - s.inTokens
@@ -24,14 +30,19 @@ func (s *Scheduler) Next() (MicroBatch, bool) {
 		return MicroBatch{}, false
 	}
 	ways := min(free, s.cfg.Stages)
+	groups := min(s.cfg.MaxInFlight, s.cfg.Stages) // micro-batches in flight in the steady state
 	chunk := s.cfg.PrefillChunk
 
 	// The ready work: decodes, and the next prompt chunks of admitted and
-	// admissible sequences.
-	decodes, prefill, prompts := 0, 0, 0
+	// admissible sequences; and the sequences in flight that will decode
+	// when they come back.
+	decodes, returning, prefill, prompts := 0, 0, 0, 0
 	for _, q := range s.running {
 		switch {
 		case q.batch != 0: // a zombie is always in flight
+			if q.phase != zombie && q.logits {
+				returning++
+			}
 		case q.decoding():
 			decodes++
 		default:
@@ -47,11 +58,17 @@ func (s *Scheduler) Next() (MicroBatch, bool) {
 	if work == 0 {
 		return MicroBatch{}, false
 	}
-	target := ceilDiv(work, ways) // this micro-batch's even share of the tokens
-	budget := avail - decodes     // for prompt tokens: every ready decode is reserved
-	nd := min(decodes, ceilDiv(decodes, ways), avail)
+	// This micro-batch's even shares of the tokens and of the decodes.
+	target, nd := ceilDiv(work, ways), min(decodes, ceilDiv(decodes, ways), avail)
+	if len(s.flights) > 0 {
+		target = min(target, ceilDiv(work+s.inTokens, groups))
+		nd = min(nd, ceilDiv(decodes+returning, groups))
+	}
+	budget := avail - decodes // for prompt tokens: every ready decode is reserved
+	fed := false              // a prompt chunk is in the micro-batch
 	fits := func(mb *MicroBatch, n int) bool {
-		return len(mb.Chunks) == 0 || ways == 1 || mb.Tokens+n <= target
+		// In the last free way, one chunk larger than the share still goes.
+		return len(mb.Chunks) == 0 || ways == 1 && !fed || mb.Tokens+n <= target
 	}
 
 	f := s.newFlight()
@@ -76,6 +93,7 @@ func (s *Scheduler) Next() (MicroBatch, bool) {
 		}
 		s.add(f, &mb, q, n, q.fed+n == q.prompt, false)
 		budget -= n
+		fed = true
 	}
 	for !full && len(s.queue) > 0 && len(s.running) < s.cfg.MaxSeqs {
 		q := s.queue[0]
@@ -89,6 +107,7 @@ func (s *Scheduler) Next() (MicroBatch, bool) {
 		s.running = append(s.running, q)
 		s.add(f, &mb, q, n, n == q.prompt, true)
 		budget -= n
+		fed = true
 	}
 	if len(mb.Chunks) == 0 { // not reached: work > 0 leaves room for one chunk
 		s.spare = append(s.spare, f)

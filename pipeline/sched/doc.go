@@ -53,7 +53,10 @@
 // Stages ways) in groups of about equal token counts, and a group is
 // launched as soon as its sequences are ready, not in lock-step with the
 // rest of the step: with S stages and at least S decoding sequences, S
-// micro-batches are in flight in the steady state.
+// micro-batches are in flight in the steady state. While others are in
+// flight, a group takes no more than an even split of all the work, in
+// flight and ready, so that groups formed as requests arrive one by one
+// even out within a few steps instead of one of them holding most.
 //
 // The package imports the standard library only.
 package sched

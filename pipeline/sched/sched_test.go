@@ -89,6 +89,33 @@ tok s3#1=301
 > fill
 b3: s1@2:1 logits, s2@2:1 logits, s3@2:1 logits, s4@3:3
 `},
+		{"groups launched one slot at a time even out", `
+config stages=2 tokens=64 chunk=16
+> submit 1 len=1 max=4
+> fill
+b1: s1@0:1 open logits
+# arrivals while b1 is in flight: one slot left, but only an even share
+# of all the work (with s1, coming back) goes into it
+> submit 2 len=1 max=4
+> submit 3 len=1 max=4
+> submit 4 len=1 max=4
+> fill
+b2: s2@0:1 open logits, s3@0:1 open logits
+> done 1 *
+tok s1#0=100
+> fill
+b3: s1@1:1 logits, s4@0:1 open logits
+> done 2 *
+tok s2#0=200
+tok s3#0=300
+> fill
+b4: s2@1:1 logits, s3@1:1 logits
+> done 3 *
+tok s1#1=101
+tok s4#0=400
+> fill
+b5: s1@2:1 logits, s4@1:1 logits
+`},
 		{"work spread over the stages", `
 config stages=3 tokens=64 chunk=16
 > submit 1 len=4 max=3
