@@ -1,9 +1,11 @@
 package node
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"os"
@@ -428,5 +430,79 @@ func TestMemberLeave(t *testing.T) {
 		if got := complete(t, tm.api, c.Prompt, 32); !c.TextMatches(got) {
 			t.Errorf("after the leave: %q, want %q", got, c.GreedyText)
 		}
+	}
+}
+
+// TestRouteSurvivesMapChange: a change of the map that leaves a gateway's
+// route standing (here a vote recorded again) neither rebuilds the route
+// nor waits for the micro-batches in flight on it: a request completes
+// while one holds the route (its read lock), as one in flight would.
+func TestRouteSurvivesMapChange(t *testing.T) {
+	ref := testdata.LoadReference(t, testdata.Path(t, "reference/stories260K-f32.json"))
+	model := ref.ModelPath(t)
+	capacity := modelBytes(t, model) * 6 / 10 // two stages
+	first := startMember(t, MemberConfig{Model: model, Init: true, Capacity: capacity})
+	tok, _ := first.m.Token(time.Hour)
+	second := startMember(t, MemberConfig{Model: model, Join: first.m.Addr(), Token: tok, Capacity: capacity})
+	ms := []*testMember{first, second}
+	waitFor(t, "the same covered map on both members", 60*time.Second, func() bool { return agreed(ms) })
+	c := ref.Cases[0]
+	if got := complete(t, first.api, c.Prompt, 32); !c.TextMatches(got) {
+		t.Fatalf("first completion %q, want %q", got, c.GreedyText)
+	}
+	r := first.m.route
+	r.rw.RLock()
+	gen := r.gen
+	changed := first.m.Cluster().Changed()
+	me := first.m.Cluster().Map().Nodes[first.m.ID().String()]
+	if err := first.m.apply(context.Background(), &cluster.Command{Type: cluster.CmdSetVoter, NodeID: me.ID, Voter: me.Voter}); err != nil {
+		r.rw.RUnlock()
+		t.Fatal(err)
+	}
+	<-changed // the map changed, on this member too
+	type answer struct {
+		text string
+		err  error
+	}
+	done := make(chan answer, 1)
+	go func() { // no t.Fatal off the test's goroutine
+		body, _ := json.Marshal(map[string]any{"model": "stories", "prompt": c.Prompt, "max_tokens": 32, "temperature": 0})
+		resp, err := http.Post("http://"+first.api+"/v1/completions", "application/json", bytes.NewReader(body))
+		if err != nil {
+			done <- answer{err: err}
+			return
+		}
+		defer resp.Body.Close()
+		var out struct {
+			Choices []struct{ Text string } `json:"choices"`
+		}
+		err = json.NewDecoder(resp.Body).Decode(&out)
+		if err == nil && len(out.Choices) == 0 {
+			err = fmt.Errorf("status %d, no choices", resp.StatusCode)
+		}
+		if err != nil {
+			done <- answer{err: err}
+			return
+		}
+		done <- answer{text: out.Choices[0].Text}
+	}()
+	select {
+	case got := <-done:
+		r.rw.RUnlock()
+		if got.err != nil {
+			t.Fatalf("completion after the change: %v", got.err)
+		}
+		if !c.TextMatches(got.text) {
+			t.Errorf("completion after the change %q, want %q", got.text, c.GreedyText)
+		}
+	case <-time.After(30 * time.Second):
+		r.rw.RUnlock()
+		<-done
+		t.Fatal("the request waited for the micro-batch in flight: the route was rebuilt")
+	}
+	r.rw.RLock()
+	defer r.rw.RUnlock()
+	if r.gen != gen {
+		t.Errorf("route generation %d after the change, %d before: rebuilt", r.gen, gen)
 	}
 }

@@ -66,8 +66,31 @@ type liveRoute struct {
 	asg     []cluster.Assignment
 	segs    []pipeline.Stage
 	remotes []*p2p.RemoteRoute
+
+	mu      sync.Mutex // guards epoch and changed
 	epoch   uint64
 	changed <-chan struct{} // closed when the map changes after epoch
+}
+
+// current reports whether the route still stands in the cluster map: the
+// map has not changed since it was checked, or every assignment of the
+// route is still in the new map and its node serving (valid), and then
+// the route is checked against that map from now on. Most changes (a
+// loading node's progress, a vote, a join) leave a route standing; the
+// micro-batches in flight on it go on, and so do new ones.
+func (lr *liveRoute) current(r *routeStage) bool {
+	lr.mu.Lock()
+	defer lr.mu.Unlock()
+	if !isClosed(lr.changed) {
+		return true
+	}
+	changed := r.m.cl.Changed() // before the map: a change in between closes it
+	mp := r.m.cl.Map()
+	if !r.valid(mp, lr.asg) {
+		return false
+	}
+	lr.epoch, lr.changed = mp.Epoch, changed
+	return true
 }
 
 func (l *liveRoute) close() {
@@ -100,7 +123,7 @@ func (r *routeStage) Forward(ctx context.Context, b *pipeline.Batch) (*pipeline.
 		}
 		r.rw.RLock()
 		lr, gen := r.route, r.gen
-		if lr == nil || isClosed(lr.changed) {
+		if lr == nil || !lr.current(r) {
 			r.rw.RUnlock()
 			if err := r.rebuild(ctx, gen, deadline, lastErr); err != nil {
 				return nil, err
@@ -184,17 +207,16 @@ func (r *routeStage) rebuild(ctx context.Context, gen uint64, deadline time.Time
 	tick := time.NewTicker(100 * time.Millisecond)
 	defer tick.Stop()
 	for {
-		changed := r.m.cl.Changed()
-		mp := r.m.cl.Map()
 		if r.route != nil {
-			if r.valid(mp, r.route.asg) {
-				r.route.epoch, r.route.changed = mp.Epoch, changed
+			if r.route.current(r) {
 				return nil
 			}
 			r.route.close()
 			r.route, r.fresh = nil, false
 			r.cur.Store(nil)
 		}
+		changed := r.m.cl.Changed()
+		mp := r.m.cl.Map()
 		lr, err := r.build(ctx, mp, changed)
 		if err == nil {
 			r.route, r.fresh = lr, true
