@@ -26,6 +26,10 @@ const (
 	CmdSetState CommandType = "node.state"
 	// CmdSetVoter records whether a node is a Raft voter.
 	CmdSetVoter CommandType = "node.voter"
+	// CmdSetAddrs records how others reach a node, as it finds out after
+	// joining: its addresses (a node behind NAT gains relayed ones once
+	// AutoNAT finds it private) and its reachability.
+	CmdSetAddrs CommandType = "node.addrs"
 	// CmdRemoveNode removes a node and its assignments.
 	CmdRemoveNode CommandType = "node.remove"
 	// CmdRegisterModel sets the model the cluster serves.
@@ -39,13 +43,16 @@ type Command struct {
 	Cluster string      `json:"cluster,omitempty"` // CmdInit
 	Secret  []byte      `json:"secret,omitempty"`  // CmdInit
 	Node    *Node       `json:"node,omitempty"`    // CmdAddNode
-	NodeID  string      `json:"node_id,omitempty"` // CmdSetState, CmdSetVoter, CmdRemoveNode
+	NodeID  string      `json:"node_id,omitempty"` // CmdSetState, CmdSetVoter, CmdSetAddrs, CmdRemoveNode
 	State   NodeState   `json:"state,omitempty"`   // CmdSetState
 	Epoch   uint64      `json:"epoch,omitempty"`   // CmdSetState to serving
 	// Progress of a node loading its layers (CmdSetState to loading).
 	Progress float64 `json:"progress,omitempty"`
 	Voter    bool    `json:"voter,omitempty"` // CmdSetVoter
 	Model    *Model  `json:"model,omitempty"` // CmdRegisterModel
+	// Addrs and Reach of a node (CmdSetAddrs), as Node's.
+	Addrs []string `json:"addrs,omitempty"`
+	Reach string   `json:"reach,omitempty"`
 }
 
 // ErrBadCommand: a log entry is not a command this build understands.
@@ -115,6 +122,15 @@ func (c *Command) validate() error {
 	case CmdSetVoter, CmdRemoveNode:
 		if c.NodeID == "" {
 			return bad("needs a node ID")
+		}
+	case CmdSetAddrs:
+		if c.NodeID == "" {
+			return bad("needs a node ID")
+		}
+		switch c.Reach {
+		case "", ReachPublic, ReachPrivate:
+		default:
+			return bad("unknown reachability %q", c.Reach)
 		}
 	case CmdRegisterModel:
 		m := c.Model

@@ -120,6 +120,12 @@ func apply(m *Map, c *Command, idx uint64) error {
 			return fmt.Errorf("%w %s", ErrUnknownNode, c.NodeID)
 		}
 		n.Voter = c.Voter
+	case CmdSetAddrs:
+		n, ok := m.Nodes[c.NodeID]
+		if !ok {
+			return fmt.Errorf("%w %s", ErrUnknownNode, c.NodeID)
+		}
+		n.Addrs, n.Reach = slices.Clone(c.Addrs), c.Reach
 	case CmdRemoveNode:
 		if _, ok := m.Nodes[c.NodeID]; !ok {
 			return nil

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 
@@ -48,6 +49,7 @@ func allCommands() []*Command {
 		cmdAdd(fsmNode("n1", 600)),
 		cmdState("n1", StateServing, 7),
 		{Type: CmdSetVoter, NodeID: "n1", Voter: true},
+		{Type: CmdSetAddrs, NodeID: "n1", Addrs: []string{"/ip4/127.0.0.1/tcp/4001"}, Reach: ReachPrivate},
 		cmdRemove("n1"),
 		cmdRegister(fsmDigest),
 	}
@@ -129,6 +131,8 @@ func TestDecodeCommandRefuses(t *testing.T) {
 		{"state bad", enc(cmdState("n1", "asleep", 0))},
 		{"voter missing node ID", enc(&Command{Type: CmdSetVoter, Voter: true})},
 		{"remove missing node ID", enc(&Command{Type: CmdRemoveNode})},
+		{"addrs missing node ID", enc(&Command{Type: CmdSetAddrs, Reach: ReachPublic})},
+		{"addrs bad reachability", enc(&Command{Type: CmdSetAddrs, NodeID: "n1", Reach: "everywhere"})},
 		{"register no model", enc(&Command{Type: CmdRegisterModel})},
 		{"register no digest", enc(&Command{Type: CmdRegisterModel, Model: noDigest})},
 		{"register zero layers", enc(&Command{Type: CmdRegisterModel, Model: zero})},
@@ -346,6 +350,15 @@ func TestFSMScript(t *testing.T) {
 					t.Errorf("voters: n3 %v, n1 %v; want true, false", m.Nodes["n3"].Voter, m.Nodes["n1"].Voter)
 				}
 			}},
+		// Addresses and reachability are recorded, and move nothing.
+		{cmd: &Command{Type: CmdSetAddrs, NodeID: "n3", Addrs: []string{"/ip4/10.0.0.3/tcp/1"}, Reach: ReachPrivate}, cluster: "c1",
+			assign: "r0 n1:0-6@5, r0 n4:6-10@5, r1 n3:0-10@3", epoch: 5,
+			states: map[string]NodeState{"n1": StateLoading, "n3": StateServing, "n4": StateLoading},
+			check: func(t *testing.T, m *Map) {
+				if n := m.Nodes["n3"]; !slices.Equal(n.Addrs, []string{"/ip4/10.0.0.3/tcp/1"}) || n.Reach != ReachPrivate {
+					t.Errorf("n3 addrs %v, reach %q", n.Addrs, n.Reach)
+				}
+			}},
 		// Removing n3 repairs nothing (replica 1 has no spare) and drops it.
 		{cmd: cmdRemove("n3"), cluster: "c1", assign: "r0 n1:0-6@5, r0 n4:6-10@5", epoch: 6,
 			states: map[string]NodeState{"n1": StateLoading, "n4": StateLoading}},
@@ -358,6 +371,7 @@ func TestFSMScript(t *testing.T) {
 		// Commands on an unknown node.
 		{cmd: cmdState("ghost", StateServing, 1), wantErr: ErrUnknownNode, unchanged: true},
 		{cmd: &Command{Type: CmdSetVoter, NodeID: "ghost", Voter: true}, wantErr: ErrUnknownNode, unchanged: true},
+		{cmd: &Command{Type: CmdSetAddrs, NodeID: "ghost"}, wantErr: ErrUnknownNode, unchanged: true},
 	}
 
 	f := NewFSM()

@@ -120,6 +120,9 @@ type Member struct {
 	header []byte
 	// knowsMembers is set once this node has seen the members in its map.
 	knowsMembers atomic.Bool
+	// addrsReported is when reconcile last reported this member's
+	// addresses (reportAddrs); reconcile's own.
+	addrsReported time.Time
 
 	mu     sync.Mutex
 	loaded *loadedStage // the layers this member serves, if any
@@ -419,15 +422,50 @@ func (m *Member) describeSelf(ctx context.Context) (cluster.Node, error) {
 		res.Capacity = m.cfg.Capacity
 	}
 	m.log.Info("inventory", "inventory", inv.String(), "capacity", res.Capacity)
-	var addrs []string
-	for _, a := range m.host.Addrs() {
-		addrs = append(addrs, a.String())
-	}
 	reach := ""
 	if r := m.host.Reachability(); r == p2p.ReachPublic || r == p2p.ReachPrivate {
 		reach = r
 	}
-	return cluster.Node{ID: m.id.String(), Addrs: addrs, Resources: res, State: cluster.StateJoining, Model: m.model.Digest, Fetch: m.full == nil, Reach: reach}, nil
+	return cluster.Node{ID: m.id.String(), Addrs: m.addrStrings(), Resources: res, State: cluster.StateJoining, Model: m.model.Digest, Fetch: m.full == nil, Reach: reach}, nil
+}
+
+// addrStrings returns the host's addresses, as the map holds them.
+func (m *Member) addrStrings() []string {
+	var addrs []string
+	for _, a := range m.host.Addrs() {
+		addrs = append(addrs, a.String())
+	}
+	return addrs
+}
+
+// addrsEvery is the least time between two reports of a member's
+// addresses, so that addresses that come and go do not flood the log.
+const addrsEvery = 10 * time.Second
+
+// reportAddrs records in the map how others reach this member now, where
+// it differs from what the map holds: the host's addresses (a node behind
+// NAT gains relayed ones after it joined, once AutoNAT finds it private
+// and AutoRelay reserves a slot) and its reachability, once AutoNAT has
+// found one (voters are chosen among the directly reachable first). At
+// most once every addrsEvery.
+func (m *Member) reportAddrs(ctx context.Context, mp *cluster.Map) {
+	me := mp.Nodes[m.id.String()]
+	if me == nil || me.State == cluster.StateDead || time.Since(m.addrsReported) < addrsEvery {
+		return
+	}
+	addrs, reach := m.addrStrings(), me.Reach
+	if r := m.host.Reachability(); r == p2p.ReachPublic || r == p2p.ReachPrivate {
+		reach = r
+	}
+	if reach == me.Reach && slices.Equal(slices.Sorted(slices.Values(addrs)), slices.Sorted(slices.Values(me.Addrs))) {
+		return
+	}
+	m.addrsReported = time.Now()
+	if err := m.apply(ctx, &cluster.Command{Type: cluster.CmdSetAddrs, NodeID: me.ID, Addrs: addrs, Reach: reach}); err != nil {
+		m.log.Debug("report addresses", "err", err)
+		return
+	}
+	m.log.Info("reported addresses", "addrs", addrs, "reachability", reach)
 }
 
 // initCluster bootstraps (or rejoins) the cluster this member started.
@@ -635,7 +673,8 @@ func (m *Member) stageInfos() []api.StageInfo {
 
 // reconcile makes this member what the map says it is, at every change:
 // it knows every member's addresses, loads the layers it is assigned,
-// reports them served, and rejoins after being marked dead.
+// reports them served, rejoins after being marked dead, and keeps its own
+// addresses and reachability current in the map.
 func (m *Member) reconcile(ctx context.Context) error {
 	tick := time.NewTicker(time.Second)
 	defer tick.Stop()
@@ -646,6 +685,7 @@ func (m *Member) reconcile(ctx context.Context) error {
 		if err := m.converge(ctx, mp); err != nil && ctx.Err() == nil {
 			m.log.Warn("reconcile", "err", err)
 		}
+		m.reportAddrs(ctx, mp)
 		select {
 		case <-ctx.Done():
 			m.unload()

@@ -13,7 +13,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/libp2p/go-libp2p/core/event"
+	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/libp2p/go-libp2p/p2p/host/eventbus"
+	ma "github.com/multiformats/go-multiaddr"
 
 	"github.com/strata-llm/strata/cluster"
 	"github.com/strata-llm/strata/internal/testdata"
@@ -504,5 +508,49 @@ func TestRouteSurvivesMapChange(t *testing.T) {
 	defer r.rw.RUnlock()
 	if r.gen != gen {
 		t.Errorf("route generation %d after the change, %d before: rebuilt", r.gen, gen)
+	}
+}
+
+// TestAddrsReported: what a member finds out about its reachability after
+// joining reaches the map: AutoNAT finding it private (an event on its
+// host's bus, as AutoNAT emits it), and an address it starts to listen on
+// (as a relayed address appears once AutoRelay reserves a slot).
+func TestAddrsReported(t *testing.T) {
+	ref := testdata.LoadReference(t, testdata.Path(t, "reference/stories260K-f32.json"))
+	model := ref.ModelPath(t)
+	first := startMember(t, MemberConfig{Model: model, Init: true})
+	tok, _ := first.m.Token(time.Hour)
+	second := startMember(t, MemberConfig{Model: model, Join: first.m.Addr(), Token: tok, NAT: true})
+	id := second.m.ID().String()
+	waitFor(t, "the joiner in the map", 30*time.Second, func() bool { return first.m.Cluster().Map().Nodes[id] != nil })
+	if n := first.m.Cluster().Map().Nodes[id]; n.Reach != "" {
+		t.Fatalf("reachability %q at join on loopback, want unknown", n.Reach)
+	}
+
+	em, err := second.m.host.EventBus().Emitter(new(event.EvtLocalReachabilityChanged), eventbus.Stateful)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer em.Close()
+	if err := em.Emit(event.EvtLocalReachabilityChanged{Reachability: network.ReachabilityPrivate}); err != nil {
+		t.Fatal(err)
+	}
+	extra, err := ma.NewMultiaddr("/ip4/127.0.0.1/tcp/0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := second.m.host.Network().Listen(extra); err != nil {
+		t.Fatal(err)
+	}
+	want := second.m.addrStrings()
+	waitFor(t, "the joiner's reachability and new address in the leader's map", 30*time.Second, func() bool {
+		n := first.m.Cluster().Map().Nodes[id]
+		return n.Reach == cluster.ReachPrivate && len(n.Addrs) == len(want) && len(want) >= 2
+	})
+	got := first.m.Cluster().Map().Nodes[id].Addrs
+	slices.Sort(got)
+	slices.Sort(want)
+	if !slices.Equal(got, want) {
+		t.Errorf("addresses in the map %v, want the host's %v", got, want)
 	}
 }
