@@ -96,6 +96,12 @@ type Config struct {
 	// DeadAfter is how long the leader waits, once heartbeats to a member
 	// fail, before it marks the member dead (0: 5 s).
 	DeadAfter time.Duration
+	// ReapAfter is how long a member stays dead in the map before the
+	// leader removes it from the map and from Raft (0: 24 h). Until then
+	// it follows the log as a non-voter, so that it rejoins by itself when
+	// it comes back; after, it must join again with a token. The time
+	// counts from when the current leader first saw it dead.
+	ReapAfter time.Duration
 	Logger    *slog.Logger // nil: slog.Default()
 	// RaftLogger takes Raft's own log lines (nil: they are dropped).
 	RaftLogger hclog.Logger
@@ -116,6 +122,7 @@ type Cluster struct {
 
 	mu      sync.Mutex
 	failing map[string]time.Time // peer -> since when heartbeats fail (leader only)
+	dead    map[string]time.Time // node -> since when this leader has seen it dead (reconcile's)
 }
 
 // Open starts a Raft member over cfg.Transport with its state in
@@ -129,6 +136,9 @@ func Open(cfg Config) (*Cluster, error) {
 	}
 	if cfg.DeadAfter <= 0 {
 		cfg.DeadAfter = 5 * time.Second
+	}
+	if cfg.ReapAfter <= 0 {
+		cfg.ReapAfter = 24 * time.Hour
 	}
 	log := cfg.Logger
 	if log == nil {
@@ -159,7 +169,7 @@ func Open(cfg Config) (*Cluster, error) {
 	rc.CommitTimeout = t.Commit
 	rc.Logger = rlog
 	rc.SnapshotThreshold = 1024
-	c := &Cluster{cfg: cfg, t: t, log: log, fsm: NewFSM(), store: store, failing: map[string]time.Time{}}
+	c := &Cluster{cfg: cfg, t: t, log: log, fsm: NewFSM(), store: store, failing: map[string]time.Time{}, dead: map[string]time.Time{}}
 	if cfg.Bootstrap {
 		has, err := raft.HasExistingState(store, store, snaps)
 		if err != nil {
@@ -286,8 +296,10 @@ func (c *Cluster) inConfig(id string) bool {
 }
 
 // Run does the leader's duties until ctx ends: it marks members dead whose
-// heartbeats have failed for DeadAfter, and keeps Voters senior live
-// members voting. On a follower it only watches.
+// heartbeats have failed for DeadAfter (a dead voter is demoted to a
+// non-voter, which follows the log and so finds out, when it comes back,
+// that it must rejoin), removes those dead for ReapAfter, and keeps Voters
+// senior live members voting. On a follower it only watches.
 func (c *Cluster) Run(ctx context.Context) error {
 	tick := time.NewTicker(max(c.cfg.DeadAfter/5, 50*time.Millisecond))
 	defer tick.Stop()
@@ -323,6 +335,7 @@ func (c *Cluster) observe(o raft.Observation) {
 		delete(c.failing, string(d.PeerID))
 	case raft.LeaderObservation:
 		clear(c.failing) // failures are the leader's own observations
+		clear(c.dead)    // and so is the time a node has been dead
 		c.log.Info("raft leader", "leader", string(d.LeaderID))
 	}
 }
@@ -366,20 +379,59 @@ func (c *Cluster) reconcile() {
 	if len(dead) > 0 {
 		m = c.Map()
 	}
-	// Dead voters stop voting, and members that left the map leave Raft.
+	// Members dead for ReapAfter leave the map.
+	c.mu.Lock()
+	var reap []string
+	for id := range c.dead {
+		if n := m.Nodes[id]; n == nil || n.State != StateDead {
+			delete(c.dead, id)
+		}
+	}
+	for _, id := range m.NodeIDs() {
+		if m.Nodes[id].State != StateDead || id == c.cfg.ID {
+			continue
+		}
+		since, ok := c.dead[id]
+		if !ok {
+			c.dead[id] = now
+		} else if now.Sub(since) >= c.cfg.ReapAfter {
+			reap = append(reap, id)
+		}
+	}
+	c.mu.Unlock()
+	for _, id := range reap {
+		c.log.Warn("removing a node dead too long: it must join again", "node", id, "after", c.cfg.ReapAfter)
+		if err := c.Apply(&Command{Type: CmdRemoveNode, NodeID: id}); err != nil {
+			c.log.Warn("remove dead node", "node", id, "err", err)
+			return
+		}
+	}
+	if len(reap) > 0 {
+		m = c.Map()
+	}
+	// Dead voters stop voting but follow the log, so that they rejoin
+	// when they come back; members that left the map leave Raft.
 	for _, s := range servers {
 		id := string(s.ID)
 		n := m.Nodes[id]
 		if id == c.cfg.ID {
 			continue
 		}
-		if n == nil || (n.State == StateDead && s.Suffrage == raft.Voter) {
+		switch {
+		case n == nil:
 			c.log.Info("removing raft server", "node", id)
 			if err := c.raft.RemoveServer(s.ID, 0, c.t.Apply).Error(); err != nil {
 				c.log.Warn("remove raft server", "node", id, "err", err)
 				return
 			}
 			delete(suffrage, id)
+		case n.State == StateDead && s.Suffrage == raft.Voter:
+			c.log.Info("demoting a dead voter", "node", id)
+			if err := c.raft.DemoteVoter(s.ID, 0, c.t.Apply).Error(); err != nil {
+				c.log.Warn("demote raft voter", "node", id, "err", err)
+				return
+			}
+			suffrage[id] = raft.Nonvoter
 		}
 	}
 	// The most senior live, reachable members vote.

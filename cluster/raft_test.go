@@ -440,3 +440,163 @@ func TestReconcileVoterFlag(t *testing.T) {
 		t.Errorf("n2 is not in the Raft configuration %v, yet the map records it as a voter", servers)
 	}
 }
+
+// threeVoters starts n1 (bootstrapping), n2 and n3 with reapAfter, admits
+// all three and waits until they all vote.
+func threeVoters(t *testing.T, reapAfter time.Duration) []*member {
+	t.Helper()
+	all := []*member{openMember(t, "n1", t.TempDir(), true), openMember(t, "n2", t.TempDir(), false), openMember(t, "n3", t.TempDir(), false)}
+	connect(all...)
+	for _, m := range all {
+		m.c.cfg.ReapAfter = reapAfter // before Run reads it
+	}
+	waitFor(t, 5*time.Second, "n1 leading", func() error {
+		if !all[0].c.IsLeader() {
+			return fmt.Errorf("n1 is %v", all[0].c.Raft().State())
+		}
+		return nil
+	})
+	cluster, secret := NewSecret()
+	for _, cmd := range []*Command{{Type: CmdInit, Cluster: cluster, Secret: secret}, {Type: CmdRegisterModel, Model: fsmModel(fsmDigest)}} {
+		if err := all[0].c.Apply(cmd); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, m := range all {
+		if err := all[0].c.Admit(rNode(m.id)); err != nil {
+			t.Fatal(err)
+		}
+		m.run()
+	}
+	waitFor(t, 5*time.Second, "three voters", func() error {
+		servers, err := raftServers(all[0].c)
+		if err != nil {
+			return err
+		}
+		for _, m := range all {
+			if servers[m.id] != raft.Voter {
+				return fmt.Errorf("raft configuration %v", servers)
+			}
+		}
+		return nil
+	})
+	return all
+}
+
+// isolate cuts m off from the others, both ways.
+func isolate(m *member, all []*member) {
+	m.trans.DisconnectAll()
+	for _, o := range all {
+		if o != m {
+			o.trans.Disconnect(raft.ServerAddress(m.id))
+		}
+	}
+}
+
+// TestDeadVoterReturns: a voter cut off for longer than DeadAfter is marked
+// dead and demoted, but stays in the Raft configuration: when it comes
+// back it catches up with the log, sees itself dead and, once it reports
+// itself joining (as its member does), votes again.
+func TestDeadVoterReturns(t *testing.T) {
+	all := threeVoters(t, time.Hour)
+	leader, err := leaderOf(all...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var victim *member
+	for _, m := range all {
+		if m != leader {
+			victim = m
+			break
+		}
+	}
+	isolate(victim, all)
+	waitFor(t, 5*time.Second, victim.id+" dead and demoted", func() error {
+		l, err := leaderOf(all...)
+		if err != nil {
+			return err
+		}
+		if n := l.c.Map().Nodes[victim.id]; n == nil || n.State != StateDead {
+			return fmt.Errorf("%s in the map: %+v", victim.id, n)
+		}
+		servers, err := raftServers(l.c)
+		if err != nil {
+			return err
+		}
+		if s, in := servers[victim.id]; !in || s != raft.Nonvoter {
+			return fmt.Errorf("raft configuration %v: want %s a non-voter", servers, victim.id)
+		}
+		return nil
+	})
+	connect(all...)
+	waitFor(t, 10*time.Second, victim.id+" following the log again", func() error {
+		l, err := leaderOf(all...)
+		if err != nil {
+			return err
+		}
+		if n := victim.c.Map().Nodes[victim.id]; n == nil || n.State != StateDead {
+			return fmt.Errorf("%s's own map: %+v", victim.id, n)
+		}
+		if got, want := mapJSON(t, victim.c.Map()), mapJSON(t, l.c.Map()); got != want {
+			return fmt.Errorf("%s's map differs from the leader's", victim.id)
+		}
+		return nil
+	})
+	waitFor(t, 10*time.Second, victim.id+" voting again after it rejoined", func() error {
+		l, err := leaderOf(all...)
+		if err != nil {
+			return err
+		}
+		if n := l.c.Map().Nodes[victim.id]; n.State == StateDead {
+			if err := l.c.Apply(&Command{Type: CmdSetState, NodeID: victim.id, State: StateJoining}); err != nil {
+				return err
+			}
+		}
+		servers, err := raftServers(l.c)
+		if err != nil {
+			return err
+		}
+		if servers[victim.id] != raft.Voter {
+			return fmt.Errorf("raft configuration %v", servers)
+		}
+		return nil
+	})
+}
+
+// TestDeadNodeReaped: a member dead for ReapAfter leaves the map and the
+// Raft configuration.
+func TestDeadNodeReaped(t *testing.T) {
+	all := threeVoters(t, time.Second)
+	leader, err := leaderOf(all...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var victim *member
+	var live []*member
+	for _, m := range all {
+		if m != leader && victim == nil {
+			victim = m
+		} else {
+			live = append(live, m)
+		}
+	}
+	isolate(victim, all)
+	victim.close(t)
+	waitFor(t, 10*time.Second, victim.id+" reaped", func() error {
+		l, err := leaderOf(live...)
+		if err != nil {
+			return err
+		}
+		if n := l.c.Map().Nodes[victim.id]; n != nil {
+			return fmt.Errorf("%s in the map: %+v", victim.id, n)
+		}
+		servers, err := raftServers(l.c)
+		if err != nil {
+			return err
+		}
+		if _, in := servers[victim.id]; in {
+			return fmt.Errorf("raft configuration %v", servers)
+		}
+		return nil
+	})
+}

@@ -79,7 +79,10 @@ type MemberConfig struct {
 
 	Timeouts  cluster.Timeouts
 	DeadAfter time.Duration // 0: 5 s
-	Voters    int           // 0: 3
+	// ReapAfter is how long a dead member stays in the map before it is
+	// removed and must join again with a token (0: 24 h).
+	ReapAfter time.Duration
+	Voters    int // 0: 3
 	// Failover bounds how long a request waits for a new route after a
 	// stage fails (0: 60 s).
 	Failover time.Duration
@@ -233,7 +236,7 @@ func StartMember(ctx context.Context, cfg MemberConfig) (_ *Member, err error) {
 	}
 	if m.cl, err = cluster.Open(cluster.Config{
 		DataDir: filepath.Join(cfg.DataDir, "raft"), ID: m.id.String(), Transport: m.trans,
-		Bootstrap: cfg.Init, Timeouts: cfg.Timeouts, Voters: cfg.Voters, DeadAfter: cfg.DeadAfter, Logger: m.log,
+		Bootstrap: cfg.Init, Timeouts: cfg.Timeouts, Voters: cfg.Voters, DeadAfter: cfg.DeadAfter, ReapAfter: cfg.ReapAfter, Logger: m.log,
 		RaftLogger: p2p.NewRaftLogger(log),
 	}); err != nil {
 		return nil, err

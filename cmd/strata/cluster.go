@@ -34,6 +34,7 @@ func memberFlags(fs *flag.FlagSet, cfg *node.MemberConfig) func(ctx context.Cont
 	fs.StringVar(&cfg.ModelName, "model-name", "", "the model's `id` in the API (default: the file's general.name)")
 	heartbeat := fs.Duration("heartbeat", 0, "Raft heartbeat and election timeout (default 1s; raise it for WAN links)")
 	fs.DurationVar(&cfg.DeadAfter, "dead-after", 0, "how long a member's heartbeats may fail before it is marked dead (default 5s)")
+	fs.DurationVar(&cfg.ReapAfter, "reap-after", 0, "how long a dead member stays in the map before it is removed and must join again with a token (default 24h)")
 	fs.IntVar(&cfg.Voters, "voters", 0, "Raft voters, 3 or 5 (default 3)")
 	bootstrap := fs.String("bootstrap", "", "bootstrap peers' full `multiaddrs` (with /p2p/ID), comma-separated: dialed at start, seeds of the DHT, static relays with --nat")
 	fs.BoolVar(&cfg.MDNS, "mdns", false, "find peers on the LAN with mDNS")
