@@ -441,6 +441,10 @@ func (m *Member) addrStrings() []string {
 	return addrs
 }
 
+// lostWarnAfter is how long a member goes without a known leader before it
+// warns that it may have been removed, and then how often it warns again.
+const lostWarnAfter = time.Minute
+
 // addrsEvery is the least time between two reports of a member's
 // addresses, so that addresses that come and go do not flood the log.
 const addrsEvery = 10 * time.Second
@@ -681,6 +685,7 @@ func (m *Member) stageInfos() []api.StageInfo {
 func (m *Member) reconcile(ctx context.Context) error {
 	tick := time.NewTicker(time.Second)
 	defer tick.Stop()
+	var lost, warned time.Time // since when no leader is known; the last warning
 	for {
 		ch := m.cl.Changed()
 		mp := m.cl.Map()
@@ -689,6 +694,16 @@ func (m *Member) reconcile(ctx context.Context) error {
 			m.log.Warn("reconcile", "err", err)
 		}
 		m.reportAddrs(ctx, mp)
+		switch {
+		case m.cl.Leader() != "":
+			lost = time.Time{}
+		case lost.IsZero():
+			lost = time.Now()
+		case time.Since(lost) > lostWarnAfter && time.Since(warned) > lostWarnAfter:
+			warned = time.Now()
+			m.log.Warn("no contact with the cluster's leader: if this node was dead longer than the cluster's --reap-after, it was removed and must join again with a token",
+				"for", time.Since(lost).Round(time.Second))
+		}
 		select {
 		case <-ctx.Done():
 			m.unload()
