@@ -62,10 +62,41 @@
 
 // Q4B16(qo, so, xo, xso) adds a Q4_0 block of 16 rows into Z0: its quants
 // at qo(SI), its scales at so(SI), its activations at xo(DI) and their sums
-// at xso(BX).
+// at xso(BX). One token's, so the high nibbles are not shifted down: each
+// is masked in place (16 times its value, Z30 the 0xf0 bytes), its sums
+// come out 16 times too (at most 16*15*128*16 in magnitude), and one exact
+// arithmetic shift of their total takes the 16 out: three operations a
+// block fewer than Q4U16's shifts, for the same integers.
 #define Q4B16(qo, so, xo, xso) \
-	Q4U16(qo, so); \
-	Q4T16(xo, xso, DI, BX, Z0)
+	VMOVDQU32     qo(SI), Z3; \
+	VMOVDQU32     qo+64(SI), Z5; \
+	VMOVDQU32     qo+128(SI), Z7; \
+	VMOVDQU32     qo+192(SI), Z9; \
+	VPANDD        Z30, Z3, Z4; \
+	VPANDD        Z30, Z5, Z6; \
+	VPANDD        Z30, Z7, Z8; \
+	VPANDD        Z30, Z9, Z10; \
+	VPANDD        Z31, Z3, Z3; \
+	VPANDD        Z31, Z5, Z5; \
+	VPANDD        Z31, Z7, Z7; \
+	VPANDD        Z31, Z9, Z9; \
+	VCVTPH2PS     so(SI), Z11; \
+	VPXORD        Z1, Z1, Z1; \
+	VPXORD        Z2, Z2, Z2; \
+	VPDPBUSD.BCST xo+2(DI), Z3, Z1; \
+	VPDPBUSD.BCST xo+18(DI), Z4, Z2; \
+	VPDPBUSD.BCST xo+6(DI), Z5, Z1; \
+	VPDPBUSD.BCST xo+22(DI), Z6, Z2; \
+	VPDPBUSD.BCST xo+10(DI), Z7, Z1; \
+	VPDPBUSD.BCST xo+26(DI), Z8, Z2; \
+	VPDPBUSD.BCST xo+14(DI), Z9, Z1; \
+	VPDPBUSD.BCST xo+30(DI), Z10, Z2; \
+	VPSRAD        $4, Z2, Z2; \
+	VPADDD        Z2, Z1, Z1; \
+	VPSUBD.BCST   xso(BX), Z1, Z1; \
+	VCVTDQ2PS     Z1, Z1; \
+	VMULPS.BCST   xso+4(BX), Z11, Z12; \
+	VFMADD231PS   Z12, Z1, Z0
 
 // Q4B16T4(qo, so, xo, xso) is Q4B16 for four tokens at once: the block is
 // split once, then each token (x at DI, R10, R11, R12; sums at BX, R13,
@@ -109,6 +140,8 @@ TEXT ·dotQ4_0Q8_0x16PackedAVX512(SB), NOSPLIT, $0-48
 	MOVQ groups+40(FP), R8
 	MOVL         $0x0f0f0f0f, AX
 	VPBROADCASTD AX, Z31
+	MOVL         $0xf0f0f0f0, AX
+	VPBROADCASTD AX, Z30
 	TESTQ R8, R8
 	JEQ   p16done
 	TESTQ R9, R9
