@@ -222,6 +222,29 @@ p16done:
 	PREFETCHT0 PACK_PREFETCH+o+448(SI); \
 	PREFETCHT0 PACK_PREFETCH+o+512(SI)
 
+// LANES8ZERO zeroes the 8 lanes of 16 rows' accumulators (Z16-Z23) that
+// the packed kernels over 8 reference lanes keep.
+#define LANES8ZERO \
+	VXORPS Z16, Z16, Z16; \
+	VXORPS Z17, Z17, Z17; \
+	VXORPS Z18, Z18, Z18; \
+	VXORPS Z19, Z19, Z19; \
+	VXORPS Z20, Z20, Z20; \
+	VXORPS Z21, Z21, Z21; \
+	VXORPS Z22, Z22, Z22; \
+	VXORPS Z23, Z23, Z23
+
+// LANES8SUM adds each row's 8 lanes in Z16-Z23 as HSUM8 adds them: (a_i +
+// a_i+4), then i and i+2, then 0 and 1, leaving the 16 sums in Z16.
+#define LANES8SUM \
+	VADDPS Z20, Z16, Z16; \
+	VADDPS Z21, Z17, Z17; \
+	VADDPS Z22, Z18, Z18; \
+	VADDPS Z23, Z19, Z19; \
+	VADDPS Z18, Z16, Z16; \
+	VADDPS Z19, Z17, Z17; \
+	VADDPS Z17, Z16, Z16
+
 // func dotQ8_0Q8_0x16PackedAVX512(dst *float32, w *byte, x *byte, xs *byte, nb int, groups int)
 //
 // dotQ8_0Q8_0 of groups*16 rows packed in groups of 16 (group g's blocks
@@ -244,14 +267,7 @@ q16group:
 	MOVQ   x+16(FP), DI
 	MOVQ   xs+24(FP), BX
 	MOVQ   R9, CX
-	VXORPS Z16, Z16, Z16
-	VXORPS Z17, Z17, Z17
-	VXORPS Z18, Z18, Z18
-	VXORPS Z19, Z19, Z19
-	VXORPS Z20, Z20, Z20
-	VXORPS Z21, Z21, Z21
-	VXORPS Z22, Z22, Z22
-	VXORPS Z23, Z23, Z23
+	LANES8ZERO
 
 	SHRQ   $1, CX // pairs of blocks
 	JEQ    q16odd
@@ -275,13 +291,7 @@ q16odd:
 	ADDQ  $544, SI
 
 q16sum:
-	VADDPS  Z20, Z16, Z16
-	VADDPS  Z21, Z17, Z17
-	VADDPS  Z22, Z18, Z18
-	VADDPS  Z23, Z19, Z19
-	VADDPS  Z18, Z16, Z16
-	VADDPS  Z19, Z17, Z17
-	VADDPS  Z17, Z16, Z16
+	LANES8SUM
 	VMOVUPS Z16, (DX)
 	ADDQ    $64, DX
 	DECQ    R8
@@ -351,6 +361,18 @@ q16done:
 	PREFETCHT0 PACK_PREFETCH+576(SI); \
 	PREFETCHT0 PACK_PREFETCH+640(SI)
 
+// NIBARGS loads the arguments of a packed Q5_0, Q4_1 or Q5_1 kernel and
+// its constants: Z31 the 0x0f bytes, Z30 the 0x10 bytes.
+#define NIBARGS \
+	MOVQ         dst+0(FP), DX; \
+	MOVQ         w+8(FP), SI; \
+	MOVQ         nb+32(FP), R9; \
+	MOVQ         groups+40(FP), R8; \
+	MOVL         $0x0f0f0f0f, AX; \
+	VPBROADCASTD AX, Z31; \
+	MOVL         $0x10101010, AX; \
+	VPBROADCASTD AX, Z30
+
 // func dotQ5_0Q8_0x16PackedAVX512(dst *float32, w *byte, x *byte, xs *byte, nb int, groups int)
 //
 // dotQ5_0Q8_0 of groups*16 rows packed in groups of 16 (group g's blocks
@@ -359,14 +381,7 @@ q16done:
 // same fused multiply-adds in the same order, and adds them at the end as
 // HSUM8 does.
 TEXT ·dotQ5_0Q8_0x16PackedAVX512(SB), NOSPLIT, $0-48
-	MOVQ dst+0(FP), DX
-	MOVQ w+8(FP), SI
-	MOVQ nb+32(FP), R9
-	MOVQ groups+40(FP), R8
-	MOVL         $0x0f0f0f0f, AX
-	VPBROADCASTD AX, Z31
-	MOVL         $0x10101010, AX
-	VPBROADCASTD AX, Z30
+	NIBARGS
 	TESTQ R8, R8
 	JEQ   q5done
 	TESTQ R9, R9
@@ -376,14 +391,7 @@ q5group:
 	MOVQ   x+16(FP), DI
 	MOVQ   xs+24(FP), BX
 	MOVQ   R9, CX
-	VXORPS Z16, Z16, Z16
-	VXORPS Z17, Z17, Z17
-	VXORPS Z18, Z18, Z18
-	VXORPS Z19, Z19, Z19
-	VXORPS Z20, Z20, Z20
-	VXORPS Z21, Z21, Z21
-	VXORPS Z22, Z22, Z22
-	VXORPS Z23, Z23, Z23
+	LANES8ZERO
 
 	SHRQ   $1, CX // pairs of blocks
 	JEQ    q5odd
@@ -406,13 +414,7 @@ q5odd:
 	ADDQ  $352, SI
 
 q5sum:
-	VADDPS  Z20, Z16, Z16
-	VADDPS  Z21, Z17, Z17
-	VADDPS  Z22, Z18, Z18
-	VADDPS  Z23, Z19, Z19
-	VADDPS  Z18, Z16, Z16
-	VADDPS  Z19, Z17, Z17
-	VADDPS  Z17, Z16, Z16
+	LANES8SUM
 	VMOVUPS Z16, (DX)
 	ADDQ    $64, DX
 	DECQ    R8
@@ -469,40 +471,15 @@ q5done:
 
 // Q1START zeroes a group's sums: its rows' lanes Z16..Z23 and offsets Z24.
 #define Q1START \
-	VXORPS Z16, Z16, Z16; \
-	VXORPS Z17, Z17, Z17; \
-	VXORPS Z18, Z18, Z18; \
-	VXORPS Z19, Z19, Z19; \
-	VXORPS Z20, Z20, Z20; \
-	VXORPS Z21, Z21, Z21; \
-	VXORPS Z22, Z22, Z22; \
-	VXORPS Z23, Z23, Z23; \
+	LANES8ZERO; \
 	VXORPS Z24, Z24, Z24
 
 // Q1STORE stores a group's 16 results at (DX): each row's lanes added as
 // HSUM8 adds them, then its offsets.
 #define Q1STORE \
-	VADDPS  Z20, Z16, Z16; \
-	VADDPS  Z21, Z17, Z17; \
-	VADDPS  Z22, Z18, Z18; \
-	VADDPS  Z23, Z19, Z19; \
-	VADDPS  Z18, Z16, Z16; \
-	VADDPS  Z19, Z17, Z17; \
-	VADDPS  Z17, Z16, Z16; \
+	LANES8SUM; \
 	VADDPS  Z24, Z16, Z16; \
 	VMOVUPS Z16, (DX)
-
-// Q1ARGS loads the arguments of a packed Q4_1 or Q5_1 kernel and its
-// constants.
-#define Q1ARGS \
-	MOVQ         dst+0(FP), DX; \
-	MOVQ         w+8(FP), SI; \
-	MOVQ         nb+32(FP), R9; \
-	MOVQ         groups+40(FP), R8; \
-	MOVL         $0x0f0f0f0f, AX; \
-	VPBROADCASTD AX, Z31; \
-	MOVL         $0x10101010, AX; \
-	VPBROADCASTD AX, Z30
 
 // func dotQ4_1Q8_1x16PackedAVX512(dst *float32, w *byte, x *byte, xs *byte, nb int, groups int)
 //
@@ -512,7 +489,7 @@ q5done:
 // the AVX2 kernel's 8 lanes in lane r of Z16..Z23 and its offsets in lane
 // r of Z24, with the same fused multiply-adds in the same order.
 TEXT ·dotQ4_1Q8_1x16PackedAVX512(SB), NOSPLIT, $0-48
-	Q1ARGS
+	NIBARGS
 	TESTQ R8, R8
 	JEQ   q41done
 	TESTQ R9, R9
@@ -559,7 +536,7 @@ q41done:
 // dotQ4_1Q8_1x16PackedAVX512 for Q5_1 (dotQ5_1Q8_1; group g's blocks at
 // w + g*nb*384).
 TEXT ·dotQ5_1Q8_1x16PackedAVX512(SB), NOSPLIT, $0-48
-	Q1ARGS
+	NIBARGS
 	TESTQ R8, R8
 	JEQ   q51done
 	TESTQ R9, R9
@@ -685,14 +662,7 @@ q4kgroup:
 	MOVQ   x+16(FP), DI
 	MOVQ   xs+24(FP), BX
 	MOVQ   R9, CX
-	VXORPS Z16, Z16, Z16
-	VXORPS Z17, Z17, Z17
-	VXORPS Z18, Z18, Z18
-	VXORPS Z19, Z19, Z19
-	VXORPS Z20, Z20, Z20
-	VXORPS Z21, Z21, Z21
-	VXORPS Z22, Z22, Z22
-	VXORPS Z23, Z23, Z23
+	LANES8ZERO
 	VXORPS Z24, Z24, Z24
 	VXORPS Z25, Z25, Z25
 	VXORPS Z26, Z26, Z26
@@ -738,13 +708,7 @@ q4kblock:
 	DECQ CX
 	JNZ  q4kblock
 
-	VADDPS  Z20, Z16, Z16
-	VADDPS  Z21, Z17, Z17
-	VADDPS  Z22, Z18, Z18
-	VADDPS  Z23, Z19, Z19
-	VADDPS  Z18, Z16, Z16
-	VADDPS  Z19, Z17, Z17
-	VADDPS  Z17, Z16, Z16
+	LANES8SUM
 	VADDPS  Z26, Z24, Z24
 	VADDPS  Z27, Z25, Z25
 	VADDPS  Z25, Z24, Z24
