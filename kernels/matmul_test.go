@@ -6,8 +6,10 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"runtime"
 	"slices"
 	"testing"
+	"time"
 	"unsafe"
 )
 
@@ -448,5 +450,35 @@ func TestMatMulBatch(t *testing.T) {
 	}
 	if got, want := sgemmF32(f32Bytes(w), x), hsum8(&lanes); got != want {
 		t.Errorf("sgemmF32 = %v, want %v", got, want)
+	}
+}
+
+// TestHeapWeightBytes: Packed's copies count in HeapWeightBytes while they
+// live, and stop counting once the garbage collector frees them. (No test
+// of this package runs in parallel, so the global count moves only here.)
+func TestHeapWeightBytes(t *testing.T) {
+	// Let earlier tests' copies go first: collect until the count holds.
+	before := HeapWeightBytes()
+	for stable := 0; stable < 3; {
+		runtime.GC()
+		time.Sleep(time.Millisecond) // cleanups run on their own goroutine
+		if n := HeapWeightBytes(); n == before {
+			stable++
+		} else {
+			before, stable = n, 0
+		}
+	}
+	// 2 MiB of F16 rows: copied in every build (copyBytes), never repacked.
+	w := randMatrix(t, rand.New(rand.NewPCG(7, 7)), F16, 1024, 1024).Packed()
+	if got := HeapWeightBytes() - before; got != int64(len(w.Data)) {
+		t.Fatalf("HeapWeightBytes grew by %d for a %d-byte copy", got, len(w.Data))
+	}
+	runtime.KeepAlive(w)
+	for i := 0; HeapWeightBytes() != before; i++ {
+		if i == 100 {
+			t.Fatalf("HeapWeightBytes %d after the copy was dropped, %d before", HeapWeightBytes(), before)
+		}
+		runtime.GC()
+		time.Sleep(time.Millisecond) // cleanups run on their own goroutine
 	}
 }

@@ -4,6 +4,8 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"runtime"
+	"sync/atomic"
 )
 
 // ErrUnsupported is returned (wrapped) by NewMatrix for a tensor type the
@@ -59,12 +61,34 @@ func (m Matrix) Packed() Matrix {
 	case len(m.Data) >= copyBytes:
 		// No other layout, but a copy in memory of our own: a product
 		// streams it faster than the pages of a mapped file.
-		d := make([]byte, len(m.Data))
+		d := weightBuf(len(m.Data))
 		copy(d, m.Data)
 		m.Data = d
 	}
 	return m
 }
+
+// heapWeightBytes counts the bytes of weights Packed holds in the Go heap.
+var heapWeightBytes atomic.Int64
+
+// weightBuf returns a new n-byte buffer for Packed's copy of a matrix,
+// counted in HeapWeightBytes until the garbage collector frees it.
+func weightBuf(n int) []byte {
+	b := make([]byte, n)
+	if n > 0 {
+		heapWeightBytes.Add(int64(n))
+		runtime.AddCleanup(&b[0], func(n int64) { heapWeightBytes.Add(-n) }, int64(n))
+	}
+	return b
+}
+
+// HeapWeightBytes returns how many bytes of weights Packed has copied or
+// rearranged into the Go heap and the garbage collector has not freed.
+// They count toward the collector's heap goal like any live memory: at
+// the default GOGC of 100, a process holding 10 GB of weights lets up to
+// 10 GB of garbage build up between two collections. A long-running
+// server may lower its GC percentage by this figure.
+func HeapWeightBytes() int64 { return heapWeightBytes.Load() }
 
 // copyBytes is the size from which Packed copies a matrix it does not
 // rearrange.
@@ -105,7 +129,7 @@ func packRows(m Matrix, g int) []byte {
 	}
 	rb, nb, bb := m.RowBytes(), m.Cols/QK, m.Type.BlockBytes()
 	qb := bb - 2 // quant bytes a block: 16 or 32
-	out := make([]byte, len(m.Data))
+	out := weightBuf(len(m.Data))
 	for k := 0; k < m.Rows/g; k++ {
 		rows := m.Data[k*g*rb : (k+1)*g*rb]
 		for r := range g {
@@ -169,7 +193,7 @@ func packNibbles16(m Matrix) []byte {
 	case Q5_1:
 		qhAt, qsAt = 4, 8
 	}
-	out := make([]byte, len(m.Data))
+	out := weightBuf(len(m.Data))
 	for k := 0; k < m.Rows/g; k++ {
 		rows := m.Data[k*g*rb : (k+1)*g*rb]
 		for b, o := 0, k*nb*g*bb; b < nb; b, o = b+1, o+g*bb {
@@ -225,7 +249,7 @@ const q4KPacked = 2048 + 2*32 + 8*16 + 4*32
 func packQ4_K16(m Matrix) []byte {
 	const g = 16
 	rb, nb := m.RowBytes(), m.Cols/QKK
-	out := make([]byte, m.Rows/g*nb*q4KPacked)
+	out := weightBuf(m.Rows / g * nb * q4KPacked)
 	for k := 0; k < m.Rows/g; k++ {
 		for b := range nb {
 			o := out[(k*nb+b)*q4KPacked:][:q4KPacked]

@@ -102,3 +102,20 @@ func TestInspectAndSynth(t *testing.T) {
 	}
 	_ = os.Remove(path)
 }
+
+func TestGCPercentFor(t *testing.T) {
+	for _, c := range []struct {
+		w    int64
+		want int
+	}{
+		{0, 100},
+		{gcHeadroom, 100},
+		{2 * gcHeadroom, 50},
+		{10 << 30, 5},
+		{1 << 40, 5},
+	} {
+		if got := gcPercentFor(c.w); got != c.want {
+			t.Errorf("gcPercentFor(%d) = %d, want %d", c.w, got, c.want)
+		}
+	}
+}
