@@ -1021,14 +1021,7 @@ func packedRow(t DType, g int) func(w, x []byte, nb int) float32 {
 		mat := Matrix{Type: t, Rows: 3 * g, Cols: nb * t.BlockSize(), Data: m}
 		mat.packed, mat.group = packRows(mat, g), g
 		xs := make([]byte, xsBlock*nb)
-		switch VecDotType(t) {
-		case Q8_1:
-			packedScalesQ8_1(xs, x, nb)
-		case Q8_K:
-			packedSumsQ8_K(xs, x, nb)
-		default:
-			packedSums(xs, x, nb)
-		}
+		packedXSums(xs, x, VecDotType(t), mat.Cols)
 		dst := make([]float32, 3*g)
 		dotPacked(dst, mat, 1, 3, x, xs)
 		return dst[g+5]

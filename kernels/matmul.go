@@ -146,15 +146,7 @@ func (t *mulTask) run(lo, hi int) {
 			quantizeAct(t.xq[i*t.xrb:(i+1)*t.xrb], t.xt, t.x[i*cols:(i+1)*cols])
 			if w.packed != nil {
 				nb := cols / QK
-				xs, xq := t.xs[i*nb*xsBlock:(i+1)*nb*xsBlock], t.xq[i*t.xrb:(i+1)*t.xrb]
-				switch t.xt {
-				case Q8_1:
-					packedScalesQ8_1(xs, xq, nb)
-				case Q8_K:
-					packedSumsQ8_K(xs, xq, cols/QKK)
-				default:
-					packedSumsImpl(xs, xq, nb)
-				}
+				packedXSums(t.xs[i*nb*xsBlock:(i+1)*nb*xsBlock], t.xq[i*t.xrb:(i+1)*t.xrb], t.xt, cols)
 			}
 		}
 		return
@@ -467,6 +459,20 @@ func packedSums(xs, x []byte, nb int) {
 		}
 		binary.LittleEndian.PutUint32(rec, uint32(8*s))
 		binary.LittleEndian.PutUint32(rec[4:], math.Float32bits(f16(blk[:])))
+	}
+}
+
+// packedXSums writes into xs what the packed products read beside one
+// activation row xq of cols elements quantized to xt: packedSums, or for
+// Q8_1 and Q8_K activations the records of their own.
+func packedXSums(xs, xq []byte, xt DType, cols int) {
+	switch xt {
+	case Q8_1:
+		packedScalesQ8_1(xs, xq, cols/QK)
+	case Q8_K:
+		packedSumsQ8_K(xs, xq, cols/QKK)
+	default:
+		packedSumsImpl(xs, xq, cols/QK)
 	}
 }
 

@@ -38,18 +38,19 @@ type Matrix struct {
 // Packed returns m with a copy of its weights rearranged for the fastest
 // product kernel of this CPU, as llama.cpp repacks them at load. Today that
 // is Q4_0, Q8_0, Q5_0, Q4_1, Q5_1 and Q4_K with AVX-512 VNNI, in groups of
-// 16 rows (a multiple of 16 rows), else Q4_0 and Q8_0 with AVX2 in groups
-// of 8 (a multiple of 8), interleaved so that a product streams one run of
+// 16 rows (a multiple of 16 rows), else Q4_0 and Q8_0 with AVX2 in groups of
+// 8 (a multiple of 8), interleaved so that a product streams one run of
 // memory instead of 16 or 8 and shares each block of activations among the
-// group's rows (Q4_K's scales unpacked on the way: packQ4_K16); Data, Row and DequantizeRow are unchanged (Data is kept,
-// not read by products). Any other matrix of 2 MiB or more gets a plain
-// copy of Data in memory of its own, which becomes the result's Data
-// (decode streams a mapped file's pages markedly slower than its own heap
-// memory, measured on F16 models); a smaller one is returned unchanged. BF16 weights are also scanned for the bounds of
-// their magnitudes, which let batched products fuse their multiply-adds
-// where no product can round. Products of the result are bitwise those of
-// m. A copy is owned by the result and as large as Data (Q4_K's, 37/36 of
-// it).
+// group's rows (Q4_K's scales unpacked on the way: packQ4_K16); Data, Row
+// and DequantizeRow are unchanged (Data is kept, not read by products). Any
+// other matrix of 2 MiB or more gets a plain copy of Data in memory of its
+// own, which becomes the result's Data (decode streams a mapped file's pages
+// markedly slower than its own heap memory, measured on F16 models); a
+// smaller one is returned unchanged. BF16 weights are also scanned for the
+// bounds of their magnitudes, which let batched products fuse their
+// multiply-adds where no product can round. Products of the result are
+// bitwise those of m. A copy is owned by the result and as large as Data
+// (Q4_K's, 37/36 of it).
 func (m Matrix) Packed() Matrix {
 	if m.Type == BF16 && !m.mags.known {
 		m.mags = bf16MagsOf(m.Data)
@@ -95,14 +96,13 @@ func HeapWeightBytes() int64 { return heapWeightBytes.Load() }
 const copyBytes = 2 << 20
 
 // packRows interleaves the rows of a Q4_0, Q8_0, Q5_0, Q4_1, Q5_1 or Q4_K
-// matrix by groups of g: for Q4_0 and Q8_0, group k's nb blocks of g rows
-// at k*nb*g*BlockBytes, in pairs: both blocks' quants (g rows', as
-// below), then both blocks' F16 scales (g rows'); a last odd block: its
-// quants, then its scales. Every 64-byte
-// load of quants (32-byte with g == 8) is then aligned where the matrix
-// is: a pair is 9 (Q4_0) or 17 (Q8_0) cache lines with g == 16, half that
-// with 8. With each block's scales first, every other block's loads of
-// quants crossed a line, each counted twice against the two loads a
+// matrix by groups of g: for Q4_0 and Q8_0, group k's nb blocks of g rows at
+// k*nb*g*BlockBytes, in pairs: both blocks' quants (g rows', as below), then
+// both blocks' F16 scales (g rows'); a last odd block: its quants, then its
+// scales. Every 64-byte load of quants (32-byte with g == 8) is then aligned
+// where the matrix is: a pair is 9 (Q4_0) or 17 (Q8_0) cache lines with g ==
+// 16, half that with 8. With each block's scales first, every other block's
+// loads of quants crossed a line, each counted twice against the two loads a
 // cycle: the pairs made in-cache Q4_0 products 17% faster and Q8_0 decode
 // 12-25% faster (Zen 5).
 //
