@@ -425,11 +425,16 @@ func (m *Member) describeSelf(ctx context.Context) (cluster.Node, error) {
 		res.Capacity = m.cfg.Capacity
 	}
 	m.log.Info("inventory", "inventory", inv.String(), "capacity", res.Capacity)
-	reach := ""
+	return cluster.Node{ID: m.id.String(), Addrs: m.addrStrings(), Resources: res, State: cluster.StateJoining, Model: m.model.Digest, Fetch: m.full == nil, Reach: m.reach()}, nil
+}
+
+// reach returns what AutoNAT has found of this member's reachability, as
+// the map records it: public, private, or "" while unknown.
+func (m *Member) reach() string {
 	if r := m.host.Reachability(); r == p2p.ReachPublic || r == p2p.ReachPrivate {
-		reach = r
+		return r
 	}
-	return cluster.Node{ID: m.id.String(), Addrs: m.addrStrings(), Resources: res, State: cluster.StateJoining, Model: m.model.Digest, Fetch: m.full == nil, Reach: reach}, nil
+	return ""
 }
 
 // addrStrings returns the host's addresses, as the map holds them.
@@ -460,9 +465,9 @@ func (m *Member) reportAddrs(ctx context.Context, mp *cluster.Map) {
 	if me == nil || me.State == cluster.StateDead || time.Since(m.addrsReported) < addrsEvery {
 		return
 	}
-	addrs, reach := m.addrStrings(), me.Reach
-	if r := m.host.Reachability(); r == p2p.ReachPublic || r == p2p.ReachPrivate {
-		reach = r
+	addrs, reach := m.addrStrings(), m.reach()
+	if reach == "" {
+		reach = me.Reach // a finding is not forgotten while AutoNAT looks again
 	}
 	if reach == me.Reach && slices.Equal(slices.Sorted(slices.Values(addrs)), slices.Sorted(slices.Values(me.Addrs))) {
 		return
