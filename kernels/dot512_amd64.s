@@ -580,18 +580,31 @@ q51done:
 	VZEROUPPER
 	RET
 
-// Q4KW16(c, i, l) adds word i of chunk c of a packed Q4_K super-block of
-// 16 rows (at SI; x's Q8_K block at DI) into the int32 lane l: the low
-// nibbles (sub-block 2c) and the high ones (2c+1) against x's 4 bytes
-// each, in int16 pairs (VPMADDUBSW), times the rows' scales of the two
-// sub-blocks as int16 pairs in Z10 and Z11 (VPDPWSSD): exactly
+// KLOAD16(c, i) loads word i of chunk c of a packed K-quant super-block
+// of 16 rows (at SI) and splits it: the low nibbles (sub-block 2c) in Z12,
+// the high ones (2c+1) in Z13.
+#define KLOAD16(c, i) \
+	VMOVDQU32 (64*(8*c+i))(SI), Z12; \
+	VPSRLW    $4, Z12, Z13; \
+	VPANDD    Z31, Z12, Z12; \
+	VPANDD    Z31, Z13, Z13
+
+// K5HB16(mo, c, i) adds Q5_K's fifth bits of word i of chunk c, from the
+// super-block's masks at mo(SI) (packK16), to the nibbles KLOAD16 split:
+// 16 (Z30) to each byte whose mask bit is set.
+#define K5HB16(mo, c, i) \
+	KMOVQ  (mo+16*(8*c+i))(SI), K1; \
+	KMOVQ  (mo+8+16*(8*c+i))(SI), K2; \
+	VPADDB Z30, Z12, K1, Z12; \
+	VPADDB Z30, Z13, K2, Z13
+
+// KDOT16(c, i, l) adds the weights in Z12 (sub-block 2c) and Z13 (2c+1),
+// against x's 4 bytes each (x's Q8_K block at DI), in int16 pairs
+// (VPMADDUBSW), times the rows' scales of the two sub-blocks as int16
+// pairs in Z10 and Z11 (VPDPWSSD), into the int32 lane l: exactly
 // sc_2c*(lane i of sub-block 2c) + sc_2c+1*(lane i of 2c+1), as kLanes
 // adds them.
-#define Q4KW16(c, i, l) \
-	VMOVDQU32    (64*(8*c+i))(SI), Z12; \
-	VPSRLW       $4, Z12, Z13; \
-	VPANDD       Z31, Z12, Z12; \
-	VPANDD       Z31, Z13, Z13; \
+#define KDOT16(c, i, l) \
 	VPBROADCASTD (4+64*c+4*i)(DI), Z14; \
 	VPBROADCASTD (36+64*c+4*i)(DI), Z15; \
 	VPMADDUBSW   Z14, Z12, Z12; \
@@ -599,19 +612,33 @@ q51done:
 	VPDPWSSD     Z10, Z12, l; \
 	VPDPWSSD     Z11, Z13, l
 
-// Q4KSC16(c) leaves the rows' scales of sub-blocks 2c and 2c+1, each as
-// the same int16 twice in a word, in Z10 and Z11.
-#define Q4KSC16(c) \
-	VPMOVZXBD (2112+32*c)(SI), Z10; \
-	VPMOVZXBD (2128+32*c)(SI), Z11; \
+// Q4KW16(c, i, l) adds word i of chunk c of a packed Q4_K super-block
+// into lane l.
+#define Q4KW16(c, i, l) \
+	KLOAD16(c, i); \
+	KDOT16(c, i, l)
+
+// Q5KW16(c, i, l) is Q4KW16 for Q5_K, whose masks are at 2048(SI).
+#define Q5KW16(c, i, l) \
+	KLOAD16(c, i); \
+	K5HB16(2048, c, i); \
+	KDOT16(c, i, l)
+
+// KSC16(so, c) leaves the rows' scales of sub-blocks 2c and 2c+1 (bytes,
+// sub-block j's 16 at so+16j(SI)), each as the same int16 twice in a word,
+// in Z10 and Z11.
+#define KSC16(so, c) \
+	VPMOVZXBD (so+32*c)(SI), Z10; \
+	VPMOVZXBD (so+16+32*c)(SI), Z11; \
 	VPSLLD    $16, Z10, Z12; \
 	VPSLLD    $16, Z11, Z13; \
 	VPORD     Z12, Z10, Z10; \
 	VPORD     Z13, Z11, Z11
 
-// Q4KC16(c) adds chunk c's 8 words into the lanes Z0-Z7.
+// Q4KC16(c) adds chunk c's 8 words of a packed Q4_K super-block into the
+// lanes Z0-Z7.
 #define Q4KC16(c) \
-	Q4KSC16(c); \
+	KSC16(2112, c); \
 	Q4KW16(c, 0, Z0); \
 	Q4KW16(c, 1, Z1); \
 	Q4KW16(c, 2, Z2); \
@@ -620,6 +647,18 @@ q51done:
 	Q4KW16(c, 5, Z5); \
 	Q4KW16(c, 6, Z6); \
 	Q4KW16(c, 7, Z7)
+
+// Q5KC16(c) is Q4KC16 for Q5_K.
+#define Q5KC16(c) \
+	KSC16(2624, c); \
+	Q5KW16(c, 0, Z0); \
+	Q5KW16(c, 1, Z1); \
+	Q5KW16(c, 2, Z2); \
+	Q5KW16(c, 3, Z3); \
+	Q5KW16(c, 4, Z4); \
+	Q5KW16(c, 5, Z5); \
+	Q5KW16(c, 6, Z6); \
+	Q5KW16(c, 7, Z7)
 
 // Q4KM16(k, acc) adds the min term of pair k: acc = fma(the rows' -x.d *
 // dmin in Z9, float32(m_2k*bsum_2k + m_2k+1*bsum_2k+1), acc), minTerms'
@@ -719,6 +758,90 @@ q4kblock:
 	JNZ     q4kgroup
 
 q4kdone:
+	VZEROUPPER
+	RET
+
+// K5M16(mno) adds Q5_K's min terms of a super-block: Z24 = fma(the rows'
+// -x.d * dmin in Z9, float32 of the sum of minTerms' four lanes (exact in
+// int32, in any order), Z24), as the reference's summs.
+#define K5M16(mno) \
+	VPXORD        Z13, Z13, Z13; \
+	VPMOVZXBW     (mno)(SI), Z12; \
+	VPDPWSSD.BCST 8(BX), Z12, Z13; \
+	VPMOVZXBW     (mno+32)(SI), Z12; \
+	VPDPWSSD.BCST 12(BX), Z12, Z13; \
+	VPMOVZXBW     (mno+64)(SI), Z12; \
+	VPDPWSSD.BCST 16(BX), Z12, Z13; \
+	VPMOVZXBW     (mno+96)(SI), Z12; \
+	VPDPWSSD.BCST 20(BX), Z12, Z13; \
+	VCVTDQ2PS     Z13, Z13; \
+	VFMADD231PS   Z9, Z13, Z24
+
+// func dotQ5_KQ8_Kx16PackedAVX512(dst *float32, w *byte, x *byte, xs *byte, nb int, groups int)
+//
+// dotQ5_KQ8_K of groups*16 rows packed in groups of 16 (group g's nb
+// super-blocks at w + g*nb*q5KPacked: packK16) into dst[16g+r], as
+// dotQ4_KQ8_Kx16PackedAVX512 with the fifth bits added under their masks
+// and the mins in one float32 sum per row (Z24), added after hsum8.
+TEXT ·dotQ5_KQ8_Kx16PackedAVX512(SB), NOSPLIT, $0-48
+	NIBARGS
+	TESTQ R8, R8
+	JEQ   q5kdone
+	TESTQ R9, R9
+	JEQ   q5kdone
+
+q5kgroup:
+	MOVQ   x+16(FP), DI
+	MOVQ   xs+24(FP), BX
+	MOVQ   R9, CX
+	LANES8ZERO
+	VXORPS Z24, Z24, Z24
+
+q5kblock:
+	PACK_PREFETCH9AT(0)
+	PACK_PREFETCH9AT(576)
+	PACK_PREFETCH9AT(1152)
+	PACK_PREFETCH9AT(1728)
+	PACK_PREFETCH9AT(2304)
+	VCVTPH2PS   2560(SI), Z8
+	VMULPS.BCST (BX), Z8, Z8
+	VCVTPH2PS   2592(SI), Z9
+	VMULPS.BCST 4(BX), Z9, Z9
+	K5M16(2752)
+	VPXORD      Z0, Z0, Z0
+	VPXORD      Z1, Z1, Z1
+	VPXORD      Z2, Z2, Z2
+	VPXORD      Z3, Z3, Z3
+	VPXORD      Z4, Z4, Z4
+	VPXORD      Z5, Z5, Z5
+	VPXORD      Z6, Z6, Z6
+	VPXORD      Z7, Z7, Z7
+	Q5KC16(0)
+	Q5KC16(1)
+	Q5KC16(2)
+	Q5KC16(3)
+	Q4KF16(Z0, Z16)
+	Q4KF16(Z1, Z17)
+	Q4KF16(Z2, Z18)
+	Q4KF16(Z3, Z19)
+	Q4KF16(Z4, Z20)
+	Q4KF16(Z5, Z21)
+	Q4KF16(Z6, Z22)
+	Q4KF16(Z7, Z23)
+	ADDQ $2880, SI
+	ADDQ $292, DI
+	ADDQ $32, BX
+	DECQ CX
+	JNZ  q5kblock
+
+	LANES8SUM
+	VADDPS  Z24, Z16, Z16
+	VMOVUPS Z16, (DX)
+	ADDQ    $64, DX
+	DECQ    R8
+	JNZ     q5kgroup
+
+q5kdone:
 	VZEROUPPER
 	RET
 

@@ -83,6 +83,9 @@ func dotQ4_1Q8_1x16PackedAVX512(dst *float32, w *byte, x *byte, xs *byte, nb int
 func dotQ4_KQ8_Kx16PackedAVX512(dst *float32, w *byte, x *byte, xs *byte, nb int, groups int)
 
 //go:noescape
+func dotQ5_KQ8_Kx16PackedAVX512(dst *float32, w *byte, x *byte, xs *byte, nb int, groups int)
+
+//go:noescape
 func dotQ5_1Q8_1x16PackedAVX512(dst *float32, w *byte, x *byte, xs *byte, nb int, groups int)
 
 //go:noescape
@@ -230,9 +233,9 @@ func dotF16X32Rows16(dst []float32, w []byte, rb int, x []byte, nb int) {
 }
 
 // packGroup returns how many rows Matrix.Packed interleaves m by on this
-// CPU, for dotPacked (0: it does not): Q4_0, Q8_0, Q5_0, Q4_1, Q5_1 and
-// Q4_K by 16 with AVX-512 VNNI and a multiple of 16 rows, else Q4_0 and
-// Q8_0 by 8 with AVX2 and a multiple of 8.
+// CPU, for dotPacked (0: it does not): Q4_0, Q8_0, Q5_0, Q4_1, Q5_1, Q4_K
+// and Q5_K by 16 with AVX-512 VNNI and a multiple of 16 rows, else Q4_0
+// and Q8_0 by 8 with AVX2 and a multiple of 8.
 func packGroup(m Matrix) int {
 	if !useAVX2 || m.Rows <= 0 || len(m.Data) == 0 {
 		return 0
@@ -245,7 +248,7 @@ func packGroup(m Matrix) int {
 		if m.Rows%8 == 0 {
 			return 8
 		}
-	case Q5_0, Q4_1, Q5_1, Q4_K:
+	case Q5_0, Q4_1, Q5_1, Q4_K, Q5_K:
 		if useAVX512 && m.Rows%16 == 0 {
 			return 16
 		}
@@ -255,7 +258,8 @@ func packGroup(m Matrix) int {
 
 // dotPacked sets dst[r] for the rows r of groups [g0, g1) of the packed
 // matrix w (Q4_0: dotQ4_0Q8_0x8(w.Row(r), x, nb); Q8_0: dotQ8_0Q8_0;
-// Q5_0: dotQ5_0Q8_0; Q4_1 and Q5_1: their Q8_1 dots; Q4_K: dotQ4_KQ8_K),
+// Q5_0: dotQ5_0Q8_0; Q4_1 and Q5_1: their Q8_1 dots; Q4_K and Q5_K:
+// theirs),
 // bitwise as one row at a time. xs holds x's block sums and scales
 // (packedSums; for Q8_1 activations, packedScalesQ8_1; for Q8_K,
 // packedSumsQ8_K).
@@ -264,11 +268,15 @@ func dotPacked(dst []float32, w Matrix, g0, g1 int, x, xs []byte) {
 		return
 	}
 	nb, g := w.Cols/QK, w.group
-	if w.Type == Q4_K {
+	if w.Type == Q4_K || w.Type == Q5_K {
 		nb = w.Cols / QKK
-		d, p := dst[16*g0:16*g1], w.packed[g0*nb*q4KPacked:g1*nb*q4KPacked]
+		kernel, size := dotQ4_KQ8_Kx16PackedAVX512, q4KPacked
+		if w.Type == Q5_K {
+			kernel, size = dotQ5_KQ8_Kx16PackedAVX512, q5KPacked
+		}
+		d, p := dst[16*g0:16*g1], w.packed[g0*nb*size:g1*nb*size]
 		x, xs = x[:nb*q8_KBytes], xs[:nb*32]
-		dotQ4_KQ8_Kx16PackedAVX512(unsafe.SliceData(d), unsafe.SliceData(p), unsafe.SliceData(x), unsafe.SliceData(xs), nb, g1-g0)
+		kernel(unsafe.SliceData(d), unsafe.SliceData(p), unsafe.SliceData(x), unsafe.SliceData(xs), nb, g1-g0)
 		return
 	}
 	// The block size as a constant, not w.Type.BlockBytes(): the type
@@ -884,6 +892,7 @@ func asmDots() []dotImpl {
 			dotImpl{"Q4_1x16packed", Q4_1, dotQ4_1Q8_1, packedRow(Q4_1, 16)},
 			dotImpl{"Q5_1x16packed", Q5_1, dotQ5_1Q8_1, packedRow(Q5_1, 16)},
 			dotImpl{"Q4_Kx16packed", Q4_K, dotQ4_KQ8_K, packedRow(Q4_K, 16)},
+			dotImpl{"Q5_Kx16packed", Q5_K, dotQ5_KQ8_K, packedRow(Q5_K, 16)},
 			dotImpl{"F16x32rows16", F16, func(w, x []byte, _ int) float32 { return dotF16(w, x) }, rowOf16F16},
 			dotImpl{"Q4_K512", Q4_K, dotQ4_KQ8_K, dotQ4_KQ8_KAsm512},
 			dotImpl{"Q5_K512", Q5_K, dotQ5_KQ8_K, dotQ5_KQ8_KAsm512},
@@ -1010,7 +1019,7 @@ func packedRow(t DType, g int) func(w, x []byte, nb int) float32 {
 				}
 			}
 			hdr := 2 // each block keeps the original's (finite) scale, and min
-			if t == Q4_1 || t == Q5_1 || t == Q4_K {
+			if t == Q4_1 || t == Q5_1 || t == Q4_K || t == Q5_K {
 				hdr = 4
 			}
 			for b := range nb {

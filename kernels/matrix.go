@@ -37,11 +37,11 @@ type Matrix struct {
 
 // Packed returns m with a copy of its weights rearranged for the fastest
 // product kernel of this CPU, as llama.cpp repacks them at load. Today that
-// is Q4_0, Q8_0, Q5_0, Q4_1, Q5_1 and Q4_K with AVX-512 VNNI, in groups of
+// is Q4_0, Q8_0, Q5_0, Q4_1, Q5_1, Q4_K and Q5_K with AVX-512 VNNI, in groups of
 // 16 rows (a multiple of 16 rows), else Q4_0 and Q8_0 with AVX2 in groups of
 // 8 (a multiple of 8), interleaved so that a product streams one run of
 // memory instead of 16 or 8 and shares each block of activations among the
-// group's rows (Q4_K's scales unpacked on the way: packQ4_K16); Data, Row
+// group's rows (Q4_K's and Q5_K's scales unpacked on the way: packK16); Data, Row
 // and DequantizeRow are unchanged (Data is kept, not read by products). Any
 // other matrix of 2 MiB or more gets a plain copy of Data in memory of its
 // own, which becomes the result's Data (decode streams a mapped file's pages
@@ -50,7 +50,7 @@ type Matrix struct {
 // bounds of their magnitudes, which let batched products fuse their
 // multiply-adds where no product can round. Products of the result are
 // bitwise those of m. A copy is owned by the result and as large as Data
-// (Q4_K's, 37/36 of it).
+// (Q4_K's, 37/36 of it; Q5_K's, 45/44).
 func (m Matrix) Packed() Matrix {
 	if m.Type == BF16 && !m.mags.known {
 		m.mags = bf16MagsOf(m.Data)
@@ -95,8 +95,8 @@ func HeapWeightBytes() int64 { return heapWeightBytes.Load() }
 // rearrange.
 const copyBytes = 2 << 20
 
-// packRows interleaves the rows of a Q4_0, Q8_0, Q5_0, Q4_1, Q5_1 or Q4_K
-// matrix by groups of g: for Q4_0 and Q8_0, group k's nb blocks of g rows at
+// packRows interleaves the rows of a Q4_0, Q8_0, Q5_0, Q4_1, Q5_1, Q4_K or
+// Q5_K matrix by groups of g: for Q4_0 and Q8_0, group k's nb blocks of g rows at
 // k*nb*g*BlockBytes, in pairs: both blocks' quants (g rows', as below), then
 // both blocks' F16 scales (g rows'); a last odd block: its quants, then its
 // scales. Every 64-byte load of quants (32-byte with g == 8) is then aligned
@@ -119,13 +119,13 @@ const copyBytes = 2 << 20
 //
 // Q5_0, Q4_1 and Q5_1 (groups of 16 only) pack their nibbles as Q4_0's,
 // and their fifth bits as the byte masks of those loads: packNibbles16.
-// Q4_K (groups of 16 only) has a layout of its own: packQ4_K16.
+// Q4_K and Q5_K (groups of 16 only) have a layout of their own: packK16.
 func packRows(m Matrix, g int) []byte {
 	switch m.Type {
 	case Q5_0, Q4_1, Q5_1:
 		return packNibbles16(m)
-	case Q4_K:
-		return packQ4_K16(m)
+	case Q4_K, Q5_K:
+		return packK16(m)
 	}
 	rb, nb, bb := m.RowBytes(), m.Cols/QK, m.Type.BlockBytes()
 	qb := bb - 2 // quant bytes a block: 16 or 32
@@ -233,39 +233,66 @@ func packNibbles16(m Matrix) []byte {
 	return out
 }
 
-// q4KPacked is the size of a super-block of 16 rows packed by packQ4_K16.
-const q4KPacked = 2048 + 2*32 + 8*16 + 4*32
+// q4KPacked and q5KPacked are the sizes of a super-block of 16 rows
+// packed by packK16.
+const (
+	q4KPacked = 2048 + 2*32 + 8*16 + 4*32
+	q5KPacked = 2048 + 512 + 2*32 + 8*16 + 4*32
+)
 
-// packQ4_K16 interleaves the rows of a Q4_K matrix by groups of 16, for
-// dotQ4_KQ8_Kx16PackedAVX512: group k's nb super-blocks of 16 rows at
-// k*nb*q4KPacked, each: the quants (2048 bytes: word i of chunk c of every
-// row in turn, row r's at 64*(8c+i)+4r, so that one 64-byte load holds
-// the same 8 elements of all 16 rows: 64c+4i.. in the low nibbles, of
-// sub-block 2c, and 64c+32+4i.. in the high ones, of 2c+1), then the rows'
-// F16 d (32 bytes) and dmin (32 bytes), then the 6-bit scales unpacked to
-// bytes (sub-block j's 16 rows at 2112+16j), then the mins unpacked to
-// bytes by pairs of sub-blocks (pair k's at 2240+32k: row r's m_2k at 2r,
-// m_2k+1 at 2r+1). 37 cache lines a super-block against 36 unpacked.
-func packQ4_K16(m Matrix) []byte {
+// packK16 interleaves the rows of a Q4_K or Q5_K matrix by groups of 16,
+// for dotQ4_KQ8_Kx16PackedAVX512 and dotQ5_KQ8_Kx16PackedAVX512: group k's
+// nb super-blocks of 16 rows at k*nb*size (q4KPacked or q5KPacked), each:
+// the quants (2048 bytes: word i of chunk c of every row in turn, row r's
+// at 64*(8c+i)+4r, so that one 64-byte load holds the same 8 elements of
+// all 16 rows: 64c+4i.. in the low nibbles, of sub-block 2c, and
+// 64c+32+4i.. in the high ones, of 2c+1); for Q5_K the fifth bits, as the
+// byte masks of those loads (word 8c+i's at 2048+16(8c+i): bit 4r+j of the
+// first 8 bytes is the fifth bit of row r's element 64c+4i+j, of the next
+// 8 that of element 64c+32+4i+j); then the rows' F16 d (32 bytes) and dmin
+// (32 bytes), the 6-bit scales unpacked to bytes (sub-block j's 16 rows at
+// 16j), and the mins unpacked to bytes by pairs of sub-blocks (pair k's at
+// 32k: row r's m_2k at 2r, m_2k+1 at 2r+1). 37 (Q4_K) or 45 (Q5_K) cache
+// lines a super-block, against 36 and 44 unpacked.
+func packK16(m Matrix) []byte {
 	const g = 16
+	bb, size, qsAt, hb := q4_KBytes, q4KPacked, 16, 0
+	if m.Type == Q5_K {
+		bb, size, qsAt, hb = q5_KBytes, q5KPacked, 48, 512
+	}
 	rb, nb := m.RowBytes(), m.Cols/QKK
-	out := weightBuf(m.Rows / g * nb * q4KPacked)
+	out := weightBuf(m.Rows / g * nb * size)
 	for k := 0; k < m.Rows/g; k++ {
 		for b := range nb {
-			o := out[(k*nb+b)*q4KPacked:][:q4KPacked]
+			o := out[(k*nb+b)*size:][:size]
+			dOff := 2048 + hb
+			scOff, mnOff := dOff+64, dOff+192
+			var masks [64]uint64 // Q5_K: word 8c+i's low and high masks
 			for r := range g {
-				src := (*[q4_KBytes]byte)(m.Data[(k*g+r)*rb+b*q4_KBytes:])
-				copy(o[2048+2*r:][:2], src[0:2])
-				copy(o[2080+2*r:][:2], src[2:4])
+				src := m.Data[(k*g+r)*rb+b*bb:][:bb]
+				copy(o[dOff+2*r:][:2], src[0:2])
+				copy(o[dOff+32+2*r:][:2], src[2:4])
 				scales := (*[12]byte)(src[4:])
 				for j := range 8 {
 					sc, mn := scaleMinK4(j, scales)
-					o[2112+16*j+r] = sc
-					o[2240+32*(j/2)+2*r+j%2] = mn
+					o[scOff+16*j+r] = sc
+					o[mnOff+32*(j/2)+2*r+j%2] = mn
 				}
-				for w := range 32 { // word w = 8c+i: bytes 16+4w.. of the row's quants
-					copy(o[64*w+4*r:][:4], src[16+4*w:][:4])
+				for w := range 32 { // word w = 8c+i: bytes qsAt+4w.. of the row's quants
+					copy(o[64*w+4*r:][:4], src[qsAt+4*w:][:4])
+					if hb == 0 {
+						continue
+					}
+					c, i := w/8, w%8
+					for j := range 4 {
+						h := src[16+4*i+j] // qh[4i+j]: bit 2c for the low nibble, 2c+1 for the high
+						masks[2*w] |= uint64(h>>(2*c)&1) << (4*r + j)
+						masks[2*w+1] |= uint64(h>>(2*c+1)&1) << (4*r + j)
+					}
 				}
+			}
+			for i, w := range masks[:hb/8] {
+				binary.LittleEndian.PutUint64(o[2048+8*i:], w)
 			}
 		}
 	}
