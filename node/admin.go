@@ -125,7 +125,7 @@ func WriteStatus(w io.Writer, st *Status) error {
 	}
 	fmt.Fprintf(w, "cluster %s  leader %s  epoch %d  index %d\nmodel %s: %s\n\n", st.Cluster, shortID(st.Leader), st.Epoch, st.Index, model, cover)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "NODE\tSTATE\tVOTER\tLAYERS\tREPLICA\tEPOCH\tCAPACITY\tRESOURCES\tAPI\tADDR")
+	fmt.Fprintln(tw, "NODE\tSTATE\tVOTER\tLAYERS\tREPLICA\tEPOCH\tCAPACITY\tRESOURCES\tREACH\tAPI\tADDR")
 	for _, n := range st.Nodes {
 		layers, replica, epoch := "-", "-", "-"
 		for _, a := range st.Assignments {
@@ -155,8 +155,12 @@ func WriteStatus(w io.Writer, st *Status) error {
 		if n.Fetch {
 			res += ", fetches weights"
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%v\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", name, state, n.Voter, layers, replica, epoch,
-			hub.FormatBytes(n.Resources.Capacity), res, n.API, addr)
+		reach := n.Reach // what AutoNAT found: public, private (behind NAT)
+		if reach == "" {
+			reach = "-"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%v\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", name, state, n.Voter, layers, replica, epoch,
+			hub.FormatBytes(n.Resources.Capacity), res, reach, n.API, addr)
 	}
 	return tw.Flush()
 }
