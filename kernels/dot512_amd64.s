@@ -361,8 +361,8 @@ q16done:
 	PREFETCHT0 PACK_PREFETCH+576(SI); \
 	PREFETCHT0 PACK_PREFETCH+640(SI)
 
-// NIBARGS loads the arguments of a packed Q5_0, Q4_1 or Q5_1 kernel and
-// its constants: Z31 the 0x0f bytes, Z30 the 0x10 bytes.
+// NIBARGS loads the arguments of a packed Q5_0, Q4_1, Q5_1, Q4_K or Q5_K
+// kernel and its constants: Z31 the 0x0f bytes, Z30 the 0x10 bytes.
 #define NIBARGS \
 	MOVQ         dst+0(FP), DX; \
 	MOVQ         w+8(FP), SI; \
@@ -676,6 +676,38 @@ q51done:
 	VCVTDQ2PS   l, l; \
 	VFMADD231PS Z8, l, acc
 
+// KD16(do) leaves the rows' F16 d (at do(SI)) times x's d in Z8, and
+// their dmin (at do+32(SI)) times -x.d in Z9 (packedSumsQ8_K's record at
+// BX), as the reference's d and dmin.
+#define KD16(do) \
+	VCVTPH2PS   do(SI), Z8; \
+	VMULPS.BCST (BX), Z8, Z8; \
+	VCVTPH2PS   do+32(SI), Z9; \
+	VMULPS.BCST 4(BX), Z9, Z9
+
+// KLANESZERO zeroes a super-block's int32 lanes (Z0-Z7).
+#define KLANESZERO \
+	VPXORD Z0, Z0, Z0; \
+	VPXORD Z1, Z1, Z1; \
+	VPXORD Z2, Z2, Z2; \
+	VPXORD Z3, Z3, Z3; \
+	VPXORD Z4, Z4, Z4; \
+	VPXORD Z5, Z5, Z5; \
+	VPXORD Z6, Z6, Z6; \
+	VPXORD Z7, Z7, Z7
+
+// KLANESF16 adds a super-block's 8 lanes into the rows' accumulators
+// Z16-Z23 (Q4KF16).
+#define KLANESF16 \
+	Q4KF16(Z0, Z16); \
+	Q4KF16(Z1, Z17); \
+	Q4KF16(Z2, Z18); \
+	Q4KF16(Z3, Z19); \
+	Q4KF16(Z4, Z20); \
+	Q4KF16(Z5, Z21); \
+	Q4KF16(Z6, Z22); \
+	Q4KF16(Z7, Z23)
+
 // func dotQ4_KQ8_Kx16PackedAVX512(dst *float32, w *byte, x *byte, xs *byte, nb int, groups int)
 //
 // dotQ4_KQ8_K of groups*16 rows packed in groups of 16 (group g's nb
@@ -686,16 +718,11 @@ q51done:
 // accM[2]) + (accM[1] + accM[3]). The int32 lanes of a super-block
 // (Z0-Z7) are exact sums, so their order is free.
 TEXT ·dotQ4_KQ8_Kx16PackedAVX512(SB), NOSPLIT, $0-48
-	MOVQ         dst+0(FP), DX
-	MOVQ         w+8(FP), SI
-	MOVQ         nb+32(FP), R9
-	MOVQ         groups+40(FP), R8
-	MOVL         $0x0f0f0f0f, AX
-	VPBROADCASTD AX, Z31
-	TESTQ        R8, R8
-	JEQ          q4kdone
-	TESTQ        R9, R9
-	JEQ          q4kdone
+	NIBARGS
+	TESTQ R8, R8
+	JEQ   q4kdone
+	TESTQ R9, R9
+	JEQ   q4kdone
 
 q4kgroup:
 	MOVQ   x+16(FP), DI
@@ -713,34 +740,17 @@ q4kblock:
 	PACK_PREFETCH9AT(1152)
 	PACK_PREFETCH9AT(1728)
 	PREFETCHT0     PACK_PREFETCH+2304(SI)
-	VCVTPH2PS      2048(SI), Z8
-	VMULPS.BCST    (BX), Z8, Z8
-	VCVTPH2PS      2080(SI), Z9
-	VMULPS.BCST    4(BX), Z9, Z9
+	KD16(2048)
 	Q4KM16(0, Z24)
 	Q4KM16(1, Z25)
 	Q4KM16(2, Z26)
 	Q4KM16(3, Z27)
-	VPXORD         Z0, Z0, Z0
-	VPXORD         Z1, Z1, Z1
-	VPXORD         Z2, Z2, Z2
-	VPXORD         Z3, Z3, Z3
-	VPXORD         Z4, Z4, Z4
-	VPXORD         Z5, Z5, Z5
-	VPXORD         Z6, Z6, Z6
-	VPXORD         Z7, Z7, Z7
+	KLANESZERO
 	Q4KC16(0)
 	Q4KC16(1)
 	Q4KC16(2)
 	Q4KC16(3)
-	Q4KF16(Z0, Z16)
-	Q4KF16(Z1, Z17)
-	Q4KF16(Z2, Z18)
-	Q4KF16(Z3, Z19)
-	Q4KF16(Z4, Z20)
-	Q4KF16(Z5, Z21)
-	Q4KF16(Z6, Z22)
-	Q4KF16(Z7, Z23)
+	KLANESF16
 	ADDQ $2368, SI
 	ADDQ $292, DI
 	ADDQ $32, BX
@@ -803,31 +813,14 @@ q5kblock:
 	PACK_PREFETCH9AT(1152)
 	PACK_PREFETCH9AT(1728)
 	PACK_PREFETCH9AT(2304)
-	VCVTPH2PS   2560(SI), Z8
-	VMULPS.BCST (BX), Z8, Z8
-	VCVTPH2PS   2592(SI), Z9
-	VMULPS.BCST 4(BX), Z9, Z9
+	KD16(2560)
 	K5M16(2752)
-	VPXORD      Z0, Z0, Z0
-	VPXORD      Z1, Z1, Z1
-	VPXORD      Z2, Z2, Z2
-	VPXORD      Z3, Z3, Z3
-	VPXORD      Z4, Z4, Z4
-	VPXORD      Z5, Z5, Z5
-	VPXORD      Z6, Z6, Z6
-	VPXORD      Z7, Z7, Z7
+	KLANESZERO
 	Q5KC16(0)
 	Q5KC16(1)
 	Q5KC16(2)
 	Q5KC16(3)
-	Q4KF16(Z0, Z16)
-	Q4KF16(Z1, Z17)
-	Q4KF16(Z2, Z18)
-	Q4KF16(Z3, Z19)
-	Q4KF16(Z4, Z20)
-	Q4KF16(Z5, Z21)
-	Q4KF16(Z6, Z22)
-	Q4KF16(Z7, Z23)
+	KLANESF16
 	ADDQ $2880, SI
 	ADDQ $292, DI
 	ADDQ $32, BX

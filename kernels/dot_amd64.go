@@ -259,10 +259,9 @@ func packGroup(m Matrix) int {
 // dotPacked sets dst[r] for the rows r of groups [g0, g1) of the packed
 // matrix w (Q4_0: dotQ4_0Q8_0x8(w.Row(r), x, nb); Q8_0: dotQ8_0Q8_0;
 // Q5_0: dotQ5_0Q8_0; Q4_1 and Q5_1: their Q8_1 dots; Q4_K and Q5_K:
-// theirs),
-// bitwise as one row at a time. xs holds x's block sums and scales
-// (packedSums; for Q8_1 activations, packedScalesQ8_1; for Q8_K,
-// packedSumsQ8_K).
+// theirs), bitwise as one row at a time. xs holds x's records
+// (packedXSums). Direct calls only: through a func value, //go:noescape
+// would not apply.
 func dotPacked(dst []float32, w Matrix, g0, g1 int, x, xs []byte) {
 	if g1 <= g0 {
 		return
@@ -270,13 +269,18 @@ func dotPacked(dst []float32, w Matrix, g0, g1 int, x, xs []byte) {
 	nb, g := w.Cols/QK, w.group
 	if w.Type == Q4_K || w.Type == Q5_K {
 		nb = w.Cols / QKK
-		kernel, size := dotQ4_KQ8_Kx16PackedAVX512, q4KPacked
+		size := q4KPacked
 		if w.Type == Q5_K {
-			kernel, size = dotQ5_KQ8_Kx16PackedAVX512, q5KPacked
+			size = q5KPacked
 		}
 		d, p := dst[16*g0:16*g1], w.packed[g0*nb*size:g1*nb*size]
 		x, xs = x[:nb*q8_KBytes], xs[:nb*32]
-		kernel(unsafe.SliceData(d), unsafe.SliceData(p), unsafe.SliceData(x), unsafe.SliceData(xs), nb, g1-g0)
+		dp, pp, xp, sp := unsafe.SliceData(d), unsafe.SliceData(p), unsafe.SliceData(x), unsafe.SliceData(xs)
+		if w.Type == Q5_K {
+			dotQ5_KQ8_Kx16PackedAVX512(dp, pp, xp, sp, nb, g1-g0)
+		} else {
+			dotQ4_KQ8_Kx16PackedAVX512(dp, pp, xp, sp, nb, g1-g0)
+		}
 		return
 	}
 	// The block size as a constant, not w.Type.BlockBytes(): the type
