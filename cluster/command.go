@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"time"
 )
 
 // CommandVersion is the version of the command encoding this build writes
@@ -34,6 +35,18 @@ const (
 	CmdRemoveNode CommandType = "node.remove"
 	// CmdRegisterModel sets the model the cluster serves.
 	CmdRegisterModel CommandType = "model.register"
+	// CmdAddToken records a join token the cluster issued (Token), and
+	// forgets the records of those expired by the time it was issued.
+	CmdAddToken CommandType = "token.add"
+	// CmdRevokeToken deletes a token's record (TokenID): it admits no one
+	// from then on.
+	CmdRevokeToken CommandType = "token.revoke"
+	// CmdRevokeNode removes a node (NodeID) and its assignments, and
+	// refuses it from then on (Reason, at Time).
+	CmdRevokeNode CommandType = "node.revoke"
+	// CmdLiftRevocation lifts a node's revocation (NodeID): it may join
+	// again, with a token.
+	CmdLiftRevocation CommandType = "node.unrevoke"
 )
 
 // Command is one change to the map, as the Raft log carries it. Which
@@ -53,7 +66,23 @@ type Command struct {
 	// Addrs and Reach of a node (CmdSetAddrs), as Node's.
 	Addrs []string `json:"addrs,omitempty"`
 	Reach string   `json:"reach,omitempty"`
+	// Token is the record of a token issued (CmdAddToken), TokenID the
+	// one revoked (CmdRevokeToken).
+	Token   *TokenInfo `json:"token,omitempty"`
+	TokenID string     `json:"token_id,omitempty"`
+	// Reason for a revocation (CmdRevokeNode).
+	Reason string `json:"reason,omitempty"`
+	// Time is the leader's clock when it made the command
+	// (CmdRevokeNode): the map keeps no clock of its own, so that every
+	// member applies the same change.
+	Time time.Time `json:"time,omitzero"`
 }
+
+// Limits on what commands carry.
+const (
+	maxTokenID = 64
+	maxNote    = 256
+)
 
 // ErrBadCommand: a log entry is not a command this build understands.
 var ErrBadCommand = errors.New("cluster: bad command")
@@ -119,9 +148,28 @@ func (c *Command) validate() error {
 		if c.Progress < 0 || c.Progress > 1 || c.Progress != c.Progress {
 			return bad("progress %v outside [0, 1]", c.Progress)
 		}
-	case CmdSetVoter, CmdRemoveNode:
+	case CmdSetVoter, CmdRemoveNode, CmdLiftRevocation:
 		if c.NodeID == "" {
 			return bad("needs a node ID")
+		}
+	case CmdRevokeNode:
+		if c.NodeID == "" || c.Time.IsZero() {
+			return bad("needs a node ID and a time")
+		}
+		if len(c.Reason) > maxNote {
+			return bad("a reason of %d bytes, at most %d", len(c.Reason), maxNote)
+		}
+	case CmdAddToken:
+		t := c.Token
+		if t == nil || t.ID == "" || len(t.ID) > maxTokenID || t.Issued.IsZero() || !t.Expires.After(t.Issued) {
+			return bad("needs a token with an ID of at most %d bytes, issued before it expires", maxTokenID)
+		}
+		if len(t.Note) > maxNote {
+			return bad("a note of %d bytes, at most %d", len(t.Note), maxNote)
+		}
+	case CmdRevokeToken:
+		if c.TokenID == "" {
+			return bad("needs a token ID")
 		}
 	case CmdSetAddrs:
 		if c.NodeID == "" {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"slices"
 	"sync"
 
@@ -16,6 +17,16 @@ var ErrUnknownNode = errors.New("cluster: unknown node")
 
 // ErrModelMismatch: the cluster already serves another model.
 var ErrModelMismatch = errors.New("cluster: another model is registered")
+
+// ErrRevoked: the node was revoked; the cluster refuses it.
+var ErrRevoked = errors.New("cluster: node revoked")
+
+// ErrUnknownToken: no token with that ID is on record (never issued,
+// revoked, or expired and forgotten).
+var ErrUnknownToken = errors.New("cluster: no such join token")
+
+// ErrNotRevoked: lifting the revocation of a node that has none.
+var ErrNotRevoked = errors.New("cluster: node not revoked")
 
 // FSM is the cluster map as a raft.FSM. Apply changes the map by one
 // command and re-plans the assignments whenever nodes or the model change;
@@ -82,6 +93,9 @@ func apply(m *Map, c *Command, idx uint64) error {
 			m.Cluster, m.Secret = c.Cluster, slices.Clone(c.Secret)
 		}
 	case CmdAddNode:
+		if _, ok := m.Revoked[c.Node.ID]; ok {
+			return fmt.Errorf("%w: %s", ErrRevoked, c.Node.ID)
+		}
 		n := *c.Node
 		n.Addrs = slices.Clone(n.Addrs)
 		if old, ok := m.Nodes[n.ID]; ok {
@@ -132,6 +146,26 @@ func apply(m *Map, c *Command, idx uint64) error {
 		}
 		delete(m.Nodes, c.NodeID)
 		replan = true
+	case CmdRevokeNode:
+		if m.Revoked == nil {
+			m.Revoked = map[string]Revocation{}
+		}
+		m.Revoked[c.NodeID] = Revocation{Node: c.NodeID, At: c.Time, Reason: c.Reason}
+		if _, ok := m.Nodes[c.NodeID]; ok {
+			delete(m.Nodes, c.NodeID)
+			replan = true
+		}
+	case CmdLiftRevocation:
+		return forget(&m.Revoked, c.NodeID, ErrNotRevoked)
+	case CmdAddToken:
+		t := *c.Token
+		maps.DeleteFunc(m.Tokens, func(_ string, r TokenInfo) bool { return !r.Expires.After(t.Issued) })
+		if m.Tokens == nil {
+			m.Tokens = map[string]TokenInfo{}
+		}
+		m.Tokens[t.ID] = t
+	case CmdRevokeToken:
+		return forget(&m.Tokens, c.TokenID, ErrUnknownToken)
 	case CmdRegisterModel:
 		if m.Model != nil {
 			if m.Model.Digest != c.Model.Digest {
@@ -146,6 +180,19 @@ func apply(m *Map, c *Command, idx uint64) error {
 	}
 	if replan {
 		replanMap(m)
+	}
+	return nil
+}
+
+// forget deletes key's record from *records (nil once empty), or fails
+// with missing when there is none.
+func forget[V any](records *map[string]V, key string, missing error) error {
+	if _, ok := (*records)[key]; !ok {
+		return fmt.Errorf("%w: %s", missing, key)
+	}
+	delete(*records, key)
+	if len(*records) == 0 {
+		*records = nil
 	}
 	return nil
 }
@@ -223,6 +270,16 @@ func decodeSnapshot(b []byte) (*Map, error) {
 	}
 	if m.Model != nil && len(m.Model.LayerBytes) != m.Model.Layers {
 		return nil, fmt.Errorf("%w: snapshot: model layers", ErrBadCommand)
+	}
+	for id, t := range m.Tokens {
+		if t.ID != id {
+			return nil, fmt.Errorf("%w: snapshot: token %q malformed", ErrBadCommand, id)
+		}
+	}
+	for id, r := range m.Revoked {
+		if r.Node != id {
+			return nil, fmt.Errorf("%w: snapshot: revocation %q malformed", ErrBadCommand, id)
+		}
 	}
 	for _, a := range m.Assignments {
 		if m.Model == nil || a.Lo < 0 || a.Lo >= a.Hi || a.Hi > m.Model.Layers {

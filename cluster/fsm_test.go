@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/hashicorp/raft"
 )
@@ -42,6 +43,14 @@ func cmdRegister(digest string) *Command {
 }
 func cmdRemove(id string) *Command { return &Command{Type: CmdRemoveNode, NodeID: id} }
 
+// fsmT0 is the scripts' clock.
+var fsmT0 = time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
+
+// cmdToken records token id, issued at issued and valid for ttl.
+func cmdToken(id string, issued time.Time, ttl time.Duration) *Command {
+	return &Command{Type: CmdAddToken, Token: &TokenInfo{ID: id, Issued: issued, Expires: issued.Add(ttl), Note: "for " + id}}
+}
+
 // allCommands holds one valid command of every CommandType.
 func allCommands() []*Command {
 	return []*Command{
@@ -52,6 +61,10 @@ func allCommands() []*Command {
 		{Type: CmdSetAddrs, NodeID: "n1", Addrs: []string{"/ip4/127.0.0.1/tcp/4001"}, Reach: ReachPrivate},
 		cmdRemove("n1"),
 		cmdRegister(fsmDigest),
+		cmdToken("t1", fsmT0, time.Hour),
+		{Type: CmdRevokeToken, TokenID: "t1"},
+		{Type: CmdRevokeNode, NodeID: "n1", Reason: "lost laptop", Time: fsmT0},
+		{Type: CmdLiftRevocation, NodeID: "n1"},
 	}
 }
 
@@ -141,6 +154,18 @@ func TestDecodeCommandRefuses(t *testing.T) {
 		{"register negative layer bytes", enc(&Command{Type: CmdRegisterModel, Model: negLayer})},
 		{"register negative embed bytes", enc(&Command{Type: CmdRegisterModel, Model: negEmbed})},
 		{"register negative head bytes", enc(&Command{Type: CmdRegisterModel, Model: negHead})},
+		{"token no record", enc(&Command{Type: CmdAddToken})},
+		{"token no ID", enc(cmdToken("", fsmT0, time.Hour))},
+		{"token long ID", enc(cmdToken(strings.Repeat("a", 65), fsmT0, time.Hour))},
+		{"token not issued", enc(cmdToken("t1", time.Time{}, time.Hour))},
+		{"token expires when issued", enc(cmdToken("t1", fsmT0, 0))},
+		{"token expired before issued", enc(cmdToken("t1", fsmT0, -time.Hour))},
+		{"token long note", enc(&Command{Type: CmdAddToken, Token: &TokenInfo{ID: "t1", Issued: fsmT0, Expires: fsmT0.Add(time.Hour), Note: strings.Repeat("n", 257)}})},
+		{"token revoke no ID", enc(&Command{Type: CmdRevokeToken})},
+		{"revoke no node", enc(&Command{Type: CmdRevokeNode, Time: fsmT0})},
+		{"revoke no time", enc(&Command{Type: CmdRevokeNode, NodeID: "n1"})},
+		{"revoke long reason", enc(&Command{Type: CmdRevokeNode, NodeID: "n1", Time: fsmT0, Reason: strings.Repeat("r", 257)})},
+		{"lift no node", enc(&Command{Type: CmdLiftRevocation})},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -2,8 +2,10 @@ package cluster
 
 import (
 	"fmt"
+	"maps"
 	"slices"
 	"sort"
+	"time"
 )
 
 // NodeState is where a node is in its life in the cluster.
@@ -181,6 +183,32 @@ type Map struct {
 	Epoch uint64 `json:"epoch"`
 	// Index is the Raft index of the last command applied.
 	Index uint64 `json:"index"`
+	// Tokens are the join tokens issued and not revoked, by ID. A token
+	// admits a joiner only while its record is here (and it has not
+	// expired): revoking one deletes its record.
+	Tokens map[string]TokenInfo `json:"tokens,omitempty"`
+	// Revoked are the nodes the cluster refuses for good, by ID: members
+	// close their connections and refuse new ones, and a join is refused
+	// whatever its token, until the revocation is lifted.
+	Revoked map[string]Revocation `json:"revoked,omitempty"`
+}
+
+// TokenInfo is the record of a join token the cluster issued. The token
+// itself is not kept: its ID is the nonce it carries.
+type TokenInfo struct {
+	ID      string    `json:"id"`
+	Issued  time.Time `json:"issued"`
+	Expires time.Time `json:"expires"`
+	// Note says what the token is for, as its issuer wrote it.
+	Note string `json:"note,omitempty"`
+}
+
+// Revocation records a node the cluster refuses.
+type Revocation struct {
+	Node string    `json:"node"`
+	At   time.Time `json:"at"`
+	// Reason is the operator's, as given.
+	Reason string `json:"reason,omitempty"`
 }
 
 // Clone returns a deep copy of m.
@@ -200,6 +228,8 @@ func (m *Map) Clone() *Map {
 		c.Model = &mm
 	}
 	c.Assignments = slices.Clone(m.Assignments)
+	c.Tokens = maps.Clone(m.Tokens)
+	c.Revoked = maps.Clone(m.Revoked)
 	return &c
 }
 

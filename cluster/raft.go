@@ -246,6 +246,23 @@ func (c *Cluster) Apply(cmd *Command) error {
 	if r, ok := f.Response().(ApplyResult); ok && r.Err != nil {
 		return r.Err
 	}
+	if cmd.Type == CmdRemoveNode || cmd.Type == CmdRevokeNode {
+		return c.dropServer(cmd.NodeID)
+	}
+	return nil
+}
+
+// dropServer takes a node that left the map out of Raft at once, while
+// the others still count it: Raft counts a change's quorum in the new
+// configuration, so the rest agree on it even if the node is gone. A
+// leader that drops itself steps down once the change commits.
+func (c *Cluster) dropServer(id string) error {
+	if !c.inConfig(id) {
+		return nil
+	}
+	if err := c.raft.RemoveServer(raft.ServerID(id), 0, c.t.Apply).Error(); err != nil {
+		return fmt.Errorf("cluster: remove %s from raft: %w", id, err)
+	}
 	return nil
 }
 
@@ -271,15 +288,7 @@ func (c *Cluster) Admit(n Node) error {
 
 // Remove takes a node out of the map and out of Raft. Leader only.
 func (c *Cluster) Remove(id string) error {
-	if err := c.Apply(&Command{Type: CmdRemoveNode, NodeID: id}); err != nil {
-		return err
-	}
-	if c.inConfig(id) {
-		if err := c.raft.RemoveServer(raft.ServerID(id), 0, c.t.Apply).Error(); err != nil {
-			return fmt.Errorf("cluster: remove %s from raft: %w", id, err)
-		}
-	}
-	return nil
+	return c.Apply(&Command{Type: CmdRemoveNode, NodeID: id})
 }
 
 func (c *Cluster) inConfig(id string) bool {
@@ -418,6 +427,8 @@ func (c *Cluster) reconcile() {
 			continue
 		}
 		switch {
+		case n == nil && !c.inConfig(id): // reaped above
+			delete(suffrage, id)
 		case n == nil:
 			c.log.Info("removing raft server", "node", id)
 			if err := c.raft.RemoveServer(s.ID, 0, c.t.Apply).Error(); err != nil {

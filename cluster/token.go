@@ -104,3 +104,21 @@ func VerifyToken(s, cluster string, secret []byte, now time.Time) error {
 	}
 	return nil
 }
+
+// ErrTokenRevoked: the token is well signed and unexpired, but the
+// cluster has no record of it: it was revoked, or never issued.
+var ErrTokenRevoked = errors.New("join token revoked or never issued")
+
+// CheckToken checks a joiner's token against the map at now: signed with
+// the cluster's secret, for this cluster, unexpired, and on record in
+// Tokens (not revoked).
+func (m *Map) CheckToken(s string, now time.Time) error {
+	if err := VerifyToken(s, m.Cluster, m.Secret, now); err != nil {
+		return err
+	}
+	t, _, _, _ := ParseToken(s)
+	if _, ok := m.Tokens[t.Nonce]; !ok {
+		return fmt.Errorf("%w (token %s)", ErrTokenRevoked, t.Nonce)
+	}
+	return nil
+}
