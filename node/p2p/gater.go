@@ -81,6 +81,24 @@ func (g *Gater) Ban(id peer.ID) {
 	g.mu.Unlock()
 }
 
+// SetBanned replaces the banned set with ids (dropping them from the
+// member set) and returns those it newly bans, whose open connections the
+// caller should close. The gater keeps no reference to ids.
+func (g *Gater) SetBanned(ids []peer.ID) (added []peer.ID) {
+	b := make(map[peer.ID]struct{}, len(ids))
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	for _, id := range ids {
+		if _, was := g.banned[id]; !was {
+			added = append(added, id)
+		}
+		b[id] = struct{}{}
+		delete(g.members, id)
+	}
+	g.banned = b
+	return added
+}
+
 // Unban lifts a ban on id; it does not make id a member.
 func (g *Gater) Unban(id peer.ID) {
 	g.mu.Lock()

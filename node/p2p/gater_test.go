@@ -5,6 +5,7 @@ import (
 	"context"
 	"io"
 	"log/slog"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -207,5 +208,25 @@ func TestGaterDecisions(t *testing.T) {
 	}
 	if ok, _ := g.InterceptUpgraded(nil); !ok {
 		t.Error("InterceptUpgraded refused")
+	}
+}
+
+// TestGaterSetBanned: SetBanned replaces the banned set, drops the banned
+// from the members, and names only the peers it newly bans.
+func TestGaterSetBanned(t *testing.T) {
+	a, b, c := peer.ID("a"), peer.ID("b"), peer.ID("c")
+	g := NewGater()
+	g.SetMembers([]peer.ID{a, b, c})
+	if added := g.SetBanned([]peer.ID{b}); !slices.Equal(added, []peer.ID{b}) {
+		t.Errorf("first SetBanned added %v, want [b]", added)
+	}
+	if g.IsMember(b) || !g.IsBanned(b) || !g.IsMember(a) {
+		t.Errorf("after banning b: member a %v b %v, banned b %v", g.IsMember(a), g.IsMember(b), g.IsBanned(b))
+	}
+	if added := g.SetBanned([]peer.ID{b, c}); !slices.Equal(added, []peer.ID{c}) {
+		t.Errorf("second SetBanned added %v, want [c]", added)
+	}
+	if added := g.SetBanned(nil); len(added) != 0 || g.IsBanned(b) || g.IsBanned(c) {
+		t.Errorf("SetBanned(nil) added %v; b banned %v, c banned %v", added, g.IsBanned(b), g.IsBanned(c))
 	}
 }
