@@ -1,11 +1,16 @@
 package node
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
+	"net/url"
+	"slices"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -26,6 +31,8 @@ type Status struct {
 	Nodes       []cluster.Node       `json:"nodes"`
 	Assignments []cluster.Assignment `json:"assignments"`
 	Uncovered   []int                `json:"uncovered"`
+	// Revoked are the nodes the cluster refuses, by time of revocation.
+	Revoked []cluster.Revocation `json:"revoked,omitempty"`
 }
 
 // Status returns the cluster as this member sees it.
@@ -43,31 +50,156 @@ func (m *Member) Status() Status {
 	if st.Assignments == nil {
 		st.Assignments = []cluster.Assignment{}
 	}
+	for _, r := range mp.Revoked {
+		st.Revoked = append(st.Revoked, r)
+	}
+	slices.SortFunc(st.Revoked, func(a, b cluster.Revocation) int {
+		if c := a.At.Compare(b.At); c != 0 {
+			return c
+		}
+		return strings.Compare(a.Node, b.Node)
+	})
 	return st
 }
 
-// adminHandler serves /cluster/status and /cluster/leave.
+// adminHandler serves the cluster's admin routes: its status, leaving,
+// join tokens and revocations. A route that changes the cluster answers
+// only loopback clients when the API has no keys (with keys, the API has
+// checked the caller's).
 func (m *Member) adminHandler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /cluster/status", func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Content-Type", "application/json")
-		json.NewEncoder(w).Encode(m.Status())
+		writeJSON(w, m.Status())
 	})
-	mux.HandleFunc("POST /cluster/leave", func(w http.ResponseWriter, r *http.Request) {
+	change := func(pattern string, h func(w http.ResponseWriter, r *http.Request) error) {
+		mux.HandleFunc(pattern, func(w http.ResponseWriter, r *http.Request) {
+			if len(m.cfg.APIKeys) == 0 && !loopback(r.RemoteAddr) {
+				http.Error(w, "changes to the cluster need an API key (--api-key) when asked from another host", http.StatusForbidden)
+				return
+			}
+			if err := h(w, r); err != nil {
+				http.Error(w, err.Error(), adminStatus(err))
+			}
+		})
+	}
+	change("POST /cluster/leave", func(w http.ResponseWriter, r *http.Request) error {
 		if err := m.Leave(r.Context()); err != nil {
-			http.Error(w, err.Error(), http.StatusServiceUnavailable)
-			return
+			return err
 		}
-		w.WriteHeader(http.StatusOK)
 		fmt.Fprintln(w, "left the cluster")
+		return nil
+	})
+	mux.HandleFunc("GET /cluster/tokens", func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, tokenList{Tokens: m.Tokens()})
+	})
+	change("POST /cluster/tokens", func(w http.ResponseWriter, r *http.Request) error {
+		var req tokenRequest
+		if err := readJSON(r, &req); err != nil {
+			return err
+		}
+		if req.TTLSeconds < 0 {
+			return fmt.Errorf("%w: ttl_seconds %d is negative", errBadRequest, req.TTLSeconds)
+		}
+		tok, err := m.Token(r.Context(), time.Duration(req.TTLSeconds)*time.Second, req.Note)
+		if err != nil {
+			return err
+		}
+		writeJSON(w, tok)
+		return nil
+	})
+	change("DELETE /cluster/tokens/{id}", func(w http.ResponseWriter, r *http.Request) error {
+		if err := m.RevokeToken(r.Context(), r.PathValue("id")); err != nil {
+			return err
+		}
+		fmt.Fprintln(w, "token revoked")
+		return nil
+	})
+	change("POST /cluster/revocations", func(w http.ResponseWriter, r *http.Request) error {
+		var req revokeRequest
+		if err := readJSON(r, &req); err != nil {
+			return err
+		}
+		rev, err := m.Revoke(r.Context(), req.Node, req.Reason)
+		if err != nil {
+			return err
+		}
+		writeJSON(w, rev)
+		return nil
+	})
+	change("DELETE /cluster/revocations/{node}", func(w http.ResponseWriter, r *http.Request) error {
+		if err := m.LiftRevocation(r.Context(), r.PathValue("node")); err != nil {
+			return err
+		}
+		fmt.Fprintln(w, "revocation lifted")
+		return nil
 	})
 	return mux
+}
+
+// The bodies of the admin routes.
+type (
+	tokenRequest struct {
+		TTLSeconds int64  `json:"ttl_seconds"` // 0: 24 h
+		Note       string `json:"note"`
+	}
+	tokenList struct {
+		Tokens []cluster.TokenInfo `json:"tokens"`
+	}
+	revokeRequest struct {
+		Node   string `json:"node"`
+		Reason string `json:"reason"`
+	}
+)
+
+// errBadRequest: an admin request's body is malformed.
+var errBadRequest = errors.New("bad request")
+
+// adminStatus is the HTTP status an admin route answers err with.
+func adminStatus(err error) int {
+	switch {
+	case errors.Is(err, errBadRequest), errors.Is(err, cluster.ErrBadCommand):
+		return http.StatusBadRequest
+	case errors.Is(err, cluster.ErrUnknownNode), errors.Is(err, cluster.ErrUnknownToken), errors.Is(err, cluster.ErrNotRevoked):
+		return http.StatusNotFound
+	case errors.Is(err, errRefused):
+		return http.StatusConflict
+	}
+	return http.StatusServiceUnavailable
+}
+
+// loopback reports whether a request's remote address is a loopback one.
+func loopback(remote string) bool {
+	host, _, err := net.SplitHostPort(remote)
+	if err != nil {
+		return false
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
+// readJSON decodes a request's body (at most 64 KB, one JSON object of
+// known fields) into v.
+func readJSON(r *http.Request, v any) error {
+	dec := json.NewDecoder(io.LimitReader(r.Body, 64<<10))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return fmt.Errorf("%w: %w", errBadRequest, err)
+	}
+	if dec.More() {
+		return fmt.Errorf("%w: data after the JSON object", errBadRequest)
+	}
+	return nil
+}
+
+func writeJSON(w http.ResponseWriter, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	json.NewEncoder(w).Encode(v)
 }
 
 // FetchStatus asks the member whose API is at base (http://HOST:PORT)
 // for the cluster's status.
 func FetchStatus(ctx context.Context, base, key string) (*Status, error) {
-	b, err := adminCall(ctx, http.MethodGet, base, "/cluster/status", key, 15*time.Second)
+	b, err := adminCall(ctx, http.MethodGet, base, "/cluster/status", key, nil, 15*time.Second)
 	if err != nil {
 		return nil, err
 	}
@@ -81,19 +213,81 @@ func FetchStatus(ctx context.Context, base, key string) (*Status, error) {
 // RequestLeave asks the member whose API is at base to drain and leave
 // the cluster, and waits until it has.
 func RequestLeave(ctx context.Context, base, key string) error {
-	_, err := adminCall(ctx, http.MethodPost, base, "/cluster/leave", key, 3*time.Minute)
+	_, err := adminCall(ctx, http.MethodPost, base, "/cluster/leave", key, nil, 3*time.Minute)
 	return err
 }
 
-func adminCall(ctx context.Context, method, base, path, key string, timeout time.Duration) ([]byte, error) {
+// RequestToken asks the member whose API is at base to issue a join token
+// valid for ttl (0: 24 h), with a note saying what it is for.
+func RequestToken(ctx context.Context, base, key string, ttl time.Duration, note string) (IssuedToken, error) {
+	var tok IssuedToken
+	err := adminJSON(ctx, http.MethodPost, base, "/cluster/tokens", key, tokenRequest{TTLSeconds: int64(ttl / time.Second), Note: note}, &tok)
+	return tok, err
+}
+
+// FetchTokens asks the member whose API is at base for the join tokens
+// that admit joiners now.
+func FetchTokens(ctx context.Context, base, key string) ([]cluster.TokenInfo, error) {
+	var l tokenList
+	err := adminJSON(ctx, http.MethodGet, base, "/cluster/tokens", key, nil, &l)
+	return l.Tokens, err
+}
+
+// RequestRevokeToken asks the member whose API is at base to revoke the
+// join token with that ID.
+func RequestRevokeToken(ctx context.Context, base, key, id string) error {
+	_, err := adminCall(ctx, http.MethodDelete, base, "/cluster/tokens/"+url.PathEscape(id), key, nil, 30*time.Second)
+	return err
+}
+
+// RequestRevoke asks the member whose API is at base to revoke a node
+// (Member.Revoke), for reason.
+func RequestRevoke(ctx context.Context, base, key, node, reason string) (cluster.Revocation, error) {
+	var r cluster.Revocation
+	err := adminJSON(ctx, http.MethodPost, base, "/cluster/revocations", key, revokeRequest{Node: node, Reason: reason}, &r)
+	return r, err
+}
+
+// RequestLiftRevocation asks the member whose API is at base to lift a
+// node's revocation.
+func RequestLiftRevocation(ctx context.Context, base, key, node string) error {
+	_, err := adminCall(ctx, http.MethodDelete, base, "/cluster/revocations/"+url.PathEscape(node), key, nil, 30*time.Second)
+	return err
+}
+
+// adminJSON makes an admin call with body (nil: none) as JSON and decodes
+// the reply into out.
+func adminJSON(ctx context.Context, method, base, path, key string, body, out any) error {
+	b, err := adminCall(ctx, method, base, path, key, body, 30*time.Second)
+	if err != nil {
+		return err
+	}
+	if err := json.Unmarshal(b, out); err != nil {
+		return fmt.Errorf("%s %s: %w", method, path, err)
+	}
+	return nil
+}
+
+func adminCall(ctx context.Context, method, base, path, key string, body any, timeout time.Duration) ([]byte, error) {
 	if !strings.Contains(base, "://") {
 		base = "http://" + base
 	}
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, method, strings.TrimSuffix(base, "/")+path, nil)
+	var rd io.Reader
+	if body != nil {
+		b, err := json.Marshal(body)
+		if err != nil {
+			return nil, err
+		}
+		rd = bytes.NewReader(b)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, strings.TrimSuffix(base, "/")+path, rd)
 	if err != nil {
 		return nil, err
+	}
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
 	}
 	if key != "" {
 		req.Header.Set("Authorization", "Bearer "+key)
@@ -162,7 +356,20 @@ func WriteStatus(w io.Writer, st *Status) error {
 		fmt.Fprintf(tw, "%s\t%s\t%v\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", name, state, n.Voter, layers, replica, epoch,
 			hub.FormatBytes(n.Resources.Capacity), res, reach, n.API, addr)
 	}
-	return tw.Flush()
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	if len(st.Revoked) > 0 {
+		fmt.Fprintf(w, "\nrevoked (refused until lifted):\n")
+		for _, r := range st.Revoked {
+			reason := r.Reason
+			if reason == "" {
+				reason = "no reason given"
+			}
+			fmt.Fprintf(w, "  %s  %s  %s\n", r.Node, r.At.Format(time.RFC3339), reason)
+		}
+	}
+	return nil
 }
 
 func shortDigest(d string) string {

@@ -38,13 +38,17 @@ var (
 	ErrNotMember = errors.New("not a member of the cluster")
 )
 
-// controlRequest is a control request: Op "join" (Token, Node) or "apply"
-// (Command).
+// controlRequest is a control request: Op "join" (Token, Node), "apply"
+// (Command) or "revoked" (Revocation).
 type controlRequest struct {
 	Op      string           `json:"op"`
 	Token   string           `json:"token,omitempty"`
 	Node    *cluster.Node    `json:"node,omitempty"`
 	Command *cluster.Command `json:"command,omitempty"`
+	// Revocation tells a node it was revoked (Op "revoked"): the leader
+	// sends it before cutting the node off, which would otherwise never
+	// learn of the log entry that revoked it.
+	Revocation *cluster.Revocation `json:"revocation,omitempty"`
 }
 
 // controlReply answers a control request: Err is empty on success; Code
@@ -54,6 +58,9 @@ type controlReply struct {
 	Err    string `json:"err,omitempty"`
 	Code   string `json:"code,omitempty"`
 	Leader string `json:"leader,omitempty"`
+	// Index is the map's index on the member that did the request, once
+	// done: a member that passed it on waits for its own map to get there.
+	Index uint64 `json:"index,omitempty"`
 }
 
 func writeControl(w io.Writer, v any) error {
@@ -95,8 +102,8 @@ func (m *Member) handleControl(st network.Stream) {
 	}
 	ctx, cancel := context.WithTimeout(m.ctx, controlTimeout)
 	defer cancel()
-	err := m.serveControl(ctx, from, &req)
-	var rep controlReply
+	idx, err := m.serveControl(ctx, from, &req)
+	rep := controlReply{Index: idx}
 	if err != nil {
 		rep.Err = err.Error()
 		switch {
@@ -117,24 +124,28 @@ func (m *Member) handleControl(st network.Stream) {
 
 // serveControl does what a control request asks, here or, on a follower,
 // by passing it to the leader.
-func (m *Member) serveControl(ctx context.Context, from peer.ID, req *controlRequest) error {
+func (m *Member) serveControl(ctx context.Context, from peer.ID, req *controlRequest) (uint64, error) {
 	mp := m.cl.Map()
 	member := mp.Nodes[from.String()] != nil
 	switch req.Op {
 	case "join":
 		if req.Node == nil || req.Node.ID == "" {
-			return fmt.Errorf("a join without a node")
+			return 0, fmt.Errorf("a join without a node")
 		}
 		if req.Node.ID != from.String() && !member {
-			return fmt.Errorf("%w: %s asked to join as %s", ErrJoinRefused, from, req.Node.ID)
+			return 0, fmt.Errorf("%w: %s asked to join as %s", ErrJoinRefused, from, req.Node.ID)
+		}
+		if r, ok := mp.Revoked[req.Node.ID]; ok {
+			m.log.Warn("refused a join from a revoked node", "peer", req.Node.ID)
+			return 0, fmt.Errorf("%w: node %s was revoked at %s", ErrJoinRefused, r.Node, r.At.Format(time.RFC3339))
 		}
 		if !m.cl.IsLeader() {
 			return m.toLeader(ctx, req)
 		}
 		if mp.Nodes[req.Node.ID] == nil { // a rejoining member needs no token
-			if err := cluster.VerifyToken(req.Token, mp.Cluster, mp.Secret, time.Now()); err != nil {
+			if err := mp.CheckToken(req.Token, time.Now()); err != nil {
 				m.log.Warn("refused a join", "peer", req.Node.ID, "err", err)
-				return fmt.Errorf("%w: %w", ErrJoinRefused, err)
+				return 0, fmt.Errorf("%w: %w", ErrJoinRefused, err)
 			}
 		}
 		if mp.Model != nil && req.Node.Model != mp.Model.Digest {
@@ -142,70 +153,85 @@ func (m *Member) serveControl(ctx context.Context, from peer.ID, req *controlReq
 		}
 		m.log.Info("admitting node", "peer", req.Node.ID, "capacity", req.Node.Resources.Capacity)
 		m.gater.Allow(peer.ID(req.Node.ID))
-		return m.cl.Admit(*req.Node)
+		if err := m.cl.Admit(*req.Node); err != nil {
+			return 0, err
+		}
+		return m.cl.Map().Index, nil
 	case "apply":
 		if !member {
-			return fmt.Errorf("%w: %s", ErrNotMember, from)
+			return 0, fmt.Errorf("%w: %s", ErrNotMember, from)
 		}
 		if req.Command == nil {
-			return fmt.Errorf("an apply without a command")
+			return 0, fmt.Errorf("an apply without a command")
 		}
 		if !m.cl.IsLeader() {
 			return m.toLeader(ctx, req)
 		}
-		return m.cl.Apply(req.Command)
+		if err := m.cl.Apply(req.Command); err != nil {
+			return 0, err
+		}
+		return m.cl.Map().Index, nil
+	case "revoked":
+		if !member || req.Revocation == nil || req.Revocation.Node != m.id.String() {
+			return 0, fmt.Errorf("%w: %s sent a revocation", ErrNotMember, from)
+		}
+		m.markRevoked(*req.Revocation)
+		return m.cl.Map().Index, nil
 	}
-	return fmt.Errorf("unknown control op %q", req.Op)
+	return 0, fmt.Errorf("unknown control op %q", req.Op)
 }
 
 // toLeader passes a request on to the leader.
-func (m *Member) toLeader(ctx context.Context, req *controlRequest) error {
+func (m *Member) toLeader(ctx context.Context, req *controlRequest) (uint64, error) {
 	leader := m.cl.Leader()
 	if leader == "" || leader == m.id.String() {
-		return &cluster.NotLeaderError{Leader: leader}
+		return 0, &cluster.NotLeaderError{Leader: leader}
 	}
 	id, err := peer.Decode(leader)
 	if err != nil {
-		return err
+		return 0, err
 	}
 	return m.control(ctx, id, req)
 }
 
-// control sends a request to a peer and waits for its reply.
-func (m *Member) control(ctx context.Context, to peer.ID, req *controlRequest) error {
+// control sends a request to a peer and waits for its reply: the map
+// index at which the peer did it, or why it did not.
+func (m *Member) control(ctx context.Context, to peer.ID, req *controlRequest) (uint64, error) {
 	ctx, cancel := context.WithTimeout(ctx, controlTimeout)
 	defer cancel()
 	st, err := m.host.NewStream(ctx, to, ControlProtocol)
 	if err != nil {
-		return fmt.Errorf("control stream to %s: %w", to, err)
+		return 0, fmt.Errorf("control stream to %s: %w", to, err)
 	}
 	defer st.Close()
 	st.SetDeadline(time.Now().Add(controlTimeout))
 	if err := writeControl(st, req); err != nil {
 		st.Reset()
-		return fmt.Errorf("control request to %s: %w", to, err)
+		return 0, fmt.Errorf("control request to %s: %w", to, err)
 	}
 	var rep controlReply
 	if err := readControl(st, &rep); err != nil {
 		st.Reset()
-		return fmt.Errorf("control reply from %s: %w", to, err)
+		return 0, fmt.Errorf("control reply from %s: %w", to, err)
 	}
 	if rep.Err == "" {
-		return nil
+		return rep.Index, nil
 	}
 	switch rep.Code {
 	case "token":
-		return fmt.Errorf("%w: %s", ErrJoinRefused, strings.TrimPrefix(rep.Err, ErrJoinRefused.Error()+": "))
+		return 0, fmt.Errorf("%w: %s", ErrJoinRefused, strings.TrimPrefix(rep.Err, ErrJoinRefused.Error()+": "))
 	case "not_member":
-		return fmt.Errorf("%w: %s", ErrNotMember, rep.Err)
+		return 0, fmt.Errorf("%w: %s", ErrNotMember, rep.Err)
 	case "not_leader":
-		return &cluster.NotLeaderError{Leader: rep.Leader}
+		return 0, &cluster.NotLeaderError{Leader: rep.Leader}
 	}
-	return fmt.Errorf("%s: %s", to, rep.Err)
+	return 0, fmt.Errorf("%s: %s", to, rep.Err)
 }
 
 // apply commits a command through the leader, wherever it is, retrying
-// while leadership moves.
+// while leadership moves, and returns once this member's map shows it
+// too (or a moment later: a reader of this member's map then sees what it
+// wrote).
 func (m *Member) apply(ctx context.Context, cmd *cluster.Command) error {
 	ctx, cancel := context.WithTimeout(ctx, controlTimeout)
 	defer cancel()
@@ -216,7 +242,10 @@ func (m *Member) apply(ctx context.Context, cmd *cluster.Command) error {
 		if m.cl.IsLeader() {
 			err = m.cl.Apply(cmd)
 		} else {
-			err = m.toLeader(ctx, &controlRequest{Op: "apply", Command: cmd})
+			var idx uint64
+			if idx, err = m.toLeader(ctx, &controlRequest{Op: "apply", Command: cmd}); err == nil {
+				m.catchUp(ctx, idx)
+			}
 		}
 		if !errors.Is(err, cluster.ErrNotLeader) {
 			return err
@@ -228,3 +257,26 @@ func (m *Member) apply(ctx context.Context, cmd *cluster.Command) error {
 		}
 	}
 }
+
+// catchUp waits, for at most catchUpWait, until this member's map has
+// applied index idx.
+func (m *Member) catchUp(ctx context.Context, idx uint64) {
+	deadline := time.NewTimer(catchUpWait)
+	defer deadline.Stop()
+	for {
+		ch := m.cl.Changed()
+		if m.cl.Map().Index >= idx {
+			return
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-deadline.C:
+			return
+		case <-ch:
+		}
+	}
+}
+
+// catchUpWait bounds catchUp: a follower a moment behind the leader.
+const catchUpWait = 2 * time.Second

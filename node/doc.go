@@ -15,8 +15,9 @@
 //     protocol to members only; serves the weights it holds; and answers
 //     the API as a gateway over the map's current route (route.go), which
 //     fails over to another route and replays the live sequences' tokens
-//     when a hop dies. Its status and leave are under /cluster/ on the API
-//     (admin.go).
+//     when a hop dies. Its status, leave, join tokens and revocations
+//     are under /cluster/ on the API (admin.go, access.go): a revoked node
+//     is banned by every member's gater, and stops when it learns of it.
 //
 // It sits above cluster, pipeline and kernels and may import all of them;
 // only cmd imports node. The network, Raft and NVML meet here and nowhere

@@ -127,6 +127,12 @@ type Member struct {
 	// addresses (reportAddrs); reconcile's own.
 	addrsReported time.Time
 
+	// revoked is closed when this member finds itself revoked, in the
+	// map or by the leader's word (markRevoked); Run then stops.
+	revoked     chan struct{}
+	revokedOnce sync.Once
+	revocation  cluster.Revocation // set before revoked is closed
+
 	mu     sync.Mutex
 	loaded *loadedStage // the layers this member serves, if any
 	leave  chan struct{}
@@ -192,7 +198,7 @@ func StartMember(ctx context.Context, cfg MemberConfig) (_ *Member, err error) {
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return nil, err
 	}
-	m := &Member{cfg: cfg, log: log, ctx: ctx, leave: make(chan struct{})}
+	m := &Member{cfg: cfg, log: log, ctx: ctx, leave: make(chan struct{}), revoked: make(chan struct{})}
 	defer func() {
 		if err != nil {
 			m.Close()
@@ -509,28 +515,15 @@ func (m *Member) initCluster(ctx context.Context) error {
 // writeJoinFile writes "ADDR TOKEN" to DataDir/join for other hosts to
 // join with.
 func (m *Member) writeJoinFile() error {
-	tok, err := m.Token(m.cfg.TokenTTL)
+	tok, err := m.Token(m.ctx, m.cfg.TokenTTL, "written at init")
 	if err != nil {
 		return err
 	}
 	tmp := filepath.Join(m.cfg.DataDir, "join.tmp")
-	if err := os.WriteFile(tmp, []byte(m.Addr()+" "+tok+"\n"), 0o600); err != nil {
+	if err := os.WriteFile(tmp, []byte(m.Addr()+" "+tok.Token+"\n"), 0o600); err != nil {
 		return err
 	}
 	return os.Rename(tmp, filepath.Join(m.cfg.DataDir, "join"))
-}
-
-// Token returns a join token valid for ttl (0: 24 h), signed with the
-// cluster's secret.
-func (m *Member) Token(ttl time.Duration) (string, error) {
-	if ttl <= 0 {
-		ttl = 24 * time.Hour
-	}
-	mp := m.cl.Map()
-	if mp.Cluster == "" {
-		return "", errors.New("member: the cluster has no ID yet")
-	}
-	return cluster.SignToken(mp.Cluster, mp.Secret, time.Now(), ttl), nil
 }
 
 // joinCluster asks the member at cfg.Join to admit this node, and waits
@@ -548,7 +541,7 @@ func (m *Member) joinCluster(ctx context.Context) error {
 		return fmt.Errorf("join: connect to %s: %w", ai.ID, err)
 	}
 	self := m.self
-	if err := m.control(ctx, ai.ID, &controlRequest{Op: "join", Token: m.cfg.Token, Node: &self}); err != nil {
+	if _, err := m.control(ctx, ai.ID, &controlRequest{Op: "join", Token: m.cfg.Token, Node: &self}); err != nil {
 		return fmt.Errorf("join: %w", err)
 	}
 	deadline := time.After(60 * time.Second)
@@ -648,14 +641,16 @@ func (m *Member) Run(ctx context.Context) error {
 	if m.cfg.Listening != nil {
 		m.cfg.Listening(m.Addr(), ln.Addr().String())
 	}
+	var all []error
 	select {
 	case <-ctx.Done():
 	case <-m.leave:
+	case <-m.revoked:
+		all = append(all, m.stopRevoked())
 	}
 	cancel()
 	wg.Wait()
 	close(errs)
-	var all []error
 	for e := range errs {
 		all = append(all, e)
 	}
@@ -706,7 +701,7 @@ func (m *Member) reconcile(ctx context.Context) error {
 			lost = time.Now()
 		case time.Since(lost) > lostWarnAfter && time.Since(warned) > lostWarnAfter:
 			warned = time.Now()
-			m.log.Warn("no contact with the cluster's leader: if this node was dead longer than the cluster's --reap-after, it was removed and must join again with a token",
+			m.log.Warn("no contact with the cluster's leader: if this node was dead longer than the cluster's --reap-after, it was removed and must join again with a token; if it was revoked, members refuse it",
 				"for", time.Since(lost).Round(time.Second))
 		}
 		select {
@@ -719,9 +714,10 @@ func (m *Member) reconcile(ctx context.Context) error {
 	}
 }
 
-// learnPeers puts every member's addresses in the peerstore and lets
-// members through the gater.
+// learnPeers puts every member's addresses in the peerstore, lets members
+// through the gater, and bans the revoked, closing their connections.
 func (m *Member) learnPeers(mp *cluster.Map) {
+	m.banRevoked(mp)
 	ids := make([]peer.ID, 0, len(mp.Nodes))
 	for id, n := range mp.Nodes {
 		pid, err := peer.Decode(id)

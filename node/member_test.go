@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"os"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -175,7 +176,7 @@ func TestClusterInProcess(t *testing.T) {
 
 	first := startMember(t, MemberConfig{Model: model, Init: true, Capacity: capacity})
 	ms := []*testMember{first}
-	tok, err := first.m.Token(time.Hour)
+	tok, err := tokenOf(first)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -253,7 +254,7 @@ func TestClusterInProcess(t *testing.T) {
 	})
 
 	// A join through the new leader still works.
-	tok2, err := next.m.Token(time.Hour)
+	tok2, err := tokenOf(next)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -273,8 +274,8 @@ func TestClusterInProcess(t *testing.T) {
 	}
 }
 
-// TestJoinRefused: a join with a wrong or expired token is refused with a
-// clear error, and a stage stream from a non-member is reset.
+// TestJoinRefused: a join with a wrong, expired, unrecorded or revoked
+// token is refused with a clear error.
 func TestJoinRefused(t *testing.T) {
 	model := testdata.Path(t, "models/stories260K-f32.gguf")
 	first := startMember(t, MemberConfig{Model: model, Init: true})
@@ -282,11 +283,21 @@ func TestJoinRefused(t *testing.T) {
 	mp := first.m.Cluster().Map()
 	expired := cluster.SignToken(mp.Cluster, mp.Secret, time.Now().Add(-2*time.Hour), time.Hour)
 	other := cluster.SignToken(mp.Cluster, []byte("another cluster's secret, 32 by"), time.Now(), time.Hour)
+	unrecorded := cluster.SignToken(mp.Cluster, mp.Secret, time.Now(), time.Hour) // signed, but never issued
+	revoked, err := first.m.Token(context.Background(), time.Hour, "revoked below")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := first.m.RevokeToken(context.Background(), revoked.ID); err != nil {
+		t.Fatal(err)
+	}
 	for _, tc := range []struct {
 		name, token string
 		want        error
 	}{
 		{"expired", expired, cluster.ErrTokenExpired},
+		{"not on record", unrecorded, cluster.ErrTokenRevoked},
+		{"revoked", revoked.Token, cluster.ErrTokenRevoked},
 		{"wrong secret", other, cluster.ErrTokenSignature},
 		{"garbage", "strata1.abc", cluster.ErrTokenMalformed},
 	} {
@@ -295,8 +306,8 @@ func TestJoinRefused(t *testing.T) {
 				Model: model, Join: first.m.Addr(), Token: tc.token, DataDir: t.TempDir(),
 				Inventory: gpu.Fake{Inventory: gpu.Inventory{CPUCores: 1, RAMBytes: 1 << 30}}, Logger: testLogger(t),
 			})
-			if !errors.Is(err, ErrJoinRefused) {
-				t.Fatalf("join with a bad token: %v, want ErrJoinRefused", err)
+			if !errors.Is(err, ErrJoinRefused) || !strings.Contains(err.Error(), tc.want.Error()) {
+				t.Fatalf("join with a bad token: %v, want ErrJoinRefused saying %q", err, tc.want)
 			}
 			t.Logf("refused: %v", err)
 		})
@@ -336,7 +347,7 @@ func TestClusterFetchWeights(t *testing.T) {
 	model := ref.ModelPath(t)
 	capacity := modelBytes(t, model) * 45 / 100 // three stages
 	first := startMember(t, MemberConfig{Model: model, Init: true, Capacity: capacity, ChunkSize: 32 << 10})
-	tok, err := first.m.Token(time.Hour)
+	tok, err := tokenOf(first)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -390,7 +401,7 @@ func TestMemberLeave(t *testing.T) {
 	model := ref.ModelPath(t)
 	capacity := modelBytes(t, model) * 6 / 10
 	first := startMember(t, MemberConfig{Model: model, Init: true, Capacity: capacity})
-	tok, _ := first.m.Token(time.Hour)
+	tok, _ := tokenOf(first)
 	ms := []*testMember{first}
 	for range 2 {
 		ms = append(ms, startMember(t, MemberConfig{Model: model, Join: first.m.Addr(), Token: tok, Capacity: capacity}))
@@ -446,7 +457,7 @@ func TestRouteSurvivesMapChange(t *testing.T) {
 	model := ref.ModelPath(t)
 	capacity := modelBytes(t, model) * 6 / 10 // two stages
 	first := startMember(t, MemberConfig{Model: model, Init: true, Capacity: capacity})
-	tok, _ := first.m.Token(time.Hour)
+	tok, _ := tokenOf(first)
 	second := startMember(t, MemberConfig{Model: model, Join: first.m.Addr(), Token: tok, Capacity: capacity})
 	ms := []*testMember{first, second}
 	waitFor(t, "the same covered map on both members", 60*time.Second, func() bool { return agreed(ms) })
@@ -519,7 +530,7 @@ func TestAddrsReported(t *testing.T) {
 	ref := testdata.LoadReference(t, testdata.Path(t, "reference/stories260K-f32.json"))
 	model := ref.ModelPath(t)
 	first := startMember(t, MemberConfig{Model: model, Init: true})
-	tok, _ := first.m.Token(time.Hour)
+	tok, _ := tokenOf(first)
 	second := startMember(t, MemberConfig{Model: model, Join: first.m.Addr(), Token: tok, NAT: true})
 	id := second.m.ID().String()
 	waitFor(t, "the joiner in the map", 30*time.Second, func() bool { return first.m.Cluster().Map().Nodes[id] != nil })
@@ -553,4 +564,10 @@ func TestAddrsReported(t *testing.T) {
 	if !slices.Equal(got, want) {
 		t.Errorf("addresses in the map %v, want the host's %v", got, want)
 	}
+}
+
+// tokenOf issues a join token through tm, valid for an hour.
+func tokenOf(tm *testMember) (string, error) {
+	tok, err := tm.m.Token(context.Background(), time.Hour, "test")
+	return tok.Token, err
 }

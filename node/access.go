@@ -1,0 +1,237 @@
+package node
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"maps"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/libp2p/go-libp2p/core/peer"
+
+	"github.com/strata-llm/strata/cluster"
+)
+
+// Who may be in the cluster: the join tokens it issues, and the nodes it
+// revokes.
+
+// ErrRevoked: this member was revoked from its cluster; Run returns it,
+// wrapped with the revocation's time and reason.
+var ErrRevoked = errors.New("this node was revoked from the cluster")
+
+// errRefused: a change to the cluster's access that would break it (the
+// wrapped text says why); the admin API answers it with 409.
+var errRefused = errors.New("refused")
+
+// IssuedToken is a join token the cluster has put on record, as Token
+// returns it: the token itself exists only here.
+type IssuedToken struct {
+	Token string `json:"token"`
+	cluster.TokenInfo
+	// Join is the address to join through: the issuing member's.
+	Join string `json:"join"`
+}
+
+// Token issues a join token valid for ttl (0: 24 h, at least a second),
+// signed with the cluster's secret and recorded in the map through the
+// leader: it admits joiners until it expires or is revoked
+// (RevokeToken). note says what it is for.
+func (m *Member) Token(ctx context.Context, ttl time.Duration, note string) (IssuedToken, error) {
+	if ttl == 0 {
+		ttl = 24 * time.Hour
+	}
+	if ttl < time.Second {
+		return IssuedToken{}, fmt.Errorf("%w: a token valid for %v: at least a second", errRefused, ttl)
+	}
+	mp := m.cl.Map()
+	if mp.Cluster == "" {
+		return IssuedToken{}, errors.New("member: the cluster has no ID yet")
+	}
+	now := time.Now()
+	tok := cluster.SignToken(mp.Cluster, mp.Secret, now, ttl)
+	t, _, _, err := cluster.ParseToken(tok)
+	if err != nil {
+		return IssuedToken{}, err
+	}
+	info := cluster.TokenInfo{ID: t.Nonce, Issued: now.UTC().Truncate(time.Second), Expires: t.Expires, Note: note}
+	if err := m.apply(ctx, &cluster.Command{Type: cluster.CmdAddToken, Token: &info}); err != nil {
+		return IssuedToken{}, fmt.Errorf("record the token: %w", err)
+	}
+	return IssuedToken{Token: tok, TokenInfo: info, Join: m.Addr()}, nil
+}
+
+// Tokens returns the records of the join tokens that admit joiners now,
+// oldest first.
+func (m *Member) Tokens() []cluster.TokenInfo {
+	now := time.Now()
+	var out []cluster.TokenInfo
+	for _, t := range m.cl.Map().Tokens {
+		if t.Expires.After(now) {
+			out = append(out, t)
+		}
+	}
+	slices.SortFunc(out, func(a, b cluster.TokenInfo) int {
+		if c := a.Issued.Compare(b.Issued); c != 0 {
+			return c
+		}
+		return strings.Compare(a.ID, b.ID)
+	})
+	return out
+}
+
+// RevokeToken deletes the record of the token with that ID: it admits no
+// one from then on. Members already admitted with it stay.
+func (m *Member) RevokeToken(ctx context.Context, id string) error {
+	if _, ok := m.cl.Map().Tokens[id]; !ok {
+		return fmt.Errorf("%w: %s", cluster.ErrUnknownToken, id)
+	}
+	return m.apply(ctx, &cluster.Command{Type: cluster.CmdRevokeToken, TokenID: id})
+}
+
+// Revoke removes a node from the cluster for good: its layers are planned
+// elsewhere, every member closes its connections and refuses new ones,
+// and it cannot join again, whatever its token, until the revocation is
+// lifted. node is a peer ID, or the end of a member's (as `strata status`
+// shows it); a peer ID that is not a member is revoked before it ever
+// joins. Revoking a revoked node changes nothing. A member that finds
+// itself revoked stops (Run returns ErrRevoked).
+func (m *Member) Revoke(ctx context.Context, node, reason string) (cluster.Revocation, error) {
+	mp := m.cl.Map()
+	id, err := resolveNode(mp, node, true)
+	if err != nil {
+		return cluster.Revocation{}, err
+	}
+	if r, ok := mp.Revoked[id]; ok {
+		return r, nil
+	}
+	if mp.Nodes[id] != nil {
+		others := 0
+		for oid, n := range mp.Nodes {
+			if oid != id && n.State.Live() {
+				others++
+			}
+		}
+		if others == 0 {
+			return cluster.Revocation{}, fmt.Errorf("%w: %s is the cluster's only live member", errRefused, shortID(id))
+		}
+	}
+	r := cluster.Revocation{Node: id, At: time.Now().UTC().Truncate(time.Second), Reason: reason}
+	if err := m.apply(ctx, &cluster.Command{Type: cluster.CmdRevokeNode, NodeID: id, Reason: reason, Time: r.At}); err != nil {
+		// Revoking the leader cuts this member's stream to it as the
+		// revocation applies here: the map says whether it took.
+		if _, ok := m.cl.Map().Revoked[id]; !ok {
+			return cluster.Revocation{}, err
+		}
+	}
+	m.log.Warn("revoked a node", "node", id, "reason", reason)
+	return r, nil
+}
+
+// LiftRevocation lifts a node's revocation (node as for Revoke): it may
+// join again, with a token.
+func (m *Member) LiftRevocation(ctx context.Context, node string) error {
+	mp := m.cl.Map()
+	id, err := resolveNode(&cluster.Map{Revoked: mp.Revoked}, node, false)
+	if err != nil {
+		return err
+	}
+	return m.apply(ctx, &cluster.Command{Type: cluster.CmdLiftRevocation, NodeID: id})
+}
+
+// resolveNode finds the node that s names in mp: a member's or revoked
+// node's ID, or the unique one ending in s. With anyPeer, a peer ID that
+// names neither is taken as it is.
+func resolveNode(mp *cluster.Map, s string, anyPeer bool) (string, error) {
+	s = strings.TrimSpace(s)
+	if s == "" {
+		return "", fmt.Errorf("%w: no node named", cluster.ErrUnknownNode)
+	}
+	var match []string
+	for _, ids := range [][]string{slices.Collect(maps.Keys(mp.Nodes)), slices.Collect(maps.Keys(mp.Revoked))} {
+		for _, id := range ids {
+			if id == s {
+				return id, nil
+			}
+			if strings.HasSuffix(id, s) && !slices.Contains(match, id) {
+				match = append(match, id)
+			}
+		}
+	}
+	switch {
+	case len(match) == 1:
+		return match[0], nil
+	case len(match) > 1:
+		slices.Sort(match)
+		return "", fmt.Errorf("%w: %q could be any of %s", errRefused, s, strings.Join(match, ", "))
+	}
+	if anyPeer {
+		if _, err := peer.Decode(s); err == nil {
+			return s, nil
+		}
+	}
+	return "", fmt.Errorf("%w %q", cluster.ErrUnknownNode, s)
+}
+
+// banRevoked bans the map's revoked nodes in the gater and closes their
+// connections (the leader first tells each why); on finding this member
+// revoked it signals Run to stop.
+func (m *Member) banRevoked(mp *cluster.Map) {
+	ids := make([]peer.ID, 0, len(mp.Revoked))
+	for id, r := range mp.Revoked {
+		if id == m.id.String() {
+			m.markRevoked(r)
+			continue
+		}
+		if pid, err := peer.Decode(id); err == nil {
+			ids = append(ids, pid)
+		}
+	}
+	leader := m.cl.IsLeader()
+	for _, pid := range m.gater.SetBanned(ids) {
+		m.log.Warn("closing the connections of a revoked node", "peer", pid)
+		if !leader {
+			m.host.Network().ClosePeer(pid)
+			continue
+		}
+		r := mp.Revoked[pid.String()]
+		go func() {
+			ctx, cancel := context.WithTimeout(m.ctx, noticeTimeout)
+			if _, err := m.control(ctx, pid, &controlRequest{Op: "revoked", Revocation: &r}); err != nil {
+				m.log.Debug("tell a revoked node", "peer", pid, "err", err)
+			}
+			cancel()
+			m.host.Network().ClosePeer(pid)
+		}()
+	}
+}
+
+// noticeTimeout bounds the leader's telling a node it was revoked.
+const noticeTimeout = 3 * time.Second
+
+// markRevoked records this member's revocation, once, and signals Run to
+// stop.
+func (m *Member) markRevoked(r cluster.Revocation) {
+	m.revokedOnce.Do(func() {
+		m.log.Error("this node was revoked from the cluster: it stops", "at", r.At, "reason", r.Reason)
+		m.revocation = r
+		close(m.revoked)
+	})
+}
+
+// stopRevoked is Run's end for a revoked member: it stops serving, hands
+// on Raft leadership if it holds it, and returns the reason.
+func (m *Member) stopRevoked() error {
+	m.unload()
+	if m.cl.IsLeader() {
+		if err := m.cl.Raft().LeadershipTransfer().Error(); err != nil {
+			m.log.Warn("leadership transfer", "err", err)
+		}
+	}
+	r := m.revocation
+	if r.Reason != "" {
+		return fmt.Errorf("%w at %s: %s", ErrRevoked, r.At.Format(time.RFC3339), r.Reason)
+	}
+	return fmt.Errorf("%w at %s", ErrRevoked, r.At.Format(time.RFC3339))
+}

@@ -1,0 +1,189 @@
+package node
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"net/http/httptest"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/hashicorp/raft"
+
+	"github.com/strata-llm/strata/cluster"
+	"github.com/strata-llm/strata/internal/testdata"
+)
+
+// runErr waits for tm's Run to return and gives its error, leaving it for
+// kill.
+func runErr(t *testing.T, tm *testMember, d time.Duration) error {
+	t.Helper()
+	select {
+	case err := <-tm.done:
+		tm.done <- err
+		return err
+	case <-time.After(d):
+		t.Fatalf("member %s still running after %v", shortID(tm.m.ID().String()), d)
+		return nil
+	}
+}
+
+// raftServers returns the IDs in tm's Raft configuration.
+func raftServers(tm *testMember) []string {
+	f := tm.m.Cluster().Raft().GetConfiguration()
+	if f.Error() != nil {
+		return nil
+	}
+	var ids []string
+	for _, s := range f.Configuration().Servers {
+		ids = append(ids, string(s.ID))
+	}
+	slices.Sort(ids)
+	return ids
+}
+
+// TestRevokeNode: tokens issued through the admin API admit joiners; a
+// member revoked by its short ID stops, leaves the map and Raft, and the
+// others refuse its connections and serve without it; lifting the
+// revocation unbans it; and a revoked leader hands the cluster on.
+func TestRevokeNode(t *testing.T) {
+	ref := testdata.LoadReference(t, testdata.Path(t, "reference/stories260K-f32.json"))
+	model := ref.ModelPath(t)
+	capacity := modelBytes(t, model) * 6 / 10 // two stages per replica
+	ctx := context.Background()
+
+	first := startMember(t, MemberConfig{Model: model, Init: true, Capacity: capacity})
+	tok, err := RequestToken(ctx, first.api, "", 10*time.Minute, "two hosts")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if tok.Join != first.m.Addr() || tok.ID == "" || tok.Note != "two hosts" || time.Until(tok.Expires) > 10*time.Minute {
+		t.Fatalf("issued %+v", tok)
+	}
+	listed, err := FetchTokens(ctx, first.api, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.ContainsFunc(listed, func(r cluster.TokenInfo) bool { return r.ID == tok.ID && r.Note == "two hosts" }) || len(listed) != 2 {
+		t.Fatalf("tokens %+v: want the init token and %s", listed, tok.ID)
+	}
+	second := startMember(t, MemberConfig{Model: model, Join: tok.Join, Token: tok.Token, Capacity: capacity})
+	third := startMember(t, MemberConfig{Model: model, Join: tok.Join, Token: tok.Token, Capacity: capacity})
+	waitFor(t, "the same covered map on every member", 60*time.Second, func() bool { return agreed([]*testMember{first, second, third}) })
+
+	// Revoke the second member by the ID `strata status` shows.
+	victim := second.m.ID()
+	rev, err := RequestRevoke(ctx, third.api, "", shortID(victim.String()), "lost laptop")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rev.Node != victim.String() || rev.Reason != "lost laptop" {
+		t.Errorf("revocation %+v", rev)
+	}
+	if err := runErr(t, second, 30*time.Second); !errors.Is(err, ErrRevoked) || !strings.Contains(err.Error(), "lost laptop") {
+		t.Errorf("the revoked member's Run: %v, want ErrRevoked with the reason", err)
+	}
+	rest := []*testMember{first, third}
+	waitFor(t, "the rest serving every layer without it", 60*time.Second, func() bool { return agreed(rest) })
+	for _, tm := range rest {
+		mp := tm.m.Cluster().Map()
+		if mp.Nodes[victim.String()] != nil || mp.Revoked[victim.String()].Reason != "lost laptop" {
+			t.Errorf("member %s: node %v, revocation %+v", shortID(tm.m.ID().String()), mp.Nodes[victim.String()], mp.Revoked[victim.String()])
+		}
+		if !tm.m.gater.IsBanned(victim) {
+			t.Errorf("member %s does not ban the revoked node", shortID(tm.m.ID().String()))
+		}
+	}
+	waitFor(t, "the revoked node out of Raft", 20*time.Second, func() bool {
+		return !slices.Contains(raftServers(first), victim.String())
+	})
+	// Its key is refused: it cannot connect and act as a member.
+	second.m.host.Peerstore().AddAddrs(first.m.ID(), first.m.host.Addrs(), time.Minute)
+	_, err = second.m.control(ctx, first.m.ID(), &controlRequest{Op: "apply", Command: &cluster.Command{Type: cluster.CmdSetVoter, NodeID: victim.String(), Voter: true}})
+	if err == nil {
+		t.Error("the revoked node applied a command through a member")
+	}
+	t.Logf("the revoked node refused: %v", err)
+	c := ref.Cases[0]
+	if got := complete(t, third.api, c.Prompt, 32); !c.TextMatches(got) {
+		t.Errorf("after the revocation: %q, want %q", got, c.GreedyText)
+	}
+	if st, err := FetchStatus(ctx, first.api, ""); err != nil || len(st.Revoked) != 1 || st.Revoked[0].Node != victim.String() {
+		t.Errorf("status: %+v, %v; want the revocation listed", st, err)
+	}
+
+	// Lifting it unbans the node everywhere.
+	if err := RequestLiftRevocation(ctx, first.api, "", victim.String()); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the node unbanned", 20*time.Second, func() bool {
+		return !first.m.gater.IsBanned(victim) && !third.m.gater.IsBanned(victim)
+	})
+	if err := RequestLiftRevocation(ctx, first.api, "", victim.String()); err == nil || !strings.Contains(err.Error(), "404") {
+		t.Errorf("lifting it again: %v, want 404", err)
+	}
+
+	// Revoking the leader through the other member: it stops, and the
+	// other leads a Raft of one.
+	leader, other := first, third
+	if third.m.Cluster().IsLeader() {
+		leader, other = third, first
+	}
+	if _, err := RequestRevoke(ctx, other.api, "", leader.m.ID().String(), ""); err != nil {
+		t.Fatal(err)
+	}
+	if err := runErr(t, leader, 30*time.Second); !errors.Is(err, ErrRevoked) {
+		t.Errorf("the revoked leader's Run: %v, want ErrRevoked", err)
+	}
+	waitFor(t, "the other member leading alone", 30*time.Second, func() bool {
+		return other.m.Cluster().IsLeader() && slices.Equal(raftServers(other), []string{other.m.ID().String()})
+	})
+	if _, err := RequestRevoke(ctx, other.api, "", other.m.ID().String(), ""); err == nil || !strings.Contains(err.Error(), "only live member") {
+		t.Errorf("revoking the last member: %v, want a refusal", err)
+	}
+	if got := raft.Leader; other.m.Cluster().Raft().State() != got {
+		t.Errorf("the last member is %v, want leader", other.m.Cluster().Raft().State())
+	}
+}
+
+// TestAdminRoutes: the admin routes that change the cluster refuse remote
+// clients of an API without keys, and answer bad requests with 4xx.
+func TestAdminRoutes(t *testing.T) {
+	model := testdata.Path(t, "models/stories260K-f32.gguf")
+	first := startMember(t, MemberConfig{Model: model, Init: true})
+	h := first.m.adminHandler()
+	for _, tc := range []struct {
+		method, path, body, remote string
+		want                       int
+	}{
+		{"GET", "/cluster/tokens", "", "192.0.2.1:1234", 200},
+		{"GET", "/cluster/status", "", "192.0.2.1:1234", 200},
+		{"POST", "/cluster/tokens", `{}`, "192.0.2.1:1234", 403},
+		{"POST", "/cluster/leave", ``, "192.0.2.1:1234", 403},
+		{"POST", "/cluster/revocations", `{"node":"x"}`, "[2001:db8::1]:1234", 403},
+		{"POST", "/cluster/tokens", `{"ttl_seconds":60}`, "127.0.0.1:1234", 200},
+		{"POST", "/cluster/tokens", `{"ttl_seconds":-1}`, "127.0.0.1:1234", 400},
+		{"POST", "/cluster/tokens", `{"ttl":60}`, "127.0.0.1:1234", 400},
+		{"POST", "/cluster/tokens", `{"note":`, "127.0.0.1:1234", 400},
+		{"DELETE", "/cluster/tokens/nope", "", "[::1]:1234", 404},
+		{"POST", "/cluster/revocations", `{"node":"nobody"}`, "127.0.0.1:1234", 404},
+		{"POST", "/cluster/revocations", `{"node":"` + first.m.ID().String() + `"}`, "127.0.0.1:1234", 409},
+		{"DELETE", "/cluster/revocations/nobody", "", "127.0.0.1:1234", 404},
+	} {
+		r := httptest.NewRequest(tc.method, tc.path, strings.NewReader(tc.body))
+		r.RemoteAddr = tc.remote
+		w := httptest.NewRecorder()
+		h.ServeHTTP(w, r)
+		if w.Code != tc.want {
+			t.Errorf("%s %s %s from %s: %d %s, want %d", tc.method, tc.path, tc.body, tc.remote, w.Code, strings.TrimSpace(w.Body.String()), tc.want)
+		}
+	}
+	if n := len(first.m.Tokens()); n != 2 {
+		t.Errorf("%d tokens on record, want the init token and one issued", n)
+	}
+	if _, err := http.Get("http://" + first.api + "/cluster/tokens"); err != nil {
+		t.Error(err)
+	}
+}
