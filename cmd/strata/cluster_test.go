@@ -46,8 +46,8 @@ func (s *syncBuffer) String() string {
 }
 
 // startCluster starts `strata init` and n `strata join` processes on
-// 127.0.0.1 with extra flags, and waits until every layer is served by
-// serving members only.
+// 127.0.0.1 with extra flags, and waits until every member sees every
+// layer served by serving members only.
 func startCluster(t *testing.T, bin, model string, n int, extra ...string) []*clusterProc {
 	t.Helper()
 	var procs []*clusterProc
@@ -75,14 +75,16 @@ func startCluster(t *testing.T, bin, model string, n int, extra ...string) []*cl
 	for range n {
 		start("join", "--join-file", joinFile)
 	}
-	waitUntil(t, "every layer served", 60*time.Second, func() bool {
-		st := status(first.api)
-		if st == nil || len(st.Nodes) != n+1 || len(st.Uncovered) > 0 {
-			return false
-		}
-		for _, nd := range st.Nodes {
-			if nd.State != cluster.StateServing || nd.API == "" {
+	waitUntil(t, "every layer served, as every member sees it", 60*time.Second, func() bool {
+		for _, p := range procs {
+			st := status(p.api)
+			if st == nil || len(st.Nodes) != n+1 || len(st.Uncovered) > 0 {
 				return false
+			}
+			for _, nd := range st.Nodes {
+				if nd.State != cluster.StateServing || nd.API == "" {
+					return false
+				}
 			}
 		}
 		return true
@@ -144,6 +146,40 @@ func TestClusterProcesses(t *testing.T) {
 				t.Errorf("member %s: %q: %q, llama.cpp %q", p.api, c.Prompt, text, c.GreedyText)
 			}
 		}
+	}
+
+	// Tokens and revocations from the command line.
+	strata := func(args ...string) string {
+		t.Helper()
+		out, err := exec.Command(bin, args...).CombinedOutput()
+		if err != nil {
+			t.Fatalf("strata %s: %v\n%s", strings.Join(args, " "), err, out)
+		}
+		return string(out)
+	}
+	out = []byte(strata("token", "create", "--ttl", "10m", "--note", "rack 2", "--api", procs[1].api))
+	if !strings.Contains(string(out), "strata join /ip4/127.0.0.1/") || !strings.Contains(string(out), "--token strata1.") {
+		t.Errorf("strata token create:\n%s", out)
+	}
+	id := strings.Fields(string(out))[2]
+	if list := strata("token", "list", "--api", procs[1].api); !strings.Contains(list, id) || !strings.Contains(list, "rack 2") {
+		t.Errorf("strata token list does not show token %s:\n%s", id, list)
+	}
+	strata("token", "revoke", id, "--api", procs[0].api)
+	if list := strata("token", "list", "--api", procs[0].api); strings.Contains(list, id) {
+		t.Errorf("strata token list shows revoked token %s:\n%s", id, list)
+	}
+	victim := status(procs[2].api).Self
+	strata("revoke", "--reason", "decommissioned", victim[len(victim)-8:], "--api", procs[0].api)
+	waitUntil(t, "the revoked member to stop", 30*time.Second, func() bool {
+		return strings.Contains(procs[2].stderr.String(), "this node was revoked from the cluster")
+	})
+	waitUntil(t, "the rest serving every layer", 60*time.Second, func() bool {
+		st := status(procs[0].api)
+		return st != nil && len(st.Nodes) == 2 && len(st.Uncovered) == 0 && len(st.Revoked) == 1
+	})
+	if st := strata("status", "--api", procs[1].api); !strings.Contains(st, victim) || !strings.Contains(st, "decommissioned") {
+		t.Errorf("strata status does not list the revocation:\n%s", st)
 	}
 }
 

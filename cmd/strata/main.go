@@ -35,6 +35,10 @@ Usage:
                  drain a member: its layers move elsewhere, then it leaves
   strata status [--api HOST:PORT]
                  the cluster map: nodes, resources, layer ranges, leader, epoch
+  strata token create [--ttl D] [--note TEXT] | list | revoke ID
+                 issue, list and revoke the join tokens that admit new nodes
+  strata revoke [--reason TEXT] [--lift] NODE
+                 remove a node for good: members refuse its key until lifted
   strata pull  [--cache DIR] hf://OWNER/REPO[@REV]/FILE.gguf
                  download a model from the Hugging Face Hub into the cache and
                  print its path; --model takes hf://... too and pulls it first
@@ -93,6 +97,10 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		return leaveCmd(ctx, rest, stdout, stderr)
 	case "status":
 		return statusCmd(ctx, rest, stdout, stderr)
+	case "token":
+		return tokenCmd(ctx, rest, stdout, stderr)
+	case "revoke":
+		return revokeCmd(ctx, rest, stdout, stderr)
 	case "bench":
 		return benchCmd(ctx, rest, stdout, stderr)
 	case "pull":
@@ -123,6 +131,20 @@ func parse(fs *flag.FlagSet, args []string) ([]string, error) {
 		pos = append(pos, args[0])
 		args = args[1:]
 	}
+}
+
+// parseOne parses flags around exactly one positional argument and
+// returns it; without one it prints the usage and fails with want.
+func parseOne(fs *flag.FlagSet, args []string, want string) (string, error) {
+	pos, err := parse(fs, args)
+	if err != nil {
+		return "", err
+	}
+	if len(pos) != 1 {
+		fs.Usage()
+		return "", fmt.Errorf("%s: want %s", fs.Name(), want)
+	}
+	return pos[0], nil
 }
 
 // newLogger logs to w (stderr) at Info, or Debug with verbose.

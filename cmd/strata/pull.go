@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -23,15 +22,11 @@ func pullCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		fmt.Fprintln(stderr, "usage: strata pull [--cache DIR] hf://OWNER/REPO[@REVISION]/FILE.gguf\n\nDownloads a GGUF file from the Hugging Face Hub into the cache (resuming an\ninterrupted download, checking the hub's sha256; the parts of a split model\nNAME-00001-of-0000N.gguf are merged into NAME.gguf) and prints its local path.\nA file already in the cache is not downloaded again.\n\nEnvironment: HF_TOKEN (for gated and private repositories), HF_ENDPOINT\n(default https://huggingface.co), STRATA_HUB_CACHE.\n\nFlags:")
 		fs.PrintDefaults()
 	}
-	pos, err := parse(fs, args)
+	ref, err := parseOne(fs, args, "one hf://OWNER/REPO/FILE reference")
 	if err != nil {
 		return err
 	}
-	if len(pos) != 1 {
-		fs.Usage()
-		return errors.New("pull: want one hf://OWNER/REPO/FILE reference")
-	}
-	path, err := pullModel(ctx, pos[0], *cache, stderr, *verbose)
+	path, err := pullModel(ctx, ref, *cache, stderr, *verbose)
 	if err != nil {
 		return err
 	}

@@ -1,0 +1,128 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"text/tabwriter"
+	"time"
+
+	"github.com/strata-llm/strata/node"
+)
+
+// adminFlags adds the flags every admin command has: the member's API and
+// its key.
+func adminFlags(fs *flag.FlagSet) (api, key func() string) {
+	a := fs.String("api", "127.0.0.1:8080", "any member's API `address`")
+	k := fs.String("api-key", "", "bearer `key` (default $STRATA_API_KEY)")
+	return func() string { return *a }, func() string { return firstNonEmpty(*k, os.Getenv("STRATA_API_KEY")) }
+}
+
+// tokenCmd is `strata token create|list|revoke`.
+func tokenCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	const help = "usage: strata token create [--ttl DURATION] [--note TEXT] [--api HOST:PORT]\n" +
+		"       strata token list [--json] [--api HOST:PORT]\n" +
+		"       strata token revoke ID [--api HOST:PORT]\n\n" +
+		"Issues, lists and revokes the cluster's join tokens. A token admits new\n" +
+		"nodes until it expires or is revoked; nodes it admitted stay members.\n\nFlags:"
+	if len(args) == 0 {
+		fmt.Fprintln(stderr, help)
+		return errors.New("token: want create, list or revoke")
+	}
+	sub, args := args[0], args[1:]
+	fs := flag.NewFlagSet("token "+sub, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	api, key := adminFlags(fs)
+	fs.Usage = func() {
+		fmt.Fprintln(stderr, help)
+		fs.PrintDefaults()
+	}
+	switch sub {
+	case "create":
+		ttl := fs.Duration("ttl", 24*time.Hour, "how long the token admits joiners")
+		note := fs.String("note", "", "what the token is for, shown by `strata token list`")
+		if _, err := parse(fs, args); err != nil {
+			return err
+		}
+		if *ttl < time.Second {
+			return fmt.Errorf("token create: --ttl %v: at least a second", *ttl)
+		}
+		tok, err := node.RequestToken(ctx, api(), key(), *ttl, *note)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "join token %s (valid until %s):\n%s\n\nJoin another host with:\n  strata join %s --token %s --model PATH --data DIR\n",
+			tok.ID, tok.Expires.Local().Format(time.RFC3339), tok.Token, tok.Join, tok.Token)
+		return nil
+	case "list":
+		asJSON := fs.Bool("json", false, "print the tokens as JSON")
+		if _, err := parse(fs, args); err != nil {
+			return err
+		}
+		toks, err := node.FetchTokens(ctx, api(), key())
+		if err != nil {
+			return err
+		}
+		if *asJSON {
+			enc := json.NewEncoder(stdout)
+			enc.SetIndent("", "  ")
+			return enc.Encode(toks)
+		}
+		tw := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', 0)
+		fmt.Fprintln(tw, "ID\tISSUED\tEXPIRES\tNOTE")
+		for _, t := range toks {
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", t.ID, t.Issued.Local().Format(time.RFC3339), t.Expires.Local().Format(time.RFC3339), t.Note)
+		}
+		return tw.Flush()
+	case "revoke":
+		id, err := parseOne(fs, args, "one token ID")
+		if err != nil {
+			return err
+		}
+		if err := node.RequestRevokeToken(ctx, api(), key(), id); err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "token %s revoked: it admits no one\n", id)
+		return nil
+	}
+	fmt.Fprintln(stderr, help)
+	return fmt.Errorf("token: unknown subcommand %q (want create, list or revoke)", sub)
+}
+
+// revokeCmd is `strata revoke [--lift] NODE`.
+func revokeCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("revoke", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	api, key := adminFlags(fs)
+	reason := fs.String("reason", "", "why, recorded in the map and shown by `strata status`")
+	lift := fs.Bool("lift", false, "lift the node's revocation instead: it may join again, with a token")
+	fs.Usage = func() {
+		fmt.Fprintln(stderr, "usage: strata revoke NODE [--reason TEXT] [--api HOST:PORT]\n       strata revoke --lift NODE [--api HOST:PORT]\n\n"+
+			"Removes a node from the cluster for good: its layers move to others, every\n"+
+			"member closes its connections and refuses its key, and it cannot join again,\n"+
+			"whatever its token, until the revocation is lifted. The node stops when it\n"+
+			"learns of it. NODE is a peer ID, or the end of one as `strata status` shows it.\n\nFlags:")
+		fs.PrintDefaults()
+	}
+	who, err := parseOne(fs, args, "one node")
+	if err != nil {
+		return err
+	}
+	if *lift {
+		if err := node.RequestLiftRevocation(ctx, api(), key(), who); err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "revocation of %s lifted: it may join again with a token\n", who)
+		return nil
+	}
+	r, err := node.RequestRevoke(ctx, api(), key(), who, *reason)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "node %s revoked at %s\n", r.Node, r.At.Local().Format(time.RFC3339))
+	return nil
+}
