@@ -72,9 +72,9 @@ type Command struct {
 	TokenID string     `json:"token_id,omitempty"`
 	// Reason for a revocation (CmdRevokeNode).
 	Reason string `json:"reason,omitempty"`
-	// Time is the leader's clock when it made the command
-	// (CmdRevokeNode): the map keeps no clock of its own, so that every
-	// member applies the same change.
+	// Time is the leader's clock when it made the command (CmdRevokeNode,
+	// CmdSetState to dead): the map keeps no clock of its own, so that
+	// every member applies the same change.
 	Time time.Time `json:"time,omitzero"`
 }
 

@@ -8,6 +8,7 @@ import (
 	"maps"
 	"slices"
 	"sync"
+	"time"
 
 	"github.com/hashicorp/raft"
 )
@@ -122,6 +123,12 @@ func apply(m *Map, c *Command, idx uint64) error {
 		n.Progress = 0
 		if c.State == StateLoading {
 			n.Progress = c.Progress
+		}
+		switch {
+		case c.State != StateDead:
+			n.DeadSince = time.Time{}
+		case n.State != StateDead:
+			n.DeadSince = c.Time
 		}
 		if n.State == c.State {
 			return nil

@@ -766,3 +766,32 @@ func TestDecodeSnapshotAssignmentRange(t *testing.T) {
 	}()
 	m.Uncovered()
 }
+
+// TestFSMDeadSince: the map keeps when a node was marked dead, by the
+// leader's clock in the command, until it lives again.
+func TestFSMDeadSince(t *testing.T) {
+	f := scriptFSM(t)
+	dead := func(at time.Time) *Command {
+		c := cmdState("n2", StateDead, 0)
+		c.Time = at
+		return c
+	}
+	for i, s := range []struct {
+		cmd  *Command
+		want time.Time
+	}{
+		{dead(fsmT0), fsmT0},
+		{dead(fsmT0.Add(time.Hour)), fsmT0}, // still dead since then
+		{cmdState("n2", StateJoining, 0), time.Time{}},
+		{dead(time.Time{}), time.Time{}}, // a command without a time
+		{cmdState("n2", StateJoining, 0), time.Time{}},
+		{dead(fsmT0.Add(2 * time.Hour)), fsmT0.Add(2 * time.Hour)},
+	} {
+		if err := applyCmd(t, f, uint64(100+i), s.cmd); err != nil {
+			t.Fatal(err)
+		}
+		if got := f.Map().Nodes["n2"].DeadSince; !got.Equal(s.want) {
+			t.Errorf("step %d (%s): dead since %v, want %v", i, s.cmd.State, got, s.want)
+		}
+	}
+}

@@ -75,6 +75,9 @@ type Node struct {
 	// Reach is how others reach the node, as AutoNAT found when it joined:
 	// ReachPublic, ReachPrivate (behind NAT), or "" when unknown.
 	Reach string `json:"reach,omitempty"`
+	// DeadSince is when the leader marked the node dead, by its clock;
+	// zero unless the node is dead.
+	DeadSince time.Time `json:"dead_since,omitzero"`
 }
 
 // What AutoNAT found of a node's reachability.

@@ -100,9 +100,13 @@ type Config struct {
 	// leader removes it from the map and from Raft (0: 24 h). Until then
 	// it follows the log as a non-voter, so that it rejoins by itself when
 	// it comes back; after, it must join again with a token. The time
-	// counts from when the current leader first saw it dead.
+	// counts from when it was marked dead, as the map records it, so a
+	// change of leader does not restart it.
 	ReapAfter time.Duration
-	Logger    *slog.Logger // nil: slog.Default()
+	// Clock stands in for time.Now in the leader's duties (for tests);
+	// nil: time.Now.
+	Clock  func() time.Time
+	Logger *slog.Logger // nil: slog.Default()
 	// RaftLogger takes Raft's own log lines (nil: they are dropped).
 	RaftLogger hclog.Logger
 }
@@ -122,7 +126,7 @@ type Cluster struct {
 
 	mu      sync.Mutex
 	failing map[string]time.Time // peer -> since when heartbeats fail (leader only)
-	dead    map[string]time.Time // node -> since when this leader has seen it dead (reconcile's)
+	dead    map[string]time.Time // node -> since when it is dead: the map's time, else when this leader first saw it (reconcile's)
 }
 
 // Open starts a Raft member over cfg.Transport with its state in
@@ -335,7 +339,7 @@ func (c *Cluster) observe(o raft.Observation) {
 		if _, ok := c.failing[id]; !ok {
 			since := d.LastContact
 			if since.IsZero() {
-				since = time.Now()
+				since = c.now()
 			}
 			c.failing[id] = since
 			c.log.Info("heartbeats failing", "peer", id)
@@ -361,7 +365,7 @@ func (c *Cluster) reconcile() {
 	for _, s := range servers {
 		suffrage[string(s.ID)] = s.Suffrage
 	}
-	now := time.Now()
+	now := c.now()
 	c.mu.Lock()
 	var dead []string
 	for id, since := range c.failing {
@@ -380,7 +384,7 @@ func (c *Cluster) reconcile() {
 	c.mu.Unlock()
 	for _, id := range dead {
 		c.log.Warn("marking node dead", "node", id, "after", c.cfg.DeadAfter)
-		if err := c.Apply(&Command{Type: CmdSetState, NodeID: id, State: StateDead}); err != nil {
+		if err := c.Apply(&Command{Type: CmdSetState, NodeID: id, State: StateDead, Time: now}); err != nil {
 			c.log.Warn("mark node dead", "node", id, "err", err)
 			return
 		}
@@ -402,8 +406,12 @@ func (c *Cluster) reconcile() {
 		}
 		since, ok := c.dead[id]
 		if !ok {
-			c.dead[id] = now
-		} else if now.Sub(since) >= c.cfg.ReapAfter {
+			if since = m.Nodes[id].DeadSince; since.IsZero() {
+				since = now
+			}
+			c.dead[id] = since
+		}
+		if now.Sub(since) >= c.cfg.ReapAfter {
 			reap = append(reap, id)
 		}
 	}
@@ -502,6 +510,14 @@ func (c *Cluster) reconcile() {
 			}
 		}
 	}
+}
+
+// now is the leader's clock: Config.Clock, or time.Now.
+func (c *Cluster) now() time.Time {
+	if c.cfg.Clock != nil {
+		return c.cfg.Clock()
+	}
+	return time.Now()
 }
 
 // Close stops the Raft member and closes its store; the transport stays

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -443,12 +444,12 @@ func TestReconcileVoterFlag(t *testing.T) {
 
 // threeVoters starts n1 (bootstrapping), n2 and n3 with reapAfter, admits
 // all three and waits until they all vote.
-func threeVoters(t *testing.T, reapAfter time.Duration) []*member {
+func threeVoters(t *testing.T, reapAfter time.Duration, clock func() time.Time) []*member {
 	t.Helper()
 	all := []*member{openMember(t, "n1", t.TempDir(), true), openMember(t, "n2", t.TempDir(), false), openMember(t, "n3", t.TempDir(), false)}
 	connect(all...)
 	for _, m := range all {
-		m.c.cfg.ReapAfter = reapAfter // before Run reads it
+		m.c.cfg.ReapAfter, m.c.cfg.Clock = reapAfter, clock // before Run reads them
 	}
 	waitFor(t, 5*time.Second, "n1 leading", func() error {
 		if !all[0].c.IsLeader() {
@@ -498,7 +499,7 @@ func isolate(m *member, all []*member) {
 // back it catches up with the log, sees itself dead and, once it reports
 // itself joining (as its member does), votes again.
 func TestDeadVoterReturns(t *testing.T) {
-	all := threeVoters(t, time.Hour)
+	all := threeVoters(t, time.Hour, nil)
 	leader, err := leaderOf(all...)
 	if err != nil {
 		t.Fatal(err)
@@ -566,7 +567,7 @@ func TestDeadVoterReturns(t *testing.T) {
 // TestDeadNodeReaped: a member dead for ReapAfter leaves the map and the
 // Raft configuration.
 func TestDeadNodeReaped(t *testing.T) {
-	all := threeVoters(t, time.Second)
+	all := threeVoters(t, time.Second, nil)
 	leader, err := leaderOf(all...)
 	if err != nil {
 		t.Fatal(err)
@@ -596,6 +597,53 @@ func TestDeadNodeReaped(t *testing.T) {
 		}
 		if _, in := servers[victim.id]; in {
 			return fmt.Errorf("raft configuration %v", servers)
+		}
+		return nil
+	})
+}
+
+// TestReapClockSurvivesLeaderChange: the map keeps when a member was
+// marked dead, so a leader that takes over later reaps it ReapAfter after
+// its death, not ReapAfter after taking over.
+func TestReapClockSurvivesLeaderChange(t *testing.T) {
+	var skew atomic.Int64
+	clock := func() time.Time { return time.Now().Add(time.Duration(skew.Load())) }
+	all := threeVoters(t, time.Minute, clock)
+	leader, err := leaderOf(all...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var victim, heir *member
+	for _, m := range all {
+		switch {
+		case m == leader:
+		case victim == nil:
+			victim = m
+		default:
+			heir = m
+		}
+	}
+	isolate(victim, all)
+	victim.close(t)
+	waitFor(t, 10*time.Second, victim.id+" marked dead", func() error {
+		if n := leader.c.Map().Nodes[victim.id]; n == nil || n.State != StateDead || n.DeadSince.IsZero() {
+			return fmt.Errorf("%s: %+v", victim.id, n)
+		}
+		return nil
+	})
+	if err := leader.c.Raft().LeadershipTransferToServer(raft.ServerID(heir.id), raft.ServerAddress(heir.id)).Error(); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 10*time.Second, heir.id+" leading", func() error {
+		if !heir.c.IsLeader() {
+			return fmt.Errorf("%s is %v", heir.id, heir.c.Raft().State())
+		}
+		return nil
+	})
+	skew.Store(int64(2 * time.Minute)) // the victim died two minutes ago
+	waitFor(t, 10*time.Second, victim.id+" reaped by the new leader", func() error {
+		if n := heir.c.Map().Nodes[victim.id]; n != nil {
+			return fmt.Errorf("%s in the map: %+v", victim.id, n)
 		}
 		return nil
 	})

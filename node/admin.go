@@ -346,6 +346,9 @@ func WriteStatus(w io.Writer, st *Status) error {
 		if n.State == cluster.StateLoading && n.Progress > 0 {
 			state = fmt.Sprintf("loading %.0f%%", 100*n.Progress)
 		}
+		if n.State == cluster.StateDead && !n.DeadSince.IsZero() {
+			state = "dead " + time.Since(n.DeadSince).Round(time.Minute).String()
+		}
 		if n.Fetch {
 			res += ", fetches weights"
 		}

@@ -3,6 +3,7 @@ package node
 import (
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/strata-llm/strata/cluster"
 )
@@ -44,6 +45,28 @@ func TestWriteStatusReach(t *testing.T) {
 		}
 		if got := strings.Fields(row[col:])[0]; got != want {
 			t.Errorf("%s: REACH %q, want %q\n%s", id, got, want, b.String())
+		}
+	}
+}
+
+// TestWriteStatusDeadAndRevoked: a dead node shows how long it has been
+// dead, and the revoked nodes are listed with their reasons.
+func TestWriteStatusDeadAndRevoked(t *testing.T) {
+	st := &Status{
+		Cluster: "c1", Self: "12D3KooWAAAAAAAA", Leader: "12D3KooWAAAAAAAA",
+		Nodes: []cluster.Node{
+			{ID: "12D3KooWAAAAAAAA", State: cluster.StateServing},
+			{ID: "12D3KooWBBBBBBBB", State: cluster.StateDead, DeadSince: time.Now().Add(-2 * time.Hour)},
+		},
+		Revoked: []cluster.Revocation{{Node: "12D3KooWCCCCCCCC", At: time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC), Reason: "lost laptop"}},
+	}
+	var b strings.Builder
+	if err := WriteStatus(&b, st); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"dead 2h0m0s", "revoked (refused until lifted):", "12D3KooWCCCCCCCC  2026-03-01T12:00:00Z  lost laptop"} {
+		if !strings.Contains(b.String(), want) {
+			t.Errorf("no %q in:\n%s", want, b.String())
 		}
 	}
 }
