@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/strata-llm/strata/pipeline/arch"
@@ -88,6 +89,10 @@ type Local struct {
 	mu       sync.Mutex // the session table
 	sessions map[uint64]*session
 	used     int64 // bytes accounted to the sessions
+
+	// Load counters (Stats), added to after each Forward.
+	forwards, tokens atomic.Uint64
+	busy             atomic.Int64 // nanoseconds
 }
 
 // session is one sequence's KV cache on the stage.
@@ -144,6 +149,26 @@ func (l *Local) KVBytes() int64 {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.used
+}
+
+// LocalStats are a Local's load: its sessions now, and counters since it
+// was made.
+type LocalStats struct {
+	Sessions int           // open sessions
+	KVBytes  int64         // bytes accounted to their KV caches
+	KVBudget int64         // the budget (0: none)
+	Forwards uint64        // Forward calls that computed
+	Tokens   uint64        // rows (tokens) they computed
+	Busy     time.Duration // time they took, with the stage's lock held
+}
+
+// Stats returns the stage's load.
+func (l *Local) Stats() LocalStats {
+	l.mu.Lock()
+	st := LocalStats{Sessions: len(l.sessions), KVBytes: l.used, KVBudget: l.budget}
+	l.mu.Unlock()
+	st.Forwards, st.Tokens, st.Busy = l.forwards.Load(), l.tokens.Load(), time.Duration(l.busy.Load())
+	return st
 }
 
 // End frees the sessions ids; unknown ones are ignored. It never fails.
@@ -207,12 +232,20 @@ func (l *Local) Forward(ctx context.Context, b *Batch) (*Batch, error) {
 	}
 	l.run.Lock()
 	defer l.run.Unlock()
+	start := l.now()
 	if err := l.check(b); err != nil {
 		return nil, fmt.Errorf("stage %s: %w", l.name, err)
+	}
+	rows := 0
+	for _, s := range b.Seqs {
+		rows += s.N
 	}
 	l.admit(b)
 	err := l.forward(b)
 	l.settle()
+	l.forwards.Add(1)
+	l.tokens.Add(uint64(rows))
+	l.busy.Add(int64(l.now().Sub(start)))
 	if err != nil {
 		return nil, fmt.Errorf("stage %s: %w", l.name, err)
 	}

@@ -250,3 +250,26 @@ func TestLocalEvict(t *testing.T) {
 		}
 	}
 }
+
+// TestLocalStats: a stage counts its forwards, the tokens they computed
+// and the time they took, beside its sessions and KV bytes.
+func TestLocalStats(t *testing.T) {
+	f := openFile(t, testdataPath(t, stories))
+	var clock time.Time
+	l := NewLocal(load(t, f, 0, 5, false), LocalConfig{KVBudget: 1 << 20, Now: func() time.Time {
+		clock = clock.Add(time.Millisecond) // each reading a millisecond on
+		return clock
+	}})
+	if st := l.Stats(); st != (LocalStats{KVBudget: 1 << 20}) {
+		t.Fatalf("fresh stage: %+v", st)
+	}
+	forward(t, l, 1, []feed{{id: 1, tokens: storiesPrompts[0], open: true, logits: true}, {id: 2, tokens: storiesPrompts[1], open: true, logits: true}})
+	forward(t, l, 2, []feed{{id: 1, pos: len(storiesPrompts[0]), tokens: []int{5}, logits: true}})
+	st := l.Stats()
+	want := LocalStats{Sessions: 2, KVBytes: l.KVBytes(), KVBudget: 1 << 20, Forwards: 2, Tokens: uint64(len(storiesPrompts[0]) + len(storiesPrompts[1]) + 1)}
+	busy := st.Busy
+	st.Busy = 0
+	if st != want || busy <= 0 {
+		t.Errorf("stats %+v, busy %v; want %+v and some busy time", st, busy, want)
+	}
+}
