@@ -33,6 +33,9 @@ type Status struct {
 	Uncovered   []int                `json:"uncovered"`
 	// Revoked are the nodes the cluster refuses, by time of revocation.
 	Revoked []cluster.Revocation `json:"revoked,omitempty"`
+	// Load is every member's load but the dead's, as they answered the
+	// member asked (GET /cluster/status?load=false leaves it out).
+	Load []NodeLoad `json:"load,omitempty"`
 }
 
 // Status returns the cluster as this member sees it.
@@ -69,7 +72,11 @@ func (m *Member) Status() Status {
 func (m *Member) adminHandler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /cluster/status", func(w http.ResponseWriter, r *http.Request) {
-		writeJSON(w, m.Status())
+		st := m.Status()
+		if r.URL.Query().Get("load") != "false" {
+			st.Load = m.Loads(r.Context(), m.cl.Map())
+		}
+		writeJSON(w, st)
 	})
 	change := func(pattern string, h func(w http.ResponseWriter, r *http.Request) error) {
 		mux.HandleFunc(pattern, func(w http.ResponseWriter, r *http.Request) {
@@ -361,6 +368,30 @@ func WriteStatus(w io.Writer, st *Status) error {
 	}
 	if err := tw.Flush(); err != nil {
 		return err
+	}
+	if len(st.Load) > 0 {
+		fmt.Fprintf(w, "\nload over the last minute:\n")
+		tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+		fmt.Fprintln(tw, "NODE\tSTAGE TOK/S\tBUSY\tSESSIONS\tKV CACHE\tGENERATED TOK/S\tRUNNING\tQUEUED\tRTT")
+		for _, l := range st.Load {
+			if l.Err != "" {
+				fmt.Fprintf(tw, "%s\tno answer: %s\n", shortID(l.Node), l.Err)
+				continue
+			}
+			kv := hub.FormatBytes(l.KVBytes)
+			if l.KVBudget > 0 {
+				kv += " of " + hub.FormatBytes(l.KVBudget)
+			}
+			rtt := "-" // this member's own
+			if l.RTTMillis > 0 {
+				rtt = fmt.Sprintf("%.1f ms", l.RTTMillis)
+			}
+			fmt.Fprintf(tw, "%s\t%.1f\t%.0f%%\t%d\t%s\t%.1f\t%d\t%d\t%s\n", shortID(l.Node), l.StageTokensPerSec, 100*l.StageBusy,
+				l.Sessions, kv, l.GeneratedPerSec, l.Running, l.Queued, rtt)
+		}
+		if err := tw.Flush(); err != nil {
+			return err
+		}
 	}
 	if len(st.Revoked) > 0 {
 		fmt.Fprintf(w, "\nrevoked (refused until lifted):\n")

@@ -18,6 +18,8 @@
 //     when a hop dies. Its status, leave, join tokens and revocations
 //     are under /cluster/ on the API (admin.go, access.go): a revoked node
 //     is banned by every member's gater, and stops when it learns of it.
+//     The status carries every member's load, asked over the status
+//     protocol (load.go).
 //
 // It sits above cluster, pipeline and kernels and may import all of them;
 // only cmd imports node. The network, Raft and NVML meet here and nowhere

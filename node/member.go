@@ -127,6 +127,10 @@ type Member struct {
 	// addresses (reportAddrs); reconcile's own.
 	addrsReported time.Time
 
+	// drv is the gateway's driver, once Run has made it; loads samples
+	// its counters and the stage's (meter).
+	drv   atomic.Pointer[pipeline.Driver]
+	loads loadMeter
 	// revoked is closed when this member finds itself revoked, in the
 	// map or by the leader's word (markRevoked); Run then stops.
 	revoked     chan struct{}
@@ -148,6 +152,7 @@ type loadedStage struct {
 	stage *lockedStage
 	srv   *p2p.StageServer
 	slice *weights.FileSource // the fetched slice it serves from, if any
+	since time.Time           // when it was loaded
 }
 
 // lockedStage serialises Forward on a stage used both by the stage server
@@ -251,6 +256,7 @@ func StartMember(ctx context.Context, cfg MemberConfig) (_ *Member, err error) {
 		return nil, err
 	}
 	m.host.SetStreamHandler(ControlProtocol, m.handleControl)
+	m.host.SetStreamHandler(StatusProtocol, m.handleStatus)
 	m.wsrv = weights.Serve(m.host, weights.ServerOptions{Allow: m.gater.IsMember, Logger: m.log})
 	if m.full != nil {
 		m.wsrv.Add(m.model.Digest, m.full)
@@ -631,8 +637,10 @@ func (m *Member) Run(ctx context.Context) error {
 		return fmt.Errorf("report the API address: %w", err)
 	}
 
+	m.drv.Store(drv)
 	var wg sync.WaitGroup
-	errs := make(chan error, 4)
+	errs := make(chan error, 5)
+	wg.Go(func() { errs <- m.meter(ctx) })
 	wg.Go(func() { errs <- m.cl.Run(ctx) })
 	wg.Go(func() { errs <- drv.Run(ctx) })
 	wg.Go(func() { errs <- m.reconcile(ctx) })
@@ -816,7 +824,7 @@ func (m *Member) load(ctx context.Context, a cluster.Assignment) error {
 		m.wsrv.Add(m.model.Digest, slice)
 	}
 	m.mu.Lock()
-	m.loaded = &loadedStage{a: a, stage: ls, srv: srv, slice: slice}
+	m.loaded = &loadedStage{a: a, stage: ls, srv: srv, slice: slice, since: time.Now()}
 	m.mu.Unlock()
 	m.log.Info("serving layers", "layers", fmt.Sprintf("%d:%d", a.Lo, a.Hi), "epoch", a.Epoch, "took", time.Since(start).Round(time.Millisecond))
 	return nil

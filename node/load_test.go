@@ -1,0 +1,108 @@
+package node
+
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/strata-llm/strata/internal/testdata"
+	"github.com/strata-llm/strata/node/p2p"
+)
+
+// TestLoadMeter: the meter keeps about the last minute of samples: the
+// newest one at least a minute old, and all after it.
+func TestLoadMeter(t *testing.T) {
+	var lm loadMeter
+	if _, ok := lm.oldest(); ok {
+		t.Fatal("an empty meter has a sample")
+	}
+	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	for i := range 20 { // every 5 s for 95 s
+		lm.add(loadSample{at: t0.Add(time.Duration(i) * loadEvery), tokens: uint64(i)})
+	}
+	s, ok := lm.oldest()
+	if want := t0.Add(95*time.Second - loadWindow); !ok || !s.at.Equal(want) || s.tokens != 7 {
+		t.Errorf("oldest %+v, want the sample at %v", s, want)
+	}
+	if n := len(lm.samples); n != 13 {
+		t.Errorf("%d samples kept, want 13", n)
+	}
+}
+
+// TestStatusLoad: GET /cluster/status carries every live member's load,
+// asked over the status protocol: both stages computed the completions'
+// tokens, the gateway generated them, and the other member's round trip
+// is measured; a non-member's status stream is refused.
+func TestStatusLoad(t *testing.T) {
+	ref := testdata.LoadReference(t, testdata.Path(t, "reference/stories260K-f32.json"))
+	model := ref.ModelPath(t)
+	capacity := modelBytes(t, model) * 6 / 10 // two stages
+	first := startMember(t, MemberConfig{Model: model, Init: true, Capacity: capacity})
+	tok, err := tokenOf(first)
+	if err != nil {
+		t.Fatal(err)
+	}
+	second := startMember(t, MemberConfig{Model: model, Join: first.m.Addr(), Token: tok, Capacity: capacity})
+	waitFor(t, "both members serving", 60*time.Second, func() bool { return agreed([]*testMember{first, second}) })
+	for range 3 {
+		complete(t, first.api, ref.Cases[0].Prompt, 16)
+	}
+	ctx := context.Background()
+	st, err := FetchStatus(ctx, first.api, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(st.Load) != 2 {
+		t.Fatalf("load of %d members, want 2: %+v", len(st.Load), st.Load)
+	}
+	for _, l := range st.Load {
+		if l.Err != "" || l.StageTokensPerSec <= 0 || l.StageBusy <= 0 || l.StageBusy > 1 {
+			t.Errorf("member %s: %+v; want its stage's tokens and busy share", shortID(l.Node), l)
+		}
+		switch l.Node {
+		case first.m.ID().String():
+			if l.GeneratedPerSec <= 0 || l.RTTMillis != 0 {
+				t.Errorf("the gateway: %+v; want tokens generated and no round trip", l)
+			}
+		case second.m.ID().String():
+			if l.RTTMillis <= 0 {
+				t.Errorf("the other member: %+v; want its round trip", l)
+			}
+		}
+	}
+	var b strings.Builder
+	if err := WriteStatus(&b, st); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(b.String(), "load over the last minute") || !strings.Contains(b.String(), " ms") {
+		t.Errorf("strata status without the load:\n%s", b.String())
+	}
+	t.Logf("\n%s", b.String())
+	resp, err := http.Get("http://" + first.api + "/cluster/status?load=false")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var bare Status
+	err = json.NewDecoder(resp.Body).Decode(&bare)
+	resp.Body.Close()
+	if err != nil || len(bare.Nodes) != 2 || len(bare.Load) != 0 {
+		t.Errorf("status?load=false: %+v, %v; want the map without the load", bare, err)
+	}
+
+	h, err := p2p.NewHost(ctx, p2p.HostConfig{Logger: testLogger(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer h.Close()
+	h.Peerstore().AddAddrs(first.m.ID(), first.m.host.Addrs(), time.Minute)
+	if s, err := h.NewStream(ctx, first.m.ID(), StatusProtocol); err == nil {
+		var l NodeLoad
+		if err := readControl(s, &l); err == nil {
+			t.Errorf("a non-member read a member's load: %+v", l)
+		}
+		s.Close()
+	}
+}
