@@ -189,7 +189,7 @@ func (m *Member) banRevoked(mp *cluster.Map) {
 		}
 	}
 	leader := m.cl.IsLeader()
-	for _, pid := range m.gater.SetBanned(ids) {
+	for _, pid := range m.gater.SetRevoked(ids) {
 		m.log.Warn("closing the connections of a revoked node", "peer", pid)
 		if !leader {
 			m.host.Network().ClosePeer(pid)

@@ -33,7 +33,8 @@ type Gater struct {
 
 	mu      sync.RWMutex
 	members map[peer.ID]struct{}
-	banned  map[peer.ID]struct{}
+	banned  map[peer.ID]struct{} // by Ban
+	revoked map[peer.ID]struct{} // by SetRevoked
 }
 
 var _ connmgr.ConnectionGater = (*Gater)(nil)
@@ -41,7 +42,7 @@ var _ connmgr.ConnectionGater = (*Gater)(nil)
 // NewGater returns a gater with no members, no bans and enforcement off:
 // it admits everyone until EnforceMembers(true).
 func NewGater() *Gater {
-	return &Gater{members: make(map[peer.ID]struct{}), banned: make(map[peer.ID]struct{})}
+	return &Gater{members: make(map[peer.ID]struct{}), banned: make(map[peer.ID]struct{}), revoked: make(map[peer.ID]struct{})}
 }
 
 // SetMembers replaces the member set with ids. The gater keeps no
@@ -81,21 +82,22 @@ func (g *Gater) Ban(id peer.ID) {
 	g.mu.Unlock()
 }
 
-// SetBanned replaces the banned set with ids (dropping them from the
-// member set) and returns those it newly bans, whose open connections the
-// caller should close. The gater keeps no reference to ids.
-func (g *Gater) SetBanned(ids []peer.ID) (added []peer.ID) {
-	b := make(map[peer.ID]struct{}, len(ids))
+// SetRevoked replaces the set of revoked peers, which are banned as by
+// Ban (and dropped from the member set) apart from it, with ids, and
+// returns those it newly bans, whose open connections the caller should
+// close. The gater keeps no reference to ids.
+func (g *Gater) SetRevoked(ids []peer.ID) (added []peer.ID) {
+	r := make(map[peer.ID]struct{}, len(ids))
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	for _, id := range ids {
-		if _, was := g.banned[id]; !was {
+		if _, was := g.revoked[id]; !was {
 			added = append(added, id)
 		}
-		b[id] = struct{}{}
+		r[id] = struct{}{}
 		delete(g.members, id)
 	}
-	g.banned = b
+	g.revoked = r
 	return added
 }
 
@@ -106,12 +108,13 @@ func (g *Gater) Unban(id peer.ID) {
 	g.mu.Unlock()
 }
 
-// IsBanned reports whether id is banned.
+// IsBanned reports whether id is banned, by Ban or as revoked.
 func (g *Gater) IsBanned(id peer.ID) bool {
 	g.mu.RLock()
 	defer g.mu.RUnlock()
 	_, ok := g.banned[id]
-	return ok
+	_, rev := g.revoked[id]
+	return ok || rev
 }
 
 // EnforceMembers turns the stream-level rule of Guard on or off. Off (the

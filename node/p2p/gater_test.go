@@ -211,22 +211,27 @@ func TestGaterDecisions(t *testing.T) {
 	}
 }
 
-// TestGaterSetBanned: SetBanned replaces the banned set, drops the banned
-// from the members, and names only the peers it newly bans.
-func TestGaterSetBanned(t *testing.T) {
-	a, b, c := peer.ID("a"), peer.ID("b"), peer.ID("c")
+// TestGaterSetRevoked: SetRevoked replaces the revoked set, drops the
+// revoked from the members, names only the peers it newly bans, and
+// leaves Ban's bans alone.
+func TestGaterSetRevoked(t *testing.T) {
+	a, b, c, d := peer.ID("a"), peer.ID("b"), peer.ID("c"), peer.ID("d")
 	g := NewGater()
 	g.SetMembers([]peer.ID{a, b, c})
-	if added := g.SetBanned([]peer.ID{b}); !slices.Equal(added, []peer.ID{b}) {
-		t.Errorf("first SetBanned added %v, want [b]", added)
+	g.Ban(d)
+	if added := g.SetRevoked([]peer.ID{b}); !slices.Equal(added, []peer.ID{b}) {
+		t.Errorf("first SetRevoked added %v, want [b]", added)
 	}
 	if g.IsMember(b) || !g.IsBanned(b) || !g.IsMember(a) {
-		t.Errorf("after banning b: member a %v b %v, banned b %v", g.IsMember(a), g.IsMember(b), g.IsBanned(b))
+		t.Errorf("after revoking b: member a %v b %v, banned b %v", g.IsMember(a), g.IsMember(b), g.IsBanned(b))
 	}
-	if added := g.SetBanned([]peer.ID{b, c}); !slices.Equal(added, []peer.ID{c}) {
-		t.Errorf("second SetBanned added %v, want [c]", added)
+	if added := g.SetRevoked([]peer.ID{b, c}); !slices.Equal(added, []peer.ID{c}) {
+		t.Errorf("second SetRevoked added %v, want [c]", added)
 	}
-	if added := g.SetBanned(nil); len(added) != 0 || g.IsBanned(b) || g.IsBanned(c) {
-		t.Errorf("SetBanned(nil) added %v; b banned %v, c banned %v", added, g.IsBanned(b), g.IsBanned(c))
+	if added := g.SetRevoked(nil); len(added) != 0 || g.IsBanned(b) || g.IsBanned(c) || !g.IsBanned(d) {
+		t.Errorf("SetRevoked(nil) added %v; banned b %v, c %v, d %v; want only d (Ban's)", added, g.IsBanned(b), g.IsBanned(c), g.IsBanned(d))
+	}
+	if g.InterceptSecured(0, d, nil) {
+		t.Error("a banned peer got through")
 	}
 }
