@@ -21,6 +21,11 @@ import (
 // wrapped with the revocation's time and reason.
 var ErrRevoked = errors.New("this node was revoked from the cluster")
 
+// ErrRemoved: this member was removed from its cluster while away (dead
+// longer than the cluster's reap-after, say) and its token no longer
+// admits it; Run returns it, wrapped with why the join was refused.
+var ErrRemoved = errors.New("this node was removed from the cluster and could not join again")
+
 // errRefused: a change to the cluster's access that would break it (the
 // wrapped text says why); the admin API answers it with 409.
 var errRefused = errors.New("refused")
@@ -176,7 +181,7 @@ func resolveNode(mp *cluster.Map, s string, anyPeer bool) (string, error) {
 
 // banRevoked bans the map's revoked nodes in the gater and closes their
 // connections (the leader first tells each why); on finding this member
-// revoked it signals Run to stop.
+// revoked it stops it.
 func (m *Member) banRevoked(mp *cluster.Map) {
 	ids := make([]peer.ID, 0, len(mp.Revoked))
 	for id, r := range mp.Revoked {
@@ -210,28 +215,115 @@ func (m *Member) banRevoked(mp *cluster.Map) {
 // noticeTimeout bounds the leader's telling a node it was revoked.
 const noticeTimeout = 3 * time.Second
 
-// markRevoked records this member's revocation, once, and signals Run to
-// stop.
+// markRevoked stops this member for its revocation r.
 func (m *Member) markRevoked(r cluster.Revocation) {
-	m.revokedOnce.Do(func() {
-		m.log.Error("this node was revoked from the cluster: it stops", "at", r.At, "reason", r.Reason)
-		m.revocation = r
-		close(m.revoked)
+	err := fmt.Errorf("%w at %s", ErrRevoked, r.At.Format(time.RFC3339))
+	if r.Reason != "" {
+		err = fmt.Errorf("%w: %s", err, r.Reason)
+	}
+	m.haltWith(err)
+}
+
+// haltWith makes Run stop and return err; the first call counts.
+func (m *Member) haltWith(err error) {
+	m.haltOnce.Do(func() {
+		m.log.Error("this node stops", "err", err)
+		m.haltErr = err
+		close(m.halt)
 	})
 }
 
-// stopRevoked is Run's end for a revoked member: it stops serving, hands
-// on Raft leadership if it holds it, and returns the reason.
-func (m *Member) stopRevoked() error {
+// stopHalted is Run's end for a halted member: it stops serving, hands
+// on Raft leadership if it holds it, and returns why it stopped.
+func (m *Member) stopHalted() error {
 	m.unload()
 	if m.cl.IsLeader() {
 		if err := m.cl.Raft().LeadershipTransfer().Error(); err != nil {
 			m.log.Warn("leadership transfer", "err", err)
 		}
 	}
-	r := m.revocation
-	if r.Reason != "" {
-		return fmt.Errorf("%w at %s: %s", ErrRevoked, r.At.Format(time.RFC3339), r.Reason)
+	return m.haltErr
+}
+
+// watchLeader watches, until ctx ends, for a time without a known leader
+// longer than LeaderLostAfter, and then (and as often again while it
+// lasts) asks the members whether this member is still one
+// (checkMembership).
+func (m *Member) watchLeader(ctx context.Context) error {
+	after := m.cfg.LeaderLostAfter
+	if after <= 0 {
+		after = time.Minute
 	}
-	return fmt.Errorf("%w at %s", ErrRevoked, r.At.Format(time.RFC3339))
+	tick := time.NewTicker(min(after/4, time.Second))
+	defer tick.Stop()
+	var lost, checked time.Time // since when no leader is known; the last check
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-tick.C:
+		}
+		switch {
+		case m.cl.Leader() != "":
+			lost = time.Time{}
+		case lost.IsZero():
+			lost = time.Now()
+		case time.Since(lost) >= after && time.Since(checked) >= after:
+			m.log.Warn("no contact with the cluster's leader: asking the members whether this node is still one", "for", time.Since(lost).Round(time.Second))
+			m.checkMembership(ctx, m.cl.Map())
+			checked = time.Now()
+		}
+	}
+}
+
+// checkMembership asks the members of mp, one after another, whether
+// this member is still one of them, for a member that has had no leader
+// for a while. If one says it is not (it was reaped while away, or left),
+// it joins again with its configured token, or, if that is refused, it
+// stops with ErrRemoved. If none answers, it goes on waiting.
+func (m *Member) checkMembership(ctx context.Context, mp *cluster.Map) {
+	for _, id := range mp.NodeIDs() {
+		pid, err := peer.Decode(id)
+		if err != nil || pid == m.id {
+			continue
+		}
+		cctx, cancel := context.WithTimeout(ctx, checkTimeout)
+		idx, err := m.control(cctx, pid, &controlRequest{Op: "check"})
+		cancel()
+		switch {
+		case err == nil:
+			m.log.Warn("still a member, as another member sees it: this node cannot reach the leader", "asked", shortID(id))
+			return
+		case errors.Is(err, ErrNotMember) && idx >= mp.Index: // not a member as of a map no older than this one's
+			m.rejoin(ctx, pid)
+			return
+		}
+		m.log.Debug("ask whether still a member", "peer", shortID(id), "err", err)
+	}
+	m.log.Warn("no member answered: this node may be cut off from the cluster (or revoked)")
+}
+
+// checkTimeout bounds the wait for one member's answer to "am I still a
+// member?".
+const checkTimeout = 5 * time.Second
+
+// rejoin joins the cluster again through pid, with the configured token,
+// after finding this member removed; it stops the member if the cluster
+// refuses it.
+func (m *Member) rejoin(ctx context.Context, pid peer.ID) {
+	if m.cfg.Token == "" {
+		m.haltWith(fmt.Errorf("%w: it has no token to join with: join with a new one", ErrRemoved))
+		return
+	}
+	self := m.self
+	self.State = cluster.StateJoining
+	_, err := m.control(ctx, pid, &controlRequest{Op: "join", Token: m.cfg.Token, Node: &self})
+	switch {
+	case err == nil:
+		m.log.Warn("this node was removed from the cluster while away: it joined again with its token")
+	case errors.Is(err, ErrJoinRefused):
+		m.haltWith(fmt.Errorf("%w (%w): join again with a new token", ErrRemoved, err))
+	default:
+		m.log.Warn("this node was removed from the cluster while away; joining again failed", "err", err)
+	}
 }

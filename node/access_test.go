@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/hashicorp/raft"
+	"github.com/libp2p/go-libp2p/p2p/net/swarm"
 
 	"github.com/strata-llm/strata/cluster"
 	"github.com/strata-llm/strata/internal/testdata"
@@ -185,5 +186,69 @@ func TestAdminRoutes(t *testing.T) {
 	}
 	if _, err := http.Get("http://" + first.api + "/cluster/tokens"); err != nil {
 		t.Error(err)
+	}
+}
+
+// TestRemovedWhileAway: two members are cut off until the cluster reaps
+// them; when they come back, each finds out from a member that it was
+// removed: the one whose token still admits it joins again and serves,
+// the one whose token was revoked stops with ErrRemoved.
+func TestRemovedWhileAway(t *testing.T) {
+	model := testdata.Path(t, "models/stories260K-f32.gguf")
+	cfg := func(c MemberConfig) MemberConfig {
+		c.Model, c.Voters, c.ReapAfter, c.LeaderLostAfter = model, 1, 2*time.Second, time.Second
+		return c
+	}
+	first := startMember(t, cfg(MemberConfig{Init: true}))
+	ctx := context.Background()
+	tokA, err := first.m.Token(ctx, time.Hour, "a")
+	if err != nil {
+		t.Fatal(err)
+	}
+	tokB, err := first.m.Token(ctx, time.Hour, "b")
+	if err != nil {
+		t.Fatal(err)
+	}
+	second := startMember(t, cfg(MemberConfig{Join: first.m.Addr(), Token: tokA.Token}))
+	third := startMember(t, cfg(MemberConfig{Join: first.m.Addr(), Token: tokB.Token}))
+	waitFor(t, "three members serving", 60*time.Second, func() bool { return agreed([]*testMember{first, second, third}) })
+	if err := first.m.RevokeToken(ctx, tokB.ID); err != nil {
+		t.Fatal(err)
+	}
+
+	// Cut the two off from everyone, until the cluster reaps them.
+	away := []*testMember{second, third}
+	for _, tm := range away {
+		for _, other := range []*testMember{first, second, third} {
+			if other != tm {
+				tm.m.gater.Ban(other.m.ID())
+				tm.m.host.Network().ClosePeer(other.m.ID())
+			}
+		}
+	}
+	waitFor(t, "both reaped", 30*time.Second, func() bool {
+		mp := first.m.Cluster().Map()
+		return mp.Nodes[second.m.ID().String()] == nil && mp.Nodes[third.m.ID().String()] == nil
+	})
+	for _, tm := range away {
+		for _, other := range []*testMember{first, second, third} {
+			tm.m.gater.Unban(other.m.ID())
+			// The refused dials left a backoff that would delay the
+			// reconnection for minutes.
+			tm.m.host.Network().(*swarm.Swarm).Backoff().Clear(other.m.ID())
+		}
+	}
+
+	if err := runErr(t, third, 30*time.Second); !errors.Is(err, ErrRemoved) || !strings.Contains(err.Error(), "revoked") {
+		t.Errorf("the member with a revoked token: Run = %v, want ErrRemoved saying its token was revoked", err)
+	}
+	waitFor(t, "the other back and serving", 60*time.Second, func() bool {
+		n := first.m.Cluster().Map().Nodes[second.m.ID().String()]
+		return n != nil && n.State == cluster.StateServing
+	})
+	select {
+	case err := <-second.done:
+		t.Fatalf("the member that joined again stopped: %v", err)
+	default:
 	}
 }

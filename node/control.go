@@ -39,7 +39,8 @@ var (
 )
 
 // controlRequest is a control request: Op "join" (Token, Node), "apply"
-// (Command) or "revoked" (Revocation).
+// (Command), "check" (whether the asker is a member) or "revoked"
+// (Revocation).
 type controlRequest struct {
 	Op      string           `json:"op"`
 	Token   string           `json:"token,omitempty"`
@@ -171,6 +172,14 @@ func (m *Member) serveControl(ctx context.Context, from peer.ID, req *controlReq
 			return 0, err
 		}
 		return m.cl.Map().Index, nil
+	case "check": // is the asker still a member, as this member sees it?
+		if mp.Nodes[m.id.String()] == nil {
+			return 0, errors.New("this node is not a member itself: it cannot tell")
+		}
+		if !member {
+			return mp.Index, fmt.Errorf("%w: %s is not in the cluster's map", ErrNotMember, from)
+		}
+		return mp.Index, nil
 	case "revoked":
 		if !member || req.Revocation == nil || req.Revocation.Node != m.id.String() {
 			return 0, fmt.Errorf("%w: %s sent a revocation", ErrNotMember, from)
@@ -195,7 +204,8 @@ func (m *Member) toLeader(ctx context.Context, req *controlRequest) (uint64, err
 }
 
 // control sends a request to a peer and waits for its reply: the map
-// index at which the peer did it, or why it did not.
+// index at which the peer did it, or why it did not (with the peer's
+// index, for a "not a member" answer).
 func (m *Member) control(ctx context.Context, to peer.ID, req *controlRequest) (uint64, error) {
 	ctx, cancel := context.WithTimeout(ctx, controlTimeout)
 	defer cancel()
@@ -221,7 +231,7 @@ func (m *Member) control(ctx context.Context, to peer.ID, req *controlRequest) (
 	case "token":
 		return 0, fmt.Errorf("%w: %s", ErrJoinRefused, strings.TrimPrefix(rep.Err, ErrJoinRefused.Error()+": "))
 	case "not_member":
-		return 0, fmt.Errorf("%w: %s", ErrNotMember, rep.Err)
+		return rep.Index, fmt.Errorf("%w: %s", ErrNotMember, rep.Err)
 	case "not_leader":
 		return 0, &cluster.NotLeaderError{Leader: rep.Leader}
 	}

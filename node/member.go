@@ -82,7 +82,12 @@ type MemberConfig struct {
 	// ReapAfter is how long a dead member stays in the map before it is
 	// removed and must join again with a token (0: 24 h).
 	ReapAfter time.Duration
-	Voters    int // 0: 3
+	// LeaderLostAfter is how long the member goes without a known leader
+	// before it asks its peers whether it is still a member (and then
+	// how often it asks again): one removed while away joins again with
+	// Token if that still admits it, or stops (0: 1 min).
+	LeaderLostAfter time.Duration
+	Voters          int // 0: 3
 	// Failover bounds how long a request waits for a new route after a
 	// stage fails (0: 60 s).
 	Failover time.Duration
@@ -131,11 +136,12 @@ type Member struct {
 	// its counters and the stage's (meter).
 	drv   atomic.Pointer[pipeline.Driver]
 	loads loadMeter
-	// revoked is closed when this member finds itself revoked, in the
-	// map or by the leader's word (markRevoked); Run then stops.
-	revoked     chan struct{}
-	revokedOnce sync.Once
-	revocation  cluster.Revocation // set before revoked is closed
+	// halt is closed when this member must stop (haltWith): revoked (in
+	// the map or by the leader's word), or found removed while away and
+	// unable to join again. Run then stops and returns haltErr.
+	halt     chan struct{}
+	haltOnce sync.Once
+	haltErr  error // set before halt is closed
 
 	mu     sync.Mutex
 	loaded *loadedStage // the layers this member serves, if any
@@ -203,7 +209,7 @@ func StartMember(ctx context.Context, cfg MemberConfig) (_ *Member, err error) {
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return nil, err
 	}
-	m := &Member{cfg: cfg, log: log, ctx: ctx, leave: make(chan struct{}), revoked: make(chan struct{})}
+	m := &Member{cfg: cfg, log: log, ctx: ctx, leave: make(chan struct{}), halt: make(chan struct{})}
 	defer func() {
 		if err != nil {
 			m.Close()
@@ -458,10 +464,6 @@ func (m *Member) addrStrings() []string {
 	return addrs
 }
 
-// lostWarnAfter is how long a member goes without a known leader before it
-// warns that it may have been removed, and then how often it warns again.
-const lostWarnAfter = time.Minute
-
 // addrsEvery is the least time between two reports of a member's
 // addresses, so that addresses that come and go do not flood the log.
 const addrsEvery = 10 * time.Second
@@ -639,11 +641,12 @@ func (m *Member) Run(ctx context.Context) error {
 
 	m.drv.Store(drv)
 	var wg sync.WaitGroup
-	errs := make(chan error, 5)
+	errs := make(chan error, 6)
 	wg.Go(func() { errs <- m.meter(ctx) })
 	wg.Go(func() { errs <- m.cl.Run(ctx) })
 	wg.Go(func() { errs <- drv.Run(ctx) })
 	wg.Go(func() { errs <- m.reconcile(ctx) })
+	wg.Go(func() { errs <- m.watchLeader(ctx) })
 	wg.Go(func() { errs <- srv.Serve(ctx, ln) })
 	m.log.Info("member serving", "addr", m.Addr(), "api", ln.Addr().String())
 	if m.cfg.Listening != nil {
@@ -653,8 +656,8 @@ func (m *Member) Run(ctx context.Context) error {
 	select {
 	case <-ctx.Done():
 	case <-m.leave:
-	case <-m.revoked:
-		all = append(all, m.stopRevoked())
+	case <-m.halt:
+		all = append(all, m.stopHalted())
 	}
 	cancel()
 	wg.Wait()
@@ -693,7 +696,6 @@ func (m *Member) stageInfos() []api.StageInfo {
 func (m *Member) reconcile(ctx context.Context) error {
 	tick := time.NewTicker(time.Second)
 	defer tick.Stop()
-	var lost, warned time.Time // since when no leader is known; the last warning
 	for {
 		ch := m.cl.Changed()
 		mp := m.cl.Map()
@@ -702,16 +704,6 @@ func (m *Member) reconcile(ctx context.Context) error {
 			m.log.Warn("reconcile", "err", err)
 		}
 		m.reportAddrs(ctx, mp)
-		switch {
-		case m.cl.Leader() != "":
-			lost = time.Time{}
-		case lost.IsZero():
-			lost = time.Now()
-		case time.Since(lost) > lostWarnAfter && time.Since(warned) > lostWarnAfter:
-			warned = time.Now()
-			m.log.Warn("no contact with the cluster's leader: if this node was dead longer than the cluster's --reap-after, it was removed and must join again with a token; if it was revoked, members refuse it",
-				"for", time.Since(lost).Round(time.Second))
-		}
 		select {
 		case <-ctx.Done():
 			m.unload()
