@@ -3,7 +3,9 @@ package node
 import (
 	"context"
 	"encoding/json"
+	"io"
 	"net/http"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -35,7 +37,8 @@ func TestLoadMeter(t *testing.T) {
 // TestStatusLoad: GET /cluster/status carries every live member's load,
 // asked over the status protocol: both stages computed the completions'
 // tokens, the gateway generated them, and the other member's round trip
-// is measured; a non-member's status stream is refused.
+// is measured; /metrics has each member's view of the cluster; a
+// non-member's status stream is refused.
 func TestStatusLoad(t *testing.T) {
 	ref := testdata.LoadReference(t, testdata.Path(t, "reference/stories260K-f32.json"))
 	model := ref.ModelPath(t)
@@ -90,6 +93,31 @@ func TestStatusLoad(t *testing.T) {
 	resp.Body.Close()
 	if err != nil || len(bare.Nodes) != 2 || len(bare.Load) != 0 {
 		t.Errorf("status?load=false: %+v, %v; want the map without the load", bare, err)
+	}
+
+	// The same view on /metrics.
+	for _, c := range []struct {
+		tm   *testMember
+		want []string
+	}{
+		{first, []string{`strata_cluster_nodes{state="serving"} 2`, `strata_cluster_nodes{state="dead"} 0`, "strata_cluster_is_leader 1",
+			"strata_cluster_uncovered_layers 0", "strata_cluster_voters 2", "strata_cluster_revoked_nodes 0"}},
+		{second, []string{`strata_cluster_nodes{state="serving"} 2`, "strata_cluster_is_leader 0"}},
+	} {
+		resp, err := http.Get("http://" + c.tm.api + "/metrics")
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		for _, w := range c.want {
+			if !strings.Contains(string(b), w+"\n") {
+				t.Errorf("member %s: no %q in /metrics", shortID(c.tm.m.ID().String()), w)
+			}
+		}
+		if !regexp.MustCompile(`(?m)^strata_stage_tokens_total [1-9]`).Match(b) || !strings.Contains(string(b), "strata_stage_busy_seconds_total ") {
+			t.Errorf("member %s: no stage counters in /metrics", shortID(c.tm.m.ID().String()))
+		}
 	}
 
 	h, err := p2p.NewHost(ctx, p2p.HostConfig{Logger: testLogger(t)})

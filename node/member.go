@@ -607,6 +607,7 @@ func (m *Member) Run(ctx context.Context) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	metrics := api.NewMetrics()
+	metrics.Registry().MustRegister(newClusterCollector(m))
 	drv, err := pipeline.NewDriver([]pipeline.Stage{m.route}, pipeline.DriverConfig{
 		StagesCarry:   true,
 		Sched:         sched.Config{MaxSeqs: m.cfg.MaxSeqs, MaxQueue: m.cfg.MaxQueue},
