@@ -260,9 +260,39 @@ func (c *Cluster) Apply(cmd *Command) error {
 // the others still count it: Raft counts a change's quorum in the new
 // configuration, so the rest agree on it even if the node is gone. A
 // leader that drops itself steps down once the change commits.
+// If it is the only voter, the most senior live member still in Raft is
+// made a voter first: Raft needs one, and a cluster left without any
+// would never elect a leader again.
 func (c *Cluster) dropServer(id string) error {
-	if !c.inConfig(id) {
+	f := c.raft.GetConfiguration()
+	if err := f.Error(); err != nil {
+		return fmt.Errorf("cluster: remove %s from raft: %w", id, err)
+	}
+	in, voters := map[string]bool{}, 0
+	var gone *raft.Server
+	for _, s := range f.Configuration().Servers {
+		in[string(s.ID)] = true
+		if s.Suffrage == raft.Voter {
+			voters++
+		}
+		if string(s.ID) == id {
+			gone = &s
+		}
+	}
+	if gone == nil {
 		return nil
+	}
+	if gone.Suffrage == raft.Voter && voters == 1 {
+		m := c.Map()
+		for _, n := range m.NodeIDs() {
+			if n != id && in[n] && m.Nodes[n].State.Live() {
+				c.log.Info("promoting to voter before removing the only one", "node", n, "removed", id)
+				if err := c.raft.AddVoter(raft.ServerID(n), raft.ServerAddress(n), 0, c.t.Apply).Error(); err != nil {
+					return fmt.Errorf("cluster: promote %s before removing %s: %w", n, id, err)
+				}
+				break
+			}
+		}
 	}
 	if err := c.raft.RemoveServer(raft.ServerID(id), 0, c.t.Apply).Error(); err != nil {
 		return fmt.Errorf("cluster: remove %s from raft: %w", id, err)

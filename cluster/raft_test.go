@@ -648,3 +648,54 @@ func TestReapClockSurvivesLeaderChange(t *testing.T) {
 		return nil
 	})
 }
+
+// TestRevokeOnlyVoter: revoking the cluster's only voter (its leader)
+// first makes the other member a voter, which then leads: Raft is never
+// left without a voter.
+func TestRevokeOnlyVoter(t *testing.T) {
+	all := []*member{openMember(t, "n1", t.TempDir(), true), openMember(t, "n2", t.TempDir(), false)}
+	connect(all...)
+	for _, m := range all {
+		m.c.cfg.Voters = 1 // before Run reads it
+	}
+	n1, n2 := all[0], all[1]
+	waitFor(t, 5*time.Second, "n1 leading", func() error {
+		if !n1.c.IsLeader() {
+			return fmt.Errorf("n1 is %v", n1.c.Raft().State())
+		}
+		return nil
+	})
+	cluster, secret := NewSecret()
+	if err := n1.c.Apply(&Command{Type: CmdInit, Cluster: cluster, Secret: secret}); err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range all {
+		if err := n1.c.Admit(rNode(m.id)); err != nil {
+			t.Fatal(err)
+		}
+		m.run()
+	}
+	waitFor(t, 5*time.Second, "n2 following as a non-voter", func() error {
+		servers, err := raftServers(n1.c)
+		if err != nil || servers["n1"] != raft.Voter || servers["n2"] != raft.Nonvoter {
+			return fmt.Errorf("raft configuration %v, %v", servers, err)
+		}
+		return nil
+	})
+	if err := n1.c.Apply(&Command{Type: CmdRevokeNode, NodeID: "n1", Time: time.Now()}); err != nil {
+		t.Fatalf("revoke the only voter: %v", err)
+	}
+	waitFor(t, 10*time.Second, "n2 leading alone", func() error {
+		if !n2.c.IsLeader() {
+			return fmt.Errorf("n2 is %v", n2.c.Raft().State())
+		}
+		servers, err := raftServers(n2.c)
+		if err != nil || len(servers) != 1 || servers["n2"] != raft.Voter {
+			return fmt.Errorf("raft configuration %v, %v", servers, err)
+		}
+		return nil
+	})
+	if mp := n2.c.Map(); mp.Nodes["n1"] != nil || mp.Revoked["n1"].Node != "n1" {
+		t.Errorf("n2's map: node %v, revocation %+v", mp.Nodes["n1"], mp.Revoked["n1"])
+	}
+}
