@@ -123,17 +123,17 @@ func TestCheckToken(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := m.CheckToken(tok, tokenNow); !errors.Is(err, ErrTokenRevoked) {
+	if _, err := m.CheckToken(tok, tokenNow); !errors.Is(err, ErrTokenRevoked) {
 		t.Errorf("unrecorded token: %v, want ErrTokenRevoked", err)
 	}
-	m.Tokens = map[string]TokenInfo{tt.Nonce: {ID: tt.Nonce, Issued: tokenNow, Expires: tt.Expires}}
-	if err := m.CheckToken(tok, tokenNow); err != nil {
-		t.Errorf("recorded token: %v", err)
+	m.Tokens = map[string]TokenInfo{tt.Nonce: {ID: tt.Nonce, Issued: tokenNow, Expires: tt.Expires, Volunteer: true}}
+	if r, err := m.CheckToken(tok, tokenNow); err != nil || r.ID != tt.Nonce || !r.Volunteer {
+		t.Errorf("recorded token: %+v, %v; want its record", r, err)
 	}
-	if err := m.CheckToken(tok, tokenNow.Add(2*time.Hour)); !errors.Is(err, ErrTokenExpired) {
+	if _, err := m.CheckToken(tok, tokenNow.Add(2*time.Hour)); !errors.Is(err, ErrTokenExpired) {
 		t.Errorf("expired token: %v, want ErrTokenExpired", err)
 	}
-	if err := m.CheckToken(SignToken("c1", []byte("another secret of 32 bytes......"), tokenNow, time.Hour), tokenNow); !errors.Is(err, ErrTokenSignature) {
+	if _, err := m.CheckToken(SignToken("c1", []byte("another secret of 32 bytes......"), tokenNow, time.Hour), tokenNow); !errors.Is(err, ErrTokenSignature) {
 		t.Errorf("foreign token: %v, want ErrTokenSignature", err)
 	}
 }

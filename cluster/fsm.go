@@ -100,7 +100,7 @@ func apply(m *Map, c *Command, idx uint64) error {
 		n := *c.Node
 		n.Addrs = slices.Clone(n.Addrs)
 		if old, ok := m.Nodes[n.ID]; ok {
-			n.Joined, n.Voter = old.Joined, old.Voter
+			n.Joined, n.Voter, n.Volunteer = old.Joined, old.Voter, old.Volunteer
 		} else {
 			n.Joined, n.Voter = idx, false
 		}

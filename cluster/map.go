@@ -75,6 +75,11 @@ type Node struct {
 	// Reach is how others reach the node, as AutoNAT found when it joined:
 	// ReachPublic, ReachPrivate (behind NAT), or "" when unknown.
 	Reach string `json:"reach,omitempty"`
+	// Volunteer: the node joined with a volunteer token. It serves layers
+	// like any member but never votes in Raft, and may change only its
+	// own entry in the map. The leader sets it at admission, from the
+	// token's record; a rejoin keeps it.
+	Volunteer bool `json:"volunteer,omitempty"`
 	// DeadSince is when the leader marked the node dead, by its clock;
 	// zero unless the node is dead.
 	DeadSince time.Time `json:"dead_since,omitzero"`
@@ -204,6 +209,8 @@ type TokenInfo struct {
 	Expires time.Time `json:"expires"`
 	// Note says what the token is for, as its issuer wrote it.
 	Note string `json:"note,omitempty"`
+	// Volunteer: the nodes it admits are volunteers (Node.Volunteer).
+	Volunteer bool `json:"volunteer,omitempty"`
 }
 
 // Revocation records a node the cluster refuses.

@@ -285,7 +285,7 @@ func (c *Cluster) dropServer(id string) error {
 	if gone.Suffrage == raft.Voter && voters == 1 {
 		m := c.Map()
 		for _, n := range m.NodeIDs() {
-			if n != id && in[n] && m.Nodes[n].State.Live() {
+			if n != id && in[n] && m.Nodes[n].State.Live() && !m.Nodes[n].Volunteer {
 				c.log.Info("promoting to voter before removing the only one", "node", n, "removed", id)
 				if err := c.raft.AddVoter(raft.ServerID(n), raft.ServerAddress(n), 0, c.t.Apply).Error(); err != nil {
 					return fmt.Errorf("cluster: promote %s before removing %s: %w", n, id, err)
@@ -483,7 +483,7 @@ func (c *Cluster) reconcile() {
 			suffrage[id] = raft.Nonvoter
 		}
 	}
-	// The most senior live, reachable members vote.
+	// The most senior live, reachable members vote; volunteers never do.
 	voters := 0
 	for _, s := range suffrage {
 		if s == raft.Voter {
@@ -509,7 +509,7 @@ func (c *Cluster) reconcile() {
 		}
 		n := m.Nodes[id]
 		s, in := suffrage[id]
-		if !in || s == raft.Voter || !n.State.Live() || failing[id] {
+		if !in || s == raft.Voter || !n.State.Live() || n.Volunteer || failing[id] {
 			continue
 		}
 		c.log.Info("promoting to voter", "node", id)

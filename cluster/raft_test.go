@@ -699,3 +699,43 @@ func TestRevokeOnlyVoter(t *testing.T) {
 		t.Errorf("n2's map: node %v, revocation %+v", mp.Nodes["n1"], mp.Revoked["n1"])
 	}
 }
+
+// TestVolunteersNeverVote: with room for three voters, the leader makes
+// the members voters but never a volunteer, and a volunteer's rejoin
+// (CmdAddNode without the flag) keeps it a volunteer.
+func TestVolunteersNeverVote(t *testing.T) {
+	all := []*member{openMember(t, "n1", t.TempDir(), true), openMember(t, "n2", t.TempDir(), false), openMember(t, "n3", t.TempDir(), false)}
+	connect(all...)
+	n1 := all[0]
+	waitFor(t, 5*time.Second, "n1 leading", func() error {
+		if !n1.c.IsLeader() {
+			return fmt.Errorf("n1 is %v", n1.c.Raft().State())
+		}
+		return nil
+	})
+	cluster, secret := NewSecret()
+	if err := n1.c.Apply(&Command{Type: CmdInit, Cluster: cluster, Secret: secret}); err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range all {
+		n := rNode(m.id)
+		n.Volunteer = m.id == "n2"
+		if err := n1.c.Admit(n); err != nil {
+			t.Fatal(err)
+		}
+		m.run()
+	}
+	waitFor(t, 5*time.Second, "n1 and n3 voting, n2 not", func() error {
+		servers, err := raftServers(n1.c)
+		if err != nil || servers["n1"] != raft.Voter || servers["n3"] != raft.Voter || servers["n2"] != raft.Nonvoter {
+			return fmt.Errorf("raft configuration %v, %v", servers, err)
+		}
+		return nil
+	})
+	if err := n1.c.Apply(&Command{Type: CmdAddNode, Node: &Node{ID: "n2", Addrs: []string{"/ip4/10.0.0.2/tcp/1"}}}); err != nil {
+		t.Fatal(err)
+	}
+	if n := n1.c.Map().Nodes["n2"]; !n.Volunteer || n.Voter {
+		t.Errorf("n2 after its rejoin: %+v, want a volunteer that does not vote", n)
+	}
+}

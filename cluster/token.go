@@ -111,14 +111,15 @@ var ErrTokenRevoked = errors.New("join token revoked or never issued")
 
 // CheckToken checks a joiner's token against the map at now: signed with
 // the cluster's secret, for this cluster, unexpired, and on record in
-// Tokens (not revoked).
-func (m *Map) CheckToken(s string, now time.Time) error {
+// Tokens (not revoked). It returns the token's record.
+func (m *Map) CheckToken(s string, now time.Time) (TokenInfo, error) {
 	if err := VerifyToken(s, m.Cluster, m.Secret, now); err != nil {
-		return err
+		return TokenInfo{}, err
 	}
 	t, _, _, _ := ParseToken(s)
-	if _, ok := m.Tokens[t.Nonce]; !ok {
-		return fmt.Errorf("%w (token %s)", ErrTokenRevoked, t.Nonce)
+	r, ok := m.Tokens[t.Nonce]
+	if !ok {
+		return TokenInfo{}, fmt.Errorf("%w (token %s)", ErrTokenRevoked, t.Nonce)
 	}
-	return nil
+	return r, nil
 }

@@ -144,7 +144,7 @@ func (m *Member) serveControl(ctx context.Context, from peer.ID, req *controlReq
 			return m.toLeader(ctx, req)
 		}
 		if mp.Nodes[req.Node.ID] == nil { // a rejoining member needs no token
-			if err := mp.CheckToken(req.Token, time.Now()); err != nil {
+			if _, err := mp.CheckToken(req.Token, time.Now()); err != nil {
 				m.log.Warn("refused a join", "peer", req.Node.ID, "err", err)
 				return 0, fmt.Errorf("%w: %w", ErrJoinRefused, err)
 			}
