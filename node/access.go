@@ -44,6 +44,17 @@ type IssuedToken struct {
 // leader: it admits joiners until it expires or is revoked
 // (RevokeToken). note says what it is for.
 func (m *Member) Token(ctx context.Context, ttl time.Duration, note string) (IssuedToken, error) {
+	return m.issueToken(ctx, ttl, note, false)
+}
+
+// VolunteerToken is Token for volunteers: the nodes it admits serve
+// layers but never vote in Raft, and may change only their own entry in
+// the map (not issue tokens, revoke nodes, or change other members).
+func (m *Member) VolunteerToken(ctx context.Context, ttl time.Duration, note string) (IssuedToken, error) {
+	return m.issueToken(ctx, ttl, note, true)
+}
+
+func (m *Member) issueToken(ctx context.Context, ttl time.Duration, note string, volunteer bool) (IssuedToken, error) {
 	if ttl == 0 {
 		ttl = 24 * time.Hour
 	}
@@ -60,7 +71,7 @@ func (m *Member) Token(ctx context.Context, ttl time.Duration, note string) (Iss
 	if err != nil {
 		return IssuedToken{}, err
 	}
-	info := cluster.TokenInfo{ID: t.Nonce, Issued: now.UTC().Truncate(time.Second), Expires: t.Expires, Note: note}
+	info := cluster.TokenInfo{ID: t.Nonce, Issued: now.UTC().Truncate(time.Second), Expires: t.Expires, Note: note, Volunteer: volunteer}
 	if err := m.apply(ctx, &cluster.Command{Type: cluster.CmdAddToken, Token: &info}); err != nil {
 		return IssuedToken{}, fmt.Errorf("record the token: %w", err)
 	}

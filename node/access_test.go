@@ -56,7 +56,7 @@ func TestRevokeNode(t *testing.T) {
 	ctx := context.Background()
 
 	first := startMember(t, MemberConfig{Model: model, Init: true, Capacity: capacity})
-	tok, err := RequestToken(ctx, first.api, "", 10*time.Minute, "two hosts")
+	tok, err := RequestToken(ctx, first.api, "", 10*time.Minute, "two hosts", false)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -250,5 +250,80 @@ func TestRemovedWhileAway(t *testing.T) {
 	case err := <-second.done:
 		t.Fatalf("the member that joined again stopped: %v", err)
 	default:
+	}
+}
+
+// TestVolunteer: a node admitted with a volunteer token serves layers but
+// never votes, and its requests beyond its own entry are refused: issuing
+// a token or revoking a member through its admin API (403), changing
+// another member's state over the control protocol, telling a member it
+// was revoked, or passing a command on as if from a member; changing its
+// own entry is allowed.
+func TestVolunteer(t *testing.T) {
+	ref := testdata.LoadReference(t, testdata.Path(t, "reference/stories260K-f32.json"))
+	model := ref.ModelPath(t)
+	capacity := modelBytes(t, model) * 6 / 10 // two stages
+	ctx := context.Background()
+	first := startMember(t, MemberConfig{Model: model, Init: true, Capacity: capacity})
+	tok, err := RequestToken(ctx, first.api, "", time.Hour, "swarm", true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if listed, _ := FetchTokens(ctx, first.api, ""); !slices.ContainsFunc(listed, func(r cluster.TokenInfo) bool { return r.ID == tok.ID && r.Volunteer }) {
+		t.Errorf("tokens %+v: want %s as a volunteer token", listed, tok.ID)
+	}
+	vol := startMember(t, MemberConfig{Model: model, Join: first.m.Addr(), Token: tok.Token, Capacity: capacity})
+	waitFor(t, "both serving", 60*time.Second, func() bool { return agreed([]*testMember{first, vol}) })
+	c := ref.Cases[0]
+	if got := complete(t, vol.api, c.Prompt, 32); !c.TextMatches(got) {
+		t.Errorf("through the volunteer: %q, want %q", got, c.GreedyText)
+	}
+	time.Sleep(time.Second) // a few rounds of the leader's duties
+	mp := first.m.Cluster().Map()
+	if n := mp.Nodes[vol.m.ID().String()]; n == nil || !n.Volunteer || n.Voter {
+		t.Fatalf("the volunteer in the map: %+v", n)
+	}
+	for _, sv := range first.m.Cluster().Raft().GetConfiguration().Configuration().Servers {
+		if string(sv.ID) == vol.m.ID().String() && sv.Suffrage != raft.Nonvoter {
+			t.Errorf("the volunteer is a %v in Raft", sv.Suffrage)
+		}
+	}
+
+	if _, err := RequestToken(ctx, vol.api, "", time.Hour, "", false); err == nil || !strings.Contains(err.Error(), "403") {
+		t.Errorf("a token through the volunteer: %v, want 403", err)
+	}
+	if _, err := RequestRevoke(ctx, vol.api, "", first.m.ID().String(), ""); err == nil || !strings.Contains(err.Error(), "403") {
+		t.Errorf("revoking a member through the volunteer: %v, want 403", err)
+	}
+	firstID := first.m.ID().String()
+	for name, req := range map[string]*controlRequest{
+		"another's state":   {Op: "apply", Command: &cluster.Command{Type: cluster.CmdSetState, NodeID: firstID, State: cluster.StateDraining}},
+		"vote":              {Op: "apply", Command: &cluster.Command{Type: cluster.CmdSetVoter, NodeID: vol.m.ID().String(), Voter: true}},
+		"as if from first":  {Op: "apply", Origin: firstID, Command: &cluster.Command{Type: cluster.CmdSetState, NodeID: firstID, State: cluster.StateDraining}},
+		"rejoin as another": {Op: "join", Node: &cluster.Node{ID: firstID, Addrs: []string{"/ip4/10.9.9.9/tcp/1"}}},
+	} {
+		if _, err := vol.m.control(ctx, first.m.ID(), req); !errors.Is(err, ErrForbidden) {
+			t.Errorf("%s: %v, want ErrForbidden", name, err)
+		}
+	}
+	if _, err := vol.m.control(ctx, first.m.ID(), &controlRequest{Op: "revoked", Revocation: &cluster.Revocation{Node: firstID}}); err == nil {
+		t.Error("a volunteer told a member it was revoked")
+	}
+	if n := first.m.Cluster().Map().Nodes[firstID]; n.State != cluster.StateServing || first.m.Cluster().Map().Revoked != nil {
+		t.Errorf("after the volunteer's attempts: first %+v, revoked %v", n, first.m.Cluster().Map().Revoked)
+	}
+	select {
+	case err := <-first.done:
+		t.Fatalf("the member stopped: %v", err)
+	default:
+	}
+	// Its own entry it may change.
+	volID := vol.m.ID().String()
+	addrs := []string{"/ip4/127.0.0.1/tcp/9"}
+	if _, err := vol.m.control(ctx, first.m.ID(), &controlRequest{Op: "apply", Command: &cluster.Command{Type: cluster.CmdSetAddrs, NodeID: volID, Addrs: addrs}}); err != nil {
+		t.Errorf("the volunteer changing its own addresses: %v", err)
+	}
+	if n := first.m.Cluster().Map().Nodes[volID]; !slices.Equal(n.Addrs, addrs) {
+		t.Errorf("the volunteer's addresses %v, want %v", n.Addrs, addrs)
 	}
 }

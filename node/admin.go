@@ -107,7 +107,11 @@ func (m *Member) adminHandler() http.Handler {
 		if req.TTLSeconds < 0 {
 			return fmt.Errorf("%w: ttl_seconds %d is negative", errBadRequest, req.TTLSeconds)
 		}
-		tok, err := m.Token(r.Context(), time.Duration(req.TTLSeconds)*time.Second, req.Note)
+		issue := m.Token
+		if req.Volunteer {
+			issue = m.VolunteerToken
+		}
+		tok, err := issue(r.Context(), time.Duration(req.TTLSeconds)*time.Second, req.Note)
 		if err != nil {
 			return err
 		}
@@ -148,6 +152,7 @@ type (
 	tokenRequest struct {
 		TTLSeconds int64  `json:"ttl_seconds"` // 0: 24 h
 		Note       string `json:"note"`
+		Volunteer  bool   `json:"volunteer"`
 	}
 	tokenList struct {
 		Tokens []cluster.TokenInfo `json:"tokens"`
@@ -170,6 +175,8 @@ func adminStatus(err error) int {
 		return http.StatusNotFound
 	case errors.Is(err, errRefused):
 		return http.StatusConflict
+	case errors.Is(err, ErrForbidden):
+		return http.StatusForbidden
 	}
 	return http.StatusServiceUnavailable
 }
@@ -225,10 +232,11 @@ func RequestLeave(ctx context.Context, base, key string) error {
 }
 
 // RequestToken asks the member whose API is at base to issue a join token
-// valid for ttl (0: 24 h), with a note saying what it is for.
-func RequestToken(ctx context.Context, base, key string, ttl time.Duration, note string) (IssuedToken, error) {
+// valid for ttl (0: 24 h), with a note saying what it is for; a volunteer
+// token admits volunteers (Member.VolunteerToken).
+func RequestToken(ctx context.Context, base, key string, ttl time.Duration, note string, volunteer bool) (IssuedToken, error) {
 	var tok IssuedToken
-	err := adminJSON(ctx, http.MethodPost, base, "/cluster/tokens", key, tokenRequest{TTLSeconds: int64(ttl / time.Second), Note: note}, &tok)
+	err := adminJSON(ctx, http.MethodPost, base, "/cluster/tokens", key, tokenRequest{TTLSeconds: int64(ttl / time.Second), Note: note, Volunteer: volunteer}, &tok)
 	return tok, err
 }
 
@@ -363,7 +371,11 @@ func WriteStatus(w io.Writer, st *Status) error {
 		if reach == "" {
 			reach = "-"
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%v\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", name, state, n.Voter, layers, replica, epoch,
+		voter := fmt.Sprint(n.Voter)
+		if n.Volunteer {
+			voter = "volunteer"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", name, state, voter, layers, replica, epoch,
 			hub.FormatBytes(n.Resources.Capacity), res, reach, n.API, addr)
 	}
 	if err := tw.Flush(); err != nil {

@@ -36,6 +36,9 @@ var (
 	// ErrNotMember: a control request or a stage stream from a peer that
 	// is not a member of the cluster.
 	ErrNotMember = errors.New("not a member of the cluster")
+	// ErrForbidden: a volunteer member asked for a change beyond its own
+	// entry in the map.
+	ErrForbidden = errors.New("not allowed to a volunteer")
 )
 
 // controlRequest is a control request: Op "join" (Token, Node), "apply"
@@ -50,6 +53,9 @@ type controlRequest struct {
 	// sends it before cutting the node off, which would otherwise never
 	// learn of the log entry that revoked it.
 	Revocation *cluster.Revocation `json:"revocation,omitempty"`
+	// Origin is the peer a trusted member passes the request on for (a
+	// volunteer's is not believed): the leader authorizes the origin.
+	Origin string `json:"origin,omitempty"`
 }
 
 // controlReply answers a control request: Err is empty on success; Code
@@ -112,6 +118,8 @@ func (m *Member) handleControl(st network.Stream) {
 			rep.Code = "token"
 		case errors.Is(err, ErrNotMember):
 			rep.Code = "not_member"
+		case errors.Is(err, ErrForbidden):
+			rep.Code = "forbidden"
 		case errors.Is(err, cluster.ErrNotLeader):
 			rep.Code, rep.Leader = "not_leader", m.cl.Leader()
 		default:
@@ -128,6 +136,11 @@ func (m *Member) handleControl(st network.Stream) {
 func (m *Member) serveControl(ctx context.Context, from peer.ID, req *controlRequest) (uint64, error) {
 	mp := m.cl.Map()
 	member := mp.Nodes[from.String()] != nil
+	origin := from.String()
+	if req.Origin != "" && trusted(mp, origin) {
+		origin = req.Origin
+	}
+	req.Origin = origin // for the leader, if this member passes it on
 	switch req.Op {
 	case "join":
 		if req.Node == nil || req.Node.ID == "" {
@@ -136,6 +149,9 @@ func (m *Member) serveControl(ctx context.Context, from peer.ID, req *controlReq
 		if req.Node.ID != from.String() && !member {
 			return 0, fmt.Errorf("%w: %s asked to join as %s", ErrJoinRefused, from, req.Node.ID)
 		}
+		if mp.Nodes[req.Node.ID] != nil && req.Node.ID != origin && !trusted(mp, origin) {
+			return 0, fmt.Errorf("%w: %s may rejoin only itself, not %s", ErrForbidden, origin, req.Node.ID)
+		}
 		if r, ok := mp.Revoked[req.Node.ID]; ok {
 			m.log.Warn("refused a join from a revoked node", "peer", req.Node.ID)
 			return 0, fmt.Errorf("%w: node %s was revoked at %s", ErrJoinRefused, r.Node, r.At.Format(time.RFC3339))
@@ -143,18 +159,21 @@ func (m *Member) serveControl(ctx context.Context, from peer.ID, req *controlReq
 		if !m.cl.IsLeader() {
 			return m.toLeader(ctx, req)
 		}
-		if mp.Nodes[req.Node.ID] == nil { // a rejoining member needs no token
-			if _, err := mp.CheckToken(req.Token, time.Now()); err != nil {
-				m.log.Warn("refused a join", "peer", req.Node.ID, "err", err)
+		node := *req.Node
+		if mp.Nodes[node.ID] == nil { // a rejoining member needs no token, and stays what it was
+			tok, err := mp.CheckToken(req.Token, time.Now())
+			if err != nil {
+				m.log.Warn("refused a join", "peer", node.ID, "err", err)
 				return 0, fmt.Errorf("%w: %w", ErrJoinRefused, err)
 			}
+			node.Volunteer = tok.Volunteer
 		}
 		if mp.Model != nil && req.Node.Model != mp.Model.Digest {
 			m.log.Warn("a node joined with another model file: it gets no layers", "peer", req.Node.ID, "model", req.Node.Model, "cluster_model", mp.Model.Digest)
 		}
-		m.log.Info("admitting node", "peer", req.Node.ID, "capacity", req.Node.Resources.Capacity)
-		m.gater.Allow(peer.ID(req.Node.ID))
-		if err := m.cl.Admit(*req.Node); err != nil {
+		m.log.Info("admitting node", "peer", node.ID, "capacity", node.Resources.Capacity, "volunteer", node.Volunteer)
+		m.gater.Allow(peer.ID(node.ID))
+		if err := m.cl.Admit(node); err != nil {
 			return 0, err
 		}
 		return m.cl.Map().Index, nil
@@ -164,6 +183,10 @@ func (m *Member) serveControl(ctx context.Context, from peer.ID, req *controlReq
 		}
 		if req.Command == nil {
 			return 0, fmt.Errorf("an apply without a command")
+		}
+		if err := authorize(mp, origin, req.Command); err != nil {
+			m.log.Warn("refused a command", "from", origin, "err", err)
+			return 0, err
 		}
 		if !m.cl.IsLeader() {
 			return m.toLeader(ctx, req)
@@ -181,7 +204,7 @@ func (m *Member) serveControl(ctx context.Context, from peer.ID, req *controlReq
 		}
 		return mp.Index, nil
 	case "revoked":
-		if !member || req.Revocation == nil || req.Revocation.Node != m.id.String() {
+		if !trusted(mp, from.String()) || req.Revocation == nil || req.Revocation.Node != m.id.String() {
 			return 0, fmt.Errorf("%w: %s sent a revocation", ErrNotMember, from)
 		}
 		m.markRevoked(*req.Revocation)
@@ -232,6 +255,8 @@ func (m *Member) control(ctx context.Context, to peer.ID, req *controlRequest) (
 		return 0, fmt.Errorf("%w: %s", ErrJoinRefused, strings.TrimPrefix(rep.Err, ErrJoinRefused.Error()+": "))
 	case "not_member":
 		return rep.Index, fmt.Errorf("%w: %s", ErrNotMember, rep.Err)
+	case "forbidden":
+		return 0, fmt.Errorf("%w: %s", ErrForbidden, strings.TrimPrefix(rep.Err, ErrForbidden.Error()+": "))
 	case "not_leader":
 		return 0, &cluster.NotLeaderError{Leader: rep.Leader}
 	}
@@ -290,3 +315,33 @@ func (m *Member) catchUp(ctx context.Context, idx uint64) {
 
 // catchUpWait bounds catchUp: a follower a moment behind the leader.
 const catchUpWait = 2 * time.Second
+
+// trusted reports whether id is a member that is not a volunteer.
+func trusted(mp *cluster.Map, id string) bool {
+	n := mp.Nodes[id]
+	return n != nil && !n.Volunteer
+}
+
+// authorize checks that the member origin may have cmd applied: a member
+// anything, a volunteer only changes to its own entry (its state,
+// addresses, rejoin and leaving).
+func authorize(mp *cluster.Map, origin string, cmd *cluster.Command) error {
+	n := mp.Nodes[origin]
+	if n == nil {
+		return fmt.Errorf("%w: %s", ErrNotMember, origin)
+	}
+	if !n.Volunteer {
+		return nil
+	}
+	self := false
+	switch cmd.Type {
+	case cluster.CmdSetState, cluster.CmdSetAddrs, cluster.CmdRemoveNode:
+		self = cmd.NodeID == origin
+	case cluster.CmdAddNode:
+		self = cmd.Node != nil && cmd.Node.ID == origin
+	}
+	if !self {
+		return fmt.Errorf("%w: volunteer %s may change only its own entry (asked for %s)", ErrForbidden, shortID(origin), cmd.Type)
+	}
+	return nil
+}

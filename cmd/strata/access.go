@@ -24,7 +24,7 @@ func adminFlags(fs *flag.FlagSet) (api, key func() string) {
 
 // tokenCmd is `strata token create|list|revoke`.
 func tokenCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	const help = "usage: strata token create [--ttl DURATION] [--note TEXT] [--api HOST:PORT]\n" +
+	const help = "usage: strata token create [--ttl DURATION] [--note TEXT] [--volunteer] [--api HOST:PORT]\n" +
 		"       strata token list [--json] [--api HOST:PORT]\n" +
 		"       strata token revoke ID [--api HOST:PORT]\n\n" +
 		"Issues, lists and revokes the cluster's join tokens. A token admits new\n" +
@@ -45,13 +45,14 @@ func tokenCmd(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	case "create":
 		ttl := fs.Duration("ttl", 24*time.Hour, "how long the token admits joiners")
 		note := fs.String("note", "", "what the token is for, shown by `strata token list`")
+		volunteer := fs.Bool("volunteer", false, "admit volunteers: they serve layers but never vote, and change only their own entry in the map")
 		if _, err := parse(fs, args); err != nil {
 			return err
 		}
 		if *ttl < time.Second {
 			return fmt.Errorf("token create: --ttl %v: at least a second", *ttl)
 		}
-		tok, err := node.RequestToken(ctx, api(), key(), *ttl, *note)
+		tok, err := node.RequestToken(ctx, api(), key(), *ttl, *note, *volunteer)
 		if err != nil {
 			return err
 		}
@@ -73,9 +74,13 @@ func tokenCmd(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 			return enc.Encode(toks)
 		}
 		tw := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', 0)
-		fmt.Fprintln(tw, "ID\tISSUED\tEXPIRES\tNOTE")
+		fmt.Fprintln(tw, "ID\tADMITS\tISSUED\tEXPIRES\tNOTE")
 		for _, t := range toks {
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", t.ID, t.Issued.Local().Format(time.RFC3339), t.Expires.Local().Format(time.RFC3339), t.Note)
+			admits := "members"
+			if t.Volunteer {
+				admits = "volunteers"
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", t.ID, admits, t.Issued.Local().Format(time.RFC3339), t.Expires.Local().Format(time.RFC3339), t.Note)
 		}
 		return tw.Flush()
 	case "revoke":
