@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -653,28 +654,8 @@ func TestReapClockSurvivesLeaderChange(t *testing.T) {
 // first makes the other member a voter, which then leads: Raft is never
 // left without a voter.
 func TestRevokeOnlyVoter(t *testing.T) {
-	all := []*member{openMember(t, "n1", t.TempDir(), true), openMember(t, "n2", t.TempDir(), false)}
-	connect(all...)
-	for _, m := range all {
-		m.c.cfg.Voters = 1 // before Run reads it
-	}
+	all := admitted(t, 2, 1)
 	n1, n2 := all[0], all[1]
-	waitFor(t, 5*time.Second, "n1 leading", func() error {
-		if !n1.c.IsLeader() {
-			return fmt.Errorf("n1 is %v", n1.c.Raft().State())
-		}
-		return nil
-	})
-	cluster, secret := NewSecret()
-	if err := n1.c.Apply(&Command{Type: CmdInit, Cluster: cluster, Secret: secret}); err != nil {
-		t.Fatal(err)
-	}
-	for _, m := range all {
-		if err := n1.c.Admit(rNode(m.id)); err != nil {
-			t.Fatal(err)
-		}
-		m.run()
-	}
 	waitFor(t, 5*time.Second, "n2 following as a non-voter", func() error {
 		servers, err := raftServers(n1.c)
 		if err != nil || servers["n1"] != raft.Voter || servers["n2"] != raft.Nonvoter {
@@ -704,27 +685,8 @@ func TestRevokeOnlyVoter(t *testing.T) {
 // the members voters but never a volunteer, and a volunteer's rejoin
 // (CmdAddNode without the flag) keeps it a volunteer.
 func TestVolunteersNeverVote(t *testing.T) {
-	all := []*member{openMember(t, "n1", t.TempDir(), true), openMember(t, "n2", t.TempDir(), false), openMember(t, "n3", t.TempDir(), false)}
-	connect(all...)
+	all := admitted(t, 3, 3, "n2")
 	n1 := all[0]
-	waitFor(t, 5*time.Second, "n1 leading", func() error {
-		if !n1.c.IsLeader() {
-			return fmt.Errorf("n1 is %v", n1.c.Raft().State())
-		}
-		return nil
-	})
-	cluster, secret := NewSecret()
-	if err := n1.c.Apply(&Command{Type: CmdInit, Cluster: cluster, Secret: secret}); err != nil {
-		t.Fatal(err)
-	}
-	for _, m := range all {
-		n := rNode(m.id)
-		n.Volunteer = m.id == "n2"
-		if err := n1.c.Admit(n); err != nil {
-			t.Fatal(err)
-		}
-		m.run()
-	}
 	waitFor(t, 5*time.Second, "n1 and n3 voting, n2 not", func() error {
 		servers, err := raftServers(n1.c)
 		if err != nil || servers["n1"] != raft.Voter || servers["n3"] != raft.Voter || servers["n2"] != raft.Nonvoter {
@@ -738,4 +700,39 @@ func TestVolunteersNeverVote(t *testing.T) {
 	if n := n1.c.Map().Nodes["n2"]; !n.Volunteer || n.Voter {
 		t.Errorf("n2 after its rejoin: %+v, want a volunteer that does not vote", n)
 	}
+}
+
+// admitted returns n members n1..nN (n1 bootstrapped) of a cluster of up
+// to voters voters, each admitted and running; the IDs in volunteers are
+// admitted as volunteers.
+func admitted(t *testing.T, n, voters int, volunteers ...string) []*member {
+	t.Helper()
+	var all []*member
+	for i := range n {
+		all = append(all, openMember(t, fmt.Sprintf("n%d", i+1), t.TempDir(), i == 0))
+	}
+	connect(all...)
+	for _, m := range all {
+		m.c.cfg.Voters = voters // before Run reads it
+	}
+	n1 := all[0]
+	waitFor(t, 5*time.Second, "n1 leading", func() error {
+		if !n1.c.IsLeader() {
+			return fmt.Errorf("n1 is %v", n1.c.Raft().State())
+		}
+		return nil
+	})
+	cluster, secret := NewSecret()
+	if err := n1.c.Apply(&Command{Type: CmdInit, Cluster: cluster, Secret: secret}); err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range all {
+		nd := rNode(m.id)
+		nd.Volunteer = slices.Contains(volunteers, m.id)
+		if err := n1.c.Admit(nd); err != nil {
+			t.Fatal(err)
+		}
+		m.run()
+	}
+	return all
 }
