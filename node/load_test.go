@@ -101,7 +101,7 @@ func TestStatusLoad(t *testing.T) {
 		want []string
 	}{
 		{first, []string{`strata_cluster_nodes{state="serving"} 2`, `strata_cluster_nodes{state="dead"} 0`, "strata_cluster_is_leader 1",
-			"strata_cluster_uncovered_layers 0", "strata_cluster_voters 2", "strata_cluster_revoked_nodes 0"}},
+			"strata_cluster_uncovered_layers 0", "strata_cluster_voters 2", "strata_cluster_volunteers 0", "strata_cluster_revoked_nodes 0"}},
 		{second, []string{`strata_cluster_nodes{state="serving"} 2`, "strata_cluster_is_leader 0"}},
 	} {
 		resp, err := http.Get("http://" + c.tm.api + "/metrics")
