@@ -122,16 +122,8 @@ func (m *Member) Revoke(ctx context.Context, node, reason string) (cluster.Revoc
 	if r, ok := mp.Revoked[id]; ok {
 		return r, nil
 	}
-	if mp.Nodes[id] != nil {
-		others := 0
-		for oid, n := range mp.Nodes {
-			if oid != id && n.State.Live() {
-				others++
-			}
-		}
-		if others == 0 {
-			return cluster.Revocation{}, fmt.Errorf("%w: %s is the cluster's only live member", errRefused, shortID(id))
-		}
+	if n := mp.Nodes[id]; n != nil && !n.Volunteer && !trustedBesides(mp, id) {
+		return cluster.Revocation{}, fmt.Errorf("%w: %s is the cluster's only live member that may vote", errRefused, shortID(id))
 	}
 	r := cluster.Revocation{Node: id, At: time.Now().UTC().Truncate(time.Second), Reason: reason}
 	if err := m.apply(ctx, &cluster.Command{Type: cluster.CmdRevokeNode, NodeID: id, Reason: reason, Time: r.At}); err != nil {
@@ -154,6 +146,17 @@ func (m *Member) LiftRevocation(ctx context.Context, node string) error {
 		return err
 	}
 	return m.apply(ctx, &cluster.Command{Type: cluster.CmdLiftRevocation, NodeID: id})
+}
+
+// trustedBesides reports whether mp has a live member other than id that
+// is not a volunteer: one that can vote once id is gone.
+func trustedBesides(mp *cluster.Map, id string) bool {
+	for oid, n := range mp.Nodes {
+		if oid != id && n.State.Live() && !n.Volunteer {
+			return true
+		}
+	}
+	return false
 }
 
 // resolveNode finds the node that s names in mp: a member's or revoked

@@ -292,8 +292,8 @@ func TestVolunteer(t *testing.T) {
 	if _, err := RequestToken(ctx, vol.api, "", time.Hour, "", false); err == nil || !strings.Contains(err.Error(), "403") {
 		t.Errorf("a token through the volunteer: %v, want 403", err)
 	}
-	if _, err := RequestRevoke(ctx, vol.api, "", first.m.ID().String(), ""); err == nil || !strings.Contains(err.Error(), "403") {
-		t.Errorf("revoking a member through the volunteer: %v, want 403", err)
+	if _, err := RequestRevoke(ctx, vol.api, "", vol.m.ID().String(), ""); err == nil || !strings.Contains(err.Error(), "403") {
+		t.Errorf("a revocation through the volunteer: %v, want 403", err)
 	}
 	firstID := first.m.ID().String()
 	for name, req := range map[string]*controlRequest{
@@ -325,5 +325,13 @@ func TestVolunteer(t *testing.T) {
 	}
 	if n := first.m.Cluster().Map().Nodes[volID]; !slices.Equal(n.Addrs, addrs) {
 		t.Errorf("the volunteer's addresses %v, want %v", n.Addrs, addrs)
+	}
+	// The only member that may vote can neither be revoked nor leave:
+	// volunteers alone would have no Raft.
+	if _, err := RequestRevoke(ctx, first.api, "", firstID, ""); err == nil || !strings.Contains(err.Error(), "409") {
+		t.Errorf("revoking the only voter-capable member: %v, want 409", err)
+	}
+	if err := RequestLeave(ctx, first.api, ""); err == nil || !strings.Contains(err.Error(), "only live member that may vote") {
+		t.Errorf("the only voter-capable member leaving: %v, want a refusal", err)
 	}
 }

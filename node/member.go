@@ -878,6 +878,9 @@ func (m *Member) localStage(a cluster.Assignment) pipeline.Stage {
 // and Raft; Run returns.
 func (m *Member) Leave(ctx context.Context) error {
 	id := m.id.String()
+	if mp := m.cl.Map(); len(mp.Nodes) > 1 && trusted(mp, id) && !trustedBesides(mp, id) {
+		return fmt.Errorf("%w: this is the only live member that may vote; volunteers cannot carry the cluster on", errRefused)
+	}
 	if err := m.apply(ctx, &cluster.Command{Type: cluster.CmdSetState, NodeID: id, State: cluster.StateDraining}); err != nil {
 		return err
 	}
