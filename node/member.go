@@ -132,6 +132,9 @@ type Member struct {
 	// addresses (reportAddrs); reconcile's own.
 	addrsReported time.Time
 
+	// metrics is the API's, once Run has made it (the route counts its
+	// failovers there).
+	metrics *api.Metrics
 	// drv is the gateway's driver, once Run has made it; loads samples
 	// its counters and the stage's (meter).
 	drv   atomic.Pointer[pipeline.Driver]
@@ -608,6 +611,7 @@ func (m *Member) Run(ctx context.Context) error {
 	defer cancel()
 	metrics := api.NewMetrics()
 	metrics.Registry().MustRegister(newClusterCollector(m))
+	m.metrics = metrics
 	drv, err := pipeline.NewDriver([]pipeline.Stage{m.route}, pipeline.DriverConfig{
 		StagesCarry:   true,
 		Sched:         sched.Config{MaxSeqs: m.cfg.MaxSeqs, MaxQueue: m.cfg.MaxQueue},

@@ -142,6 +142,11 @@ func (r *routeStage) Forward(ctx context.Context, b *pipeline.Batch) (*pipeline.
 			return nil, err
 		}
 		r.m.log.Warn("a hop failed: re-routing and replaying the live sequences", "err", err)
+		r.m.metrics.IncFailover()
+		var re *p2p.RemoteError
+		if errors.As(err, &re) {
+			r.m.metrics.IncPeerFault(re.Peer.String(), faultCause(err))
+		}
 		r.drop(gen, err)
 		lastErr = err
 	}
@@ -165,6 +170,19 @@ func runStages(ctx context.Context, segs []pipeline.Stage, b *pipeline.Batch) (*
 		}
 	}
 	return b, nil
+}
+
+// faultCause names why a hop failed, for strata_peer_faults_total.
+func faultCause(err error) string {
+	switch {
+	case errors.Is(err, p2p.ErrProtocol):
+		return "protocol"
+	case errors.Is(err, p2p.ErrStaleRoute), errors.Is(err, p2p.ErrWrongLayers):
+		return "stale"
+	case errors.Is(err, p2p.ErrStageFailed):
+		return "failed"
+	}
+	return "unreachable"
 }
 
 // retryable reports whether a failed hop calls for another route.

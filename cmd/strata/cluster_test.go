@@ -4,10 +4,12 @@ import (
 	"bufio"
 	"bytes"
 	"encoding/json"
+	"io"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"sync"
 	"syscall"
@@ -313,6 +315,16 @@ func TestClusterFailover(t *testing.T) {
 		t.Fatalf("the stream finished without a failover; the kill came too late")
 	}
 	t.Logf("pause in the stream across the failover: %v", pause)
+	resp, err := http.Get("http://" + gw.api + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	metrics, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if !regexp.MustCompile(`(?m)^strata_failovers_total [1-9]`).Match(metrics) ||
+		!regexp.MustCompile(`(?m)^strata_peer_faults_total\{cause="unreachable",peer="`+next.Node+`"\} [1-9]`).Match(metrics) {
+		t.Errorf("the gateway's /metrics do not count the failover and the dead peer's fault:\n%s", grepLines(string(metrics), "strata_failovers_total", "strata_peer_faults_total"))
+	}
 
 	waitUntil(t, "the killed node marked dead and its layers served by others", 30*time.Second, func() bool {
 		st := status(gw.api)
@@ -343,4 +355,17 @@ func TestClusterFailover(t *testing.T) {
 			t.Errorf("member %s after the failover: %q, want %q", p.api, again, want)
 		}
 	}
+}
+
+// grepLines returns the lines of s that start with one of prefixes.
+func grepLines(s string, prefixes ...string) string {
+	var out []string
+	for _, l := range strings.Split(s, "\n") {
+		for _, p := range prefixes {
+			if strings.HasPrefix(l, p) {
+				out = append(out, l)
+			}
+		}
+	}
+	return strings.Join(out, "\n")
 }

@@ -34,6 +34,7 @@ import (
 //	wire_codec_ratio                       raw / encoded over all bytes so far
 //	kv_cache_bytes, kv_cache_capacity_bytes KV cache use (SetKVBytes)
 //	failovers_total                        route repairs after a failed hop (IncFailover)
+//	peer_faults_total{peer,cause}          failed hops by the peer at fault and why (IncPeerFault)
 //
 // and the Go runtime and process collectors.
 type Metrics struct {
@@ -52,6 +53,7 @@ type Metrics struct {
 	kvBytes         prometheus.Gauge
 	kvCapacity      prometheus.Gauge
 	failovers       prometheus.Counter
+	peerFaults      *prometheus.CounterVec
 
 	wireRaw, wireEncoded atomic.Int64 // totals, for the codec ratio
 	onScrape             func()       // set before serving; see OnScrape
@@ -108,9 +110,12 @@ func NewMetrics() *Metrics {
 	m.failovers = prometheus.NewCounter(prometheus.CounterOpts{
 		Name: "strata_failovers_total", Help: "Route repairs after a failed hop.",
 	})
+	m.peerFaults = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "strata_peer_faults_total", Help: "Failed hops, by the peer at fault and the cause: unreachable, protocol (malformed or non-finite activations), stale (its layers moved), failed (it failed the batch).",
+	}, []string{"peer", "cause"})
 	m.reg.MustRegister(m.requests, m.requestDuration, m.inFlight, m.queueDepth, m.ttft, m.itl,
 		m.promptTokens, m.generated, m.stageForward, m.wireBytes, codecRatio, m.kvBytes, m.kvCapacity,
-		m.failovers, collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+		m.failovers, m.peerFaults, collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	m.wireBytes.WithLabelValues("raw")
 	m.wireBytes.WithLabelValues("encoded")
 	return m
@@ -179,6 +184,14 @@ func (m *Metrics) IncFailover() {
 		return
 	}
 	m.failovers.Inc()
+}
+
+// IncPeerFault counts one failed hop of peer's, for cause.
+func (m *Metrics) IncPeerFault(peer, cause string) {
+	if m == nil {
+		return
+	}
+	m.peerFaults.WithLabelValues(peer, cause).Inc()
 }
 
 // SetQueueDepth reports how many sequences wait for admission.
