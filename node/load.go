@@ -45,8 +45,10 @@ type NodeLoad struct {
 const (
 	loadWindow = time.Minute
 	loadEvery  = 5 * time.Second
-	// loadTimeout bounds the wait for another member's load.
+	// loadTimeout bounds the wait for another member's load, and
+	// loadAsks how many members are asked at once.
 	loadTimeout = 2 * time.Second
+	loadAsks    = 32
 )
 
 // loadSample is the member's counters at one time.
@@ -163,13 +165,14 @@ func (m *Member) handleStatus(st network.Stream) {
 	}
 }
 
-// Loads asks every member of mp that is not dead for its load, at once,
-// each within loadTimeout, and returns them in mp's order of seniority;
+// Loads asks every member of mp that is not dead for its load, up to
+// loadAsks at once, each within loadTimeout, and returns them in mp's order of seniority;
 // one that did not answer has Err set.
 func (m *Member) Loads(ctx context.Context, mp *cluster.Map) []NodeLoad {
 	ids := mp.NodeIDs()
 	out := make([]NodeLoad, 0, len(ids))
 	var wg sync.WaitGroup
+	sem := make(chan struct{}, loadAsks)
 	for _, id := range ids {
 		if mp.Nodes[id].State == cluster.StateDead {
 			continue
@@ -180,7 +183,11 @@ func (m *Member) Loads(ctx context.Context, mp *cluster.Map) []NodeLoad {
 			*l = m.Load()
 			continue
 		}
-		wg.Go(func() { *l = m.askLoad(ctx, id) })
+		wg.Go(func() {
+			sem <- struct{}{}
+			*l = m.askLoad(ctx, id)
+			<-sem
+		})
 	}
 	wg.Wait()
 	return out
