@@ -28,7 +28,7 @@ func tokenCmd(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		"       strata token list [--json] [--api HOST:PORT]\n" +
 		"       strata token revoke ID [--api HOST:PORT]\n\n" +
 		"Issues, lists and revokes the cluster's join tokens. A token admits new\n" +
-		"nodes until it expires or is revoked; nodes it admitted stay members.\n\nFlags:"
+		"nodes until it expires or is revoked; nodes it admitted stay members."
 	if len(args) == 0 {
 		fmt.Fprintln(stderr, help)
 		return errors.New("token: want create, list or revoke")
@@ -38,13 +38,13 @@ func tokenCmd(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs.SetOutput(stderr)
 	api, key := adminFlags(fs)
 	fs.Usage = func() {
-		fmt.Fprintln(stderr, help)
+		fmt.Fprintln(stderr, help+"\n\nFlags:")
 		fs.PrintDefaults()
 	}
 	switch sub {
 	case "create":
 		ttl := fs.Duration("ttl", 24*time.Hour, "how long the token admits joiners")
-		note := fs.String("note", "", "what the token is for, shown by `strata token list`")
+		note := fs.String("note", "", "`text` saying what the token is for, shown by strata token list")
 		volunteer := fs.Bool("volunteer", false, "admit volunteers: they serve layers but never vote, and change only their own entry in the map")
 		if _, err := parse(fs, args); err != nil {
 			return err
@@ -103,7 +103,7 @@ func revokeCmd(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	fs := flag.NewFlagSet("revoke", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	api, key := adminFlags(fs)
-	reason := fs.String("reason", "", "why, recorded in the map and shown by `strata status`")
+	reason := fs.String("reason", "", "`text` saying why, recorded in the map and shown by strata status")
 	lift := fs.Bool("lift", false, "lift the node's revocation instead: it may join again, with a token")
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, "usage: strata revoke NODE [--reason TEXT] [--api HOST:PORT]\n       strata revoke --lift NODE [--api HOST:PORT]\n\n"+
