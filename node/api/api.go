@@ -25,8 +25,9 @@ import (
 //   - when ctx ends (the client went away, or the server stopped listening
 //     to it), it stops the sequence and returns ctx.Err() or one wrapping it;
 //   - when it cannot admit the sequence, it returns before any emit an error
-//     wrapping ErrOverloaded (its queue is full) or ErrLoading (the model is
-//     not ready), optionally as a *RetryError carrying a retry hint.
+//     wrapping ErrOverloaded (its queue is full), ErrLoading (the model is
+//     not ready) or ErrShuttingDown (it stops serving), optionally as a
+//     *RetryError carrying a retry hint.
 //
 // emit never blocks on the network: the server queues chunks for its
 // writer, so a slow client never stalls a batch. emit must not be called
@@ -167,6 +168,12 @@ var ErrOverloaded = errors.New("overloaded")
 // ready to serve (loading weights, no complete route): the server answers
 // 503 Service Unavailable with Retry-After.
 var ErrLoading = errors.New("model loading")
+
+// ErrShuttingDown is wrapped by a Generator's error when the node stops
+// serving (its shutdown's grace period is over): the server answers 503
+// Service Unavailable with Retry-After; another node may serve the
+// request.
+var ErrShuttingDown = errors.New("shutting down")
 
 // RetryError carries a hint of when to retry along with ErrOverloaded or
 // ErrLoading. The server sends After, rounded up to whole seconds, as the

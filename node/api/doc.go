@@ -19,9 +19,10 @@
 // events. The Generator sees token ids and sampling parameters only.
 //
 // Gateway behaviour: a Generator whose queue is full returns ErrOverloaded
-// (429 with Retry-After), one that is not ready ErrLoading (503 with
-// Retry-After), and Config.MaxConcurrent bounds the requests in flight at
-// the gateway itself. A client that disconnects cancels its request's
+// (429 with Retry-After), one that is not ready ErrLoading and one that
+// stops serving ErrShuttingDown (503 with Retry-After), and
+// Config.MaxConcurrent bounds the requests in flight at the gateway
+// itself. A client that disconnects cancels its request's
 // context, and the Generator then cancels its sequence along the route.
 // Streamed responses commit their status only with the first token, so an
 // overloaded or loading Generator is still answered with a proper status.

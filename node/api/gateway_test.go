@@ -69,8 +69,8 @@ func nextData(t *testing.T, r *bufio.Reader) string {
 	}
 }
 
-// TestOverloaded checks that a Generator's ErrOverloaded and ErrLoading
-// become 429 and 503 with Retry-After, also on streaming routes (whose
+// TestOverloaded checks that a Generator's ErrOverloaded, ErrLoading and
+// ErrShuttingDown become 429 and 503 with Retry-After, also on streaming routes (whose
 // status is committed only with the first token), in each route's shape.
 func TestOverloaded(t *testing.T) {
 	chatBody := `{"model":"strata-test","messages":[{"role":"user","content":"hi"}]`
@@ -85,6 +85,7 @@ func TestOverloaded(t *testing.T) {
 		{"wrapped", errors.Join(errors.New("queue full: 64 waiting"), api.ErrOverloaded), 429, "1"},
 		{"loading", api.ErrLoading, 503, "1"},
 		{"loading with hint", &api.RetryError{Err: api.ErrLoading, After: 30 * time.Second}, 503, "30"},
+		{"shutting down", api.ErrShuttingDown, 503, "1"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			f := newFixture(t, api.Config{}, &apitest.Generator{Err: tc.err})
@@ -108,6 +109,9 @@ func TestOverloaded(t *testing.T) {
 				} else {
 					var e tgiError
 					want := map[int]string{429: "overloaded", 503: "loading"}[tc.status]
+					if errors.Is(tc.err, api.ErrShuttingDown) {
+						want = "unavailable"
+					}
 					if json.Unmarshal(b, &e); e.ErrorType != want {
 						t.Errorf("%s: error_type %q, want %q: %s", r.path, e.ErrorType, want, b)
 					}

@@ -323,6 +323,9 @@ func (s *Server) generatorError(err error) *apiError {
 	case errors.Is(err, ErrLoading):
 		return &apiError{status: http.StatusServiceUnavailable, code: "model_loading", retry: retry,
 			message: "the model is loading; retry later"}
+	case errors.Is(err, ErrShuttingDown):
+		return &apiError{status: http.StatusServiceUnavailable, code: "shutting_down", tgiType: "unavailable", retry: retry,
+			message: "this node is shutting down; retry, here later or on another node"}
 	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
 		// The client is gone; whatever is written is not read.
 		return &apiError{status: 499, message: "request canceled", typ: "server_error"}
