@@ -645,14 +645,22 @@ func (m *Member) Run(ctx context.Context) error {
 	}
 
 	m.drv.Store(drv)
+	// The driver outlives ctx until the API has let the requests in
+	// flight finish (api.Config.ShutdownTimeout): stopping it with ctx
+	// failed them at once.
+	drvCtx, stopDrv := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopDrv()
 	var wg sync.WaitGroup
 	errs := make(chan error, 6)
 	wg.Go(func() { errs <- m.meter(ctx) })
 	wg.Go(func() { errs <- m.cl.Run(ctx) })
-	wg.Go(func() { errs <- drv.Run(ctx) })
+	wg.Go(func() { errs <- drv.Run(drvCtx) })
 	wg.Go(func() { errs <- m.reconcile(ctx) })
 	wg.Go(func() { errs <- m.watchLeader(ctx) })
-	wg.Go(func() { errs <- srv.Serve(ctx, ln) })
+	wg.Go(func() {
+		errs <- srv.Serve(ctx, ln)
+		stopDrv()
+	})
 	m.log.Info("member serving", "addr", m.Addr(), "api", ln.Addr().String())
 	if m.cfg.Listening != nil {
 		m.cfg.Listening(m.Addr(), ln.Addr().String())
@@ -710,8 +718,7 @@ func (m *Member) reconcile(ctx context.Context) error {
 		}
 		m.reportAddrs(ctx, mp)
 		select {
-		case <-ctx.Done():
-			m.unload()
+		case <-ctx.Done(): // the stage stays for the requests in flight; Close unloads it
 			return nil
 		case <-ch:
 		case <-tick.C:

@@ -108,12 +108,15 @@ func Serve(ctx context.Context, cfg ServeConfig) error {
 		cfg.Listening(ln.Addr().String())
 	}
 
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
+	// The driver outlives ctx until the API has let the requests in flight
+	// finish (api.Config.ShutdownTimeout): stopping it with ctx failed
+	// them at once.
+	drvCtx, stopDrv := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopDrv()
 	runErr := make(chan error, 1)
-	go func() { runErr <- drv.Run(ctx) }()
+	go func() { runErr <- drv.Run(drvCtx) }()
 	err = srv.Serve(ctx, ln)
-	cancel()
+	stopDrv()
 	return errors.Join(err, <-runErr)
 }
 
@@ -281,7 +284,7 @@ func (g *gateway) Generate(ctx context.Context, req *api.Request, emit func(api.
 	case errors.Is(err, sched.ErrQueueFull):
 		return fmt.Errorf("%w: %w", api.ErrOverloaded, err)
 	case errors.Is(err, pipeline.ErrStopped):
-		return fmt.Errorf("%w: %w", api.ErrLoading, err)
+		return fmt.Errorf("%w: %w", api.ErrShuttingDown, err)
 	}
 	return err
 }
