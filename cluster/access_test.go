@@ -58,14 +58,14 @@ func TestFSMAccess(t *testing.T) {
 	// Revoking n2 removes it and re-plans: replica 0 loses its second
 	// half, and n2 cannot be added back.
 	before := f.Map()
-	m = step(&Command{Type: CmdRevokeNode, NodeID: "n2", Reason: "stolen", Time: fsmT0}, nil)
+	m = step(&Command{Type: CmdRevokeNode, NodeID: "n2", Reason: "stolen", Time: fsmT0, By: "n1"}, nil)
 	if m.Nodes["n2"] != nil {
 		t.Fatal("revoked n2 still in the map")
 	}
 	if _, ok := m.AssignmentOf("n2"); ok || m.Epoch == before.Epoch {
 		t.Errorf("assignments %v at epoch %d (was %d): want n2's gone in a new plan", fmtAssignments(m.Assignments), m.Epoch, before.Epoch)
 	}
-	if want := (Revocation{Node: "n2", At: fsmT0, Reason: "stolen"}); !reflect.DeepEqual(m.Revoked["n2"], want) {
+	if want := (Revocation{Node: "n2", At: fsmT0, Reason: "stolen", By: "n1"}); !reflect.DeepEqual(m.Revoked["n2"], want) {
 		t.Errorf("revocation %+v, want %+v", m.Revoked["n2"], want)
 	}
 	step(cmdAdd(fsmNode("n2", 600)), ErrRevoked)

@@ -70,8 +70,10 @@ type Command struct {
 	// one revoked (CmdRevokeToken).
 	Token   *TokenInfo `json:"token,omitempty"`
 	TokenID string     `json:"token_id,omitempty"`
-	// Reason for a revocation (CmdRevokeNode).
+	// Reason for a revocation (CmdRevokeNode), and By the member that
+	// asked for it.
 	Reason string `json:"reason,omitempty"`
+	By     string `json:"by,omitempty"`
 	// Time is the leader's clock when it made the command (CmdRevokeNode,
 	// CmdSetState to dead): the map keeps no clock of its own, so that
 	// every member applies the same change.
@@ -156,16 +158,16 @@ func (c *Command) validate() error {
 		if c.NodeID == "" || c.Time.IsZero() {
 			return bad("needs a node ID and a time")
 		}
-		if len(c.Reason) > maxNote {
-			return bad("a reason of %d bytes, at most %d", len(c.Reason), maxNote)
+		if len(c.Reason) > maxNote || len(c.By) > maxNote {
+			return bad("a reason or author of more than %d bytes", maxNote)
 		}
 	case CmdAddToken:
 		t := c.Token
 		if t == nil || t.ID == "" || len(t.ID) > maxTokenID || t.Issued.IsZero() || !t.Expires.After(t.Issued) {
 			return bad("needs a token with an ID of at most %d bytes, issued before it expires", maxTokenID)
 		}
-		if len(t.Note) > maxNote {
-			return bad("a note of %d bytes, at most %d", len(t.Note), maxNote)
+		if len(t.Note) > maxNote || len(t.By) > maxNote {
+			return bad("a note or author of more than %d bytes", maxNote)
 		}
 	case CmdRevokeToken:
 		if c.TokenID == "" {

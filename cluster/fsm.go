@@ -157,7 +157,7 @@ func apply(m *Map, c *Command, idx uint64) error {
 		if m.Revoked == nil {
 			m.Revoked = map[string]Revocation{}
 		}
-		m.Revoked[c.NodeID] = Revocation{Node: c.NodeID, At: c.Time, Reason: c.Reason}
+		m.Revoked[c.NodeID] = Revocation{Node: c.NodeID, At: c.Time, Reason: c.Reason, By: c.By}
 		if _, ok := m.Nodes[c.NodeID]; ok {
 			delete(m.Nodes, c.NodeID)
 			replan = true

@@ -165,6 +165,8 @@ func TestDecodeCommandRefuses(t *testing.T) {
 		{"revoke no node", enc(&Command{Type: CmdRevokeNode, Time: fsmT0})},
 		{"revoke no time", enc(&Command{Type: CmdRevokeNode, NodeID: "n1"})},
 		{"revoke long reason", enc(&Command{Type: CmdRevokeNode, NodeID: "n1", Time: fsmT0, Reason: strings.Repeat("r", 257)})},
+		{"revoke long author", enc(&Command{Type: CmdRevokeNode, NodeID: "n1", Time: fsmT0, By: strings.Repeat("b", 257)})},
+		{"token long author", enc(&Command{Type: CmdAddToken, Token: &TokenInfo{ID: "t1", Issued: fsmT0, Expires: fsmT0.Add(time.Hour), By: strings.Repeat("b", 257)}})},
 		{"lift no node", enc(&Command{Type: CmdLiftRevocation})},
 	}
 	for _, tt := range tests {

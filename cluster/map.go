@@ -211,6 +211,8 @@ type TokenInfo struct {
 	Note string `json:"note,omitempty"`
 	// Volunteer: the nodes it admits are volunteers (Node.Volunteer).
 	Volunteer bool `json:"volunteer,omitempty"`
+	// By is the member that issued it (through its admin API).
+	By string `json:"by,omitempty"`
 }
 
 // Revocation records a node the cluster refuses.
@@ -219,6 +221,8 @@ type Revocation struct {
 	At   time.Time `json:"at"`
 	// Reason is the operator's, as given.
 	Reason string `json:"reason,omitempty"`
+	// By is the member that revoked it (through its admin API).
+	By string `json:"by,omitempty"`
 }
 
 // Clone returns a deep copy of m.

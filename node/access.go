@@ -71,7 +71,7 @@ func (m *Member) issueToken(ctx context.Context, ttl time.Duration, note string,
 	if err != nil {
 		return IssuedToken{}, err
 	}
-	info := cluster.TokenInfo{ID: t.Nonce, Issued: now.UTC().Truncate(time.Second), Expires: t.Expires, Note: note, Volunteer: volunteer}
+	info := cluster.TokenInfo{ID: t.Nonce, Issued: now.UTC().Truncate(time.Second), Expires: t.Expires, Note: note, Volunteer: volunteer, By: m.id.String()}
 	if err := m.apply(ctx, &cluster.Command{Type: cluster.CmdAddToken, Token: &info}); err != nil {
 		return IssuedToken{}, fmt.Errorf("record the token: %w", err)
 	}
@@ -125,8 +125,8 @@ func (m *Member) Revoke(ctx context.Context, node, reason string) (cluster.Revoc
 	if n := mp.Nodes[id]; n != nil && !n.Volunteer && !trustedBesides(mp, id) {
 		return cluster.Revocation{}, fmt.Errorf("%w: %s is the cluster's only live member that may vote", errRefused, shortID(id))
 	}
-	r := cluster.Revocation{Node: id, At: time.Now().UTC().Truncate(time.Second), Reason: reason}
-	if err := m.apply(ctx, &cluster.Command{Type: cluster.CmdRevokeNode, NodeID: id, Reason: reason, Time: r.At}); err != nil {
+	r := cluster.Revocation{Node: id, At: time.Now().UTC().Truncate(time.Second), Reason: reason, By: m.id.String()}
+	if err := m.apply(ctx, &cluster.Command{Type: cluster.CmdRevokeNode, NodeID: id, Reason: reason, Time: r.At, By: r.By}); err != nil {
 		// Revoking the leader cuts this member's stream to it as the
 		// revocation applies here: the map says whether it took.
 		if _, ok := m.cl.Map().Revoked[id]; !ok {

@@ -60,7 +60,7 @@ func TestRevokeNode(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if tok.Join != first.m.Addr() || tok.ID == "" || tok.Note != "two hosts" || time.Until(tok.Expires) > 10*time.Minute {
+	if tok.Join != first.m.Addr() || tok.ID == "" || tok.Note != "two hosts" || tok.By != first.m.ID().String() || time.Until(tok.Expires) > 10*time.Minute {
 		t.Fatalf("issued %+v", tok)
 	}
 	listed, err := FetchTokens(ctx, first.api, "")
@@ -80,8 +80,8 @@ func TestRevokeNode(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if rev.Node != victim.String() || rev.Reason != "lost laptop" {
-		t.Errorf("revocation %+v", rev)
+	if rev.Node != victim.String() || rev.Reason != "lost laptop" || rev.By != third.m.ID().String() {
+		t.Errorf("revocation %+v: want the victim, the reason, and the member asked", rev)
 	}
 	if err := runErr(t, second, 30*time.Second); !errors.Is(err, ErrRevoked) || !strings.Contains(err.Error(), "lost laptop") {
 		t.Errorf("the revoked member's Run: %v, want ErrRevoked with the reason", err)

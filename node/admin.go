@@ -412,7 +412,11 @@ func WriteStatus(w io.Writer, st *Status) error {
 			if reason == "" {
 				reason = "no reason given"
 			}
-			fmt.Fprintf(w, "  %s  %s  %s\n", r.Node, r.At.Format(time.RFC3339), reason)
+			by := ""
+			if r.By != "" {
+				by = "  (by " + shortID(r.By) + ")"
+			}
+			fmt.Fprintf(w, "  %s  %s  %s%s\n", r.Node, r.At.Format(time.RFC3339), reason, by)
 		}
 	}
 	return nil

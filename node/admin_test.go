@@ -58,13 +58,13 @@ func TestWriteStatusDeadAndRevoked(t *testing.T) {
 			{ID: "12D3KooWAAAAAAAA", State: cluster.StateServing},
 			{ID: "12D3KooWBBBBBBBB", State: cluster.StateDead, DeadSince: time.Now().Add(-2 * time.Hour)},
 		},
-		Revoked: []cluster.Revocation{{Node: "12D3KooWCCCCCCCC", At: time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC), Reason: "lost laptop"}},
+		Revoked: []cluster.Revocation{{Node: "12D3KooWCCCCCCCC", At: time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC), Reason: "lost laptop", By: "12D3KooWAAAAAAAA"}},
 	}
 	var b strings.Builder
 	if err := WriteStatus(&b, st); err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range []string{"dead 2h0m0s", "revoked (refused until lifted):", "12D3KooWCCCCCCCC  2026-03-01T12:00:00Z  lost laptop"} {
+	for _, want := range []string{"dead 2h0m0s", "revoked (refused until lifted):", "12D3KooWCCCCCCCC  2026-03-01T12:00:00Z  lost laptop  (by AAAAAAAA)"} {
 		if !strings.Contains(b.String(), want) {
 			t.Errorf("no %q in:\n%s", want, b.String())
 		}

@@ -74,13 +74,17 @@ func tokenCmd(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 			return enc.Encode(toks)
 		}
 		tw := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', 0)
-		fmt.Fprintln(tw, "ID\tADMITS\tISSUED\tEXPIRES\tNOTE")
+		fmt.Fprintln(tw, "ID\tADMITS\tISSUED\tBY\tEXPIRES\tNOTE")
 		for _, t := range toks {
 			admits := "members"
 			if t.Volunteer {
 				admits = "volunteers"
 			}
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", t.ID, admits, t.Issued.Local().Format(time.RFC3339), t.Expires.Local().Format(time.RFC3339), t.Note)
+			by := t.By
+			if len(by) > 8 {
+				by = by[len(by)-8:]
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", t.ID, admits, t.Issued.Local().Format(time.RFC3339), by, t.Expires.Local().Format(time.RFC3339), t.Note)
 		}
 		return tw.Flush()
 	case "revoke":
