@@ -2,6 +2,8 @@ package cluster
 
 import (
 	"bytes"
+	"encoding/base64"
+	"encoding/json"
 	"errors"
 	"io"
 	"reflect"
@@ -126,9 +128,22 @@ func TestCheckToken(t *testing.T) {
 	if _, err := m.CheckToken(tok, tokenNow); !errors.Is(err, ErrTokenRevoked) {
 		t.Errorf("unrecorded token: %v, want ErrTokenRevoked", err)
 	}
-	m.Tokens = map[string]TokenInfo{tt.Nonce: {ID: tt.Nonce, Issued: tokenNow, Expires: tt.Expires, Volunteer: true}}
-	if r, err := m.CheckToken(tok, tokenNow); err != nil || r.ID != tt.Nonce || !r.Volunteer {
+	id := TokenID(tok)
+	m.Tokens = map[string]TokenInfo{id: {ID: id, Issued: tokenNow, Expires: tt.Expires, Volunteer: true}}
+	if r, err := m.CheckToken(" "+tok+"\n", tokenNow); err != nil || r.ID != id || !r.Volunteer {
 		t.Errorf("recorded token: %+v, %v; want its record", r, err)
+	}
+	// A member holds the secret and the record: a token it signs over
+	// what the record says (the ID as the nonce, the same expiry) is
+	// still not the recorded one.
+	body, _ := json.Marshal(Token{Cluster: "c1", Expires: tt.Expires, Nonce: id})
+	payload := base64.RawURLEncoding.EncodeToString(body)
+	forged := tokenPrefix + payload + "." + base64.RawURLEncoding.EncodeToString(mac(tokenSecret, payload))
+	if err := VerifyToken(forged, "c1", tokenSecret, tokenNow); err != nil {
+		t.Fatalf("the forged token is not well signed: %v", err)
+	}
+	if _, err := m.CheckToken(forged, tokenNow); !errors.Is(err, ErrTokenRevoked) {
+		t.Errorf("a token signed from the record: %v, want ErrTokenRevoked", err)
 	}
 	if _, err := m.CheckToken(tok, tokenNow.Add(2*time.Hour)); !errors.Is(err, ErrTokenExpired) {
 		t.Errorf("expired token: %v, want ErrTokenExpired", err)

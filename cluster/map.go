@@ -202,7 +202,8 @@ type Map struct {
 }
 
 // TokenInfo is the record of a join token the cluster issued. The token
-// itself is not kept: its ID is the nonce it carries.
+// itself is not kept, nor what it is signed over: its ID is TokenID of
+// the token.
 type TokenInfo struct {
 	ID      string    `json:"id"`
 	Issued  time.Time `json:"issued"`

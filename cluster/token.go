@@ -116,10 +116,19 @@ func (m *Map) CheckToken(s string, now time.Time) (TokenInfo, error) {
 	if err := VerifyToken(s, m.Cluster, m.Secret, now); err != nil {
 		return TokenInfo{}, err
 	}
-	t, _, _, _ := ParseToken(s)
-	r, ok := m.Tokens[t.Nonce]
+	id := TokenID(s)
+	r, ok := m.Tokens[id]
 	if !ok {
-		return TokenInfo{}, fmt.Errorf("%w (token %s)", ErrTokenRevoked, t.Nonce)
+		return TokenInfo{}, fmt.Errorf("%w (token %s)", ErrTokenRevoked, id)
 	}
 	return r, nil
+}
+
+// TokenID is the ID a token is recorded under: a hash of the whole token.
+// Every member holds the map, the secret included; were a record to carry
+// what a token is signed over (its nonce), any member could sign a copy of
+// a recorded token. From the hash it cannot.
+func TokenID(s string) string {
+	h := sha256.Sum256([]byte(strings.TrimSpace(s)))
+	return hex.EncodeToString(h[:16])
 }

@@ -71,7 +71,7 @@ func (m *Member) issueToken(ctx context.Context, ttl time.Duration, note string,
 	if err != nil {
 		return IssuedToken{}, err
 	}
-	info := cluster.TokenInfo{ID: t.Nonce, Issued: now.UTC().Truncate(time.Second), Expires: t.Expires, Note: note, Volunteer: volunteer, By: m.id.String()}
+	info := cluster.TokenInfo{ID: cluster.TokenID(tok), Issued: now.UTC().Truncate(time.Second), Expires: t.Expires, Note: note, Volunteer: volunteer, By: m.id.String()}
 	if err := m.apply(ctx, &cluster.Command{Type: cluster.CmdAddToken, Token: &info}); err != nil {
 		return IssuedToken{}, fmt.Errorf("record the token: %w", err)
 	}
