@@ -65,8 +65,8 @@ func (m *Member) Status() Status {
 	return st
 }
 
-// adminHandler serves the cluster's admin routes: its status, leaving,
-// join tokens and revocations. A route that changes the cluster answers
+// adminHandler serves the cluster's admin routes: its status, draining,
+// leaving, join tokens and revocations. A route that changes the cluster answers
 // only loopback clients when the API has no keys (with keys, the API has
 // checked the caller's).
 func (m *Member) adminHandler() http.Handler {
@@ -94,6 +94,20 @@ func (m *Member) adminHandler() http.Handler {
 			return err
 		}
 		fmt.Fprintln(w, "left the cluster")
+		return nil
+	})
+	change("POST /cluster/drain", func(w http.ResponseWriter, r *http.Request) error {
+		if err := m.Drain(r.Context()); err != nil {
+			return err
+		}
+		fmt.Fprintln(w, "drained: this member holds no layers until undrained")
+		return nil
+	})
+	change("POST /cluster/undrain", func(w http.ResponseWriter, r *http.Request) error {
+		if err := m.Undrain(r.Context()); err != nil {
+			return err
+		}
+		fmt.Fprintln(w, "undrained: this member may be given layers again")
 		return nil
 	})
 	mux.HandleFunc("GET /cluster/tokens", func(w http.ResponseWriter, r *http.Request) {
@@ -228,6 +242,21 @@ func FetchStatus(ctx context.Context, base, key string) (*Status, error) {
 // the cluster, and waits until it has.
 func RequestLeave(ctx context.Context, base, key string) error {
 	_, err := adminCall(ctx, http.MethodPost, base, "/cluster/leave", key, nil, 3*time.Minute)
+	return err
+}
+
+// RequestDrain asks the member whose API is at base to move its layers to
+// others and hold none until undrained (Member.Drain), and waits until it
+// has.
+func RequestDrain(ctx context.Context, base, key string) error {
+	_, err := adminCall(ctx, http.MethodPost, base, "/cluster/drain", key, nil, 3*time.Minute)
+	return err
+}
+
+// RequestUndrain asks the member whose API is at base to take layers
+// again (Member.Undrain).
+func RequestUndrain(ctx context.Context, base, key string) error {
+	_, err := adminCall(ctx, http.MethodPost, base, "/cluster/undrain", key, nil, 30*time.Second)
 	return err
 }
 

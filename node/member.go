@@ -884,14 +884,12 @@ func (m *Member) localStage(a cluster.Assignment) pipeline.Stage {
 	return nil
 }
 
-// Leave drains this member: the cluster plans its layers elsewhere, it
-// waits until they are served again without it, and then leaves the map
-// and Raft; Run returns.
-func (m *Member) Leave(ctx context.Context) error {
+// Drain moves this member's layers to the others, for maintenance: the
+// cluster plans them elsewhere, and Drain returns once they are served
+// again without it. The member stays one, holding no layers (it still
+// answers the API as a gateway) until Undrain.
+func (m *Member) Drain(ctx context.Context) error {
 	id := m.id.String()
-	if mp := m.cl.Map(); len(mp.Nodes) > 1 && trusted(mp, id) && !trustedBesides(mp, id) {
-		return fmt.Errorf("%w: this is the only live member that may vote; volunteers cannot carry the cluster on", errRefused)
-	}
 	if err := m.apply(ctx, &cluster.Command{Type: cluster.CmdSetState, NodeID: id, State: cluster.StateDraining}); err != nil {
 		return err
 	}
@@ -905,15 +903,41 @@ func (m *Member) Leave(ctx context.Context) error {
 			return n != id && nn != nil && nn.State == cluster.StateServing
 		}, 0) != nil
 		if !has && (covered || mp.Model == nil) {
-			break
+			return nil
 		}
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
 		case <-deadline:
-			return errors.New("leave: the cluster did not move this node's layers within 2 minutes")
+			return errors.New("the cluster did not move this node's layers within 2 minutes")
 		case <-ch:
 		}
+	}
+}
+
+// Undrain ends a Drain: the member may be given layers again.
+func (m *Member) Undrain(ctx context.Context) error {
+	id := m.id.String()
+	me := m.cl.Map().Nodes[id]
+	switch {
+	case me == nil:
+		return fmt.Errorf("%w: %s", ErrNotMember, id)
+	case me.State != cluster.StateDraining:
+		return fmt.Errorf("%w: this member is %s, not draining", errRefused, me.State)
+	}
+	return m.apply(ctx, &cluster.Command{Type: cluster.CmdSetState, NodeID: id, State: cluster.StateJoining})
+}
+
+// Leave drains this member: the cluster plans its layers elsewhere, it
+// waits until they are served again without it, and then leaves the map
+// and Raft; Run returns.
+func (m *Member) Leave(ctx context.Context) error {
+	id := m.id.String()
+	if mp := m.cl.Map(); len(mp.Nodes) > 1 && trusted(mp, id) && !trustedBesides(mp, id) {
+		return fmt.Errorf("%w: this is the only live member that may vote; volunteers cannot carry the cluster on", errRefused)
+	}
+	if err := m.Drain(ctx); err != nil {
+		return fmt.Errorf("leave: %w", err)
 	}
 	m.mu.Lock()
 	m.left = true

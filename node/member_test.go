@@ -571,3 +571,55 @@ func tokenOf(tm *testMember) (string, error) {
 	tok, err := tm.m.Token(context.Background(), time.Hour, "test")
 	return tok.Token, err
 }
+
+// TestMemberDrain: a drained member's layers move to the others and it
+// stays a member holding none, still answering the API; undrained, it
+// serves again. Undraining a member that is not draining is refused.
+func TestMemberDrain(t *testing.T) {
+	ref := testdata.LoadReference(t, testdata.Path(t, "reference/stories260K-f32.json"))
+	model := ref.ModelPath(t)
+	capacity := modelBytes(t, model) * 6 / 10
+	first := startMember(t, MemberConfig{Model: model, Init: true, Capacity: capacity})
+	tok, _ := tokenOf(first)
+	ms := []*testMember{first}
+	for range 2 {
+		ms = append(ms, startMember(t, MemberConfig{Model: model, Join: first.m.Addr(), Token: tok, Capacity: capacity}))
+	}
+	waitFor(t, "the same covered map on every member", 60*time.Second, func() bool { return agreed(ms) })
+	mp := first.m.Cluster().Map()
+	var drained *testMember
+	for _, tm := range ms {
+		if _, ok := mp.AssignmentOf(tm.m.ID().String()); ok {
+			drained = tm
+			break
+		}
+	}
+	ctx := context.Background()
+	if err := RequestUndrain(ctx, drained.api, ""); err == nil || !strings.Contains(err.Error(), "409") {
+		t.Errorf("undraining a serving member: %v, want 409", err)
+	}
+	if err := RequestDrain(ctx, drained.api, ""); err != nil {
+		t.Fatalf("drain: %v", err)
+	}
+	id := drained.m.ID().String()
+	mp = first.m.Cluster().Map()
+	if _, has := mp.AssignmentOf(id); has || mp.Nodes[id].State != cluster.StateDraining || !mp.Covered() {
+		t.Errorf("after the drain: %+v, assignments %v", mp.Nodes[id], mp.Assignments)
+	}
+	c := ref.Cases[0]
+	if got := complete(t, drained.api, c.Prompt, 32); !c.TextMatches(got) {
+		t.Errorf("through the drained member: %q, want %q", got, c.GreedyText)
+	}
+	if err := RequestUndrain(ctx, drained.api, ""); err != nil {
+		t.Fatalf("undrain: %v", err)
+	}
+	waitFor(t, "the member serving again", 30*time.Second, func() bool {
+		n := first.m.Cluster().Map().Nodes[id]
+		return n != nil && n.State == cluster.StateServing && agreed(ms)
+	})
+	select {
+	case err := <-drained.done:
+		t.Fatalf("the drained member stopped: %v", err)
+	default:
+	}
+}

@@ -14,10 +14,10 @@ import (
 	"github.com/strata-llm/strata/node"
 )
 
-// adminFlags adds the flags every admin command has: the member's API and
-// its key.
-func adminFlags(fs *flag.FlagSet) (api, key func() string) {
-	a := fs.String("api", "127.0.0.1:8080", "any member's API `address`")
+// adminFlags adds the flags every admin command has: a member's API (as
+// usage says) and its key.
+func adminFlags(fs *flag.FlagSet, usage string) (api, key func() string) {
+	a := fs.String("api", "127.0.0.1:8080", usage)
 	k := fs.String("api-key", "", "bearer `key` (default $STRATA_API_KEY)")
 	return func() string { return *a }, func() string { return firstNonEmpty(*k, os.Getenv("STRATA_API_KEY")) }
 }
@@ -36,7 +36,7 @@ func tokenCmd(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	sub, args := args[0], args[1:]
 	fs := flag.NewFlagSet("token "+sub, flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	api, key := adminFlags(fs)
+	api, key := adminFlags(fs, "any member's API `address`")
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, help+"\n\nFlags:")
 		fs.PrintDefaults()
@@ -106,7 +106,7 @@ func tokenCmd(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 func revokeCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("revoke", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	api, key := adminFlags(fs)
+	api, key := adminFlags(fs, "any member's API `address`")
 	reason := fs.String("reason", "", "`text` saying why, recorded in the map and shown by strata status")
 	lift := fs.Bool("lift", false, "lift the node's revocation instead: it may join again, with a token")
 	fs.Usage = func() {
@@ -133,5 +133,36 @@ func revokeCmd(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		return err
 	}
 	fmt.Fprintf(stdout, "node %s revoked at %s\n", r.Node, r.At.Local().Format(time.RFC3339))
+	return nil
+}
+
+// drainCmd is `strata drain [--undo]`.
+func drainCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("drain", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	api, key := adminFlags(fs, "the draining member's API `address`")
+	undo := fs.Bool("undo", false, "end the drain instead: the member may be given layers again")
+	fs.Usage = func() {
+		fmt.Fprintln(stderr, "usage: strata drain [--undo] [--api HOST:PORT]\n\n"+
+			"Drains the member whose API is at HOST:PORT, for maintenance: the cluster moves\n"+
+			"its layers to other members, and once they serve them the command returns. The\n"+
+			"member stays in the cluster, holding no layers (it still answers the API), until\n"+
+			"`strata drain --undo`. To take a member out for good, use `strata leave`.\n\nFlags:")
+		fs.PrintDefaults()
+	}
+	if _, err := parse(fs, args); err != nil {
+		return err
+	}
+	if *undo {
+		if err := node.RequestUndrain(ctx, api(), key()); err != nil {
+			return err
+		}
+		fmt.Fprintln(stdout, "undrained: the member may be given layers again")
+		return nil
+	}
+	if err := node.RequestDrain(ctx, api(), key()); err != nil {
+		return err
+	}
+	fmt.Fprintln(stdout, "drained: the member holds no layers until `strata drain --undo`")
 	return nil
 }

@@ -33,6 +33,8 @@ Usage:
                  from its peers without one), and every member answers the API
   strata leave [--api HOST:PORT]
                  drain a member: its layers move elsewhere, then it leaves
+  strata drain [--undo] [--api HOST:PORT]
+                 for maintenance: a member's layers move elsewhere, it stays
   strata status [--api HOST:PORT]
                  the cluster map: nodes, resources, layer ranges, leader, epoch
   strata token create [--ttl D] [--note TEXT] | list | revoke ID
@@ -101,6 +103,8 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		return tokenCmd(ctx, rest, stdout, stderr)
 	case "revoke":
 		return revokeCmd(ctx, rest, stdout, stderr)
+	case "drain":
+		return drainCmd(ctx, rest, stdout, stderr)
 	case "bench":
 		return benchCmd(ctx, rest, stdout, stderr)
 	case "pull":
