@@ -56,7 +56,7 @@ func tokenCmd(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		if err != nil {
 			return err
 		}
-		fmt.Fprintf(stdout, "join token %s (valid until %s):\n%s\n\nJoin another host with:\n  strata join %s --token %s --model PATH --data DIR\n",
+		fmt.Fprintf(stdout, "join token %s (valid until %s):\n%s\n\nJoin another host with:\n  strata join %s --token %s --data DIR [--model PATH]\n(without --model, the host fetches the tensors of its layers from its peers)\n",
 			tok.ID, tok.Expires.Local().Format(time.RFC3339), tok.Token, tok.Join, tok.Token)
 		return nil
 	case "list":

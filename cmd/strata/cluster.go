@@ -133,7 +133,7 @@ func initCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	cfg.Listening = func(addr, api string) {
 		b, _ := os.ReadFile(cfg.DataDir + "/join")
 		_, tok, _ := strings.Cut(strings.TrimSpace(string(b)), " ")
-		fmt.Fprintf(stdout, "cluster member at %s\nAPI at http://%s\njoin token (valid %v): %s\n\nJoin another host with:\n  strata join %s --token %s --model PATH --data DIR\n",
+		fmt.Fprintf(stdout, "cluster member at %s\nAPI at http://%s\njoin token (valid %v): %s\n\nJoin another host with:\n  strata join %s --token %s --data DIR [--model PATH]\n(without --model, the host fetches the tensors of its layers from its peers)\n",
 			addr, api, cfg.TokenTTL, tok, addr, tok)
 	}
 	return node.RunMember(ctx, cfg)
