@@ -397,16 +397,8 @@ func TestClusterFetchWeights(t *testing.T) {
 // layers, it leaves the map and Raft, its Run returns, and the cluster
 // still answers the reference text.
 func TestMemberLeave(t *testing.T) {
-	ref := testdata.LoadReference(t, testdata.Path(t, "reference/stories260K-f32.json"))
-	model := ref.ModelPath(t)
-	capacity := modelBytes(t, model) * 6 / 10
-	first := startMember(t, MemberConfig{Model: model, Init: true, Capacity: capacity})
-	tok, _ := tokenOf(first)
-	ms := []*testMember{first}
-	for range 2 {
-		ms = append(ms, startMember(t, MemberConfig{Model: model, Join: first.m.Addr(), Token: tok, Capacity: capacity}))
-	}
-	waitFor(t, "the same covered map on every member", 60*time.Second, func() bool { return agreed(ms) })
+	ref, ms := threeMembers(t)
+	first := ms[0]
 	mp := first.m.Cluster().Map()
 	var leaving *testMember
 	for _, tm := range ms[1:] {
@@ -576,16 +568,8 @@ func tokenOf(tm *testMember) (string, error) {
 // stays a member holding none, still answering the API; undrained, it
 // serves again. Undraining a member that is not draining is refused.
 func TestMemberDrain(t *testing.T) {
-	ref := testdata.LoadReference(t, testdata.Path(t, "reference/stories260K-f32.json"))
-	model := ref.ModelPath(t)
-	capacity := modelBytes(t, model) * 6 / 10
-	first := startMember(t, MemberConfig{Model: model, Init: true, Capacity: capacity})
-	tok, _ := tokenOf(first)
-	ms := []*testMember{first}
-	for range 2 {
-		ms = append(ms, startMember(t, MemberConfig{Model: model, Join: first.m.Addr(), Token: tok, Capacity: capacity}))
-	}
-	waitFor(t, "the same covered map on every member", 60*time.Second, func() bool { return agreed(ms) })
+	ref, ms := threeMembers(t)
+	first := ms[0]
 	mp := first.m.Cluster().Map()
 	var drained *testMember
 	for _, tm := range ms {
@@ -622,4 +606,22 @@ func TestMemberDrain(t *testing.T) {
 		t.Fatalf("the drained member stopped: %v", err)
 	default:
 	}
+}
+
+// threeMembers starts a cluster of three members of stories260K, each
+// offering 60% of it (one replica of two stages, and a spare), and waits
+// until they agree on a covered map; the first is the cluster's first.
+func threeMembers(t *testing.T) (*testdata.Reference, []*testMember) {
+	t.Helper()
+	ref := testdata.LoadReference(t, testdata.Path(t, "reference/stories260K-f32.json"))
+	model := ref.ModelPath(t)
+	capacity := modelBytes(t, model) * 6 / 10
+	first := startMember(t, MemberConfig{Model: model, Init: true, Capacity: capacity})
+	tok, _ := tokenOf(first)
+	ms := []*testMember{first}
+	for range 2 {
+		ms = append(ms, startMember(t, MemberConfig{Model: model, Join: first.m.Addr(), Token: tok, Capacity: capacity}))
+	}
+	waitFor(t, "the same covered map on every member", 60*time.Second, func() bool { return agreed(ms) })
+	return ref, ms
 }
