@@ -1,7 +1,7 @@
 // Package api is a gateway's HTTP API: OpenAI-compatible
 // /v1/chat/completions, /v1/completions and /v1/models; Hugging Face TGI's
-// /generate, /generate_stream, / (compat), /info and /health; and
-// Prometheus' /metrics. It serves them over narrow interfaces that the node
+// /generate, /generate_stream, / (compat), /info, /health, /tokenize,
+// /chat_tokenize and SageMaker's /invocations; and Prometheus' /metrics. It serves them over narrow interfaces that the node
 // implements:
 //
 //   - Generator: Generate(ctx, req, emit) runs one sequence, in tokens,

@@ -49,8 +49,9 @@ func checkAnswer(t *testing.T, path string, rec *httptest.ResponseRecorder) {
 	}
 }
 
-// FuzzChatRequest posts arbitrary bodies to /v1/chat/completions: every
-// one is answered, with a success or a 4xx in OpenAI's error shape.
+// FuzzChatRequest posts arbitrary bodies to /v1/chat/completions (and
+// /invocations and /chat_tokenize, which take chats too): every one is
+// answered, with a success or a 4xx in the route's error shape.
 func FuzzChatRequest(f *testing.F) {
 	for _, seed := range []string{
 		`{"model":"strata-test","messages":[{"role":"user","content":"hi"}]}`,
@@ -64,14 +65,16 @@ func FuzzChatRequest(f *testing.F) {
 	}
 	s := fuzzServer()
 	f.Fuzz(func(t *testing.T, body []byte) {
-		rec := httptest.NewRecorder()
-		s.ServeHTTP(rec, httptest.NewRequest("POST", "/v1/chat/completions", bytes.NewReader(body)))
-		checkAnswer(t, "/v1/chat/completions", rec)
+		for _, path := range []string{"/v1/chat/completions", "/invocations", "/chat_tokenize"} {
+			rec := httptest.NewRecorder()
+			s.ServeHTTP(rec, httptest.NewRequest("POST", path, bytes.NewReader(body)))
+			checkAnswer(t, path, rec)
+		}
 	})
 }
 
 // FuzzGenerateRequest posts arbitrary bodies to the completion routes,
-// OpenAI's and TGI's.
+// OpenAI's and TGI's, to /invocations and to /tokenize.
 func FuzzGenerateRequest(f *testing.F) {
 	for _, seed := range []string{
 		`{"model":"strata-test","prompt":"hi","echo":true,"logprobs":2,"stream":true}`,
@@ -84,7 +87,7 @@ func FuzzGenerateRequest(f *testing.F) {
 	}
 	s := fuzzServer()
 	f.Fuzz(func(t *testing.T, body []byte) {
-		for _, path := range []string{"/v1/completions", "/generate", "/generate_stream", "/"} {
+		for _, path := range []string{"/v1/completions", "/generate", "/generate_stream", "/", "/invocations", "/tokenize"} {
 			rec := httptest.NewRecorder()
 			s.ServeHTTP(rec, httptest.NewRequest("POST", path, bytes.NewReader(body)))
 			checkAnswer(t, path, rec)

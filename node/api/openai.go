@@ -306,8 +306,6 @@ func (s *Server) chatJob(req *chatRequest, info ModelInfo) (*job, *apiError) {
 		return nil, err
 	}
 	switch {
-	case len(req.Messages) == 0:
-		return nil, badRequest("messages", "'messages' must hold at least one message")
 	case isSet(req.Tools) || isSet(req.Functions):
 		return nil, badRequest("tools", "tools and functions are not supported by this server")
 	case isSet(req.ToolChoice) && strings.TrimSpace(string(req.ToolChoice)) != `"none"` && strings.TrimSpace(string(req.ToolChoice)) != `"auto"`:
@@ -333,31 +331,9 @@ func (s *Server) chatJob(req *chatRequest, info ModelInfo) (*job, *apiError) {
 			return nil, badRequest("top_logprobs", "'top_logprobs' requires 'logprobs' to be true")
 		}
 	}
-	msgs := make([]tokenizer.ChatMessage, len(req.Messages))
-	for i, m := range req.Messages {
-		role := m.Role
-		switch role {
-		case "system", "user", "assistant", "tool":
-		case "developer":
-			role = "system"
-		case "":
-			return nil, badRequest(fmtf("messages[%d].role", i), "messages[%d] has no role", i)
-		default:
-			return nil, badRequest(fmtf("messages[%d].role", i), "messages[%d] has role %q; expected system, developer, user, assistant or tool", i, m.Role)
-		}
-		if !m.Content.set && role != "assistant" {
-			return nil, badRequest(fmtf("messages[%d].content", i), "messages[%d] (%s) has no content", i, m.Role)
-		}
-		msgs[i] = tokenizer.ChatMessage{Role: role, Content: m.Content.text, Name: m.Name}
-	}
-	text, err := s.tok.ApplyChatTemplate(msgs, true)
-	if err != nil {
-		var te *tokenizer.ChatTemplateError
-		if errors.As(err, &te) {
-			return nil, badRequest("messages", "the model's chat template refused the conversation: %s", te.Message)
-		}
-		return nil, &apiError{status: http.StatusInternalServerError, code: "chat_template_failed",
-			message: "applying the model's chat template failed: " + err.Error()}
+	text, aerr := s.chatText(req.Messages)
+	if aerr != nil {
+		return nil, aerr
 	}
 	p, aerr := req.sampling()
 	if aerr != nil {
@@ -378,6 +354,41 @@ func (s *Server) chatJob(req *chatRequest, info ModelInfo) (*job, *apiError) {
 			Logprobs: logprobs, TopLogprobs: top},
 		stops: req.Stop,
 	}, nil
+}
+
+// chatText checks a chat's messages and renders them with the model's chat
+// template, ready for the assistant's reply.
+func (s *Server) chatText(messages []chatMessage) (string, *apiError) {
+	if len(messages) == 0 {
+		return "", badRequest("messages", "'messages' must hold at least one message")
+	}
+	msgs := make([]tokenizer.ChatMessage, len(messages))
+	for i, m := range messages {
+		role := m.Role
+		switch role {
+		case "system", "user", "assistant", "tool":
+		case "developer":
+			role = "system"
+		case "":
+			return "", badRequest(fmtf("messages[%d].role", i), "messages[%d] has no role", i)
+		default:
+			return "", badRequest(fmtf("messages[%d].role", i), "messages[%d] has role %q; expected system, developer, user, assistant or tool", i, m.Role)
+		}
+		if !m.Content.set && role != "assistant" {
+			return "", badRequest(fmtf("messages[%d].content", i), "messages[%d] (%s) has no content", i, m.Role)
+		}
+		msgs[i] = tokenizer.ChatMessage{Role: role, Content: m.Content.text, Name: m.Name}
+	}
+	text, err := s.tok.ApplyChatTemplate(msgs, true)
+	if err != nil {
+		var te *tokenizer.ChatTemplateError
+		if errors.As(err, &te) {
+			return "", badRequest("messages", "the model's chat template refused the conversation: %s", te.Message)
+		}
+		return "", &apiError{status: http.StatusInternalServerError, code: "chat_template_failed",
+			message: "applying the model's chat template failed: " + err.Error()}
+	}
+	return text, nil
 }
 
 // completionJob validates a completion request and builds its job; it also
@@ -603,19 +614,19 @@ func (b *logprobBuffer) take(st step) []*genToken {
 func (s *Server) handleChat(w http.ResponseWriter, r *http.Request) {
 	var req chatRequest
 	if err := s.decode(w, r, &req); err != nil {
-		writeOpenAIError(w, err)
+		s.writeError(w, r, err)
 		return
 	}
 	info := s.pipe.Info()
 	j, aerr := s.chatJob(&req, info)
 	if aerr != nil {
-		writeOpenAIError(w, aerr)
+		s.writeError(w, r, aerr)
 		return
 	}
 	j.start = requestStart(r)
 	release, aerr := s.admit()
 	if aerr != nil {
-		writeOpenAIError(w, aerr)
+		s.writeError(w, r, aerr)
 		return
 	}
 	defer release()
@@ -704,19 +715,19 @@ func (s *Server) handleChat(w http.ResponseWriter, r *http.Request) {
 func (s *Server) handleCompletion(w http.ResponseWriter, r *http.Request) {
 	var req completionRequest
 	if err := s.decode(w, r, &req); err != nil {
-		writeOpenAIError(w, err)
+		s.writeError(w, r, err)
 		return
 	}
 	info := s.pipe.Info()
 	j, promptText, aerr := s.completionJob(&req, info)
 	if aerr != nil {
-		writeOpenAIError(w, aerr)
+		s.writeError(w, r, aerr)
 		return
 	}
 	j.start = requestStart(r)
 	release, aerr := s.admit()
 	if aerr != nil {
-		writeOpenAIError(w, aerr)
+		s.writeError(w, r, aerr)
 		return
 	}
 	defer release()
@@ -852,7 +863,25 @@ func (s *Server) fail(w http.ResponseWriter, r *http.Request, j *job, err error,
 		writeTGIError(w, e)
 		return
 	}
-	writeOpenAIError(w, e)
+	s.writeError(w, r, e)
+}
+
+// tgiErrorsKey marks, in a request's context, an OpenAI request that came
+// through /invocations, whose errors have TGI's shape.
+type tgiErrorsKey struct{}
+
+// writeError answers an OpenAI route's error in OpenAI's shape, or in
+// TGI's (validation errors as 422) when the request came through
+// /invocations.
+func (s *Server) writeError(w http.ResponseWriter, r *http.Request, e *apiError) {
+	if r.Context().Value(tgiErrorsKey{}) == nil {
+		writeOpenAIError(w, e)
+		return
+	}
+	if e.status == http.StatusBadRequest {
+		e.status = http.StatusUnprocessableEntity
+	}
+	writeTGIError(w, e)
 }
 
 func (s *Server) logDone(j *job, out *outcome, status int) {

@@ -141,6 +141,9 @@ func New(cfg Config, gen Generator, tok Tokenizer, pipe Pipeline) *Server {
 	s.mux.HandleFunc("POST /generate", s.handleGenerate)
 	s.mux.HandleFunc("POST /generate_stream", s.handleGenerateStream)
 	s.mux.HandleFunc("POST /{$}", s.handleCompat)
+	s.mux.HandleFunc("POST /invocations", s.handleInvocations)
+	s.mux.HandleFunc("POST /tokenize", s.handleTokenize)
+	s.mux.HandleFunc("POST /chat_tokenize", s.handleChatTokenize)
 	s.mux.HandleFunc("GET /info", s.handleInfo)
 	s.mux.HandleFunc("GET /health", s.handleHealth)
 	s.mux.Handle("GET /metrics", s.metrics.Handler())
@@ -161,7 +164,7 @@ var openRoutes = map[string]bool{"GET /health": true, "GET /metrics": true}
 var routeMethods = map[string]string{
 	"/v1/chat/completions": "POST", "/v1/completions": "POST", "/v1/models": "GET",
 	"/generate": "POST", "/generate_stream": "POST", "/": "POST", "/info": "GET",
-	"/health": "GET", "/metrics": "GET",
+	"/health": "GET", "/metrics": "GET", "/invocations": "POST", "/tokenize": "POST", "/chat_tokenize": "POST",
 }
 
 type startKey struct{}

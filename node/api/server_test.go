@@ -528,3 +528,110 @@ func TestChatContentParts(t *testing.T) {
 		t.Errorf("prompt %v, want %v", got, want)
 	}
 }
+
+// TestTGITokenize checks /tokenize and /chat_tokenize against TGI's
+// schemas: the tokens are those the generation routes feed the model, each
+// on its span of the input.
+func TestTGITokenize(t *testing.T) {
+	s := loadSpec(t, "tgi-openapi.json")
+	f := newFixture(t, api.Config{}, nil)
+	for _, tc := range []struct {
+		inputs string
+		want   []simpleToken
+	}{
+		{"Hi", []simpleToken{{apitest.BOS, "<s>", 0, 0}, {'H', "H", 0, 1}, {'i', "i", 1, 2}}},
+		{"<s>a<|im_end|>", []simpleToken{{apitest.BOS, "<s>", 0, 0}, {apitest.BOS, "<s>", 0, 3}, {'a', "a", 3, 4}, {apitest.ImEnd, "<|im_end|>", 4, 14}}},
+	} {
+		body, _ := json.Marshal(map[string]any{"inputs": tc.inputs, "parameters": map[string]any{"max_new_tokens": 3}})
+		resp, b := f.do(t, "POST", "/tokenize", string(body))
+		if resp.StatusCode != 200 {
+			t.Fatalf("%q: status %d: %s", tc.inputs, resp.StatusCode, b)
+		}
+		s.check(t, "TokenizeResponse", b)
+		var got []simpleToken
+		if err := json.Unmarshal(b, &got); err != nil || !slices.Equal(got, tc.want) {
+			t.Errorf("%q: tokens %s, want %+v", tc.inputs, b, tc.want)
+		}
+	}
+	resp, b := f.do(t, "POST", "/tokenize", `{"inputs":""}`)
+	if resp.StatusCode != 422 {
+		t.Errorf("empty inputs: status %d: %s", resp.StatusCode, b)
+	}
+	s.check(t, "ErrorResponse", b)
+
+	resp, b = f.do(t, "POST", "/chat_tokenize", `{"model":"tgi","messages":[{"role":"user","content":"Hi"}]}`)
+	if resp.StatusCode != 200 {
+		t.Fatalf("chat_tokenize: status %d: %s", resp.StatusCode, b)
+	}
+	s.check(t, "ChatTokenizeResponse", b)
+	var chat struct {
+		TemplatedText    string        `json:"templated_text"`
+		TokenizeResponse []simpleToken `json:"tokenize_response"`
+	}
+	if err := json.Unmarshal(b, &chat); err != nil {
+		t.Fatal(err)
+	}
+	const templated = "<s><|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\n"
+	if chat.TemplatedText != templated {
+		t.Errorf("templated_text %q, want %q", chat.TemplatedText, templated)
+	}
+	var ids []int
+	var spanned strings.Builder
+	for _, tok := range chat.TokenizeResponse {
+		ids = append(ids, tok.ID)
+		spanned.WriteString(templated[tok.Start:tok.Stop])
+	}
+	// The same tokens as the chat route's prompt, one BOS, spans covering
+	// the text.
+	f.do(t, "POST", "/v1/chat/completions", `{"model":"`+testModel+`","messages":[{"role":"user","content":"Hi"}],"max_tokens":1}`)
+	if want := f.gen.Requests()[0].Prompt; !slices.Equal(ids, want) || spanned.String() != templated {
+		t.Errorf("chat tokens %v spanning %q, want %v spanning the templated text", ids, spanned.String(), want)
+	}
+	resp, b = f.do(t, "POST", "/chat_tokenize", `{"messages":[]}`)
+	if resp.StatusCode != 422 {
+		t.Errorf("no messages: status %d: %s", resp.StatusCode, b)
+	}
+	s.check(t, "ErrorResponse", b)
+}
+
+// TestInvocations checks SageMaker's route: each kind of request is
+// answered as its own route answers it.
+func TestInvocations(t *testing.T) {
+	s := loadSpec(t, "tgi-openapi.json")
+	f := newFixture(t, api.Config{}, nil)
+	for _, tc := range []struct {
+		name, body, schema string
+	}{
+		{"chat", `{"model":"` + testModel + `","messages":[{"role":"user","content":"Hi"}],"max_tokens":2}`, "ChatCompletion"},
+		{"completion", `{"model":"` + testModel + `","prompt":"Hi","max_tokens":2}`, "CompletionFinal"},
+		{"tgi", `{"inputs":"Hi","parameters":{"max_new_tokens":2}}`, "GenerateResponse"},
+	} {
+		resp, b := f.do(t, "POST", "/invocations", tc.body)
+		if resp.StatusCode != 200 {
+			t.Fatalf("%s: status %d: %s", tc.name, resp.StatusCode, b)
+		}
+		if tc.schema == "GenerateResponse" { // the compat route answers an array of one
+			var arr []json.RawMessage
+			if err := json.Unmarshal(b, &arr); err != nil || len(arr) != 1 {
+				t.Fatalf("%s: %s", tc.name, b)
+			}
+			b = arr[0]
+		}
+		s.check(t, tc.schema, b)
+		if !strings.Contains(string(b), `"He`) {
+			t.Errorf("%s: no reply in %s", tc.name, b)
+		}
+	}
+	resp, b := f.do(t, "POST", "/invocations", `{"inputs":"Hi","stream":true,"parameters":{"max_new_tokens":2}}`)
+	if ev := sseData(t, b); resp.StatusCode != 200 || len(ev) != 2 {
+		t.Errorf("streamed: status %d, events %q", resp.StatusCode, ev)
+	}
+	// Errors have TGI's shape, whichever kind of request failed.
+	for _, body := range []string{`[1,2]`, `{"inputs":""}`, `{"messages":[]}`, `{"model":"` + testModel + `","prompt":"Hi","n":2}`} {
+		resp, b := f.do(t, "POST", "/invocations", body)
+		if resp.StatusCode != 422 {
+			t.Errorf("%s: status %d: %s", body, resp.StatusCode, b)
+		}
+		s.check(t, "ErrorResponse", b)
+	}
+}

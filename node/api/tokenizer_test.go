@@ -82,3 +82,55 @@ func TestNewTokenizer(t *testing.T) {
 		t.Errorf("prompt %v, want %v", got, want)
 	}
 }
+
+// TestTokenizeSpans checks /tokenize with real vocabularies (sentencepiece
+// with its dummy prefix and byte fallback, byte-level BPE): the tokens are
+// the generation routes' and their spans cover the input in order.
+func TestTokenizeSpans(t *testing.T) {
+	inputs := []string{"Once upon a time", " a leading space", "two  spaces", "héllo wörld 🦙", "tab\tand\nnewline", "<s>x</s>"}
+	for _, file := range []string{"models/stories260K-f32.gguf", "tokenizer/ggml-vocab-llama-spm.gguf", "tokenizer/ggml-vocab-gpt-2.gguf"} {
+		t.Run(file, func(t *testing.T) {
+			f, err := gguf.Open(testdata.Path(t, file))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer f.Close()
+			tok, err := tokenizer.FromGGUF(f)
+			if err != nil {
+				t.Fatal(err)
+			}
+			chat, err := tokenizer.ChatTemplateFromGGUF(f, tok)
+			if err != nil {
+				t.Fatal(err)
+			}
+			s := api.New(api.Config{Logger: slog.New(slog.DiscardHandler)}, &apitest.Generator{}, api.NewTokenizer(tok, chat), apitest.NewPipeline("m", 128))
+			for _, in := range inputs {
+				body, _ := json.Marshal(map[string]string{"inputs": in})
+				rec := httptest.NewRecorder()
+				s.ServeHTTP(rec, httptest.NewRequest("POST", "/tokenize", strings.NewReader(string(body))))
+				var got []simpleToken
+				if err := json.Unmarshal(rec.Body.Bytes(), &got); rec.Code != 200 || err != nil {
+					t.Fatalf("%q: status %d: %s", in, rec.Code, rec.Body)
+				}
+				var ids []int
+				var spanned strings.Builder
+				at := 0
+				for _, st := range got {
+					ids = append(ids, st.ID)
+					if st.Start != at || st.Stop < st.Start {
+						t.Errorf("%q: token %+v does not start where the last stopped (%d)", in, st, at)
+						break
+					}
+					spanned.WriteString(in[st.Start:st.Stop])
+					at = st.Stop
+				}
+				if want := tok.Encode(in, true, true); !slices.Equal(ids, want) {
+					t.Errorf("%q: ids %v, want %v", in, ids, want)
+				}
+				if spanned.String() != in {
+					t.Errorf("%q: spans cover %q: %s", in, spanned.String(), rec.Body)
+				}
+			}
+		})
+	}
+}

@@ -71,6 +71,13 @@ type tgiGenerateResponse struct {
 	} `json:"details"`
 }
 
+type simpleToken struct {
+	ID    int    `json:"id"`
+	Text  string `json:"text"`
+	Start int    `json:"start"`
+	Stop  int    `json:"stop"`
+}
+
 type tgiError struct {
 	Error     string `json:"error"`
 	ErrorType string `json:"error_type"`
