@@ -5,6 +5,9 @@ import (
 	"encoding/json"
 	"io"
 	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
@@ -37,7 +40,8 @@ func TestLoadMeter(t *testing.T) {
 // TestStatusLoad: GET /cluster/status carries every live member's load,
 // asked over the status protocol: both stages computed the completions'
 // tokens, the gateway generated them, and the other member's round trip
-// is measured; /metrics has each member's view of the cluster; a
+// is measured; /metrics has each member's view of the cluster, and the
+// dashboard shows it; a
 // non-member's status stream is refused.
 func TestStatusLoad(t *testing.T) {
 	ref := testdata.LoadReference(t, testdata.Path(t, "reference/stories260K-f32.json"))
@@ -118,6 +122,20 @@ func TestStatusLoad(t *testing.T) {
 		if !regexp.MustCompile(`(?m)^strata_stage_tokens_total [1-9]`).Match(b) || !strings.Contains(string(b), "strata_stage_busy_seconds_total ") {
 			t.Errorf("member %s: no stage counters in /metrics", shortID(c.tm.m.ID().String()))
 		}
+	}
+
+	// The dashboard shows both members and their load.
+	if node, err := exec.LookPath("node"); err == nil {
+		cmd := exec.CommandContext(ctx, node, "dashboard-check.mjs")
+		cmd.Dir = filepath.Join("api", "testdata")
+		cmd.Env = append(os.Environ(), "STRATA_API_BASE=http://"+first.api,
+			"STRATA_EXPECT_NODES="+first.m.ID().String()+","+second.m.ID().String())
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			t.Errorf("the dashboard check failed: %v\n%s", err, out)
+		}
+	} else if os.Getenv("STRATA_NODE_CLIENT") == "1" {
+		t.Error("node is not installed (STRATA_NODE_CLIENT=1)")
 	}
 
 	h, err := p2p.NewHost(ctx, p2p.HostConfig{Logger: testLogger(t)})

@@ -1,7 +1,9 @@
 // Package api is a gateway's HTTP API: OpenAI-compatible
 // /v1/chat/completions, /v1/completions and /v1/models; Hugging Face TGI's
 // /generate, /generate_stream, / (compat), /info, /health, /tokenize,
-// /chat_tokenize and SageMaker's /invocations; and Prometheus' /metrics. It serves them over narrow interfaces that the node
+// /chat_tokenize and SageMaker's /invocations; Prometheus' /metrics; and
+// /dashboard, a page (dashboard.html and dashboard.js, embedded) that
+// shows /info, /metrics and, on a cluster member, /cluster/status. It serves them over narrow interfaces that the node
 // implements:
 //
 //   - Generator: Generate(ctx, req, emit) runs one sequence, in tokens,
@@ -49,7 +51,8 @@
 // Config.APIKeys set, every route needs "Authorization: Bearer KEY" except
 // /health and /metrics, which stay open for load balancers and scrapers
 // (neither reveals prompts or outputs; /info, which names the peers of the
-// pipeline, needs a key).
+// pipeline, needs a key), and the dashboard's page and script, which hold
+// no data (the page asks for the key to read the routes it shows).
 //
 // Metrics live in a registry per Metrics value, never the global one; the
 // pipeline reports stage latency, wire bytes, KV cache use and failovers

@@ -48,3 +48,29 @@ func TestOpenAINodeClient(t *testing.T) {
 		t.Fatalf("the Node.js client failed: %v", err)
 	}
 }
+
+// TestDashboard runs testdata/dashboard-check.mjs against a test server:
+// the dashboard's page and script are served without a key, and its
+// render functions show what /info and /metrics answer. It needs node
+// (no npm package); without it, it skips unless STRATA_NODE_CLIENT=1.
+func TestDashboard(t *testing.T) {
+	node, err := exec.LookPath("node")
+	if err != nil {
+		if os.Getenv("STRATA_NODE_CLIENT") == "1" {
+			t.Fatal("node is not installed (STRATA_NODE_CLIENT=1)")
+		}
+		t.Skip("node is not installed")
+	}
+	f := newFixture(t, api.Config{APIKeys: []string{testKey}}, nil)
+	f.do(t, "POST", "/generate", `{"inputs":"Hi"}`, "Authorization", "Bearer "+testKey)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, node, "dashboard-check.mjs")
+	cmd.Dir = "testdata"
+	cmd.Env = append(os.Environ(), "STRATA_API_BASE="+f.srv.URL, "STRATA_API_KEY="+testKey)
+	out, err := cmd.CombinedOutput()
+	t.Logf("node dashboard-check.mjs:\n%s", out)
+	if err != nil {
+		t.Fatalf("the dashboard check failed: %v", err)
+	}
+}

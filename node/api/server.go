@@ -3,6 +3,7 @@ package api
 import (
 	"bytes"
 	"context"
+	_ "embed"
 	"encoding/json"
 	"errors"
 	"io"
@@ -144,6 +145,11 @@ func New(cfg Config, gen Generator, tok Tokenizer, pipe Pipeline) *Server {
 	s.mux.HandleFunc("POST /invocations", s.handleInvocations)
 	s.mux.HandleFunc("POST /tokenize", s.handleTokenize)
 	s.mux.HandleFunc("POST /chat_tokenize", s.handleChatTokenize)
+	s.mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, r *http.Request) {
+		http.Redirect(w, r, "/dashboard", http.StatusFound)
+	})
+	s.mux.HandleFunc("GET /dashboard", serveAsset(dashboardHTML, "text/html; charset=utf-8"))
+	s.mux.HandleFunc("GET /dashboard.js", serveAsset(dashboardJS, "text/javascript; charset=utf-8"))
 	s.mux.HandleFunc("GET /info", s.handleInfo)
 	s.mux.HandleFunc("GET /health", s.handleHealth)
 	s.mux.Handle("GET /metrics", s.metrics.Handler())
@@ -157,13 +163,34 @@ func New(cfg Config, gen Generator, tok Tokenizer, pipe Pipeline) *Server {
 // Metrics returns the server's metrics.
 func (s *Server) Metrics() *Metrics { return s.metrics }
 
-// openRoutes answer without an API key.
-var openRoutes = map[string]bool{"GET /health": true, "GET /metrics": true}
+// openRoutes answer without an API key. The dashboard's page and script
+// hold no data: the script asks for a key to read the routes it shows.
+var openRoutes = map[string]bool{"GET /health": true, "GET /metrics": true,
+	"GET /{$}": true, "GET /dashboard": true, "GET /dashboard.js": true}
+
+//go:embed dashboard.html
+var dashboardHTML []byte
+
+//go:embed dashboard.js
+var dashboardJS []byte
+
+// serveAsset answers with one of the dashboard's files, which load nothing
+// from elsewhere.
+func serveAsset(b []byte, contentType string) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		h := w.Header()
+		h.Set("Content-Type", contentType)
+		h.Set("Content-Security-Policy", "default-src 'self'; style-src 'self' 'unsafe-inline'")
+		h.Set("X-Content-Type-Options", "nosniff")
+		h.Set("Cache-Control", "no-cache")
+		w.Write(b)
+	}
+}
 
 // routeMethods are the routes' methods, for 405 answers.
 var routeMethods = map[string]string{
 	"/v1/chat/completions": "POST", "/v1/completions": "POST", "/v1/models": "GET",
-	"/generate": "POST", "/generate_stream": "POST", "/": "POST", "/info": "GET",
+	"/generate": "POST", "/generate_stream": "POST", "/": "GET, POST", "/info": "GET", "/dashboard": "GET", "/dashboard.js": "GET",
 	"/health": "GET", "/metrics": "GET", "/invocations": "POST", "/tokenize": "POST", "/chat_tokenize": "POST",
 }
 
