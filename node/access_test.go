@@ -149,8 +149,9 @@ func TestRevokeNode(t *testing.T) {
 	}
 }
 
-// TestAdminRoutes: the admin routes that change the cluster refuse remote
-// clients of an API without keys, and answer bad requests with 4xx.
+// TestAdminRoutes: the admin routes that change the cluster or list its
+// tokens refuse remote clients of an API without keys, and answer bad
+// requests with 4xx.
 func TestAdminRoutes(t *testing.T) {
 	model := testdata.Path(t, "models/stories260K-f32.gguf")
 	first := startMember(t, MemberConfig{Model: model, Init: true})
@@ -159,7 +160,8 @@ func TestAdminRoutes(t *testing.T) {
 		method, path, body, remote string
 		want                       int
 	}{
-		{"GET", "/cluster/tokens", "", "192.0.2.1:1234", 200},
+		{"GET", "/cluster/tokens", "", "192.0.2.1:1234", 403},
+		{"GET", "/cluster/tokens", "", "127.0.0.1:1234", 200},
 		{"GET", "/cluster/status", "", "192.0.2.1:1234", 200},
 		{"POST", "/cluster/tokens", `{}`, "192.0.2.1:1234", 403},
 		{"POST", "/cluster/leave", ``, "192.0.2.1:1234", 403},

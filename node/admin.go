@@ -66,9 +66,9 @@ func (m *Member) Status() Status {
 }
 
 // adminHandler serves the cluster's admin routes: its status, draining,
-// leaving, join tokens and revocations. A route that changes the cluster answers
-// only loopback clients when the API has no keys (with keys, the API has
-// checked the caller's).
+// leaving, join tokens and revocations. A route that changes the cluster,
+// or lists its tokens, answers only loopback clients when the API has no
+// keys (with keys, the API has checked the caller's).
 func (m *Member) adminHandler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /cluster/status", func(w http.ResponseWriter, r *http.Request) {
@@ -81,7 +81,7 @@ func (m *Member) adminHandler() http.Handler {
 	change := func(pattern string, h func(w http.ResponseWriter, r *http.Request) error) {
 		mux.HandleFunc(pattern, func(w http.ResponseWriter, r *http.Request) {
 			if len(m.cfg.APIKeys) == 0 && !loopback(r.RemoteAddr) {
-				http.Error(w, "changes to the cluster need an API key (--api-key) when asked from another host", http.StatusForbidden)
+				http.Error(w, "this route needs an API key (--api-key) when asked from another host", http.StatusForbidden)
 				return
 			}
 			if err := h(w, r); err != nil {
@@ -110,8 +110,9 @@ func (m *Member) adminHandler() http.Handler {
 		fmt.Fprintln(w, "undrained: this member may be given layers again")
 		return nil
 	})
-	mux.HandleFunc("GET /cluster/tokens", func(w http.ResponseWriter, r *http.Request) {
-		writeJSON(w, tokenList{Tokens: m.Tokens()})
+	change("GET /cluster/tokens", func(w http.ResponseWriter, r *http.Request) error {
+		writeJSON(w, tokenList{Tokens: m.Tokens()}) // their notes may say whom they are for
+		return nil
 	})
 	change("POST /cluster/tokens", func(w http.ResponseWriter, r *http.Request) error {
 		var req tokenRequest
