@@ -236,11 +236,7 @@ func (s *Server) handleCompat(w http.ResponseWriter, r *http.Request) { s.serveT
 // serveTGI serves one of TGI's generation routes.
 func (s *Server) serveTGI(w http.ResponseWriter, r *http.Request, route tgiRoute) {
 	var req tgiRequest
-	if aerr := s.decode(w, r, &req); aerr != nil {
-		if aerr.status == http.StatusBadRequest {
-			aerr.status = http.StatusUnprocessableEntity
-		}
-		writeTGIError(w, aerr)
+	if !s.decodeTGI(w, r, &req) {
 		return
 	}
 	stream := route == tgiStream || route == tgiCompat && req.Stream
@@ -314,6 +310,20 @@ func (s *Server) serveTGI(w http.ResponseWriter, r *http.Request, route tgiRoute
 		return
 	}
 	s.logDone(j, &out, http.StatusOK)
+}
+
+// decodeTGI reads a TGI route's JSON body into v, or answers why not (a
+// malformed body as 422, as TGI answers it) and returns false.
+func (s *Server) decodeTGI(w http.ResponseWriter, r *http.Request, v any) bool {
+	aerr := s.decode(w, r, v)
+	if aerr == nil {
+		return true
+	}
+	if aerr.status == http.StatusBadRequest {
+		aerr.status = http.StatusUnprocessableEntity
+	}
+	writeTGIError(w, aerr)
+	return false
 }
 
 // tgiToken is a generated token as TGI reports it: special tokens read as

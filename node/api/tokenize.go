@@ -33,11 +33,7 @@ type chatTokenizeResponse struct {
 // with its span of the input.
 func (s *Server) handleTokenize(w http.ResponseWriter, r *http.Request) {
 	var req tgiRequest
-	if aerr := s.decode(w, r, &req); aerr != nil {
-		if aerr.status == http.StatusBadRequest {
-			aerr.status = http.StatusUnprocessableEntity
-		}
-		writeTGIError(w, aerr)
+	if !s.decodeTGI(w, r, &req) {
 		return
 	}
 	if req.Inputs == nil || *req.Inputs == "" {
@@ -54,11 +50,10 @@ func (s *Server) handleTokenize(w http.ResponseWriter, r *http.Request) {
 // model for it.
 func (s *Server) handleChatTokenize(w http.ResponseWriter, r *http.Request) {
 	var req chatRequest
-	aerr := s.decode(w, r, &req)
-	text := ""
-	if aerr == nil {
-		text, aerr = s.chatText(req.Messages)
+	if !s.decodeTGI(w, r, &req) {
+		return
 	}
+	text, aerr := s.chatText(req.Messages)
 	if aerr != nil {
 		if aerr.status == http.StatusBadRequest {
 			aerr.status = http.StatusUnprocessableEntity

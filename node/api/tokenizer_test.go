@@ -15,12 +15,11 @@ import (
 	"github.com/strata-llm/strata/pipeline/tokenizer"
 )
 
-// TestNewTokenizer serves a chat with a real model's tokenizer and its
-// fallback chat template (stories260K ships none): the Generator gets the
-// transcript's tokens after one BOS, and the reply's tokens come back as
-// its text, streamed or not.
-func TestNewTokenizer(t *testing.T) {
-	f, err := gguf.Open(testdata.Path(t, "models/stories260K-f32.gguf"))
+// loadTokenizer reads the tokenizer and chat template of a GGUF file of
+// the test data, and adapts them with NewTokenizer.
+func loadTokenizer(t *testing.T, file string) (*tokenizer.Tokenizer, api.Tokenizer) {
+	t.Helper()
+	f, err := gguf.Open(testdata.Path(t, file))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -33,7 +32,15 @@ func TestNewTokenizer(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	text := api.NewTokenizer(tok, chat)
+	return tok, api.NewTokenizer(tok, chat)
+}
+
+// TestNewTokenizer serves a chat with a real model's tokenizer and its
+// fallback chat template (stories260K ships none): the Generator gets the
+// transcript's tokens after one BOS, and the reply's tokens come back as
+// its text, streamed or not.
+func TestNewTokenizer(t *testing.T) {
+	tok, text := loadTokenizer(t, "models/stories260K-f32.gguf")
 	if text.BOS() != tok.BOS() || !text.IsSpecial(tok.EOS()) || text.IsSpecial(tok.Encode("a", false, false)[0]) {
 		t.Errorf("BOS %d, special EOS %v", text.BOS(), text.IsSpecial(tok.EOS()))
 	}
@@ -90,20 +97,8 @@ func TestTokenizeSpans(t *testing.T) {
 	inputs := []string{"Once upon a time", " a leading space", "two  spaces", "héllo wörld 🦙", "tab\tand\nnewline", "<s>x</s>"}
 	for _, file := range []string{"models/stories260K-f32.gguf", "tokenizer/ggml-vocab-llama-spm.gguf", "tokenizer/ggml-vocab-gpt-2.gguf"} {
 		t.Run(file, func(t *testing.T) {
-			f, err := gguf.Open(testdata.Path(t, file))
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer f.Close()
-			tok, err := tokenizer.FromGGUF(f)
-			if err != nil {
-				t.Fatal(err)
-			}
-			chat, err := tokenizer.ChatTemplateFromGGUF(f, tok)
-			if err != nil {
-				t.Fatal(err)
-			}
-			s := api.New(api.Config{Logger: slog.New(slog.DiscardHandler)}, &apitest.Generator{}, api.NewTokenizer(tok, chat), apitest.NewPipeline("m", 128))
+			tok, text := loadTokenizer(t, file)
+			s := api.New(api.Config{Logger: slog.New(slog.DiscardHandler)}, &apitest.Generator{}, text, apitest.NewPipeline("m", 128))
 			for _, in := range inputs {
 				body, _ := json.Marshal(map[string]string{"inputs": in})
 				rec := httptest.NewRecorder()
