@@ -553,13 +553,15 @@ func TestTGITokenize(t *testing.T) {
 			t.Errorf("%q: tokens %s, want %+v", tc.inputs, b, tc.want)
 		}
 	}
-	resp, b := f.do(t, "POST", "/tokenize", `{"inputs":""}`)
-	if resp.StatusCode != 422 {
-		t.Errorf("empty inputs: status %d: %s", resp.StatusCode, b)
+	for _, body := range []string{`{"inputs":""}`, `{"inputs":"` + strings.Repeat("x", testCtxLen) + `"}`} {
+		resp, b := f.do(t, "POST", "/tokenize", body)
+		if resp.StatusCode != 422 {
+			t.Errorf("empty or too long inputs: status %d: %s", resp.StatusCode, b)
+		}
+		s.check(t, "ErrorResponse", b)
 	}
-	s.check(t, "ErrorResponse", b)
 
-	resp, b = f.do(t, "POST", "/chat_tokenize", `{"model":"tgi","messages":[{"role":"user","content":"Hi"}]}`)
+	resp, b := f.do(t, "POST", "/chat_tokenize", `{"model":"tgi","messages":[{"role":"user","content":"Hi"}]}`)
 	if resp.StatusCode != 200 {
 		t.Fatalf("chat_tokenize: status %d: %s", resp.StatusCode, b)
 	}

@@ -42,7 +42,24 @@ func (s *Server) handleTokenize(w http.ResponseWriter, r *http.Request) {
 		writeTGIError(w, e)
 		return
 	}
-	writeJSON(w, http.StatusOK, s.spans(*req.Inputs, s.tok.Encode(*req.Inputs, true, true)))
+	ids := s.tok.Encode(*req.Inputs, true, true)
+	if aerr := s.checkTokenized(len(ids)); aerr != nil {
+		writeTGIError(w, aerr)
+		return
+	}
+	writeJSON(w, http.StatusOK, s.spans(*req.Inputs, ids))
+}
+
+// checkTokenized refuses, as the generation routes do, a prompt of more
+// tokens than they take: so that a large body cannot make a response many
+// times its size.
+func (s *Server) checkTokenized(n int) *apiError {
+	if mp := s.maxPrompt(s.pipe.Info()); n > mp {
+		e := badRequest("inputs", "`inputs` must have less than %d tokens. Given: %d", mp+1, n)
+		e.status = http.StatusUnprocessableEntity
+		return e
+	}
+	return nil
 }
 
 // handleChatTokenize answers TGI's /chat_tokenize: a chat rendered with
@@ -61,15 +78,20 @@ func (s *Server) handleChatTokenize(w http.ResponseWriter, r *http.Request) {
 		writeTGIError(w, aerr)
 		return
 	}
-	writeJSON(w, http.StatusOK, chatTokenizeResponse{TokenizeResponse: s.spans(text, s.encodePrompt(text)), TemplatedText: text})
+	ids := s.encodePrompt(text)
+	if aerr := s.checkTokenized(len(ids)); aerr != nil {
+		writeTGIError(w, aerr)
+		return
+	}
+	writeJSON(w, http.StatusOK, chatTokenizeResponse{TokenizeResponse: s.spans(text, ids), TemplatedText: text})
 }
 
 // spans places each of ids, the tokens of text, on the bytes of text it
 // stands for, in order. A sentencepiece tokenizer's dummy prefix (the
 // space it puts before the text and after a special token in it, which
-// text does not have) is not part of a span. A token that stands for no bytes of the text (a BOS the tokenizer
-// added, or the dummy prefix alone) gets an empty span where it falls, and
-// its own text. Where the tokenizer changed the text in other ways, the
+// text does not have) is not part of a span. A token that stands for no
+// bytes of the text (a BOS the tokenizer added, or the dummy prefix alone)
+// gets an empty span where it falls, and its own text. Where the tokenizer changed the text in other ways, the
 // spans stop following it: the rest are empty, at the end of the text.
 func (s *Server) spans(text string, ids []int) []simpleToken {
 	pieces := make([]string, len(ids))
