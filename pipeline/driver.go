@@ -468,6 +468,12 @@ func (d *Driver) Run(ctx context.Context) error {
 		case <-d.wake:
 			d.takeInbox()
 		case it := <-back:
+			if ctx.Err() != nil {
+				// Stopping: a batch that failed because ctx ended must
+				// not fail its sequences with that; shutdown ends them
+				// all with ErrStopped.
+				return nil
+			}
 			d.onResult(it)
 		case <-tick:
 			d.sch.Tick()
