@@ -32,7 +32,7 @@ func serveCmd(ctx context.Context, args []string, stderr io.Writer) error {
 	pskFile := fs.String("psk-file", "", "private network key `file` (64 hex digits), with --route")
 	verbose := fs.Bool("v", false, "debug logging on stderr")
 	fs.Usage = func() {
-		fmt.Fprintln(stderr, "usage: strata serve --model PATH [--stages N | --route ADDR1,ADDR2,...] [--api HOST:PORT] [flags]\n\nServes the model, split into N in-process pipeline stages (or through the\nstage nodes of --route), through the\nOpenAI-compatible (/v1/chat/completions, /v1/completions, /v1/models) and\nTGI-compatible (/generate, /generate_stream, /info, /health) HTTP API, with\n/metrics for Prometheus.\n\nFlags:")
+		fmt.Fprintln(stderr, "usage: strata serve --model PATH [--stages N | --route ADDR1,ADDR2,...] [--api HOST:PORT] [flags]\n\nServes the model, split into N in-process pipeline stages (or through the\nstage nodes of --route), through the\nOpenAI-compatible (/v1/chat/completions, /v1/completions, /v1/models) and\nTGI-compatible (/generate, /generate_stream, /info, /health, /tokenize,\n/chat_tokenize, /invocations) HTTP API, with /metrics for Prometheus and a\ndashboard at /dashboard.\n\nFlags:")
 		fs.PrintDefaults()
 	}
 	if _, err := parse(fs, args); err != nil {
