@@ -230,15 +230,12 @@ func (m *Member) banRevoked(mp *cluster.Map) {
 const noticeTimeout = 3 * time.Second
 
 // markRevoked stops this member for its revocation r.
-func (m *Member) markRevoked(r cluster.Revocation) { m.haltWith(revokedError(r)) }
-
-// revokedError is ErrRevoked with r's time and reason.
-func revokedError(r cluster.Revocation) error {
+func (m *Member) markRevoked(r cluster.Revocation) {
 	err := fmt.Errorf("%w at %s", ErrRevoked, r.At.Format(time.RFC3339))
 	if r.Reason != "" {
 		err = fmt.Errorf("%w: %s", err, r.Reason)
 	}
-	return err
+	m.haltWith(err)
 }
 
 // haltWith makes Run stop and return err; the first call counts.
@@ -295,9 +292,8 @@ func (m *Member) watchLeader(ctx context.Context) error {
 
 // checkMembership asks the members of mp, one after another, whether
 // this member is still one of them, for a member that has had no leader
-// for a while. If one says it was revoked, it stops with ErrRevoked. If
-// one says it is not a member (it was reaped while away, or left), it
-// joins again with its configured token, or, if that is refused, it
+// for a while. If one says it is not (it was reaped while away, or left),
+// it joins again with its configured token, or, if that is refused, it
 // stops with ErrRemoved. If none answers, it goes on waiting.
 func (m *Member) checkMembership(ctx context.Context, mp *cluster.Map) {
 	for _, id := range mp.NodeIDs() {
@@ -312,16 +308,13 @@ func (m *Member) checkMembership(ctx context.Context, mp *cluster.Map) {
 		case err == nil:
 			m.log.Warn("still a member, as another member sees it: this node cannot reach the leader", "asked", shortID(id))
 			return
-		case errors.Is(err, ErrRevoked): // while away, so it missed the leader's notice
-			m.haltWith(err)
-			return
 		case errors.Is(err, ErrNotMember) && idx >= mp.Index: // not a member as of a map no older than this one's
 			m.rejoin(ctx, pid)
 			return
 		}
 		m.log.Debug("ask whether still a member", "peer", shortID(id), "err", err)
 	}
-	m.log.Warn("no member answered: this node may be cut off from the cluster")
+	m.log.Warn("no member answered: this node may be cut off from the cluster (or revoked)")
 }
 
 // checkTimeout bounds the wait for one member's answer to "am I still a

@@ -1,7 +1,6 @@
 package p2p
 
 import (
-	"context"
 	"log/slog"
 	"sync"
 	"sync/atomic"
@@ -20,7 +19,7 @@ import (
 // libp2p.ConnectionGater) it admits everyone except banned peers: a
 // joiner is an unknown peer until the join protocol has checked its
 // token, so it must be able to connect. Ban is for a removed or dead
-// node; a revoked node (SetRevoked) may still connect in, to find out.
+// node.
 //
 // At the stream level, Guard wraps the handler of each members-only
 // protocol (Raft, stages, weights, status) so that, once EnforceMembers
@@ -133,11 +132,7 @@ func (g *Gater) Guard(h network.StreamHandler, proto protocol.ID, log *slog.Logg
 	}
 	return func(s network.Stream) {
 		if id := s.Conn().RemotePeer(); g.enforce.Load() && !g.IsMember(id) {
-			level := slog.LevelWarn
-			if g.IsRevoked(id) { // expected until it finds out
-				level = slog.LevelDebug
-			}
-			log.Log(context.Background(), level, "p2p: stream from a non-member refused", "peer", id, "protocol", proto)
+			log.Warn("p2p: stream from a non-member refused", "peer", id, "protocol", proto)
 			s.Reset()
 			return
 		}
@@ -156,24 +151,9 @@ func (g *Gater) InterceptAddrDial(p peer.ID, _ ma.Multiaddr) bool { return !g.Is
 func (g *Gater) InterceptAccept(network.ConnMultiaddrs) bool { return true }
 
 // InterceptSecured refuses a banned peer, inbound or outbound, once the
-// handshake has authenticated it, except a revoked one's inbound
-// connections: a node revoked while away (that missed the notice) may ask
-// over the unguarded control protocol whether it is still a member, and
-// hear why not. Guard still refuses its streams, and no one dials it.
-func (g *Gater) InterceptSecured(dir network.Direction, p peer.ID, _ network.ConnMultiaddrs) bool {
-	g.mu.RLock()
-	defer g.mu.RUnlock()
-	_, banned := g.banned[p]
-	_, revoked := g.revoked[p]
-	return !banned && (!revoked || dir == network.DirInbound)
-}
-
-// IsRevoked reports whether id is revoked (SetRevoked).
-func (g *Gater) IsRevoked(id peer.ID) bool {
-	g.mu.RLock()
-	defer g.mu.RUnlock()
-	_, ok := g.revoked[id]
-	return ok
+// handshake has authenticated it.
+func (g *Gater) InterceptSecured(_ network.Direction, p peer.ID, _ network.ConnMultiaddrs) bool {
+	return !g.IsBanned(p)
 }
 
 // InterceptUpgraded admits every connection that got this far.
