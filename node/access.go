@@ -226,16 +226,43 @@ func (m *Member) banRevoked(mp *cluster.Map) {
 	}
 }
 
+// answerRevoked lets the revoked nodes that are out of Raft's
+// configuration connect in (the gater's SetAnswerable): no member has
+// business with them any more, and one revoked while away can then ask
+// whether it is still a member and hear why not. One still in the
+// configuration stays refused, so that no member's Raft reaches it over a
+// connection it opened.
+func (m *Member) answerRevoked(mp *cluster.Map) {
+	f := m.cl.Raft().GetConfiguration()
+	if f.Error() != nil {
+		return
+	}
+	in := make(map[string]bool)
+	for _, s := range f.Configuration().Servers {
+		in[string(s.ID)] = true
+	}
+	var ids []peer.ID
+	for id := range mp.Revoked {
+		if pid, err := peer.Decode(id); err == nil && !in[id] {
+			ids = append(ids, pid)
+		}
+	}
+	m.gater.SetAnswerable(ids)
+}
+
 // noticeTimeout bounds the leader's telling a node it was revoked.
 const noticeTimeout = 3 * time.Second
 
 // markRevoked stops this member for its revocation r.
-func (m *Member) markRevoked(r cluster.Revocation) {
+func (m *Member) markRevoked(r cluster.Revocation) { m.haltWith(revokedError(r)) }
+
+// revokedError is ErrRevoked with r's time and reason.
+func revokedError(r cluster.Revocation) error {
 	err := fmt.Errorf("%w at %s", ErrRevoked, r.At.Format(time.RFC3339))
 	if r.Reason != "" {
 		err = fmt.Errorf("%w: %s", err, r.Reason)
 	}
-	m.haltWith(err)
+	return err
 }
 
 // haltWith makes Run stop and return err; the first call counts.
@@ -262,7 +289,8 @@ func (m *Member) stopHalted() error {
 // watchLeader watches, until ctx ends, for a time without a known leader
 // longer than LeaderLostAfter, and then (and as often again while it
 // lasts) asks the members whether this member is still one
-// (checkMembership).
+// (checkMembership). On each tick it also updates which revoked nodes may
+// connect in (answerRevoked).
 func (m *Member) watchLeader(ctx context.Context) error {
 	after := m.cfg.LeaderLostAfter
 	if after <= 0 {
@@ -277,6 +305,7 @@ func (m *Member) watchLeader(ctx context.Context) error {
 			return nil
 		case <-tick.C:
 		}
+		m.answerRevoked(m.cl.Map())
 		switch {
 		case m.cl.Leader() != "":
 			lost = time.Time{}
@@ -292,8 +321,9 @@ func (m *Member) watchLeader(ctx context.Context) error {
 
 // checkMembership asks the members of mp, one after another, whether
 // this member is still one of them, for a member that has had no leader
-// for a while. If one says it is not (it was reaped while away, or left),
-// it joins again with its configured token, or, if that is refused, it
+// for a while. If one says it was revoked, it stops with ErrRevoked. If
+// one says it is not a member (it was reaped while away, or left), it
+// joins again with its configured token, or, if that is refused, it
 // stops with ErrRemoved. If none answers, it goes on waiting.
 func (m *Member) checkMembership(ctx context.Context, mp *cluster.Map) {
 	for _, id := range mp.NodeIDs() {
@@ -308,13 +338,16 @@ func (m *Member) checkMembership(ctx context.Context, mp *cluster.Map) {
 		case err == nil:
 			m.log.Warn("still a member, as another member sees it: this node cannot reach the leader", "asked", shortID(id))
 			return
+		case errors.Is(err, ErrRevoked): // while away, so it missed the leader's notice
+			m.haltWith(err)
+			return
 		case errors.Is(err, ErrNotMember) && idx >= mp.Index: // not a member as of a map no older than this one's
 			m.rejoin(ctx, pid)
 			return
 		}
 		m.log.Debug("ask whether still a member", "peer", shortID(id), "err", err)
 	}
-	m.log.Warn("no member answered: this node may be cut off from the cluster (or revoked)")
+	m.log.Warn("no member answered: this node may be cut off from the cluster")
 }
 
 // checkTimeout bounds the wait for one member's answer to "am I still a

@@ -255,6 +255,48 @@ func TestRemovedWhileAway(t *testing.T) {
 	}
 }
 
+// TestRevokedWhileAway: a member revoked while cut off from the others
+// (so that it missed the leader's notice) finds out when it can reach
+// them again, and stops with ErrRevoked and the reason, instead of
+// waiting for a leader forever.
+func TestRevokedWhileAway(t *testing.T) {
+	model := testdata.Path(t, "models/stories260K-f32.gguf")
+	cfg := func(c MemberConfig) MemberConfig {
+		c.Model, c.LeaderLostAfter = model, time.Second
+		return c
+	}
+	first := startMember(t, cfg(MemberConfig{Init: true}))
+	ctx := context.Background()
+	tok, err := first.m.Token(ctx, time.Hour, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	second := startMember(t, cfg(MemberConfig{Join: first.m.Addr(), Token: tok.Token}))
+	third := startMember(t, cfg(MemberConfig{Join: first.m.Addr(), Token: tok.Token}))
+	all := []*testMember{first, second, third}
+	waitFor(t, "three members serving", 60*time.Second, func() bool { return agreed(all) })
+
+	for _, other := range []*testMember{first, third} {
+		second.m.gater.Ban(other.m.ID())
+		second.m.host.Network().ClosePeer(other.m.ID())
+	}
+	victim := second.m.ID().String()
+	if _, err := RequestRevoke(ctx, first.api, "", victim, "stolen while offline"); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the revocation on record", 20*time.Second, func() bool {
+		_, ok := third.m.Cluster().Map().Revoked[victim]
+		return ok
+	})
+	for _, other := range []*testMember{first, third} {
+		second.m.gater.Unban(other.m.ID())
+		second.m.host.Network().(*swarm.Swarm).Backoff().Clear(other.m.ID())
+	}
+	if err := runErr(t, second, 30*time.Second); !errors.Is(err, ErrRevoked) || !strings.Contains(err.Error(), "stolen while offline") {
+		t.Errorf("the member revoked while away: Run = %v, want ErrRevoked with the reason", err)
+	}
+}
+
 // TestVolunteer: a node admitted with a volunteer token serves layers but
 // never votes, and its requests beyond its own entry are refused: issuing
 // a token or revoking a member through its admin API (403), changing

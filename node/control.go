@@ -59,8 +59,8 @@ type controlRequest struct {
 }
 
 // controlReply answers a control request: Err is empty on success; Code
-// says what kind of failure ("token", "not_member", "not_leader",
-// "failed").
+// says what kind of failure ("token", "not_member", "forbidden",
+// "not_leader", "revoked", "failed").
 type controlReply struct {
 	Err    string `json:"err,omitempty"`
 	Code   string `json:"code,omitempty"`
@@ -120,6 +120,8 @@ func (m *Member) handleControl(st network.Stream) {
 			rep.Code = "not_member"
 		case errors.Is(err, ErrForbidden):
 			rep.Code = "forbidden"
+		case errors.Is(err, ErrRevoked):
+			rep.Code = "revoked"
 		case errors.Is(err, cluster.ErrNotLeader):
 			rep.Code, rep.Leader = "not_leader", m.cl.Leader()
 		default:
@@ -128,6 +130,9 @@ func (m *Member) handleControl(st network.Stream) {
 	}
 	if err := writeControl(st, &rep); err != nil {
 		m.log.Debug("write control reply", "peer", from, "err", err)
+	}
+	if rep.Code == "revoked" { // told: nothing more to say to it
+		time.AfterFunc(time.Second, func() { m.host.Network().ClosePeer(from) })
 	}
 }
 
@@ -199,6 +204,9 @@ func (m *Member) serveControl(ctx context.Context, from peer.ID, req *controlReq
 		if mp.Nodes[m.id.String()] == nil {
 			return 0, errors.New("this node is not a member itself: it cannot tell")
 		}
+		if r, ok := mp.Revoked[from.String()]; ok {
+			return mp.Index, revokedError(r)
+		}
 		if !member {
 			return mp.Index, fmt.Errorf("%w: %s is not in the cluster's map", ErrNotMember, from)
 		}
@@ -259,6 +267,8 @@ func (m *Member) control(ctx context.Context, to peer.ID, req *controlRequest) (
 		return 0, fmt.Errorf("%w: %s", ErrForbidden, strings.TrimPrefix(rep.Err, ErrForbidden.Error()+": "))
 	case "not_leader":
 		return 0, &cluster.NotLeaderError{Leader: rep.Leader}
+	case "revoked":
+		return rep.Index, fmt.Errorf("%w%s", ErrRevoked, strings.TrimPrefix(rep.Err, ErrRevoked.Error()))
 	}
 	return 0, fmt.Errorf("%s: %s", to, rep.Err)
 }

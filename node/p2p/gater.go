@@ -1,6 +1,7 @@
 package p2p
 
 import (
+	"context"
 	"log/slog"
 	"sync"
 	"sync/atomic"
@@ -19,7 +20,8 @@ import (
 // libp2p.ConnectionGater) it admits everyone except banned peers: a
 // joiner is an unknown peer until the join protocol has checked its
 // token, so it must be able to connect. Ban is for a removed or dead
-// node.
+// node; a revoked node (SetRevoked) may still connect in to find out,
+// once the members have no business with it (SetAnswerable).
 //
 // At the stream level, Guard wraps the handler of each members-only
 // protocol (Raft, stages, weights, status) so that, once EnforceMembers
@@ -35,6 +37,7 @@ type Gater struct {
 	members map[peer.ID]struct{}
 	banned  map[peer.ID]struct{} // by Ban
 	revoked map[peer.ID]struct{} // by SetRevoked
+	answer  map[peer.ID]struct{} // by SetAnswerable
 }
 
 var _ connmgr.ConnectionGater = (*Gater)(nil)
@@ -42,7 +45,8 @@ var _ connmgr.ConnectionGater = (*Gater)(nil)
 // NewGater returns a gater with no members, no bans and enforcement off:
 // it admits everyone until EnforceMembers(true).
 func NewGater() *Gater {
-	return &Gater{members: make(map[peer.ID]struct{}), banned: make(map[peer.ID]struct{}), revoked: make(map[peer.ID]struct{})}
+	return &Gater{members: make(map[peer.ID]struct{}), banned: make(map[peer.ID]struct{}),
+		revoked: make(map[peer.ID]struct{}), answer: make(map[peer.ID]struct{})}
 }
 
 // SetMembers replaces the member set with ids. The gater keeps no
@@ -101,6 +105,20 @@ func (g *Gater) SetRevoked(ids []peer.ID) (added []peer.ID) {
 	return added
 }
 
+// SetAnswerable replaces, with ids, the set of revoked peers that may
+// connect in: those the members no longer have any business with (out of
+// Raft's configuration), so that one revoked while away can ask whether it
+// is still a member and hear why not. The gater keeps no reference to ids.
+func (g *Gater) SetAnswerable(ids []peer.ID) {
+	a := make(map[peer.ID]struct{}, len(ids))
+	for _, id := range ids {
+		a[id] = struct{}{}
+	}
+	g.mu.Lock()
+	g.answer = a
+	g.mu.Unlock()
+}
+
 // Unban lifts a ban on id; it does not make id a member.
 func (g *Gater) Unban(id peer.ID) {
 	g.mu.Lock()
@@ -132,7 +150,11 @@ func (g *Gater) Guard(h network.StreamHandler, proto protocol.ID, log *slog.Logg
 	}
 	return func(s network.Stream) {
 		if id := s.Conn().RemotePeer(); g.enforce.Load() && !g.IsMember(id) {
-			log.Warn("p2p: stream from a non-member refused", "peer", id, "protocol", proto)
+			level := slog.LevelWarn
+			if g.IsRevoked(id) { // expected until it finds out
+				level = slog.LevelDebug
+			}
+			log.Log(context.Background(), level, "p2p: stream from a non-member refused", "peer", id, "protocol", proto)
 			s.Reset()
 			return
 		}
@@ -151,9 +173,26 @@ func (g *Gater) InterceptAddrDial(p peer.ID, _ ma.Multiaddr) bool { return !g.Is
 func (g *Gater) InterceptAccept(network.ConnMultiaddrs) bool { return true }
 
 // InterceptSecured refuses a banned peer, inbound or outbound, once the
-// handshake has authenticated it.
-func (g *Gater) InterceptSecured(_ network.Direction, p peer.ID, _ network.ConnMultiaddrs) bool {
-	return !g.IsBanned(p)
+// handshake has authenticated it, except the inbound connections of a
+// revoked peer that SetAnswerable lists: a node revoked while away (that
+// missed the notice) may ask over the unguarded control protocol whether
+// it is still a member, and hear why not. Guard still refuses its
+// streams, and no one dials it.
+func (g *Gater) InterceptSecured(dir network.Direction, p peer.ID, _ network.ConnMultiaddrs) bool {
+	g.mu.RLock()
+	defer g.mu.RUnlock()
+	_, banned := g.banned[p]
+	_, revoked := g.revoked[p]
+	_, answer := g.answer[p]
+	return !banned && (!revoked || dir == network.DirInbound && answer)
+}
+
+// IsRevoked reports whether id is revoked (SetRevoked).
+func (g *Gater) IsRevoked(id peer.ID) bool {
+	g.mu.RLock()
+	defer g.mu.RUnlock()
+	_, ok := g.revoked[id]
+	return ok
 }
 
 // InterceptUpgraded admits every connection that got this far.

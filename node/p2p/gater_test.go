@@ -212,8 +212,9 @@ func TestGaterDecisions(t *testing.T) {
 }
 
 // TestGaterSetRevoked: SetRevoked replaces the revoked set, drops the
-// revoked from the members, names only the peers it newly bans, and
-// leaves Ban's bans alone.
+// revoked from the members, names only the peers it newly bans, lets them
+// connect in (only) once answerable, and leaves Ban's bans alone (a banned
+// peer stays out, answerable or not).
 func TestGaterSetRevoked(t *testing.T) {
 	a, b, c, d := peer.ID("a"), peer.ID("b"), peer.ID("c"), peer.ID("d")
 	g := NewGater()
@@ -222,8 +223,19 @@ func TestGaterSetRevoked(t *testing.T) {
 	if added := g.SetRevoked([]peer.ID{b}); !slices.Equal(added, []peer.ID{b}) {
 		t.Errorf("first SetRevoked added %v, want [b]", added)
 	}
-	if g.IsMember(b) || !g.IsBanned(b) || !g.IsMember(a) {
+	if g.IsMember(b) || !g.IsBanned(b) || !g.IsRevoked(b) || !g.IsMember(a) {
 		t.Errorf("after revoking b: member a %v b %v, banned b %v", g.IsMember(a), g.IsMember(b), g.IsBanned(b))
+	}
+	// A revoked peer is never dialed, and may connect in to find out only
+	// once answerable.
+	if g.InterceptPeerDial(b) || g.InterceptSecured(network.DirOutbound, b, nil) || g.InterceptSecured(network.DirInbound, b, nil) {
+		t.Errorf("revoked b: dial %v, outbound %v, inbound %v; want none", g.InterceptPeerDial(b),
+			g.InterceptSecured(network.DirOutbound, b, nil), g.InterceptSecured(network.DirInbound, b, nil))
+	}
+	g.SetAnswerable([]peer.ID{b, d})
+	if g.InterceptPeerDial(b) || g.InterceptSecured(network.DirOutbound, b, nil) || !g.InterceptSecured(network.DirInbound, b, nil) {
+		t.Errorf("answerable b: dial %v, outbound %v, inbound %v; want only inbound", g.InterceptPeerDial(b),
+			g.InterceptSecured(network.DirOutbound, b, nil), g.InterceptSecured(network.DirInbound, b, nil))
 	}
 	if added := g.SetRevoked([]peer.ID{b, c}); !slices.Equal(added, []peer.ID{c}) {
 		t.Errorf("second SetRevoked added %v, want [c]", added)
@@ -231,7 +243,7 @@ func TestGaterSetRevoked(t *testing.T) {
 	if added := g.SetRevoked(nil); len(added) != 0 || g.IsBanned(b) || g.IsBanned(c) || !g.IsBanned(d) {
 		t.Errorf("SetRevoked(nil) added %v; banned b %v, c %v, d %v; want only d (Ban's)", added, g.IsBanned(b), g.IsBanned(c), g.IsBanned(d))
 	}
-	if g.InterceptSecured(0, d, nil) {
+	if g.InterceptSecured(network.DirInbound, d, nil) || g.IsRevoked(d) {
 		t.Error("a banned peer got through")
 	}
 }
