@@ -30,6 +30,12 @@
 // unlikely to matter and finds the nucleus with a quickselect on the running
 // sum, so nothing sorts the vocabulary.
 //
+// Structured output: [Sampler.SampleAllowed] draws from the same chain with
+// the tokens a [Constraint] refuses masked out. [JSON] is the constraint of
+// a JSON object (OpenAI's response_format json_object): a byte-level
+// pushdown recognizer run over each candidate token's text, which lets the
+// sequence end only once the object is whole.
+//
 // A [Stopper] watches the decoded text for stop strings and holds back text
 // that might be the start of one, so that a client never sees part of a stop
 // string.
@@ -42,5 +48,6 @@
 // for the API layer's logprobs output.
 //
 // The package imports the standard library only. Nothing in it is safe for
-// concurrent use; a Sampler and a Stopper belong to one request.
+// concurrent use; a Sampler, a Constraint and a Stopper belong to one
+// request.
 package sample

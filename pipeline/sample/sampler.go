@@ -108,6 +108,58 @@ func (s *Sampler) Sample(logits []float32, history []int) int {
 	return s.draw(c)
 }
 
+// maxRejects is how many of the chain's choices SampleAllowed masks one
+// by one before it masks the whole vocabulary at once.
+const maxRejects = 16
+
+// SampleAllowed is Sample under a constraint: the token comes from the
+// same chain over the logits with the tokens c refuses masked out (as if
+// -Inf). It asks c about the chain's choice first, and masks the refused
+// choices one at a time, up to maxRejects; then it asks c about the whole
+// vocabulary. Top-k and top-p may therefore see a refused token that was
+// never drawn. It returns -1 when c allows no token; c nil is Sample.
+func (s *Sampler) SampleAllowed(logits []float32, history []int, c Constraint) int {
+	if c == nil || len(logits) == 0 {
+		return s.Sample(logits, history)
+	}
+	work := s.penalise(logits, history)
+	if &work[0] == &logits[0] { // no penalty: mask a copy
+		s.work = append(s.work[:0], logits...)
+		work = s.work
+	}
+	ninf := float32(math.Inf(-1))
+	for range maxRejects {
+		tok := s.pick(work)
+		if tok < 0 || c.Allowed(tok) {
+			return tok
+		}
+		work[tok] = ninf
+	}
+	for id, v := range work {
+		if v > ninf && !c.Allowed(id) {
+			work[id] = ninf
+		}
+	}
+	return s.pick(work)
+}
+
+// pick is the chain's choice from work, or -1 when every logit is -Inf or
+// NaN.
+func (s *Sampler) pick(work []float32) int {
+	if s.greedy {
+		tok := Greedy(work)
+		if !(work[tok] > float32(math.Inf(-1))) {
+			return -1
+		}
+		return tok
+	}
+	c := s.filter(work)
+	if len(c) == 0 {
+		return -1
+	}
+	return s.draw(c)
+}
+
 // penalise returns logits with the penalties applied to the ids in the
 // window: logits itself when no penalty applies, else a copy in s.work.
 func (s *Sampler) penalise(logits []float32, history []int) []float32 {

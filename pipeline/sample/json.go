@@ -1,0 +1,359 @@
+package sample
+
+// Constraint limits which tokens may come next, for structured output. A
+// sequence has its own Constraint, called by one goroutine at a time.
+type Constraint interface {
+	// Allowed reports whether token may come next.
+	Allowed(token int) bool
+	// Accept moves past token, which Allowed allowed.
+	Accept(token int)
+}
+
+// JSON output limits, so that a constrained model cannot run on forever
+// inside the grammar.
+const (
+	// MaxJSONDepth is how deeply objects and arrays may nest.
+	MaxJSONDepth = 32
+	// MaxJSONSpace is the longest run of whitespace between tokens of the
+	// JSON text (room for an indented line; endless whitespace is JSON
+	// too).
+	MaxJSONSpace = 32
+)
+
+// JSON is a Constraint whose tokens spell one JSON object (RFC 8259, with
+// at most MaxJSONDepth levels of nesting, runs of at most MaxJSONSpace
+// whitespace bytes, and no whitespace before or after it), followed by an
+// end-of-generation token: nothing else may end the sequence, and nothing
+// but such a token may follow the object.
+type JSON struct {
+	piece func(id int) []byte
+	isEOG func(id int) bool
+	st    jsonState
+}
+
+// NewJSON returns a JSON constraint over a vocabulary: piece gives the
+// bytes a token adds to the text (nil or empty for tokens that add none,
+// which are never allowed, end-of-generation tokens aside), and isEOG
+// tells the end-of-generation tokens.
+func NewJSON(piece func(id int) []byte, isEOG func(id int) bool) *JSON {
+	return &JSON{piece: piece, isEOG: isEOG}
+}
+
+// Allowed implements Constraint.
+func (j *JSON) Allowed(token int) bool {
+	if j.isEOG(token) {
+		return j.st.mode == jDone
+	}
+	p := j.piece(token)
+	if len(p) == 0 {
+		return false
+	}
+	st := j.st
+	for _, b := range p {
+		if !st.step(b) {
+			return false
+		}
+	}
+	return true
+}
+
+// Accept implements Constraint.
+func (j *JSON) Accept(token int) {
+	if j.isEOG(token) {
+		return
+	}
+	for _, b := range j.piece(token) {
+		j.st.step(b)
+	}
+}
+
+// Done reports whether the object is complete.
+func (j *JSON) Done() bool { return j.st.mode == jDone }
+
+// ValidJSONObject reports whether text is one JSON object as JSON's
+// constraint lets a model write it (MaxJSONDepth, MaxJSONSpace).
+func ValidJSONObject(text []byte) bool {
+	st, ok := scanJSON(text)
+	return ok && st.mode == jDone
+}
+
+// JSONObjectPrefix reports whether text is the start (or the whole) of a
+// JSON object as JSON's constraint lets a model write it: what a reply cut
+// short by its token limit is.
+func JSONObjectPrefix(text []byte) bool {
+	_, ok := scanJSON(text)
+	return ok
+}
+
+func scanJSON(text []byte) (jsonState, bool) {
+	var st jsonState
+	for _, b := range text {
+		if !st.step(b) {
+			return st, false
+		}
+	}
+	return st, true
+}
+
+// What a jsonState expects next.
+const (
+	jStart      uint8 = iota // the top-level '{'
+	jValue                   // a value (after ':' or ',' in an array)
+	jKeyOrEnd                // after '{': a key or '}'
+	jKey                     // after ',' in an object: a key
+	jColon                   // after a key: ':'
+	jValueOrEnd              // after '[': a value or ']'
+	jAfter                   // after a value in a container: ',' or its closing bracket
+	jString                  // in a string
+	jEscape                  // after '\' in a string
+	jHex                     // in a \u escape: hex digits left in hex
+	jMinus                   // after '-': a digit
+	jZero                    // after a leading 0
+	jInt                     // in the integer digits
+	jDot                     // after '.': a digit
+	jFrac                    // in the fraction digits
+	jExp                     // after 'e': a sign or a digit
+	jExpSign                 // after the exponent's sign: a digit
+	jExpDigits               // in the exponent digits
+	jLiteral                 // in true, false or null
+	jDone                    // the object is complete
+)
+
+var jsonLiterals = [...]string{"true", "false", "null"}
+
+// jsonState is a pushdown recognizer of a JSON object, small enough to
+// copy: bit i of stack says whether the container at depth i+1 is an
+// array.
+type jsonState struct {
+	mode  uint8
+	key   bool  // the string is an object key
+	hex   uint8 // jHex: digits left
+	lit   uint8 // jLiteral: which of jsonLiterals
+	pos   uint8 // jLiteral: bytes of it seen
+	space uint8 // whitespace bytes in the current run
+	depth uint8
+	stack uint64
+}
+
+func isSpace(b byte) bool { return b == ' ' || b == '\t' || b == '\n' || b == '\r' }
+
+func isDigit(b byte) bool { return b >= '0' && b <= '9' }
+
+func isHex(b byte) bool { return isDigit(b) || b|0x20 >= 'a' && b|0x20 <= 'f' }
+
+// step moves past b, or reports false (leaving s as it was) when b may not
+// come next.
+func (s *jsonState) step(b byte) bool {
+	switch s.mode {
+	case jString:
+		switch {
+		case b == '"':
+			if s.key {
+				s.mode = jColon
+				return true
+			}
+			return s.endValue()
+		case b == '\\':
+			s.mode = jEscape
+			return true
+		}
+		return b >= 0x20
+	case jEscape:
+		switch b {
+		case '"', '\\', '/', 'b', 'f', 'n', 'r', 't':
+			s.mode = jString
+			return true
+		case 'u':
+			s.mode, s.hex = jHex, 4
+			return true
+		}
+		return false
+	case jHex:
+		if !isHex(b) {
+			return false
+		}
+		if s.hex--; s.hex == 0 {
+			s.mode = jString
+		}
+		return true
+	case jLiteral:
+		lit := jsonLiterals[s.lit]
+		if b != lit[s.pos] {
+			return false
+		}
+		if s.pos++; int(s.pos) == len(lit) {
+			return s.endValue()
+		}
+		return true
+	case jMinus:
+		switch {
+		case b == '0':
+			s.mode = jZero
+		case isDigit(b):
+			s.mode = jInt
+		default:
+			return false
+		}
+		return true
+	case jZero, jInt, jFrac, jExpDigits:
+		switch {
+		case isDigit(b) && s.mode != jZero:
+			return true
+		case (b == '.') && (s.mode == jZero || s.mode == jInt):
+			s.mode = jDot
+			return true
+		case (b == 'e' || b == 'E') && s.mode != jExpDigits:
+			s.mode = jExp
+			return true
+		}
+		// The number ended: b must follow a value.
+		t := *s
+		if !t.endValue() || !t.step(b) {
+			return false
+		}
+		*s = t
+		return true
+	case jDot:
+		if !isDigit(b) {
+			return false
+		}
+		s.mode = jFrac
+		return true
+	case jExp:
+		switch {
+		case b == '+' || b == '-':
+			s.mode = jExpSign
+		case isDigit(b):
+			s.mode = jExpDigits
+		default:
+			return false
+		}
+		return true
+	case jExpSign:
+		if !isDigit(b) {
+			return false
+		}
+		s.mode = jExpDigits
+		return true
+	case jDone:
+		return false
+	}
+
+	// Between tokens: whitespace, within bounds, and none before the
+	// object.
+	if isSpace(b) {
+		if s.space >= MaxJSONSpace || s.mode == jStart {
+			return false
+		}
+		s.space++
+		return true
+	}
+	space := s.space
+	s.space = 0
+	ok := s.structural(b)
+	if !ok {
+		s.space = space
+	}
+	return ok
+}
+
+// structural moves past b where a structural token or a value may begin.
+func (s *jsonState) structural(b byte) bool {
+	switch s.mode {
+	case jStart:
+		if b != '{' {
+			return false
+		}
+		return s.open(false)
+	case jKeyOrEnd, jKey:
+		switch {
+		case b == '"':
+			s.mode, s.key = jString, true
+			return true
+		case b == '}' && s.mode == jKeyOrEnd:
+			return s.close()
+		}
+		return false
+	case jColon:
+		if b != ':' {
+			return false
+		}
+		s.mode = jValue
+		return true
+	case jAfter:
+		array := s.stack>>(s.depth-1)&1 == 1
+		switch {
+		case b == ',':
+			if array {
+				s.mode = jValue
+			} else {
+				s.mode = jKey
+			}
+			return true
+		case b == ']' && array, b == '}' && !array:
+			return s.close()
+		}
+		return false
+	case jValueOrEnd:
+		if b == ']' {
+			return s.close()
+		}
+	}
+	// jValue, or jValueOrEnd with a value.
+	switch {
+	case b == '{':
+		return s.open(false)
+	case b == '[':
+		return s.open(true)
+	case b == '"':
+		s.mode, s.key = jString, false
+	case b == '-':
+		s.mode = jMinus
+	case b == '0':
+		s.mode = jZero
+	case isDigit(b):
+		s.mode = jInt
+	case b == 't':
+		s.mode, s.lit, s.pos = jLiteral, 0, 1
+	case b == 'f':
+		s.mode, s.lit, s.pos = jLiteral, 1, 1
+	case b == 'n':
+		s.mode, s.lit, s.pos = jLiteral, 2, 1
+	default:
+		return false
+	}
+	return true
+}
+
+// open enters an object or an array.
+func (s *jsonState) open(array bool) bool {
+	if s.depth >= MaxJSONDepth {
+		return false
+	}
+	s.stack &^= 1 << s.depth
+	if array {
+		s.stack |= 1 << s.depth
+		s.mode = jValueOrEnd
+	} else {
+		s.mode = jKeyOrEnd
+	}
+	s.depth++
+	return true
+}
+
+// close leaves the innermost container: the end of the object at the top
+// level, of a value inside another container.
+func (s *jsonState) close() bool {
+	if s.depth--; s.depth == 0 {
+		s.mode = jDone
+		return true
+	}
+	return s.endValue()
+}
+
+// endValue follows the end of a value inside a container (the top level
+// holds only the object, which close ends).
+func (s *jsonState) endValue() bool {
+	s.mode = jAfter
+	return true
+}

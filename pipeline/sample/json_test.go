@@ -1,0 +1,177 @@
+package sample
+
+import (
+	"bytes"
+	"encoding/json"
+	"math/rand/v2"
+	"strings"
+	"testing"
+)
+
+func TestValidJSONObject(t *testing.T) {
+	deep := strings.Repeat(`{"a":`, MaxJSONDepth) + "1" + strings.Repeat("}", MaxJSONDepth)
+	for _, tc := range []struct {
+		text string
+		want bool
+	}{
+		{`{}`, true},
+		{`{"a": 1}`, true},
+		{` {"a": 1}`, false}, // nothing before the object
+		{`{"a":[1,-2.5e+3,0,0.5E-7,true,false,null,"x\"\\\/\b\f\n\r\t\u00e9",{},[]],"b":{"c":[]}}`, true},
+		{"{\n  \"k\": \"h\u00e9llo \U0001F999\"\n}", true},
+		{deep, true},
+		{deep[:len(deep)-1], false},           // unclosed
+		{strings.Repeat("[", 1) + "]", false}, // not an object
+		{`"a"`, false}, {`1`, false}, {`null`, false}, {``, false},
+		{`{} `, false}, // nothing after the object
+		{`{}{}`, false},
+		{`{"a":1,}`, false}, {`{,}`, false}, {`{"a"}`, false}, {`{a:1}`, false},
+		{`{"a":01}`, false}, {`{"a":-}`, false}, {`{"a":1.}`, false}, {`{"a":.5}`, false}, {`{"a":1e}`, false},
+		{`{"a":tru}`, false}, {`{"a":True}`, false}, {`{"a":[1,]}`, false}, {`{"a":[1}`, false},
+		{"{\"a\":\"\x01\"}", false}, {`{"a":"\x"}`, false}, {`{"a":"\u12g4"}`, false},
+		{`{` + strings.Repeat(" ", MaxJSONSpace) + `}`, true},
+		{`{` + strings.Repeat(" ", MaxJSONSpace+1) + `}`, false},
+		{strings.Repeat(`{"a":`, MaxJSONDepth+1) + "1" + strings.Repeat("}", MaxJSONDepth+1), false},
+	} {
+		if got := ValidJSONObject([]byte(tc.text)); got != tc.want {
+			t.Errorf("ValidJSONObject(%q) = %v, want %v", tc.text, got, tc.want)
+		}
+		if tc.want && !json.Valid([]byte(tc.text)) {
+			t.Errorf("%q: encoding/json disagrees", tc.text)
+		}
+	}
+}
+
+// FuzzValidJSONObject checks the recognizer against encoding/json: what it
+// accepts is a valid JSON object, and every JSON object within its limits,
+// compacted, is accepted.
+func FuzzValidJSONObject(f *testing.F) {
+	for _, s := range []string{`{}`, `{"a":[1,2,{"b":null}]}`, `{"a":"\u00e9\n"}`, ` {"x": -0.5e3 }`, `[1]`, `{"a":1,}`, "{\"\xff\":1}"} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		if ValidJSONObject(b) {
+			var m map[string]any
+			if err := json.Unmarshal(b, &m); err != nil || m == nil {
+				t.Fatalf("accepted %q, which is not a JSON object: %v", b, err)
+			}
+		}
+		var c bytes.Buffer
+		if json.Compact(&c, b) != nil {
+			return
+		}
+		if c.Len() > 0 && c.Bytes()[0] == '{' && depth(c.Bytes()) <= MaxJSONDepth && !ValidJSONObject(c.Bytes()) {
+			t.Fatalf("refused the JSON object %q", c.Bytes())
+		}
+	})
+}
+
+// depth is the deepest nesting of a compact JSON text.
+func depth(b []byte) int {
+	d, most, in, esc := 0, 0, false, false
+	for _, c := range b {
+		switch {
+		case in && esc:
+			esc = false
+		case in && c == '\\':
+			esc = true
+		case c == '"':
+			in = !in
+		case !in && (c == '{' || c == '['):
+			d++
+			most = max(most, d)
+		case !in && (c == '}' || c == ']'):
+			d--
+		}
+	}
+	return most
+}
+
+// TestSampleAllowedJSON samples from random logits over a small vocabulary
+// of JSON pieces under the JSON constraint: every text it makes is a
+// prefix the recognizer accepts, and ends as a whole object exactly when
+// the end-of-generation token comes.
+func TestSampleAllowedJSON(t *testing.T) {
+	// As in real vocabularies, every byte is a token too (here the
+	// printable ASCII ones), so that no prefix is a dead end.
+	vocab := []string{"", `"a"`, `":`, "\n  ", ".5", "e3", "tr", "ue", "null", "\x01", `{"k":`, `"}`, "}}"}
+	for b := byte(' '); b < 0x7f; b++ {
+		vocab = append(vocab, string(b))
+	}
+	vocab = append(vocab, "<s>")
+	const eog = 0
+	piece := func(id int) []byte {
+		if id == len(vocab)-1 { // a control token: no text
+			return nil
+		}
+		return []byte(vocab[id])
+	}
+	isEOG := func(id int) bool { return id == eog }
+	rng := rand.New(rand.NewPCG(1, 2))
+	ended := 0
+	for trial := range 200 {
+		p := Params{Temperature: float32(trial % 3), TopK: trial % 5, Seed: uint64(trial)}
+		s := New(p)
+		c := NewJSON(piece, isEOG)
+		var text []byte
+		logits := make([]float32, len(vocab))
+		for range 64 {
+			for i := range logits {
+				logits[i] = float32(rng.NormFloat64() * 3)
+			}
+			logits[eog] = 2 // likely whenever allowed
+			tok := s.SampleAllowed(logits, nil, c)
+			if tok < 0 {
+				t.Fatalf("trial %d: no token after %q", trial, text)
+			}
+			if !c.Allowed(tok) {
+				t.Fatalf("trial %d: sampled %q, which the constraint refuses after %q", trial, vocab[tok], text)
+			}
+			c.Accept(tok)
+			if tok == eog {
+				if !ValidJSONObject(text) {
+					t.Fatalf("trial %d: ended after %q, not a whole object", trial, text)
+				}
+				ended++
+				break
+			}
+			text = append(text, piece(tok)...)
+		}
+		if !JSONObjectPrefix(text) {
+			t.Fatalf("trial %d: %q is no prefix of a JSON object", trial, text)
+		}
+	}
+	if ended == 0 {
+		t.Error("no trial ended with a whole object")
+	}
+	t.Logf("%d of 200 trials made a whole object in 64 tokens", ended)
+}
+
+// TestSampleAllowedMasks: with the first choices refused, SampleAllowed
+// still finds the one token allowed, past maxRejects, and -1 when none is.
+func TestSampleAllowedMasks(t *testing.T) {
+	logits := make([]float32, 100)
+	for i := range logits {
+		logits[i] = float32(i) // the last the most likely
+	}
+	only := allowOnly(3)
+	for _, p := range []Params{{}, {Temperature: 1, Seed: 7}, {Temperature: 1, TopK: 5, Seed: 7}, {RepeatPenalty: 1.3, RepeatLastN: 8}} {
+		if got := New(p).SampleAllowed(logits, []int{99, 98}, only); got != 3 {
+			t.Errorf("%+v: token %d, want 3, the only one allowed", p, got)
+		}
+	}
+	if got := New(Params{}).SampleAllowed(logits, nil, allowOnly(-1)); got != -1 {
+		t.Errorf("none allowed: token %d, want -1", got)
+	}
+	if logits[99] != 99 {
+		t.Error("SampleAllowed changed the logits")
+	}
+	if got := New(Params{}).SampleAllowed(logits, nil, nil); got != 99 {
+		t.Errorf("no constraint: %d, want the argmax", got)
+	}
+}
+
+type allowOnly int
+
+func (a allowOnly) Allowed(tok int) bool { return tok == int(a) }
+func (a allowOnly) Accept(int)           {}
