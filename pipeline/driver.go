@@ -79,7 +79,14 @@ type TokenRequest struct {
 	// position (Token.Top), both under the model's raw distribution.
 	Logprobs    bool
 	TopLogprobs int
+	// Constraint, when not nil, limits the tokens sampled (structured
+	// output, such as sample.JSON); it belongs to this request alone. A
+	// sequence it leaves no token for fails with ErrConstraint.
+	Constraint sample.Constraint
 }
+
+// ErrConstraint fails a sequence whose Constraint allows no token at all.
+var ErrConstraint = errors.New("pipeline: the output constraint allows no next token")
 
 // Token is one generated token as GenerateTokens emits it.
 type Token struct {
@@ -675,7 +682,14 @@ func (d *Driver) sample(b *Batch, res []sched.Result) ([]sched.Result, error) {
 		if g == nil || g.finished {
 			continue // cancelled meanwhile: the scheduler ignores it
 		}
-		tok := g.smp.Sample(row, g.history)
+		tok := g.smp.SampleAllowed(row, g.history, g.req.Constraint)
+		if tok < 0 {
+			res = append(res, sched.Result{ID: sched.SeqID(s.ID), Err: ErrConstraint})
+			continue
+		}
+		if g.req.Constraint != nil {
+			g.req.Constraint.Accept(tok)
+		}
 		g.history = append(g.history, tok)
 		if g.req.Logprobs || g.req.TopLogprobs > 0 {
 			lp := tokenLogprob{lp: float32(float64(row[tok]) - logSumExp(row))}

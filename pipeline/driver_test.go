@@ -8,6 +8,7 @@ import (
 	"math/rand/v2"
 	"runtime"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -17,6 +18,7 @@ import (
 	"github.com/strata-llm/strata/internal/testdata"
 	"github.com/strata-llm/strata/pipeline/sample"
 	"github.com/strata-llm/strata/pipeline/sched"
+	"github.com/strata-llm/strata/pipeline/tokenizer"
 	"github.com/strata-llm/strata/pipeline/wire"
 )
 
@@ -609,3 +611,71 @@ func TestDriverConcurrentStage(t *testing.T) {
 		}
 	})
 }
+
+// TestDriverConstraint: a sequence under a constraint gets only the tokens
+// it allows, and ends with an end-of-generation token as soon as
+// sample.JSON finds the object whole: here the constraint also holds the
+// text to one object, greedy and sampled. A constraint that allows nothing
+// fails the sequence with ErrConstraint, and the driver goes on.
+func TestDriverConstraint(t *testing.T) {
+	f := openFile(t, testdataPath(t, stories))
+	tok, err := tokenizer.FromGGUF(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ls := []*Local{NewLocal(load(t, f, 0, 5, false), LocalConfig{})}
+	d := run(t, newDriver(t, asStages(ls), DriverConfig{IsEOG: tok.IsEOG}))
+	piece := func(id int) []byte {
+		if tok.TokenType(id) == tokenizer.TypeControl {
+			return nil
+		}
+		return tok.Piece(id)
+	}
+	prompt := tok.Encode("Once upon a time", true, false)
+	const want = `{"name": "Lily", "age": 3}`
+	for _, temp := range []float32{0, 1} {
+		c := &spelling{JSON: sample.NewJSON(piece, tok.IsEOG), piece: piece, text: want}
+		res, err := generate(t, context.Background(), d, TokenRequest{Prompt: prompt, MaxTokens: 64,
+			Sample: sample.Params{Temperature: temp, Seed: 5}, Constraint: c})
+		if err != nil {
+			t.Fatal(err)
+		}
+		n := len(res.Tokens)
+		var got []byte
+		for _, id := range res.Tokens[:max(n-1, 0)] {
+			got = append(got, piece(id)...)
+		}
+		if string(got) != want || n == 0 || !tok.IsEOG(res.Tokens[n-1]) || res.FinishReason != FinishStop {
+			t.Errorf("temperature %v: %q then %v (%s), want %q and end of generation", temp, got, res.Tokens[max(n-1, 0):], res.FinishReason, want)
+		}
+	}
+	if _, err := generate(t, context.Background(), d, TokenRequest{Prompt: prompt, MaxTokens: 8, Constraint: refuseAll{}}); !errors.Is(err, ErrConstraint) {
+		t.Errorf("a constraint allowing nothing: %v, want ErrConstraint", err)
+	}
+	if _, err := generate(t, context.Background(), d, TokenRequest{Prompt: prompt, MaxTokens: 2}); err != nil {
+		t.Errorf("after a failed constraint: %v", err)
+	}
+}
+
+// spelling is sample.JSON held to one text.
+type spelling struct {
+	*sample.JSON
+	piece func(int) []byte
+	text  string
+	at    int
+}
+
+func (s *spelling) Allowed(id int) bool {
+	p := s.piece(id)
+	return s.JSON.Allowed(id) && strings.HasPrefix(s.text[s.at:], string(p))
+}
+
+func (s *spelling) Accept(id int) {
+	s.JSON.Accept(id)
+	s.at += len(s.piece(id))
+}
+
+type refuseAll struct{}
+
+func (refuseAll) Allowed(int) bool { return false }
+func (refuseAll) Accept(int)       {}
