@@ -3,6 +3,7 @@ package node
 import (
 	"bufio"
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
@@ -19,6 +20,7 @@ import (
 	"github.com/openai/openai-go/v3/option"
 
 	"github.com/strata-llm/strata/internal/testdata"
+	"github.com/strata-llm/strata/pipeline/sample"
 )
 
 // TestOpenAIClient drives a 3-stage node through the official openai-go
@@ -222,5 +224,50 @@ func TestNodeOpenAIClient(t *testing.T) {
 	t.Logf("%s", out)
 	if err != nil {
 		t.Fatalf("openai-client.mjs: %v", err)
+	}
+}
+
+// TestJSONMode asks a 3-stage node (stories260K, which never saw JSON) for
+// chat replies with response_format json_object, greedy and sampled: each
+// reply is the start of a JSON object, and a whole one when it ends with
+// "stop" (pipeline's TestDriverConstraint sees a sequence end so).
+func TestJSONMode(t *testing.T) {
+	ref := testdata.LoadReference(t, testdata.Path(t, "reference/stories260K-f32.json"))
+	base := startServe(t, ServeConfig{Model: ref.ModelPath(t), Stages: 3})
+	whole := 0
+	for i, temp := range []float64{0, 0.8, 1.2, 1.2} {
+		status, b := post(t, base+"/v1/chat/completions", map[string]any{
+			"model": "llama", "messages": []map[string]string{{"role": "user", "content": "Tell me about Lily as JSON."}},
+			"response_format": map[string]string{"type": "json_object"}, "max_tokens": 90, "temperature": temp, "seed": i,
+		})
+		if status != 200 {
+			t.Fatalf("status %d: %s", status, b)
+		}
+		var out struct {
+			Choices []struct {
+				Message      struct{ Content string } `json:"message"`
+				FinishReason string                   `json:"finish_reason"`
+			} `json:"choices"`
+		}
+		if err := json.Unmarshal(b, &out); err != nil || len(out.Choices) != 1 {
+			t.Fatalf("%s: %v", b, err)
+		}
+		c := out.Choices[0]
+		t.Logf("temperature %v, %s: %s", temp, c.FinishReason, c.Message.Content)
+		if !sample.JSONObjectPrefix([]byte(c.Message.Content)) {
+			t.Errorf("temperature %v: %q is not the start of a JSON object", temp, c.Message.Content)
+		}
+		if c.FinishReason == "stop" {
+			if !sample.ValidJSONObject([]byte(c.Message.Content)) {
+				t.Errorf("temperature %v: stopped with %q, not a whole JSON object", temp, c.Message.Content)
+			}
+			whole++
+		}
+	}
+	t.Logf("%d of 4 replies were whole objects within 90 tokens", whole) // a model this small rarely closes one
+	status, b := post(t, base+"/v1/chat/completions", map[string]any{"model": "llama",
+		"messages": []map[string]string{{"role": "user", "content": "x"}}, "response_format": map[string]string{"type": "json_schema"}})
+	if status != 400 || !strings.Contains(string(b), "json_object") {
+		t.Errorf("json_schema: status %d: %s", status, b)
 	}
 }

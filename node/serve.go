@@ -21,6 +21,7 @@ import (
 	"github.com/strata-llm/strata/pipeline/arch"
 	"github.com/strata-llm/strata/pipeline/arch/llama"
 	"github.com/strata-llm/strata/pipeline/gguf"
+	"github.com/strata-llm/strata/pipeline/sample"
 	"github.com/strata-llm/strata/pipeline/sched"
 	"github.com/strata-llm/strata/pipeline/tokenizer"
 	"github.com/strata-llm/strata/pipeline/wire"
@@ -271,13 +272,22 @@ func newGateway(s *servedPipeline, d *pipeline.Driver, path string) *gateway {
 // Generate implements api.Generator over the Driver.
 func (g *gateway) Generate(ctx context.Context, req *api.Request, emit func(api.Chunk) error) error {
 	tok := g.pipe.tok
-	_, err := g.drv.GenerateTokens(ctx, pipeline.TokenRequest{
+	treq := pipeline.TokenRequest{
 		Prompt:      req.Prompt,
 		MaxTokens:   req.MaxTokens,
 		Sample:      req.Sampling,
 		Logprobs:    req.Logprobs,
 		TopLogprobs: req.TopLogprobs,
-	}, func(t pipeline.Token) error {
+	}
+	if req.JSON {
+		treq.Constraint = sample.NewJSON(func(id int) []byte {
+			if tok.TokenType(id) == tokenizer.TypeControl {
+				return nil // adds no text
+			}
+			return tok.Piece(id)
+		}, tok.IsEOG)
+	}
+	_, err := g.drv.GenerateTokens(ctx, treq, func(t pipeline.Token) error {
 		return emit(api.Chunk{Token: t.ID, EOG: tok.IsEOG(t.ID), Logprob: t.Logprob, TopLogprobs: t.Top})
 	})
 	switch {

@@ -58,6 +58,11 @@ type Request struct {
 	// TopLogprobs asks for that many of the most likely tokens in each
 	// Chunk.TopLogprobs (0 to 20), as sample.TopLogprobs ranks them.
 	TopLogprobs int
+	// JSON asks for a reply that is one JSON object (OpenAI's
+	// response_format json_object): the Generator samples under
+	// sample.JSON's constraint, and ends the sequence only once the object
+	// is whole.
+	JSON bool
 }
 
 // Chunk is one generated token.

@@ -39,9 +39,12 @@
 // ChatML's markers, else a plain "Role: content" transcript); the prompt
 // gets the vocabulary's BOS once, even when the template writes one too.
 // Beyond OpenAI's parameters, top_k, min_p and repetition_penalty are
-// accepted, as llama.cpp's and vLLM's servers accept them. Requests this
-// server cannot honour (n > 1, tools, logit_bias, image parts, structured
-// output) are refused with a 400 that says so, never silently ignored.
+// accepted, as llama.cpp's and vLLM's servers accept them. A chat's
+// response_format json_object sets Request.JSON: the reply is one JSON
+// object (see pipeline/sample's JSON constraint), whole when it finishes
+// with "stop". Requests this server cannot honour (n > 1, tools,
+// logit_bias, image parts, json_schema and TGI's grammar) are refused with
+// a 400 that says so, never silently ignored.
 //
 // Errors on the OpenAI routes have OpenAI's shape
 // {"error":{"message","type","param","code"}}; errors on TGI's routes have

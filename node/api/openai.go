@@ -310,8 +310,8 @@ func (s *Server) chatJob(req *chatRequest, info ModelInfo) (*job, *apiError) {
 		return nil, badRequest("tools", "tools and functions are not supported by this server")
 	case isSet(req.ToolChoice) && strings.TrimSpace(string(req.ToolChoice)) != `"none"` && strings.TrimSpace(string(req.ToolChoice)) != `"auto"`:
 		return nil, badRequest("tool_choice", "tool_choice is not supported by this server")
-	case req.ResponseFormat != nil && req.ResponseFormat.Type != "" && req.ResponseFormat.Type != "text":
-		return nil, badRequest("response_format", "response_format %q is not supported by this server; only \"text\" is", req.ResponseFormat.Type)
+	case req.ResponseFormat != nil && req.ResponseFormat.Type != "" && req.ResponseFormat.Type != "text" && req.ResponseFormat.Type != "json_object":
+		return nil, badRequest("response_format", "response_format %q is not supported by this server; \"text\" and \"json_object\" are", req.ResponseFormat.Type)
 	case isSet(req.Audio) || isSet(req.Prediction):
 		return nil, badRequest("audio", "audio output and predicted outputs are not supported by this server")
 	}
@@ -351,7 +351,7 @@ func (s *Server) chatJob(req *chatRequest, info ModelInfo) (*job, *apiError) {
 	return &job{
 		route: "chat",
 		req: Request{ID: "chatcmpl-" + rand.Text(), Prompt: prompt, MaxTokens: n, Sampling: p,
-			Logprobs: logprobs, TopLogprobs: top},
+			Logprobs: logprobs, TopLogprobs: top, JSON: req.ResponseFormat != nil && req.ResponseFormat.Type == "json_object"},
 		stops: req.Stop,
 	}, nil
 }
