@@ -637,3 +637,22 @@ func TestInvocations(t *testing.T) {
 		s.check(t, "ErrorResponse", b)
 	}
 }
+
+// TestResponseFormat: json_object asks the Generator for a JSON reply,
+// text and no response_format do not, and json_schema is refused.
+func TestResponseFormat(t *testing.T) {
+	f := newFixture(t, api.Config{}, nil)
+	for i, rf := range []string{`{"type":"json_object"}`, `{"type":"text"}`, `null`} {
+		resp, b := f.do(t, "POST", "/v1/chat/completions", `{"model":"`+testModel+`","messages":[{"role":"user","content":"Hi"}],"max_tokens":2,"response_format":`+rf+`}`)
+		if resp.StatusCode != 200 {
+			t.Fatalf("%s: status %d: %s", rf, resp.StatusCode, b)
+		}
+		if got, want := f.gen.Requests()[i].JSON, i == 0; got != want {
+			t.Errorf("response_format %s: Request.JSON %v, want %v", rf, got, want)
+		}
+	}
+	resp, b := f.do(t, "POST", "/v1/chat/completions", `{"model":"`+testModel+`","messages":[{"role":"user","content":"Hi"}],"response_format":{"type":"json_schema","json_schema":{"name":"x"}}}`)
+	if resp.StatusCode != 400 || !strings.Contains(string(b), "json_object") {
+		t.Errorf("json_schema: status %d: %s", resp.StatusCode, b)
+	}
+}
