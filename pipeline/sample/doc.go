@@ -7,7 +7,8 @@
 //  1. penalties over the last RepeatLastN ids of the history: the repeat
 //     penalty (logit/penalty when the logit is positive, logit*penalty
 //     otherwise), then the frequency and presence penalties (logit -=
-//     count*frequency + presence);
+//     count*frequency + presence), then the logit biases (LogitBias; -100
+//     bans a token);
 //  2. if Temperature <= 0, the argmax, with ties going to the lowest id;
 //     otherwise
 //  3. top-k;

@@ -49,6 +49,11 @@ type Params struct {
 	// Seed seeds the random number generator: the same seed, parameters,
 	// logits and history give the same tokens.
 	Seed uint64
+	// LogitBias is added to the logits of its token ids after the
+	// penalties, before the rest of the chain [logit_bias]; -100 bans a
+	// token outright. Ids outside the vocabulary are ignored. Values lie
+	// in [-100, 100].
+	LogitBias map[int]float32
 }
 
 // Validate reports the first parameter that is out of range, wrapping
@@ -70,6 +75,11 @@ func (p Params) Validate() error {
 		return fmt.Errorf("%w: frequency_penalty %g outside [-2, 2]", ErrInvalidParams, p.FrequencyPenalty)
 	case !inRange(p.PresencePenalty, -2, 2):
 		return fmt.Errorf("%w: presence_penalty %g outside [-2, 2]", ErrInvalidParams, p.PresencePenalty)
+	}
+	for id, b := range p.LogitBias {
+		if id < 0 || !inRange(b, -100, 100) {
+			return fmt.Errorf("%w: logit_bias of token %d: %g; token ids are >= 0 and biases in [-100, 100]", ErrInvalidParams, id, b)
+		}
 	}
 	return nil
 }

@@ -97,7 +97,7 @@ func (s *Sampler) Sample(logits []float32, history []int) int {
 	if len(logits) == 0 {
 		return -1
 	}
-	work := s.penalise(logits, history)
+	work := s.adjust(logits, history)
 	if s.greedy {
 		return Greedy(work)
 	}
@@ -122,7 +122,7 @@ func (s *Sampler) SampleAllowed(logits []float32, history []int, c Constraint) i
 	if c == nil || len(logits) == 0 {
 		return s.Sample(logits, history)
 	}
-	work := s.penalise(logits, history)
+	work := s.adjust(logits, history)
 	if &work[0] == &logits[0] { // no penalty: mask a copy
 		s.work = append(s.work[:0], logits...)
 		work = s.work
@@ -158,6 +158,29 @@ func (s *Sampler) pick(work []float32) int {
 		return -1
 	}
 	return s.draw(c)
+}
+
+// adjust returns logits with the penalties and then the logit biases
+// applied: logits itself when neither applies, else a copy in s.work.
+func (s *Sampler) adjust(logits []float32, history []int) []float32 {
+	work := s.penalise(logits, history)
+	if len(s.p.LogitBias) == 0 {
+		return work
+	}
+	if &work[0] == &logits[0] {
+		s.work = append(s.work[:0], logits...)
+		work = s.work
+	}
+	for id, b := range s.p.LogitBias {
+		switch {
+		case uint(id) >= uint(len(work)):
+		case b <= -100:
+			work[id] = float32(math.Inf(-1))
+		default:
+			work[id] += b
+		}
+	}
+	return work
 }
 
 // penalise returns logits with the penalties applied to the ids in the

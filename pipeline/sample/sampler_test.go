@@ -621,3 +621,34 @@ func TestTopLogprobs(t *testing.T) {
 		}
 	})
 }
+
+// TestLogitBias: a bias moves a token's logit after the penalties, -100
+// bans it even from a draw, ids outside the vocabulary are ignored, the
+// caller's logits stay as they were, and Validate bounds the biases.
+func TestLogitBias(t *testing.T) {
+	logits := []float32{1, 3, 2, 0}
+	if got := New(Params{LogitBias: map[int]float32{2: 1.5, 9: 50}}).Sample(logits, nil); got != 2 {
+		t.Errorf("greedy with +1.5 on token 2: %d, want 2", got)
+	}
+	if got := New(Params{LogitBias: map[int]float32{1: -100}}).Sample(logits, nil); got != 2 {
+		t.Errorf("greedy with the argmax banned: %d, want 2", got)
+	}
+	// The repeat penalty (1/2 on token 1's 3) comes first: 1.5+1 beats 2.
+	if got := New(Params{RepeatPenalty: 2, LogitBias: map[int]float32{1: 1}}).Sample(logits, []int{1}); got != 1 {
+		t.Errorf("penalty then bias: %d, want 1", got)
+	}
+	s := New(Params{Temperature: 5, Seed: 3, LogitBias: map[int]float32{1: -100, 3: -100}})
+	for range 500 {
+		if got := s.Sample(logits, nil); got == 1 || got == 3 {
+			t.Fatalf("drew banned token %d", got)
+		}
+	}
+	if logits[1] != 3 || logits[2] != 2 {
+		t.Errorf("the logits changed: %v", logits)
+	}
+	for _, b := range []map[int]float32{{0: 100.5}, {0: float32(math.NaN())}, {-1: 1}} {
+		if err := (Params{LogitBias: b}).Validate(); !errors.Is(err, ErrInvalidParams) {
+			t.Errorf("Validate(%v) = %v, want ErrInvalidParams", b, err)
+		}
+	}
+}
