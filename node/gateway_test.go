@@ -271,3 +271,32 @@ func TestJSONMode(t *testing.T) {
 		t.Errorf("json_schema: status %d: %s", status, b)
 	}
 }
+
+// TestLogitBiasGreedy: on a 3-stage node, banning llama.cpp's first greedy
+// token with logit_bias -100 changes the completion's first token, and a
+// bias of 0 changes nothing.
+func TestLogitBiasGreedy(t *testing.T) {
+	ref := testdata.LoadReference(t, testdata.Path(t, "reference/stories260K-f32.json"))
+	base := startServe(t, ServeConfig{Model: ref.ModelPath(t), Stages: 3})
+	c := ref.Cases[0]
+	first := c.GreedyTokens[0]
+	for _, bias := range []float64{0, -100} {
+		status, b := post(t, base+"/v1/completions", map[string]any{"model": "llama", "prompt": c.PromptTokens,
+			"max_tokens": 4, "temperature": 0, "logit_bias": map[string]float64{strconv.Itoa(first): bias}})
+		if status != 200 {
+			t.Fatalf("status %d: %s", status, b)
+		}
+		var out struct {
+			Choices []struct {
+				Text string `json:"text"`
+			} `json:"choices"`
+		}
+		if err := json.Unmarshal(b, &out); err != nil || len(out.Choices) != 1 {
+			t.Fatalf("%s: %v", b, err)
+		}
+		same := strings.HasPrefix(c.GreedyText, out.Choices[0].Text)
+		if same != (bias == 0) {
+			t.Errorf("bias %v on token %d: %q against llama.cpp's %q", bias, first, out.Choices[0].Text, c.GreedyText)
+		}
+	}
+}

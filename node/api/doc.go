@@ -42,9 +42,10 @@
 // accepted, as llama.cpp's and vLLM's servers accept them. A chat's
 // response_format json_object sets Request.JSON: the reply is one JSON
 // object (see pipeline/sample's JSON constraint), whole when it finishes
-// with "stop". Requests this server cannot honour (n > 1, tools,
-// logit_bias, image parts, json_schema and TGI's grammar) are refused with
-// a 400 that says so, never silently ignored.
+// with "stop". logit_bias applies after the penalties (-100 bans a token).
+// Requests this server cannot honour (n > 1, tools, image parts,
+// json_schema and TGI's grammar) are refused with a 400 that says so,
+// never silently ignored.
 //
 // Errors on the OpenAI routes have OpenAI's shape
 // {"error":{"message","type","param","code"}}; errors on TGI's routes have

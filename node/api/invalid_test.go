@@ -70,7 +70,10 @@ func TestInvalidRequests(t *testing.T) {
 		{"image part", "POST", "/v1/chat/completions", `{"model":"strata-test","messages":[{"role":"user","content":[{"type":"image_url","image_url":{"url":"x"}}]}]}`, "", 400, openAI, "messages.content", "image_url"},
 		{"tools", "POST", "/v1/chat/completions", chat(`,"tools":[{"type":"function","function":{"name":"f"}}]`), "", 400, openAI, "tools", "not supported"},
 		{"json_schema", "POST", "/v1/chat/completions", chat(`,"response_format":{"type":"json_schema"}`), "", 400, openAI, "response_format", "not supported"},
-		{"logit_bias", "POST", "/v1/chat/completions", chat(`,"logit_bias":{"5":10}`), "", 400, openAI, "logit_bias", "not supported"},
+		{"logit_bias key", "POST", "/v1/chat/completions", chat(`,"logit_bias":{"x":10}`), "", 400, openAI, "logit_bias", "token ids"},
+		{"logit_bias id", "POST", "/v1/chat/completions", chat(`,"logit_bias":{"99999":10}`), "", 400, openAI, "logit_bias", "token ids"},
+		{"logit_bias value", "POST", "/v1/completions", `{"model":"strata-test","prompt":"hi","logit_bias":{"5":101}}`, "", 400, openAI, "logit_bias", "[-100, 100]"},
+		{"logit_bias type", "POST", "/v1/completions", `{"model":"strata-test","prompt":"hi","logit_bias":{"5":"1"}}`, "", 400, openAI, "logit_bias", "[-100, 100]"},
 		{"stream_options without stream", "POST", "/v1/chat/completions", chat(`,"stream_options":{"include_usage":true}`), "", 400, openAI, "stream_options", "only allowed"},
 		// Completions.
 		{"no prompt", "POST", "/v1/completions", `{"model":"strata-test"}`, "", 400, openAI, "prompt", "provide a prompt"},

@@ -9,6 +9,7 @@ import (
 	"math"
 	mrand "math/rand/v2"
 	"net/http"
+	"strconv"
 	"strings"
 	"time"
 
@@ -274,7 +275,7 @@ func (s *Server) checkModel(name string, info ModelInfo) *apiError {
 }
 
 // checkCommon checks what both routes refuse the same way.
-func (s *Server) checkCommon(n *int, stream bool, so *streamOptions, stops stopList, logitBias map[string]any) *apiError {
+func (s *Server) checkCommon(n *int, stream bool, so *streamOptions, stops stopList) *apiError {
 	if n != nil && *n != 1 {
 		return badRequest("n", "invalid value for 'n': %d; this server generates one choice per request, so n must be 1", *n)
 	}
@@ -284,10 +285,28 @@ func (s *Server) checkCommon(n *int, stream bool, so *streamOptions, stops stopL
 	if len(stops) > s.cfg.MaxStopSequences {
 		return badRequest("stop", "invalid value for 'stop': %d sequences given, at most %d are allowed", len(stops), s.cfg.MaxStopSequences)
 	}
-	if len(logitBias) > 0 {
-		return badRequest("logit_bias", "'logit_bias' is not supported by this server")
-	}
 	return nil
+}
+
+// logitBias reads OpenAI's logit_bias: token ids (as strings) to biases in
+// [-100, 100]; nil for none.
+func logitBias(raw map[string]any, info ModelInfo) (map[int]float32, *apiError) {
+	if len(raw) == 0 {
+		return nil, nil
+	}
+	out := make(map[int]float32, len(raw))
+	for k, v := range raw {
+		id, err := strconv.Atoi(k)
+		if err != nil || id < 0 || id >= info.VocabSize {
+			return nil, badRequest("logit_bias", "invalid key %q in 'logit_bias': keys are token ids in [0, %d)", k, info.VocabSize)
+		}
+		b, ok := v.(float64)
+		if !ok || !(b >= -100 && b <= 100) {
+			return nil, badRequest("logit_bias", "invalid value for token %d in 'logit_bias': %v; biases are numbers in [-100, 100]", id, v)
+		}
+		out[id] = float32(b)
+	}
+	return out, nil
 }
 
 // isSet reports whether a raw JSON field holds something other than null
@@ -302,7 +321,7 @@ func (s *Server) chatJob(req *chatRequest, info ModelInfo) (*job, *apiError) {
 	if err := s.checkModel(req.Model, info); err != nil {
 		return nil, err
 	}
-	if err := s.checkCommon(req.N, req.Stream, req.StreamOptions, req.Stop, req.LogitBias); err != nil {
+	if err := s.checkCommon(req.N, req.Stream, req.StreamOptions, req.Stop); err != nil {
 		return nil, err
 	}
 	switch {
@@ -337,6 +356,9 @@ func (s *Server) chatJob(req *chatRequest, info ModelInfo) (*job, *apiError) {
 	}
 	p, aerr := req.sampling()
 	if aerr != nil {
+		return nil, aerr
+	}
+	if p.LogitBias, aerr = logitBias(req.LogitBias, info); aerr != nil {
 		return nil, aerr
 	}
 	prompt := s.encodePrompt(text)
@@ -397,7 +419,7 @@ func (s *Server) completionJob(req *completionRequest, info ModelInfo) (*job, st
 	if err := s.checkModel(req.Model, info); err != nil {
 		return nil, "", err
 	}
-	if err := s.checkCommon(req.N, req.Stream, req.StreamOptions, req.Stop, req.LogitBias); err != nil {
+	if err := s.checkCommon(req.N, req.Stream, req.StreamOptions, req.Stop); err != nil {
 		return nil, "", err
 	}
 	switch {
@@ -433,6 +455,9 @@ func (s *Server) completionJob(req *completionRequest, info ModelInfo) (*job, st
 	}
 	p, aerr := req.sampling()
 	if aerr != nil {
+		return nil, "", aerr
+	}
+	if p.LogitBias, aerr = logitBias(req.LogitBias, info); aerr != nil {
 		return nil, "", aerr
 	}
 	n, aerr := s.limits(info, len(prompt), req.MaxTokens, 16, "max_tokens")

@@ -656,3 +656,18 @@ func TestResponseFormat(t *testing.T) {
 		t.Errorf("json_schema: status %d: %s", resp.StatusCode, b)
 	}
 }
+
+// TestLogitBias: logit_bias reaches the Generator's sampling parameters,
+// on both OpenAI routes.
+func TestLogitBias(t *testing.T) {
+	f := newFixture(t, api.Config{}, nil)
+	for i, path := range []string{"/v1/chat/completions", "/v1/completions"} {
+		body := `{"model":"` + testModel + `","messages":[{"role":"user","content":"Hi"}],"prompt":"Hi","max_tokens":2,"logit_bias":{"72":-100,"101":2.5}}`
+		if resp, b := f.do(t, "POST", path, body); resp.StatusCode != 200 {
+			t.Fatalf("%s: status %d: %s", path, resp.StatusCode, b)
+		}
+		if got := f.gen.Requests()[i].Sampling.LogitBias; len(got) != 2 || got[72] != -100 || got[101] != 2.5 {
+			t.Errorf("%s: LogitBias %v", path, got)
+		}
+	}
+}
