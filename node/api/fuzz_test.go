@@ -59,6 +59,7 @@ func FuzzChatRequest(f *testing.F) {
 		`{"model":"strata-test","messages":[{"role":"user","content":"hi"}],"max_tokens":3,"stop":["l","x"],"logprobs":true,"top_logprobs":2,"seed":-1,"temperature":0.5,"top_p":0.9}`,
 		`{"model":"strata-test","messages":[{"role":"user","content":"hi"}],"max_completion_tokens":99999,"n":1,"frequency_penalty":-2,"presence_penalty":2}`,
 		`{"model":"strata-test","messages":[{"role":"assistant","content":null},{"role":"tool","content":"x"}],"stop":"o","top_k":3,"min_p":0.1,"repetition_penalty":1.1}`,
+		`{"model":"strata-test","messages":[{"role":"user","content":"hi"}],"response_format":{"type":"json_object"},"logit_bias":{"5":-100,"6":3}}`,
 		`{"model":1,"messages":{}}`, `[]`, `null`, `{"messages":[null]}`, `{"model":"strata-test","messages":[{"role":"user","content":"\u0000\ud800"}]}`,
 	} {
 		f.Add([]byte(seed))
@@ -81,6 +82,7 @@ func FuzzGenerateRequest(f *testing.F) {
 		`{"model":"strata-test","prompt":[[1,2,3]],"max_tokens":2,"suffix":""}`,
 		`{"inputs":"hi","parameters":{"max_new_tokens":3,"details":true,"decoder_input_details":true,"top_n_tokens":2,"stop":["k"]}}`,
 		`{"inputs":"hi","stream":true,"parameters":{"do_sample":true,"seed":5,"top_p":0.5,"truncate":1,"return_full_text":true}}`,
+		`{"model":"strata-test","prompt":"hi","logit_bias":{"300":1}}`,
 		`{"inputs":"","parameters":null}`, `{"inputs":5}`,
 	} {
 		f.Add([]byte(seed))
