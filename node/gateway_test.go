@@ -300,3 +300,40 @@ func TestLogitBiasGreedy(t *testing.T) {
 		}
 	}
 }
+
+// TestChoicesNode: n choices through a 3-stage node run at once: greedy,
+// each is llama.cpp's text; sampled, each with its own seed, they differ.
+func TestChoicesNode(t *testing.T) {
+	ref := testdata.LoadReference(t, testdata.Path(t, "reference/stories260K-f32.json"))
+	base := startServe(t, ServeConfig{Model: ref.ModelPath(t), Stages: 3})
+	c := ref.Cases[0]
+	for _, temp := range []float64{0, 1} {
+		status, b := post(t, base+"/v1/completions", map[string]any{"model": "llama", "prompt": c.PromptTokens,
+			"max_tokens": len(c.GreedyTokens), "temperature": temp, "seed": 3, "n": 4})
+		if status != 200 {
+			t.Fatalf("status %d: %s", status, b)
+		}
+		var out struct {
+			Choices []struct {
+				Index int    `json:"index"`
+				Text  string `json:"text"`
+			} `json:"choices"`
+		}
+		if err := json.Unmarshal(b, &out); err != nil || len(out.Choices) != 4 {
+			t.Fatalf("%s: %v", b, err)
+		}
+		distinct := map[string]bool{}
+		for i, ch := range out.Choices {
+			if ch.Index != i {
+				t.Errorf("choice %d has index %d", i, ch.Index)
+			}
+			if temp == 0 && !c.TextMatches(ch.Text) {
+				t.Errorf("greedy choice %d: %q, llama.cpp %q", i, ch.Text, c.GreedyText)
+			}
+			distinct[ch.Text] = true
+		}
+		if temp > 0 && len(distinct) < 2 {
+			t.Errorf("4 sampled choices, %d distinct: %v", len(distinct), out.Choices)
+		}
+	}
+}

@@ -43,9 +43,10 @@
 // response_format json_object sets Request.JSON: the reply is one JSON
 // object (see pipeline/sample's JSON constraint), whole when it finishes
 // with "stop". logit_bias applies after the penalties (-100 bans a token).
-// Requests this server cannot honour (n > 1, tools, image parts,
-// json_schema and TGI's grammar) are refused with a 400 that says so,
-// never silently ignored.
+// n (up to 16) choices run as that many sequences at once, choice i with
+// the seed plus i; the usage counts the prompt once. Requests this server
+// cannot honour (tools, image parts, json_schema, TGI's grammar and
+// best_of) are refused with a 400 that says so, never silently ignored.
 //
 // Errors on the OpenAI routes have OpenAI's shape
 // {"error":{"message","type","param","code"}}; errors on TGI's routes have

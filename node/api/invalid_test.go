@@ -60,7 +60,8 @@ func TestInvalidRequests(t *testing.T) {
 		{"top_logprobs without logprobs", "POST", "/v1/chat/completions", chat(`,"top_logprobs":2`), "", 400, openAI, "top_logprobs", "requires 'logprobs'"},
 		{"too many stops", "POST", "/v1/chat/completions", chat(`,"stop":["a","b","c","d","e"]`), "", 400, openAI, "stop", "at most 4"},
 		// Requests this server cannot honour.
-		{"n=2", "POST", "/v1/chat/completions", chat(`,"n":2`), "", 400, openAI, "n", "n must be 1"},
+		{"n=17", "POST", "/v1/chat/completions", chat(`,"n":17`), "", 400, openAI, "n", "between 1 and 16"},
+		{"n=0", "POST", "/v1/completions", `{"model":"strata-test","prompt":"hi","n":0}`, "", 400, openAI, "n", "between 1 and 16"},
 		{"unknown model", "POST", "/v1/chat/completions", `{"model":"gpt-4o","messages":[{"role":"user","content":"hi"}]}`, "", 404, openAI, "model", "does not exist"},
 		{"missing model", "POST", "/v1/chat/completions", `{"messages":[{"role":"user","content":"hi"}]}`, "", 400, openAI, "model", "provide a model"},
 		{"empty messages", "POST", "/v1/chat/completions", `{"model":"strata-test","messages":[]}`, "", 400, openAI, "messages", "at least one message"},

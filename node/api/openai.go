@@ -2,6 +2,7 @@ package api
 
 import (
 	"bytes"
+	"context"
 	"crypto/rand"
 	"encoding/json"
 	"errors"
@@ -11,6 +12,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/strata-llm/strata/pipeline/sample"
@@ -274,10 +276,55 @@ func (s *Server) checkModel(name string, info ModelInfo) *apiError {
 		message: fmtf("the model '%s' does not exist; this server serves '%s'", name, served)}
 }
 
+// maxChoices bounds n, the choices of one request.
+const maxChoices = 16
+
+// choices is a request's n, 1 by default.
+func choices(n *int) int {
+	if n == nil {
+		return 1
+	}
+	return *n
+}
+
+// generateChoices generates n choices of j at once (see generate): choice i
+// samples with j's seed plus i, and write gets each step with its choice's
+// index, from n goroutines when n > 1. The first choice to fail cancels
+// the others, and its error is returned.
+func (s *Server) generateChoices(ctx context.Context, j *job, n int, write func(i int, st step) error) ([]outcome, error) {
+	outs := make([]outcome, n)
+	if n == 1 {
+		var err error
+		outs[0], err = s.generate(ctx, j, func(st step) error { return write(0, st) })
+		return outs, err
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	errs := make([]error, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		c := *j
+		c.req.Sampling.Seed += uint64(i)
+		wg.Go(func() {
+			outs[i], errs[i] = s.generate(ctx, &c, func(st step) error { return write(i, st) })
+			if errs[i] != nil {
+				cancel()
+			}
+		})
+	}
+	wg.Wait()
+	for _, err := range errs { // the cause, rather than the cancellations it caused
+		if err != nil && !errors.Is(err, context.Canceled) {
+			return outs, err
+		}
+	}
+	return outs, errors.Join(errs...)
+}
+
 // checkCommon checks what both routes refuse the same way.
 func (s *Server) checkCommon(n *int, stream bool, so *streamOptions, stops stopList) *apiError {
-	if n != nil && *n != 1 {
-		return badRequest("n", "invalid value for 'n': %d; this server generates one choice per request, so n must be 1", *n)
+	if n != nil && (*n < 1 || *n > maxChoices) {
+		return badRequest("n", "invalid value for 'n': %d; it must be between 1 and %d", *n, maxChoices)
 	}
 	if so != nil && !stream {
 		return badRequest("stream_options", "'stream_options' is only allowed when 'stream' is true")
@@ -483,9 +530,14 @@ type usage struct {
 	TotalTokens      int `json:"total_tokens"`
 }
 
-func usageOf(j *job, out *outcome) *usage {
-	return &usage{PromptTokens: len(j.req.Prompt), CompletionTokens: len(out.tokens),
-		TotalTokens: len(j.req.Prompt) + len(out.tokens)}
+// usageOf counts a request's tokens: its prompt once, and every choice's
+// completion.
+func usageOf(j *job, outs []outcome) *usage {
+	n := 0
+	for _, o := range outs {
+		n += len(o.tokens)
+	}
+	return &usage{PromptTokens: len(j.req.Prompt), CompletionTokens: n, TotalTokens: len(j.req.Prompt) + n}
 }
 
 type chatResponse struct {
@@ -657,13 +709,15 @@ func (s *Server) handleChat(w http.ResponseWriter, r *http.Request) {
 	defer release()
 	name := s.modelName(info)
 	created := time.Now().Unix()
-	var lp logprobBuffer
+	n := choices(req.N)
+	lps := make([]logprobBuffer, n) // per choice
+	var mu sync.Mutex               // the choices write at once
 	if !req.Stream {
-		var content []tokenLogprob
-		out, err := s.generate(r.Context(), j, func(st step) error {
+		contents := make([][]tokenLogprob, n)
+		outs, err := s.generateChoices(r.Context(), j, n, func(i int, st step) error {
 			if j.req.Logprobs {
-				for _, t := range lp.take(st) {
-					content = append(content, s.chatLogprob(t))
+				for _, t := range lps[i].take(st) {
+					contents[i] = append(contents[i], s.chatLogprob(t))
 				}
 			}
 			return nil
@@ -672,21 +726,24 @@ func (s *Server) handleChat(w http.ResponseWriter, r *http.Request) {
 			s.fail(w, r, j, err, false, nil)
 			return
 		}
-		choice := chatChoice{Message: responseMessage{Role: "assistant", Content: out.text}, FinishReason: out.finish.openAI()}
-		if j.req.Logprobs {
-			choice.Logprobs = &chatLogprobs{Content: nonNil(content), Refusal: nil}
+		cs := make([]chatChoice, n)
+		for i, out := range outs {
+			cs[i] = chatChoice{Index: i, Message: responseMessage{Role: "assistant", Content: out.text}, FinishReason: out.finish.openAI()}
+			if j.req.Logprobs {
+				cs[i].Logprobs = &chatLogprobs{Content: nonNil(contents[i]), Refusal: nil}
+			}
 		}
 		writeJSON(w, http.StatusOK, chatResponse{ID: j.req.ID, Object: "chat.completion", Created: created, Model: name,
-			SystemFingerprint: s.fingerprint(), Choices: []chatChoice{choice}, Usage: usageOf(j, &out)})
-		s.logDone(j, &out, http.StatusOK)
+			SystemFingerprint: s.fingerprint(), Choices: cs, Usage: usageOf(j, outs)})
+		s.logDone(j, outs, http.StatusOK)
 		return
 	}
 
 	includeUsage := req.StreamOptions != nil && req.StreamOptions.IncludeUsage
 	sse := newSSE(w, "data: ")
-	chunk := func(d chatDelta, lps []tokenLogprob, finish *string) chatChunk {
+	chunk := func(i int, d chatDelta, lps []tokenLogprob, finish *string) chatChunk {
 		c := chatChunk{ID: j.req.ID, Object: "chat.completion.chunk", Created: created, Model: name,
-			SystemFingerprint: s.fingerprint(), Choices: []chatChunkChoice{{Delta: d, FinishReason: finish}}}
+			SystemFingerprint: s.fingerprint(), Choices: []chatChunkChoice{{Index: i, Delta: d, FinishReason: finish}}}
 		if j.req.Logprobs && lps != nil {
 			c.Choices[0].Logprobs = &chatLogprobs{Content: lps}
 		}
@@ -695,46 +752,53 @@ func (s *Server) handleChat(w http.ResponseWriter, r *http.Request) {
 		}
 		return c
 	}
-	begin := func() error {
-		if sse.started {
+	begun := make([]bool, n)
+	begin := func(i int) error { // under mu
+		if !sse.started {
+			sse.start()
+		}
+		if begun[i] {
 			return nil
 		}
-		sse.start()
+		begun[i] = true
 		empty := ""
-		return sse.send(chunk(chatDelta{Role: "assistant", Content: &empty}, nil, nil))
+		return sse.send(chunk(i, chatDelta{Role: "assistant", Content: &empty}, nil, nil))
 	}
-	out, err := s.generate(r.Context(), j, func(st step) error {
-		if err := begin(); err != nil {
+	outs, err := s.generateChoices(r.Context(), j, n, func(i int, st step) error {
+		mu.Lock()
+		defer mu.Unlock()
+		if err := begin(i); err != nil {
 			return err
 		}
-		var lps []tokenLogprob
+		var tlps []tokenLogprob
 		if j.req.Logprobs {
-			for _, t := range lp.take(st) {
-				lps = append(lps, s.chatLogprob(t))
+			for _, t := range lps[i].take(st) {
+				tlps = append(tlps, s.chatLogprob(t))
 			}
 		}
-		if st.visible == "" && lps == nil {
-			return nil
+		if st.visible != "" || tlps != nil {
+			text := st.visible
+			if err := sse.send(chunk(i, chatDelta{Content: &text}, nonNil(tlps), nil)); err != nil {
+				return err
+			}
 		}
-		text := st.visible
-		return sse.send(chunk(chatDelta{Content: &text}, nonNil(lps), nil))
+		if st.last {
+			reason := st.finish.openAI()
+			return sse.send(chunk(i, chatDelta{}, nil, &reason))
+		}
+		return nil
 	})
 	if err != nil {
 		s.fail(w, r, j, err, sse.started, func(e *apiError) { sse.send(e.openAI()) })
 		return
 	}
-	if err := begin(); err != nil {
-		return
-	}
-	reason := out.finish.openAI()
-	sse.send(chunk(chatDelta{}, nil, &reason))
 	if includeUsage {
-		u, _ := json.Marshal(usageOf(j, &out))
+		u, _ := json.Marshal(usageOf(j, outs))
 		sse.send(chatChunk{ID: j.req.ID, Object: "chat.completion.chunk", Created: created, Model: name,
 			SystemFingerprint: s.fingerprint(), Choices: []chatChunkChoice{}, Usage: u})
 	}
 	sse.done()
-	s.logDone(j, &out, http.StatusOK)
+	s.logDone(j, outs, http.StatusOK)
 }
 
 func (s *Server) handleCompletion(w http.ResponseWriter, r *http.Request) {
@@ -762,15 +826,21 @@ func (s *Server) handleCompletion(w http.ResponseWriter, r *http.Request) {
 	if req.Echo {
 		prefix = promptText
 	}
-	// logprobs: the tokens and their offsets in the returned text.
-	var lp logprobBuffer
-	var clp completionLogprobs
-	offset := len(prefix)
-	addLogprobs := func(st step) *completionLogprobs {
+	n := choices(req.N)
+	var mu sync.Mutex // the choices write at once
+	// logprobs: per choice, the tokens and their offsets in the returned
+	// text.
+	lps := make([]logprobBuffer, n)
+	clps := make([]completionLogprobs, n)
+	offsets := make([]int, n)
+	for i := range offsets {
+		offsets[i] = len(prefix)
+	}
+	addLogprobs := func(i int, st step) *completionLogprobs {
 		if !j.req.Logprobs {
 			return nil
 		}
-		toks := lp.take(st)
+		toks := lps[i].take(st)
 		if toks == nil {
 			return nil
 		}
@@ -787,9 +857,10 @@ func (s *Server) handleCompletion(w http.ResponseWriter, r *http.Request) {
 				}
 			}
 			part.TopLogprobs = append(part.TopLogprobs, top)
-			part.TextOffset = append(part.TextOffset, offset)
-			offset += len(t.text)
+			part.TextOffset = append(part.TextOffset, offsets[i])
+			offsets[i] += len(t.text)
 		}
+		clp := &clps[i]
 		clp.Tokens = append(clp.Tokens, part.Tokens...)
 		clp.TokenLogprobs = append(clp.TokenLogprobs, part.TokenLogprobs...)
 		clp.TopLogprobs = append(clp.TopLogprobs, part.TopLogprobs...)
@@ -797,71 +868,80 @@ func (s *Server) handleCompletion(w http.ResponseWriter, r *http.Request) {
 		return &part
 	}
 	if !req.Stream {
-		out, err := s.generate(r.Context(), j, func(st step) error { addLogprobs(st); return nil })
+		outs, err := s.generateChoices(r.Context(), j, n, func(i int, st step) error { addLogprobs(i, st); return nil })
 		if err != nil {
 			s.fail(w, r, j, err, false, nil)
 			return
 		}
-		reason := out.finish.openAI()
-		choice := completionChoice{Text: prefix + out.text, FinishReason: &reason}
-		if j.req.Logprobs {
-			c := clp
-			c.Tokens, c.TokenLogprobs, c.TopLogprobs, c.TextOffset = nonNil(c.Tokens), nonNil(c.TokenLogprobs), nonNil(c.TopLogprobs), nonNil(c.TextOffset)
-			choice.Logprobs = &c
+		cs := make([]completionChoice, n)
+		for i, out := range outs {
+			reason := out.finish.openAI()
+			cs[i] = completionChoice{Index: i, Text: prefix + out.text, FinishReason: &reason}
+			if j.req.Logprobs {
+				c := clps[i]
+				c.Tokens, c.TokenLogprobs, c.TopLogprobs, c.TextOffset = nonNil(c.Tokens), nonNil(c.TokenLogprobs), nonNil(c.TopLogprobs), nonNil(c.TextOffset)
+				cs[i].Logprobs = &c
+			}
 		}
-		u, _ := json.Marshal(usageOf(j, &out))
+		u, _ := json.Marshal(usageOf(j, outs))
 		writeJSON(w, http.StatusOK, completionResponse{ID: j.req.ID, Object: "text_completion", Created: created, Model: name,
-			SystemFingerprint: s.fingerprint(), Choices: []completionChoice{choice}, Usage: u})
-		s.logDone(j, &out, http.StatusOK)
+			SystemFingerprint: s.fingerprint(), Choices: cs, Usage: u})
+		s.logDone(j, outs, http.StatusOK)
 		return
 	}
 
 	includeUsage := req.StreamOptions != nil && req.StreamOptions.IncludeUsage
 	sse := newSSE(w, "data: ")
-	chunk := func(text string, lps *completionLogprobs, finish *string) completionResponse {
+	chunk := func(i int, text string, lps *completionLogprobs, finish *string) completionResponse {
 		c := completionResponse{ID: j.req.ID, Object: "text_completion", Created: created, Model: name,
-			SystemFingerprint: s.fingerprint(), Choices: []completionChoice{{Text: text, Logprobs: lps, FinishReason: finish}}}
+			SystemFingerprint: s.fingerprint(), Choices: []completionChoice{{Index: i, Text: text, Logprobs: lps, FinishReason: finish}}}
 		if includeUsage {
 			c.Usage = json.RawMessage("null")
 		}
 		return c
 	}
-	begin := func() error {
-		if sse.started {
+	begun := make([]bool, n)
+	begin := func(i int) error { // under mu
+		if !sse.started {
+			sse.start()
+		}
+		if begun[i] {
 			return nil
 		}
-		sse.start()
+		begun[i] = true
 		if prefix != "" {
-			return sse.send(chunk(prefix, nil, nil))
+			return sse.send(chunk(i, prefix, nil, nil))
 		}
 		return nil
 	}
-	out, err := s.generate(r.Context(), j, func(st step) error {
-		if err := begin(); err != nil {
+	outs, err := s.generateChoices(r.Context(), j, n, func(i int, st step) error {
+		mu.Lock()
+		defer mu.Unlock()
+		if err := begin(i); err != nil {
 			return err
 		}
-		lps := addLogprobs(st)
-		if st.visible == "" && lps == nil {
-			return nil
+		if lps := addLogprobs(i, st); st.visible != "" || lps != nil {
+			if err := sse.send(chunk(i, st.visible, lps, nil)); err != nil {
+				return err
+			}
 		}
-		return sse.send(chunk(st.visible, lps, nil))
+		if st.last {
+			reason := st.finish.openAI()
+			return sse.send(chunk(i, "", nil, &reason))
+		}
+		return nil
 	})
 	if err != nil {
 		s.fail(w, r, j, err, sse.started, func(e *apiError) { sse.send(e.openAI()) })
 		return
 	}
-	if err := begin(); err != nil {
-		return
-	}
-	reason := out.finish.openAI()
-	sse.send(chunk("", nil, &reason))
 	if includeUsage {
-		u, _ := json.Marshal(usageOf(j, &out))
+		u, _ := json.Marshal(usageOf(j, outs))
 		sse.send(completionResponse{ID: j.req.ID, Object: "text_completion", Created: created, Model: name,
 			SystemFingerprint: s.fingerprint(), Choices: []completionChoice{}, Usage: u})
 	}
 	sse.done()
-	s.logDone(j, &out, http.StatusOK)
+	s.logDone(j, outs, http.StatusOK)
 }
 
 // fail answers the error that ended a generation: in the response's status
@@ -909,10 +989,11 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, e *apiError)
 	writeTGIError(w, e)
 }
 
-func (s *Server) logDone(j *job, out *outcome, status int) {
+func (s *Server) logDone(j *job, outs []outcome, status int) {
+	u := usageOf(j, outs)
 	s.log.Info("api: request done", "request_id", j.req.ID, "route", j.route, "status", status,
-		"prompt_tokens", len(j.req.Prompt), "completion_tokens", len(out.tokens),
-		"finish", out.finish.openAI(), "duration", time.Since(j.start).Round(time.Millisecond))
+		"prompt_tokens", u.PromptTokens, "completion_tokens", u.CompletionTokens, "choices", len(outs),
+		"finish", outs[0].finish.openAI(), "duration", time.Since(j.start).Round(time.Millisecond))
 }
 
 // nonNil returns s, or an empty slice for nil, so that JSON says [] not null.

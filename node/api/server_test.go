@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -238,10 +239,10 @@ func TestOpenAIClient(t *testing.T) {
 	})
 
 	t.Run("errors", func(t *testing.T) {
-		_, err := client.Chat.Completions.New(ctx, openai.ChatCompletionNewParams{Model: testModel, Messages: msgs, N: openai.Int(2)})
+		_, err := client.Chat.Completions.New(ctx, openai.ChatCompletionNewParams{Model: testModel, Messages: msgs, N: openai.Int(17)})
 		var apiErr *openai.Error
 		if !errors.As(err, &apiErr) || apiErr.StatusCode != 400 || apiErr.Param != "n" || apiErr.Type != "invalid_request_error" {
-			t.Errorf("n=2: %v, want a 400 about n", err)
+			t.Errorf("n=17: %v, want a 400 about n", err)
 		}
 		wrong := openAIClient(f, "wrong")
 		_, err = wrong.Chat.Completions.New(ctx, openai.ChatCompletionNewParams{Model: testModel, Messages: msgs})
@@ -629,7 +630,7 @@ func TestInvocations(t *testing.T) {
 		t.Errorf("streamed: status %d, events %q", resp.StatusCode, ev)
 	}
 	// Errors have TGI's shape, whichever kind of request failed.
-	for _, body := range []string{`[1,2]`, `{"inputs":""}`, `{"messages":[]}`, `{"model":"` + testModel + `","prompt":"Hi","n":2}`} {
+	for _, body := range []string{`[1,2]`, `{"inputs":""}`, `{"messages":[]}`, `{"model":"` + testModel + `","prompt":"Hi","n":17}`} {
 		resp, b := f.do(t, "POST", "/invocations", body)
 		if resp.StatusCode != 422 {
 			t.Errorf("%s: status %d: %s", body, resp.StatusCode, b)
@@ -668,6 +669,97 @@ func TestLogitBias(t *testing.T) {
 		}
 		if got := f.gen.Requests()[i].Sampling.LogitBias; len(got) != 2 || got[72] != -100 || got[101] != 2.5 {
 			t.Errorf("%s: LogitBias %v", path, got)
+		}
+	}
+}
+
+// TestChoices: n choices on both OpenAI routes, whole and streamed: each
+// has its index and the whole reply, the usage counts the prompt once and
+// every choice's tokens, choice i samples with the request's seed plus i,
+// and the responses match OpenAI's schemas.
+func TestChoices(t *testing.T) {
+	s := loadSpec(t, "openai-openapi.json")
+	f := newFixture(t, api.Config{}, nil)
+	const n = 3
+	for _, tc := range []struct {
+		path, body, schema, chunkSchema string
+	}{
+		{"/v1/chat/completions", `"messages":[{"role":"user","content":"Hi"}]`, "CreateChatCompletionResponse", "CreateChatCompletionStreamResponse"},
+		{"/v1/completions", `"prompt":"Hi"`, "CreateCompletionResponse", ""}, // OpenAI's document has no schema for its stream
+	} {
+		for _, stream := range []bool{false, true} {
+			before := len(f.gen.Requests())
+			body := fmt.Sprintf(`{"model":%q,%s,"n":%d,"max_tokens":40,"temperature":1,"seed":7,"stream":%v,"stream_options":%s}`,
+				testModel, tc.body, n, stream, map[bool]string{true: `{"include_usage":true}`, false: "null"}[stream])
+			resp, b := f.do(t, "POST", tc.path, body)
+			if resp.StatusCode != 200 {
+				t.Fatalf("%s stream %v: status %d: %s", tc.path, stream, resp.StatusCode, b)
+			}
+			texts := make([]strings.Builder, n)
+			finishes := make([]int, n)
+			var usage struct {
+				PromptTokens     int `json:"prompt_tokens"`
+				CompletionTokens int `json:"completion_tokens"`
+			}
+			docs := [][]byte{b}
+			if stream {
+				docs = nil
+				for _, e := range sseData(t, b) {
+					if e != "[DONE]" {
+						docs = append(docs, []byte(e))
+					}
+				}
+			}
+			for _, d := range docs {
+				if stream {
+					if tc.chunkSchema != "" {
+						s.check(t, tc.chunkSchema, d)
+					}
+				} else {
+					s.check(t, tc.schema, d)
+				}
+				var doc struct {
+					Choices []struct {
+						Index        int     `json:"index"`
+						Text         string  `json:"text"`
+						FinishReason *string `json:"finish_reason"`
+						Message      struct{ Content string }
+						Delta        struct{ Content string }
+					} `json:"choices"`
+					Usage *struct {
+						PromptTokens     int `json:"prompt_tokens"`
+						CompletionTokens int `json:"completion_tokens"`
+					} `json:"usage"`
+				}
+				if err := json.Unmarshal(d, &doc); err != nil {
+					t.Fatal(err)
+				}
+				for _, c := range doc.Choices {
+					texts[c.Index].WriteString(c.Text + c.Message.Content + c.Delta.Content)
+					if c.FinishReason != nil {
+						finishes[c.Index]++
+					}
+				}
+				if doc.Usage != nil {
+					usage.PromptTokens, usage.CompletionTokens = doc.Usage.PromptTokens, doc.Usage.CompletionTokens
+				}
+			}
+			for i := range n {
+				if texts[i].String() != testReply || finishes[i] != 1 {
+					t.Errorf("%s stream %v: choice %d: %q, %d finish reasons", tc.path, stream, i, texts[i].String(), finishes[i])
+				}
+			}
+			reqs := f.gen.Requests()[before:]
+			if len(reqs) != n || usage.PromptTokens != len(reqs[0].Prompt) || usage.CompletionTokens != n*(len(testReply)+1) {
+				t.Errorf("%s stream %v: %d generations, usage %+v", tc.path, stream, len(reqs), usage)
+			}
+			seeds := map[uint64]bool{}
+			for _, r := range reqs {
+				seeds[r.Sampling.Seed] = true
+			}
+			if !seeds[7] || !seeds[8] || !seeds[9] {
+				t.Errorf("%s stream %v: seeds %v, want 7, 8 and 9", tc.path, stream, seeds)
+			}
 		}
 	}
 }

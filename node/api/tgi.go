@@ -272,7 +272,7 @@ func (s *Server) serveTGI(w http.ResponseWriter, r *http.Request, route tgiRoute
 		} else {
 			writeJSON(w, http.StatusOK, resp)
 		}
-		s.logDone(j, &out, http.StatusOK)
+		s.logDone(j, []outcome{out}, http.StatusOK)
 		return
 	}
 
@@ -309,7 +309,7 @@ func (s *Server) serveTGI(w http.ResponseWriter, r *http.Request, route tgiRoute
 		s.fail(w, r, j, err, sse.started, func(e *apiError) { sse.send(e.tgi()) })
 		return
 	}
-	s.logDone(j, &out, http.StatusOK)
+	s.logDone(j, []outcome{out}, http.StatusOK)
 }
 
 // decodeTGI reads a TGI route's JSON body into v, or answers why not (a
