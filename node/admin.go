@@ -80,7 +80,7 @@ func (m *Member) adminHandler() http.Handler {
 	})
 	change := func(pattern string, h func(w http.ResponseWriter, r *http.Request) error) {
 		mux.HandleFunc(pattern, func(w http.ResponseWriter, r *http.Request) {
-			if len(m.cfg.APIKeys) == 0 && !loopback(r.RemoteAddr) {
+			if len(m.cfg.APIKeys) == 0 && m.cfg.APIKeyFile == "" && !loopback(r.RemoteAddr) {
 				http.Error(w, "this route needs an API key (--api-key) when asked from another host", http.StatusForbidden)
 				return
 			}

@@ -49,7 +49,9 @@ type MemberConfig struct {
 	Listen  []string // libp2p multiaddrs; none: /ip4/127.0.0.1/tcp/0
 	API     string   // HTTP listen address; "": 127.0.0.1:8080
 	APIKeys []string
-	PSK     []byte // private network key (TCP only), or nil
+	// APIKeyFile holds more API keys, reread when it changes (api.Config's).
+	APIKeyFile string
+	PSK        []byte // private network key (TCP only), or nil
 	// Discovery and NAT traversal, as p2p.HostConfig has them: bootstrap
 	// peers, mDNS on the LAN, the DHT, AutoNAT with hole punching and relay
 	// client, and serving as a relay for others.
@@ -624,7 +626,7 @@ func (m *Member) Run(ctx context.Context) error {
 	}
 	sp := &servedPipeline{file: m.file, cfg: m.acfg, tok: m.tok, remote: true, kvBytes: m.kvBytes}
 	srv, gw := newAPI(sp, drv, m.cfg.Model, api.Config{
-		ModelName: m.cfg.ModelName, APIKeys: m.cfg.APIKeys, Metrics: metrics, Logger: m.log, Admin: m.adminHandler(),
+		ModelName: m.cfg.ModelName, APIKeys: m.cfg.APIKeys, APIKeyFile: m.cfg.APIKeyFile, Metrics: metrics, Logger: m.log, Admin: m.adminHandler(),
 	})
 	gw.info.Digest = m.model.Digest
 	gw.stages = m.stageInfos

@@ -31,11 +31,13 @@ import (
 // pipeline stages behind the HTTP API. The zero value of every field but
 // Model works.
 type ServeConfig struct {
-	Model     string   // GGUF path
-	Stages    int      // in-process stages; 0: 1
-	API       string   // HTTP listen address, host:port; "": 127.0.0.1:8080
-	APIKeys   []string // accepted bearer keys; none: the API is open
-	ModelName string   // the model's ID in the API; "": general.name or the file name
+	Model   string   // GGUF path
+	Stages  int      // in-process stages; 0: 1
+	API     string   // HTTP listen address, host:port; "": 127.0.0.1:8080
+	APIKeys []string // accepted bearer keys; none (and no APIKeyFile): the API is open
+	// APIKeyFile holds more keys, reread when it changes (api.Config's).
+	APIKeyFile string
+	ModelName  string // the model's ID in the API; "": general.name or the file name
 	// Codec carries activations between the stages, encoded and decoded as
 	// the network will; the zero value is lossless.
 	Codec    wire.Codec
@@ -91,7 +93,7 @@ func Serve(ctx context.Context, cfg ServeConfig) error {
 	if err != nil {
 		return err
 	}
-	srv, _ := newAPI(pipe, drv, cfg.Model, api.Config{ModelName: cfg.ModelName, APIKeys: cfg.APIKeys, Metrics: metrics, Logger: log})
+	srv, _ := newAPI(pipe, drv, cfg.Model, api.Config{ModelName: cfg.ModelName, APIKeys: cfg.APIKeys, APIKeyFile: cfg.APIKeyFile, Metrics: metrics, Logger: log})
 
 	addr := cfg.API
 	if addr == "" {

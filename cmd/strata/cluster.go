@@ -14,6 +14,7 @@ import (
 
 	"github.com/strata-llm/strata/cluster"
 	"github.com/strata-llm/strata/node"
+	"github.com/strata-llm/strata/node/api"
 	"github.com/strata-llm/strata/node/p2p"
 	"github.com/strata-llm/strata/pipeline/wire"
 )
@@ -25,6 +26,7 @@ func memberFlags(fs *flag.FlagSet, cfg *node.MemberConfig) func(ctx context.Cont
 	listen := fs.String("listen", "/ip4/127.0.0.1/tcp/0", "libp2p listen `multiaddrs`, comma-separated (TCP; QUIC as /udp/PORT/quic-v1, not with a PSK)")
 	fs.StringVar(&cfg.API, "api", "127.0.0.1:8080", "HTTP API listen `address`")
 	apiKey := fs.String("api-key", "", "bearer `key` the API requires (default $STRATA_API_KEY; none: open)")
+	keyFile := fs.String("api-key-file", "", "the API also takes the keys in this `file` (one per line, # comments; reread when it changes)")
 	pskFile := fs.String("psk-file", "", "private network key `file` (64 hex digits); libp2p allows private networks over TCP only")
 	capacity := fs.String("capacity", "", "`bytes` of weights this node offers, like 600M or 12G (default: what the inventory measures)")
 	codec := fs.String("codec", "f32", "activation `codec` on the wire: f32 (lossless), f16, bf16, q8, with +zstd, +s2, +shuffle")
@@ -70,6 +72,12 @@ func memberFlags(fs *flag.FlagSet, cfg *node.MemberConfig) func(ctx context.Cont
 		}
 		if k := firstNonEmpty(*apiKey, os.Getenv("STRATA_API_KEY")); k != "" {
 			cfg.APIKeys = []string{k}
+		}
+		if *keyFile != "" {
+			if _, err := api.LoadAPIKeys(*keyFile); err != nil { // fail now rather than serve refusing everyone
+				return err
+			}
+			cfg.APIKeyFile = *keyFile
 		}
 		return nil
 	}

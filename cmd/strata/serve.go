@@ -22,7 +22,7 @@ func serveCmd(ctx context.Context, args []string, stderr io.Writer) error {
 	fs.StringVar(&cfg.ModelName, "model-name", "", "the model's ID in the API (default: the file's general.name)")
 	codec := fs.String("codec", "f32", "activation codec between stages: f32 (lossless), f16, bf16, q8, with +zstd, +s2, +shuffle")
 	apiKey := fs.String("api-key", "", "require this bearer key on the API")
-	keyFile := fs.String("api-key-file", "", "require one of the keys in this `file` (one per line, # comments)")
+	keyFile := fs.String("api-key-file", "", "require one of the keys in this `file` (one per line, # comments; reread when it changes)")
 	fs.IntVar(&cfg.Threads, "threads", 0, "kernel threads (0: all cores)")
 	fs.Int64Var(&cfg.KVBudget, "kv-budget", 0, "KV cache `bytes` per stage (0: no limit)")
 	fs.IntVar(&cfg.MaxSeqs, "max-seqs", 0, "sequences decoded together (0: default 64)")
@@ -49,11 +49,10 @@ func serveCmd(ctx context.Context, args []string, stderr io.Writer) error {
 		cfg.APIKeys = append(cfg.APIKeys, *apiKey)
 	}
 	if *keyFile != "" {
-		keys, err := api.LoadAPIKeys(*keyFile)
-		if err != nil {
+		if _, err := api.LoadAPIKeys(*keyFile); err != nil { // fail now rather than serve refusing everyone
 			return err
 		}
-		cfg.APIKeys = append(cfg.APIKeys, keys...)
+		cfg.APIKeyFile = *keyFile
 	}
 	if *route != "" {
 		cfg.Route = strings.Split(*route, ",")

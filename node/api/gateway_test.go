@@ -274,6 +274,72 @@ func TestLoadAPIKeys(t *testing.T) {
 	}
 }
 
+// TestKeyFileReload: a server given its key file takes the new keys when
+// the file changes, and keeps the old ones when the new file holds none.
+func TestKeyFileReload(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "keys")
+	write := func(content string, at time.Time) {
+		if err := os.WriteFile(path, []byte(content), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chtimes(path, at, at); err != nil { // a change even within the clock's resolution
+			t.Fatal(err)
+		}
+	}
+	start := time.Now()
+	write("sk-old\n", start)
+	srv := api.New(api.Config{APIKeys: []string{"sk-flag"}, APIKeyFile: path, APIKeyFileEvery: 10 * time.Millisecond, Logger: slog.New(slog.DiscardHandler)},
+		&apitest.Generator{Reply: "ok"}, apitest.NewTokenizer(""), apitest.NewPipeline("m", 64))
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- srv.Serve(ctx, ln) }()
+	defer func() { cancel(); <-done }()
+	status := func(key string) int {
+		req, _ := http.NewRequest("GET", "http://"+ln.Addr().String()+"/v1/models", nil)
+		req.Header.Set("Authorization", "Bearer "+key)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	waitFor := func(what string, ok func() bool) {
+		t.Helper()
+		for deadline := time.Now().Add(waitTimeout); !ok(); time.Sleep(5 * time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatalf("timed out waiting for %s", what)
+			}
+		}
+	}
+	if status("sk-old") != 200 || status("sk-flag") != 200 || status("sk-new") != 401 {
+		t.Fatal("the keys at start are not the flag's and the file's")
+	}
+	write("# rotated\nsk-new\n", start.Add(time.Second))
+	waitFor("the new key", func() bool { return status("sk-new") == 200 })
+	if status("sk-old") != 401 || status("sk-flag") != 200 {
+		t.Error("after the rotation: want the old key refused and the flag's kept")
+	}
+	write("# nothing\n", start.Add(2*time.Second))
+	time.Sleep(100 * time.Millisecond) // ten checks
+	if status("sk-new") != 200 || status("") != 401 {
+		t.Error("a key file without keys changed the keys")
+	}
+
+	// A server whose key file does not load at start fails closed.
+	bad := api.New(api.Config{APIKeyFile: filepath.Join(t.TempDir(), "missing"), Logger: slog.New(slog.DiscardHandler)},
+		&apitest.Generator{Reply: "ok"}, apitest.NewTokenizer(""), apitest.NewPipeline("m", 64))
+	rec := httptest.NewRecorder()
+	bad.ServeHTTP(rec, httptest.NewRequest("GET", "/v1/models", nil))
+	if rec.Code != 401 {
+		t.Errorf("a missing key file at start: %d, want 401", rec.Code)
+	}
+}
+
 // TestMetrics checks the metrics the server records and the hooks the
 // pipeline calls, each server with a registry of its own.
 func TestMetrics(t *testing.T) {

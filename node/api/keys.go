@@ -2,11 +2,14 @@ package api
 
 import (
 	"bufio"
+	"context"
 	"crypto/sha256"
 	"crypto/subtle"
 	"fmt"
 	"os"
+	"slices"
 	"strings"
+	"time"
 )
 
 // LoadAPIKeys reads API keys from a file: one key per line, surrounding
@@ -65,4 +68,59 @@ func (s keySet) allows(token string) bool {
 		ok |= subtle.ConstantTimeCompare(d[:], s[i][:])
 	}
 	return ok == 1
+}
+
+// loadKeys sets the server's keys to Config.APIKeys and those of
+// Config.APIKeyFile; it reports false, keeping the keys as they were,
+// when the file does not load.
+func (s *Server) loadKeys() bool {
+	keys := s.cfg.APIKeys
+	if s.cfg.APIKeyFile != "" {
+		more, err := LoadAPIKeys(s.cfg.APIKeyFile)
+		if err != nil {
+			s.log.Warn("api: the key file does not load: keeping the keys as they were", "err", err)
+			if s.keys.Load() == nil {
+				ks := newKeySet(keys)
+				s.keys.Store(&ks)
+			}
+			return false
+		}
+		keys = append(slices.Clip(keys), more...)
+	}
+	ks := newKeySet(keys)
+	s.keys.Store(&ks)
+	return true
+}
+
+// watchKeyFile reloads the keys whenever Config.APIKeyFile's size or
+// modification time changes, until ctx ends.
+func (s *Server) watchKeyFile(ctx context.Context) {
+	every := s.cfg.APIKeyFileEvery
+	if every <= 0 {
+		every = 5 * time.Second
+	}
+	path := s.cfg.APIKeyFile
+	stamp := func() string {
+		fi, err := os.Stat(path)
+		if err != nil {
+			return "missing"
+		}
+		return fmt.Sprint(fi.Size(), fi.ModTime().UnixNano())
+	}
+	last := stamp()
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		if now := stamp(); now != last {
+			last = now
+			if s.loadKeys() {
+				s.log.Info("api: reloaded the API keys", "file", path, "keys", len(*s.keys.Load()))
+			}
+		}
+	}
 }

@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -29,6 +30,16 @@ type Config struct {
 	// probes and scrapers; every other route answers 401 without a valid
 	// key. See LoadAPIKeys.
 	APIKeys []string
+	// APIKeyFile, when set, holds more keys (LoadAPIKeys): the server reads
+	// it at New and again whenever it changes (checked every
+	// APIKeyFileEvery, 5s when 0), so that keys can be rotated without a
+	// restart. A file that does not load leaves the keys as they were,
+	// with a warning (at New: none from the file, so that the API fails
+	// closed): a reload never turns authentication off.
+	APIKeyFile string
+	// APIKeyFileEvery is how often the key file is checked for changes;
+	// 0 means 5s.
+	APIKeyFileEvery time.Duration
 	// Admin, when set, serves the routes under /cluster/ (a cluster
 	// member's status and leave), behind the API keys like the others.
 	Admin http.Handler
@@ -96,10 +107,13 @@ type Server struct {
 	pipe    Pipeline
 	metrics *Metrics
 	log     *slog.Logger
-	keys    keySet
-	mux     *http.ServeMux
-	slots   chan struct{} // nil: no bound
-	created int64         // unix seconds, /v1/models' "created"
+	keys    atomic.Pointer[keySet] // APIKeys and the key file's
+	// authRequired: the server has keys (or a key file), so every route
+	// but the open ones needs one.
+	authRequired bool
+	mux          *http.ServeMux
+	slots        chan struct{} // nil: no bound
+	created      int64         // unix seconds, /v1/models' "created"
 
 	hmu   sync.Mutex
 	hcall *healthCall // the health check in flight, if any
@@ -128,10 +142,11 @@ func New(cfg Config, gen Generator, tok Tokenizer, pipe Pipeline) *Server {
 		pipe:    pipe,
 		metrics: cfg.Metrics,
 		log:     cfg.Logger,
-		keys:    newKeySet(cfg.APIKeys),
 		mux:     http.NewServeMux(),
 		created: time.Now().Unix(),
 	}
+	s.authRequired = len(newKeySet(cfg.APIKeys)) > 0 || cfg.APIKeyFile != ""
+	s.loadKeys()
 	if cfg.MaxConcurrent > 0 {
 		s.slots = make(chan struct{}, cfg.MaxConcurrent)
 	}
@@ -220,7 +235,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		s.metrics.addInFlight(-1)
 		s.metrics.observeRequest(route, rec.code(), time.Since(start))
 	}()
-	if len(s.keys) > 0 && !openRoutes[pattern] {
+	if s.authRequired && !openRoutes[pattern] {
 		if msg := s.checkKey(r); msg != "" {
 			writeOpenAIError(rec, &apiError{status: http.StatusUnauthorized, code: "invalid_api_key", message: msg})
 			return
@@ -240,7 +255,7 @@ func (s *Server) checkKey(r *http.Request) string {
 	if !ok || !strings.EqualFold(scheme, "Bearer") || strings.TrimSpace(token) == "" {
 		return "malformed Authorization header: send 'Authorization: Bearer KEY'"
 	}
-	if !s.keys.allows(strings.TrimSpace(token)) {
+	if !s.keys.Load().allows(strings.TrimSpace(token)) {
 		return "invalid API key"
 	}
 	return ""
@@ -312,6 +327,9 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	}
 	errc := make(chan error, 1)
 	go func() { errc <- hs.Serve(ln) }()
+	if s.cfg.APIKeyFile != "" {
+		go s.watchKeyFile(base)
+	}
 	s.log.Info("api: serving", "addr", ln.Addr().String())
 	select {
 	case err := <-errc:
