@@ -618,12 +618,21 @@ func TestDriverConcurrentStage(t *testing.T) {
 // text to one object, greedy and sampled. A constraint that allows nothing
 // fails the sequence with ErrConstraint, and the driver goes on.
 func TestDriverConstraint(t *testing.T) {
-	f := openFile(t, testdataPath(t, stories))
+	// stories260K's sentencepiece vocabulary, and the byte-level BPE of
+	// the synthetic qwen2 and llama3-style models.
+	for _, file := range []string{stories, "models/synth-qwen2.gguf", "models/synth-llama3.gguf"} {
+		t.Run(file, func(t *testing.T) { testDriverConstraint(t, file) })
+	}
+}
+
+func testDriverConstraint(t *testing.T, file string) {
+	f := openFile(t, testdataPath(t, file))
 	tok, err := tokenizer.FromGGUF(f)
 	if err != nil {
 		t.Fatal(err)
 	}
-	ls := []*Local{NewLocal(load(t, f, 0, 5, false), LocalConfig{})}
+	layers, _ := f.Uint(f.Architecture() + ".block_count")
+	ls := []*Local{NewLocal(load(t, f, 0, int(layers), false), LocalConfig{})}
 	d := run(t, newDriver(t, asStages(ls), DriverConfig{IsEOG: tok.IsEOG}))
 	piece := func(id int) []byte {
 		if tok.TokenType(id) == tokenizer.TypeControl {
