@@ -3,6 +3,7 @@ package node
 import (
 	"context"
 	"fmt"
+	"slices"
 	"sync"
 	"time"
 
@@ -166,9 +167,31 @@ func (m *Member) handleStatus(st network.Stream) {
 }
 
 // Loads asks every member of mp that is not dead for its load, up to
-// loadAsks at once, each within loadTimeout, and returns them in mp's order of seniority;
-// one that did not answer has Err set.
+// loadAsks at once, each within loadTimeout, and returns them in mp's
+// order of seniority; one that did not answer has Err set. An answer
+// less than loadsFresh old, for the same map, is reused: dashboards and
+// status scripts polling several members at once ask the cluster once.
 func (m *Member) Loads(ctx context.Context, mp *cluster.Map) []NodeLoad {
+	r := &m.recent
+	r.Lock()
+	if r.loads != nil && r.index == mp.Index && time.Since(r.at) < loadsFresh {
+		out := slices.Clone(r.loads)
+		r.Unlock()
+		return out
+	}
+	r.Unlock()
+	out := m.askLoads(ctx, mp)
+	r.Lock()
+	r.at, r.index, r.loads = time.Now(), mp.Index, slices.Clone(out)
+	r.Unlock()
+	return out
+}
+
+// loadsFresh is how long Loads reuses an answer.
+const loadsFresh = 2 * time.Second
+
+// askLoads is Loads without the reuse.
+func (m *Member) askLoads(ctx context.Context, mp *cluster.Map) []NodeLoad {
 	ids := mp.NodeIDs()
 	out := make([]NodeLoad, 0, len(ids))
 	var wg sync.WaitGroup

@@ -80,6 +80,28 @@ func TestStatusLoad(t *testing.T) {
 			}
 		}
 	}
+	// Within loadsFresh, for the same map, the answer is reused, and the
+	// caller owns what it gets.
+	mp := first.m.Cluster().Map()
+	l1 := first.m.Loads(ctx, mp)
+	l1[0].Node = "changed"
+	r := &first.m.recent
+	r.Lock()
+	kept := r.loads[0].Node
+	r.at, r.index, r.loads = time.Now(), mp.Index, []NodeLoad{{Node: "reused"}}
+	r.Unlock()
+	if kept == "changed" {
+		t.Error("the caller's copy of the loads is the cache's")
+	}
+	if l := first.m.Loads(ctx, mp); len(l) != 1 || l[0].Node != "reused" {
+		t.Errorf("loads asked again at once: %+v, want the answer reused", l)
+	}
+	r.Lock()
+	r.at = time.Now().Add(-loadsFresh)
+	r.Unlock()
+	if l := first.m.Loads(ctx, mp); len(l) != 2 {
+		t.Errorf("loads asked after loadsFresh: %+v, want both members asked", l)
+	}
 	var b strings.Builder
 	if err := WriteStatus(&b, st); err != nil {
 		t.Fatal(err)

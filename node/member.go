@@ -141,6 +141,13 @@ type Member struct {
 	// its counters and the stage's (meter).
 	drv   atomic.Pointer[pipeline.Driver]
 	loads loadMeter
+	// recent is Loads' last answer, which it reuses for loadsFresh.
+	recent struct {
+		sync.Mutex
+		at    time.Time
+		index uint64 // the map's
+		loads []NodeLoad
+	}
 	// halt is closed when this member must stop (haltWith): revoked (in
 	// the map or by the leader's word), or found removed while away and
 	// unable to join again. Run then stops and returns haltErr.
