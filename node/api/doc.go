@@ -44,9 +44,12 @@
 // object (see pipeline/sample's JSON constraint), whole when it finishes
 // with "stop". logit_bias applies after the penalties (-100 bans a token).
 // n (up to 16) choices run as that many sequences at once, choice i with
-// the seed plus i; the usage counts the prompt once. Requests this server
-// cannot honour (tools, image parts, json_schema, TGI's grammar and
-// best_of) are refused with a 400 that says so, never silently ignored.
+// the seed plus i; the usage counts the prompt once. TGI's best_of runs
+// the same way and returns the sequence with the highest total
+// log-probability, the others in best_of_sequences. Requests this server
+// cannot honour (tools, image parts, json_schema, TGI's grammar, and
+// best_of on OpenAI's completions) are refused with a 400 that says so,
+// never silently ignored.
 //
 // Errors on the OpenAI routes have OpenAI's shape
 // {"error":{"message","type","param","code"}}; errors on TGI's routes have

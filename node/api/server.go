@@ -549,7 +549,7 @@ func (s *Server) handleInfo(w http.ResponseWriter, r *http.Request) {
 		ModelID:               s.modelName(info),
 		ModelPipelineTag:      "text-generation",
 		MaxConcurrentRequests: s.cfg.MaxConcurrent,
-		MaxBestOf:             1,
+		MaxBestOf:             maxChoices,
 		MaxStopSequences:      s.cfg.MaxStopSequences,
 		MaxInputTokens:        s.maxPrompt(info),
 		MaxTotalTokens:        info.ContextLength,

@@ -763,3 +763,59 @@ func TestChoices(t *testing.T) {
 		}
 	}
 }
+
+// TestTGIBestOf: best_of sampled sequences, the one returned and the
+// others in best_of_sequences, each with its seed, as TGI's schema has
+// them; best_of's conditions are TGI's 422s.
+func TestTGIBestOf(t *testing.T) {
+	s := loadSpec(t, "tgi-openapi.json")
+	f := newFixture(t, api.Config{}, nil)
+	resp, b := f.do(t, "POST", "/generate", `{"inputs":"Hi","parameters":{"best_of":3,"do_sample":true,"max_new_tokens":4,"details":true}}`)
+	if resp.StatusCode != 200 {
+		t.Fatalf("status %d: %s", resp.StatusCode, b)
+	}
+	s.check(t, "GenerateResponse", b)
+	var out struct {
+		GeneratedText string `json:"generated_text"`
+		Details       struct {
+			Seed            uint64 `json:"seed"`
+			BestOfSequences []struct {
+				GeneratedText string `json:"generated_text"`
+				Seed          uint64 `json:"seed"`
+			} `json:"best_of_sequences"`
+		} `json:"details"`
+	}
+	if err := json.Unmarshal(b, &out); err != nil {
+		t.Fatal(err)
+	}
+	seeds := map[uint64]bool{out.Details.Seed: true}
+	for _, o := range out.Details.BestOfSequences {
+		seeds[o.Seed] = true
+		if o.GeneratedText != "Hell" {
+			t.Errorf("another sequence: %q", o.GeneratedText)
+		}
+	}
+	if out.GeneratedText != "Hell" || len(out.Details.BestOfSequences) != 2 || len(seeds) != 3 {
+		t.Errorf("response %s: want 3 sequences with 3 seeds", b)
+	}
+	reqs := f.gen.Requests()
+	for _, r := range reqs {
+		if !seeds[r.Sampling.Seed] {
+			t.Errorf("a sequence sampled with seed %d, not reported", r.Sampling.Seed)
+		}
+	}
+	for _, tc := range []struct{ path, body, want string }{
+		{"/generate", `{"inputs":"Hi","parameters":{"best_of":2}}`, "sampling"},
+		{"/generate", `{"inputs":"Hi","parameters":{"best_of":2,"do_sample":true,"seed":1}}`, "seed"},
+		{"/generate_stream", `{"inputs":"Hi","parameters":{"best_of":2,"do_sample":true}}`, "not allowed"},
+		{"/", `{"inputs":"Hi","stream":true,"parameters":{"best_of":2,"do_sample":true}}`, "not allowed"},
+		{"/generate", `{"inputs":"Hi","parameters":{"best_of":17,"do_sample":true}}`, "Given: 17"},
+		{"/generate", `{"inputs":"Hi","parameters":{"best_of":0}}`, "positive"},
+	} {
+		resp, b := f.do(t, "POST", tc.path, tc.body)
+		if resp.StatusCode != 422 || !strings.Contains(string(b), tc.want) {
+			t.Errorf("%s %s: status %d: %s; want 422 about %q", tc.path, tc.body, resp.StatusCode, b, tc.want)
+		}
+		s.check(t, "ErrorResponse", b)
+	}
+}

@@ -69,6 +69,36 @@ type tgiDetails struct {
 	Prefill         []tgiPrefillToken `json:"prefill"`
 	Tokens          []tgiToken        `json:"tokens"`
 	TopTokens       [][]tgiToken      `json:"top_tokens,omitempty"`
+	// BestOfSequences are the sequences best_of generated besides the
+	// one returned.
+	BestOfSequences []tgiBestOfSequence `json:"best_of_sequences,omitempty"`
+}
+
+// tgiBestOfSequence is TGI's BestOfSequence.
+type tgiBestOfSequence struct {
+	GeneratedText   string            `json:"generated_text"`
+	FinishReason    string            `json:"finish_reason"`
+	GeneratedTokens int               `json:"generated_tokens"`
+	Seed            *uint64           `json:"seed"`
+	Prefill         []tgiPrefillToken `json:"prefill"`
+	Tokens          []tgiToken        `json:"tokens"`
+	TopTokens       [][]tgiToken      `json:"top_tokens,omitempty"`
+}
+
+// bestOf is the index of the outcome whose tokens have the highest total
+// log-probability, the first of equals.
+func bestOf(outs []outcome) int {
+	best, bestLP := 0, math.Inf(-1)
+	for i, o := range outs {
+		lp := 0.0
+		for _, t := range o.tokens {
+			lp += float64(t.Logprob)
+		}
+		if lp > bestLP || i == 0 {
+			best, bestLP = i, lp
+		}
+	}
+	return best
 }
 
 type tgiGenerateResponse struct {
@@ -98,10 +128,11 @@ type tgiOptions struct {
 	prefill        bool
 	returnFullText bool
 	seed           *uint64 // reported: set when sampling
+	bestOf         int     // sequences to generate, the best returned
 }
 
-// tgiJob validates a TGI request and builds its job.
-func (s *Server) tgiJob(req *tgiRequest, info ModelInfo) (*job, *tgiOptions, *apiError) {
+// tgiJob validates a TGI request, streamed or not, and builds its job.
+func (s *Server) tgiJob(req *tgiRequest, info ModelInfo, stream bool) (*job, *tgiOptions, *apiError) {
 	invalid := func(param, format string, args ...any) (*job, *tgiOptions, *apiError) {
 		e := badRequest(param, format, args...)
 		e.status = http.StatusUnprocessableEntity
@@ -115,8 +146,10 @@ func (s *Server) tgiJob(req *tgiRequest, info ModelInfo) (*job, *tgiOptions, *ap
 		p = &tgiParameters{}
 	}
 	switch {
-	case p.BestOf != nil && *p.BestOf != 1:
-		return invalid("best_of", "`best_of` must be 1: this server generates one sequence per request")
+	case p.BestOf != nil && *p.BestOf < 1:
+		return invalid("best_of", "`best_of` must be strictly positive")
+	case p.BestOf != nil && *p.BestOf > maxChoices:
+		return invalid("best_of", "`best_of` must be <= %d. Given: %d", maxChoices, *p.BestOf)
 	case p.TypicalP != nil && *p.TypicalP < 1:
 		return invalid("typical_p", "`typical_p` is not supported by this server")
 	case p.Watermark:
@@ -170,8 +203,19 @@ func (s *Server) tgiJob(req *tgiRequest, info ModelInfo) (*job, *tgiOptions, *ap
 		}
 		sp.FrequencyPenalty = float32(*v)
 	}
-	opts := &tgiOptions{inputs: *req.Inputs, details: p.Details == nil || *p.Details,
+	opts := &tgiOptions{inputs: *req.Inputs, details: p.Details == nil || *p.Details, bestOf: 1,
 		prefill: p.DecoderInputDetails, returnFullText: p.ReturnFullText != nil && *p.ReturnFullText}
+	if p.BestOf != nil && *p.BestOf > 1 { // as TGI checks it
+		switch {
+		case !sampling:
+			return invalid("best_of", "you must use sampling when `best_of` is > 1")
+		case p.Seed != nil:
+			return invalid("seed", "`seed` must not be set when `best_of` > 1")
+		case stream:
+			return invalid("best_of", "`best_of` != 1 is not allowed for this endpoint")
+		}
+		opts.bestOf = *p.BestOf
+	}
 	if p.Seed != nil {
 		sp.Seed = *p.Seed
 	} else {
@@ -241,7 +285,7 @@ func (s *Server) serveTGI(w http.ResponseWriter, r *http.Request, route tgiRoute
 	}
 	stream := route == tgiStream || route == tgiCompat && req.Stream
 	info := s.pipe.Info()
-	j, opts, aerr := s.tgiJob(&req, info)
+	j, opts, aerr := s.tgiJob(&req, info, stream)
 	if aerr != nil {
 		writeTGIError(w, aerr)
 		return
@@ -255,24 +299,36 @@ func (s *Server) serveTGI(w http.ResponseWriter, r *http.Request, route tgiRoute
 	defer release()
 
 	if !stream {
-		out, err := s.generate(r.Context(), j, func(step) error { return nil })
+		outs, err := s.generateChoices(r.Context(), j, opts.bestOf, func(int, step) error { return nil })
 		if err != nil {
 			s.fail(w, r, j, err, false, nil)
 			return
 		}
-		resp := tgiGenerateResponse{GeneratedText: out.text}
-		if opts.returnFullText {
-			resp.GeneratedText = opts.inputs + out.text
+		best := bestOf(outs)
+		text := func(out *outcome) string {
+			if opts.returnFullText {
+				return opts.inputs + out.text
+			}
+			return out.text
 		}
+		resp := tgiGenerateResponse{GeneratedText: text(&outs[best])}
 		if opts.details {
-			resp.Details = s.tgiDetails(j, opts, &out)
+			resp.Details = s.tgiDetails(j, opts, &outs[best], best)
+			for i := range outs {
+				if i == best {
+					continue
+				}
+				d := s.tgiDetails(j, opts, &outs[i], i)
+				resp.Details.BestOfSequences = append(resp.Details.BestOfSequences, tgiBestOfSequence{GeneratedText: text(&outs[i]),
+					FinishReason: d.FinishReason, GeneratedTokens: d.GeneratedTokens, Seed: d.Seed, Prefill: d.Prefill, Tokens: d.Tokens, TopTokens: d.TopTokens})
+			}
 		}
 		if route == tgiCompat {
 			writeJSON(w, http.StatusOK, []tgiGenerateResponse{resp})
 		} else {
 			writeJSON(w, http.StatusOK, resp)
 		}
-		s.logDone(j, []outcome{out}, http.StatusOK)
+		s.logDone(j, outs, http.StatusOK)
 		return
 	}
 
@@ -351,8 +407,13 @@ func (s *Server) tgiTopTokens(t *genToken) []tgiToken {
 }
 
 // tgiDetails builds the details of a non-streamed response.
-func (s *Server) tgiDetails(j *job, opts *tgiOptions, out *outcome) *tgiDetails {
-	d := &tgiDetails{FinishReason: out.finish.tgi(), GeneratedTokens: len(out.tokens), Seed: opts.seed,
+func (s *Server) tgiDetails(j *job, opts *tgiOptions, out *outcome, choice int) *tgiDetails {
+	seed := opts.seed
+	if seed != nil && choice > 0 { // generateChoices' seed for the choice
+		v := *seed + uint64(choice)
+		seed = &v
+	}
+	d := &tgiDetails{FinishReason: out.finish.tgi(), GeneratedTokens: len(out.tokens), Seed: seed,
 		Prefill: []tgiPrefillToken{}, Tokens: make([]tgiToken, 0, len(out.tokens))}
 	if opts.prefill {
 		// Prompt logprobs are not computed: the pipeline returns logits
