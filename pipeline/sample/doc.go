@@ -35,7 +35,9 @@
 // the tokens a [Constraint] refuses masked out. [JSON] is the constraint of
 // a JSON object (OpenAI's response_format json_object): a byte-level
 // pushdown recognizer run over each candidate token's text, which lets the
-// sequence end only once the object is whole.
+// sequence end only once the object is whole; a [JSONSchema] (compiled
+// from the subset of JSON Schema that structured-output APIs use) makes
+// the constraint of its texts.
 //
 // A [Stopper] watches the decoded text for stop strings and holds back text
 // that might be the start of one, so that a client never sees part of a stop

@@ -1,0 +1,829 @@
+package sample
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"math/bits"
+	"slices"
+	"strings"
+)
+
+// ErrSchema is wrapped by CompileJSONSchema's errors: a schema it cannot
+// turn into a constraint.
+var ErrSchema = errors.New("unsupported JSON schema")
+
+// JSONSchema is a compiled JSON Schema: its Constraint lets the tokens
+// spell one JSON text that the schema accepts. It supports the subset
+// that structured-output APIs use:
+//
+//   - "type": object, array, string, number, integer, boolean, null, or a
+//     list of them (at most one of each way to begin: a string and an
+//     enum of strings cannot share a list);
+//   - objects: "properties" (written in the schema's order, each at most
+//     once, every "required" one present; no others, which
+//     "additionalProperties" may allow but never requires);
+//   - arrays: "items";
+//   - "enum" and "const" of strings, numbers, booleans and null;
+//   - "title", "description", "default", "examples", "$schema" and
+//     "$comment", which say nothing about the text.
+//
+// Any other keyword ("pattern", "format", "minimum", "$ref", "anyOf", ...)
+// is refused, never ignored: a constraint that ignored it could produce
+// text the schema rejects. A JSONSchema is immutable and may serve many
+// sequences at once.
+type JSONSchema struct {
+	root *snode
+}
+
+// Constraint returns a new constraint of the schema over a vocabulary, as
+// NewJSON takes it: the end-of-generation token is allowed exactly when
+// the text is whole, and nothing may follow it.
+func (s *JSONSchema) Constraint(piece func(id int) []byte, isEOG func(id int) bool) Constraint {
+	return &schemaConstraint{piece: piece, isEOG: isEOG, st: schemaState{root: s.root}}
+}
+
+// Valid reports whether text is one JSON text the constraint lets a model
+// write: the schema accepts it, its properties are in the schema's order,
+// and it has no whitespace before or after it.
+func (s *JSONSchema) Valid(text []byte) bool {
+	st := schemaState{root: s.root}
+	for _, b := range text {
+		if !st.step(b) {
+			return false
+		}
+	}
+	return st.accepting()
+}
+
+// The kinds of schema nodes.
+const (
+	kObject uint8 = iota
+	kArray
+	kString  // any string
+	kLiteral // one of lits: an enum, const, boolean or null
+	kNumber
+	kInteger
+	kUnion // one of alts, told apart by the first byte
+)
+
+type snode struct {
+	kind  uint8
+	props []sprop  // kObject, in the schema's order
+	items *snode   // kArray
+	lits  [][]byte // kLiteral: compact JSON texts
+	alts  []*snode // kUnion
+}
+
+type sprop struct {
+	key      []byte // the name as a JSON string, quotes included
+	node     *snode
+	required bool
+}
+
+// maxProps bounds an object's properties and a literal set, so that their
+// candidates fit in a bit mask.
+const maxProps = 64
+
+// CompileJSONSchema compiles a JSON Schema document (see JSONSchema).
+func CompileJSONSchema(doc []byte) (*JSONSchema, error) {
+	dec := json.NewDecoder(bytes.NewReader(doc))
+	dec.UseNumber()
+	v, err := decodeOrdered(dec)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrSchema, err)
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return nil, fmt.Errorf("%w: more than one JSON value", ErrSchema)
+	}
+	root, err := compileNode(v, "$", 0)
+	if err != nil {
+		return nil, err
+	}
+	return &JSONSchema{root: root}, nil
+}
+
+// ordered is a JSON object with its keys in order.
+type ordered []struct {
+	key string
+	val any
+}
+
+func (o ordered) get(k string) (any, bool) {
+	for _, kv := range o {
+		if kv.key == k {
+			return kv.val, true
+		}
+	}
+	return nil, false
+}
+
+// decodeOrdered reads one JSON value, objects as ordered.
+func decodeOrdered(dec *json.Decoder) (any, error) {
+	t, err := dec.Token()
+	if err != nil {
+		return nil, err
+	}
+	switch t {
+	case json.Delim('{'):
+		var o ordered
+		for dec.More() {
+			kt, err := dec.Token()
+			if err != nil {
+				return nil, err
+			}
+			v, err := decodeOrdered(dec)
+			if err != nil {
+				return nil, err
+			}
+			o = append(o, struct {
+				key string
+				val any
+			}{kt.(string), v})
+		}
+		_, err := dec.Token()
+		return o, err
+	case json.Delim('['):
+		a := []any{}
+		for dec.More() {
+			v, err := decodeOrdered(dec)
+			if err != nil {
+				return nil, err
+			}
+			a = append(a, v)
+		}
+		_, err := dec.Token()
+		return a, err
+	}
+	return t, nil
+}
+
+// compact encodes a scalar as JSON without HTML escapes.
+func compact(v any) ([]byte, bool) {
+	switch v.(type) {
+	case string, json.Number, bool, nil:
+	default:
+		return nil, false
+	}
+	var b bytes.Buffer
+	enc := json.NewEncoder(&b)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(v); err != nil {
+		return nil, false
+	}
+	return bytes.TrimSuffix(b.Bytes(), []byte("\n")), true
+}
+
+func compileNode(v any, at string, depth int) (*snode, error) {
+	fail := func(format string, args ...any) (*snode, error) {
+		return nil, fmt.Errorf("%w: %s: %s", ErrSchema, at, fmt.Sprintf(format, args...))
+	}
+	if depth >= MaxJSONDepth {
+		return fail("nested deeper than %d", MaxJSONDepth)
+	}
+	o, ok := v.(ordered)
+	if !ok {
+		return fail("a schema must be an object")
+	}
+	for _, kv := range o {
+		switch kv.key {
+		case "type", "properties", "required", "additionalProperties", "items", "enum", "const",
+			"title", "description", "default", "examples", "$schema", "$comment":
+		default:
+			return fail("keyword %q is not supported", kv.key)
+		}
+	}
+	// enum and const: literals, whatever the type says.
+	var lits []any
+	if e, ok := o.get("enum"); ok {
+		a, ok := e.([]any)
+		if !ok || len(a) == 0 {
+			return fail("enum must be a non-empty array")
+		}
+		lits = a
+	}
+	if c, ok := o.get("const"); ok {
+		lits = []any{c}
+	}
+	if lits != nil {
+		if len(lits) > maxProps {
+			return fail("more than %d enum values", maxProps)
+		}
+		n := &snode{kind: kLiteral}
+		for _, l := range lits {
+			b, ok := compact(l)
+			if !ok {
+				return fail("enum values must be strings, numbers, booleans or null")
+			}
+			n.lits = append(n.lits, b)
+		}
+		return n, nil
+	}
+	t, ok := o.get("type")
+	if !ok {
+		if _, ok := o.get("properties"); ok {
+			t = "object"
+		} else {
+			return fail("a schema needs a type (or enum, const, properties)")
+		}
+	}
+	var types []string
+	switch t := t.(type) {
+	case string:
+		types = []string{t}
+	case []any:
+		for _, x := range t {
+			s, ok := x.(string)
+			if !ok {
+				return fail("type must be a string or a list of strings")
+			}
+			types = append(types, s)
+		}
+	default:
+		return fail("type must be a string or a list of strings")
+	}
+	for k, want := range map[string]string{"properties": "object", "required": "object", "additionalProperties": "object", "items": "array"} {
+		if _, ok := o.get(k); ok && !slices.Contains(types, want) {
+			return fail("%q applies to the type %s, which %v is not", k, want, types)
+		}
+	}
+	var alts []*snode
+	for _, typ := range types {
+		n, err := compileType(o, typ, at, depth)
+		if err != nil {
+			return nil, err
+		}
+		alts = append(alts, n)
+	}
+	if len(alts) == 1 {
+		return alts[0], nil
+	}
+	// The alternatives must begin differently.
+	seen := map[byte]bool{}
+	for _, a := range alts {
+		for _, b := range firstBytes(a) {
+			if seen[b] {
+				return fail("the types %v cannot be told apart by their first character", types)
+			}
+			seen[b] = true
+		}
+	}
+	return &snode{kind: kUnion, alts: alts}, nil
+}
+
+// firstBytes are the bytes a value of n may begin with.
+func firstBytes(n *snode) []byte {
+	switch n.kind {
+	case kObject:
+		return []byte{'{'}
+	case kArray:
+		return []byte{'['}
+	case kString:
+		return []byte{'"'}
+	case kNumber, kInteger:
+		return []byte("-0123456789")
+	case kLiteral:
+		var bs []byte
+		for _, l := range n.lits {
+			bs = append(bs, l[0])
+		}
+		return bs
+	}
+	return nil
+}
+
+func compileType(o ordered, typ, at string, depth int) (*snode, error) {
+	fail := func(format string, args ...any) (*snode, error) {
+		return nil, fmt.Errorf("%w: %s: %s", ErrSchema, at, fmt.Sprintf(format, args...))
+	}
+	switch typ {
+	case "string":
+		return &snode{kind: kString}, nil
+	case "number":
+		return &snode{kind: kNumber}, nil
+	case "integer":
+		return &snode{kind: kInteger}, nil
+	case "boolean":
+		return &snode{kind: kLiteral, lits: [][]byte{[]byte("true"), []byte("false")}}, nil
+	case "null":
+		return &snode{kind: kLiteral, lits: [][]byte{[]byte("null")}}, nil
+	case "array":
+		it, ok := o.get("items")
+		if !ok {
+			return fail("an array needs items")
+		}
+		items, err := compileNode(it, at+".items", depth+1)
+		if err != nil {
+			return nil, err
+		}
+		return &snode{kind: kArray, items: items}, nil
+	case "object":
+		n := &snode{kind: kObject}
+		if p, ok := o.get("properties"); ok {
+			props, ok := p.(ordered)
+			if !ok {
+				return fail("properties must be an object")
+			}
+			if len(props) > maxProps {
+				return fail("more than %d properties", maxProps)
+			}
+			for _, kv := range props {
+				child, err := compileNode(kv.val, at+"."+kv.key, depth+1)
+				if err != nil {
+					return nil, err
+				}
+				key, _ := compact(kv.key)
+				n.props = append(n.props, sprop{key: key, node: child})
+			}
+		}
+		if r, ok := o.get("required"); ok {
+			names, ok := r.([]any)
+			if !ok {
+				return fail("required must be an array of names")
+			}
+			for _, name := range names {
+				s, _ := name.(string)
+				i := -1
+				for j, p := range n.props {
+					if key, _ := compact(s); bytes.Equal(p.key, key) {
+						i = j
+					}
+				}
+				if i < 0 {
+					return fail("required property %v is not among the properties", name)
+				}
+				n.props[i].required = true
+			}
+		}
+		if a, ok := o.get("additionalProperties"); ok {
+			if _, isBool := a.(bool); !isBool {
+				return fail("additionalProperties must be true or false")
+			}
+		}
+		return n, nil
+	}
+	return fail("type %q is not supported", typ)
+}
+
+// A frame is one value being written, with its progress.
+type frame struct {
+	node  *snode
+	phase uint8
+	next  uint8  // kObject: the properties before next are written or skipped
+	cand  uint64 // kObject keys, kLiteral texts: the candidates left
+	n     uint16 // bytes of the key or literal matched
+	num   uint8  // kNumber, kInteger: where in the number (the j* number modes)
+	hex   uint8  // kString: \u digits left
+}
+
+// Phases of a frame.
+const (
+	pStart  uint8 = iota // its first byte
+	pFirst               // kObject, kArray: after the opening bracket
+	pKey                 // kObject: in a key
+	pColon               // kObject: after a key
+	pValue               // kObject: after ':'; kArray: after ','
+	pAfter               // kObject, kArray: after a value
+	pNext                // kObject: after ','
+	pIn                  // kString: inside; kLiteral, kNumber: under way
+	pEscape              // kString: after '\'
+	pHex                 // kString: in a \u escape
+)
+
+// schemaState recognizes a text of root, frame by frame.
+type schemaState struct {
+	root    *snode
+	stack   []frame
+	started bool // the root began
+	done    bool // the root ended
+	space   uint8
+}
+
+func (s *schemaState) top() *frame { return &s.stack[len(s.stack)-1] }
+
+func (s *schemaState) push(n *snode) bool {
+	if len(s.stack) >= MaxJSONDepth {
+		return false
+	}
+	s.stack = append(s.stack, frame{node: n})
+	return true
+}
+
+// pop ends the top frame.
+func (s *schemaState) pop() {
+	s.stack = s.stack[:len(s.stack)-1]
+	if len(s.stack) == 0 {
+		s.done = true
+	}
+}
+
+// accepting reports whether the text may end here.
+func (s *schemaState) accepting() bool {
+	if s.done {
+		return true
+	}
+	if len(s.stack) != 1 {
+		return false
+	}
+	return s.stack[0].ends()
+}
+
+// ends reports whether f's value is whole as it stands.
+func (f *frame) ends() bool {
+	switch f.node.kind {
+	case kLiteral:
+		return f.phase == pIn && f.whole()
+	case kNumber, kInteger:
+		return f.phase == pIn && (f.num == jZero || f.num == jInt || f.num == jFrac || f.num == jExpDigits)
+	}
+	return false
+}
+
+// whole reports whether one of a literal's candidates is fully matched.
+func (f *frame) whole() bool {
+	for c := f.cand; c != 0; c &= c - 1 {
+		if len(f.node.lits[bits.TrailingZeros64(c)]) == int(f.n) {
+			return true
+		}
+	}
+	return false
+}
+
+// step moves past b, or reports false. On false, s may be changed: step
+// is tried on a copy (see schemaConstraint).
+func (s *schemaState) step(b byte) bool {
+	if s.done {
+		return false
+	}
+	if !s.started {
+		s.started = true
+		s.push(s.root)
+	}
+	for {
+		f := s.top()
+		ok, again := s.frameStep(f, b)
+		if !again {
+			return ok
+		}
+		// f ended without taking b: its parent takes it.
+		s.pop()
+		if s.done {
+			return false
+		}
+	}
+}
+
+// between handles whitespace between tokens, within bounds.
+func (s *schemaState) between(b byte) (handled, ok bool) {
+	if isSpace(b) {
+		if s.space >= MaxJSONSpace {
+			return true, false
+		}
+		s.space++
+		return true, true
+	}
+	s.space = 0
+	return false, false
+}
+
+// frameStep feeds b to f. again: f's value ended before b, which its
+// parent must take.
+func (s *schemaState) frameStep(f *frame, b byte) (ok, again bool) {
+	n := f.node
+	if n.kind == kUnion { // told apart by b: become that alternative
+		for _, a := range n.alts {
+			if bytes.IndexByte(firstBytes(a), b) >= 0 {
+				*f = frame{node: a}
+				return s.frameStep(f, b)
+			}
+		}
+		return false, false
+	}
+	switch n.kind {
+	case kString:
+		switch f.phase {
+		case pStart:
+			if b != '"' {
+				return false, false
+			}
+			f.phase = pIn
+		case pIn:
+			switch {
+			case b == '"':
+				s.pop()
+			case b == '\\':
+				f.phase = pEscape
+			case b < 0x20:
+				return false, false
+			}
+		case pEscape:
+			switch b {
+			case '"', '\\', '/', 'b', 'f', 'n', 'r', 't':
+				f.phase = pIn
+			case 'u':
+				f.phase, f.hex = pHex, 4
+			default:
+				return false, false
+			}
+		case pHex:
+			if !isHex(b) {
+				return false, false
+			}
+			if f.hex--; f.hex == 0 {
+				f.phase = pIn
+			}
+		}
+		return true, false
+
+	case kLiteral:
+		if f.phase == pStart {
+			f.phase, f.cand = pIn, 1<<len(n.lits)-1
+			if len(n.lits) == maxProps {
+				f.cand = ^uint64(0)
+			}
+		}
+		var next uint64
+		for c := f.cand; c != 0; c &= c - 1 {
+			i := bits.TrailingZeros64(c)
+			if l := n.lits[i]; len(l) > int(f.n) && l[f.n] == b {
+				next |= 1 << i
+			}
+		}
+		if next != 0 {
+			f.cand, f.n = next, f.n+1
+			return true, false
+		}
+		if f.n > 0 && f.whole() {
+			return false, true
+		}
+		return false, false
+
+	case kNumber, kInteger:
+		if f.phase == pStart {
+			f.phase = pIn
+			switch {
+			case b == '-':
+				f.num = jMinus
+			case b == '0':
+				f.num = jZero
+			case isDigit(b):
+				f.num = jInt
+			default:
+				return false, false
+			}
+			return true, false
+		}
+		integer := n.kind == kInteger
+		switch f.num {
+		case jMinus:
+			switch {
+			case b == '0':
+				f.num = jZero
+			case isDigit(b):
+				f.num = jInt
+			default:
+				return false, false
+			}
+			return true, false
+		case jDot, jExpSign:
+			if !isDigit(b) {
+				return false, false
+			}
+			f.num++ // jDot -> jFrac, jExpSign -> jExpDigits
+			return true, false
+		case jExp:
+			switch {
+			case b == '+' || b == '-':
+				f.num = jExpSign
+			case isDigit(b):
+				f.num = jExpDigits
+			default:
+				return false, false
+			}
+			return true, false
+		}
+		switch { // jZero, jInt, jFrac, jExpDigits
+		case isDigit(b) && f.num != jZero:
+			return true, false
+		case b == '.' && !integer && (f.num == jZero || f.num == jInt):
+			f.num = jDot
+			return true, false
+		case (b == 'e' || b == 'E') && !integer && f.num != jExpDigits:
+			f.num = jExp
+			return true, false
+		}
+		return false, true
+
+	case kArray:
+		if f.phase == pStart {
+			if b != '[' {
+				return false, false
+			}
+			f.phase = pFirst
+			return true, false
+		}
+		if handled, ok := s.between(b); handled {
+			return ok, false
+		}
+		switch f.phase {
+		case pFirst, pValue:
+			if b == ']' && f.phase == pFirst {
+				s.pop()
+				return true, false
+			}
+			f.phase = pAfter
+			if !s.push(n.items) {
+				return false, false
+			}
+			return s.frameStep(s.top(), b)
+		case pAfter:
+			switch b {
+			case ',':
+				f.phase = pValue
+				return true, false
+			case ']':
+				s.pop()
+				return true, false
+			}
+		}
+		return false, false
+
+	case kObject:
+		if f.phase == pStart {
+			if b != '{' {
+				return false, false
+			}
+			f.phase = pFirst
+			return true, false
+		}
+		if f.phase == pKey {
+			var next uint64
+			whole := -1
+			for c := f.cand; c != 0; c &= c - 1 {
+				i := bits.TrailingZeros64(c)
+				if k := n.props[i].key; len(k) > int(f.n) && k[f.n] == b {
+					next |= 1 << i
+					if len(k) == int(f.n)+1 {
+						whole = i
+					}
+				}
+			}
+			if next == 0 {
+				return false, false
+			}
+			f.cand, f.n = next, f.n+1
+			if whole >= 0 { // the closing quote: no key is a prefix of another
+				f.next, f.phase = uint8(whole+1), pColon
+			}
+			return true, false
+		}
+		if handled, ok := s.between(b); handled {
+			return ok, false
+		}
+		switch f.phase {
+		case pFirst, pNext:
+			if b == '"' {
+				if f.cand = keysFrom(n, int(f.next)); f.cand == 0 {
+					return false, false
+				}
+				f.phase, f.n = pKey, 1
+				return true, false
+			}
+			if b == '}' && f.phase == pFirst && !requiredFrom(n, int(f.next)) {
+				s.pop()
+				return true, false
+			}
+		case pColon:
+			if b == ':' {
+				f.phase = pValue
+				return true, false
+			}
+		case pValue:
+			f.phase = pAfter
+			if !s.push(n.props[f.next-1].node) {
+				return false, false
+			}
+			return s.frameStep(s.top(), b)
+		case pAfter:
+			switch {
+			case b == ',' && keysFrom(n, int(f.next)) != 0:
+				f.phase = pNext
+				return true, false
+			case b == '}' && !requiredFrom(n, int(f.next)):
+				s.pop()
+				return true, false
+			}
+		}
+		return false, false
+	}
+	return false, false
+}
+
+// keysFrom are the properties that may come next after those before i:
+// from i up to the first required one.
+func keysFrom(n *snode, i int) uint64 {
+	var m uint64
+	for ; i < len(n.props); i++ {
+		m |= 1 << i
+		if n.props[i].required {
+			break
+		}
+	}
+	return m
+}
+
+// requiredFrom reports whether a required property remains from i on.
+func requiredFrom(n *snode, i int) bool {
+	for ; i < len(n.props); i++ {
+		if n.props[i].required {
+			return true
+		}
+	}
+	return false
+}
+
+// schemaConstraint is JSONSchema's Constraint. Allowed tries a token on a
+// copy of the state (stack, frames) kept in scratch.
+type schemaConstraint struct {
+	piece   func(int) []byte
+	isEOG   func(int) bool
+	st      schemaState
+	scratch []frame
+}
+
+// Allowed implements Constraint.
+func (c *schemaConstraint) Allowed(token int) bool {
+	if c.isEOG(token) {
+		return c.st.accepting()
+	}
+	p := c.piece(token)
+	if len(p) == 0 {
+		return false
+	}
+	t := c.st
+	c.scratch = append(c.scratch[:0], c.st.stack...)
+	t.stack = c.scratch
+	for _, b := range p {
+		if !t.step(b) {
+			return false
+		}
+	}
+	return true
+}
+
+// Accept implements Constraint.
+func (c *schemaConstraint) Accept(token int) {
+	if c.isEOG(token) {
+		return
+	}
+	for _, b := range c.piece(token) {
+		c.st.step(b)
+	}
+}
+
+// String names the schema's shape, for logs and errors.
+func (s *JSONSchema) String() string {
+	var b strings.Builder
+	var walk func(n *snode)
+	walk = func(n *snode) {
+		switch n.kind {
+		case kObject:
+			b.WriteString("{")
+			for i, p := range n.props {
+				if i > 0 {
+					b.WriteString(",")
+				}
+				b.Write(p.key)
+				if !p.required {
+					b.WriteString("?")
+				}
+				b.WriteString(":")
+				walk(p.node)
+			}
+			b.WriteString("}")
+		case kArray:
+			b.WriteString("[")
+			walk(n.items)
+			b.WriteString("]")
+		case kString:
+			b.WriteString("string")
+		case kNumber:
+			b.WriteString("number")
+		case kInteger:
+			b.WriteString("integer")
+		case kLiteral:
+			b.Write(bytes.Join(n.lits, []byte("|")))
+		case kUnion:
+			for i, a := range n.alts {
+				if i > 0 {
+					b.WriteString("|")
+				}
+				walk(a)
+			}
+		}
+	}
+	walk(s.root)
+	return b.String()
+}

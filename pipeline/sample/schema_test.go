@@ -1,0 +1,266 @@
+package sample
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"slices"
+	"strings"
+	"testing"
+)
+
+const personSchema = `{"type":"object","title":"person","properties":{
+	"name":{"type":"string","description":"a name"},
+	"age":{"type":"integer"},
+	"tags":{"type":"array","items":{"type":"string","enum":["a","b<>"]}},
+	"score":{"type":["number","null"]},
+	"ok":{"type":"boolean"},
+	"nested":{"type":"object","properties":{"x":{"const":1},"y":{"enum":[true,"no",null,2.5]}},"required":["x"]}
+},"required":["name","age"],"additionalProperties":false}`
+
+func mustSchema(t testing.TB, doc string) *JSONSchema {
+	t.Helper()
+	s, err := CompileJSONSchema([]byte(doc))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+func TestCompileJSONSchema(t *testing.T) {
+	s := mustSchema(t, personSchema)
+	const shape = `{"name":string,"age":integer,"tags"?:["a"|"b<>"],"score"?:number|null,"ok"?:true|false,"nested"?:{"x":1,"y"?:true|"no"|null|2.5}}`
+	if got := s.String(); got != shape {
+		t.Errorf("shape %s, want %s", got, shape)
+	}
+	for _, doc := range []string{
+		`{"type":"string","pattern":"a+"}`, `{"type":"string","format":"date"}`, `{"type":"integer","minimum":0}`,
+		`{"$ref":"#/$defs/x"}`, `{"anyOf":[{"type":"string"}]}`, `{"type":"object","properties":{"a":{"type":"string"}},"required":["b"]}`,
+		`{"type":"array"}`, `{"type":"string","items":{"type":"string"}}`, `{"type":["integer","number"]}`,
+		`{"type":"date"}`, `{"enum":[]}`, `{"enum":[{"a":1}]}`, `{}`, `[]`, `{"type":"string"} {}`, `{"type":`,
+		`{"type":"object","additionalProperties":{"type":"string"}}`,
+		strings.Repeat(`{"type":"array","items":`, MaxJSONDepth+1) + `{"type":"string"}` + strings.Repeat("}", MaxJSONDepth+1),
+	} {
+		if _, err := CompileJSONSchema([]byte(doc)); !errors.Is(err, ErrSchema) {
+			t.Errorf("%s: %v, want ErrSchema", doc, err)
+		}
+	}
+}
+
+func TestJSONSchemaValid(t *testing.T) {
+	s := mustSchema(t, personSchema)
+	for _, tc := range []struct {
+		text string
+		want bool
+	}{
+		{`{"name":"Lily","age":3}`, true},
+		{`{"name":"Lily","age":-30,"tags":["a","b<>"],"score":null,"ok":false,"nested":{"x":1}}`, true},
+		{"{\n  \"name\": \"L\\u00e9\\n\",\n  \"age\": 0,\n  \"score\": 1.5e-3,\n  \"nested\": {\"x\": 1, \"y\": 2.5}\n}", true},
+		{`{"name":"Lily","age":3,"tags":[]}`, true},
+		{`{"age":3,"name":"Lily"}`, false},                  // out of order
+		{`{"name":"Lily"}`, false},                          // age missing
+		{`{"name":"Lily","age":3,"x":1}`, false},            // not a property
+		{`{"name":"Lily","age":3.5}`, false},                // not an integer
+		{`{"name":"Lily","age":3e2}`, false},                // nor this
+		{`{"name":"Lily","age":3,"tags":["c"]}`, false},     // not in the enum
+		{`{"name":"Lily","age":3,"tags":["a",]}`, false},    //
+		{`{"name":"Lily","age":3,"score":"x"}`, false},      // neither number nor null
+		{`{"name":"Lily","age":3,"ok":1}`, false},           //
+		{`{"name":"Lily","age":3,"nested":{}}`, false},      // x missing
+		{`{"name":"Lily","age":3,"nested":{"x":2}}`, false}, // not the const
+		{`{"name":"Lily","age":3,"nested":{"x":1,"y":2}}`, false},
+		{`{"name":"Lily","name":"L","age":3}`, false}, // twice
+		{` {"name":"Lily","age":3}`, false},           // nothing before
+		{`{"name":"Lily","age":3} `, false},           // nor after
+		{`{"name":"Lily","age":3`, false},             // unclosed
+		{`{"name":Lily,"age":3}`, false},
+	} {
+		if got := s.Valid([]byte(tc.text)); got != tc.want {
+			t.Errorf("Valid(%s) = %v, want %v", tc.text, got, tc.want)
+		}
+		if tc.want && !json.Valid([]byte(tc.text)) {
+			t.Errorf("%s: encoding/json disagrees", tc.text)
+		}
+	}
+	// Roots other than objects.
+	for _, tc := range []struct{ schema, text string }{
+		{`{"type":"integer"}`, `-12`}, {`{"type":"string"}`, `"x"`}, {`{"enum":["a","ab"]}`, `"ab"`},
+		{`{"type":"array","items":{"type":"number"}}`, `[1, 2.5]`}, {`{"type":["string","null"]}`, `null`},
+	} {
+		if !mustSchema(t, tc.schema).Valid([]byte(tc.text)) {
+			t.Errorf("%s: %s refused", tc.schema, tc.text)
+		}
+	}
+}
+
+// instance writes a random text the schema accepts, in its order.
+func instance(rng *rand.Rand, n *snode, depth int) string {
+	ws := func() string { return []string{"", "", " ", "\n  "}[rng.IntN(4)] }
+	switch n.kind {
+	case kObject:
+		var parts []string
+		for _, p := range n.props {
+			if p.required || rng.IntN(2) == 0 {
+				parts = append(parts, string(p.key)+":"+ws()+instance(rng, p.node, depth+1))
+			}
+		}
+		return "{" + ws() + strings.Join(parts, ","+ws()) + ws() + "}"
+	case kArray:
+		var parts []string
+		for range rng.IntN(4) {
+			parts = append(parts, instance(rng, n.items, depth+1))
+		}
+		return "[" + strings.Join(parts, ", ") + "]"
+	case kString:
+		return []string{`""`, `"a b"`, `"\"\\\u00e9\n"`, `"é🦙"`}[rng.IntN(4)]
+	case kNumber:
+		return []string{"0", "-1.5", "2e10", "3.25E-2", "17"}[rng.IntN(5)]
+	case kInteger:
+		return []string{"0", "-1", "42"}[rng.IntN(3)]
+	case kLiteral:
+		return string(n.lits[rng.IntN(len(n.lits))])
+	case kUnion:
+		return instance(rng, n.alts[rng.IntN(len(n.alts))], depth)
+	}
+	panic(fmt.Sprint("kind ", n.kind))
+}
+
+// TestJSONSchemaInstances: random texts of the schema, in its order, are
+// valid, and none of their proper prefixes is whole.
+func TestJSONSchemaInstances(t *testing.T) {
+	s := mustSchema(t, personSchema)
+	rng := rand.New(rand.NewPCG(1, 1))
+	for range 500 {
+		text := instance(rng, s.root, 0)
+		if !s.Valid([]byte(text)) {
+			t.Fatalf("refused %s", text)
+		}
+		if !json.Valid([]byte(text)) {
+			t.Fatalf("generated invalid JSON %s", text)
+		}
+		for i := 1; i < len(text); i++ {
+			if s.Valid([]byte(text[:i])) {
+				t.Fatalf("the prefix %s of %s is whole", text[:i], text)
+			}
+		}
+	}
+}
+
+// conforms checks a decoded value against the schema, independently of
+// the recognizer (order aside).
+func conforms(n *snode, v any) bool {
+	switch n.kind {
+	case kObject:
+		o, ok := v.(map[string]any)
+		if !ok {
+			return false
+		}
+		for k := range o {
+			if !slices.ContainsFunc(n.props, func(p sprop) bool { b, _ := json.Marshal(k); return string(b) == string(p.key) }) {
+				return false
+			}
+		}
+		for _, p := range n.props {
+			var name string
+			json.Unmarshal(p.key, &name)
+			pv, has := o[name]
+			if (p.required && !has) || (has && !conforms(p.node, pv)) {
+				return false
+			}
+		}
+		return true
+	case kArray:
+		a, ok := v.([]any)
+		return ok && !slices.ContainsFunc(a, func(x any) bool { return !conforms(n.items, x) })
+	case kString:
+		_, ok := v.(string)
+		return ok
+	case kNumber:
+		_, ok := v.(json.Number)
+		return ok
+	case kInteger:
+		num, ok := v.(json.Number)
+		return ok && !strings.ContainsAny(string(num), ".eE")
+	case kLiteral:
+		b, _ := json.Marshal(v)
+		return slices.ContainsFunc(n.lits, func(l []byte) bool {
+			var lv any
+			json.Unmarshal(l, &lv)
+			lb, _ := json.Marshal(lv)
+			return string(lb) == string(b)
+		})
+	case kUnion:
+		return slices.ContainsFunc(n.alts, func(a *snode) bool { return conforms(a, v) })
+	}
+	return false
+}
+
+// FuzzJSONSchemaValid: what the recognizer accepts is JSON that the
+// schema accepts.
+func FuzzJSONSchemaValid(f *testing.F) {
+	s := mustSchema(f, personSchema)
+	rng := rand.New(rand.NewPCG(2, 2))
+	for range 20 {
+		f.Add([]byte(instance(rng, s.root, 0)))
+	}
+	f.Add([]byte(`{"name":"x","age":1,"x":2}`))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		if !s.Valid(b) {
+			return
+		}
+		d := json.NewDecoder(strings.NewReader(string(b)))
+		d.UseNumber()
+		var v any
+		if err := d.Decode(&v); err != nil || !conforms(s.root, v) {
+			t.Fatalf("accepted %s, which the schema does not: %v", b, err)
+		}
+	})
+}
+
+// TestJSONSchemaConstraint samples under the schema's constraint over a
+// small vocabulary (every printable byte a token too): each text is a
+// prefix the recognizer takes, and ends exactly when whole.
+func TestJSONSchemaConstraint(t *testing.T) {
+	s := mustSchema(t, personSchema)
+	vocab := []string{"", `{"name":`, `"Lily"`, `,"age":`, "3", "}", `"a"`, "true", "null", " "}
+	for b := byte(' '); b < 0x7f; b++ {
+		vocab = append(vocab, string(b))
+	}
+	piece := func(id int) []byte { return []byte(vocab[id]) }
+	isEOG := func(id int) bool { return id == 0 }
+	rng := rand.New(rand.NewPCG(3, 4))
+	ended := 0
+	for trial := range 200 {
+		c := s.Constraint(piece, isEOG)
+		smp := New(Params{Temperature: float32(trial % 3), Seed: uint64(trial)})
+		logits := make([]float32, len(vocab))
+		var text []byte
+		for range 80 {
+			for i := range logits {
+				logits[i] = float32(rng.NormFloat64() * 2)
+			}
+			for i := 1; i <= 5; i++ {
+				logits[i] += 3 // the schema's own pieces, likely
+			}
+			logits[0] = 4
+			tok := smp.SampleAllowed(logits, nil, c)
+			if tok < 0 {
+				t.Fatalf("trial %d: no token after %s", trial, text)
+			}
+			c.Accept(tok)
+			if tok == 0 {
+				if !s.Valid(text) {
+					t.Fatalf("trial %d: ended after %s, not whole", trial, text)
+				}
+				ended++
+				break
+			}
+			text = append(text, piece(tok)...)
+		}
+	}
+	if ended == 0 {
+		t.Error("no trial made a whole text")
+	}
+	t.Logf("%d of 200 trials made a whole text in 80 tokens", ended)
+}
