@@ -14,15 +14,16 @@ type Constraint interface {
 const (
 	// MaxJSONDepth is how deeply objects and arrays may nest.
 	MaxJSONDepth = 32
-	// MaxJSONSpace is the longest run of whitespace between tokens of the
-	// JSON text (room for an indented line; endless whitespace is JSON
-	// too).
-	MaxJSONSpace = 32
+	// MaxJSONIndent bounds the whitespace between two tokens of the JSON
+	// text: one space, or a newline and at most MaxJSONIndent spaces or
+	// tabs, room to pretty-print (endless whitespace is JSON too, and
+	// small models fall into it).
+	MaxJSONIndent = 20
 )
 
 // JSON is a Constraint whose tokens spell one JSON object (RFC 8259, with
-// at most MaxJSONDepth levels of nesting, runs of at most MaxJSONSpace
-// whitespace bytes, and no whitespace before or after it), followed by an
+// at most MaxJSONDepth levels of nesting, whitespace between tokens as
+// MaxJSONIndent says, and none before or after it), followed by an
 // end-of-generation token: nothing else may end the sequence, and nothing
 // but such a token may follow the object.
 type JSON struct {
@@ -71,7 +72,7 @@ func (j *JSON) Accept(token int) {
 func (j *JSON) Done() bool { return j.st.mode == jDone }
 
 // ValidJSONObject reports whether text is one JSON object as JSON's
-// constraint lets a model write it (MaxJSONDepth, MaxJSONSpace).
+// constraint lets a model write it (MaxJSONDepth, MaxJSONIndent).
 func ValidJSONObject(text []byte) bool {
 	st, ok := scanJSON(text)
 	return ok && st.mode == jDone
@@ -130,12 +131,33 @@ type jsonState struct {
 	hex   uint8 // jHex: digits left
 	lit   uint8 // jLiteral: which of jsonLiterals
 	pos   uint8 // jLiteral: bytes of it seen
-	space uint8 // whitespace bytes in the current run
+	space uint8 // the whitespace run so far (spaceStep)
 	depth uint8
 	stack uint64
 }
 
 func isSpace(b byte) bool { return b == ' ' || b == '\t' || b == '\n' || b == '\r' }
+
+// spaceStep moves a whitespace run past the whitespace byte b, or reports
+// false: a run is one space, or a newline and at most MaxJSONIndent
+// spaces or tabs. *run is 0 before the run, oneSpace after a lone space,
+// and 1 plus the indentation after a newline.
+func spaceStep(run *uint8, b byte) bool {
+	switch {
+	case *run == 0 && b == ' ':
+		*run = oneSpace
+	case *run == 0 && b == '\n':
+		*run = 1
+	case *run >= 1 && *run <= MaxJSONIndent && (b == ' ' || b == '\t'):
+		*run++
+	default:
+		return false
+	}
+	return true
+}
+
+// oneSpace marks a run that was a lone space.
+const oneSpace = 0xff
 
 func isDigit(b byte) bool { return b >= '0' && b <= '9' }
 
@@ -242,11 +264,7 @@ func (s *jsonState) step(b byte) bool {
 	// Between tokens: whitespace, within bounds, and none before the
 	// object.
 	if isSpace(b) {
-		if s.space >= MaxJSONSpace || s.mode == jStart {
-			return false
-		}
-		s.space++
-		return true
+		return s.mode != jStart && spaceStep(&s.space, b)
 	}
 	space := s.space
 	s.space = 0

@@ -29,8 +29,13 @@ func TestValidJSONObject(t *testing.T) {
 		{`{"a":01}`, false}, {`{"a":-}`, false}, {`{"a":1.}`, false}, {`{"a":.5}`, false}, {`{"a":1e}`, false},
 		{`{"a":tru}`, false}, {`{"a":True}`, false}, {`{"a":[1,]}`, false}, {`{"a":[1}`, false},
 		{"{\"a\":\"\x01\"}", false}, {`{"a":"\x"}`, false}, {`{"a":"\u12g4"}`, false},
-		{`{` + strings.Repeat(" ", MaxJSONSpace) + `}`, true},
-		{`{` + strings.Repeat(" ", MaxJSONSpace+1) + `}`, false},
+		{"{\n" + strings.Repeat(" ", MaxJSONIndent) + `"a": 1}`, true},
+		{"{\n\t\t\"a\":\n[1, 2]\n}", true},
+		{"{\n" + strings.Repeat(" ", MaxJSONIndent+1) + `"a": 1}`, false},
+		{`{  "a": 1}`, false},     // two spaces
+		{"{\n\n\"a\": 1}", false}, // two newlines
+		{"{\t\"a\": 1}", false},   // a tab first
+		{"{\r\n\"a\": 1}", false},
 		{strings.Repeat(`{"a":`, MaxJSONDepth+1) + "1" + strings.Repeat("}", MaxJSONDepth+1), false},
 	} {
 		if got := ValidJSONObject([]byte(tc.text)); got != tc.want {

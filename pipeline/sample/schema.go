@@ -49,13 +49,25 @@ func (s *JSONSchema) Constraint(piece func(id int) []byte, isEOG func(id int) bo
 // write: the schema accepts it, its properties are in the schema's order,
 // and it has no whitespace before or after it.
 func (s *JSONSchema) Valid(text []byte) bool {
+	st, ok := s.scan(text)
+	return ok && st.accepting()
+}
+
+// Prefix reports whether text is the start (or the whole) of such a text:
+// what a reply cut short by its token limit is.
+func (s *JSONSchema) Prefix(text []byte) bool {
+	_, ok := s.scan(text)
+	return ok
+}
+
+func (s *JSONSchema) scan(text []byte) (schemaState, bool) {
 	st := schemaState{root: s.root}
 	for _, b := range text {
 		if !st.step(b) {
-			return false
+			return st, false
 		}
 	}
-	return st.accepting()
+	return st, true
 }
 
 // The kinds of schema nodes.
@@ -478,11 +490,7 @@ func (s *schemaState) step(b byte) bool {
 // between handles whitespace between tokens, within bounds.
 func (s *schemaState) between(b byte) (handled, ok bool) {
 	if isSpace(b) {
-		if s.space >= MaxJSONSpace {
-			return true, false
-		}
-		s.space++
-		return true, true
+		return true, spaceStep(&s.space, b)
 	}
 	s.space = 0
 	return false, false
