@@ -267,8 +267,8 @@ func TestJSONMode(t *testing.T) {
 	t.Logf("%d of 4 replies were whole objects within 90 tokens", whole) // a model this small rarely closes one
 	status, b := post(t, base+"/v1/chat/completions", map[string]any{"model": "llama",
 		"messages": []map[string]string{{"role": "user", "content": "x"}}, "response_format": map[string]string{"type": "json_schema"}})
-	if status != 400 || !strings.Contains(string(b), "json_object") {
-		t.Errorf("json_schema: status %d: %s", status, b)
+	if status != 400 || !strings.Contains(string(b), "json_schema.schema") {
+		t.Errorf("json_schema without a schema: status %d: %s", status, b)
 	}
 }
 
@@ -336,4 +336,71 @@ func TestChoicesNode(t *testing.T) {
 			t.Errorf("4 sampled choices, %d distinct: %v", len(distinct), out.Choices)
 		}
 	}
+}
+
+// TestJSONSchemaNode asks a 3-stage node for chat replies under a JSON
+// schema (OpenAI's json_schema) and for TGI generations under the same
+// schema as a grammar: each reply is the start of a text the schema
+// accepts, and a whole one when it ends with "stop".
+func TestJSONSchemaNode(t *testing.T) {
+	ref := testdata.LoadReference(t, testdata.Path(t, "reference/stories260K-f32.json"))
+	base := startServe(t, ServeConfig{Model: ref.ModelPath(t), Stages: 3})
+	const doc = `{"type":"object","properties":{"mood":{"enum":["happy","sad"]},"ok":{"type":"boolean"},"n":{"type":"integer"}},"required":["mood","ok"],"additionalProperties":false}`
+	schema, err := sample.CompileJSONSchema([]byte(doc))
+	if err != nil {
+		t.Fatal(err)
+	}
+	whole := 0
+	check := func(what, text, finish string) {
+		t.Logf("%s, %s: %q", what, finish, text)
+		if !schema.Prefix([]byte(text)) {
+			t.Errorf("%s: %q is not the start of a text the schema accepts", what, text)
+		}
+		if finish == "stop" || finish == "eos_token" {
+			if !schema.Valid([]byte(text)) {
+				t.Errorf("%s: ended with %q, not a whole text of the schema", what, text)
+			}
+			whole++
+		}
+	}
+	defer func() {
+		if whole == 0 { // the schema leaves the model little to say: it ends
+			t.Error("no reply ended as a whole text of the schema")
+		}
+	}()
+	for i, temp := range []float64{0, 1} {
+		status, b := post(t, base+"/v1/chat/completions", map[string]any{
+			"model": "llama", "messages": []map[string]string{{"role": "user", "content": "How is Lily?"}},
+			"response_format": map[string]any{"type": "json_schema", "json_schema": map[string]any{"name": "mood", "schema": json.RawMessage(doc)}},
+			"max_tokens":      90, "temperature": temp, "seed": i,
+		})
+		if status != 200 {
+			t.Fatalf("status %d: %s", status, b)
+		}
+		var out struct {
+			Choices []struct {
+				Message      struct{ Content string } `json:"message"`
+				FinishReason string                   `json:"finish_reason"`
+			} `json:"choices"`
+		}
+		if err := json.Unmarshal(b, &out); err != nil || len(out.Choices) != 1 {
+			t.Fatalf("%s: %v", b, err)
+		}
+		check(fmt.Sprintf("chat, temperature %v", temp), out.Choices[0].Message.Content, out.Choices[0].FinishReason)
+	}
+	status, b := post(t, base+"/generate", map[string]any{"inputs": "Lily was",
+		"parameters": map[string]any{"grammar": map[string]any{"type": "json", "value": json.RawMessage(doc)}, "max_new_tokens": 90}})
+	if status != 200 {
+		t.Fatalf("TGI: status %d: %s", status, b)
+	}
+	var gen struct {
+		GeneratedText string `json:"generated_text"`
+		Details       struct {
+			FinishReason string `json:"finish_reason"`
+		} `json:"details"`
+	}
+	if err := json.Unmarshal(b, &gen); err != nil {
+		t.Fatal(err)
+	}
+	check("TGI grammar", gen.GeneratedText, gen.Details.FinishReason)
 }

@@ -281,13 +281,17 @@ func (g *gateway) Generate(ctx context.Context, req *api.Request, emit func(api.
 		Logprobs:    req.Logprobs,
 		TopLogprobs: req.TopLogprobs,
 	}
-	if req.JSON {
-		treq.Constraint = sample.NewJSON(func(id int) []byte {
-			if tok.TokenType(id) == tokenizer.TypeControl {
-				return nil // adds no text
-			}
-			return tok.Piece(id)
-		}, tok.IsEOG)
+	piece := func(id int) []byte {
+		if tok.TokenType(id) == tokenizer.TypeControl {
+			return nil // adds no text
+		}
+		return tok.Piece(id)
+	}
+	switch {
+	case req.Schema != nil:
+		treq.Constraint = req.Schema.Constraint(piece, tok.IsEOG)
+	case req.JSON:
+		treq.Constraint = sample.NewJSON(piece, tok.IsEOG)
 	}
 	_, err := g.drv.GenerateTokens(ctx, treq, func(t pipeline.Token) error {
 		return emit(api.Chunk{Token: t.ID, EOG: tok.IsEOG(t.ID), Logprob: t.Logprob, TopLogprobs: t.Top})

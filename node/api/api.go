@@ -63,6 +63,10 @@ type Request struct {
 	// sample.JSON's constraint, and ends the sequence only once the object
 	// is whole.
 	JSON bool
+	// Schema, when set, asks for a reply the schema accepts (OpenAI's
+	// response_format json_schema, TGI's json grammar): the Generator
+	// samples under its Constraint.
+	Schema *sample.JSONSchema
 }
 
 // Chunk is one generated token.

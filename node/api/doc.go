@@ -42,14 +42,16 @@
 // accepted, as llama.cpp's and vLLM's servers accept them. A chat's
 // response_format json_object sets Request.JSON: the reply is one JSON
 // object (see pipeline/sample's JSON constraint), whole when it finishes
-// with "stop". logit_bias applies after the penalties (-100 bans a token).
+// with "stop". response_format json_schema, and TGI's grammar of type
+// json or json_schema, set Request.Schema (sample.CompileJSONSchema's
+// subset; any other keyword is a 400, or TGI's 422). logit_bias applies after the penalties (-100 bans a token).
 // n (up to 16) choices run as that many sequences at once, choice i with
 // the seed plus i; the usage counts the prompt once. TGI's best_of runs
 // the same way and returns the sequence with the highest total
 // log-probability, the others in best_of_sequences. Requests this server
-// cannot honour (tools, image parts, json_schema, TGI's grammar, and
-// best_of on OpenAI's completions) are refused with a 400 that says so,
-// never silently ignored.
+// cannot honour (tools, image parts, regex grammars, schema keywords
+// beyond the subset, and best_of on OpenAI's completions) are refused
+// with a 400 that says so, never silently ignored.
 //
 // Errors on the OpenAI routes have OpenAI's shape
 // {"error":{"message","type","param","code"}}; errors on TGI's routes have

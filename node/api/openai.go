@@ -10,6 +10,7 @@ import (
 	"math"
 	mrand "math/rand/v2"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -67,7 +68,11 @@ type streamOptions struct {
 }
 
 type responseFormat struct {
-	Type string `json:"type"`
+	Type       string `json:"type"`
+	JSONSchema *struct {
+		Name   string          `json:"name"`
+		Schema json.RawMessage `json:"schema"`
+	} `json:"json_schema"`
 }
 
 // chatMessage is one message of a chat request.
@@ -376,8 +381,8 @@ func (s *Server) chatJob(req *chatRequest, info ModelInfo) (*job, *apiError) {
 		return nil, badRequest("tools", "tools and functions are not supported by this server")
 	case isSet(req.ToolChoice) && strings.TrimSpace(string(req.ToolChoice)) != `"none"` && strings.TrimSpace(string(req.ToolChoice)) != `"auto"`:
 		return nil, badRequest("tool_choice", "tool_choice is not supported by this server")
-	case req.ResponseFormat != nil && req.ResponseFormat.Type != "" && req.ResponseFormat.Type != "text" && req.ResponseFormat.Type != "json_object":
-		return nil, badRequest("response_format", "response_format %q is not supported by this server; \"text\" and \"json_object\" are", req.ResponseFormat.Type)
+	case req.ResponseFormat != nil && !slices.Contains([]string{"", "text", "json_object", "json_schema"}, req.ResponseFormat.Type):
+		return nil, badRequest("response_format", "response_format %q is not supported by this server; \"text\", \"json_object\" and \"json_schema\" are", req.ResponseFormat.Type)
 	case isSet(req.Audio) || isSet(req.Prediction):
 		return nil, badRequest("audio", "audio output and predicted outputs are not supported by this server")
 	}
@@ -408,6 +413,16 @@ func (s *Server) chatJob(req *chatRequest, info ModelInfo) (*job, *apiError) {
 	if p.LogitBias, aerr = logitBias(req.LogitBias, info); aerr != nil {
 		return nil, aerr
 	}
+	var schema *sample.JSONSchema
+	if rf := req.ResponseFormat; rf != nil && rf.Type == "json_schema" {
+		if rf.JSONSchema == nil || !isSet(rf.JSONSchema.Schema) {
+			return nil, badRequest("response_format", "response_format json_schema needs json_schema.schema")
+		}
+		var err error
+		if schema, err = sample.CompileJSONSchema(rf.JSONSchema.Schema); err != nil {
+			return nil, badRequest("response_format", "%v", err)
+		}
+	}
 	prompt := s.encodePrompt(text)
 	requested, param := req.MaxCompletionTokens, "max_completion_tokens"
 	if requested == nil {
@@ -420,7 +435,7 @@ func (s *Server) chatJob(req *chatRequest, info ModelInfo) (*job, *apiError) {
 	return &job{
 		route: "chat",
 		req: Request{ID: "chatcmpl-" + rand.Text(), Prompt: prompt, MaxTokens: n, Sampling: p,
-			Logprobs: logprobs, TopLogprobs: top, JSON: req.ResponseFormat != nil && req.ResponseFormat.Type == "json_object"},
+			Logprobs: logprobs, TopLogprobs: top, JSON: req.ResponseFormat != nil && req.ResponseFormat.Type == "json_object", Schema: schema},
 		stops: req.Stop,
 	}, nil
 }

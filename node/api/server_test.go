@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -640,7 +641,8 @@ func TestInvocations(t *testing.T) {
 }
 
 // TestResponseFormat: json_object asks the Generator for a JSON reply,
-// text and no response_format do not, and json_schema is refused.
+// text and no response_format do not; json_schema (and TGI's grammar)
+// hands the Generator the compiled schema.
 func TestResponseFormat(t *testing.T) {
 	f := newFixture(t, api.Config{}, nil)
 	for i, rf := range []string{`{"type":"json_object"}`, `{"type":"text"}`, `null`} {
@@ -652,9 +654,21 @@ func TestResponseFormat(t *testing.T) {
 			t.Errorf("response_format %s: Request.JSON %v, want %v", rf, got, want)
 		}
 	}
-	resp, b := f.do(t, "POST", "/v1/chat/completions", `{"model":"`+testModel+`","messages":[{"role":"user","content":"Hi"}],"response_format":{"type":"json_schema","json_schema":{"name":"x"}}}`)
-	if resp.StatusCode != 400 || !strings.Contains(string(b), "json_object") {
-		t.Errorf("json_schema: status %d: %s", resp.StatusCode, b)
+	const schema = `{"type":"object","properties":{"a":{"type":"integer"}},"required":["a"]}`
+	for _, tc := range []struct{ path, body string }{
+		{"/v1/chat/completions", `{"model":"` + testModel + `","messages":[{"role":"user","content":"Hi"}],"max_tokens":2,"response_format":{"type":"json_schema","json_schema":{"name":"x","schema":` + schema + `}}}`},
+		{"/generate", `{"inputs":"Hi","parameters":{"max_new_tokens":2,"grammar":{"type":"json","value":` + schema + `}}}`},
+		{"/generate", `{"inputs":"Hi","parameters":{"max_new_tokens":2,"grammar":{"type":"json","value":` + strconv.Quote(schema) + `}}}`},
+		{"/generate", `{"inputs":"Hi","parameters":{"max_new_tokens":2,"grammar":{"type":"json_schema","value":{"name":"x","schema":` + schema + `}}}}`},
+	} {
+		resp, b := f.do(t, "POST", tc.path, tc.body)
+		if resp.StatusCode != 200 {
+			t.Fatalf("%s: status %d: %s", tc.body, resp.StatusCode, b)
+		}
+		reqs := f.gen.Requests()
+		if got := reqs[len(reqs)-1].Schema; got == nil || got.String() != `{"a":integer}` {
+			t.Errorf("%s: schema %v", tc.body, got)
+		}
 	}
 }
 

@@ -3,6 +3,8 @@ package api
 import (
 	"crypto/rand"
 	"encoding/json"
+	"errors"
+	"fmt"
 	"math"
 	mrand "math/rand/v2"
 	"net/http"
@@ -154,8 +156,6 @@ func (s *Server) tgiJob(req *tgiRequest, info ModelInfo, stream bool) (*job, *tg
 		return invalid("typical_p", "`typical_p` is not supported by this server")
 	case p.Watermark:
 		return invalid("watermark", "`watermark` is not supported by this server")
-	case isSet(p.Grammar):
-		return invalid("grammar", "`grammar` is not supported by this server")
 	case p.AdapterID != nil && *p.AdapterID != "":
 		return invalid("adapter_id", "`adapter_id` is not supported by this server")
 	case len(p.Stop) > s.cfg.MaxStopSequences:
@@ -229,6 +229,14 @@ func (s *Server) tgiJob(req *tgiRequest, info ModelInfo, stream bool) (*job, *tg
 		return invalid("", "%v", err)
 	}
 
+	var schema *sample.JSONSchema
+	if isSet(p.Grammar) {
+		var err error
+		if schema, err = tgiGrammar(p.Grammar); err != nil {
+			return invalid("grammar", "%v", err)
+		}
+	}
+
 	prompt := s.tok.Encode(*req.Inputs, true, true)
 	if p.Truncate != nil && *p.Truncate < len(prompt) {
 		prompt = prompt[len(prompt)-*p.Truncate:]
@@ -252,10 +260,42 @@ func (s *Server) tgiJob(req *tgiRequest, info ModelInfo, stream bool) (*job, *tg
 	}
 	return &job{
 		route:    "tgi",
-		req:      Request{ID: "gen-" + rand.Text(), Prompt: prompt, MaxTokens: n, Sampling: sp, Logprobs: true, TopLogprobs: top},
+		req:      Request{ID: "gen-" + rand.Text(), Prompt: prompt, MaxTokens: n, Sampling: sp, Logprobs: true, TopLogprobs: top, Schema: schema},
 		stops:    p.Stop,
 		keepStop: true,
 	}, opts, nil
+}
+
+// tgiGrammar compiles TGI's grammar parameter: a JSON Schema as "json"
+// (the schema, or a string holding it) or as "json_schema" ({"schema":
+// ...}); "regex" is not supported.
+func tgiGrammar(raw json.RawMessage) (*sample.JSONSchema, error) {
+	var g struct {
+		Type  string          `json:"type"`
+		Value json.RawMessage `json:"value"`
+	}
+	if err := json.Unmarshal(raw, &g); err != nil {
+		return nil, fmt.Errorf("`grammar` must be {\"type\": ..., \"value\": ...}: %v", err)
+	}
+	doc := g.Value
+	switch g.Type {
+	case "json":
+		var text string
+		if json.Unmarshal(doc, &text) == nil { // the schema as a string
+			doc = json.RawMessage(text)
+		}
+	case "json_schema":
+		var v struct {
+			Schema json.RawMessage `json:"schema"`
+		}
+		if err := json.Unmarshal(doc, &v); err != nil || !isSet(v.Schema) {
+			return nil, errors.New("`grammar` json_schema needs value.schema")
+		}
+		doc = v.Schema
+	default:
+		return nil, fmt.Errorf("`grammar` of type %q is not supported by this server; \"json\" and \"json_schema\" are", g.Type)
+	}
+	return sample.CompileJSONSchema(doc)
 }
 
 // tgiRoute is which of TGI's generation routes is served.
