@@ -20,18 +20,22 @@ var ErrSchema = errors.New("unsupported JSON schema")
 // that structured-output APIs use:
 //
 //   - "type": object, array, string, number, integer, boolean, null, or a
-//     list of them (at most one of each way to begin: a string and an
-//     enum of strings cannot share a list);
+//     list of them;
+//   - "anyOf": alternatives (the list and anyOf both need alternatives
+//     that begin with different characters: a string and an enum of
+//     strings cannot share one);
 //   - objects: "properties" (written in the schema's order, each at most
 //     once, every "required" one present; no others, which
 //     "additionalProperties" may allow but never requires);
-//   - arrays: "items";
+//   - arrays: "items", "minItems", "maxItems";
 //   - "enum" and "const" of strings, numbers, booleans and null;
+//   - "$ref" to the document's "$defs" (or "definitions"), not
+//     recursive: what Pydantic writes for nested models;
 //   - "title", "description", "default", "examples", "$schema" and
 //     "$comment", which say nothing about the text.
 //
-// Any other keyword ("pattern", "format", "minimum", "$ref", "anyOf", ...)
-// is refused, never ignored: a constraint that ignored it could produce
+// Any other keyword ("pattern", "format", "minimum", "oneOf", ...) is
+// refused, never ignored: a constraint that ignored it could produce
 // text the schema rejects. A JSONSchema is immutable and may serve many
 // sequences at once.
 type JSONSchema struct {
@@ -85,6 +89,8 @@ type snode struct {
 	kind  uint8
 	props []sprop  // kObject, in the schema's order
 	items *snode   // kArray
+	min   int      // kArray: minItems
+	max   int      // kArray: maxItems, or -1
 	lits  [][]byte // kLiteral: compact JSON texts
 	alts  []*snode // kUnion
 }
@@ -96,8 +102,11 @@ type sprop struct {
 }
 
 // maxProps bounds an object's properties and a literal set, so that their
-// candidates fit in a bit mask.
-const maxProps = 64
+// candidates fit in a bit mask; maxItems bounds minItems and maxItems.
+const (
+	maxProps = 64
+	maxItems = 1 << 15
+)
 
 // CompileJSONSchema compiles a JSON Schema document (see JSONSchema).
 func CompileJSONSchema(doc []byte) (*JSONSchema, error) {
@@ -110,11 +119,30 @@ func CompileJSONSchema(doc []byte) (*JSONSchema, error) {
 	if _, err := dec.Token(); err != io.EOF {
 		return nil, fmt.Errorf("%w: more than one JSON value", ErrSchema)
 	}
-	root, err := compileNode(v, "$", 0)
+	c := &compiler{}
+	if o, ok := v.(ordered); ok {
+		for _, k := range []string{"$defs", "definitions"} {
+			if d, ok := o.get(k); ok {
+				if c.defs, ok = d.(ordered); !ok {
+					return nil, fmt.Errorf("%w: %s must be an object", ErrSchema, k)
+				}
+				c.defsKey = k
+			}
+		}
+	}
+	root, err := c.node(v, "$", 0)
 	if err != nil {
 		return nil, err
 	}
 	return &JSONSchema{root: root}, nil
+}
+
+// compiler compiles one schema document: its $defs (or definitions), for
+// "$ref", and the references being followed, to refuse recursion.
+type compiler struct {
+	defs    ordered
+	defsKey string
+	refs    []string
 }
 
 // ordered is a JSON object with its keys in order.
@@ -188,7 +216,7 @@ func compact(v any) ([]byte, bool) {
 	return bytes.TrimSuffix(b.Bytes(), []byte("\n")), true
 }
 
-func compileNode(v any, at string, depth int) (*snode, error) {
+func (c *compiler) node(v any, at string, depth int) (*snode, error) {
 	fail := func(format string, args ...any) (*snode, error) {
 		return nil, fmt.Errorf("%w: %s: %s", ErrSchema, at, fmt.Sprintf(format, args...))
 	}
@@ -201,11 +229,40 @@ func compileNode(v any, at string, depth int) (*snode, error) {
 	}
 	for _, kv := range o {
 		switch kv.key {
-		case "type", "properties", "required", "additionalProperties", "items", "enum", "const",
+		case "type", "properties", "required", "additionalProperties", "items", "minItems", "maxItems",
+			"enum", "const", "anyOf", "$ref", "$defs", "definitions",
 			"title", "description", "default", "examples", "$schema", "$comment":
 		default:
 			return fail("keyword %q is not supported", kv.key)
 		}
+	}
+	if r, ok := o.get("$ref"); ok {
+		if len(o) > 1 && !onlyNotes(o, "$ref") {
+			return fail("$ref beside other keywords is not supported")
+		}
+		return c.ref(r, at, depth)
+	}
+	if a, ok := o.get("anyOf"); ok {
+		if !onlyNotes(o, "anyOf") {
+			return fail("anyOf beside other keywords is not supported")
+		}
+		subs, ok := a.([]any)
+		if !ok || len(subs) == 0 {
+			return fail("anyOf must be a non-empty array")
+		}
+		var alts []*snode
+		for i, sub := range subs {
+			n, err := c.node(sub, fmt.Sprintf("%s.anyOf[%d]", at, i), depth)
+			if err != nil {
+				return nil, err
+			}
+			if n.kind == kUnion {
+				alts = append(alts, n.alts...)
+			} else {
+				alts = append(alts, n)
+			}
+		}
+		return union(alts, at)
 	}
 	// enum and const: literals, whatever the type says.
 	var lits []any
@@ -261,28 +318,72 @@ func compileNode(v any, at string, depth int) (*snode, error) {
 			return fail("%q applies to the type %s, which %v is not", k, want, types)
 		}
 	}
+	for _, k := range []string{"minItems", "maxItems"} {
+		if _, ok := o.get(k); ok && !slices.Contains(types, "array") {
+			return fail("%q applies to arrays, which %v is not", k, types)
+		}
+	}
 	var alts []*snode
 	for _, typ := range types {
-		n, err := compileType(o, typ, at, depth)
+		n, err := c.typed(o, typ, at, depth)
 		if err != nil {
 			return nil, err
 		}
 		alts = append(alts, n)
 	}
+	return union(alts, at)
+}
+
+// onlyNotes reports whether o has no keyword but key and the notes that
+// say nothing about the text.
+func onlyNotes(o ordered, key string) bool {
+	for _, kv := range o {
+		switch kv.key {
+		case key, "title", "description", "default", "examples", "$schema", "$comment", "$defs", "definitions":
+		default:
+			return false
+		}
+	}
+	return true
+}
+
+// union is the node of alts: alts[0] alone, or a kUnion when they begin
+// differently.
+func union(alts []*snode, at string) (*snode, error) {
 	if len(alts) == 1 {
 		return alts[0], nil
 	}
-	// The alternatives must begin differently.
 	seen := map[byte]bool{}
 	for _, a := range alts {
 		for _, b := range firstBytes(a) {
 			if seen[b] {
-				return fail("the types %v cannot be told apart by their first character", types)
+				return nil, fmt.Errorf("%w: %s: alternatives that can begin with the same character (%q) are not supported", ErrSchema, at, b)
 			}
 			seen[b] = true
 		}
 	}
 	return &snode{kind: kUnion, alts: alts}, nil
+}
+
+// ref compiles the schema a "$ref" names: "#/$defs/NAME" (or
+// "#/definitions/NAME") of the document; a reference to itself, however
+// indirect, is refused.
+func (c *compiler) ref(r any, at string, depth int) (*snode, error) {
+	s, _ := r.(string)
+	name, ok := strings.CutPrefix(s, "#/"+c.defsKey+"/")
+	if !ok || c.defsKey == "" {
+		return nil, fmt.Errorf("%w: %s: $ref %q: only references to the document's $defs are supported", ErrSchema, at, r)
+	}
+	if slices.Contains(c.refs, name) {
+		return nil, fmt.Errorf("%w: %s: $ref %q refers to itself: recursive schemas are not supported", ErrSchema, at, s)
+	}
+	def, ok := c.defs.get(name)
+	if !ok {
+		return nil, fmt.Errorf("%w: %s: $ref %q: no such definition", ErrSchema, at, s)
+	}
+	c.refs = append(c.refs, name)
+	defer func() { c.refs = c.refs[:len(c.refs)-1] }()
+	return c.node(def, s, depth)
 }
 
 // firstBytes are the bytes a value of n may begin with.
@@ -306,7 +407,7 @@ func firstBytes(n *snode) []byte {
 	return nil
 }
 
-func compileType(o ordered, typ, at string, depth int) (*snode, error) {
+func (c *compiler) typed(o ordered, typ, at string, depth int) (*snode, error) {
 	fail := func(format string, args ...any) (*snode, error) {
 		return nil, fmt.Errorf("%w: %s: %s", ErrSchema, at, fmt.Sprintf(format, args...))
 	}
@@ -326,11 +427,31 @@ func compileType(o ordered, typ, at string, depth int) (*snode, error) {
 		if !ok {
 			return fail("an array needs items")
 		}
-		items, err := compileNode(it, at+".items", depth+1)
+		items, err := c.node(it, at+".items", depth+1)
 		if err != nil {
 			return nil, err
 		}
-		return &snode{kind: kArray, items: items}, nil
+		n := &snode{kind: kArray, items: items, max: -1}
+		for _, k := range []string{"minItems", "maxItems"} {
+			v, ok := o.get(k)
+			if !ok {
+				continue
+			}
+			num, isNum := v.(json.Number)
+			i, err := num.Int64()
+			if !isNum || err != nil || i < 0 || i > maxItems {
+				return fail("%s must be an integer in [0, %d]", k, maxItems)
+			}
+			if k == "minItems" {
+				n.min = int(i)
+			} else {
+				n.max = int(i)
+			}
+		}
+		if n.max >= 0 && n.min > n.max {
+			return fail("minItems %d > maxItems %d", n.min, n.max)
+		}
+		return n, nil
 	case "object":
 		n := &snode{kind: kObject}
 		if p, ok := o.get("properties"); ok {
@@ -342,7 +463,7 @@ func compileType(o ordered, typ, at string, depth int) (*snode, error) {
 				return fail("more than %d properties", maxProps)
 			}
 			for _, kv := range props {
-				child, err := compileNode(kv.val, at+"."+kv.key, depth+1)
+				child, err := c.node(kv.val, at+"."+kv.key, depth+1)
 				if err != nil {
 					return nil, err
 				}
@@ -387,6 +508,7 @@ type frame struct {
 	cand  uint64 // kObject keys, kLiteral texts: the candidates left
 	n     uint16 // bytes of the key or literal matched
 	num   uint8  // kNumber, kInteger: where in the number (the j* number modes)
+	count uint16 // kArray: items begun
 	hex   uint8  // kString: \u digits left
 }
 
@@ -637,21 +759,25 @@ func (s *schemaState) frameStep(f *frame, b byte) (ok, again bool) {
 		}
 		switch f.phase {
 		case pFirst, pValue:
-			if b == ']' && f.phase == pFirst {
+			if b == ']' && f.phase == pFirst && n.min == 0 {
 				s.pop()
 				return true, false
 			}
+			if n.max >= 0 && int(f.count) >= n.max {
+				return false, false
+			}
 			f.phase = pAfter
+			f.count++
 			if !s.push(n.items) {
 				return false, false
 			}
 			return s.frameStep(s.top(), b)
 		case pAfter:
-			switch b {
-			case ',':
+			switch {
+			case b == ',' && (n.max < 0 || int(f.count) < n.max):
 				f.phase = pValue
 				return true, false
-			case ']':
+			case b == ']' && int(f.count) >= n.min:
 				s.pop()
 				return true, false
 			}

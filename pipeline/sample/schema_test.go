@@ -36,7 +36,11 @@ func TestCompileJSONSchema(t *testing.T) {
 	}
 	for _, doc := range []string{
 		`{"type":"string","pattern":"a+"}`, `{"type":"string","format":"date"}`, `{"type":"integer","minimum":0}`,
-		`{"$ref":"#/$defs/x"}`, `{"anyOf":[{"type":"string"}]}`, `{"type":"object","properties":{"a":{"type":"string"}},"required":["b"]}`,
+		`{"$ref":"#/$defs/x"}`, `{"anyOf":[{"type":"string"},{"enum":["a"]}]}`, `{"anyOf":[]}`,
+		`{"$defs":{"n":{"type":"array","items":{"$ref":"#/$defs/n"}}},"$ref":"#/$defs/n"}`,
+		`{"$defs":{"n":{"type":"string"}},"$ref":"#/definitions/n"}`, `{"$ref":"http://example.com/s"}`,
+		`{"type":"array","items":{"type":"string"},"minItems":3,"maxItems":2}`, `{"type":"string","minItems":1}`,
+		`{"type":"array","items":{"type":"string"},"maxItems":-1}`, `{"anyOf":[{"type":"string"}],"type":"string"}`, `{"type":"object","properties":{"a":{"type":"string"}},"required":["b"]}`,
 		`{"type":"array"}`, `{"type":"string","items":{"type":"string"}}`, `{"type":["integer","number"]}`,
 		`{"type":"date"}`, `{"enum":[]}`, `{"enum":[{"a":1}]}`, `{}`, `[]`, `{"type":"string"} {}`, `{"type":`,
 		`{"type":"object","additionalProperties":{"type":"string"}}`,
@@ -94,6 +98,41 @@ func TestJSONSchemaValid(t *testing.T) {
 	}
 }
 
+// houseSchema is the kind of schema Pydantic writes: $defs and $ref,
+// anyOf for an optional field, bounds on an array.
+const houseSchema = `{"$defs":{"Pet":{"properties":{"kind":{"enum":["cat","dog"],"title":"Kind","type":"string"},
+	"name":{"anyOf":[{"type":"string"},{"type":"null"}],"default":null,"title":"Name"}},"required":["kind"],"title":"Pet","type":"object"}},
+	"properties":{"owner":{"title":"Owner","type":"string"},"pets":{"items":{"$ref":"#/$defs/Pet"},"maxItems":2,"minItems":1,"title":"Pets","type":"array"}},
+	"required":["owner","pets"],"title":"House","type":"object"}`
+
+func TestJSONSchemaRefs(t *testing.T) {
+	s := mustSchema(t, houseSchema)
+	if got, want := s.String(), `{"owner":string,"pets":[{"kind":"cat"|"dog","name"?:string|null}]}`; got != want {
+		t.Errorf("shape %s, want %s", got, want)
+	}
+	for _, tc := range []struct {
+		text string
+		want bool
+	}{
+		{`{"owner":"Ann","pets":[{"kind":"cat","name":null}]}`, true},
+		{`{"owner":"Ann","pets":[{"kind":"dog"}, {"kind":"cat","name":"Tom"}]}`, true},
+		{`{"owner":"Ann","pets":[]}`, false},
+		{`{"owner":"Ann","pets":[{"kind":"dog"},{"kind":"dog"},{"kind":"dog"}]}`, false},
+		{`{"owner":"Ann","pets":[{"kind":"cow"}]}`, false},
+		{`{"owner":"Ann","pets":[{"kind":"cat","name":1}]}`, false},
+	} {
+		if got := s.Valid([]byte(tc.text)); got != tc.want {
+			t.Errorf("Valid(%s) = %v, want %v", tc.text, got, tc.want)
+		}
+	}
+	rng := rand.New(rand.NewPCG(5, 5))
+	for range 300 {
+		if text := instance(rng, s.root, 0); !s.Valid([]byte(text)) {
+			t.Fatalf("refused %s", text)
+		}
+	}
+}
+
 // instance writes a random text the schema accepts, in its order.
 func instance(rng *rand.Rand, n *snode, depth int) string {
 	ws := func() string { return []string{"", "", " ", "\n  "}[rng.IntN(4)] }
@@ -108,7 +147,11 @@ func instance(rng *rand.Rand, n *snode, depth int) string {
 		return "{" + ws() + strings.Join(parts, ","+ws()) + ws() + "}"
 	case kArray:
 		var parts []string
-		for range rng.IntN(4) {
+		count := n.min + rng.IntN(4)
+		if n.max >= 0 {
+			count = min(count, n.max)
+		}
+		for range count {
 			parts = append(parts, instance(rng, n.items, depth+1))
 		}
 		return "[" + strings.Join(parts, ", ") + "]"
@@ -172,7 +215,7 @@ func conforms(n *snode, v any) bool {
 		return true
 	case kArray:
 		a, ok := v.([]any)
-		return ok && !slices.ContainsFunc(a, func(x any) bool { return !conforms(n.items, x) })
+		return ok && len(a) >= n.min && (n.max < 0 || len(a) <= n.max) && !slices.ContainsFunc(a, func(x any) bool { return !conforms(n.items, x) })
 	case kString:
 		_, ok := v.(string)
 		return ok
@@ -200,20 +243,26 @@ func conforms(n *snode, v any) bool {
 // schema accepts.
 func FuzzJSONSchemaValid(f *testing.F) {
 	s := mustSchema(f, personSchema)
+	house := mustSchema(f, houseSchema)
 	rng := rand.New(rand.NewPCG(2, 2))
 	for range 20 {
 		f.Add([]byte(instance(rng, s.root, 0)))
 	}
 	f.Add([]byte(`{"name":"x","age":1,"x":2}`))
+	for range 10 {
+		f.Add([]byte(instance(rng, house.root, 0)))
+	}
 	f.Fuzz(func(t *testing.T, b []byte) {
-		if !s.Valid(b) {
-			return
-		}
-		d := json.NewDecoder(strings.NewReader(string(b)))
-		d.UseNumber()
-		var v any
-		if err := d.Decode(&v); err != nil || !conforms(s.root, v) {
-			t.Fatalf("accepted %s, which the schema does not: %v", b, err)
+		for _, s := range []*JSONSchema{s, house} {
+			if !s.Valid(b) {
+				continue
+			}
+			d := json.NewDecoder(strings.NewReader(string(b)))
+			d.UseNumber()
+			var v any
+			if err := d.Decode(&v); err != nil || !conforms(s.root, v) {
+				t.Fatalf("accepted %s, which the schema %s does not: %v", b, s, err)
+			}
 		}
 	})
 }
