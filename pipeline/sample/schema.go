@@ -28,14 +28,17 @@ var ErrSchema = errors.New("unsupported JSON schema")
 //     once, every "required" one present; no others, which
 //     "additionalProperties" may allow but never requires);
 //   - arrays: "items", "minItems", "maxItems";
+//   - strings: "format" date, time, date-time (RFC 3339, with a zone) and
+//     uuid, as shapes of digits and separators (a date's month may still
+//     be 13);
 //   - "enum" and "const" of strings, numbers, booleans and null;
 //   - "$ref" to the document's "$defs" (or "definitions"), not
 //     recursive: what Pydantic writes for nested models;
 //   - "title", "description", "default", "examples", "$schema" and
 //     "$comment", which say nothing about the text.
 //
-// Any other keyword ("pattern", "format", "minimum", "oneOf", ...) is
-// refused, never ignored: a constraint that ignored it could produce
+// Any other keyword ("pattern", "minimum", "maxLength", "oneOf", ...) or
+// format is refused, never ignored: a constraint that ignored it could produce
 // text the schema rejects. A JSONSchema is immutable and may serve many
 // sequences at once.
 type JSONSchema struct {
@@ -87,12 +90,14 @@ const (
 
 type snode struct {
 	kind  uint8
-	props []sprop  // kObject, in the schema's order
-	items *snode   // kArray
-	min   int      // kArray: minItems
-	max   int      // kArray: maxItems, or -1
-	lits  [][]byte // kLiteral: compact JSON texts
-	alts  []*snode // kUnion
+	props []sprop // kObject, in the schema's order
+	items *snode  // kArray
+	min   int     // kArray: minItems
+	max   int     // kArray: maxItems, or -1
+	// format is a kString's shape (formatHeads): "" for any string.
+	format string
+	lits   [][]byte // kLiteral: compact JSON texts
+	alts   []*snode // kUnion
 }
 
 type sprop struct {
@@ -229,7 +234,7 @@ func (c *compiler) node(v any, at string, depth int) (*snode, error) {
 	}
 	for _, kv := range o {
 		switch kv.key {
-		case "type", "properties", "required", "additionalProperties", "items", "minItems", "maxItems",
+		case "type", "properties", "required", "additionalProperties", "items", "minItems", "maxItems", "format",
 			"enum", "const", "anyOf", "$ref", "$defs", "definitions",
 			"title", "description", "default", "examples", "$schema", "$comment":
 		default:
@@ -317,6 +322,9 @@ func (c *compiler) node(v any, at string, depth int) (*snode, error) {
 		if _, ok := o.get(k); ok && !slices.Contains(types, want) {
 			return fail("%q applies to the type %s, which %v is not", k, want, types)
 		}
+	}
+	if _, ok := o.get("format"); ok && !slices.Contains(types, "string") {
+		return fail("\"format\" applies to strings, which %v is not", types)
 	}
 	for _, k := range []string{"minItems", "maxItems"} {
 		if _, ok := o.get(k); ok && !slices.Contains(types, "array") {
@@ -413,7 +421,14 @@ func (c *compiler) typed(o ordered, typ, at string, depth int) (*snode, error) {
 	}
 	switch typ {
 	case "string":
-		return &snode{kind: kString}, nil
+		n := &snode{kind: kString}
+		if f, ok := o.get("format"); ok {
+			name, _ := f.(string)
+			if n.format = formatHeads[name]; n.format == "" {
+				return fail("format %q is not supported; date, time, date-time and uuid are", f)
+			}
+		}
+		return n, nil
 	case "number":
 		return &snode{kind: kNumber}, nil
 	case "integer":
@@ -509,6 +524,7 @@ type frame struct {
 	n     uint16 // bytes of the key or literal matched
 	num   uint8  // kNumber, kInteger: where in the number (the j* number modes)
 	count uint16 // kArray: items begun
+	pos   uint8  // kString with a format: where in it (formatStep)
 	hex   uint8  // kString: \u digits left
 }
 
@@ -641,6 +657,14 @@ func (s *schemaState) frameStep(f *frame, b byte) (ok, again bool) {
 			f.phase = pIn
 		case pIn:
 			switch {
+			case n.format != "":
+				if b == '"' && formatDone(n.format, f.pos) {
+					s.pop()
+					return true, false
+				}
+				p, ok := formatStep(n.format, f.pos, b)
+				f.pos = p
+				return ok, false
 			case b == '"':
 				s.pop()
 			case b == '\\':
@@ -853,6 +877,78 @@ func (s *schemaState) frameStep(f *frame, b byte) (ok, again bool) {
 		return false, false
 	}
 	return false, false
+}
+
+// formatHeads are the supported formats' fixed heads: D a digit, H a hex
+// digit, anything else itself. A time (and a date-time) goes on after its
+// head with an optional fraction of a second and a zone: Z, or +hh:mm or
+// -hh:mm, as RFC 3339 writes them.
+var formatHeads = map[string]string{
+	"date":      "DDDD-DD-DD",
+	"time":      "DD:DD:DD",
+	"date-time": "DDDD-DD-DDTDD:DD:DD",
+	"uuid":      "HHHHHHHH-HHHH-HHHH-HHHH-HHHHHHHHHHHH",
+}
+
+// Where a time's tail is, past its head (formatStep's positions).
+const (
+	tSeconds = 200 + iota // after the seconds: '.', a zone, or the end
+	tFrac1                // after '.': a digit
+	tFrac                 // in the fraction
+	tZone                 // in +hh:mm: tZone+i is its byte i
+	tEnd     = tZone + 6  // the zone is whole
+)
+
+// formatStep moves past b at pos of head, or reports false.
+func formatStep(head string, pos uint8, b byte) (uint8, bool) {
+	timed := strings.HasSuffix(head, "DD:DD:DD")
+	switch {
+	case int(pos) < len(head):
+		ok := false
+		switch c := head[pos]; c {
+		case 'D':
+			ok = isDigit(b)
+		case 'H':
+			ok = isHex(b)
+		default:
+			ok = b == c
+		}
+		if !ok {
+			return pos, false
+		}
+		if pos++; int(pos) == len(head) && timed {
+			pos = tSeconds
+		}
+		return pos, true
+	case pos == tSeconds || pos == tFrac:
+		switch {
+		case b == '.' && pos == tSeconds:
+			return tFrac1, true
+		case isDigit(b) && pos == tFrac:
+			return tFrac, true
+		case b == 'Z':
+			return tEnd, true
+		case b == '+' || b == '-':
+			return tZone + 1, true
+		}
+	case pos == tFrac1:
+		if isDigit(b) {
+			return tFrac, true
+		}
+	case pos > tZone && pos < tEnd:
+		if c := "+DD:DD"[pos-tZone]; c == 'D' && isDigit(b) || c == ':' && b == ':' {
+			return pos + 1, true
+		}
+	}
+	return pos, false
+}
+
+// formatDone reports whether the string may end at pos of head.
+func formatDone(head string, pos uint8) bool {
+	if strings.HasSuffix(head, "DD:DD:DD") {
+		return pos == tEnd
+	}
+	return int(pos) == len(head)
 }
 
 // keysFrom are the properties that may come next after those before i:

@@ -35,7 +35,7 @@ func TestCompileJSONSchema(t *testing.T) {
 		t.Errorf("shape %s, want %s", got, shape)
 	}
 	for _, doc := range []string{
-		`{"type":"string","pattern":"a+"}`, `{"type":"string","format":"date"}`, `{"type":"integer","minimum":0}`,
+		`{"type":"string","pattern":"a+"}`, `{"type":"string","format":"email"}`, `{"type":"integer","format":"date"}`, `{"type":"integer","minimum":0}`,
 		`{"$ref":"#/$defs/x"}`, `{"anyOf":[{"type":"string"},{"enum":["a"]}]}`, `{"anyOf":[]}`,
 		`{"$defs":{"n":{"type":"array","items":{"$ref":"#/$defs/n"}}},"$ref":"#/$defs/n"}`,
 		`{"$defs":{"n":{"type":"string"}},"$ref":"#/definitions/n"}`, `{"$ref":"http://example.com/s"}`,
@@ -102,12 +102,12 @@ func TestJSONSchemaValid(t *testing.T) {
 // anyOf for an optional field, bounds on an array.
 const houseSchema = `{"$defs":{"Pet":{"properties":{"kind":{"enum":["cat","dog"],"title":"Kind","type":"string"},
 	"name":{"anyOf":[{"type":"string"},{"type":"null"}],"default":null,"title":"Name"}},"required":["kind"],"title":"Pet","type":"object"}},
-	"properties":{"owner":{"title":"Owner","type":"string"},"pets":{"items":{"$ref":"#/$defs/Pet"},"maxItems":2,"minItems":1,"title":"Pets","type":"array"}},
+	"properties":{"owner":{"title":"Owner","type":"string"},"since":{"format":"date-time","title":"Since","type":"string"},"pets":{"items":{"$ref":"#/$defs/Pet"},"maxItems":2,"minItems":1,"title":"Pets","type":"array"}},
 	"required":["owner","pets"],"title":"House","type":"object"}`
 
 func TestJSONSchemaRefs(t *testing.T) {
 	s := mustSchema(t, houseSchema)
-	if got, want := s.String(), `{"owner":string,"pets":[{"kind":"cat"|"dog","name"?:string|null}]}`; got != want {
+	if got, want := s.String(), `{"owner":string,"since"?:string,"pets":[{"kind":"cat"|"dog","name"?:string|null}]}`; got != want {
 		t.Errorf("shape %s, want %s", got, want)
 	}
 	for _, tc := range []struct {
@@ -129,6 +129,31 @@ func TestJSONSchemaRefs(t *testing.T) {
 	for range 300 {
 		if text := instance(rng, s.root, 0); !s.Valid([]byte(text)) {
 			t.Fatalf("refused %s", text)
+		}
+	}
+}
+
+func TestJSONSchemaFormats(t *testing.T) {
+	for _, tc := range []struct {
+		format string
+		good   []string
+		bad    []string
+	}{
+		{"date", []string{"2026-11-29"}, []string{"2026-1-29", "2026/11/29", "2026-11-29T", "", "26-11-29"}},
+		{"time", []string{"23:59:60Z", "08:00:00+02:00", "08:00:00.123-05:30"}, []string{"08:00:00", "08:00", "08:00:00.Z", "08:00:00+0200", "08:00:00+02:00Z"}},
+		{"date-time", []string{"2026-11-29T16:50:00Z", "2026-11-29T16:50:00.5+01:00"}, []string{"2026-11-29 16:50:00Z", "2026-11-29T16:50:00", "2026-11-29"}},
+		{"uuid", []string{"123e4567-e89b-12d3-a456-426614174000", "123E4567-E89B-12D3-A456-426614174000"}, []string{"123e4567e89b12d3a456426614174000", "123e4567-e89b-12d3-a456-42661417400g"}},
+	} {
+		s := mustSchema(t, `{"type":"string","format":"`+tc.format+`"}`)
+		for _, g := range tc.good {
+			if !s.Valid([]byte(`"` + g + `"`)) {
+				t.Errorf("%s: %q refused", tc.format, g)
+			}
+		}
+		for _, b := range tc.bad {
+			if s.Valid([]byte(`"` + b + `"`)) {
+				t.Errorf("%s: %q accepted", tc.format, b)
+			}
 		}
 	}
 }
@@ -156,6 +181,23 @@ func instance(rng *rand.Rand, n *snode, depth int) string {
 		}
 		return "[" + strings.Join(parts, ", ") + "]"
 	case kString:
+		if n.format != "" {
+			var b strings.Builder
+			for _, c := range n.format {
+				switch c {
+				case 'D':
+					b.WriteByte(byte('0' + rng.IntN(10)))
+				case 'H':
+					b.WriteByte("0123456789abcdef"[rng.IntN(16)])
+				default:
+					b.WriteRune(c)
+				}
+			}
+			if strings.HasSuffix(n.format, "DD:DD:DD") {
+				b.WriteString([]string{"Z", ".25Z", "+01:00", ".5-08:30"}[rng.IntN(4)])
+			}
+			return `"` + b.String() + `"`
+		}
 		return []string{`""`, `"a b"`, `"\"\\\u00e9\n"`, `"é🦙"`}[rng.IntN(4)]
 	case kNumber:
 		return []string{"0", "-1.5", "2e10", "3.25E-2", "17"}[rng.IntN(5)]
