@@ -28,17 +28,20 @@ var ErrSchema = errors.New("unsupported JSON schema")
 //     once, every "required" one present; no others, which
 //     "additionalProperties" may allow but never requires);
 //   - arrays: "items", "minItems", "maxItems";
-//   - strings: "format" date, time, date-time (RFC 3339, with a zone) and
-//     uuid, as shapes of digits and separators (a date's month may still
-//     be 13);
+//   - strings of well-formed UTF-8 (a reply, unlike JSON text in general,
+//     may not carry broken sequences);
+//   - strings: "minLength" and "maxLength" (characters; an escape counts
+//     as one, so a surrogate pair written as two \u escapes counts as two);
+//     "format" date, time, date-time (RFC 3339, with a zone) and uuid, as
+//     shapes of digits and separators (a date's month may still be 13);
 //   - "enum" and "const" of strings, numbers, booleans and null;
 //   - "$ref" to the document's "$defs" (or "definitions"), not
 //     recursive: what Pydantic writes for nested models;
 //   - "title", "description", "default", "examples", "$schema" and
 //     "$comment", which say nothing about the text.
 //
-// Any other keyword ("pattern", "minimum", "maxLength", "oneOf", ...) or
-// format is refused, never ignored: a constraint that ignored it could produce
+// Any other keyword ("pattern", "minimum", "oneOf", ...) or format is
+// refused, never ignored: a constraint that ignored it could produce
 // text the schema rejects. A JSONSchema is immutable and may serve many
 // sequences at once.
 type JSONSchema struct {
@@ -92,8 +95,8 @@ type snode struct {
 	kind  uint8
 	props []sprop // kObject, in the schema's order
 	items *snode  // kArray
-	min   int     // kArray: minItems
-	max   int     // kArray: maxItems, or -1
+	min   int     // kArray: minItems; kString: minLength
+	max   int     // kArray: maxItems; kString: maxLength; or -1
 	// format is a kString's shape (formatHeads): "" for any string.
 	format string
 	lits   [][]byte // kLiteral: compact JSON texts
@@ -234,7 +237,7 @@ func (c *compiler) node(v any, at string, depth int) (*snode, error) {
 	}
 	for _, kv := range o {
 		switch kv.key {
-		case "type", "properties", "required", "additionalProperties", "items", "minItems", "maxItems", "format",
+		case "type", "properties", "required", "additionalProperties", "items", "minItems", "maxItems", "format", "minLength", "maxLength",
 			"enum", "const", "anyOf", "$ref", "$defs", "definitions",
 			"title", "description", "default", "examples", "$schema", "$comment":
 		default:
@@ -326,9 +329,9 @@ func (c *compiler) node(v any, at string, depth int) (*snode, error) {
 	if _, ok := o.get("format"); ok && !slices.Contains(types, "string") {
 		return fail("\"format\" applies to strings, which %v is not", types)
 	}
-	for _, k := range []string{"minItems", "maxItems"} {
-		if _, ok := o.get(k); ok && !slices.Contains(types, "array") {
-			return fail("%q applies to arrays, which %v is not", k, types)
+	for k, want := range map[string]string{"minItems": "array", "maxItems": "array", "minLength": "string", "maxLength": "string"} {
+		if _, ok := o.get(k); ok && !slices.Contains(types, want) {
+			return fail("%q applies to the type %s, which %v is not", k, want, types)
 		}
 	}
 	var alts []*snode
@@ -340,6 +343,31 @@ func (c *compiler) node(v any, at string, depth int) (*snode, error) {
 		alts = append(alts, n)
 	}
 	return union(alts, at)
+}
+
+// bounds reads the keywords lo and hi (minItems and maxItems, minLength
+// and maxLength) into n.min and n.max.
+func bounds(o ordered, lo, hi string, n *snode) error {
+	for _, k := range []string{lo, hi} {
+		v, ok := o.get(k)
+		if !ok {
+			continue
+		}
+		num, isNum := v.(json.Number)
+		i, err := num.Int64()
+		if !isNum || err != nil || i < 0 || i > maxItems {
+			return fmt.Errorf("%s must be an integer in [0, %d]", k, maxItems)
+		}
+		if k == lo {
+			n.min = int(i)
+		} else {
+			n.max = int(i)
+		}
+	}
+	if n.max >= 0 && n.min > n.max {
+		return fmt.Errorf("%s %d > %s %d", lo, n.min, hi, n.max)
+	}
+	return nil
 }
 
 // onlyNotes reports whether o has no keyword but key and the notes that
@@ -421,12 +449,18 @@ func (c *compiler) typed(o ordered, typ, at string, depth int) (*snode, error) {
 	}
 	switch typ {
 	case "string":
-		n := &snode{kind: kString}
+		n := &snode{kind: kString, max: -1}
 		if f, ok := o.get("format"); ok {
 			name, _ := f.(string)
 			if n.format = formatHeads[name]; n.format == "" {
 				return fail("format %q is not supported; date, time, date-time and uuid are", f)
 			}
+		}
+		if err := bounds(o, "minLength", "maxLength", n); err != nil {
+			return fail("%v", err)
+		}
+		if n.format != "" && (n.min > 0 || n.max >= 0) {
+			return fail("a format with minLength or maxLength is not supported")
 		}
 		return n, nil
 	case "number":
@@ -447,24 +481,8 @@ func (c *compiler) typed(o ordered, typ, at string, depth int) (*snode, error) {
 			return nil, err
 		}
 		n := &snode{kind: kArray, items: items, max: -1}
-		for _, k := range []string{"minItems", "maxItems"} {
-			v, ok := o.get(k)
-			if !ok {
-				continue
-			}
-			num, isNum := v.(json.Number)
-			i, err := num.Int64()
-			if !isNum || err != nil || i < 0 || i > maxItems {
-				return fail("%s must be an integer in [0, %d]", k, maxItems)
-			}
-			if k == "minItems" {
-				n.min = int(i)
-			} else {
-				n.max = int(i)
-			}
-		}
-		if n.max >= 0 && n.min > n.max {
-			return fail("minItems %d > maxItems %d", n.min, n.max)
+		if err := bounds(o, "minItems", "maxItems", n); err != nil {
+			return fail("%v", err)
 		}
 		return n, nil
 	case "object":
@@ -523,9 +541,12 @@ type frame struct {
 	cand  uint64 // kObject keys, kLiteral texts: the candidates left
 	n     uint16 // bytes of the key or literal matched
 	num   uint8  // kNumber, kInteger: where in the number (the j* number modes)
-	count uint16 // kArray: items begun
+	count uint16 // kArray: items begun; kString: characters begun (an escape is one)
 	pos   uint8  // kString with a format: where in it (formatStep)
-	hex   uint8  // kString: \u digits left
+	// kString: UTF-8 continuation bytes still needed, and the range of
+	// the next one.
+	need, lo, hi uint8
+	hex          uint8 // kString: \u digits left
 }
 
 // Phases of a frame.
@@ -665,12 +686,28 @@ func (s *schemaState) frameStep(f *frame, b byte) (ok, again bool) {
 				p, ok := formatStep(n.format, f.pos, b)
 				f.pos = p
 				return ok, false
+			case f.need > 0: // inside a UTF-8 sequence
+				if b < f.lo || b > f.hi {
+					return false, false
+				}
+				f.need, f.lo, f.hi = f.need-1, 0x80, 0xbf
 			case b == '"':
+				if int(f.count) < n.min {
+					return false, false
+				}
 				s.pop()
-			case b == '\\':
-				f.phase = pEscape
 			case b < 0x20:
 				return false, false
+			default: // a character begins
+				if n.max >= 0 && int(f.count) >= n.max {
+					return false, false
+				}
+				f.count++
+				if b == '\\' {
+					f.phase = pEscape
+				} else if b >= 0x80 && !f.utf8Lead(b) {
+					return false, false
+				}
 			}
 		case pEscape:
 			switch b {
@@ -877,6 +914,34 @@ func (s *schemaState) frameStep(f *frame, b byte) (ok, again bool) {
 		return false, false
 	}
 	return false, false
+}
+
+// utf8Lead starts the UTF-8 sequence that b leads, or reports false when b
+// leads none: the continuation bytes it needs and the range of the first
+// (which rules out overlong forms, surrogates and code points beyond
+// U+10FFFF), as the Unicode standard's table of well-formed sequences has
+// them.
+func (f *frame) utf8Lead(b byte) bool {
+	f.lo, f.hi = 0x80, 0xbf
+	switch {
+	case b >= 0xc2 && b <= 0xdf:
+		f.need = 1
+	case b == 0xe0:
+		f.need, f.lo = 2, 0xa0
+	case b == 0xed:
+		f.need, f.hi = 2, 0x9f
+	case b >= 0xe1 && b <= 0xef:
+		f.need = 2
+	case b == 0xf0:
+		f.need, f.lo = 3, 0x90
+	case b >= 0xf1 && b <= 0xf3:
+		f.need = 3
+	case b == 0xf4:
+		f.need, f.hi = 3, 0x8f
+	default:
+		return false
+	}
+	return true
 }
 
 // formatHeads are the supported formats' fixed heads: D a digit, H a hex

@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"unicode/utf8"
 )
 
 const personSchema = `{"type":"object","title":"person","properties":{
@@ -102,7 +103,7 @@ func TestJSONSchemaValid(t *testing.T) {
 // anyOf for an optional field, bounds on an array.
 const houseSchema = `{"$defs":{"Pet":{"properties":{"kind":{"enum":["cat","dog"],"title":"Kind","type":"string"},
 	"name":{"anyOf":[{"type":"string"},{"type":"null"}],"default":null,"title":"Name"}},"required":["kind"],"title":"Pet","type":"object"}},
-	"properties":{"owner":{"title":"Owner","type":"string"},"since":{"format":"date-time","title":"Since","type":"string"},"pets":{"items":{"$ref":"#/$defs/Pet"},"maxItems":2,"minItems":1,"title":"Pets","type":"array"}},
+	"properties":{"owner":{"title":"Owner","type":"string","minLength":1,"maxLength":20},"since":{"format":"date-time","title":"Since","type":"string"},"pets":{"items":{"$ref":"#/$defs/Pet"},"maxItems":2,"minItems":1,"title":"Pets","type":"array"}},
 	"required":["owner","pets"],"title":"House","type":"object"}`
 
 func TestJSONSchemaRefs(t *testing.T) {
@@ -129,6 +130,24 @@ func TestJSONSchemaRefs(t *testing.T) {
 	for range 300 {
 		if text := instance(rng, s.root, 0); !s.Valid([]byte(text)) {
 			t.Fatalf("refused %s", text)
+		}
+	}
+}
+
+func TestJSONSchemaLengths(t *testing.T) {
+	s := mustSchema(t, `{"type":"string","minLength":2,"maxLength":3}`)
+	for text, want := range map[string]bool{
+		`"ab"`: true, `"abc"`: true, `"a"`: false, `"abcd"`: false, `""`: false,
+		`"é🦙"`: true, `"\u00e9\n"`: true, `"\u00e9\n\t\""`: false, // characters, not bytes; an escape is one
+		"\"ab\xa9\"": false, "\"a\xc3\"": false, "\"\xed\xa0\x80a\"": false, "\"\xf4\x90\x80\x80\"": false, // not UTF-8
+	} {
+		if got := s.Valid([]byte(text)); got != want {
+			t.Errorf("Valid(%s) = %v, want %v", text, got, want)
+		}
+	}
+	for _, doc := range []string{`{"type":"string","minLength":3,"maxLength":2}`, `{"type":"string","maxLength":-1}`, `{"type":"string","format":"date","maxLength":3}`, `{"type":"array","items":{"type":"string"},"maxLength":1}`} {
+		if _, err := CompileJSONSchema([]byte(doc)); !errors.Is(err, ErrSchema) {
+			t.Errorf("%s: %v, want ErrSchema", doc, err)
 		}
 	}
 }
@@ -198,6 +217,13 @@ func instance(rng *rand.Rand, n *snode, depth int) string {
 			}
 			return `"` + b.String() + `"`
 		}
+		if n.min > 0 || n.max >= 0 {
+			hi := n.min + 3
+			if n.max >= 0 {
+				hi = n.max
+			}
+			return `"` + strings.Repeat("é", n.min+rng.IntN(hi-n.min+1)) + `"`
+		}
 		return []string{`""`, `"a b"`, `"\"\\\u00e9\n"`, `"é🦙"`}[rng.IntN(4)]
 	case kNumber:
 		return []string{"0", "-1.5", "2e10", "3.25E-2", "17"}[rng.IntN(5)]
@@ -259,8 +285,9 @@ func conforms(n *snode, v any) bool {
 		a, ok := v.([]any)
 		return ok && len(a) >= n.min && (n.max < 0 || len(a) <= n.max) && !slices.ContainsFunc(a, func(x any) bool { return !conforms(n.items, x) })
 	case kString:
-		_, ok := v.(string)
-		return ok
+		str, ok := v.(string)
+		runes := utf8.RuneCountInString(str)
+		return ok && runes >= n.min && (n.max < 0 || runes <= n.max)
 	case kNumber:
 		_, ok := v.(json.Number)
 		return ok
@@ -291,6 +318,7 @@ func FuzzJSONSchemaValid(f *testing.F) {
 		f.Add([]byte(instance(rng, s.root, 0)))
 	}
 	f.Add([]byte(`{"name":"x","age":1,"x":2}`))
+	f.Add([]byte(`{"owner":"` + strings.Repeat("0", 20) + "\xa9" + `", "pets":[{"kind":"cat"}]}`)) // a stray continuation byte: no character
 	for range 10 {
 		f.Add([]byte(instance(rng, house.root, 0)))
 	}
