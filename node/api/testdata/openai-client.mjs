@@ -85,6 +85,40 @@ async function main() {
   check(finish === 'stop' || finish === 'length', `completion finish_reason ${finish}`);
   if (expect) check(text.startsWith(expect) || expect.startsWith(text), `completion text matches ${JSON.stringify(expect)}`);
 
+  // Structured output, as the client writes it: two choices under a JSON
+  // schema. Against a real model (no STRATA_EXPECT), a reply that
+  // finished with "stop" parses and follows the schema.
+  const mood = await client.chat.completions.create({
+    model,
+    messages: [{ role: 'user', content: 'How is Lily?' }],
+    max_tokens: 60,
+    temperature: 0,
+    n: 2,
+    response_format: {
+      type: 'json_schema',
+      json_schema: {
+        name: 'mood',
+        strict: true,
+        schema: {
+          type: 'object',
+          properties: { mood: { type: 'string', enum: ['happy', 'sad'] }, ok: { type: 'boolean' } },
+          required: ['mood', 'ok'],
+          additionalProperties: false,
+        },
+      },
+    },
+  });
+  check(mood.choices.length === 2 && mood.choices.every((c, i) => c.index === i), `json_schema: ${mood.choices.length} choices`);
+  if (!expect) {
+    for (const c of mood.choices) {
+      if (c.finish_reason !== 'stop') continue;
+      let v = null;
+      try { v = JSON.parse(c.message.content); } catch {}
+      check(v !== null && ['happy', 'sad'].includes(v.mood) && typeof v.ok === 'boolean',
+        `json_schema reply follows the schema: ${c.message.content}`);
+    }
+  }
+
   // An invalid request is refused in OpenAI's error shape.
   try {
     await client.chat.completions.create({ model, messages: [], max_tokens: 1 });
