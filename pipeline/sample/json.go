@@ -138,6 +138,61 @@ type jsonState struct {
 
 func isSpace(b byte) bool { return b == ' ' || b == '\t' || b == '\n' || b == '\r' }
 
+// numStep moves a number past b: *mode is where in it (jMinus to
+// jExpDigits, or jValue before its first byte), integer forbids a
+// fraction and an exponent. ended: the number was whole before b, which
+// is not part of it; ok: b is (or, when ended, may be) where it stands.
+func numStep(mode *uint8, b byte, integer bool) (ok, ended bool) {
+	m := *mode
+	switch m {
+	case jValue, jMinus:
+		switch {
+		case b == '-' && m == jValue:
+			*mode = jMinus
+		case b == '0':
+			*mode = jZero
+		case isDigit(b):
+			*mode = jInt
+		default:
+			return false, false
+		}
+		return true, false
+	case jDot, jExpSign:
+		if !isDigit(b) {
+			return false, false
+		}
+		*mode = m + 1 // jFrac, jExpDigits
+		return true, false
+	case jExp:
+		switch {
+		case b == '+' || b == '-':
+			*mode = jExpSign
+		case isDigit(b):
+			*mode = jExpDigits
+		default:
+			return false, false
+		}
+		return true, false
+	}
+	// jZero, jInt, jFrac, jExpDigits: whole so far.
+	switch {
+	case isDigit(b) && m != jZero:
+		return true, false
+	case b == '.' && !integer && (m == jZero || m == jInt):
+		*mode = jDot
+		return true, false
+	case (b == 'e' || b == 'E') && !integer && m != jExpDigits:
+		*mode = jExp
+		return true, false
+	}
+	return true, true
+}
+
+// numWhole reports whether a number at mode is whole.
+func numWhole(mode uint8) bool {
+	return mode == jZero || mode == jInt || mode == jFrac || mode == jExpDigits
+}
+
 // spaceStep moves a whitespace run past the whitespace byte b, or reports
 // false: a run is one space, or a newline and at most MaxJSONIndent
 // spaces or tabs. *run is 0 before the run, oneSpace after a lone space,
@@ -207,26 +262,10 @@ func (s *jsonState) step(b byte) bool {
 			return s.endValue()
 		}
 		return true
-	case jMinus:
-		switch {
-		case b == '0':
-			s.mode = jZero
-		case isDigit(b):
-			s.mode = jInt
-		default:
-			return false
-		}
-		return true
-	case jZero, jInt, jFrac, jExpDigits:
-		switch {
-		case isDigit(b) && s.mode != jZero:
-			return true
-		case (b == '.') && (s.mode == jZero || s.mode == jInt):
-			s.mode = jDot
-			return true
-		case (b == 'e' || b == 'E') && s.mode != jExpDigits:
-			s.mode = jExp
-			return true
+	case jMinus, jZero, jInt, jDot, jFrac, jExp, jExpSign, jExpDigits:
+		ok, ended := numStep(&s.mode, b, false)
+		if !ended {
+			return ok
 		}
 		// The number ended: b must follow a value.
 		t := *s
@@ -234,28 +273,6 @@ func (s *jsonState) step(b byte) bool {
 			return false
 		}
 		*s = t
-		return true
-	case jDot:
-		if !isDigit(b) {
-			return false
-		}
-		s.mode = jFrac
-		return true
-	case jExp:
-		switch {
-		case b == '+' || b == '-':
-			s.mode = jExpSign
-		case isDigit(b):
-			s.mode = jExpDigits
-		default:
-			return false
-		}
-		return true
-	case jExpSign:
-		if !isDigit(b) {
-			return false
-		}
-		s.mode = jExpDigits
 		return true
 	case jDone:
 		return false

@@ -607,7 +607,7 @@ func (f *frame) ends() bool {
 	case kLiteral:
 		return f.phase == pIn && f.whole()
 	case kNumber, kInteger:
-		return f.phase == pIn && (f.num == jZero || f.num == jInt || f.num == jFrac || f.num == jExpDigits)
+		return f.phase == pIn && numWhole(f.num)
 	}
 	return false
 }
@@ -753,67 +753,17 @@ func (s *schemaState) frameStep(f *frame, b byte) (ok, again bool) {
 
 	case kNumber, kInteger:
 		if f.phase == pStart {
-			f.phase = pIn
-			switch {
-			case b == '-':
-				f.num = jMinus
-			case b == '0':
-				f.num = jZero
-			case isDigit(b):
-				f.num = jInt
-			default:
-				return false, false
-			}
-			return true, false
+			f.phase, f.num = pIn, jValue
 		}
-		integer := n.kind == kInteger
-		switch f.num {
-		case jMinus:
-			switch {
-			case b == '0':
-				f.num = jZero
-			case isDigit(b):
-				f.num = jInt
-			default:
-				return false, false
-			}
-			return true, false
-		case jDot, jExpSign:
-			if !isDigit(b) {
-				return false, false
-			}
-			f.num++ // jDot -> jFrac, jExpSign -> jExpDigits
-			return true, false
-		case jExp:
-			switch {
-			case b == '+' || b == '-':
-				f.num = jExpSign
-			case isDigit(b):
-				f.num = jExpDigits
-			default:
-				return false, false
-			}
-			return true, false
+		ok, ended := numStep(&f.num, b, n.kind == kInteger)
+		if ended {
+			return false, true
 		}
-		switch { // jZero, jInt, jFrac, jExpDigits
-		case isDigit(b) && f.num != jZero:
-			return true, false
-		case b == '.' && !integer && (f.num == jZero || f.num == jInt):
-			f.num = jDot
-			return true, false
-		case (b == 'e' || b == 'E') && !integer && f.num != jExpDigits:
-			f.num = jExp
-			return true, false
-		}
-		return false, true
+		return ok, false
 
 	case kArray:
 		if f.phase == pStart {
-			if b != '[' {
-				return false, false
-			}
-			f.phase = pFirst
-			return true, false
+			return f.open(b, '['), false
 		}
 		if handled, ok := s.between(b); handled {
 			return ok, false
@@ -847,11 +797,7 @@ func (s *schemaState) frameStep(f *frame, b byte) (ok, again bool) {
 
 	case kObject:
 		if f.phase == pStart {
-			if b != '{' {
-				return false, false
-			}
-			f.phase = pFirst
-			return true, false
+			return f.open(b, '{'), false
 		}
 		if f.phase == pKey {
 			var next uint64
@@ -914,6 +860,15 @@ func (s *schemaState) frameStep(f *frame, b byte) (ok, again bool) {
 		return false, false
 	}
 	return false, false
+}
+
+// open moves an object's or array's frame past its opening bracket c.
+func (f *frame) open(b, c byte) bool {
+	if b != c {
+		return false
+	}
+	f.phase = pFirst
+	return true
 }
 
 // utf8Lead starts the UTF-8 sequence that b leads, or reports false when b
