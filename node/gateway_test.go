@@ -236,30 +236,14 @@ func TestJSONMode(t *testing.T) {
 	base := startServe(t, ServeConfig{Model: ref.ModelPath(t), Stages: 3})
 	whole := 0
 	for i, temp := range []float64{0, 0.8, 1.2, 1.2} {
-		status, b := post(t, base+"/v1/chat/completions", map[string]any{
-			"model": "llama", "messages": []map[string]string{{"role": "user", "content": "Tell me about Lily as JSON."}},
-			"response_format": map[string]string{"type": "json_object"}, "max_tokens": 90, "temperature": temp, "seed": i,
-		})
-		if status != 200 {
-			t.Fatalf("status %d: %s", status, b)
+		content, finish := chatReply(t, base, "Tell me about Lily as JSON.", map[string]string{"type": "json_object"}, temp, i)
+		t.Logf("temperature %v, %s: %s", temp, finish, content)
+		if !sample.JSONObjectPrefix([]byte(content)) {
+			t.Errorf("temperature %v: %q is not the start of a JSON object", temp, content)
 		}
-		var out struct {
-			Choices []struct {
-				Message      struct{ Content string } `json:"message"`
-				FinishReason string                   `json:"finish_reason"`
-			} `json:"choices"`
-		}
-		if err := json.Unmarshal(b, &out); err != nil || len(out.Choices) != 1 {
-			t.Fatalf("%s: %v", b, err)
-		}
-		c := out.Choices[0]
-		t.Logf("temperature %v, %s: %s", temp, c.FinishReason, c.Message.Content)
-		if !sample.JSONObjectPrefix([]byte(c.Message.Content)) {
-			t.Errorf("temperature %v: %q is not the start of a JSON object", temp, c.Message.Content)
-		}
-		if c.FinishReason == "stop" {
-			if !sample.ValidJSONObject([]byte(c.Message.Content)) {
-				t.Errorf("temperature %v: stopped with %q, not a whole JSON object", temp, c.Message.Content)
+		if finish == "stop" {
+			if !sample.ValidJSONObject([]byte(content)) {
+				t.Errorf("temperature %v: stopped with %q, not a whole JSON object", temp, content)
 			}
 			whole++
 		}
@@ -369,24 +353,9 @@ func TestJSONSchemaNode(t *testing.T) {
 		}
 	}()
 	for i, temp := range []float64{0, 1} {
-		status, b := post(t, base+"/v1/chat/completions", map[string]any{
-			"model": "llama", "messages": []map[string]string{{"role": "user", "content": "How is Lily?"}},
-			"response_format": map[string]any{"type": "json_schema", "json_schema": map[string]any{"name": "mood", "schema": json.RawMessage(doc)}},
-			"max_tokens":      90, "temperature": temp, "seed": i,
-		})
-		if status != 200 {
-			t.Fatalf("status %d: %s", status, b)
-		}
-		var out struct {
-			Choices []struct {
-				Message      struct{ Content string } `json:"message"`
-				FinishReason string                   `json:"finish_reason"`
-			} `json:"choices"`
-		}
-		if err := json.Unmarshal(b, &out); err != nil || len(out.Choices) != 1 {
-			t.Fatalf("%s: %v", b, err)
-		}
-		check(fmt.Sprintf("chat, temperature %v", temp), out.Choices[0].Message.Content, out.Choices[0].FinishReason)
+		content, finish := chatReply(t, base, "How is Lily?",
+			map[string]any{"type": "json_schema", "json_schema": map[string]any{"name": "mood", "schema": json.RawMessage(doc)}}, temp, i)
+		check(fmt.Sprintf("chat, temperature %v", temp), content, finish)
 	}
 	status, b := post(t, base+"/generate", map[string]any{"inputs": "Lily was",
 		"parameters": map[string]any{"grammar": map[string]any{"type": "json", "value": json.RawMessage(doc)}, "max_new_tokens": 90}})
@@ -403,4 +372,28 @@ func TestJSONSchemaNode(t *testing.T) {
 		t.Fatal(err)
 	}
 	check("TGI grammar", gen.GeneratedText, gen.Details.FinishReason)
+}
+
+// chatReply asks base (the stories260K node, "llama") for one chat reply
+// of at most 90 tokens under responseFormat, and returns its content and
+// finish reason.
+func chatReply(t *testing.T, base, prompt string, responseFormat any, temp float64, seed int) (content, finish string) {
+	t.Helper()
+	status, b := post(t, base+"/v1/chat/completions", map[string]any{
+		"model": "llama", "messages": []map[string]string{{"role": "user", "content": prompt}},
+		"response_format": responseFormat, "max_tokens": 90, "temperature": temp, "seed": seed,
+	})
+	if status != 200 {
+		t.Fatalf("status %d: %s", status, b)
+	}
+	var out struct {
+		Choices []struct {
+			Message      struct{ Content string } `json:"message"`
+			FinishReason string                   `json:"finish_reason"`
+		} `json:"choices"`
+	}
+	if err := json.Unmarshal(b, &out); err != nil || len(out.Choices) != 1 {
+		t.Fatalf("%s: %v", b, err)
+	}
+	return out.Choices[0].Message.Content, out.Choices[0].FinishReason
 }
