@@ -21,9 +21,10 @@ var ErrSchema = errors.New("unsupported JSON schema")
 //
 //   - "type": object, array, string, number, integer, boolean, null, or a
 //     list of them;
-//   - "anyOf": alternatives (the list and anyOf both need alternatives
-//     that begin with different characters: a string and an enum of
-//     strings cannot share one);
+//   - "anyOf" and "oneOf": alternatives (these and type lists need
+//     alternatives that begin with different characters, which makes
+//     oneOf the same as anyOf: a string and an enum of strings cannot
+//     share one);
 //   - objects: "properties" (written in the schema's order, each at most
 //     once, every "required" one present; no others, which
 //     "additionalProperties" may allow but never requires);
@@ -40,7 +41,7 @@ var ErrSchema = errors.New("unsupported JSON schema")
 //   - "title", "description", "default", "examples", "$schema" and
 //     "$comment", which say nothing about the text.
 //
-// Any other keyword ("pattern", "minimum", "oneOf", ...) or format is
+// Any other keyword ("pattern", "minimum", "allOf", ...) or format is
 // refused, never ignored: a constraint that ignored it could produce
 // text the schema rejects. A JSONSchema is immutable and may serve many
 // sequences at once.
@@ -238,7 +239,7 @@ func (c *compiler) node(v any, at string, depth int) (*snode, error) {
 	for _, kv := range o {
 		switch kv.key {
 		case "type", "properties", "required", "additionalProperties", "items", "minItems", "maxItems", "format", "minLength", "maxLength",
-			"enum", "const", "anyOf", "$ref", "$defs", "definitions",
+			"enum", "const", "anyOf", "oneOf", "$ref", "$defs", "definitions",
 			"title", "description", "default", "examples", "$schema", "$comment":
 		default:
 			return fail("keyword %q is not supported", kv.key)
@@ -250,17 +251,23 @@ func (c *compiler) node(v any, at string, depth int) (*snode, error) {
 		}
 		return c.ref(r, at, depth)
 	}
-	if a, ok := o.get("anyOf"); ok {
-		if !onlyNotes(o, "anyOf") {
-			return fail("anyOf beside other keywords is not supported")
+	// oneOf is anyOf here: alternatives that begin differently never
+	// both match.
+	key := "anyOf"
+	if _, ok := o.get("oneOf"); ok {
+		key = "oneOf"
+	}
+	if a, ok := o.get(key); ok {
+		if !onlyNotes(o, key) {
+			return fail("%s beside other keywords is not supported", key)
 		}
 		subs, ok := a.([]any)
 		if !ok || len(subs) == 0 {
-			return fail("anyOf must be a non-empty array")
+			return fail("%s must be a non-empty array", key)
 		}
 		var alts []*snode
 		for i, sub := range subs {
-			n, err := c.node(sub, fmt.Sprintf("%s.anyOf[%d]", at, i), depth)
+			n, err := c.node(sub, fmt.Sprintf("%s.%s[%d]", at, key, i), depth)
 			if err != nil {
 				return nil, err
 			}

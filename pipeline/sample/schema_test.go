@@ -37,7 +37,8 @@ func TestCompileJSONSchema(t *testing.T) {
 	}
 	for _, doc := range []string{
 		`{"type":"string","pattern":"a+"}`, `{"type":"string","format":"email"}`, `{"type":"integer","format":"date"}`, `{"type":"integer","minimum":0}`,
-		`{"$ref":"#/$defs/x"}`, `{"anyOf":[{"type":"string"},{"enum":["a"]}]}`, `{"anyOf":[]}`,
+		`{"$ref":"#/$defs/x"}`, `{"anyOf":[{"type":"string"},{"enum":["a"]}]}`, `{"anyOf":[]}`, `{"oneOf":[{"type":"string"},{"enum":["a"]}]}`,
+		`{"anyOf":[{"type":"string"}],"oneOf":[{"type":"null"}]}`, `{"allOf":[{"type":"string"}]}`,
 		`{"$defs":{"n":{"type":"array","items":{"$ref":"#/$defs/n"}}},"$ref":"#/$defs/n"}`,
 		`{"$defs":{"n":{"type":"string"}},"$ref":"#/definitions/n"}`, `{"$ref":"http://example.com/s"}`,
 		`{"type":"array","items":{"type":"string"},"minItems":3,"maxItems":2}`, `{"type":"string","minItems":1}`,
@@ -92,6 +93,7 @@ func TestJSONSchemaValid(t *testing.T) {
 	for _, tc := range []struct{ schema, text string }{
 		{`{"type":"integer"}`, `-12`}, {`{"type":"string"}`, `"x"`}, {`{"enum":["a","ab"]}`, `"ab"`},
 		{`{"type":"array","items":{"type":"number"}}`, `[1, 2.5]`}, {`{"type":["string","null"]}`, `null`},
+		{`{"oneOf":[{"type":"integer"},{"type":"null"}]}`, `5`}, {`{"oneOf":[{"type":"integer"},{"type":"null"}]}`, `null`},
 	} {
 		if !mustSchema(t, tc.schema).Valid([]byte(tc.text)) {
 			t.Errorf("%s: %s refused", tc.schema, tc.text)
