@@ -386,9 +386,14 @@ func (s *jsonState) close() bool {
 	return s.endValue()
 }
 
-// endValue follows the end of a value inside a container (the top level
-// holds only the object, which close ends).
+// endValue follows the end of a value: inside a container, or the whole
+// text for a state that began at jValue (any value, for a JSON schema's
+// free-form values; JSON's own begins at jStart, an object).
 func (s *jsonState) endValue() bool {
-	s.mode = jAfter
+	if s.depth == 0 {
+		s.mode = jDone
+	} else {
+		s.mode = jAfter
+	}
 	return true
 }

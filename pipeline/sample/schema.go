@@ -36,6 +36,10 @@ var ErrSchema = errors.New("unsupported JSON schema")
 //     "format" date, time, date-time (RFC 3339, with a zone) and uuid, as
 //     shapes of digits and separators (a date's month may still be 13);
 //   - "enum" and "const" of strings, numbers, booleans and null;
+//   - free-form values: a schema with no keyword that constrains (such
+//     as {}) takes any JSON value, and an object schema that lists no
+//     property (additionalProperties not false) any object; a schema for
+//     additionalProperties (a map's values) is refused;
 //   - "$ref" to the document's "$defs" (or "definitions"), not
 //     recursive: what Pydantic writes for nested models;
 //   - "title", "description", "default", "examples", "$schema" and
@@ -89,7 +93,9 @@ const (
 	kLiteral // one of lits: an enum, const, boolean or null
 	kNumber
 	kInteger
-	kUnion // one of alts, told apart by the first byte
+	kUnion     // one of alts, told apart by the first byte
+	kAny       // any JSON value (a schema with no keyword that says what)
+	kAnyObject // any JSON object (an object schema that lists no property)
 )
 
 type snode struct {
@@ -309,6 +315,8 @@ func (c *compiler) node(v any, at string, depth int) (*snode, error) {
 	if !ok {
 		if _, ok := o.get("properties"); ok {
 			t = "object"
+		} else if onlyNotes(o, "") {
+			return &snode{kind: kAny}, nil // {}: any value
 		} else {
 			return fail("a schema needs a type (or enum, const, properties)")
 		}
@@ -440,6 +448,10 @@ func firstBytes(n *snode) []byte {
 		return []byte{'"'}
 	case kNumber, kInteger:
 		return []byte("-0123456789")
+	case kAny:
+		return []byte(`{["-0123456789tfn`)
+	case kAnyObject:
+		return []byte{'{'}
 	case kLiteral:
 		var bs []byte
 		for _, l := range n.lits {
@@ -530,10 +542,14 @@ func (c *compiler) typed(o ordered, typ, at string, depth int) (*snode, error) {
 				n.props[i].required = true
 			}
 		}
-		if a, ok := o.get("additionalProperties"); ok {
+		a, hasA := o.get("additionalProperties")
+		if hasA {
 			if _, isBool := a.(bool); !isBool {
 				return fail("additionalProperties must be true or false")
 			}
+		}
+		if len(n.props) == 0 && a != false { // free-form: any object
+			return &snode{kind: kAnyObject}, nil
 		}
 		return n, nil
 	}
@@ -544,12 +560,13 @@ func (c *compiler) typed(o ordered, typ, at string, depth int) (*snode, error) {
 type frame struct {
 	node  *snode
 	phase uint8
-	next  uint8  // kObject: the properties before next are written or skipped
-	cand  uint64 // kObject keys, kLiteral texts: the candidates left
-	n     uint16 // bytes of the key or literal matched
-	num   uint8  // kNumber, kInteger: where in the number (the j* number modes)
-	count uint16 // kArray: items begun; kString: characters begun (an escape is one)
-	pos   uint8  // kString with a format: where in it (formatStep)
+	next  uint8     // kObject: the properties before next are written or skipped
+	cand  uint64    // kObject keys, kLiteral texts: the candidates left
+	n     uint16    // bytes of the key or literal matched
+	num   uint8     // kNumber, kInteger: where in the number (the j* number modes)
+	count uint16    // kArray: items begun; kString: characters begun (an escape is one)
+	pos   uint8     // kString with a format: where in it (formatStep)
+	js    jsonState // kAny, kAnyObject: the value so far
 	// kString: UTF-8 continuation bytes still needed, and the range of
 	// the next one.
 	need, lo, hi uint8
@@ -615,6 +632,8 @@ func (f *frame) ends() bool {
 		return f.phase == pIn && f.whole()
 	case kNumber, kInteger:
 		return f.phase == pIn && numWhole(f.num)
+	case kAny:
+		return f.phase == pIn && f.js.depth == 0 && numWhole(f.js.mode)
 	}
 	return false
 }
@@ -767,6 +786,28 @@ func (s *schemaState) frameStep(f *frame, b byte) (ok, again bool) {
 			return false, true
 		}
 		return ok, false
+
+	case kAny, kAnyObject:
+		if f.phase == pStart {
+			if isSpace(b) { // none before the root (a parent takes it before a value)
+				return false, false
+			}
+			f.phase = pIn
+			if n.kind == kAny {
+				f.js.mode = jValue
+			}
+		}
+		t := f.js
+		if t.step(b) {
+			if f.js = t; t.mode == jDone {
+				s.pop()
+			}
+			return true, false
+		}
+		if f.js.depth == 0 && numWhole(f.js.mode) { // a number, ended by b
+			return false, true
+		}
+		return false, false
 
 	case kArray:
 		if f.phase == pStart {
@@ -1072,6 +1113,10 @@ func (s *JSONSchema) String() string {
 			b.WriteString("integer")
 		case kLiteral:
 			b.Write(bytes.Join(n.lits, []byte("|")))
+		case kAny:
+			b.WriteString("any")
+		case kAnyObject:
+			b.WriteString("{...}")
 		case kUnion:
 			for i, a := range n.alts {
 				if i > 0 {

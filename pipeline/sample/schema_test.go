@@ -44,7 +44,7 @@ func TestCompileJSONSchema(t *testing.T) {
 		`{"type":"array","items":{"type":"string"},"minItems":3,"maxItems":2}`, `{"type":"string","minItems":1}`,
 		`{"type":"array","items":{"type":"string"},"maxItems":-1}`, `{"anyOf":[{"type":"string"}],"type":"string"}`, `{"type":"object","properties":{"a":{"type":"string"}},"required":["b"]}`,
 		`{"type":"array"}`, `{"type":"string","items":{"type":"string"}}`, `{"type":["integer","number"]}`,
-		`{"type":"date"}`, `{"enum":[]}`, `{"enum":[{"a":1}]}`, `{}`, `[]`, `{"type":"string"} {}`, `{"type":`,
+		`{"type":"date"}`, `{"enum":[]}`, `{"enum":[{"a":1}]}`, `{"anyOf":[{},{"type":"null"}]}`, `[]`, `{"type":"string"} {}`, `{"type":`,
 		`{"type":"object","additionalProperties":{"type":"string"}}`,
 		strings.Repeat(`{"type":"array","items":`, MaxJSONDepth+1) + `{"type":"string"}` + strings.Repeat("}", MaxJSONDepth+1),
 	} {
@@ -94,6 +94,9 @@ func TestJSONSchemaValid(t *testing.T) {
 		{`{"type":"integer"}`, `-12`}, {`{"type":"string"}`, `"x"`}, {`{"enum":["a","ab"]}`, `"ab"`},
 		{`{"type":"array","items":{"type":"number"}}`, `[1, 2.5]`}, {`{"type":["string","null"]}`, `null`},
 		{`{"oneOf":[{"type":"integer"},{"type":"null"}]}`, `5`}, {`{"oneOf":[{"type":"integer"},{"type":"null"}]}`, `null`},
+		{`{}`, `[1, {"a": "b"}, null]`}, {`{"description":"anything"}`, `-2.5e3`}, {`{}`, `"x"`},
+		{`{"type":"object"}`, `{"a": [1, true], "b": {}}`}, {`{"type":"object","additionalProperties":true}`, `{}`},
+		{`{"type":"object","properties":{"m":{"type":"object"},"v":{}},"required":["m","v"]}`, `{"m":{"x":1},"v":7}`},
 	} {
 		if !mustSchema(t, tc.schema).Valid([]byte(tc.text)) {
 			t.Errorf("%s: %s refused", tc.schema, tc.text)
@@ -105,12 +108,12 @@ func TestJSONSchemaValid(t *testing.T) {
 // anyOf for an optional field, bounds on an array.
 const houseSchema = `{"$defs":{"Pet":{"properties":{"kind":{"enum":["cat","dog"],"title":"Kind","type":"string"},
 	"name":{"anyOf":[{"type":"string"},{"type":"null"}],"default":null,"title":"Name"}},"required":["kind"],"title":"Pet","type":"object"}},
-	"properties":{"owner":{"title":"Owner","type":"string","minLength":1,"maxLength":20},"since":{"format":"date-time","title":"Since","type":"string"},"pets":{"items":{"$ref":"#/$defs/Pet"},"maxItems":2,"minItems":1,"title":"Pets","type":"array"}},
+	"properties":{"owner":{"title":"Owner","type":"string","minLength":1,"maxLength":20},"extra":{"title":"Extra","type":"object"},"note":{},"since":{"format":"date-time","title":"Since","type":"string"},"pets":{"items":{"$ref":"#/$defs/Pet"},"maxItems":2,"minItems":1,"title":"Pets","type":"array"}},
 	"required":["owner","pets"],"title":"House","type":"object"}`
 
 func TestJSONSchemaRefs(t *testing.T) {
 	s := mustSchema(t, houseSchema)
-	if got, want := s.String(), `{"owner":string,"since"?:string,"pets":[{"kind":"cat"|"dog","name"?:string|null}]}`; got != want {
+	if got, want := s.String(), `{"owner":string,"extra"?:{...},"note"?:any,"since"?:string,"pets":[{"kind":"cat"|"dog","name"?:string|null}]}`; got != want {
 		t.Errorf("shape %s, want %s", got, want)
 	}
 	for _, tc := range []struct {
@@ -179,6 +182,20 @@ func TestJSONSchemaFormats(t *testing.T) {
 	}
 }
 
+// TestJSONSchemaAny: free-form values where a schema says nothing of them,
+// and only those.
+func TestJSONSchemaAny(t *testing.T) {
+	for _, tc := range []struct{ schema, text string }{
+		{`{}`, ` 1`}, {`{}`, `1 `}, {`{}`, `{"a":}`}, {`{"type":"object"}`, `[1]`}, {`{"type":"object"}`, `1`},
+		{`{"type":"object","additionalProperties":false}`, `{"a":1}`},
+		{`{"type":"object","properties":{"v":{}},"required":["v"]}`, `{"v":1 2}`},
+	} {
+		if mustSchema(t, tc.schema).Valid([]byte(tc.text)) {
+			t.Errorf("%s: %q accepted", tc.schema, tc.text)
+		}
+	}
+}
+
 // instance writes a random text the schema accepts, in its order.
 func instance(rng *rand.Rand, n *snode, depth int) string {
 	ws := func() string { return []string{"", "", " ", "\n  "}[rng.IntN(4)] }
@@ -235,6 +252,10 @@ func instance(rng *rand.Rand, n *snode, depth int) string {
 		return string(n.lits[rng.IntN(len(n.lits))])
 	case kUnion:
 		return instance(rng, n.alts[rng.IntN(len(n.alts))], depth)
+	case kAny:
+		return []string{`null`, `-0.5`, `"s"`, `[1, {"a": [true]}]`, `{}`}[rng.IntN(5)]
+	case kAnyObject:
+		return []string{`{}`, `{"a": 1}`, `{"a": {"b": [null, "x"]}, "c": false}`}[rng.IntN(3)]
 	}
 	panic(fmt.Sprint("kind ", n.kind))
 }
@@ -306,6 +327,11 @@ func conforms(n *snode, v any) bool {
 		})
 	case kUnion:
 		return slices.ContainsFunc(n.alts, func(a *snode) bool { return conforms(a, v) })
+	case kAny:
+		return true
+	case kAnyObject:
+		_, ok := v.(map[string]any)
+		return ok
 	}
 	return false
 }
