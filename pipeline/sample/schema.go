@@ -38,8 +38,10 @@ var ErrSchema = errors.New("unsupported JSON schema")
 //   - "enum" and "const" of strings, numbers, booleans and null;
 //   - free-form values: a schema with no keyword that constrains (such
 //     as {}) takes any JSON value, and an object schema that lists no
-//     property (additionalProperties not false) any object; a schema for
-//     additionalProperties (a map's values) is refused;
+//     property (additionalProperties not false) any object;
+//   - maps: an object schema that lists no property and whose
+//     "additionalProperties" is a schema takes any keys, each value of
+//     that schema (Pydantic's dict[str, T]);
 //   - "$ref" to the document's "$defs" (or "definitions"), not
 //     recursive: what Pydantic writes for nested models;
 //   - "title", "description", "default", "examples", "$schema" and
@@ -96,12 +98,16 @@ const (
 	kUnion     // one of alts, told apart by the first byte
 	kAny       // any JSON value (a schema with no keyword that says what)
 	kAnyObject // any JSON object (an object schema that lists no property)
+	kMap       // an object of any keys whose values are items (additionalProperties)
 )
+
+// anyString is the node of a map's keys.
+var anyString = &snode{kind: kString, max: -1}
 
 type snode struct {
 	kind  uint8
 	props []sprop // kObject, in the schema's order
-	items *snode  // kArray
+	items *snode  // kArray; kMap: the values
 	min   int     // kArray: minItems; kString: minLength
 	max   int     // kArray: maxItems; kString: maxLength; or -1
 	// format is a kString's shape (formatHeads): "" for any string.
@@ -450,7 +456,7 @@ func firstBytes(n *snode) []byte {
 		return []byte("-0123456789")
 	case kAny:
 		return []byte(`{["-0123456789tfn`)
-	case kAnyObject:
+	case kAnyObject, kMap:
 		return []byte{'{'}
 	case kLiteral:
 		var bs []byte
@@ -543,9 +549,19 @@ func (c *compiler) typed(o ordered, typ, at string, depth int) (*snode, error) {
 			}
 		}
 		a, hasA := o.get("additionalProperties")
+		if sch, ok := a.(ordered); ok { // a map: any keys, values of the schema
+			if len(n.props) > 0 {
+				return fail("properties beside an additionalProperties schema are not supported")
+			}
+			values, err := c.node(sch, at+".additionalProperties", depth+1)
+			if err != nil {
+				return nil, err
+			}
+			return &snode{kind: kMap, items: values}, nil
+		}
 		if hasA {
 			if _, isBool := a.(bool); !isBool {
-				return fail("additionalProperties must be true or false")
+				return fail("additionalProperties must be true, false or a schema")
 			}
 		}
 		if len(n.props) == 0 && a != false { // free-form: any object
@@ -806,6 +822,49 @@ func (s *schemaState) frameStep(f *frame, b byte) (ok, again bool) {
 		}
 		if f.js.depth == 0 && numWhole(f.js.mode) { // a number, ended by b
 			return false, true
+		}
+		return false, false
+
+	case kMap:
+		if f.phase == pStart {
+			return f.open(b, '{'), false
+		}
+		if handled, ok := s.between(b); handled {
+			return ok, false
+		}
+		switch f.phase {
+		case pFirst, pNext:
+			if b == '"' {
+				f.phase = pColon
+				if !s.push(anyString) {
+					return false, false
+				}
+				return s.frameStep(s.top(), b)
+			}
+			if b == '}' && f.phase == pFirst {
+				s.pop()
+				return true, false
+			}
+		case pColon:
+			if b == ':' {
+				f.phase = pValue
+				return true, false
+			}
+		case pValue:
+			f.phase = pAfter
+			if !s.push(n.items) {
+				return false, false
+			}
+			return s.frameStep(s.top(), b)
+		case pAfter:
+			switch b {
+			case ',':
+				f.phase = pNext
+				return true, false
+			case '}':
+				s.pop()
+				return true, false
+			}
 		}
 		return false, false
 
@@ -1117,6 +1176,10 @@ func (s *JSONSchema) String() string {
 			b.WriteString("any")
 		case kAnyObject:
 			b.WriteString("{...}")
+		case kMap:
+			b.WriteString("{string:")
+			walk(n.items)
+			b.WriteString("}")
 		case kUnion:
 			for i, a := range n.alts {
 				if i > 0 {

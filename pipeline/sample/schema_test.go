@@ -45,7 +45,7 @@ func TestCompileJSONSchema(t *testing.T) {
 		`{"type":"array","items":{"type":"string"},"maxItems":-1}`, `{"anyOf":[{"type":"string"}],"type":"string"}`, `{"type":"object","properties":{"a":{"type":"string"}},"required":["b"]}`,
 		`{"type":"array"}`, `{"type":"string","items":{"type":"string"}}`, `{"type":["integer","number"]}`,
 		`{"type":"date"}`, `{"enum":[]}`, `{"enum":[{"a":1}]}`, `{"anyOf":[{},{"type":"null"}]}`, `[]`, `{"type":"string"} {}`, `{"type":`,
-		`{"type":"object","additionalProperties":{"type":"string"}}`,
+		`{"type":"object","properties":{"a":{"type":"string"}},"additionalProperties":{"type":"string"}}`,
 		strings.Repeat(`{"type":"array","items":`, MaxJSONDepth+1) + `{"type":"string"}` + strings.Repeat("}", MaxJSONDepth+1),
 	} {
 		if _, err := CompileJSONSchema([]byte(doc)); !errors.Is(err, ErrSchema) {
@@ -96,6 +96,7 @@ func TestJSONSchemaValid(t *testing.T) {
 		{`{"oneOf":[{"type":"integer"},{"type":"null"}]}`, `5`}, {`{"oneOf":[{"type":"integer"},{"type":"null"}]}`, `null`},
 		{`{}`, `[1, {"a": "b"}, null]`}, {`{"description":"anything"}`, `-2.5e3`}, {`{}`, `"x"`},
 		{`{"type":"object"}`, `{"a": [1, true], "b": {}}`}, {`{"type":"object","additionalProperties":true}`, `{}`},
+		{`{"type":"object","additionalProperties":{"type":"integer"}}`, `{"a": 1, "b\u00e9": -2}`}, {`{"additionalProperties":{"type":"string"},"type":"object"}`, `{}`},
 		{`{"type":"object","properties":{"m":{"type":"object"},"v":{}},"required":["m","v"]}`, `{"m":{"x":1},"v":7}`},
 	} {
 		if !mustSchema(t, tc.schema).Valid([]byte(tc.text)) {
@@ -108,12 +109,12 @@ func TestJSONSchemaValid(t *testing.T) {
 // anyOf for an optional field, bounds on an array.
 const houseSchema = `{"$defs":{"Pet":{"properties":{"kind":{"enum":["cat","dog"],"title":"Kind","type":"string"},
 	"name":{"anyOf":[{"type":"string"},{"type":"null"}],"default":null,"title":"Name"}},"required":["kind"],"title":"Pet","type":"object"}},
-	"properties":{"owner":{"title":"Owner","type":"string","minLength":1,"maxLength":20},"extra":{"title":"Extra","type":"object"},"note":{},"since":{"format":"date-time","title":"Since","type":"string"},"pets":{"items":{"$ref":"#/$defs/Pet"},"maxItems":2,"minItems":1,"title":"Pets","type":"array"}},
+	"properties":{"owner":{"title":"Owner","type":"string","minLength":1,"maxLength":20},"extra":{"title":"Extra","type":"object"},"ages":{"additionalProperties":{"type":"integer"},"type":"object"},"note":{},"since":{"format":"date-time","title":"Since","type":"string"},"pets":{"items":{"$ref":"#/$defs/Pet"},"maxItems":2,"minItems":1,"title":"Pets","type":"array"}},
 	"required":["owner","pets"],"title":"House","type":"object"}`
 
 func TestJSONSchemaRefs(t *testing.T) {
 	s := mustSchema(t, houseSchema)
-	if got, want := s.String(), `{"owner":string,"extra"?:{...},"note"?:any,"since"?:string,"pets":[{"kind":"cat"|"dog","name"?:string|null}]}`; got != want {
+	if got, want := s.String(), `{"owner":string,"extra"?:{...},"ages"?:{string:integer},"note"?:any,"since"?:string,"pets":[{"kind":"cat"|"dog","name"?:string|null}]}`; got != want {
 		t.Errorf("shape %s, want %s", got, want)
 	}
 	for _, tc := range []struct {
@@ -188,6 +189,9 @@ func TestJSONSchemaAny(t *testing.T) {
 	for _, tc := range []struct{ schema, text string }{
 		{`{}`, ` 1`}, {`{}`, `1 `}, {`{}`, `{"a":}`}, {`{"type":"object"}`, `[1]`}, {`{"type":"object"}`, `1`},
 		{`{"type":"object","additionalProperties":false}`, `{"a":1}`},
+		{`{"type":"object","additionalProperties":{"type":"integer"}}`, `{"a":"x"}`},
+		{`{"type":"object","additionalProperties":{"type":"integer"}}`, `{"a":1,}`},
+		{`{"type":"object","additionalProperties":{"type":"integer"}}`, `{a:1}`},
 		{`{"type":"object","properties":{"v":{}},"required":["v"]}`, `{"v":1 2}`},
 	} {
 		if mustSchema(t, tc.schema).Valid([]byte(tc.text)) {
@@ -254,6 +258,12 @@ func instance(rng *rand.Rand, n *snode, depth int) string {
 		return instance(rng, n.alts[rng.IntN(len(n.alts))], depth)
 	case kAny:
 		return []string{`null`, `-0.5`, `"s"`, `[1, {"a": [true]}]`, `{}`}[rng.IntN(5)]
+	case kMap:
+		var parts []string
+		for i := range rng.IntN(3) {
+			parts = append(parts, fmt.Sprintf(`"k%d": %s`, i, instance(rng, n.items, depth+1)))
+		}
+		return "{" + strings.Join(parts, ", ") + "}"
 	case kAnyObject:
 		return []string{`{}`, `{"a": 1}`, `{"a": {"b": [null, "x"]}, "c": false}`}[rng.IntN(3)]
 	}
@@ -331,6 +341,12 @@ func conforms(n *snode, v any) bool {
 		return true
 	case kAnyObject:
 		_, ok := v.(map[string]any)
+		return ok
+	case kMap:
+		o, ok := v.(map[string]any)
+		for _, x := range o {
+			ok = ok && conforms(n.items, x)
+		}
 		return ok
 	}
 	return false
