@@ -64,13 +64,19 @@ type tgiPrefillToken struct {
 	Logprob *float64 `json:"logprob"`
 }
 
-type tgiDetails struct {
+// tgiSequence is what TGI's Details and BestOfSequence both report of a
+// generated sequence.
+type tgiSequence struct {
 	FinishReason    string            `json:"finish_reason"`
 	GeneratedTokens int               `json:"generated_tokens"`
 	Seed            *uint64           `json:"seed"`
 	Prefill         []tgiPrefillToken `json:"prefill"`
 	Tokens          []tgiToken        `json:"tokens"`
 	TopTokens       [][]tgiToken      `json:"top_tokens,omitempty"`
+}
+
+type tgiDetails struct {
+	tgiSequence
 	// BestOfSequences are the sequences best_of generated besides the
 	// one returned.
 	BestOfSequences []tgiBestOfSequence `json:"best_of_sequences,omitempty"`
@@ -78,13 +84,8 @@ type tgiDetails struct {
 
 // tgiBestOfSequence is TGI's BestOfSequence.
 type tgiBestOfSequence struct {
-	GeneratedText   string            `json:"generated_text"`
-	FinishReason    string            `json:"finish_reason"`
-	GeneratedTokens int               `json:"generated_tokens"`
-	Seed            *uint64           `json:"seed"`
-	Prefill         []tgiPrefillToken `json:"prefill"`
-	Tokens          []tgiToken        `json:"tokens"`
-	TopTokens       [][]tgiToken      `json:"top_tokens,omitempty"`
+	GeneratedText string `json:"generated_text"`
+	tgiSequence
 }
 
 // bestOf is the index of the outcome whose tokens have the highest total
@@ -359,8 +360,7 @@ func (s *Server) serveTGI(w http.ResponseWriter, r *http.Request, route tgiRoute
 					continue
 				}
 				d := s.tgiDetails(j, opts, &outs[i], i)
-				resp.Details.BestOfSequences = append(resp.Details.BestOfSequences, tgiBestOfSequence{GeneratedText: text(&outs[i]),
-					FinishReason: d.FinishReason, GeneratedTokens: d.GeneratedTokens, Seed: d.Seed, Prefill: d.Prefill, Tokens: d.Tokens, TopTokens: d.TopTokens})
+				resp.Details.BestOfSequences = append(resp.Details.BestOfSequences, tgiBestOfSequence{GeneratedText: text(&outs[i]), tgiSequence: d.tgiSequence})
 			}
 		}
 		if route == tgiCompat {
@@ -453,8 +453,8 @@ func (s *Server) tgiDetails(j *job, opts *tgiOptions, out *outcome, choice int) 
 		v := *seed + uint64(choice)
 		seed = &v
 	}
-	d := &tgiDetails{FinishReason: out.finish.tgi(), GeneratedTokens: len(out.tokens), Seed: seed,
-		Prefill: []tgiPrefillToken{}, Tokens: make([]tgiToken, 0, len(out.tokens))}
+	d := &tgiDetails{tgiSequence: tgiSequence{FinishReason: out.finish.tgi(), GeneratedTokens: len(out.tokens), Seed: seed,
+		Prefill: []tgiPrefillToken{}, Tokens: make([]tgiToken, 0, len(out.tokens))}}
 	if opts.prefill {
 		// Prompt logprobs are not computed: the pipeline returns logits
 		// for the last position only. TGI's own first prefill token has a

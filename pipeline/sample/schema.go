@@ -836,10 +836,7 @@ func (s *schemaState) frameStep(f *frame, b byte) (ok, again bool) {
 		case pFirst, pNext:
 			if b == '"' {
 				f.phase = pColon
-				if !s.push(anyString) {
-					return false, false
-				}
-				return s.frameStep(s.top(), b)
+				return s.enter(anyString, b)
 			}
 			if b == '}' && f.phase == pFirst {
 				s.pop()
@@ -852,10 +849,7 @@ func (s *schemaState) frameStep(f *frame, b byte) (ok, again bool) {
 			}
 		case pValue:
 			f.phase = pAfter
-			if !s.push(n.items) {
-				return false, false
-			}
-			return s.frameStep(s.top(), b)
+			return s.enter(n.items, b)
 		case pAfter:
 			switch b {
 			case ',':
@@ -886,10 +880,7 @@ func (s *schemaState) frameStep(f *frame, b byte) (ok, again bool) {
 			}
 			f.phase = pAfter
 			f.count++
-			if !s.push(n.items) {
-				return false, false
-			}
-			return s.frameStep(s.top(), b)
+			return s.enter(n.items, b)
 		case pAfter:
 			switch {
 			case b == ',' && (n.max < 0 || int(f.count) < n.max):
@@ -950,10 +941,7 @@ func (s *schemaState) frameStep(f *frame, b byte) (ok, again bool) {
 			}
 		case pValue:
 			f.phase = pAfter
-			if !s.push(n.props[f.next-1].node) {
-				return false, false
-			}
-			return s.frameStep(s.top(), b)
+			return s.enter(n.props[f.next-1].node, b)
 		case pAfter:
 			switch {
 			case b == ',' && keysFrom(n, int(f.next)) != 0:
@@ -967,6 +955,14 @@ func (s *schemaState) frameStep(f *frame, b byte) (ok, again bool) {
 		return false, false
 	}
 	return false, false
+}
+
+// enter begins a value of n inside the top frame with its first byte b.
+func (s *schemaState) enter(n *snode, b byte) (ok, again bool) {
+	if !s.push(n) {
+		return false, false
+	}
+	return s.frameStep(s.top(), b)
 }
 
 // open moves an object's or array's frame past its opening bracket c.
