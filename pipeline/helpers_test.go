@@ -91,12 +91,13 @@ type feed struct {
 	tokens []int
 	open   bool
 	logits bool
+	from   uint64 // with open: the session forked
 }
 
 func newBatch(num uint64, feeds []feed) *Batch {
 	b := &Batch{Num: num}
 	for _, f := range feeds {
-		b.AddSeq(Seq{ID: f.id, Pos: f.pos, Logits: f.logits, Open: f.open}, f.tokens)
+		b.AddSeq(Seq{ID: f.id, Pos: f.pos, Logits: f.logits, Open: f.open, From: f.from}, f.tokens)
 	}
 	return b
 }

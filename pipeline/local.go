@@ -219,7 +219,8 @@ func (l *Local) dropLocked(s *session) {
 // last layer it writes the logits of the last row of every sequence with
 // Logits into b.Logits (grown as needed) and sets b.Vocab. A sequence fails
 // alone — moved to b.Failed, its rows dropped — for an unknown session
-// (ErrNoSession), a position that does not follow its cache (ErrPosition),
+// (ErrNoSession), a fork of a session it does not hold (ErrNoSource),
+// a position that does not follow its cache (ErrPosition),
 // a token outside the vocabulary (ErrBadToken), or new positions beyond
 // the KV budget (a *KVBudgetError). A malformed batch (ErrBadBatch) or an
 // ended ctx fails the whole batch.
@@ -319,14 +320,31 @@ func (l *Local) session(b *Batch, sq Seq, row int, now time.Time) (*session, err
 		}
 	}
 	s := l.sessions[sq.ID]
+	var need int64
 	if sq.Open {
-		if sq.Pos != 0 {
+		var src *session
+		switch {
+		case sq.From == sq.ID:
+			return nil, fmt.Errorf("%w: forked from itself", ErrPosition)
+		case sq.From != 0:
+			if src = l.sessions[sq.From]; src == nil || src.cache.Len() < sq.Pos {
+				return nil, l.noSource(sq, src)
+			}
+		case sq.Pos != 0:
 			return nil, fmt.Errorf("%w: opened at position %d", ErrPosition, sq.Pos)
 		}
 		if s != nil { // a stale session under the same ID: start over
 			l.dropLocked(s)
 		}
-		s = &session{id: sq.ID, cache: l.m.NewCache(), last: now}
+		if src == nil {
+			s = &session{id: sq.ID, cache: l.m.NewCache(), last: now}
+		} else {
+			room := arch.GrowCap(0, sq.Pos+sq.N, src.cache.Cap())
+			if need = int64(room) * l.perPosition(); l.budget > 0 && l.used+need > l.budget {
+				return nil, &KVBudgetError{Stage: l.name, ID: sq.ID, Need: need, Used: l.used, Budget: l.budget}
+			}
+			s = &session{id: sq.ID, cache: src.cache.Clone(sq.Pos, room), last: now}
+		}
 	} else {
 		if s == nil {
 			return nil, ErrNoSession
@@ -335,7 +353,7 @@ func (l *Local) session(b *Batch, sq Seq, row int, now time.Time) (*session, err
 			return nil, fmt.Errorf("%w: rows at position %d, cache holds %d", ErrPosition, sq.Pos, n)
 		}
 	}
-	need := l.growth(s.cache, sq.N)
+	need += l.growth(s.cache, sq.N)
 	if l.budget > 0 && l.used+need > l.budget {
 		return nil, &KVBudgetError{Stage: l.name, ID: sq.ID, Need: need, Used: l.used, Budget: l.budget}
 	}
@@ -353,10 +371,20 @@ func (l *Local) session(b *Batch, sq Seq, row int, now time.Time) (*session, err
 // (settle corrects the accounting to the actual Bytes afterwards, and a
 // test checks the prediction.)
 func (l *Local) growth(c *arch.KVCache, n int) int64 {
-	// bytes per position of room: keys and values, F16, every layer
-	per := 2 * 2 * int64(l.hi-l.lo) * int64(l.cfg.KVDim())
 	have := c.Room()
-	return int64(arch.GrowCap(have, c.Len()+n, c.Cap())-have) * per
+	return int64(arch.GrowCap(have, c.Len()+n, c.Cap())-have) * l.perPosition()
+}
+
+// perPosition is the bytes a cache's room takes per position: keys and
+// values, F16, every layer of the stage.
+func (l *Local) perPosition() int64 { return 2 * 2 * int64(l.hi-l.lo) * int64(l.cfg.KVDim()) }
+
+// noSource is the failure of sq, which forks session src (nil: none).
+func (l *Local) noSource(sq Seq, src *session) error {
+	if src == nil {
+		return fmt.Errorf("%w: session %d", ErrNoSource, sq.From)
+	}
+	return fmt.Errorf("%w: session %d holds %d positions, the fork starts at %d", ErrNoSource, sq.From, src.cache.Len(), sq.Pos)
 }
 
 // forward runs the model over the live rows of b.

@@ -174,6 +174,9 @@ func TestLocalSessionErrors(t *testing.T) {
 		{"open after 0", feed{id: 9, pos: 4, tokens: []int{5}, open: true}, ErrPosition},
 		{"token", feed{id: 9, tokens: []int{1, 512}, open: true}, ErrBadToken},
 		{"negative token", feed{id: 9, tokens: []int{-1}, open: true}, ErrBadToken},
+		{"fork of no session", feed{id: 9, pos: 1, tokens: []int{5}, open: true, from: 7}, ErrNoSource},
+		{"fork past the source", feed{id: 9, pos: 3, tokens: []int{5}, open: true, from: 1}, ErrNoSource},
+		{"fork of itself", feed{id: 1, pos: 1, tokens: []int{5}, open: true, from: 1}, ErrPosition},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			l := NewLocal(l.m, LocalConfig{})
@@ -271,5 +274,71 @@ func TestLocalStats(t *testing.T) {
 	st.Busy = 0
 	if st != want || busy <= 0 {
 		t.Errorf("stats %+v, busy %v; want %+v and some busy time", st, busy, want)
+	}
+}
+
+// TestLocalFork checks that a session forked from another's prefix gets,
+// bit for bit, the logits of a session that computed that prefix itself,
+// across a chain of stages; that the source goes on unchanged; and that
+// the budget accounts for the copy.
+func TestLocalFork(t *testing.T) {
+	f := openFile(t, testdataPath(t, stories))
+	prompt := storiesPrompts[1]
+	const at = 8 // the fork's position
+	run := func(feeds ...[]feed) (*Chain, []*Local, [][]float32) {
+		ls := locals(t, f, []int{0, 3, 5}, false, LocalConfig{})
+		c, err := NewChain(wire.Lossless, asStages(ls)...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var logits [][]float32
+		for i, fs := range feeds {
+			out := forward(t, c, uint64(i+1), fs)
+			if len(out.Failed) > 0 {
+				t.Fatalf("batch %d: %v", i, &out.Failed[0])
+			}
+			for k := range len(out.Logits) / max(out.Vocab, 1) {
+				logits = append(logits, append([]float32(nil), out.LogitsRow(k)...))
+			}
+		}
+		return c, ls, logits
+	}
+	// The reference: session 2 computes its whole prompt, in the chunks
+	// the fork sees; session 1 computes the prompt and decodes a token.
+	_, _, want := run(
+		[]feed{{id: 1, tokens: prompt, open: true, logits: true}},
+		[]feed{{id: 2, tokens: prompt[:at], open: true}},
+		[]feed{{id: 2, pos: at, tokens: prompt[at:], logits: true}, {id: 1, pos: len(prompt), tokens: []int{300}, logits: true}},
+	)
+	c, ls, got := run(
+		[]feed{{id: 1, tokens: prompt, open: true, logits: true}},
+		[]feed{{id: 2, pos: at, tokens: prompt[at:], open: true, from: 1, logits: true}, {id: 1, pos: len(prompt), tokens: []int{300}, logits: true}},
+	)
+	for i := range want {
+		if j := firstBitDiff(got[i], want[i]); j >= 0 {
+			t.Errorf("row %d: logit %d differs: forked %v, computed %v", i, j, got[i][j], want[i][j])
+		}
+	}
+	for i, l := range ls {
+		if l.Sessions() != 2 {
+			t.Errorf("stage %d holds %d sessions, want 2", i, l.Sessions())
+		}
+		per := l.perPosition()
+		if got, want := l.KVBytes(), (int64(arch.GrowCap(0, len(prompt), 0))+int64(arch.GrowCap(0, len(prompt), 0)))*per; got < want {
+			t.Errorf("stage %d accounts %d bytes, want at least %d", i, got, want)
+		}
+	}
+	c.End(context.Background(), []uint64{1, 2})
+	for i, l := range ls {
+		if l.Sessions() != 0 || l.KVBytes() != 0 {
+			t.Errorf("stage %d holds %d sessions, %d bytes after End", i, l.Sessions(), l.KVBytes())
+		}
+	}
+	// A fork beyond the budget fails alone.
+	tight := NewLocal(load(t, f, 0, 5, false), LocalConfig{KVBudget: 20 * 4 * 32 * 5})
+	forward(t, tight, 1, []feed{{id: 1, tokens: prompt, open: true}})
+	out := forward(t, tight, 2, []feed{{id: 2, pos: at, tokens: prompt[at:], open: true, from: 1, logits: true}})
+	if len(out.Failed) != 1 || !errors.Is(&out.Failed[0], ErrKVBudget) || tight.Sessions() != 1 {
+		t.Errorf("a fork beyond the budget: failed %v, %d sessions", out.Failed, tight.Sessions())
 	}
 }

@@ -15,6 +15,10 @@ type Seq struct {
 	N      int    // rows (tokens) of the sequence in the batch, at least 1
 	Logits bool   // the last stage computes logits for the sequence's last row
 	Open   bool   // the sequence's first chunk (Pos 0): every stage opens a new KV cache for it
+	// From, with Open, forks a session: the new one starts as a copy of
+	// session From's first Pos positions (a cached prompt prefix), and the
+	// chunk continues it at Pos. Session From is left as it was.
+	From uint64
 }
 
 // Batch is a micro-batch on its way through a pipeline of stages: many
@@ -120,6 +124,10 @@ var (
 	ErrPosition = errors.New("position does not follow the session")
 	// ErrBadToken: a token id outside the vocabulary.
 	ErrBadToken = errors.New("token outside the vocabulary")
+	// ErrNoSource: a sequence forks (Seq.From) a session the stage does not
+	// hold, or one holding fewer positions than the fork starts at. The
+	// driver then runs the sequence again from its first token.
+	ErrNoSource = errors.New("no session to fork")
 )
 
 // ErrBadBatch is wrapped when a stage refuses a whole batch as malformed:

@@ -74,6 +74,31 @@ func (c *KVCache) regrow(s []uint16, room int) []uint16 {
 	return t
 }
 
+// Clone returns a new cache, of c's capacity, holding c's first n
+// positions (n at most Len), with room for at least room positions: a
+// session forked from c's prefix. Only the held positions are copied.
+func (c *KVCache) Clone(n, room int) *KVCache {
+	n = min(max(n, 0), c.n)
+	room = max(room, n)
+	if c.cap > 0 {
+		room = min(room, max(c.cap, n))
+	}
+	d := &KVCache{kvHeads: c.kvHeads, headDim: c.headDim, cap: c.cap, n: n, room: room,
+		k: make([][]uint16, len(c.k)), v: make([][]uint16, len(c.v))}
+	if room == 0 {
+		return d
+	}
+	hd := c.headDim
+	for l := range c.k {
+		d.k[l], d.v[l] = make([]uint16, c.kvHeads*room*hd), make([]uint16, c.kvHeads*room*hd)
+		for h := range c.kvHeads {
+			copy(d.k[l][h*room*hd:][:n*hd], c.k[l][h*c.room*hd:][:n*hd])
+			copy(d.v[l][h*room*hd:][:n*hd], c.v[l][h*c.room*hd:][:n*hd])
+		}
+	}
+	return d
+}
+
 // Layer returns layer l's keys and values and their layout; positions up
 // to Len and what Reserve made room for beyond it are valid to read
 // (after Put) and write. The slices alias the cache until it grows.

@@ -99,3 +99,62 @@ func TestKVCacheLayout(t *testing.T) {
 		}
 	}
 }
+
+// TestKVCacheClone checks that a clone holds the prefix it was asked for,
+// in its own buffers, with the room asked for, and leaves the original
+// alone.
+func TestKVCacheClone(t *testing.T) {
+	const heads, hd = 2, 3
+	c := NewKVCache(2, heads, hd, 0)
+	if err := c.Reserve(10); err != nil {
+		t.Fatal(err)
+	}
+	val := func(l, pos, h, i int) float32 { return float32(l*1000 + pos*10 + h*5 + i) }
+	for l := range 2 {
+		for pos := range 10 {
+			k, v := make([]float32, heads*hd), make([]float32, heads*hd)
+			for h := range heads {
+				for i := range hd {
+					k[h*hd+i], v[h*hd+i] = val(l, pos, h, i), -val(l, pos, h, i)
+				}
+			}
+			c.Put(l, pos, k, v)
+		}
+	}
+	c.Commit(10)
+	d := c.Clone(6, 9)
+	if d.Len() != 6 || d.Room() != 9 || d.Cap() != 0 {
+		t.Fatalf("clone holds %d positions in room for %d, capacity %d; want 6, 9, 0", d.Len(), d.Room(), d.Cap())
+	}
+	for l := range 2 {
+		k, v, kv := d.Layer(l)
+		for pos := range 6 {
+			for h := range heads {
+				for i := range hd {
+					o := h*kv.Head + pos*kv.Pos + i
+					if got, want := kernels.F16ToF32(k[o]), val(l, pos, h, i); got != want {
+						t.Fatalf("layer %d pos %d head %d: key %v, want %v", l, pos, h, got, want)
+					}
+					if got, want := kernels.F16ToF32(v[o]), -val(l, pos, h, i); got != want {
+						t.Fatalf("layer %d pos %d head %d: value %v, want %v", l, pos, h, got, want)
+					}
+				}
+			}
+		}
+		ck, _, _ := c.Layer(l)
+		if &k[0] == &ck[0] {
+			t.Fatal("the clone shares the original's buffer")
+		}
+	}
+	d.Put(0, 0, make([]float32, heads*hd), make([]float32, heads*hd))
+	if k, _, kv := c.Layer(0); kernels.F16ToF32(k[kv.Head]) != val(0, 0, 1, 0) {
+		t.Fatal("writing the clone changed the original")
+	}
+	if e := c.Clone(20, 0); e.Len() != 10 || e.Room() != 10 {
+		t.Fatalf("a clone past the held positions holds %d in %d, want 10 in 10", e.Len(), e.Room())
+	}
+	b := NewKVCache(1, 1, 2, 8)
+	if e := b.Clone(0, 20); e.Room() != 8 || e.Cap() != 8 {
+		t.Fatalf("a clone of a capped cache has room %d, capacity %d; want 8 and 8", e.Room(), e.Cap())
+	}
+}
