@@ -105,7 +105,8 @@ func (s *Scheduler) Next() (MicroBatch, bool) {
 		s.queue = s.queue[1:]
 		q.phase = running
 		s.running = append(s.running, q)
-		s.add(f, &mb, q, n, n == q.prompt, true)
+		s.stats.CachedTokens += uint64(q.fed)
+		s.add(f, &mb, q, n, q.fed+n == q.prompt, true)
 		budget -= n
 		fed = true
 	}
@@ -130,13 +131,17 @@ func (s *Scheduler) add(f *flight, mb *MicroBatch, q *seq, n int, logits, open b
 	} else {
 		s.stats.PrefillTokens += uint64(n)
 	}
-	mb.Chunks = append(mb.Chunks, Chunk{
+	c := Chunk{
 		ID:     q.id,
 		Tokens: q.tokens[q.fed : q.fed+n : q.fed+n], // never written again: q.tokens only grows
 		Pos:    q.fed,
 		Logits: logits,
 		Open:   open,
-	})
+	}
+	if open {
+		c.From = q.from
+	}
+	mb.Chunks = append(mb.Chunks, c)
 	mb.Tokens += n
 	f.seqs = append(f.seqs, q)
 	q.batch, q.n, q.logits = mb.Num, n, logits

@@ -43,7 +43,8 @@ type mseq struct {
 	prompt   []int
 	max      int
 	gen      []int
-	pos      int // the next position to feed
+	pos      int   // the next position to feed
+	from     SeqID // the session its first chunk forks
 	state    mstate
 	admitted bool
 	since    int64
@@ -101,7 +102,7 @@ func (c *checker) submit(r Request) error {
 	c.tb.Helper()
 	var want error
 	switch {
-	case len(r.Prompt) == 0 || r.MaxTokens < 1:
+	case len(r.Prompt) == 0 || r.MaxTokens < 1 || r.Cached < 0 || r.Cached >= len(r.Prompt) || (r.Cached > 0) != (r.From != 0) || r.Cached > 0 && r.From == r.ID:
 		want = ErrInvalid
 	case c.live[r.ID] != nil:
 		want = ErrDuplicate
@@ -113,7 +114,7 @@ func (c *checker) submit(r Request) error {
 		c.fatalf("Submit(%d): got error %v, want %v", r.ID, err, want)
 	}
 	if err == nil {
-		m := &mseq{id: r.ID, prompt: slices.Clone(r.Prompt), max: r.MaxTokens, since: c.now}
+		m := &mseq{id: r.ID, prompt: slices.Clone(r.Prompt), max: r.MaxTokens, since: c.now, pos: r.Cached, from: r.From}
 		c.live[r.ID] = m
 		c.all = append(c.all, m)
 		c.queue = append(c.queue, m)
@@ -199,6 +200,8 @@ func (c *checker) next() (MicroBatch, bool) {
 			c.fatalf("batch %d: sequence %d at position %d, want %d", mb.Num, ch.ID, ch.Pos, m.pos)
 		case len(ch.Tokens) == 0:
 			c.fatalf("batch %d: sequence %d feeds no token", mb.Num, ch.ID)
+		case ch.Open && ch.From != m.from || !ch.Open && ch.From != 0:
+			c.fatalf("batch %d: sequence %d (open %v) forks %d, want %d", mb.Num, ch.ID, ch.Open, ch.From, m.from)
 		}
 		var want []int
 		if m.decoding() {

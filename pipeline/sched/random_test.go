@@ -66,6 +66,8 @@ func simulate(tb testing.TB, src source, ops int) {
 				r.Prompt = nil
 			case 2:
 				r.MaxTokens = 0
+			case 3, 4, 5: // a cached prefix, sometimes malformed
+				r.Cached, r.From = src.intn(len(r.Prompt)+1), pick()
 			}
 			for j := range r.Prompt {
 				r.Prompt[j] = src.intn(1000)

@@ -94,6 +94,12 @@ type Request struct {
 	ID        SeqID // unique among the sequences the scheduler knows
 	Prompt    []int // token ids, at least one; copied by Submit
 	MaxTokens int   // tokens to generate at most, at least one
+	// Cached, when positive, is how many of the prompt's first tokens the
+	// stages hold already, in session From (a prefix cache's): the first
+	// chunk forks From's first Cached positions (Chunk.From) and goes on
+	// from there. At least one prompt token is left to feed.
+	Cached int
+	From   SeqID
 }
 
 // MicroBatch is the work of one trip through the pipeline. The driver owns
@@ -112,6 +118,7 @@ type Chunk struct {
 	Pos    int   // position of Tokens[0]; the positions before it are cached
 	Logits bool  // sample a token from the last position (a prompt's last chunk, or a decode)
 	Open   bool  // the sequence's first chunk: open its KV cache on every stage
+	From   SeqID // with Open and Pos > 0: the session whose first Pos positions it forks
 }
 
 // Result is the driver's report on one sequence of a finished micro-batch.
@@ -185,6 +192,7 @@ type Stats struct {
 	InFlightTokens int    // tokens of those micro-batches
 	Batches        uint64 // micro-batches launched
 	PrefillTokens  uint64 // prompt tokens launched
+	CachedTokens   uint64 // prompt tokens admitted sequences took from a forked session instead
 	DecodeTokens   uint64 // decode tokens launched
 	Generated      uint64 // tokens sampled and emitted
 	Finished       uint64 // sequences finished
@@ -206,6 +214,7 @@ type seq struct {
 	prompt int   // prompt tokens
 	max    int   // MaxTokens
 	fed    int   // tokens in the KV cache: the next position
+	from   SeqID // the session its first chunk forks (Request.From)
 	phase  phase
 	since  int64 // tick of Submit
 
@@ -271,6 +280,8 @@ func (s *Scheduler) Submit(r Request) error {
 		return fmt.Errorf("%w: sequence %d has an empty prompt", ErrInvalid, r.ID)
 	case r.MaxTokens < 1:
 		return fmt.Errorf("%w: sequence %d has MaxTokens %d, want >= 1", ErrInvalid, r.ID, r.MaxTokens)
+	case r.Cached < 0 || r.Cached >= len(r.Prompt) || (r.Cached > 0) != (r.From != 0) || r.From == r.ID && r.Cached > 0:
+		return fmt.Errorf("%w: sequence %d forks %d positions of session %d, for a prompt of %d", ErrInvalid, r.ID, r.Cached, r.From, len(r.Prompt))
 	}
 	if _, ok := s.seqs[r.ID]; ok {
 		return fmt.Errorf("%w: %d", ErrDuplicate, r.ID)
@@ -280,7 +291,7 @@ func (s *Scheduler) Submit(r Request) error {
 	}
 	tokens := make([]int, len(r.Prompt), len(r.Prompt)+min(r.MaxTokens, 64))
 	copy(tokens, r.Prompt)
-	q := &seq{id: r.ID, tokens: tokens, prompt: len(r.Prompt), max: r.MaxTokens, since: s.now}
+	q := &seq{id: r.ID, tokens: tokens, prompt: len(r.Prompt), max: r.MaxTokens, since: s.now, fed: r.Cached, from: r.From}
 	s.seqs[r.ID] = q
 	s.queue = append(s.queue, q)
 	return nil

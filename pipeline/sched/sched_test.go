@@ -33,6 +33,39 @@ none
 > stats
 queued=0 running=0 inflight=0/0 batches=3 prefill=5 decode=2 generated=3 finished=1
 `},
+		{"a cached prefix is forked, the rest chunked", `
+config stages=1 tokens=16 chunk=4
+> submit 1 len=10 max=2 cached=7 from=9
+> fill
+b1: s1@7:3 open from=s9 logits
+> done 1 *
+tok s1#0=100
+> submit 2 len=12 max=1 cached=3 from=1
+> fill
+b2: s1@10:1 logits, s2@3:4 open from=s1
+> done 2 *
+tok s1#1=101
+fin s1 length gen=2
+rel s1
+> fill
+b3: s2@7:4
+> done 3 *
+> fill
+b4: s2@11:1 logits
+> done 4 *
+tok s2#0=200
+fin s2 length gen=1
+rel s2
+> submit 3 len=4 max=1 cached=4 from=1
+error: sched: invalid request: sequence 3 forks 4 positions of session 1, for a prompt of 4
+> submit 3 len=4 max=1 cached=2
+error: sched: invalid request: sequence 3 forks 2 positions of session 0, for a prompt of 4
+> submit 3 len=4 max=1 cached=2 from=3
+error: sched: invalid request: sequence 3 forks 2 positions of session 3, for a prompt of 4
+> stats
+queued=0 running=0 inflight=0/0 batches=4 prefill=12 decode=1 generated=3 finished=2
+cached=10
+`},
 		{"chunked prefill interleaved with decodes", `
 config stages=1 tokens=10 chunk=4
 > submit 1 len=2 max=6

@@ -16,7 +16,9 @@ import (
 //
 // Commands:
 //
-//	submit ID len=N max=M   prompt ID*1000, ID*1000+1, ...; prints only errors
+//	submit ID len=N max=M [cached=K from=F]
+//	                        prompt ID*1000, ID*1000+1, ...; the first K
+//	                        held by session F; prints only errors
 //	next                    one Next: "bN: chunk chunk..." or "none"
 //	fill                    Next until it returns false
 //	done B RESULT...        Done; RESULT is ID=TOKEN, ID=stop:TOKEN, ID=err:MSG,
@@ -59,7 +61,7 @@ func runScript(t *testing.T, script string) {
 			for i := range prompt {
 				prompt[i] = 1000*int(id) + i
 			}
-			if err := c.submit(Request{ID: id, Prompt: prompt, MaxTokens: kv["max"]}); err != nil {
+			if err := c.submit(Request{ID: id, Prompt: prompt, MaxTokens: kv["max"], Cached: kv["cached"], From: SeqID(kv["from"])}); err != nil {
 				printf("error: %v", err)
 			}
 		case "next":
@@ -115,6 +117,9 @@ func runScript(t *testing.T, script string) {
 			printf("queued=%d running=%d inflight=%d/%d batches=%d prefill=%d decode=%d generated=%d finished=%d",
 				st.Queued, st.Running, st.InFlight, st.InFlightTokens, st.Batches,
 				st.PrefillTokens, st.DecodeTokens, st.Generated, st.Finished)
+			if st.CachedTokens > 0 {
+				printf("cached=%d", st.CachedTokens)
+			}
 		default:
 			t.Fatalf("unknown command %q", line)
 		}
@@ -145,6 +150,9 @@ func formatBatch(mb MicroBatch) string {
 		fmt.Fprintf(&b, " s%d@%d:%d", ch.ID, ch.Pos, len(ch.Tokens))
 		if ch.Open {
 			b.WriteString(" open")
+		}
+		if ch.From != 0 {
+			fmt.Fprintf(&b, " from=s%d", ch.From)
 		}
 		if ch.Logits {
 			b.WriteString(" logits")
