@@ -46,6 +46,18 @@ type DriverConfig struct {
 	// ObserveStage, when set, is told how long each Forward of stage i
 	// took (for metrics); it is called from the stages' goroutines.
 	ObserveStage func(i int, d time.Duration)
+	// PrefixCache, when positive, keeps the sessions of finished sequences
+	// on the stages, holding that many positions at most in all (least
+	// recently used out first), so that a request whose prompt begins
+	// with the tokens of one, or of a sequence still running, forks its
+	// session (Seq.From) and computes only the rest: the next turn of a
+	// chat, a shared system prompt. Every stage must support forks. A
+	// session ending because of it counts against no one; a fork that
+	// finds its session gone (ErrNoSource) runs again from the first
+	// token, and a sequence that runs out of KV budget empties the cache
+	// (and, if it had generated nothing yet, runs again once). 0: every
+	// session is freed when its sequence ends.
+	PrefixCache int
 }
 
 // ConcurrentStage is a Stage that takes several micro-batches at once: up
@@ -99,6 +111,7 @@ type Token struct {
 type TokenResult struct {
 	Tokens       []int  // the ids emitted, in order, the stopping one included
 	FinishReason string // FinishLength or FinishStop
+	Cached       int    // prompt tokens taken from a cached session (DriverConfig.PrefixCache)
 }
 
 var (
@@ -140,6 +153,7 @@ type Driver struct {
 	log    *slog.Logger
 
 	ids     atomic.Uint64 // the last sequence ID handed out
+	prefix  *prefixCache  // nil: no prefix cache; owned by Run's goroutine
 	started atomic.Bool
 	done    chan struct{} // closed when Run has cleaned up
 
@@ -153,6 +167,7 @@ type Driver struct {
 
 	statsMu sync.Mutex
 	stats   sched.Stats
+	pstats  PrefixStats
 
 	// Owned by Run's goroutine.
 	gens    map[sched.SeqID]*gen
@@ -183,6 +198,11 @@ type gen struct {
 	logprobs []tokenLogprob // of sampled tokens the scheduler has not yet emitted
 	finished bool
 	fin      sched.Finish
+	kv       int    // positions every stage holds for it (its first kv tokens of history)
+	from     uint64 // the session its first chunk forks, 0: none
+	cached   int    // prompt tokens it takes from that session
+	retry    bool   // run it again, unforked, once it is released
+	retried  bool   // it runs again: no second try, no fork
 
 	mu     sync.Mutex
 	tokens []Token // sampled, not yet taken by Generate
@@ -287,6 +307,9 @@ func NewDriver(stages []Stage, cfg DriverConfig) (*Driver, error) {
 		gens:    make(map[sched.SeqID]*gen),
 		flights: make(map[uint64][]sched.SeqID),
 	}
+	if cfg.PrefixCache > 0 {
+		d.prefix = newPrefixCache(cfg.PrefixCache)
+	}
 	if d.log == nil {
 		d.log = slog.Default()
 	}
@@ -305,14 +328,15 @@ func (d *Driver) SchedConfig() sched.Config { return d.sch.Config() }
 // DriverStats is a snapshot of a Driver's load and counters.
 type DriverStats struct {
 	sched.Stats
-	Hops HopStats // summed over the hops between stages
+	Hops   HopStats    // summed over the hops between stages
+	Prefix PrefixStats // the prefix cache (DriverConfig.PrefixCache)
 }
 
 // Stats returns the scheduler's counters as of the end of the loop's last
 // step, and the hops' counters now.
 func (d *Driver) Stats() DriverStats {
 	d.statsMu.Lock()
-	st := DriverStats{Stats: d.stats}
+	st := DriverStats{Stats: d.stats, Prefix: d.pstats}
 	d.statsMu.Unlock()
 	for i := range d.hops {
 		st.Hops.add(d.hops[i].stats())
@@ -417,6 +441,9 @@ func (d *Driver) GenerateTokens(ctx context.Context, req TokenRequest, emit func
 			return res, ErrStopped
 		case end == nil:
 			continue
+		}
+		res.Cached = g.cached
+		switch {
 		case stopped:
 			res.FinishReason = FinishStop
 			return res, nil
@@ -494,8 +521,12 @@ func (d *Driver) Run(ctx context.Context) error {
 // snapshot publishes the scheduler's counters for Stats.
 func (d *Driver) snapshot() {
 	st := d.sch.Stats()
+	var ps PrefixStats
+	if d.prefix != nil {
+		ps = d.prefix.stats()
+	}
 	d.statsMu.Lock()
-	d.stats = st
+	d.stats, d.pstats = st, ps
 	d.statsMu.Unlock()
 }
 
@@ -578,6 +609,9 @@ func (d *Driver) shutdown(ctx context.Context, first chan item, wg *sync.WaitGro
 			ids = append(ids, uint64(id))
 		}
 	}
+	if d.prefix != nil {
+		ids = d.prefix.sessions(ids)
+	}
 	if len(ids) > 0 {
 		d.endSessions(context.WithoutCancel(ctx), ids)
 	}
@@ -599,11 +633,42 @@ func (d *Driver) shutdown(ctx context.Context, first chan item, wg *sync.WaitGro
 func (d *Driver) onSubmit(g *gen) {
 	g.smp = sample.New(g.req.Sample)
 	g.history = append(make([]int, 0, len(g.req.Prompt)+min(g.max, 256)), g.req.Prompt...)
-	if err := d.sch.Submit(sched.Request{ID: g.id, Prompt: g.req.Prompt, MaxTokens: g.max}); err != nil {
+	r := sched.Request{ID: g.id, Prompt: g.req.Prompt, MaxTokens: g.max}
+	if d.prefix != nil && !g.retried {
+		if from, n := d.source(g.req.Prompt); n > 0 {
+			r.Cached, r.From = n, sched.SeqID(from)
+		}
+	}
+	if err := d.sch.Submit(r); err != nil {
 		g.complete(sched.FinishError, err)
 		return
 	}
+	if r.Cached > 0 {
+		g.from, g.cached = uint64(r.From), r.Cached
+		d.prefix.pin(g.from)
+		d.prefix.hits++
+		d.prefix.tokens += uint64(r.Cached)
+	}
 	d.gens[g.id] = g
+}
+
+// source returns the session whose cached positions prompt can best
+// start from, and how many of its tokens: a kept session, or a sequence
+// still running (its prompt and the tokens it generated, as far as every
+// stage holds them). n is 0 when none shares MinPrefix tokens.
+func (d *Driver) source(prompt []int) (id uint64, n int) {
+	if e, k := d.prefix.match(prompt); e != nil {
+		id, n = e.id, k
+	}
+	for gid, g := range d.gens {
+		if !g.admitted || g.finished || g.kv < MinPrefix {
+			continue
+		}
+		if k := common(g.history[:g.kv], prompt); k >= max(n+1, MinPrefix) {
+			id, n = uint64(gid), k
+		}
+	}
+	return id, n
 }
 
 // launch sends the scheduler's next micro-batches into the first stage.
@@ -617,7 +682,7 @@ func (d *Driver) launch(first chan<- item) {
 		b.Num = mb.Num
 		ids := d.seqIDs()
 		for _, c := range mb.Chunks {
-			b.AddSeq(Seq{ID: uint64(c.ID), Pos: c.Pos, Logits: c.Logits, Open: c.Open}, c.Tokens)
+			b.AddSeq(Seq{ID: uint64(c.ID), Pos: c.Pos, Logits: c.Logits, Open: c.Open, From: uint64(c.From)}, c.Tokens)
 			ids = append(ids, c.ID)
 			if g := d.gens[c.ID]; c.Open && g != nil {
 				g.admitted = true
@@ -636,6 +701,11 @@ func (d *Driver) onResult(it item) {
 	res := d.results[:0]
 	err := it.err
 	if err == nil {
+		for _, s := range it.b.Seqs {
+			if g := d.gens[sched.SeqID(s.ID)]; g != nil {
+				g.kv = s.Pos + s.N
+			}
+		}
 		res, err = d.sample(it.b, res)
 	}
 	if err != nil {
@@ -723,32 +793,91 @@ func (d *Driver) ready(ctx context.Context) {
 			g.push(tok)
 		}
 	}
+	ids := d.ended[:0]
 	for _, f := range rd.Finished {
 		g := d.gens[f.ID]
 		if g == nil {
 			continue
 		}
 		g.finished, g.fin = true, f
+		if d.prefix != nil && f.Err != nil {
+			ids = d.prefixFailure(g, f, ids)
+		}
 		if !g.admitted { // never left the queue: nothing to release
 			delete(d.gens, f.ID)
+			ids = d.unpin(g, ids)
 			g.complete(f.Reason, f.Err)
 		}
 	}
-	if len(rd.Release) == 0 {
-		return
-	}
-	ids := d.ended[:0]
 	for _, id := range rd.Release {
-		ids = append(ids, uint64(id))
-	}
-	d.endSessions(ctx, ids)
-	d.ended = ids[:0]
-	for _, id := range rd.Release {
-		if g := d.gens[id]; g != nil {
-			delete(d.gens, id)
-			g.complete(g.fin.Reason, g.fin.Err)
+		g := d.gens[id]
+		if g == nil {
+			ids = append(ids, uint64(id))
+			continue
+		}
+		ids = d.unpin(g, ids)
+		if d.prefix != nil && g.fin.Err == nil && !g.retry {
+			ids = d.prefix.keep(uint64(id), slices.Clone(g.history[:g.kv]), ids)
+		} else {
+			ids = append(ids, uint64(id))
 		}
 	}
+	if len(ids) > 0 {
+		d.endSessions(ctx, ids)
+	}
+	d.ended = ids[:0]
+	for _, id := range rd.Release {
+		g := d.gens[id]
+		if g == nil {
+			continue
+		}
+		delete(d.gens, id)
+		if g.retry {
+			d.again(g)
+			continue
+		}
+		g.complete(g.fin.Reason, g.fin.Err)
+	}
+}
+
+// unpin releases g's pin on the session it forked, appending that session
+// to end when it was an evicted entry kept only for g.
+func (d *Driver) unpin(g *gen, end []uint64) []uint64 {
+	if g.from != 0 && d.prefix.unpin(g.from) {
+		end = append(end, g.from)
+	}
+	return end
+}
+
+// prefixFailure reacts to g's failure f: a fork that found its session
+// gone drops it from the cache and runs g again unforked; a KV budget
+// exhausted empties the cache, and runs g again if it had generated
+// nothing yet. The sessions to end are appended to end.
+func (d *Driver) prefixFailure(g *gen, f sched.Finish, end []uint64) []uint64 {
+	switch {
+	case errors.Is(f.Err, ErrNoSource) && g.from != 0:
+		end = d.prefix.forget(g.from, end)
+		g.retry = !g.retried && g.admitted
+		d.log.Info("a cached session was gone: running the sequence again", "seq", g.id, "session", g.from, "err", f.Err)
+	case errors.Is(f.Err, ErrKVBudget) && len(d.prefix.entries) > 0:
+		end = d.prefix.flush(end)
+		g.retry = !g.retried && g.admitted && f.Generated == 0
+		d.log.Info("KV budget exhausted: emptied the prefix cache", "seq", g.id, "retry", g.retry, "err", f.Err)
+	}
+	return end
+}
+
+// again submits g, released after a failure that calls for another try,
+// as a new sequence that forks nothing.
+func (d *Driver) again(g *gen) {
+	if g.cached > 0 {
+		d.prefix.hits--
+		d.prefix.tokens -= uint64(g.cached)
+	}
+	g.id = sched.SeqID(d.ids.Add(1))
+	g.retry, g.retried, g.admitted, g.finished, g.fin = false, true, false, false, sched.Finish{}
+	g.kv, g.from, g.cached, g.logprobs = 0, 0, 0, nil
+	d.onSubmit(g)
 }
 
 // endSessions ends ids on every stage, logging failures: a stage that

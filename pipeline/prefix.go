@@ -1,0 +1,200 @@
+package pipeline
+
+import "slices"
+
+// MinPrefix is the fewest prompt tokens a request takes from a cached
+// session: below it the fork saves too little to be worth a session.
+const MinPrefix = 4
+
+// prefixCache is a Driver's record of the sessions it keeps on the stages
+// after their sequences finished, by the tokens their KV caches hold, so
+// that a new request whose prompt begins with those tokens forks one
+// instead of computing them again. It is owned by Run's goroutine.
+//
+// A session that a launched fork has not yet copied is pinned: it is not
+// ended (evicted, or made redundant by a longer one) until the forks
+// pinning it are released; until then it stays, marked dropped, and no
+// new request forks it.
+type prefixCache struct {
+	max     int            // positions kept at most; 0: none
+	used    int            // positions of the entries
+	entries []*prefixEntry // least recently used first
+	pins    map[uint64]int // session: forks launched from it and not yet released
+	hits    uint64         // requests that forked an entry or a live sequence
+	tokens  uint64         // prompt tokens they took from it
+}
+
+// prefixEntry is a kept session.
+type prefixEntry struct {
+	id      uint64
+	tokens  []int // the tokens at its positions
+	dropped bool  // evicted while pinned: ended when the last pin goes
+}
+
+func newPrefixCache(max int) *prefixCache {
+	return &prefixCache{max: max, pins: make(map[uint64]int)}
+}
+
+// common is how many of prompt's tokens a fork of a session holding tokens
+// may take: their common prefix, leaving at least the prompt's last token
+// to compute (its logits are the first sample).
+func common(tokens, prompt []int) int {
+	n := min(len(tokens), len(prompt)-1)
+	for i := range n {
+		if tokens[i] != prompt[i] {
+			return i
+		}
+	}
+	return max(n, 0)
+}
+
+// match returns the entry that holds the longest prefix of prompt usable
+// by a fork, at least MinPrefix tokens, and that length; the most recently
+// used wins a tie. It marks the entry used.
+func (c *prefixCache) match(prompt []int) (*prefixEntry, int) {
+	best, n := -1, 0
+	for i, e := range c.entries {
+		if e.dropped {
+			continue
+		}
+		if k := common(e.tokens, prompt); k >= MinPrefix && k >= n {
+			best, n = i, k
+		}
+	}
+	if best < 0 {
+		return nil, 0
+	}
+	e := c.entries[best]
+	c.entries = append(slices.Delete(c.entries, best, best+1), e)
+	return e, n
+}
+
+// pin and unpin count the forks launched from session id; unpin returns
+// whether id is a dropped entry that the last pin kept, which the caller
+// must now end.
+func (c *prefixCache) pin(id uint64) { c.pins[id]++ }
+
+func (c *prefixCache) unpin(id uint64) bool {
+	if c.pins[id] > 1 {
+		c.pins[id]--
+		return false
+	}
+	delete(c.pins, id)
+	for i, e := range c.entries {
+		if e.id == id && e.dropped {
+			c.entries = slices.Delete(c.entries, i, i+1)
+			c.used -= len(e.tokens)
+			return true
+		}
+	}
+	return false
+}
+
+// keep adds session id, which holds tokens (kept as given), as the most
+// recently used entry, unless it is shorter than MinPrefix or longer than
+// the cache. It drops the entries whose tokens are a prefix of it (every
+// fork of one is a fork of it) and then the least recently used ones until
+// the entries not dropped fit, and appends to end the sessions the caller
+// must end: those dropped unpinned, and id itself when it was not kept.
+// (Dropped entries that pins keep do not count against max: their
+// sessions are on their way out.)
+func (c *prefixCache) keep(id uint64, tokens []int, end []uint64) []uint64 {
+	if len(tokens) < MinPrefix || len(tokens) > c.max {
+		if c.pins[id] > 0 { // a running sequence that forks have yet to copy
+			c.entries = append(c.entries, &prefixEntry{id: id, tokens: tokens, dropped: true})
+			c.used += len(tokens)
+			return end
+		}
+		return append(end, id)
+	}
+	for _, e := range c.entries {
+		if !e.dropped && len(e.tokens) <= len(tokens) && slices.Equal(e.tokens, tokens[:len(e.tokens)]) {
+			end = c.drop(e, end)
+		}
+	}
+	c.entries = append(c.entries, &prefixEntry{id: id, tokens: tokens})
+	c.used += len(tokens)
+	live := 0
+	for _, e := range c.entries {
+		if !e.dropped {
+			live += len(e.tokens)
+		}
+	}
+	for _, e := range c.entries {
+		if live <= c.max {
+			break
+		}
+		if !e.dropped {
+			end = c.drop(e, end)
+			live -= len(e.tokens)
+		}
+	}
+	c.compact()
+	return end
+}
+
+// drop evicts e: an unpinned entry goes now (its session appended to end),
+// a pinned one when its last pin goes.
+func (c *prefixCache) drop(e *prefixEntry, end []uint64) []uint64 {
+	e.dropped = true
+	if c.pins[e.id] == 0 {
+		end = append(end, e.id)
+	}
+	return end
+}
+
+// compact forgets the dropped entries that no pin keeps.
+func (c *prefixCache) compact() {
+	c.entries = slices.DeleteFunc(c.entries, func(e *prefixEntry) bool {
+		if e.dropped && c.pins[e.id] == 0 {
+			c.used -= len(e.tokens)
+			return true
+		}
+		return false
+	})
+}
+
+// forget drops session id, if it is an entry (a fork of it failed: some
+// stage lost it), appending it to end unless a pin keeps it.
+func (c *prefixCache) forget(id uint64, end []uint64) []uint64 {
+	for _, e := range c.entries {
+		if e.id == id && !e.dropped {
+			end = c.drop(e, end)
+		}
+	}
+	c.compact()
+	return end
+}
+
+// flush drops every entry (a stage's KV budget ran out), appending the
+// sessions to end as drop does.
+func (c *prefixCache) flush(end []uint64) []uint64 {
+	for _, e := range c.entries {
+		if !e.dropped {
+			end = c.drop(e, end)
+		}
+	}
+	c.compact()
+	return end
+}
+
+// sessions returns the sessions of every entry, dropped ones included (to
+// end them all when the Driver stops).
+func (c *prefixCache) sessions(ids []uint64) []uint64 {
+	for _, e := range c.entries {
+		ids = append(ids, e.id)
+	}
+	return ids
+}
+
+// PrefixStats are a Driver's prefix cache figures.
+type PrefixStats struct {
+	Sessions  int    // sessions kept
+	Positions int    // positions they hold
+	Hits      uint64 // requests that forked a kept session or a live sequence
+	Tokens    uint64 // prompt tokens those requests did not compute
+}
+
+func (c *prefixCache) stats() PrefixStats {
+	return PrefixStats{Sessions: len(c.entries), Positions: c.used, Hits: c.hits, Tokens: c.tokens}
+}
