@@ -27,6 +27,16 @@ type Chain struct {
 	hops   []hop      // hops[i] is between stages[i] and stages[i+1]
 }
 
+// Forks reports whether every stage of the chain takes forked sessions.
+func (c *Chain) Forks() bool {
+	for _, s := range c.stages {
+		if !Forks(s) {
+			return false
+		}
+	}
+	return true
+}
+
 // NewChain returns the chain of stages (at least one) with codec between
 // them.
 func NewChain(codec wire.Codec, stages ...Stage) (*Chain, error) {

@@ -287,6 +287,13 @@ func NewDriver(stages []Stage, cfg DriverConfig) (*Driver, error) {
 	if cfg.Sched.Stages == 0 {
 		cfg.Sched.Stages = total
 	}
+	if cfg.PrefixCache > 0 {
+		for i, s := range stages {
+			if !Forks(s) {
+				return nil, fmt.Errorf("driver: a prefix cache needs stages that take forked sessions; stage %d (%s) does not", i, stageName(s))
+			}
+		}
+	}
 	sch, err := sched.New(cfg.Sched)
 	if err != nil {
 		return nil, fmt.Errorf("driver: %w", err)

@@ -134,6 +134,9 @@ func (l *Local) String() string { return l.name }
 // stage may run a Forward.
 func (l *Local) Model() arch.Model { return l.m }
 
+// Forks reports that the stage takes forked sessions (Seq.From).
+func (l *Local) Forks() bool { return true }
+
 // Range returns the layers [lo, hi) the stage runs.
 func (l *Local) Range() (lo, hi int) { return l.lo, l.hi }
 

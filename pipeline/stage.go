@@ -111,6 +111,18 @@ type Stage interface {
 	End(ctx context.Context, ids []uint64) error
 }
 
+// Forking is implemented by stages that say whether they take forked
+// sessions (Seq.From). A stage that does not implement it takes none.
+type Forking interface {
+	Forks() bool
+}
+
+// Forks reports whether s takes forked sessions.
+func Forks(s Stage) bool {
+	f, ok := s.(Forking)
+	return ok && f.Forks()
+}
+
 // Errors a sequence fails with alone, in a SeqError of Batch.Failed.
 var (
 	// ErrKVBudget: the stage's KV cache budget cannot hold the sequence's

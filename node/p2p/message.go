@@ -30,11 +30,16 @@ import (
 // Version 1 types, on StageProtocol and StageProtocolV2 streams, byte for
 // byte what version 1 peers send and accept:
 //
-//	hello    (client)  empty: asks for the stage's info
+//	hello    (client)  asks for the stage's info: empty, or the features
+//	                   the client uses, u32 (bits: 0 forks); a version 1
+//	                   server ignores the body
 //	info     (server)  lo u32, hi u32, name length u16, name, then
 //	                   optionally epoch u64: the cluster map epoch of the
 //	                   assignment the stage serves (absent: 0, a static
-//	                   pipeline)
+//	                   pipeline), and, only when the hello had a body,
+//	                   after the epoch (then always present) the features
+//	                   the server takes, u32 (bit 0: batches may fork
+//	                   sessions, infoForks)
 //	forward  (client)  a batch (below)
 //	result   (server)  a batch: what the stage returned
 //	end      (client)  count u32, then count session IDs u64
@@ -93,8 +98,14 @@ import (
 //	24      4     xlen: bytes of the activations frame, 0 for none
 //	28      4     llen: bytes of the logits frame, 0 for none
 //	32      20·nseq  sequences: ID u64, position u32, rows u32, flags u32
-//	                 (bit 0 logits, bit 1 open; the other bits zero)
+//	                 (bit 0 logits, bit 1 open, bit 2 fork: with open, the
+//	                 session starts as a copy of another's first
+//	                 position positions; the other bits zero)
 //	...     4·ntok   token ids u32
+//	...     8·nfork  for each sequence with bit 2, in order, the session it
+//	                 forks, u64 (not zero). A peer that does not say it
+//	                 takes forks (infoForks) is never sent bit 2: an older
+//	                 one refuses it as malformed
 //	...     nfail entries: ID u64, code u8, stage length u8, message
 //	                 length u16, stage, message
 //	...     xlen  a wire frame of kind Activations, (rows, dim), its
@@ -237,6 +248,7 @@ const (
 	codePosition
 	codeBadToken
 	codeBadBatch
+	codeNoSource
 )
 
 var codeErrs = [...]error{
@@ -245,6 +257,7 @@ var codeErrs = [...]error{
 	codePosition:  pipeline.ErrPosition,
 	codeBadToken:  pipeline.ErrBadToken,
 	codeBadBatch:  pipeline.ErrBadBatch,
+	codeNoSource:  pipeline.ErrNoSource,
 }
 
 func errCode(err error) uint8 {
@@ -343,6 +356,12 @@ func (c *coder) appendBatch(dst []byte, b *pipeline.Batch, failed int) ([]byte, 
 		if s.Open {
 			flags |= 2
 		}
+		if s.From != 0 {
+			if !s.Open {
+				return dst[:start], fmt.Errorf("sequence %d forks session %d without opening: %w", s.ID, s.From, pipeline.ErrBadBatch)
+			}
+			flags |= 4
+		}
 		dst = le.AppendUint64(dst, s.ID)
 		dst = le.AppendUint32(dst, uint32(s.Pos))
 		dst = le.AppendUint32(dst, uint32(s.N))
@@ -354,6 +373,11 @@ func (c *coder) appendBatch(dst []byte, b *pipeline.Batch, failed int) ([]byte, 
 			return dst[:start], fmt.Errorf("token %d: %w", t, pipeline.ErrBadBatch)
 		}
 		dst = le.AppendUint32(dst, uint32(t))
+	}
+	for _, s := range b.Seqs {
+		if s.From != 0 {
+			dst = le.AppendUint64(dst, s.From)
+		}
 	}
 	for _, f := range b.Failed[failed:] {
 		stage, msg := truncate(f.Stage, math.MaxUint8), truncate(f.Err.Error(), math.MaxUint16)
@@ -413,17 +437,21 @@ func (c *coder) decodeBatch(src []byte, b *pipeline.Batch, wrap func(error) erro
 	b.Num, b.Vocab = num, int(vocab)
 	b.Seqs, b.Tokens = b.Seqs[:0], b.Tokens[:0]
 	p := src[batchFixed:]
-	rows, nlogits := int64(0), 0
+	rows, nlogits, nfork := int64(0), 0, int64(0)
 	for range nseq {
 		s := pipeline.Seq{ID: le.Uint64(p), Pos: int(le.Uint32(p[8:])), N: int(le.Uint32(p[12:]))}
 		flags := le.Uint32(p[16:])
 		p = p[seqEntry:]
-		if flags&^3 != 0 || s.N == 0 || int64(s.Pos)+int64(s.N) > math.MaxUint32 {
+		if flags&^7 != 0 || flags&6 == 4 || s.N == 0 || int64(s.Pos)+int64(s.N) > math.MaxUint32 {
 			return fmt.Errorf("sequence %d: %d rows at position %d, flags %#x: %w", s.ID, s.N, s.Pos, flags, errMessage)
 		}
 		s.Logits, s.Open = flags&1 != 0, flags&2 != 0
 		if s.Logits {
 			nlogits++
+		}
+		if flags&4 != 0 {
+			s.From = 1 // a placeholder until the fork table is read
+			nfork++
 		}
 		rows += int64(s.N)
 		if rows > int64(lim.MaxRows) {
@@ -437,6 +465,17 @@ func (c *coder) decodeBatch(src []byte, b *pipeline.Batch, wrap func(error) erro
 	for range ntok {
 		b.Tokens = append(b.Tokens, int(le.Uint32(p)))
 		p = p[4:]
+	}
+	if int64(len(p)) < nfork*8+nfail*failFixed+xlen+llen {
+		return fmt.Errorf("%d forks cut short: %w", nfork, errMessage)
+	}
+	for i := range b.Seqs {
+		if b.Seqs[i].From != 0 {
+			if b.Seqs[i].From = le.Uint64(p); b.Seqs[i].From == 0 {
+				return fmt.Errorf("sequence %d forks session 0: %w", b.Seqs[i].ID, errMessage)
+			}
+			p = p[8:]
+		}
 	}
 	for range nfail {
 		if len(p) < failFixed {
@@ -501,32 +540,58 @@ func sameSeqs(fs []wire.Seq, seqs []pipeline.Seq, logits bool) bool {
 	return k == len(fs)
 }
 
-// appendInfo, appendEnd and appendError append those bodies.
-func appendInfo(dst []byte, lo, hi int, name string, epoch uint64) []byte {
-	name = truncate(name, maxNameLen)
-	dst = binary.LittleEndian.AppendUint32(dst, uint32(lo))
-	dst = binary.LittleEndian.AppendUint32(dst, uint32(hi))
+// infoForks is the feature bit of hello and info bodies for batches whose
+// sequences fork sessions (pipeline.Seq.From).
+const infoForks = 1
+
+// stageInfo is an info body.
+type stageInfo struct {
+	lo, hi   int
+	name     string
+	epoch    uint64
+	features uint32 // what the server takes, when the hello asked
+}
+
+// appendHello, appendInfo, appendEnd and appendError append those bodies.
+// appendInfo writes the features only when the hello asked (withFeatures).
+func appendHello(dst []byte, features uint32) []byte {
+	return binary.LittleEndian.AppendUint32(dst, features)
+}
+
+func appendInfo(dst []byte, in stageInfo, withFeatures bool) []byte {
+	name := truncate(in.name, maxNameLen)
+	dst = binary.LittleEndian.AppendUint32(dst, uint32(in.lo))
+	dst = binary.LittleEndian.AppendUint32(dst, uint32(in.hi))
 	dst = binary.LittleEndian.AppendUint16(dst, uint16(len(name)))
 	dst = append(dst, name...)
-	if epoch != 0 {
-		dst = binary.LittleEndian.AppendUint64(dst, epoch)
+	if in.epoch != 0 || withFeatures {
+		dst = binary.LittleEndian.AppendUint64(dst, in.epoch)
+	}
+	if withFeatures {
+		dst = binary.LittleEndian.AppendUint32(dst, in.features)
 	}
 	return dst
 }
 
-func decodeInfo(src []byte) (lo, hi int, name string, epoch uint64, err error) {
+func decodeInfo(src []byte) (stageInfo, error) {
+	var in stageInfo
 	if len(src) < 10 {
-		return 0, 0, "", 0, fmt.Errorf("info of %d bytes: %w", len(src), errMessage)
+		return in, fmt.Errorf("info of %d bytes: %w", len(src), errMessage)
 	}
 	le := binary.LittleEndian
-	lo, hi, n := int(le.Uint32(src)), int(le.Uint32(src[4:])), int(le.Uint16(src[8:]))
-	if (len(src) != 10+n && len(src) != 18+n) || lo >= hi {
-		return 0, 0, "", 0, fmt.Errorf("info of layers %d-%d, a name of %d bytes in %d: %w", lo, hi, n, len(src), errMessage)
+	in.lo, in.hi = int(le.Uint32(src)), int(le.Uint32(src[4:]))
+	n := int(le.Uint16(src[8:]))
+	if (len(src) != 10+n && len(src) != 18+n && len(src) != 22+n) || in.lo >= in.hi {
+		return stageInfo{}, fmt.Errorf("info of layers %d-%d, a name of %d bytes in %d: %w", in.lo, in.hi, n, len(src), errMessage)
 	}
-	if len(src) == 18+n {
-		epoch = le.Uint64(src[10+n:])
+	in.name = string(src[10 : 10+n])
+	if len(src) >= 18+n {
+		in.epoch = le.Uint64(src[10+n:])
 	}
-	return lo, hi, string(src[10 : 10+n]), epoch, nil
+	if len(src) == 22+n {
+		in.features = le.Uint32(src[18+n:])
+	}
+	return in, nil
 }
 
 func appendEnd(dst []byte, ids []uint64) []byte {

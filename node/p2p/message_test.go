@@ -17,7 +17,8 @@ func testBatch(dim, vocab int) *pipeline.Batch {
 	b := &pipeline.Batch{Num: 7}
 	b.AddSeq(pipeline.Seq{ID: 11, Pos: 0, Open: true}, []int{1, 2})
 	b.AddSeq(pipeline.Seq{ID: 12, Pos: 5, Logits: true}, []int{3})
-	for i := range 3 * dim {
+	b.AddSeq(pipeline.Seq{ID: 14, Pos: 4, Open: true, From: 9}, []int{4})
+	for i := range 4 * dim {
 		b.X = append(b.X, float32(i)*0.25-1)
 	}
 	if vocab > 0 {
@@ -129,8 +130,15 @@ func FuzzReadMessage(f *testing.F) {
 	f.Add(encodeBatch(f, testBatch(2, 3)))
 	end, _ := appendMessage(nil, msgEnd, func(d []byte) ([]byte, error) { return appendEnd(d, []uint64{1, 2}), nil })
 	f.Add(end)
-	info, _ := appendMessage(nil, msgInfo, func(d []byte) ([]byte, error) { return appendInfo(d, 0, 3, "layers 0-3", 7), nil })
+	info, _ := appendMessage(nil, msgInfo, func(d []byte) ([]byte, error) {
+		return appendInfo(d, stageInfo{lo: 0, hi: 3, name: "layers 0-3", epoch: 7}, false), nil
+	})
 	f.Add(info)
+	info, _ = appendMessage(nil, msgInfo, func(d []byte) ([]byte, error) {
+		return appendInfo(d, stageInfo{lo: 0, hi: 3, name: "layers 0-3", features: infoForks}, true), nil
+	})
+	f.Add(info)
+
 	f.Add([]byte("STSG\x01\x03\x00\x00\xff\xff\xff\xff\x00\x00\x00\x00"))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		typ, body, _, err := readMessage(bytes.NewReader(data), nil, 1<<20)
@@ -160,7 +168,12 @@ func FuzzReadMessage(f *testing.F) {
 		case msgEnd:
 			decodeEnd(body, nil)
 		case msgInfo:
-			_, _, _, _, _ = decodeInfo(body)
+			if in, err := decodeInfo(body); err == nil {
+				again, err := decodeInfo(appendInfo(nil, in, in.features != 0))
+				if err != nil || again != in {
+					t.Fatalf("info %+v re-encodes to %+v (%v)", in, again, err)
+				}
+			}
 		case msgError:
 			decodeError(body)
 		}

@@ -109,6 +109,16 @@ func (r *RemoteRoute) Hops() []RouteHop { return r.hops }
 // a hop, so that every stage is busy with a different one.
 func (r *RemoteRoute) MaxInFlight() int { return len(r.hops) }
 
+// Forks reports whether every hop takes forked sessions.
+func (r *RemoteRoute) Forks() bool {
+	for _, s := range r.stages {
+		if !s.Forks() {
+			return false
+		}
+	}
+	return true
+}
+
 // String names the route by its stages.
 func (r *RemoteRoute) String() string {
 	names := make([]string, len(r.stages))

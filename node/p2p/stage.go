@@ -324,11 +324,12 @@ func (s *StageServer) handle(st network.Stream) {
 	v2 := st.Protocol() == StageProtocolV2
 	log := s.log.With("peer", p, "stage", s.name)
 	var (
-		out   []byte
-		b     pipeline.Batch
-		ids   []uint64
-		route chainRoute
-		c     = coder{codec: s.opts.Codec, limits: s.opts.Limits}
+		out      []byte
+		b        pipeline.Batch
+		ids      []uint64
+		route    chainRoute
+		c        = coder{codec: s.opts.Codec, limits: s.opts.Limits}
+		features bool // the last hello asked for the server's features
 	)
 	refuse := func(err error) {
 		log.Warn("refused a message from a peer", "err", err)
@@ -348,6 +349,7 @@ func (s *StageServer) handle(st network.Stream) {
 		var err error
 		switch m.t {
 		case msgHello:
+			features = len(m.body) >= 4
 		case msgForward:
 			b.Reset()
 			err = c.decodeBatch(m.body, &b, func(e error) error { return e })
@@ -378,7 +380,11 @@ func (s *StageServer) handle(st network.Stream) {
 		switch m.t {
 		case msgHello:
 			out, err = appendMessage(out[:0], msgInfo, func(d []byte) ([]byte, error) {
-				return appendInfo(d, s.opts.Layers.Lo, s.opts.Layers.Hi, s.name, s.opts.Epoch), nil
+				in := stageInfo{lo: s.opts.Layers.Lo, hi: s.opts.Layers.Hi, name: s.name, epoch: s.opts.Epoch}
+				if pipeline.Forks(s.stage) {
+					in.features |= infoForks
+				}
+				return appendInfo(d, in, features), nil
 			})
 		case msgForward:
 			out, err = s.forward(ctx, &c, &b, out[:0])
@@ -582,6 +588,7 @@ type RemoteStage struct {
 	peer   peer.ID
 	layers LayerRange
 	name   string
+	forks  bool // the peer takes forked sessions (set by the hello)
 	cfg    RemoteConfig
 	log    *slog.Logger
 	sem    chan struct{}
@@ -663,15 +670,17 @@ func dialStage(ctx context.Context, h host.Host, p peer.AddrInfo, cfg RemoteConf
 	if RelayOnly(h, p.ID) {
 		return nil, r.fail(fmt.Errorf("%w: %w", ErrPeerUnreachable, ErrRelayOnly))
 	}
-	err := r.roundTrip(ctx, msgHello, nil, func(t msgType, body []byte, _ *rstream) error {
+	hello := func(dst []byte, _ *rstream) ([]byte, error) { return appendHello(dst, infoForks), nil }
+	err := r.roundTrip(ctx, msgHello, hello, func(t msgType, body []byte, _ *rstream) error {
 		if t != msgInfo {
 			return fmt.Errorf("%w: a %d message for a hello", ErrProtocol, t)
 		}
-		lo, hi, name, epoch, err := decodeInfo(body)
+		in, err := decodeInfo(body)
 		if err != nil {
 			return fmt.Errorf("%w: %w", ErrProtocol, err)
 		}
-		r.layers, r.name = LayerRange{lo, hi}, name
+		lo, hi, epoch := in.lo, in.hi, in.epoch
+		r.layers, r.name, r.forks = LayerRange{lo, hi}, in.name, in.features&infoForks != 0
 		if cfg.Layers != (LayerRange{}) && cfg.Layers != r.layers {
 			return fmt.Errorf("%w: want %v", ErrWrongLayers, cfg.Layers)
 		}
@@ -690,6 +699,11 @@ func dialStage(ctx context.Context, h host.Host, p peer.AddrInfo, cfg RemoteConf
 
 // Peer returns the stage's peer.
 func (r *RemoteStage) Peer() peer.ID { return r.peer }
+
+// Forks reports whether the peer said it takes forked sessions
+// (pipeline.Seq.From); a batch with one must not be sent to one that
+// did not.
+func (r *RemoteStage) Forks() bool { return r.forks }
 
 // Layers returns the layers the peer said it serves.
 func (r *RemoteStage) Layers() LayerRange { return r.layers }
