@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math"
+	"math/rand/v2"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -314,6 +315,10 @@ func NewDriver(stages []Stage, cfg DriverConfig) (*Driver, error) {
 		gens:    make(map[sched.SeqID]*gen),
 		flights: make(map[uint64][]sched.SeqID),
 	}
+	// Sessions are named on stages that several gateways share: each
+	// Driver starts its IDs at a random point, below 2^62 (IDs with the
+	// top bit set are left to the stages' other users).
+	d.ids.Store(rand.Uint64N(1 << 61))
 	if cfg.PrefixCache > 0 {
 		d.prefix = newPrefixCache(cfg.PrefixCache)
 	}

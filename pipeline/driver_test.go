@@ -688,3 +688,22 @@ type refuseAll struct{}
 
 func (refuseAll) Allowed(int) bool { return false }
 func (refuseAll) Accept(int)       {}
+
+// TestDriversShareStages runs two drivers (two gateways) over the same
+// stages at once: their sessions must not meet on the stages.
+func TestDriversShareStages(t *testing.T) {
+	reqs := storiesRequests(t, 8)
+	want := engineTokens(t, reqs)
+	f := openFile(t, testdataPath(t, stories))
+	ls := locals(t, f, []int{0, 3, 5}, false, LocalConfig{})
+	a := run(t, newDriver(t, asStages(ls), DriverConfig{}))
+	b := run(t, newDriver(t, asStages(ls), DriverConfig{}))
+	var wg sync.WaitGroup
+	var got [2][][]int
+	for i, d := range []*Driver{a, b} {
+		wg.Go(func() { got[i] = generateAll(t, d, reqs) })
+	}
+	wg.Wait()
+	checkSame(t, "gateway a", got[0], want)
+	checkSame(t, "gateway b", got[1], want)
+}
