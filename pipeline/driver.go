@@ -104,6 +104,7 @@ var ErrConstraint = errors.New("pipeline: the output constraint allows no next t
 // Token is one generated token as GenerateTokens emits it.
 type Token struct {
 	ID      int
+	Cached  int                // on the first token: the prompt tokens taken from a cached session (TokenResult.Cached)
 	Logprob float32            // set when TokenRequest.Logprobs
 	Top     []sample.Candidate // set when TokenRequest.TopLogprobs > 0; owned by the receiver
 }
@@ -177,6 +178,7 @@ type Driver struct {
 	free    []*Batch
 	results []sched.Result
 	ended   []uint64
+	kept    []uint64
 }
 
 // item is a micro-batch on its way through the stage goroutines.
@@ -658,8 +660,6 @@ func (d *Driver) onSubmit(g *gen) {
 	if r.Cached > 0 {
 		g.from, g.cached = uint64(r.From), r.Cached
 		d.prefix.pin(g.from)
-		d.prefix.hits++
-		d.prefix.tokens += uint64(r.Cached)
 	}
 	d.gens[g.id] = g
 }
@@ -714,9 +714,15 @@ func (d *Driver) onResult(it item) {
 	err := it.err
 	if err == nil {
 		for _, s := range it.b.Seqs {
-			if g := d.gens[sched.SeqID(s.ID)]; g != nil {
-				g.kv = s.Pos + s.N
+			g := d.gens[sched.SeqID(s.ID)]
+			if g == nil {
+				continue
 			}
+			if g.from != 0 && g.kv == 0 { // the fork went through
+				d.prefix.hits++
+				d.prefix.tokens += uint64(g.cached)
+			}
+			g.kv = s.Pos + s.N
 		}
 		res, err = d.sample(it.b, res)
 	}
@@ -798,6 +804,9 @@ func (d *Driver) ready(ctx context.Context) {
 	for _, t := range rd.Tokens {
 		if g := d.gens[t.ID]; g != nil {
 			tok := Token{ID: t.Token}
+			if t.Index == 0 {
+				tok.Cached = g.cached
+			}
 			if len(g.logprobs) > 0 {
 				tok.Logprob, tok.Top = g.logprobs[0].lp, g.logprobs[0].top
 				g.logprobs = g.logprobs[1:]
@@ -821,6 +830,7 @@ func (d *Driver) ready(ctx context.Context) {
 			g.complete(f.Reason, f.Err)
 		}
 	}
+	kept := d.kept[:0]
 	for _, id := range rd.Release {
 		g := d.gens[id]
 		if g == nil {
@@ -829,11 +839,21 @@ func (d *Driver) ready(ctx context.Context) {
 		}
 		ids = d.unpin(g, ids)
 		if d.prefix != nil && g.fin.Err == nil && !g.retry {
-			ids = d.prefix.keep(uint64(id), slices.Clone(g.history[:g.kv]), ids)
+			if ids = d.prefix.keep(uint64(id), slices.Clone(g.history[:g.kv]), ids); !slices.Contains(ids, uint64(id)) {
+				kept = append(kept, uint64(id))
+			}
 		} else {
 			ids = append(ids, uint64(id))
 		}
 	}
+	if len(kept) > 0 {
+		for _, s := range d.stages {
+			if k, ok := s.(Keeper); ok {
+				k.Keep(kept)
+			}
+		}
+	}
+	d.kept = kept[:0]
 	if len(ids) > 0 {
 		d.endSessions(ctx, ids)
 	}
@@ -882,10 +902,6 @@ func (d *Driver) prefixFailure(g *gen, f sched.Finish, end []uint64) []uint64 {
 // again submits g, released after a failure that calls for another try,
 // as a new sequence that forks nothing.
 func (d *Driver) again(g *gen) {
-	if g.cached > 0 {
-		d.prefix.hits--
-		d.prefix.tokens -= uint64(g.cached)
-	}
 	g.id = sched.SeqID(d.ids.Add(1))
 	g.retry, g.retried, g.admitted, g.finished, g.fin = false, true, false, false, sched.Finish{}
 	g.kv, g.from, g.cached, g.logprobs = 0, 0, 0, nil

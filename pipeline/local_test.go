@@ -3,6 +3,7 @@ package pipeline
 import (
 	"context"
 	"errors"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -340,5 +341,36 @@ func TestLocalFork(t *testing.T) {
 	out := forward(t, tight, 2, []feed{{id: 2, pos: at, tokens: prompt[at:], open: true, from: 1, logits: true}})
 	if len(out.Failed) != 1 || !errors.Is(&out.Failed[0], ErrKVBudget) || tight.Sessions() != 1 {
 		t.Errorf("a fork beyond the budget: failed %v, %d sessions", out.Failed, tight.Sessions())
+	}
+}
+
+// TestForkMatchesWhole checks, for every reference model (every weight
+// type), that a prompt whose prefix is forked from a session that
+// computed the whole prompt, and whose last two tokens are computed again,
+// gets the logits of the whole prompt bit for bit: rows of a chunk of two
+// or more go through the batch kernels, whose results do not depend on how
+// many rows the chunk holds. (A single token would go through the vector
+// kernels, which round differently: hence the driver leaves two.)
+func TestForkMatchesWhole(t *testing.T) {
+	for _, m := range refModels(t) {
+		t.Run(m.name, func(t *testing.T) {
+			prompts := m.prompts
+			for _, p := range m.prompts { // and a longer one, of their tokens
+				prompts = append(prompts, slices.Repeat(p, 4))
+			}
+			for _, p := range prompts {
+				if len(p) < MinPrefix+2 {
+					continue
+				}
+				l := NewLocal(load(t, m.f, 0, m.layers, m.dequant), LocalConfig{})
+				whole := forward(t, l, 1, []feed{{id: 1, tokens: p, open: true, logits: true}})
+				want := slices.Clone(whole.Logits)
+				at := len(p) - 2
+				fork := forward(t, l, 2, []feed{{id: 2, pos: at, tokens: p[at:], open: true, from: 1, logits: true}})
+				if j := firstBitDiff(fork.Logits, want); j >= 0 {
+					t.Errorf("prompt of %d: logit %d differs after a fork at %d: %v, whole %v", len(p), j, at, fork.Logits[j], want[j])
+				}
+			}
+		})
 	}
 }

@@ -20,7 +20,7 @@ type prefixCache struct {
 	used    int            // positions of the entries
 	entries []*prefixEntry // least recently used first
 	pins    map[uint64]int // session: forks launched from it and not yet released
-	hits    uint64         // requests that forked an entry or a live sequence
+	hits    uint64         // requests whose fork of an entry or a live sequence went through
 	tokens  uint64         // prompt tokens they took from it
 }
 
@@ -36,10 +36,13 @@ func newPrefixCache(max int) *prefixCache {
 }
 
 // common is how many of prompt's tokens a fork of a session holding tokens
-// may take: their common prefix, leaving at least the prompt's last token
-// to compute (its logits are the first sample).
+// may take: their common prefix, leaving at least the prompt's last two
+// tokens to compute. One is needed for the logits of the first sample; two
+// make them the batch kernels' (as for the whole prompt), whose rows come
+// out bit for bit as they would in any chunk, where a single token would go
+// through the vector kernels, which round differently.
 func common(tokens, prompt []int) int {
-	n := min(len(tokens), len(prompt)-1)
+	n := min(len(tokens), len(prompt)-2)
 	for i := range n {
 		if tokens[i] != prompt[i] {
 			return i
@@ -191,7 +194,7 @@ func (c *prefixCache) sessions(ids []uint64) []uint64 {
 type PrefixStats struct {
 	Sessions  int    // sessions kept
 	Positions int    // positions they hold
-	Hits      uint64 // requests that forked a kept session or a live sequence
+	Hits      uint64 // requests whose fork of a kept session or a live sequence went through
 	Tokens    uint64 // prompt tokens those requests did not compute
 }
 

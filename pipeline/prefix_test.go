@@ -28,11 +28,11 @@ func TestPrefixCache(t *testing.T) {
 	if end := c.keep(2, seq(10, 0), nil); len(end) != 0 {
 		t.Fatalf("ended %v", end)
 	}
-	if e, n := c.match(append(seq(6, 0), 99)); e == nil || e.id != 2 || n != 6 {
+	if e, n := c.match(append(seq(6, 0), 99, 98)); e == nil || e.id != 2 || n != 6 {
 		t.Fatalf("match: %v, %d", e, n)
 	}
-	if e, n := c.match(seq(10, 0)); e == nil || n != 9 {
-		t.Fatalf("a prompt equal to the entry: %v, %d; want 9 (its last token computed)", e, n)
+	if e, n := c.match(seq(10, 0)); e == nil || n != 8 {
+		t.Fatalf("a prompt equal to the entry: %v, %d; want 8 (its last two tokens computed)", e, n)
 	}
 	if e, _ := c.match(append(seq(3, 0), 99)); e != nil {
 		t.Fatalf("a match shorter than MinPrefix: %v", e)
@@ -249,7 +249,7 @@ func TestDriverPrefixLive(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := engineTokens(t, []TokenRequest{{Prompt: prompt, MaxTokens: 6, IgnoreEOS: true}})[0]
-	if !slices.Equal(res.Tokens, want) || res.Cached != len(prompt)-1 {
-		t.Errorf("forked from a running sequence: %v (%d cached), want %v (%d)", res.Tokens, res.Cached, want, len(prompt)-1)
+	if !slices.Equal(res.Tokens, want) || res.Cached != len(prompt)-2 {
+		t.Errorf("forked from a running sequence: %v (%d cached), want %v (%d)", res.Tokens, res.Cached, want, len(prompt)-2)
 	}
 }

@@ -123,6 +123,14 @@ func Forks(s Stage) bool {
 	return ok && f.Forks()
 }
 
+// Keeper is implemented by stages that want to know which sessions a
+// Driver's prefix cache keeps: no sequence runs on them any more, they are
+// only forked (a stage that replays its sessions elsewhere after a
+// failure may leave them out). Keep must not block for long.
+type Keeper interface {
+	Keep(ids []uint64)
+}
+
 // Errors a sequence fails with alone, in a SeqError of Batch.Failed.
 var (
 	// ErrKVBudget: the stage's KV cache budget cannot hold the sequence's
