@@ -198,6 +198,9 @@ func (l *lockedStage) End(ctx context.Context, ids []uint64) error {
 	return l.st.End(ctx, ids)
 }
 
+// Forks implements pipeline.Forking: a Local takes forked sessions.
+func (l *lockedStage) Forks() bool { return l.st.Forks() }
+
 func (l *lockedStage) close() {
 	l.mu.Lock()
 	l.closed = true

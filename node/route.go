@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -55,9 +56,60 @@ type routeStage struct {
 	suspect map[string]time.Time
 }
 
-// history is a live sequence's tokens, in the chunks they came in.
+// history is a live sequence's tokens, in the chunks they came in, so
+// that a new route's stages can compute its KV cache again exactly as the
+// old one's did: the same tokens in the same chunks (the kernels' results
+// may depend on how many rows a batch holds). A forked session's history
+// starts with the one it forked, as it was then.
 type history struct {
-	chunks [][]int
+	base   *history // the session forked, as it was: nil when none
+	at     int      // the positions taken from base
+	chunks [][]int  // the chunks the session computed, the first at position at
+	kept   bool     // a prefix cache keeps the session: not replayed into a new route
+}
+
+// len is the positions h holds.
+func (h *history) len() int {
+	n := h.at
+	for _, c := range h.chunks {
+		n += len(c)
+	}
+	return n
+}
+
+// snapshot returns the history of h's first n positions (n at most
+// h.len()), for a fork of h at n: the chunks that cover them, the last
+// one whole (a fork copies positions from a session that computed that
+// chunk whole).
+func (h *history) snapshot(n int) *history {
+	if h.base != nil && n <= h.at {
+		return h.base.snapshot(n) // those positions are the base's, copied
+	}
+	s := &history{base: h.base, at: h.at}
+	for have := h.at; have < n; {
+		c := h.chunks[len(s.chunks)]
+		s.chunks = append(s.chunks, c)
+		have += len(c)
+	}
+	return s
+}
+
+// tokens appends the first n tokens of h to dst, or returns false when it
+// holds fewer.
+func (h *history) tokens(dst []int, n int) ([]int, bool) {
+	if h.base != nil {
+		var ok bool
+		if dst, ok = h.base.tokens(dst, min(n, h.at)); !ok {
+			return dst, false
+		}
+	}
+	for _, c := range h.chunks {
+		if len(dst) >= n {
+			break
+		}
+		dst = append(dst, c[:min(len(c), n-len(dst))]...)
+	}
+	return dst, len(dst) == n
 }
 
 // liveRoute is a route the gateway drives: its assignments, and the
@@ -66,6 +118,7 @@ type liveRoute struct {
 	asg     []cluster.Assignment
 	segs    []pipeline.Stage
 	remotes []*p2p.RemoteRoute
+	forks   bool // every segment takes forked sessions
 
 	mu      sync.Mutex // guards epoch and changed
 	epoch   uint64
@@ -112,6 +165,23 @@ func (r *routeStage) String() string { return "cluster route" }
 // MaxInFlight implements pipeline.ConcurrentStage.
 func (r *routeStage) MaxInFlight() int { return routeInFlight }
 
+// Forks implements pipeline.Forking: a route whose stages all take forked
+// sessions gets them as they are; on another (a peer of an older version)
+// the gateway feeds a fork the tokens of the session it forks instead.
+func (r *routeStage) Forks() bool { return true }
+
+// Keep implements pipeline.Keeper: kept sessions are not replayed into a
+// new route (a fork of one then finds it gone, and starts over).
+func (r *routeStage) Keep(ids []uint64) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, id := range ids {
+		if h := r.hist[id]; h != nil {
+			h.kept = true
+		}
+	}
+}
+
 // Forward runs b along the route, re-routing and replaying on a failed hop.
 func (r *routeStage) Forward(ctx context.Context, b *pipeline.Batch) (*pipeline.Batch, error) {
 	in := saveBatch(b)
@@ -130,9 +200,14 @@ func (r *routeStage) Forward(ctx context.Context, b *pipeline.Batch) (*pipeline.
 			}
 			continue
 		}
+		var unforked []pipeline.SeqError
+		if !lr.forks {
+			b, unforked = r.unfork(b)
+		}
 		out, err := runStages(ctx, lr.segs, b)
 		if err == nil {
-			r.record(in, out)
+			out.Failed = append(out.Failed, unforked...)
+			r.record(in, out, lr.forks)
 		}
 		r.rw.RUnlock()
 		if err == nil {
@@ -350,6 +425,7 @@ func (r *routeStage) build(ctx context.Context, mp *cluster.Map, changed <-chan 
 	if err := flush(); err != nil {
 		return fail(err)
 	}
+	lr.forks = !slices.ContainsFunc(lr.segs, func(s pipeline.Stage) bool { return !pipeline.Forks(s) })
 	if !r.fresh {
 		if err := r.replay(ctx, lr.segs); err != nil {
 			return fail(err)
@@ -372,16 +448,22 @@ func preferSelf(mp *cluster.Map, self string) int {
 	return 0
 }
 
-// replay ends every live sequence's sessions on the route and feeds their
-// tokens through it again, chunk by chunk as they first came, so that
-// every stage's KV cache holds what it held on the old route.
+// replay ends every live sequence's sessions on the route and computes
+// them again, each from its history, so that every stage's KV cache holds
+// what it held on the old route. Kept sessions are left out.
 func (r *routeStage) replay(ctx context.Context, segs []pipeline.Stage) error {
 	r.mu.Lock()
 	ids := make([]uint64, 0, len(r.hist))
-	chunks := make(map[uint64][][]int, len(r.hist))
+	hists := make(map[uint64]*history, len(r.hist))
+	kept := 0
 	for id, h := range r.hist {
 		ids = append(ids, id)
-		chunks[id] = slices.Clone(h.chunks)
+		if h.kept {
+			delete(r.hist, id)
+			kept++
+			continue
+		}
+		hists[id] = &history{base: h.base, at: h.at, chunks: slices.Clone(h.chunks)}
 	}
 	r.mu.Unlock()
 	if len(ids) == 0 {
@@ -394,30 +476,80 @@ func (r *routeStage) replay(ctx context.Context, segs []pipeline.Stage) error {
 			return err
 		}
 	}
+	forks := !slices.ContainsFunc(segs, func(s pipeline.Stage) bool { return !pipeline.Forks(s) })
 	tokens := 0
-	var b pipeline.Batch
 	for _, id := range ids {
-		pos := 0
-		for i, c := range chunks[id] {
-			b.Reset()
-			b.AddSeq(pipeline.Seq{ID: id, Pos: pos, Open: i == 0}, c)
-			out, err := runStages(ctx, segs, &b)
+		if h := hists[id]; h != nil {
+			n, err := r.compute(ctx, segs, id, h, forks)
 			if err != nil {
 				return err
 			}
-			if len(out.Failed) > 0 {
-				return fmt.Errorf("replay sequence %d: %w", id, &out.Failed[0])
-			}
-			pos += len(c)
-			tokens += len(c)
+			tokens += n
 		}
 	}
-	r.m.log.Info("replayed the live sequences into the new route", "sequences", len(ids), "tokens", tokens, "took", time.Since(start).Round(time.Millisecond))
+	r.m.log.Info("replayed the live sequences into the new route", "sequences", len(hists), "kept_left_out", kept, "tokens", tokens, "took", time.Since(start).Round(time.Millisecond))
 	return nil
 }
 
-// record keeps the tokens of a forwarded batch's sequences that went on.
-func (r *routeStage) record(in savedBatch, out *pipeline.Batch) {
+// compute opens session id on segs and feeds it h's chunks as they first
+// came, and returns how many tokens it fed. A forked history first
+// computes the session it forked, under a temporary ID, forks it and ends
+// it; on stages that take no forks, the forked positions' tokens are fed
+// as the first chunk instead.
+func (r *routeStage) compute(ctx context.Context, segs []pipeline.Stage, id uint64, h *history, forks bool) (int, error) {
+	var b pipeline.Batch
+	run := func(s pipeline.Seq, toks []int) error {
+		b.Reset()
+		b.AddSeq(s, toks)
+		out, err := runStages(ctx, segs, &b)
+		if err == nil && len(out.Failed) > 0 {
+			err = &out.Failed[0]
+		}
+		if err != nil {
+			return fmt.Errorf("replay sequence %d: %w", id, err)
+		}
+		return nil
+	}
+	chunks, pos, fed := h.chunks, 0, 0
+	var from uint64
+	switch {
+	case h.base != nil && forks:
+		from = rand.Uint64() | 1<<63 // driver IDs stay below 2^62
+		n, err := r.compute(ctx, segs, from, h.base, forks)
+		if err != nil {
+			return 0, err
+		}
+		defer func() {
+			for _, s := range segs {
+				s.End(ctx, []uint64{from})
+			}
+		}()
+		pos, fed = h.at, n
+	case h.base != nil:
+		first, ok := h.tokens(nil, h.at+len(chunks[0]))
+		if !ok {
+			return 0, fmt.Errorf("replay sequence %d: its history is short", id)
+		}
+		chunks = append([][]int{first}, chunks[1:]...)
+	}
+	for i, c := range chunks {
+		s := pipeline.Seq{ID: id, Pos: pos, Open: i == 0}
+		if i == 0 {
+			s.From = from
+		}
+		if err := run(s, c); err != nil {
+			return 0, err
+		}
+		pos += len(c)
+		fed += len(c)
+	}
+	return fed, nil
+}
+
+// record keeps the tokens of a forwarded batch's sequences that went on;
+// forked tells whether the route took forks as they were (else unfork
+// turned them into chunks of their own tokens).
+func (r *routeStage) record(in savedBatch, out *pipeline.Batch, forked bool) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	for _, f := range out.Failed {
@@ -435,8 +567,58 @@ func (r *routeStage) record(in savedBatch, out *pipeline.Batch) {
 			h = &history{}
 			r.hist[s.ID] = h
 		}
+		if s.Open && s.From != 0 {
+			src := r.hist[s.From]
+			if src == nil || src.len() < s.Pos { // not reached: the fork found its session
+				r.m.log.Warn("a forked session's source is not recorded: it cannot be replayed", "seq", s.ID, "from", s.From)
+				delete(r.hist, s.ID)
+				continue
+			}
+			if !forked { // computed as one chunk, as unfork made it
+				toks, _ = src.tokens(make([]int, 0, s.Pos+len(toks)), s.Pos)
+				toks = append(toks, in.tokens[row-s.N:row]...)
+			} else {
+				h.base, h.at = src.snapshot(s.Pos), s.Pos
+			}
+		}
 		h.chunks = append(h.chunks, slices.Clone(toks))
 	}
+}
+
+// unfork returns b with each sequence that forks a session turned into
+// one that computes the tokens of that session's prefix itself, for a
+// route whose stages do not all take forks; a sequence whose session the
+// gateway has no record of is dropped from the batch and returned as
+// failed with pipeline.ErrNoSource.
+func (r *routeStage) unfork(b *pipeline.Batch) (*pipeline.Batch, []pipeline.SeqError) {
+	if !slices.ContainsFunc(b.Seqs, func(s pipeline.Seq) bool { return s.From != 0 }) {
+		return b, nil
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	out := &pipeline.Batch{Num: b.Num}
+	var failed []pipeline.SeqError
+	row := 0
+	for _, s := range b.Seqs {
+		toks := b.Tokens[row : row+s.N]
+		row += s.N
+		if s.From == 0 {
+			out.AddSeq(s, toks)
+			continue
+		}
+		var pre []int
+		ok := false
+		if src := r.hist[s.From]; src != nil {
+			pre, ok = src.tokens(make([]int, 0, s.Pos+len(toks)), s.Pos)
+		}
+		if !ok {
+			failed = append(failed, pipeline.SeqError{ID: s.ID, Stage: r.String(), Err: fmt.Errorf("%w: session %d", pipeline.ErrNoSource, s.From)})
+			continue
+		}
+		s.Pos, s.From = 0, 0
+		out.AddSeq(s, append(pre, toks...))
+	}
+	return out, failed
 }
 
 // End frees the sequences' sessions along the route and forgets them. It
