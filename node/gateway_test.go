@@ -151,7 +151,8 @@ func metric(t *testing.T, base, name string) float64 {
 // cache in use.
 func TestConcurrentClients(t *testing.T) {
 	ref := testdata.LoadReference(t, testdata.Path(t, "reference/stories260K-f32.json"))
-	base := startServe(t, ServeConfig{Model: ref.ModelPath(t), Stages: 3, MaxSeqs: 64})
+	// Without a prefix cache, which keeps sessions (TestPrefixCacheNode).
+	base := startServe(t, ServeConfig{Model: ref.ModelPath(t), Stages: 3, MaxSeqs: 64, PrefixCache: -1})
 	ctx := context.Background()
 	const clients = 64
 	var wg sync.WaitGroup
@@ -396,4 +397,85 @@ func chatReply(t *testing.T, base, prompt string, responseFormat any, temp float
 		t.Fatalf("%s: %v", b, err)
 	}
 	return out.Choices[0].Message.Content, out.Choices[0].FinishReason
+}
+
+// TestPrefixCacheNode holds a chat of three turns with a 3-stage node,
+// with its prefix cache and without: the greedy replies are the same, and
+// with the cache each turn after the first reports the prompt tokens it
+// took from the last one's session (usage.prompt_tokens_details), as do
+// the metrics. 16 clients at once, half of them hanging up, then leave no
+// sequence running and no more sessions kept than distinct texts.
+func TestPrefixCacheNode(t *testing.T) {
+	ref := testdata.LoadReference(t, testdata.Path(t, "reference/stories260K-f32.json"))
+	cached := startServe(t, ServeConfig{Model: ref.ModelPath(t), Stages: 3})
+	plain := startServe(t, ServeConfig{Model: ref.ModelPath(t), Stages: 3, PrefixCache: -1})
+	chat := func(base string, msgs []map[string]string) (string, int, int) {
+		status, b := post(t, base+"/v1/chat/completions", map[string]any{"model": "llama", "messages": msgs, "max_tokens": 12, "temperature": 0})
+		if status != 200 {
+			t.Fatalf("status %d: %s", status, b)
+		}
+		var out struct {
+			Choices []struct {
+				Message struct{ Content string } `json:"message"`
+			} `json:"choices"`
+			Usage struct {
+				PromptTokens        int `json:"prompt_tokens"`
+				PromptTokensDetails *struct {
+					CachedTokens int `json:"cached_tokens"`
+				} `json:"prompt_tokens_details"`
+			} `json:"usage"`
+		}
+		if err := json.Unmarshal(b, &out); err != nil || len(out.Choices) != 1 || out.Usage.PromptTokensDetails == nil {
+			t.Fatalf("%s: %v", b, err)
+		}
+		return out.Choices[0].Message.Content, out.Usage.PromptTokens, out.Usage.PromptTokensDetails.CachedTokens
+	}
+	msgs := []map[string]string{{"role": "user", "content": "Once upon a time, there was a little girl"}}
+	total := 0
+	for turn := range 3 {
+		got, prompt, hit := chat(cached, msgs)
+		want, _, miss := chat(plain, msgs)
+		if got != want || miss != 0 {
+			t.Errorf("turn %d: %q with the cache, %q (%d cached) without", turn, got, want, miss)
+		}
+		if (hit > 0) != (turn > 0) || hit >= prompt {
+			t.Errorf("turn %d: %d of %d prompt tokens cached", turn, hit, prompt)
+		}
+		t.Logf("turn %d: %d of %d prompt tokens cached: %q", turn, hit, prompt, got)
+		total += hit
+		msgs = append(msgs, map[string]string{"role": "assistant", "content": got}, map[string]string{"role": "user", "content": "And then?"})
+	}
+	if n := metric(t, cached, "strata_prefix_cached_tokens_total"); int(n) != total {
+		t.Errorf("strata_prefix_cached_tokens_total %v, want %d", n, total)
+	}
+	if n := metric(t, cached, "strata_prefix_cache_hits_total"); n != 2 {
+		t.Errorf("strata_prefix_cache_hits_total %v, want 2", n)
+	}
+
+	var wg sync.WaitGroup
+	for i := range 16 {
+		wg.Go(func() {
+			c := ref.Cases[i%4]
+			disconnect := 0
+			if i%2 == 1 {
+				disconnect = 3
+			}
+			if _, err := streamCompletion(context.Background(), cached, c.Prompt, disconnect); err != nil {
+				t.Error(err)
+			}
+		})
+	}
+	wg.Wait()
+	deadline := time.Now().Add(10 * time.Second)
+	for metric(t, cached, "strata_sequences_active") != 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("sequences still active after every client finished")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	// Each prompt's full reply holds its hung-up ones as a prefix; the
+	// chat's last turn holds the others.
+	if n := metric(t, cached, "strata_prefix_cache_sessions"); n < 1 || n > 5 {
+		t.Errorf("%v sessions kept", n)
+	}
 }

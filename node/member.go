@@ -100,7 +100,12 @@ type MemberConfig struct {
 	KVBudget  int64
 	MaxSeqs   int
 	MaxQueue  int
-	Logger    *slog.Logger
+	// PrefixCache is how many positions of finished sequences the gateway
+	// keeps on the stages for requests that begin with their tokens
+	// (pipeline.DriverConfig.PrefixCache); 0: the model's context length,
+	// negative: none.
+	PrefixCache int
+	Logger      *slog.Logger
 	// Listening, when set, is called once the member serves its API, with
 	// the member's full libp2p address and its API address.
 	Listening func(addr, api string)
@@ -630,6 +635,7 @@ func (m *Member) Run(ctx context.Context) error {
 		IsEOG:         m.tok.IsEOG,
 		ContextLength: m.acfg.ContextLength,
 		Logger:        m.log,
+		PrefixCache:   prefixCache(m.cfg.PrefixCache, m.acfg.ContextLength),
 	})
 	if err != nil {
 		return err

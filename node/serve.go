@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -45,6 +46,12 @@ type ServeConfig struct {
 	KVBudget int64 // bytes of KV cache per stage; 0: no limit
 	MaxSeqs  int   // sequences decoded together; 0: the scheduler's default
 	MaxQueue int   // requests waiting before 429; 0: the scheduler's default
+	// PrefixCache is how many positions of finished sequences are kept on
+	// the stages for requests that begin with their tokens
+	// (pipeline.DriverConfig.PrefixCache); 0: the model's context length,
+	// negative: none. Stage nodes of an older version (Route) take no
+	// forked sessions: the cache is then off.
+	PrefixCache int
 	// Route, when set, is the pipeline: the full libp2p addresses (with
 	// /p2p/ID) of stage processes (`strata node`) whose layer ranges cover
 	// the model in order. Stages, Threads and KVBudget then do not apply;
@@ -56,6 +63,18 @@ type ServeConfig struct {
 	// Listening, when set, is called with the API's address once it
 	// accepts connections (tests use it with API "127.0.0.1:0").
 	Listening func(addr string)
+}
+
+// prefixCache is the positions a gateway's prefix cache keeps for a
+// configured n (0: the context length, negative: none).
+func prefixCache(n, contextLength int) int {
+	switch {
+	case n < 0:
+		return 0
+	case n == 0:
+		return contextLength
+	}
+	return n
 }
 
 // Serve serves the OpenAI- and TGI-compatible API on cfg.API until ctx
@@ -79,7 +98,13 @@ func Serve(ctx context.Context, cfg ServeConfig) error {
 		return err
 	}
 	defer pipe.close()
+	pc := prefixCache(cfg.PrefixCache, pipe.cfg.ContextLength)
+	if pc > 0 && slices.ContainsFunc(pipe.stages, func(s pipeline.Stage) bool { return !pipeline.Forks(s) }) {
+		log.Warn("a stage node takes no forked sessions (an older version): the prefix cache is off")
+		pc = 0
+	}
 	drv, err := pipeline.NewDriver(pipe.stages, pipeline.DriverConfig{
+		PrefixCache:   pc,
 		Codec:         pipe.codec,
 		StagesCarry:   pipe.remote,
 		Sched:         sched.Config{MaxSeqs: cfg.MaxSeqs, MaxQueue: cfg.MaxQueue},
@@ -294,7 +319,7 @@ func (g *gateway) Generate(ctx context.Context, req *api.Request, emit func(api.
 		treq.Constraint = sample.NewJSON(piece, tok.IsEOG)
 	}
 	_, err := g.drv.GenerateTokens(ctx, treq, func(t pipeline.Token) error {
-		return emit(api.Chunk{Token: t.ID, EOG: tok.IsEOG(t.ID), Logprob: t.Logprob, TopLogprobs: t.Top})
+		return emit(api.Chunk{Token: t.ID, EOG: tok.IsEOG(t.ID), Cached: t.Cached, Logprob: t.Logprob, TopLogprobs: t.Top})
 	})
 	switch {
 	case errors.Is(err, sched.ErrQueueFull):
@@ -333,6 +358,7 @@ func (g *gateway) refresh(m *api.Metrics) {
 	st := g.drv.Stats()
 	m.SetQueueDepth(st.Queued)
 	m.SetKVBytes(g.pipe.kvBytes(), 0)
+	m.SetPrefixCache(st.Prefix.Sessions, st.Prefix.Positions, st.Prefix.Hits, st.Prefix.Tokens)
 	raw, enc := int64(st.Hops.Rows)*int64(4*g.pipe.cfg.Dim), int64(st.Hops.Bytes)
 	m.AddWireBytes(raw-g.lastRaw, enc-g.lastEnc)
 	g.lastRaw, g.lastEnc = raw, enc

@@ -33,6 +33,7 @@ func memberFlags(fs *flag.FlagSet, cfg *node.MemberConfig) func(ctx context.Cont
 	fs.IntVar(&cfg.Threads, "threads", 0, "kernel threads (0: all cores)")
 	fs.Int64Var(&cfg.KVBudget, "kv-budget", 0, "KV cache `bytes` (0: no limit)")
 	fs.IntVar(&cfg.MaxSeqs, "max-seqs", 0, "sequences decoded together (0: the default)")
+	fs.IntVar(&cfg.PrefixCache, "prefix-cache", 0, "`positions` of finished sequences kept on the stages for requests that begin with their tokens (0: the context length, -1: off)")
 	fs.StringVar(&cfg.ModelName, "model-name", "", "the model's `id` in the API (default: the file's general.name)")
 	heartbeat := fs.Duration("heartbeat", 0, "Raft heartbeat and election timeout (default 1s; raise it for WAN links)")
 	fs.DurationVar(&cfg.DeadAfter, "dead-after", 0, "how long a member's heartbeats may fail before it is marked dead (default 5s)")

@@ -249,7 +249,9 @@ func streamTokens(t *testing.T, api, prompt string, k int, at func()) ([]string,
 // stage process after this member's own while a 64-token greedy stream is
 // in flight: the stream completes with exactly the tokens of an
 // uninterrupted run, and the map shows the node dead and its layers
-// served by others.
+// served by others. The stream forks the session the prefix cache kept of
+// an earlier one, so the replay into the new route computes that session's
+// chunks and forks it again.
 func TestClusterFailover(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds a 50 MB model and runs 4 processes")
@@ -303,6 +305,12 @@ func TestClusterFailover(t *testing.T) {
 	want, _ := streamTokens(t, gw.api, prompt, -1, nil)
 	if len(want) != 64 {
 		t.Fatalf("the uninterrupted stream gave %d tokens", len(want))
+	}
+	// The prefix cache kept the first stream's session: the same prompt
+	// again forks it, with the same tokens.
+	forked, _ := streamTokens(t, gw.api, prompt, -1, nil)
+	if strings.Join(forked, "\x00") != strings.Join(want, "\x00") {
+		t.Fatalf("the stream forked from the first differs:\n got %q\nwant %q", forked, want)
 	}
 	got, pause := streamTokens(t, gw.api, prompt, 8, func() {
 		victim.cmd.Process.Kill() // kill -9

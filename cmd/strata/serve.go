@@ -27,6 +27,7 @@ func serveCmd(ctx context.Context, args []string, stderr io.Writer) error {
 	fs.Int64Var(&cfg.KVBudget, "kv-budget", 0, "KV cache `bytes` per stage (0: no limit)")
 	fs.IntVar(&cfg.MaxSeqs, "max-seqs", 0, "sequences decoded together (0: default 64)")
 	fs.IntVar(&cfg.MaxQueue, "max-queue", 0, "requests waiting before 429 (0: default 1024)")
+	fs.IntVar(&cfg.PrefixCache, "prefix-cache", 0, "`positions` of finished sequences kept on the stages for requests that begin with their tokens (0: the context length, -1: off)")
 	route := fs.String("route", "", "stage node `addresses` (full, with /p2p/ID), comma-separated, covering the layers in order: serve through them instead of in-process stages")
 	fs.StringVar(&cfg.DataDir, "data", "", "data `dir` for the gateway's libp2p identity (with --route)")
 	pskFile := fs.String("psk-file", "", "private network key `file` (64 hex digits), with --route")

@@ -76,6 +76,10 @@ type Chunk struct {
 	// EOG marks an end-of-generation token (EOS, EOT, <|im_end|>, ...): the
 	// last chunk of the sequence. Its text is not part of the reply.
 	EOG bool
+	// Cached, on a sequence's first chunk, is how many of the prompt's
+	// tokens the pipeline took from a cached session instead of computing
+	// them (OpenAI's usage.prompt_tokens_details.cached_tokens).
+	Cached int
 	// Logprob is the log-probability of Token under the model's
 	// distribution before sampling filters (the log-softmax of the logits);
 	// set when Request.Logprobs.

@@ -4,6 +4,7 @@ import (
 	"math"
 	"net/http"
 	"strconv"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -33,6 +34,9 @@ import (
 //	wire_bytes_total{kind="raw"|"encoded"} activation bytes before and after the codec (AddWireBytes)
 //	wire_codec_ratio                       raw / encoded over all bytes so far
 //	kv_cache_bytes, kv_cache_capacity_bytes KV cache use (SetKVBytes)
+//	prefix_cache_sessions, prefix_cache_positions  sessions kept for reuse and the positions they hold (SetPrefixCache)
+//	prefix_cache_hits_total                requests that forked a cached session (SetPrefixCache)
+//	prefix_cached_tokens_total             prompt tokens those requests did not compute (SetPrefixCache)
 //	failovers_total                        route repairs after a failed hop (IncFailover)
 //	peer_faults_total{peer,cause}          failed hops by the peer at fault and why (IncPeerFault)
 //
@@ -54,6 +58,13 @@ type Metrics struct {
 	kvCapacity      prometheus.Gauge
 	failovers       prometheus.Counter
 	peerFaults      *prometheus.CounterVec
+	prefixSessions  prometheus.Gauge
+	prefixPositions prometheus.Gauge
+	prefixHits      prometheus.Counter
+	prefixTokens    prometheus.Counter
+
+	prefixMu                     sync.Mutex
+	lastPrefixHits, lastPrefixed uint64 // the totals last reported
 
 	wireRaw, wireEncoded atomic.Int64 // totals, for the codec ratio
 	onScrape             func()       // set before serving; see OnScrape
@@ -113,9 +124,22 @@ func NewMetrics() *Metrics {
 	m.peerFaults = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "strata_peer_faults_total", Help: "Failed hops, by the peer at fault and the cause: unreachable, protocol (malformed or non-finite activations), stale (its layers moved), failed (it failed the batch).",
 	}, []string{"peer", "cause"})
+	m.prefixSessions = prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "strata_prefix_cache_sessions", Help: "Sessions of finished sequences kept on the stages for requests that begin with their tokens.",
+	})
+	m.prefixPositions = prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "strata_prefix_cache_positions", Help: "Positions (tokens) the kept sessions hold.",
+	})
+	m.prefixHits = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "strata_prefix_cache_hits_total", Help: "Requests that forked a kept session or a running sequence instead of computing their prompt's prefix.",
+	})
+	m.prefixTokens = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "strata_prefix_cached_tokens_total", Help: "Prompt tokens taken from kept sessions or running sequences.",
+	})
 	m.reg.MustRegister(m.requests, m.requestDuration, m.inFlight, m.queueDepth, m.ttft, m.itl,
 		m.promptTokens, m.generated, m.stageForward, m.wireBytes, codecRatio, m.kvBytes, m.kvCapacity,
-		m.failovers, m.peerFaults, collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+		m.failovers, m.peerFaults, m.prefixSessions, m.prefixPositions, m.prefixHits, m.prefixTokens,
+		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	m.wireBytes.WithLabelValues("raw")
 	m.wireBytes.WithLabelValues("encoded")
 	return m
@@ -176,6 +200,27 @@ func (m *Metrics) AddWireBytes(raw, encoded int64) {
 	m.wireBytes.WithLabelValues("encoded").Add(float64(encoded))
 	m.wireRaw.Add(raw)
 	m.wireEncoded.Add(encoded)
+}
+
+// SetPrefixCache reports the prefix cache: the sessions kept and the
+// positions they hold now, and the totals so far of requests that forked
+// one and of the prompt tokens they took (the counters advance by what
+// the totals grew since the last call).
+func (m *Metrics) SetPrefixCache(sessions, positions int, hits, tokens uint64) {
+	if m == nil {
+		return
+	}
+	m.prefixSessions.Set(float64(sessions))
+	m.prefixPositions.Set(float64(positions))
+	m.prefixMu.Lock()
+	defer m.prefixMu.Unlock()
+	if hits > m.lastPrefixHits {
+		m.prefixHits.Add(float64(hits - m.lastPrefixHits))
+	}
+	if tokens > m.lastPrefixed {
+		m.prefixTokens.Add(float64(tokens - m.lastPrefixed))
+	}
+	m.lastPrefixHits, m.lastPrefixed = max(hits, m.lastPrefixHits), max(tokens, m.lastPrefixed)
 }
 
 // IncFailover counts one route repair after a failed hop.

@@ -540,19 +540,29 @@ func (s *Server) completionJob(req *completionRequest, info ModelInfo) (*job, st
 // Response wire structs.
 
 type usage struct {
-	PromptTokens     int `json:"prompt_tokens"`
-	CompletionTokens int `json:"completion_tokens"`
-	TotalTokens      int `json:"total_tokens"`
+	PromptTokens        int                 `json:"prompt_tokens"`
+	CompletionTokens    int                 `json:"completion_tokens"`
+	TotalTokens         int                 `json:"total_tokens"`
+	PromptTokensDetails promptTokensDetails `json:"prompt_tokens_details"`
+}
+
+type promptTokensDetails struct {
+	CachedTokens int `json:"cached_tokens"`
 }
 
 // usageOf counts a request's tokens: its prompt once, and every choice's
-// completion.
+// completion. The cached prompt tokens are the most any choice took from
+// the prefix cache.
 func usageOf(j *job, outs []outcome) *usage {
-	n := 0
+	n, cached := 0, 0
 	for _, o := range outs {
 		n += len(o.tokens)
+		if len(o.tokens) > 0 {
+			cached = max(cached, o.tokens[0].Cached)
+		}
 	}
-	return &usage{PromptTokens: len(j.req.Prompt), CompletionTokens: n, TotalTokens: len(j.req.Prompt) + n}
+	return &usage{PromptTokens: len(j.req.Prompt), CompletionTokens: n, TotalTokens: len(j.req.Prompt) + n,
+		PromptTokensDetails: promptTokensDetails{CachedTokens: cached}}
 }
 
 type chatResponse struct {
@@ -1007,7 +1017,7 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, e *apiError)
 func (s *Server) logDone(j *job, outs []outcome, status int) {
 	u := usageOf(j, outs)
 	s.log.Info("api: request done", "request_id", j.req.ID, "route", j.route, "status", status,
-		"prompt_tokens", u.PromptTokens, "completion_tokens", u.CompletionTokens, "choices", len(outs),
+		"prompt_tokens", u.PromptTokens, "cached_tokens", u.PromptTokensDetails.CachedTokens, "completion_tokens", u.CompletionTokens, "choices", len(outs),
 		"finish", outs[0].finish.openAI(), "duration", time.Since(j.start).Round(time.Millisecond))
 }
 
