@@ -288,10 +288,11 @@ func TestLogitBiasGreedy(t *testing.T) {
 
 // TestChoicesNode: n choices through a 3-stage node run at once: greedy,
 // each is llama.cpp's text; sampled, each with its own seed, they differ.
+// The prompt is computed once: the other choices fork it.
 func TestChoicesNode(t *testing.T) {
 	ref := testdata.LoadReference(t, testdata.Path(t, "reference/stories260K-f32.json"))
 	base := startServe(t, ServeConfig{Model: ref.ModelPath(t), Stages: 3})
-	c := ref.Cases[0]
+	c := ref.Cases[2] // 12 tokens: the choices after the first fork all but 2
 	for _, temp := range []float64{0, 1} {
 		status, b := post(t, base+"/v1/completions", map[string]any{"model": "llama", "prompt": c.PromptTokens,
 			"max_tokens": len(c.GreedyTokens), "temperature": temp, "seed": 3, "n": 4})
@@ -303,9 +304,18 @@ func TestChoicesNode(t *testing.T) {
 				Index int    `json:"index"`
 				Text  string `json:"text"`
 			} `json:"choices"`
+			Usage struct {
+				PromptTokens        int `json:"prompt_tokens"`
+				PromptTokensDetails struct {
+					CachedTokens int `json:"cached_tokens"`
+				} `json:"prompt_tokens_details"`
+			} `json:"usage"`
 		}
 		if err := json.Unmarshal(b, &out); err != nil || len(out.Choices) != 4 {
 			t.Fatalf("%s: %v", b, err)
+		}
+		if u := out.Usage; u.PromptTokens != 12 || u.PromptTokensDetails.CachedTokens != 10 {
+			t.Errorf("temperature %v: %d prompt tokens, %d cached; want 12 and 10 (the prompt computed once)", temp, u.PromptTokens, u.PromptTokensDetails.CachedTokens)
 		}
 		distinct := map[string]bool{}
 		for i, ch := range out.Choices {

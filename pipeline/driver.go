@@ -179,6 +179,7 @@ type Driver struct {
 	results []sched.Result
 	ended   []uint64
 	kept    []uint64
+	waiting map[sched.SeqID][]waiter // by leader: requests waiting for its prompt (await)
 }
 
 // item is a micro-batch on its way through the stage goroutines.
@@ -201,11 +202,12 @@ type gen struct {
 	logprobs []tokenLogprob // of sampled tokens the scheduler has not yet emitted
 	finished bool
 	fin      sched.Finish
-	kv       int    // positions every stage holds for it (its first kv tokens of history)
-	from     uint64 // the session its first chunk forks, 0: none
-	cached   int    // prompt tokens it takes from that session
-	retry    bool   // run it again, unforked, once it is released
-	retried  bool   // it runs again: no second try, no fork
+	kv       int         // positions every stage holds for it (its first kv tokens of history)
+	from     uint64      // the session its first chunk forks, 0: none
+	cached   int         // prompt tokens it takes from that session
+	retry    bool        // run it again, unforked, once it is released
+	retried  bool        // it runs again: no second try, no fork
+	leader   sched.SeqID // while it waits for that sequence's prompt (await)
 
 	mu     sync.Mutex
 	tokens []Token // sampled, not yet taken by Generate
@@ -563,7 +565,9 @@ func (d *Driver) takeInbox() {
 		d.onSubmit(g)
 	}
 	for _, g := range cans {
-		d.sch.Cancel(g.id)
+		if !d.unwait(g) {
+			d.sch.Cancel(g.id)
+		}
 	}
 }
 
@@ -633,6 +637,12 @@ func (d *Driver) shutdown(ctx context.Context, first chan item, wg *sync.WaitGro
 		g.complete(0, ErrStopped)
 		delete(d.gens, id)
 	}
+	for lead, ws := range d.waiting {
+		for _, w := range ws {
+			w.g.complete(0, ErrStopped)
+		}
+		delete(d.waiting, lead)
+	}
 	d.mu.Lock()
 	d.closed = true
 	for _, g := range d.submits {
@@ -649,7 +659,11 @@ func (d *Driver) onSubmit(g *gen) {
 	g.history = append(make([]int, 0, len(g.req.Prompt)+min(g.max, 256)), g.req.Prompt...)
 	r := sched.Request{ID: g.id, Prompt: g.req.Prompt, MaxTokens: g.max}
 	if d.prefix != nil && !g.retried {
-		if from, n := d.source(g.req.Prompt); n > 0 {
+		from, n := d.source(g.req.Prompt)
+		if d.await(g, n) {
+			return
+		}
+		if n > 0 {
 			r.Cached, r.From = n, sched.SeqID(from)
 		}
 	}
@@ -662,25 +676,6 @@ func (d *Driver) onSubmit(g *gen) {
 		d.prefix.pin(g.from)
 	}
 	d.gens[g.id] = g
-}
-
-// source returns the session whose cached positions prompt can best
-// start from, and how many of its tokens: a kept session, or a sequence
-// still running (its prompt and the tokens it generated, as far as every
-// stage holds them). n is 0 when none shares MinPrefix tokens.
-func (d *Driver) source(prompt []int) (id uint64, n int) {
-	if e, k := d.prefix.match(prompt); e != nil {
-		id, n = e.id, k
-	}
-	for gid, g := range d.gens {
-		if !g.admitted || g.finished || g.kv < MinPrefix {
-			continue
-		}
-		if k := common(g.history[:g.kv], prompt); k >= max(n+1, MinPrefix) {
-			id, n = uint64(gid), k
-		}
-	}
-	return id, n
 }
 
 // launch sends the scheduler's next micro-batches into the first stage.
@@ -737,6 +732,13 @@ func (d *Driver) onResult(it item) {
 	}
 	clear(res)
 	d.results = res[:0]
+	if len(d.waiting) > 0 {
+		for _, id := range ids {
+			if g := d.gens[id]; g != nil {
+				d.release(id, g.kv)
+			}
+		}
+	}
 	d.spare = append(d.spare, ids[:0])
 	if it.b != nil {
 		d.free = append(d.free, it.b)
@@ -824,6 +826,7 @@ func (d *Driver) ready(ctx context.Context) {
 		if d.prefix != nil && f.Err != nil {
 			ids = d.prefixFailure(g, f, ids)
 		}
+		d.release(f.ID, math.MaxInt)
 		if !g.admitted { // never left the queue: nothing to release
 			delete(d.gens, f.ID)
 			ids = d.unpin(g, ids)
@@ -870,42 +873,6 @@ func (d *Driver) ready(ctx context.Context) {
 		}
 		g.complete(g.fin.Reason, g.fin.Err)
 	}
-}
-
-// unpin releases g's pin on the session it forked, appending that session
-// to end when it was an evicted entry kept only for g.
-func (d *Driver) unpin(g *gen, end []uint64) []uint64 {
-	if g.from != 0 && d.prefix.unpin(g.from) {
-		end = append(end, g.from)
-	}
-	return end
-}
-
-// prefixFailure reacts to g's failure f: a fork that found its session
-// gone drops it from the cache and runs g again unforked; a KV budget
-// exhausted empties the cache, and runs g again if it had generated
-// nothing yet. The sessions to end are appended to end.
-func (d *Driver) prefixFailure(g *gen, f sched.Finish, end []uint64) []uint64 {
-	switch {
-	case errors.Is(f.Err, ErrNoSource) && g.from != 0:
-		end = d.prefix.forget(g.from, end)
-		g.retry = !g.retried && g.admitted
-		d.log.Info("a cached session was gone: running the sequence again", "seq", g.id, "session", g.from, "err", f.Err)
-	case errors.Is(f.Err, ErrKVBudget) && len(d.prefix.entries) > 0:
-		end = d.prefix.flush(end)
-		g.retry = !g.retried && g.admitted && f.Generated == 0
-		d.log.Info("KV budget exhausted: emptied the prefix cache", "seq", g.id, "retry", g.retry, "err", f.Err)
-	}
-	return end
-}
-
-// again submits g, released after a failure that calls for another try,
-// as a new sequence that forks nothing.
-func (d *Driver) again(g *gen) {
-	g.id = sched.SeqID(d.ids.Add(1))
-	g.retry, g.retried, g.admitted, g.finished, g.fin = false, true, false, false, sched.Finish{}
-	g.kv, g.from, g.cached, g.logprobs = 0, 0, 0, nil
-	d.onSubmit(g)
 }
 
 // endSessions ends ids on every stage, logging failures: a stage that

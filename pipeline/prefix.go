@@ -1,6 +1,11 @@
 package pipeline
 
-import "slices"
+import (
+	"errors"
+	"slices"
+
+	"github.com/strata-llm/strata/pipeline/sched"
+)
 
 // MinPrefix is the fewest prompt tokens a request takes from a cached
 // session: below it the fork saves too little to be worth a session.
@@ -200,4 +205,147 @@ type PrefixStats struct {
 
 func (c *prefixCache) stats() PrefixStats {
 	return PrefixStats{Sessions: len(c.entries), Positions: c.used, Hits: c.hits, Tokens: c.tokens}
+}
+
+// source returns the session whose cached positions prompt can best
+// start from, and how many of its tokens: a kept session, or a sequence
+// still running (its prompt and the tokens it generated, as far as every
+// stage holds them). n is 0 when none shares MinPrefix tokens.
+func (d *Driver) source(prompt []int) (id uint64, n int) {
+	if e, k := d.prefix.match(prompt); e != nil {
+		id, n = e.id, k
+	}
+	for gid, g := range d.gens {
+		if !g.admitted || g.finished || g.kv < MinPrefix {
+			continue
+		}
+		if k := common(g.history[:g.kv], prompt); k >= max(n+1, MinPrefix) {
+			id, n = uint64(gid), k
+		}
+	}
+	return id, n
+}
+
+// waiter is a request waiting for a running sequence to compute a prefix
+// of its prompt, need tokens, so that it forks them rather than computing
+// them too.
+type waiter struct {
+	g    *gen
+	need int
+}
+
+// await holds g back, unless it would fork n tokens already, when a
+// sequence that is running or queued, and not waiting itself, has a prompt
+// that shares more with g's and has not computed them yet: requests for
+// the same prompt at once (n choices, a burst sharing a system prompt)
+// compute it once. It reports whether g waits; release submits it once the
+// leader has computed those tokens, or has finished. The waiters count
+// against the scheduler's queue bound.
+func (d *Driver) await(g *gen, n int) bool {
+	var lead *gen
+	need := max(n+1, MinPrefix)
+	for _, l := range d.gens {
+		if l.finished || l.retry {
+			continue
+		}
+		if k := common(l.req.Prompt, g.req.Prompt); k >= need && l.kv < k {
+			lead, need = l, k
+		}
+	}
+	if lead == nil {
+		return false
+	}
+	waiting := 0
+	for _, ws := range d.waiting {
+		waiting += len(ws)
+	}
+	if d.sch.Stats().Queued+waiting >= d.sch.Config().MaxQueue {
+		return false
+	}
+	if d.waiting == nil {
+		d.waiting = make(map[sched.SeqID][]waiter)
+	}
+	g.leader = lead.id
+	d.waiting[lead.id] = append(d.waiting[lead.id], waiter{g, need})
+	return true
+}
+
+// release submits the requests waiting for leader that need at most kv
+// tokens (all of them for kv = math.MaxInt: the leader finished).
+func (d *Driver) release(leader sched.SeqID, kv int) {
+	ws := d.waiting[leader]
+	if len(ws) == 0 {
+		return
+	}
+	var ready []*gen
+	ws = slices.DeleteFunc(ws, func(w waiter) bool {
+		if w.need <= kv {
+			ready = append(ready, w.g)
+			return true
+		}
+		return false
+	})
+	if len(ws) == 0 {
+		delete(d.waiting, leader)
+	} else {
+		d.waiting[leader] = ws
+	}
+	for _, g := range ready {
+		g.leader = 0
+		d.onSubmit(g)
+	}
+}
+
+// unwait takes g out of the waiters and completes it as cancelled; it
+// reports false when g was not waiting.
+func (d *Driver) unwait(g *gen) bool {
+	if g.leader == 0 {
+		return false
+	}
+	ws := d.waiting[g.leader]
+	if i := slices.IndexFunc(ws, func(w waiter) bool { return w.g == g }); i >= 0 {
+		d.waiting[g.leader] = slices.Delete(ws, i, i+1)
+		if len(d.waiting[g.leader]) == 0 {
+			delete(d.waiting, g.leader)
+		}
+	}
+	g.leader = 0
+	g.complete(sched.FinishCancelled, nil)
+	return true
+}
+
+// unpin releases g's pin on the session it forked, appending that session
+// to end when it was an evicted entry kept only for g.
+func (d *Driver) unpin(g *gen, end []uint64) []uint64 {
+	if g.from != 0 && d.prefix.unpin(g.from) {
+		end = append(end, g.from)
+	}
+	return end
+}
+
+// prefixFailure reacts to g's failure f: a fork that found its session
+// gone drops it from the cache and runs g again unforked; a KV budget
+// exhausted empties the cache, and runs g again if it had generated
+// nothing yet. The sessions to end are appended to end.
+func (d *Driver) prefixFailure(g *gen, f sched.Finish, end []uint64) []uint64 {
+	switch {
+	case errors.Is(f.Err, ErrNoSource) && g.from != 0:
+		end = d.prefix.forget(g.from, end)
+		g.retry = !g.retried && g.admitted
+		d.log.Info("a cached session was gone: running the sequence again", "seq", g.id, "session", g.from, "err", f.Err)
+	case errors.Is(f.Err, ErrKVBudget) && len(d.prefix.entries) > 0:
+		end = d.prefix.flush(end)
+		g.retry = !g.retried && g.admitted && f.Generated == 0
+		d.log.Info("KV budget exhausted: emptied the prefix cache", "seq", g.id, "retry", g.retry, "err", f.Err)
+	}
+	return end
+}
+
+// again submits g, released after a failure that calls for another try,
+// as a new sequence that forks nothing.
+func (d *Driver) again(g *gen) {
+	g.id = sched.SeqID(d.ids.Add(1))
+	g.retry, g.retried, g.admitted, g.finished, g.fin = false, true, false, false, sched.Finish{}
+	g.kv, g.from, g.cached, g.logprobs = 0, 0, 0, nil
+	d.onSubmit(g)
 }

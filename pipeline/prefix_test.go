@@ -253,3 +253,65 @@ func TestDriverPrefixLive(t *testing.T) {
 		t.Errorf("forked from a running sequence: %v (%d cached), want %v (%d)", res.Tokens, res.Cached, want, len(prompt)-2)
 	}
 }
+
+// TestDriverPrefixShared sends requests for the same prompt at once (as
+// n choices do): the first computes it, the others wait for it and fork
+// it, and every reply is the engine's. A request that waits and is
+// cancelled returns at once.
+func TestDriverPrefixShared(t *testing.T) {
+	reqs := storiesRequests(t, 6)
+	prompt := slices.Repeat(reqs[1].Prompt, 3)
+	same := make([]TokenRequest, 4)
+	for i := range same {
+		same[i] = TokenRequest{Prompt: prompt, MaxTokens: 6, IgnoreEOS: true}
+	}
+	want := engineTokens(t, same[:1])[0]
+	f := openFile(t, testdataPath(t, stories))
+	ls := locals(t, f, []int{0, 3, 5}, false, LocalConfig{})
+	d := newDriver(t, asStages(ls), DriverConfig{PrefixCache: 1000})
+	// Submitted before Run starts, the four reach the loop together.
+	var got [][]int
+	done := make(chan struct{})
+	go func() { got = generateAll(t, d, same); close(done) }()
+	pending := func() int {
+		d.mu.Lock()
+		defer d.mu.Unlock()
+		return len(d.submits)
+	}
+	for pending() < len(same) {
+		time.Sleep(time.Millisecond)
+	}
+	run(t, d)
+	<-done
+	for i := range got {
+		if !slices.Equal(got[i], want) {
+			t.Errorf("request %d: %v, want %v", i, got[i], want)
+		}
+	}
+	st := d.Stats()
+	if n := len(prompt); st.PrefillTokens != uint64(n+3*2) || st.CachedTokens != uint64(3*(n-2)) || st.Prefix.Hits != 3 {
+		t.Errorf("prompt of %d: %d prompt tokens computed, %d cached, %d hits", n, st.PrefillTokens, st.CachedTokens, st.Prefix.Hits)
+	}
+
+	// A waiter cancelled: the leader is held in its first stage.
+	hold := make(chan struct{})
+	ls[0].knobs = &LocalKnobs{BeforeForward: func(context.Context, *Batch) { <-hold }}
+	long := append(slices.Clone(prompt), 400, 401, 402)
+	lead := make(chan error, 1)
+	go func() {
+		_, err := generate(t, context.Background(), d, TokenRequest{Prompt: long, MaxTokens: 2})
+		lead <- err
+	}()
+	for d.Stats().InFlight == 0 {
+		time.Sleep(time.Millisecond)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	defer cancel()
+	if _, err := generate(t, ctx, d, TokenRequest{Prompt: append(slices.Clone(long), 403), MaxTokens: 2}); err != context.DeadlineExceeded {
+		t.Errorf("a cancelled waiter: %v", err)
+	}
+	close(hold)
+	if err := <-lead; err != nil {
+		t.Fatal(err)
+	}
+}
