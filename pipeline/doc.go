@@ -42,6 +42,19 @@
 // calls, and ends the sessions of finished sequences on every stage before
 // their Generate calls return.
 //
+// # The prefix cache
+//
+// With DriverConfig.PrefixCache, a finished sequence's sessions stay on the
+// stages, up to a number of positions in all. A request whose prompt
+// begins with the tokens one holds (or a running sequence holds) opens its
+// session as a fork of it (Seq.From): every stage copies the positions it
+// needs, and the request computes only the rest of its prompt, always its
+// last two tokens, which keeps its logits those of the whole prompt. A
+// request for a prompt that a running sequence has yet to compute waits
+// for it, so that n choices compute their prompt once. Stages say whether
+// they take forks ([Forking]); a stage that replays its sessions elsewhere
+// learns which are only kept ([Keeper]).
+//
 // It knows nothing of networks. It may import kernels and its own
 // subpackages (gguf, arch, tokenizer, sample, sched, wire), nothing above.
 package pipeline

@@ -222,3 +222,80 @@ func burst(b *testing.B, d *Driver, reqs []TokenRequest) time.Duration {
 	<-done
 	return took
 }
+
+// BenchmarkPrefixCacheChat measures what the prefix cache buys a chat:
+// a 512-token system prompt, then four turns, each adding a 32-token user
+// message to the conversation so far (the last reply included) and
+// generating 16 tokens, through two stages of the synthetic model (see
+// synthModel), with the cache and without. ttft-ms is the mean time to the
+// first token of turns 2 to 4, when the whole conversation before the new
+// message is cached; ttft-speedup is the ratio of the two, measured in the
+// same run; cached-share is the share of those turns' prompt tokens taken
+// from the cache.
+func BenchmarkPrefixCacheChat(b *testing.B) {
+	path, shape, _ := synthModel(b)
+	b.Logf("model: %s", shape)
+	const system, user, reply, turns = 512, 32, 16, 4
+	var ttft [2]time.Duration
+	var prompts, cached int
+	chat := func(d *Driver, seed int) (time.Duration, int, int) {
+		conv := make([]int, system)
+		for i := range conv {
+			conv[i] = 300 + (seed*7+i)%3000
+		}
+		var took time.Duration
+		var total, hit int
+		for turn := range turns {
+			for i := range user {
+				conv = append(conv, 300+(seed*13+turn*31+i)%3000)
+			}
+			start := time.Now()
+			var first time.Duration
+			res, err := d.Generate(context.Background(), TokenRequest{Prompt: conv, MaxTokens: reply, IgnoreEOS: true}, func(int) error {
+				if first == 0 {
+					first = time.Since(start)
+				}
+				return nil
+			})
+			if err != nil {
+				b.Fatal(err)
+			}
+			if turn > 0 {
+				took += first
+				total += len(conv)
+				hit += res.Cached
+			}
+			conv = append(conv, res.Tokens...)
+		}
+		return took, total, hit
+	}
+	drivers := [2]*Driver{}
+	for i, pc := range []int{0, 8192} {
+		s, err := OpenSplit(path, 2, SplitOptions{Logger: quiet})
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.Cleanup(func() { s.Close() })
+		if drivers[i], err = s.NewDriver(DriverConfig{Logger: quiet, PrefixCache: pc}); err != nil {
+			b.Fatal(err)
+		}
+		runDriver(b, drivers[i])
+	}
+	seed := 0
+	for b.Loop() {
+		seed++
+		for i, d := range drivers {
+			took, total, hit := chat(d, seed)
+			ttft[i] += took
+			if i == 1 {
+				prompts, cached = prompts+total, cached+hit
+			}
+		}
+	}
+	n := float64(b.N * (turns - 1))
+	b.ReportMetric(ttft[0].Seconds()*1e3/n, "ttft-ms-uncached")
+	b.ReportMetric(ttft[1].Seconds()*1e3/n, "ttft-ms-cached")
+	b.ReportMetric(ttft[0].Seconds()/ttft[1].Seconds(), "ttft-speedup")
+	b.ReportMetric(float64(cached)/float64(prompts), "cached-share")
+	b.ReportMetric(0, "ns/op")
+}
