@@ -128,12 +128,20 @@ func run(bin, model string, stages int, prompt string, maxTokens int, mode strin
 		Choices []struct {
 			Text string `json:"text"`
 		} `json:"choices"`
-		Usage map[string]int `json:"usage"`
+		Usage struct {
+			PromptTokens        int `json:"prompt_tokens"`
+			CompletionTokens    int `json:"completion_tokens"`
+			PromptTokensDetails struct {
+				CachedTokens int `json:"cached_tokens"`
+			} `json:"prompt_tokens_details"`
+		} `json:"usage"`
 	}
 	if err := json.Unmarshal(raw, &out); err != nil || len(out.Choices) == 0 {
 		return fmt.Errorf("bad completion %s: %v", raw, err)
 	}
-	fmt.Printf("prompt: %s\ncompletion (%d stages, greedy): %s\nusage: %v\n", prompt, stages, out.Choices[0].Text, out.Usage)
+	u := out.Usage
+	fmt.Printf("prompt: %s\ncompletion (%d stages, greedy): %s\nusage: %d prompt tokens (%d cached), %d completion tokens\n",
+		prompt, stages, out.Choices[0].Text, u.PromptTokens, u.PromptTokensDetails.CachedTokens, u.CompletionTokens)
 	return nil
 }
 
