@@ -347,6 +347,7 @@ func (l *Local) session(b *Batch, sq Seq, row int, now time.Time) (*session, err
 				return nil, &KVBudgetError{Stage: l.name, ID: sq.ID, Need: need, Used: l.used, Budget: l.budget}
 			}
 			s = &session{id: sq.ID, cache: src.cache.Clone(sq.Pos, room), last: now}
+			src.last = now // forked: in use, not idle
 		}
 	} else {
 		if s == nil {

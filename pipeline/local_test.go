@@ -253,6 +253,16 @@ func TestLocalEvict(t *testing.T) {
 			t.Errorf("idle %v: %d sessions", idle, l.Sessions())
 		}
 	}
+	// A session forked is in use: session 3, forked from 1 at 50s, is
+	// not idle at 70s, though no Forward ran on it.
+	l := NewLocal(m, LocalConfig{Now: clock, IdleTimeout: time.Minute})
+	forward(t, l, 1, []feed{{id: 1, tokens: []int{1, 300, 301, 302, 303, 304}, open: true}})
+	now = now.Add(50 * time.Second)
+	forward(t, l, 2, []feed{{id: 2, pos: 4, tokens: []int{303, 304}, open: true, from: 1}})
+	now = now.Add(20 * time.Second)
+	if got := l.Evict(now.Add(-time.Minute)); len(got) != 0 {
+		t.Errorf("evicted %v, a session forked 20s ago", got)
+	}
 }
 
 // TestLocalStats: a stage counts its forwards, the tokens they computed
