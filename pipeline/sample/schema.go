@@ -21,10 +21,11 @@ var ErrSchema = errors.New("unsupported JSON schema")
 //
 //   - "type": object, array, string, number, integer, boolean, null, or a
 //     list of them;
-//   - "anyOf" and "oneOf": alternatives (these and type lists need
-//     alternatives that begin with different characters, which makes
-//     oneOf the same as anyOf: a string and an enum of strings cannot
-//     share one);
+//   - "anyOf" and "oneOf": alternatives, which may begin alike (two
+//     object models, a string and an enum of strings): the recognizer
+//     follows every alternative the text so far fits, up to
+//     MaxSchemaReadings at once, until the text tells them apart. oneOf is
+//     taken as anyOf: a text that two alternatives accept is accepted;
 //   - objects: "properties" (written in the schema's order, each at most
 //     once, every "required" one present; no others, which
 //     "additionalProperties" may allow but never requires);
@@ -59,15 +60,15 @@ type JSONSchema struct {
 // NewJSON takes it: the end-of-generation token is allowed exactly when
 // the text is whole, and nothing may follow it.
 func (s *JSONSchema) Constraint(piece func(id int) []byte, isEOG func(id int) bool) Constraint {
-	return &schemaConstraint{piece: piece, isEOG: isEOG, st: schemaState{root: s.root}}
+	return &schemaConstraint{piece: piece, isEOG: isEOG, sts: []schemaState{{root: s.root}}}
 }
 
 // Valid reports whether text is one JSON text the constraint lets a model
 // write: the schema accepts it, its properties are in the schema's order,
 // and it has no whitespace before or after it.
 func (s *JSONSchema) Valid(text []byte) bool {
-	st, ok := s.scan(text)
-	return ok && st.accepting()
+	sts, _ := s.scan(text)
+	return slices.ContainsFunc(sts, func(st schemaState) bool { return st.accepting() })
 }
 
 // Prefix reports whether text is the start (or the whole) of such a text:
@@ -77,14 +78,10 @@ func (s *JSONSchema) Prefix(text []byte) bool {
 	return ok
 }
 
-func (s *JSONSchema) scan(text []byte) (schemaState, bool) {
+func (s *JSONSchema) scan(text []byte) ([]schemaState, bool) {
 	st := schemaState{root: s.root}
-	for _, b := range text {
-		if !st.step(b) {
-			return st, false
-		}
-	}
-	return st, true
+	out := st.advance(text, nil, MaxSchemaReadings)
+	return out, len(out) > 0
 }
 
 // The kinds of schema nodes.
@@ -95,7 +92,7 @@ const (
 	kLiteral // one of lits: an enum, const, boolean or null
 	kNumber
 	kInteger
-	kUnion     // one of alts, told apart by the first byte
+	kUnion     // one of alts; those that begin alike are followed together
 	kAny       // any JSON value (a schema with no keyword that says what)
 	kAnyObject // any JSON object (an object schema that lists no property)
 	kMap       // an object of any keys whose values are items (additionalProperties)
@@ -404,23 +401,22 @@ func onlyNotes(o ordered, key string) bool {
 	return true
 }
 
-// union is the node of alts: alts[0] alone, or a kUnion when they begin
-// differently.
+// union is the node of alts: alts[0] alone, or a kUnion.
 func union(alts []*snode, at string) (*snode, error) {
 	if len(alts) == 1 {
 		return alts[0], nil
 	}
-	seen := map[byte]bool{}
-	for _, a := range alts {
-		for _, b := range firstBytes(a) {
-			if seen[b] {
-				return nil, fmt.Errorf("%w: %s: alternatives that can begin with the same character (%q) are not supported", ErrSchema, at, b)
-			}
-			seen[b] = true
-		}
+	if len(alts) > MaxSchemaReadings {
+		return nil, fmt.Errorf("%w: %s: more than %d alternatives", ErrSchema, at, MaxSchemaReadings)
 	}
 	return &snode{kind: kUnion, alts: alts}, nil
 }
+
+// MaxSchemaReadings bounds the alternatives of an anyOf (or oneOf, or a
+// list of types) and the readings of a text that a schema's alternatives
+// keep open at once (nested alternatives multiply them): a text that
+// would need more is refused.
+const MaxSchemaReadings = 16
 
 // ref compiles the schema a "$ref" names: "#/$defs/NAME" (or
 // "#/definitions/NAME") of the document; a reference to itself, however
@@ -603,13 +599,58 @@ const (
 	pHex                 // kString: in a \u escape
 )
 
-// schemaState recognizes a text of root, frame by frame.
+// schemaState recognizes a text of root, frame by frame: one reading of
+// it, where alternatives that begin alike (a kUnion) make several.
 type schemaState struct {
 	root    *snode
 	stack   []frame
 	started bool // the root began
 	done    bool // the root ended
 	space   uint8
+	// choose is the alternative the next union to resolve becomes (a
+	// fork); ambiguous is set, and the step refused, when a union finds
+	// several alternatives that fit its first byte and none was chosen.
+	choose    *snode
+	ambiguous []*snode
+}
+
+// clone returns a copy of s with a stack of its own, in buf's array.
+func (s *schemaState) clone(buf []frame) schemaState {
+	t := *s
+	t.stack = append(buf[:0], s.stack...)
+	t.ambiguous = nil
+	return t
+}
+
+// advance appends to out the readings s becomes after text (none: text is
+// refused), forking at unions whose alternatives begin alike; it stops
+// once out holds limit readings. s is unchanged.
+func (s *schemaState) advance(text []byte, out []schemaState, limit int) []schemaState {
+	t := s.clone(nil)
+	for i, b := range text {
+		if t.step(b) {
+			continue
+		}
+		if t.ambiguous == nil {
+			return out
+		}
+		alts := t.ambiguous
+		before := s.clone(nil)
+		for _, c := range text[:i] { // as t took them: no fork among them
+			before.step(c)
+		}
+		for _, a := range alts {
+			u := before.clone(nil)
+			u.choose = a
+			if u.step(b) {
+				if out = u.advance(text[i+1:], out, limit); len(out) >= limit {
+					return out[:limit]
+				}
+			}
+		}
+		return out
+	}
+	return append(out, t)
 }
 
 func (s *schemaState) top() *frame { return &s.stack[len(s.stack)-1] }
@@ -701,14 +742,26 @@ func (s *schemaState) between(b byte) (handled, ok bool) {
 // parent must take.
 func (s *schemaState) frameStep(f *frame, b byte) (ok, again bool) {
 	n := f.node
-	if n.kind == kUnion { // told apart by b: become that alternative
+	if n.kind == kUnion { // become the alternative b begins
+		var fits *snode
 		for _, a := range n.alts {
-			if bytes.IndexByte(firstBytes(a), b) >= 0 {
-				*f = frame{node: a}
-				return s.frameStep(f, b)
+			if bytes.IndexByte(firstBytes(a), b) < 0 {
+				continue
+			}
+			if fits != nil && s.choose == nil { // several: the caller forks
+				s.ambiguous = n.alts
+				return false, false
+			}
+			if fits == nil || a == s.choose {
+				fits = a
 			}
 		}
-		return false, false
+		if fits == nil || s.choose != nil && fits != s.choose {
+			return false, false
+		}
+		s.choose = nil
+		*f = frame{node: fits}
+		return s.frameStep(f, b)
 	}
 	switch n.kind {
 	case kString:
@@ -1097,33 +1150,43 @@ func requiredFrom(n *snode, i int) bool {
 	return false
 }
 
-// schemaConstraint is JSONSchema's Constraint. Allowed tries a token on a
-// copy of the state (stack, frames) kept in scratch.
+// schemaConstraint is JSONSchema's Constraint: the readings of the text so
+// far, one unless alternatives that begin alike keep several open. Allowed
+// tries a token on a copy of each reading (its frames in scratch), and
+// forks only where a union is ambiguous.
 type schemaConstraint struct {
 	piece   func(int) []byte
 	isEOG   func(int) bool
-	st      schemaState
+	sts     []schemaState
 	scratch []frame
+	next    []schemaState
 }
 
 // Allowed implements Constraint.
 func (c *schemaConstraint) Allowed(token int) bool {
 	if c.isEOG(token) {
-		return c.st.accepting()
+		return slices.ContainsFunc(c.sts, func(st schemaState) bool { return st.accepting() })
 	}
 	p := c.piece(token)
 	if len(p) == 0 {
 		return false
 	}
-	t := c.st
-	c.scratch = append(c.scratch[:0], c.st.stack...)
-	t.stack = c.scratch
-	for _, b := range p {
-		if !t.step(b) {
-			return false
+	for i := range c.sts {
+		st := &c.sts[i]
+		t := st.clone(c.scratch)
+		c.scratch = t.stack[:0]
+		ok := true
+		for _, b := range p {
+			if !t.step(b) {
+				ok = false
+				break
+			}
+		}
+		if ok || t.ambiguous != nil && len(st.advance(p, c.next[:0], 1)) > 0 {
+			return true
 		}
 	}
-	return true
+	return false
 }
 
 // Accept implements Constraint.
@@ -1131,9 +1194,15 @@ func (c *schemaConstraint) Accept(token int) {
 	if c.isEOG(token) {
 		return
 	}
-	for _, b := range c.piece(token) {
-		c.st.step(b)
+	p := c.piece(token)
+	next := c.next[:0]
+	for i := range c.sts {
+		next = c.sts[i].advance(p, next, MaxSchemaReadings)
+		if len(next) >= MaxSchemaReadings {
+			break
+		}
 	}
+	c.sts, c.next = next, c.sts[:0]
 }
 
 // String names the schema's shape, for logs and errors.

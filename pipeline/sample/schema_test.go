@@ -37,14 +37,14 @@ func TestCompileJSONSchema(t *testing.T) {
 	}
 	for _, doc := range []string{
 		`{"type":"string","pattern":"a+"}`, `{"type":"string","format":"email"}`, `{"type":"integer","format":"date"}`, `{"type":"integer","minimum":0}`,
-		`{"$ref":"#/$defs/x"}`, `{"anyOf":[{"type":"string"},{"enum":["a"]}]}`, `{"anyOf":[]}`, `{"oneOf":[{"type":"string"},{"enum":["a"]}]}`,
+		`{"$ref":"#/$defs/x"}`, `{"anyOf":[]}`, `{"anyOf":[` + strings.Repeat(`{"type":"string"},`, MaxSchemaReadings) + `{"type":"null"}]}`,
 		`{"anyOf":[{"type":"string"}],"oneOf":[{"type":"null"}]}`, `{"allOf":[{"type":"string"}]}`,
 		`{"$defs":{"n":{"type":"array","items":{"$ref":"#/$defs/n"}}},"$ref":"#/$defs/n"}`,
 		`{"$defs":{"n":{"type":"string"}},"$ref":"#/definitions/n"}`, `{"$ref":"http://example.com/s"}`,
 		`{"type":"array","items":{"type":"string"},"minItems":3,"maxItems":2}`, `{"type":"string","minItems":1}`,
 		`{"type":"array","items":{"type":"string"},"maxItems":-1}`, `{"anyOf":[{"type":"string"}],"type":"string"}`, `{"type":"object","properties":{"a":{"type":"string"}},"required":["b"]}`,
-		`{"type":"array"}`, `{"type":"string","items":{"type":"string"}}`, `{"type":["integer","number"]}`,
-		`{"type":"date"}`, `{"enum":[]}`, `{"enum":[{"a":1}]}`, `{"anyOf":[{},{"type":"null"}]}`, `[]`, `{"type":"string"} {}`, `{"type":`,
+		`{"type":"array"}`, `{"type":"string","items":{"type":"string"}}`,
+		`{"type":"date"}`, `{"enum":[]}`, `{"enum":[{"a":1}]}`, `[]`, `{"type":"string"} {}`, `{"type":`,
 		`{"type":"object","properties":{"a":{"type":"string"}},"additionalProperties":{"type":"string"}}`,
 		strings.Repeat(`{"type":"array","items":`, MaxJSONDepth+1) + `{"type":"string"}` + strings.Repeat("}", MaxJSONDepth+1),
 	} {
@@ -102,6 +102,102 @@ func TestJSONSchemaValid(t *testing.T) {
 		if !mustSchema(t, tc.schema).Valid([]byte(tc.text)) {
 			t.Errorf("%s: %s refused", tc.schema, tc.text)
 		}
+	}
+}
+
+// unionSchema has alternatives that begin alike, as Pydantic writes a
+// Union of two models: objects told apart by their first property, or
+// only by a later one; a string beside an enum of strings; integer beside
+// number; and a free-form value beside null.
+const unionSchema = `{"$defs":{
+	"Cat":{"type":"object","properties":{"kind":{"const":"cat"},"lives":{"type":"integer"}},"required":["kind","lives"]},
+	"Dog":{"type":"object","properties":{"kind":{"const":"dog"},"good":{"type":"boolean"}},"required":["kind"]},
+	"A":{"type":"object","properties":{"id":{"type":"integer"},"a":{"type":"string"}},"required":["id","a"]},
+	"B":{"type":"object","properties":{"id":{"type":"integer"},"b":{"type":"array","items":{"type":"integer"}}},"required":["id","b"]}},
+	"type":"object","properties":{
+	"pet":{"anyOf":[{"$ref":"#/$defs/Cat"},{"$ref":"#/$defs/Dog"}]},
+	"ab":{"oneOf":[{"$ref":"#/$defs/A"},{"$ref":"#/$defs/B"}]},
+	"word":{"anyOf":[{"type":"string","maxLength":3},{"enum":["hello","hi"]}]},
+	"n":{"type":["integer","number"]},
+	"any":{"anyOf":[{},{"type":"null"}]}},
+	"required":["pet","ab"]}`
+
+// TestJSONSchemaUnions checks alternatives that begin alike: every
+// reading is followed until the text tells them apart.
+func TestJSONSchemaUnions(t *testing.T) {
+	s := mustSchema(t, unionSchema)
+	for _, tc := range []struct {
+		text string
+		want bool
+	}{
+		{`{"pet":{"kind":"cat","lives":9},"ab":{"id":1,"a":"x"}}`, true},
+		{`{"pet":{"kind":"dog"},"ab":{"id":1,"b":[1,2]}}`, true},
+		{`{"pet":{"kind":"dog","good":true},"ab":{"id":2,"a":""},"word":"hello","n":2.5,"any":null}`, true},
+		{`{"pet":{"kind":"cat"},"ab":{"id":1,"a":"x"}}`, false},           // a cat needs lives
+		{`{"pet":{"kind":"dog","lives":9},"ab":{"id":1,"a":"x"}}`, false}, // a dog has none
+		{`{"pet":{"kind":"cow"},"ab":{"id":1,"a":"x"}}`, false},
+		{`{"pet":{"kind":"dog"},"ab":{"id":1,"b":"x"}}`, false},
+		{`{"pet":{"kind":"dog"},"ab":{"id":1,"a":[1]}}`, false},
+		{`{"pet":{"kind":"dog"},"ab":{"id":1,"a":"x"},"word":"hell"}`, false}, // too long, not in the enum
+		{`{"pet":{"kind":"dog"},"ab":{"id":1,"a":"x"},"word":"abc"}`, true},
+		{`{"pet":{"kind":"dog"},"ab":{"id":1,"a":"x"},"n":-3}`, true},
+		{`{"pet":{"kind":"dog"},"ab":{"id":1,"a":"x"},"any":{"x":[null]}}`, true},
+	} {
+		if got := s.Valid([]byte(tc.text)); got != tc.want {
+			t.Errorf("Valid(%s) = %v, want %v", tc.text, got, tc.want)
+		}
+		if got := s.Prefix([]byte(tc.text[:len(tc.text)/2])); !got && tc.want {
+			t.Errorf("Prefix of %s refused", tc.text)
+		}
+	}
+	// Through the constraint, byte by byte as a tokenizer of single bytes
+	// would spell them, then as one token.
+	for _, text := range []string{`{"pet":{"kind":"cat","lives":9},"ab":{"id":1,"a":"x"}}`, `{"pet":{"kind":"dog"},"ab":{"id":1,"b":[]}}`} {
+		pieces := [][]byte{[]byte(text)}
+		for i := range len(text) {
+			pieces = append(pieces, []byte(text[i:i+1]))
+		}
+		c := s.Constraint(func(id int) []byte { return pieces[id] }, func(id int) bool { return id == len(pieces) })
+		for i := 1; i < len(pieces); i++ {
+			if !c.Allowed(i) {
+				t.Fatalf("%s: byte %d (%q) refused", text, i-1, pieces[i])
+			}
+			if c.Allowed(len(pieces)) {
+				t.Fatalf("%s: the end allowed after %d bytes", text, i-1)
+			}
+			c.Accept(i)
+		}
+		if !c.Allowed(len(pieces)) {
+			t.Errorf("%s: the end refused once whole", text)
+		}
+		w := s.Constraint(func(id int) []byte { return pieces[id] }, func(id int) bool { return id == len(pieces) })
+		if !w.Allowed(0) {
+			t.Errorf("%s: refused as one token", text)
+		}
+	}
+	// Alternatives of alternatives are one list, bounded.
+	nest := `{"type":"string"}`
+	for range 5 {
+		nest = `{"anyOf":[` + nest + `,` + nest + `]}`
+	}
+	if _, err := CompileJSONSchema([]byte(nest)); !errors.Is(err, ErrSchema) {
+		t.Errorf("32 alternatives: %v, want ErrSchema", err)
+	}
+	// Alternatives within alternatives multiply the readings: five objects
+	// whose one property is one of four strings make 20 after {"x":" ;
+	// past MaxSchemaReadings the last are dropped, never followed without
+	// bound.
+	inner := `{"anyOf":[{"type":"string","maxLength":1},{"type":"string","maxLength":2},{"type":"string","maxLength":3},{"type":"string","maxLength":4}]}`
+	var alts []string
+	for i := range 5 {
+		alts = append(alts, fmt.Sprintf(`{"type":"object","properties":{"x":%s,"k%d":{"type":"integer"}},"required":["x","k%d"]}`, inner, i, i))
+	}
+	many := mustSchema(t, `{"anyOf":[`+strings.Join(alts, ",")+`]}`)
+	if !many.Valid([]byte(`{"x":"ab","k0":1}`)) {
+		t.Error("the first reading refused")
+	}
+	if sts, _ := many.scan([]byte(`{"x":"`)); len(sts) != MaxSchemaReadings {
+		t.Errorf("%d readings, want %d", len(sts), MaxSchemaReadings)
 	}
 }
 
@@ -273,7 +369,12 @@ func instance(rng *rand.Rand, n *snode, depth int) string {
 // TestJSONSchemaInstances: random texts of the schema, in its order, are
 // valid, and none of their proper prefixes is whole.
 func TestJSONSchemaInstances(t *testing.T) {
-	s := mustSchema(t, personSchema)
+	for _, doc := range []string{personSchema, unionSchema} {
+		testInstances(t, mustSchema(t, doc))
+	}
+}
+
+func testInstances(t *testing.T, s *JSONSchema) {
 	rng := rand.New(rand.NewPCG(1, 1))
 	for range 500 {
 		text := instance(rng, s.root, 0)
@@ -366,8 +467,12 @@ func FuzzJSONSchemaValid(f *testing.F) {
 	for range 10 {
 		f.Add([]byte(instance(rng, house.root, 0)))
 	}
+	unions := mustSchema(f, unionSchema)
+	for range 10 {
+		f.Add([]byte(instance(rng, unions.root, 0)))
+	}
 	f.Fuzz(func(t *testing.T, b []byte) {
-		for _, s := range []*JSONSchema{s, house} {
+		for _, s := range []*JSONSchema{s, house, unions} {
 			if !s.Valid(b) {
 				continue
 			}
@@ -385,8 +490,13 @@ func FuzzJSONSchemaValid(f *testing.F) {
 // small vocabulary (every printable byte a token too): each text is a
 // prefix the recognizer takes, and ends exactly when whole.
 func TestJSONSchemaConstraint(t *testing.T) {
-	s := mustSchema(t, personSchema)
-	vocab := []string{"", `{"name":`, `"Lily"`, `,"age":`, "3", "}", `"a"`, "true", "null", " "}
+	testConstraint(t, mustSchema(t, personSchema), []string{"", `{"name":`, `"Lily"`, `,"age":`, "3", "}", `"a"`, "true", "null", " "})
+	testConstraint(t, mustSchema(t, unionSchema), []string{"", `{"pet":`, `{"kind":"`, `dog"}`, `,"ab":{"id":`, "}", `,"a":"x"`, `cat","lives":`, "9", `,"b":[`})
+}
+
+// testConstraint samples under s's constraint over vocab (its first five
+// pieces after the end token made likely) and every printable byte.
+func testConstraint(t *testing.T, s *JSONSchema, vocab []string) {
 	for b := byte(' '); b < 0x7f; b++ {
 		vocab = append(vocab, string(b))
 	}
@@ -420,10 +530,13 @@ func TestJSONSchemaConstraint(t *testing.T) {
 				break
 			}
 			text = append(text, piece(tok)...)
+			if !s.Prefix(text) {
+				t.Fatalf("trial %d: %s is no prefix", trial, text)
+			}
 		}
 	}
 	if ended == 0 {
 		t.Error("no trial made a whole text")
 	}
-	t.Logf("%d of 200 trials made a whole text in 80 tokens", ended)
+	t.Logf("%s: %d of 200 trials made a whole text in 80 tokens", s, ended)
 }
