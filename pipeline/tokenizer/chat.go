@@ -1,8 +1,11 @@
 package tokenizer
 
 import (
+	"bytes"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"math"
 	"reflect"
 	"slices"
@@ -35,6 +38,22 @@ type ChatMessage struct {
 	Role    string // "system", "user", "assistant", "tool", ...
 	Content string
 	Name    string // optional; templates see it as message.name only when set
+	// ToolCalls are an assistant's calls of the functions it was offered
+	// (templates see message.tool_calls only when there are some), and
+	// ToolCallID the call a "tool" message answers (message.tool_call_id,
+	// when set).
+	ToolCalls  []ChatToolCall
+	ToolCallID string
+}
+
+// ChatToolCall is a function call in an assistant's message. Templates see
+// it as Hugging Face's transformers passes it: {"id", "type": "function",
+// "function": {"name", "arguments"}}, the arguments a mapping (in their
+// order) when they are a JSON object, else as given.
+type ChatToolCall struct {
+	ID        string
+	Name      string
+	Arguments json.RawMessage // one JSON value
 }
 
 // ChatOptions are the inputs of a rendering besides the messages.
@@ -44,9 +63,10 @@ type ChatOptions struct {
 	AddGenerationPrompt bool
 	// Vars are extra template variables (a template's "tools",
 	// "date_string", ...). Values may be nil, bool, integers, floats,
-	// strings, slices and maps with string keys, nested; maps iterate in key
-	// order. messages, add_generation_prompt, bos_token and eos_token cannot
-	// be overridden.
+	// strings, slices and maps with string keys, nested (maps iterate in key
+	// order), and json.RawMessage (objects keep their keys' order).
+	// messages, add_generation_prompt, bos_token and eos_token cannot be
+	// overridden.
 	Vars map[string]any
 	// Now is the time strftime_now formats; zero means time.Now().
 	Now time.Time
@@ -145,6 +165,27 @@ func (c *ChatTemplate) Apply(msgs []ChatMessage, opts ChatOptions) (string, erro
 		if m.Name != "" {
 			d.set("name", m.Name)
 		}
+		if len(m.ToolCalls) > 0 {
+			calls := make([]any, len(m.ToolCalls))
+			for j, tc := range m.ToolCalls {
+				args, err := fromGo(tc.Arguments, 2)
+				if err != nil {
+					args = string(tc.Arguments)
+				}
+				f := newDict()
+				f.set("name", tc.Name)
+				f.set("arguments", args)
+				call := newDict()
+				call.set("id", tc.ID)
+				call.set("type", "function")
+				call.set("function", f)
+				calls[j] = call
+			}
+			d.set("tool_calls", calls)
+		}
+		if m.ToolCallID != "" {
+			d.set("tool_call_id", m.ToolCallID)
+		}
 		list[i] = d
 	}
 	root.set("messages", list)
@@ -168,6 +209,70 @@ func (c *ChatTemplate) Apply(msgs []ChatMessage, opts ChatOptions) (string, erro
 	return out.String(), nil
 }
 
+// fromJSON converts one JSON value into a template value, objects as
+// mappings in their keys' order (as Python's json keeps them), integers as
+// integers.
+func fromJSON(b []byte) (any, error) {
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.UseNumber()
+	v, err := jsonValue(dec, 0)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return nil, errors.New("more than one JSON value")
+	}
+	return v, nil
+}
+
+func jsonValue(dec *json.Decoder, depth int) (any, error) {
+	if depth > maxParseDepth {
+		return nil, errors.New("value nested too deeply")
+	}
+	t, err := dec.Token()
+	if err != nil {
+		return nil, err
+	}
+	switch t := t.(type) {
+	case json.Delim:
+		switch t {
+		case '{':
+			d := newDict()
+			for dec.More() {
+				k, err := dec.Token()
+				if err != nil {
+					return nil, err
+				}
+				v, err := jsonValue(dec, depth+1)
+				if err != nil {
+					return nil, err
+				}
+				d.set(k.(string), v)
+			}
+			_, err := dec.Token()
+			return d, err
+		case '[':
+			list := []any{}
+			for dec.More() {
+				v, err := jsonValue(dec, depth+1)
+				if err != nil {
+					return nil, err
+				}
+				list = append(list, v)
+			}
+			_, err := dec.Token()
+			return list, err
+		}
+		return nil, fmt.Errorf("unexpected %v", t)
+	case json.Number:
+		if i, err := t.Int64(); err == nil {
+			return i, nil
+		}
+		return t.Float64()
+	}
+	return t, nil // string, bool, nil
+}
+
 // fromGo converts a Go value into a template value.
 func fromGo(v any, depth int) (any, error) {
 	if depth > maxParseDepth {
@@ -176,6 +281,8 @@ func fromGo(v any, depth int) (any, error) {
 	switch v := v.(type) {
 	case nil:
 		return nil, nil
+	case json.RawMessage:
+		return fromJSON(v)
 	case bool, int64, float64, string:
 		return v, nil
 	case int:

@@ -2,6 +2,7 @@ package tokenizer
 
 import (
 	"bytes"
+	"encoding/json"
 	"errors"
 	"strings"
 	"testing"
@@ -158,6 +159,27 @@ func TestChatTemplateModels(t *testing.T) {
 				"<tool_call>\n{\"name\": <function-name>, \"arguments\": <args-json-object>}\n</tool_call><|im_end|>\n" +
 				"<|im_start|>user\nWeather?<|im_end|>\n" +
 				"<|im_start|>user\n<tool_response>\n{\"temp\": 21}\n</tool_response>\n<tool_response>\n{\"rain\": 0}\n</tool_response><|im_end|>\n" +
+				"<|im_start|>assistant\n",
+		},
+		{
+			// Tools as the client sent them (keys in its order), and an
+			// assistant's call with its answer.
+			name: "qwen2.5/tool-calls", tmpl: tmplQwen25, gen: true,
+			vars: map[string]any{"tools": json.RawMessage(`[{"type": "function", "function": {"name": "get_weather", "parameters": {"type": "object", "properties": {"city": {"type": "string"}}}}}]`)},
+			msgs: []ChatMessage{
+				{Role: "user", Content: "Weather?"},
+				{Role: "assistant", ToolCalls: []ChatToolCall{{ID: "call_1", Name: "get_weather", Arguments: json.RawMessage(`{"city": "Paris", "days": 2}`)}}},
+				{Role: "tool", Content: `{"temp": 21}`, ToolCallID: "call_1"},
+			},
+			want: "<|im_start|>system\nYou are Qwen, created by Alibaba Cloud. You are a helpful assistant.\n\n# Tools\n\n" +
+				"You may call one or more functions to assist with the user query.\n\n" +
+				"You are provided with function signatures within <tools></tools> XML tags:\n<tools>\n" +
+				`{"type": "function", "function": {"name": "get_weather", "parameters": {"type": "object", "properties": {"city": {"type": "string"}}}}}` +
+				"\n</tools>\n\nFor each function call, return a json object with function name and arguments within <tool_call></tool_call> XML tags:\n" +
+				"<tool_call>\n{\"name\": <function-name>, \"arguments\": <args-json-object>}\n</tool_call><|im_end|>\n" +
+				"<|im_start|>user\nWeather?<|im_end|>\n" +
+				"<|im_start|>assistant\n<tool_call>\n{\"name\": \"get_weather\", \"arguments\": {\"city\": \"Paris\", \"days\": 2}}\n</tool_call><|im_end|>\n" +
+				"<|im_start|>user\n<tool_response>\n{\"temp\": 21}\n</tool_response><|im_end|>\n" +
 				"<|im_start|>assistant\n",
 		},
 		{
