@@ -489,3 +489,59 @@ func TestPrefixCacheNode(t *testing.T) {
 		t.Errorf("%v sessions kept", n)
 	}
 }
+
+// TestToolsNode asks a 3-stage node for a required tool call: the model
+// (the synthetic qwen2, random weights, whose context holds this server's
+// system message about the tools) writes one under the constraint, and
+// the reply is a call to an offered function with arguments its
+// parameters accept. Offered tools without a required call, it writes
+// text as content.
+func TestToolsNode(t *testing.T) {
+	base := startServe(t, ServeConfig{Model: testdata.Path(t, "models/synth-qwen2.gguf"), Stages: 3})
+	tools := []map[string]any{{"type": "function", "function": map[string]any{"name": "get_weather",
+		"parameters": map[string]any{"type": "object", "properties": map[string]any{
+			"city": map[string]any{"type": "string", "maxLength": 12}, "unit": map[string]any{"enum": []string{"C", "F"}}},
+			"required": []string{"city", "unit"}}}}}
+	for _, tc := range []struct {
+		choice any
+		temp   float64
+	}{{"required", 0}, {"required", 1}, {map[string]any{"type": "function", "function": map[string]any{"name": "get_weather"}}, 0.8}, {"auto", 0}} {
+		status, b := post(t, base+"/v1/chat/completions", map[string]any{"model": "synth-qwen2", "max_tokens": 60, "temperature": tc.temp, "seed": 5,
+			"messages": []map[string]string{{"role": "user", "content": "What is the weather in Paris?"}}, "tools": tools, "tool_choice": tc.choice})
+		if status != 200 {
+			t.Fatalf("status %d: %s", status, b)
+		}
+		var out struct {
+			Choices []struct {
+				Message struct {
+					Content   *string `json:"content"`
+					ToolCalls []struct {
+						Function struct{ Name, Arguments string } `json:"function"`
+					} `json:"tool_calls"`
+				} `json:"message"`
+				FinishReason string `json:"finish_reason"`
+			} `json:"choices"`
+		}
+		if err := json.Unmarshal(b, &out); err != nil || len(out.Choices) != 1 {
+			t.Fatalf("%s: %v", b, err)
+		}
+		c := out.Choices[0]
+		if tc.choice == "auto" {
+			if c.FinishReason == "tool_calls" || c.Message.Content == nil || *c.Message.Content == "" {
+				t.Errorf("auto: %s", b)
+			}
+			continue
+		}
+		if c.FinishReason != "tool_calls" || len(c.Message.ToolCalls) != 1 || c.Message.ToolCalls[0].Function.Name != "get_weather" {
+			t.Fatalf("%v: %s", tc.choice, b)
+		}
+		var args struct {
+			City *string `json:"city"`
+			Unit string  `json:"unit"`
+		}
+		if err := json.Unmarshal([]byte(c.Message.ToolCalls[0].Function.Arguments), &args); err != nil || args.City == nil || len([]rune(*args.City)) > 12 || args.Unit != "C" && args.Unit != "F" {
+			t.Errorf("%v: arguments %s: %v", tc.choice, c.Message.ToolCalls[0].Function.Arguments, err)
+		}
+		t.Logf("%v at temperature %v: get_weather(%s)", tc.choice, tc.temp, c.Message.ToolCalls[0].Function.Arguments)
+	}
+}

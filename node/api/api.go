@@ -158,10 +158,14 @@ type Tokenizer interface {
 	// second BOS when a chat template wrote one too.
 	BOS() int
 	// ApplyChatTemplate renders a conversation into prompt text with the
-	// model's chat template. A *tokenizer.ChatTemplateError means the
-	// template refused the conversation (the client's fault); other errors
-	// mean the template failed.
-	ApplyChatTemplate(msgs []tokenizer.ChatMessage, addGenerationPrompt bool) (string, error)
+	// model's chat template (opts.Now is left to it). A
+	// *tokenizer.ChatTemplateError means the template refused the
+	// conversation (the client's fault); other errors mean the template
+	// failed.
+	ApplyChatTemplate(msgs []tokenizer.ChatMessage, opts tokenizer.ChatOptions) (string, error)
+	// ChatTemplateSource returns the chat template's Jinja source, which
+	// tells how the model writes tool calls.
+	ChatTemplateSource() string
 }
 
 // Decoder turns a stream of generated ids into text without splitting a

@@ -48,10 +48,19 @@
 // n (up to 16) choices run as that many sequences at once, choice i with
 // the seed plus i; the usage counts the prompt once. TGI's best_of runs
 // the same way and returns the sequence with the highest total
-// log-probability, the others in best_of_sequences. Requests this server
-// cannot honour (tools, image parts, regex grammars, schema keywords
-// beyond the subset, and best_of on OpenAI's completions) are refused
-// with a 400 that says so, never silently ignored.
+// log-probability, the others in best_of_sequences.
+//
+// Chats may offer tools (OpenAI's function calling, tools.go): the chat
+// template renders them (or, when it does not, a system message of this
+// server's describes them), calls in the reply are read out in the
+// syntax the template shows (Hermes' <tool_call> tags, Llama 3's bare
+// {"name", "parameters"}, else a bare {"name", "arguments"}) and returned
+// as tool_calls with finish_reason "tool_calls", streamed once whole; a
+// tool_choice that requires a call constrains the reply to one, with
+// arguments the function's parameters accept. Requests this server
+// cannot honour (image parts, regex grammars, schema keywords beyond the
+// subset, logprobs beside tools, and best_of on OpenAI's completions) are
+// refused with a 400 that says so, never silently ignored.
 //
 // Errors on the OpenAI routes have OpenAI's shape
 // {"error":{"message","type","param","code"}}; errors on TGI's routes have

@@ -60,6 +60,8 @@ func FuzzChatRequest(f *testing.F) {
 		`{"model":"strata-test","messages":[{"role":"user","content":"hi"}],"max_completion_tokens":99999,"n":1,"frequency_penalty":-2,"presence_penalty":2}`,
 		`{"model":"strata-test","messages":[{"role":"assistant","content":null},{"role":"tool","content":"x"}],"stop":"o","top_k":3,"min_p":0.1,"repetition_penalty":1.1}`,
 		`{"model":"strata-test","messages":[{"role":"user","content":"hi"}],"response_format":{"type":"json_object"},"logit_bias":{"5":-100,"6":3}}`,
+		`{"model":"strata-test","messages":[{"role":"user","content":"hi"}],"tools":[{"type":"function","function":{"name":"f","parameters":{"type":"object","properties":{"a":{"type":"integer"}}}}}],"tool_choice":"required"}`,
+		`{"model":"strata-test","messages":[{"role":"assistant","tool_calls":[{"id":"c","type":"function","function":{"name":"f","arguments":"{\"a\":1}"}}]},{"role":"tool","tool_call_id":"c","content":"2"}],"tools":[{"type":"function","function":{"name":"f"}}],"tool_choice":{"type":"function","function":{"name":"f"}},"stream":true}`,
 		`{"model":1,"messages":{}}`, `[]`, `null`, `{"messages":[null]}`, `{"model":"strata-test","messages":[{"role":"user","content":"\u0000\ud800"}]}`,
 	} {
 		f.Add([]byte(seed))

@@ -53,6 +53,7 @@ type job struct {
 	// OpenAI's routes cut the reply right before it.
 	keepStop bool
 	start    time.Time // when the request arrived
+	tools    *toolSet  // the chat route's tools, nil when none
 }
 
 // genToken is one generated token, as the routes report it.

@@ -40,7 +40,9 @@ type chatRequest struct {
 	TopLogprobs         *int            `json:"top_logprobs"`
 	Tools               json.RawMessage `json:"tools"`
 	Functions           json.RawMessage `json:"functions"`
+	FunctionCall        json.RawMessage `json:"function_call"`
 	ToolChoice          json.RawMessage `json:"tool_choice"`
+	ParallelToolCalls   *bool           `json:"parallel_tool_calls"`
 	ResponseFormat      *responseFormat `json:"response_format"`
 	LogitBias           map[string]any  `json:"logit_bias"`
 	Audio               json.RawMessage `json:"audio"`
@@ -376,11 +378,15 @@ func (s *Server) chatJob(req *chatRequest, info ModelInfo) (*job, *apiError) {
 	if err := s.checkCommon(req.N, req.Stream, req.StreamOptions, req.Stop); err != nil {
 		return nil, err
 	}
+	tools, aerr := s.parseTools(req)
+	if aerr != nil {
+		return nil, aerr
+	}
 	switch {
-	case isSet(req.Tools) || isSet(req.Functions):
-		return nil, badRequest("tools", "tools and functions are not supported by this server")
-	case isSet(req.ToolChoice) && strings.TrimSpace(string(req.ToolChoice)) != `"none"` && strings.TrimSpace(string(req.ToolChoice)) != `"auto"`:
-		return nil, badRequest("tool_choice", "tool_choice is not supported by this server")
+	case tools.calls() && (req.Logprobs != nil && *req.Logprobs):
+		return nil, badRequest("logprobs", "'logprobs' together with 'tools' is not supported by this server")
+	case tools.required() && req.ResponseFormat != nil && req.ResponseFormat.Type != "" && req.ResponseFormat.Type != "text":
+		return nil, badRequest("response_format", "response_format %q and a tool_choice that requires a call cannot both hold", req.ResponseFormat.Type)
 	case req.ResponseFormat != nil && !slices.Contains([]string{"", "text", "json_object", "json_schema"}, req.ResponseFormat.Type):
 		return nil, badRequest("response_format", "response_format %q is not supported by this server; \"text\", \"json_object\" and \"json_schema\" are", req.ResponseFormat.Type)
 	case isSet(req.Audio) || isSet(req.Prediction):
@@ -402,7 +408,7 @@ func (s *Server) chatJob(req *chatRequest, info ModelInfo) (*job, *apiError) {
 			return nil, badRequest("top_logprobs", "'top_logprobs' requires 'logprobs' to be true")
 		}
 	}
-	text, aerr := s.chatText(req.Messages)
+	text, aerr := s.chatText(req.Messages, tools)
 	if aerr != nil {
 		return nil, aerr
 	}
@@ -423,6 +429,12 @@ func (s *Server) chatJob(req *chatRequest, info ModelInfo) (*job, *apiError) {
 			return nil, badRequest("response_format", "%v", err)
 		}
 	}
+	if tools.required() {
+		if schema, aerr = tools.schema(); aerr != nil {
+			return nil, aerr
+		}
+		text += tools.prefill()
+	}
 	prompt := s.encodePrompt(text)
 	requested, param := req.MaxCompletionTokens, "max_completion_tokens"
 	if requested == nil {
@@ -437,12 +449,14 @@ func (s *Server) chatJob(req *chatRequest, info ModelInfo) (*job, *apiError) {
 		req: Request{ID: "chatcmpl-" + rand.Text(), Prompt: prompt, MaxTokens: n, Sampling: p,
 			Logprobs: logprobs, TopLogprobs: top, JSON: req.ResponseFormat != nil && req.ResponseFormat.Type == "json_object", Schema: schema},
 		stops: req.Stop,
+		tools: tools,
 	}, nil
 }
 
 // chatText checks a chat's messages and renders them with the model's chat
-// template, ready for the assistant's reply.
-func (s *Server) chatText(messages []chatMessage) (string, *apiError) {
+// template, ready for the assistant's reply, with the tools offered (nil:
+// none).
+func (s *Server) chatText(messages []chatMessage, tools *toolSet) (string, *apiError) {
 	if len(messages) == 0 {
 		return "", badRequest("messages", "'messages' must hold at least one message")
 	}
@@ -461,9 +475,17 @@ func (s *Server) chatText(messages []chatMessage) (string, *apiError) {
 		if !m.Content.set && role != "assistant" {
 			return "", badRequest(fmtf("messages[%d].content", i), "messages[%d] (%s) has no content", i, m.Role)
 		}
-		msgs[i] = tokenizer.ChatMessage{Role: role, Content: m.Content.text, Name: m.Name}
+		calls, aerr := toolMessages(m.ToolCalls, i)
+		if aerr != nil {
+			return "", aerr
+		}
+		if len(calls) > 0 && role != "assistant" {
+			return "", badRequest(fmtf("messages[%d].tool_calls", i), "messages[%d] (%s) has tool_calls; only an assistant's may", i, m.Role)
+		}
+		msgs[i] = tokenizer.ChatMessage{Role: role, Content: m.Content.text, Name: m.Name, ToolCalls: calls, ToolCallID: m.ToolCallID}
 	}
-	text, err := s.tok.ApplyChatTemplate(msgs, true)
+	msgs = tools.instruct(msgs)
+	text, err := s.tok.ApplyChatTemplate(msgs, tokenizer.ChatOptions{AddGenerationPrompt: true, Vars: tools.vars()})
 	if err != nil {
 		var te *tokenizer.ChatTemplateError
 		if errors.As(err, &te) {
@@ -583,9 +605,10 @@ type chatChoice struct {
 }
 
 type responseMessage struct {
-	Role    string  `json:"role"`
-	Content string  `json:"content"`
-	Refusal *string `json:"refusal"`
+	Role      string     `json:"role"`
+	Content   *string    `json:"content"`
+	Refusal   *string    `json:"refusal"`
+	ToolCalls []toolCall `json:"tool_calls,omitempty"`
 }
 
 type chatLogprobs struct {
@@ -624,8 +647,9 @@ type chatChunkChoice struct {
 }
 
 type chatDelta struct {
-	Role    string  `json:"role,omitempty"`
-	Content *string `json:"content,omitempty"`
+	Role      string     `json:"role,omitempty"`
+	Content   *string    `json:"content,omitempty"`
+	ToolCalls []toolCall `json:"tool_calls,omitempty"`
 }
 
 type completionResponse struct {
@@ -753,7 +777,11 @@ func (s *Server) handleChat(w http.ResponseWriter, r *http.Request) {
 		}
 		cs := make([]chatChoice, n)
 		for i, out := range outs {
-			cs[i] = chatChoice{Index: i, Message: responseMessage{Role: "assistant", Content: out.text}, FinishReason: out.finish.openAI()}
+			text := out.text
+			cs[i] = chatChoice{Index: i, Message: responseMessage{Role: "assistant", Content: &text}, FinishReason: out.finish.openAI()}
+			if content, calls := j.toolCalls(out); len(calls) > 0 {
+				cs[i].Message.Content, cs[i].Message.ToolCalls, cs[i].FinishReason = nonEmpty(content), calls, "tool_calls"
+			}
 			if j.req.Logprobs {
 				cs[i].Logprobs = &chatLogprobs{Content: nonNil(contents[i]), Refusal: nil}
 			}
@@ -778,6 +806,8 @@ func (s *Server) handleChat(w http.ResponseWriter, r *http.Request) {
 		return c
 	}
 	begun := make([]bool, n)
+	// The text each choice holds back while its reply may be tool calls.
+	streams := make([]toolStream, n)
 	begin := func(i int) error { // under mu
 		if !sse.started {
 			sse.start()
@@ -801,17 +831,33 @@ func (s *Server) handleChat(w http.ResponseWriter, r *http.Request) {
 				tlps = append(tlps, s.chatLogprob(t))
 			}
 		}
-		if st.visible != "" || tlps != nil {
-			text := st.visible
-			if err := sse.send(chunk(i, chatDelta{Content: &text}, nonNil(tlps), nil)); err != nil {
+		visible := st.visible
+		if j.tools.calls() {
+			visible = streams[i].add(j.tools, st.visible)
+		}
+		if visible != "" || tlps != nil {
+			if err := sse.send(chunk(i, chatDelta{Content: &visible}, nonNil(tlps), nil)); err != nil {
 				return err
 			}
 		}
-		if st.last {
-			reason := st.finish.openAI()
-			return sse.send(chunk(i, chatDelta{}, nil, &reason))
+		if !st.last {
+			return nil
 		}
-		return nil
+		reason := st.finish.openAI()
+		if j.tools.calls() {
+			calls, rest := streams[i].end(j, st.finish)
+			if len(calls) > 0 {
+				reason = "tool_calls"
+				if err := sse.send(chunk(i, chatDelta{ToolCalls: calls}, nil, nil)); err != nil {
+					return err
+				}
+			} else if rest != "" {
+				if err := sse.send(chunk(i, chatDelta{Content: &rest}, nil, nil)); err != nil {
+					return err
+				}
+			}
+		}
+		return sse.send(chunk(i, chatDelta{}, nil, &reason))
 	})
 	if err != nil {
 		s.fail(w, r, j, err, sse.started, func(e *apiError) { sse.send(e.openAI()) })

@@ -70,7 +70,7 @@ func (s *Server) handleChatTokenize(w http.ResponseWriter, r *http.Request) {
 	if !s.decodeTGI(w, r, &req) {
 		return
 	}
-	text, aerr := s.chatText(req.Messages)
+	text, aerr := s.chatText(req.Messages, nil)
 	if aerr != nil {
 		if aerr.status == http.StatusBadRequest {
 			aerr.status = http.StatusUnprocessableEntity

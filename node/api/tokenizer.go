@@ -37,6 +37,8 @@ func (m *modelText) BOS() int {
 	return m.t.BOS()
 }
 
-func (m *modelText) ApplyChatTemplate(msgs []tokenizer.ChatMessage, addGenerationPrompt bool) (string, error) {
-	return m.chat.Apply(msgs, tokenizer.ChatOptions{AddGenerationPrompt: addGenerationPrompt})
+func (m *modelText) ApplyChatTemplate(msgs []tokenizer.ChatMessage, opts tokenizer.ChatOptions) (string, error) {
+	return m.chat.Apply(msgs, opts)
 }
+
+func (m *modelText) ChatTemplateSource() string { return m.chat.Source() }

@@ -96,9 +96,12 @@ func (t *Tokenizer) IsSpecial(id int) bool { return id >= BOS && id < VocabLen }
 func (t *Tokenizer) BOS() int { return BOS }
 
 // ApplyChatTemplate renders msgs with the template.
-func (t *Tokenizer) ApplyChatTemplate(msgs []tokenizer.ChatMessage, addGenerationPrompt bool) (string, error) {
-	return t.chat.Apply(msgs, tokenizer.ChatOptions{AddGenerationPrompt: addGenerationPrompt})
+func (t *Tokenizer) ApplyChatTemplate(msgs []tokenizer.ChatMessage, opts tokenizer.ChatOptions) (string, error) {
+	return t.chat.Apply(msgs, opts)
 }
+
+// ChatTemplateSource returns the template's source.
+func (t *Tokenizer) ChatTemplateSource() string { return t.chat.Source() }
 
 type decoder struct{ pending []byte }
 

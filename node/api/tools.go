@@ -1,0 +1,434 @@
+package api
+
+import (
+	"bytes"
+	"crypto/rand"
+	"encoding/json"
+	"fmt"
+	"regexp"
+	"slices"
+	"strings"
+
+	"github.com/strata-llm/strata/pipeline/sample"
+	"github.com/strata-llm/strata/pipeline/tokenizer"
+)
+
+// This file serves OpenAI's function calling on the chat route: the tools
+// a request offers, how the model is told of them, how its reply is
+// constrained to a call when the request requires one, and how calls are
+// read back out of the reply.
+//
+// How a model writes a call depends on what it was trained on, which its
+// chat template tells: Qwen 2.5, Hermes and their kin wrap a JSON object
+// {"name", "arguments"} in <tool_call></tool_call>; Llama 3.x writes a bare
+// JSON object {"name", "parameters"}; other templates that render the
+// tools are taken to want a bare {"name", "arguments"}. A template that
+// does not render them at all gets them in a system message of this
+// server's, which asks for that bare object.
+
+// toolSet is the tools of one chat request and what it asks of them.
+type toolSet struct {
+	funcs  []toolFunc
+	raw    json.RawMessage // the tools array as sent, for the template
+	choice string          // "none", "auto", "required" or "function" (one named)
+	named  string          // with "function": the name
+	syntax toolSyntax
+}
+
+// toolFunc is one function offered.
+type toolFunc struct {
+	Name        string          `json:"name"`
+	Description string          `json:"description,omitempty"`
+	Parameters  json.RawMessage `json:"parameters,omitempty"`
+}
+
+// toolSyntax is how the model writes its calls.
+type toolSyntax struct {
+	hermes  bool   // wrapped in <tool_call>\n...\n</tool_call>
+	argsKey string // "arguments", or "parameters" (Llama 3.x)
+	native  bool   // the chat template renders the tools itself
+}
+
+// hermesOpen and hermesClose wrap a call in the Hermes syntax.
+const (
+	hermesOpen  = "<tool_call>"
+	hermesClose = "</tool_call>"
+)
+
+// syntaxOf reads a chat template's source for how its model calls tools.
+func syntaxOf(src string) toolSyntax {
+	switch {
+	case strings.Contains(src, hermesOpen):
+		return toolSyntax{hermes: true, argsKey: "arguments", native: true}
+	case strings.Contains(src, "<|python_tag|>") || strings.Contains(src, "Environment: ipython"):
+		return toolSyntax{argsKey: "parameters", native: true}
+	case strings.Contains(src, "tools"):
+		return toolSyntax{argsKey: "arguments", native: true}
+	}
+	return toolSyntax{argsKey: "arguments"}
+}
+
+var toolName = regexp.MustCompile(`^[a-zA-Z0-9_-]{1,64}$`)
+
+// parseTools checks a chat request's tools and tool_choice. It returns nil
+// when the request offers no tools.
+func (s *Server) parseTools(req *chatRequest) (*toolSet, *apiError) {
+	if isSet(req.Functions) || isSet(req.FunctionCall) {
+		return nil, badRequest("functions", "'functions' and 'function_call' are deprecated and not supported by this server; use 'tools' and 'tool_choice'")
+	}
+	choice, named, aerr := parseToolChoice(req.ToolChoice)
+	if aerr != nil {
+		return nil, aerr
+	}
+	if !isSet(req.Tools) {
+		if choice == "required" || choice == "function" {
+			return nil, badRequest("tool_choice", "tool_choice %q needs 'tools'", choice)
+		}
+		return nil, nil
+	}
+	var tools []struct {
+		Type     string          `json:"type"`
+		Function json.RawMessage `json:"function"`
+	}
+	if err := json.Unmarshal(req.Tools, &tools); err != nil {
+		return nil, badRequest("tools", "'tools' must be an array of {\"type\": \"function\", \"function\": {...}}")
+	}
+	ts := &toolSet{raw: req.Tools, choice: choice, named: named, syntax: syntaxOf(s.tok.ChatTemplateSource())}
+	for i, t := range tools {
+		var f struct {
+			toolFunc
+			Strict *bool `json:"strict"`
+		}
+		if t.Type != "function" {
+			return nil, badRequest(fmtf("tools[%d].type", i), "tools[%d] has type %q; only \"function\" is supported", i, t.Type)
+		}
+		if err := json.Unmarshal(t.Function, &f); err != nil || !isSet(t.Function) {
+			return nil, badRequest(fmtf("tools[%d].function", i), "tools[%d].function must be an object with a name", i)
+		}
+		if !toolName.MatchString(f.Name) {
+			return nil, badRequest(fmtf("tools[%d].function.name", i), "tools[%d].function.name %q must be 1 to 64 letters, digits, underscores or dashes", i, f.Name)
+		}
+		if slices.ContainsFunc(ts.funcs, func(g toolFunc) bool { return g.Name == f.Name }) {
+			return nil, badRequest(fmtf("tools[%d].function.name", i), "two tools are named %q", f.Name)
+		}
+		switch p := bytes.TrimSpace(f.Parameters); {
+		case len(p) == 0 || string(p) == "null":
+			f.Parameters = json.RawMessage(`{"type":"object","properties":{}}`)
+		case p[0] != '{':
+			return nil, badRequest(fmtf("tools[%d].function.parameters", i), "tools[%d].function.parameters must be a JSON Schema object", i)
+		}
+		ts.funcs = append(ts.funcs, f.toolFunc)
+	}
+	if choice == "function" && !slices.ContainsFunc(ts.funcs, func(f toolFunc) bool { return f.Name == named }) {
+		return nil, badRequest("tool_choice", "tool_choice names the function %q, which 'tools' does not offer", named)
+	}
+	return ts, nil
+}
+
+// parseToolChoice reads tool_choice: "none", "auto", "required", or
+// {"type": "function", "function": {"name": ...}} (returned as "function"
+// and the name). Absent, it is "auto" (or "none" without tools).
+func parseToolChoice(raw json.RawMessage) (choice, name string, aerr *apiError) {
+	if !isSet(raw) {
+		return "auto", "", nil
+	}
+	if err := json.Unmarshal(raw, &choice); err == nil {
+		if !slices.Contains([]string{"none", "auto", "required"}, choice) {
+			return "", "", badRequest("tool_choice", "tool_choice %q: expected \"none\", \"auto\", \"required\" or a function", choice)
+		}
+		return choice, "", nil
+	}
+	var obj struct {
+		Type     string `json:"type"`
+		Function struct {
+			Name string `json:"name"`
+		} `json:"function"`
+	}
+	if err := json.Unmarshal(raw, &obj); err != nil || obj.Type != "function" || obj.Function.Name == "" {
+		return "", "", badRequest("tool_choice", "tool_choice must be \"none\", \"auto\", \"required\" or {\"type\": \"function\", \"function\": {\"name\": ...}}")
+	}
+	return "function", obj.Function.Name, nil
+}
+
+// required reports whether the reply must be a call.
+func (ts *toolSet) required() bool {
+	return ts != nil && (ts.choice == "required" || ts.choice == "function")
+}
+
+// calls reports whether the reply may hold calls, to be read out of it.
+func (ts *toolSet) calls() bool { return ts != nil && ts.choice != "none" }
+
+// schema compiles the JSON Schema of a required call: one object naming
+// one of the allowed functions, with its arguments.
+func (ts *toolSet) schema() (*sample.JSONSchema, *apiError) {
+	var alts []string
+	for _, f := range ts.funcs {
+		if ts.choice == "function" && f.Name != ts.named {
+			continue
+		}
+		name, _ := json.Marshal(f.Name)
+		alts = append(alts, fmt.Sprintf(`{"type":"object","properties":{"name":{"const":%s},%q:%s},"required":["name",%q]}`,
+			name, ts.syntax.argsKey, f.Parameters, ts.syntax.argsKey))
+		if _, err := sample.CompileJSONSchema([]byte(alts[len(alts)-1])); err != nil {
+			return nil, badRequest("tools", "the parameters of tool %q: %v", f.Name, err)
+		}
+	}
+	doc := alts[0]
+	if len(alts) > 1 {
+		doc = `{"anyOf":[` + strings.Join(alts, ",") + `]}`
+	}
+	sch, err := sample.CompileJSONSchema([]byte(doc))
+	if err != nil {
+		return nil, badRequest("tools", "%v", err)
+	}
+	return sch, nil
+}
+
+// prefill is the text the reply of a required call starts with, written
+// into the prompt: the model then writes only the JSON object.
+func (ts *toolSet) prefill() string {
+	if ts.required() && ts.syntax.hermes {
+		return hermesOpen + "\n"
+	}
+	return ""
+}
+
+// vars are the template variables of the tools (none when the template
+// does not render them).
+func (ts *toolSet) vars() map[string]any {
+	if ts == nil || !ts.syntax.native {
+		return nil
+	}
+	return map[string]any{"tools": ts.raw}
+}
+
+// instruct adds this server's system message about the tools to msgs, for
+// a template that does not render them.
+func (ts *toolSet) instruct(msgs []tokenizer.ChatMessage) []tokenizer.ChatMessage {
+	if ts == nil || ts.syntax.native || ts.choice == "none" {
+		return msgs
+	}
+	var b strings.Builder
+	b.WriteString("You can call functions. These are available, each described by a JSON object:\n")
+	for _, f := range ts.funcs {
+		j, _ := json.Marshal(f)
+		b.Write(j)
+		b.WriteByte('\n')
+	}
+	b.WriteString(`To call one, reply with only a JSON object: {"name": <the function's name>, "arguments": <an object of its arguments>}.`)
+	if len(msgs) > 0 && msgs[0].Role == "system" {
+		msgs = slices.Clone(msgs)
+		msgs[0].Content = strings.TrimRight(msgs[0].Content, "\n") + "\n\n" + b.String()
+		return msgs
+	}
+	return append([]tokenizer.ChatMessage{{Role: "system", Content: b.String()}}, msgs...)
+}
+
+// toolCall is a call read out of a reply, as OpenAI's responses carry it.
+type toolCall struct {
+	Index    *int   `json:"index,omitempty"` // in stream deltas
+	ID       string `json:"id"`
+	Type     string `json:"type"`
+	Function struct {
+		Name      string `json:"name"`
+		Arguments string `json:"arguments"` // a JSON text
+	} `json:"function"`
+}
+
+// read reads the calls out of a whole reply (after prefill, if any): the
+// text before them, and the calls; none when the reply is not calls in the
+// model's syntax of functions offered.
+func (ts *toolSet) read(reply string) (content string, calls []toolCall) {
+	text := ts.prefill() + reply
+	if ts.syntax.hermes {
+		i := strings.Index(text, hermesOpen)
+		if i < 0 {
+			return reply, nil
+		}
+		content, rest := strings.TrimSpace(text[:i]), text[i:]
+		for rest != "" {
+			body, ok := strings.CutPrefix(rest, hermesOpen)
+			if !ok {
+				return reply, nil
+			}
+			if j := strings.Index(body, hermesClose); j >= 0 {
+				body, rest = body[:j], strings.TrimSpace(body[j+len(hermesClose):])
+			} else {
+				rest = "" // the last may be unclosed: the model ended there
+			}
+			c, ok := ts.call(body)
+			if !ok {
+				return reply, nil
+			}
+			calls = append(calls, c)
+		}
+		return content, calls
+	}
+	t := strings.TrimSpace(text)
+	if strings.HasPrefix(t, "[") {
+		var items []json.RawMessage
+		if json.Unmarshal([]byte(t), &items) != nil || len(items) == 0 {
+			return reply, nil
+		}
+		for _, it := range items {
+			c, ok := ts.call(string(it))
+			if !ok {
+				return reply, nil
+			}
+			calls = append(calls, c)
+		}
+		return "", calls
+	}
+	c, ok := ts.call(t)
+	if !ok {
+		return reply, nil
+	}
+	return "", []toolCall{c}
+}
+
+// call reads one call, a JSON object naming an offered function.
+func (ts *toolSet) call(text string) (toolCall, bool) {
+	var obj struct {
+		Name       string          `json:"name"`
+		Arguments  json.RawMessage `json:"arguments"`
+		Parameters json.RawMessage `json:"parameters"`
+	}
+	dec := json.NewDecoder(strings.NewReader(text))
+	if err := dec.Decode(&obj); err != nil || dec.More() {
+		return toolCall{}, false
+	}
+	if _, err := dec.Token(); err == nil { // something after the object
+		return toolCall{}, false
+	}
+	args := obj.Arguments
+	if !isSet(args) {
+		args = obj.Parameters
+	}
+	if !slices.ContainsFunc(ts.funcs, func(f toolFunc) bool { return f.Name == obj.Name }) {
+		return toolCall{}, false
+	}
+	if s := bytes.TrimSpace(args); len(s) > 0 && s[0] == '"' { // arguments written as a JSON string
+		var inner string
+		if json.Unmarshal(s, &inner) == nil && json.Valid([]byte(inner)) {
+			args = json.RawMessage(inner)
+		}
+	}
+	if !isSet(args) {
+		args = json.RawMessage("{}")
+	}
+	var compact bytes.Buffer
+	if json.Compact(&compact, args) != nil || compact.Bytes()[0] != '{' {
+		return toolCall{}, false
+	}
+	c := toolCall{ID: "call_" + rand.Text()[:24], Type: "function"}
+	c.Function.Name, c.Function.Arguments = obj.Name, compact.String()
+	return c, true
+}
+
+// holdsCall reports whether a streamed reply that begins with text (all of
+// it so far) may turn out to be calls, so that the stream must hold it back
+// from the client until the reply is whole; start is where in text the
+// held part begins (the text before it is content).
+func (ts *toolSet) holdsCall(text string) (start int, hold bool) {
+	if ts.required() {
+		return 0, true
+	}
+	if ts.syntax.hermes {
+		if i := strings.Index(text, hermesOpen); i >= 0 {
+			return i, true
+		}
+		// A tail that may be the start of the marker waits for more.
+		for k := min(len(hermesOpen)-1, len(text)); k > 0; k-- {
+			if strings.HasPrefix(hermesOpen, text[len(text)-k:]) {
+				return len(text) - k, true
+			}
+		}
+		return len(text), false
+	}
+	t := strings.TrimLeft(text, " \t\r\n")
+	if t == "" || t[0] == '{' || t[0] == '[' {
+		return 0, true
+	}
+	return len(text), false
+}
+
+// toolCalls reads the calls out of a chat outcome: none when the request
+// offered no tools to call, or the reply was cut short by its length.
+func (j *job) toolCalls(out outcome) (string, []toolCall) {
+	if !j.tools.calls() || out.finish == finishLength {
+		return out.text, nil
+	}
+	return j.tools.read(out.text)
+}
+
+// nonEmpty returns &s, or nil for "" (a message's null content).
+func nonEmpty(s string) *string {
+	if s == "" {
+		return nil
+	}
+	return &s
+}
+
+// toolStream is one streamed choice's text while its reply may turn out
+// to be calls: what was sent as content, and what is held back.
+type toolStream struct {
+	text strings.Builder
+	sent int // bytes of text sent as content
+}
+
+// add takes the visible text of a step and returns what may be sent as
+// content now.
+func (t *toolStream) add(ts *toolSet, visible string) string {
+	t.text.WriteString(visible)
+	text := t.text.String()
+	start, _ := ts.holdsCall(text)
+	if start <= t.sent {
+		return ""
+	}
+	out := text[t.sent:start]
+	t.sent = start
+	return out
+}
+
+// end reads the calls out of the whole reply, or returns the text still
+// held back, to be sent as content.
+func (t *toolStream) end(j *job, f finish) ([]toolCall, string) {
+	text := t.text.String()
+	if _, calls := j.toolCalls(outcome{text: text, finish: f}); len(calls) > 0 {
+		for k := range calls {
+			calls[k].Index = &k
+		}
+		return calls, ""
+	}
+	return nil, text[t.sent:]
+}
+
+// toolMessages converts an assistant message's tool_calls for the template.
+func toolMessages(raw json.RawMessage, i int) ([]tokenizer.ChatToolCall, *apiError) {
+	if !isSet(raw) {
+		return nil, nil
+	}
+	var calls []struct {
+		ID       string `json:"id"`
+		Type     string `json:"type"`
+		Function struct {
+			Name      string `json:"name"`
+			Arguments string `json:"arguments"`
+		} `json:"function"`
+	}
+	if err := json.Unmarshal(raw, &calls); err != nil {
+		return nil, badRequest(fmtf("messages[%d].tool_calls", i), "messages[%d].tool_calls must be an array of {\"id\", \"type\": \"function\", \"function\": {\"name\", \"arguments\"}}", i)
+	}
+	out := make([]tokenizer.ChatToolCall, len(calls))
+	for k, c := range calls {
+		if c.Function.Name == "" {
+			return nil, badRequest(fmtf("messages[%d].tool_calls[%d].function.name", i, k), "messages[%d].tool_calls[%d] names no function", i, k)
+		}
+		args := json.RawMessage(c.Function.Arguments)
+		if !json.Valid(args) { // not JSON: the template gets the string
+			args, _ = json.Marshal(c.Function.Arguments)
+		}
+		out[k] = tokenizer.ChatToolCall{ID: c.ID, Name: c.Function.Name, Arguments: args}
+	}
+	return out, nil
+}

@@ -1,0 +1,292 @@
+package api_test
+
+import (
+	"context"
+	"encoding/json"
+	"log/slog"
+	"net/http/httptest"
+	"strings"
+	"testing"
+
+	"github.com/openai/openai-go/v3"
+
+	"github.com/strata-llm/strata/node/api"
+	"github.com/strata-llm/strata/node/api/apitest"
+)
+
+// hermesTemplate renders tools and calls as Qwen 2.5's and Hermes'
+// templates do: the tools as JSON in the system turn, each call in
+// <tool_call></tool_call>, tool results in the user's turn.
+const hermesTemplate = `{%- if tools %}<|im_start|>system
+Tools:{% for t in tools %}
+{{ t | tojson }}{% endfor %}
+Call one as <tool_call>{"name": ..., "arguments": ...}</tool_call><|im_end|>
+{% endif %}{% for m in messages %}<|im_start|>{{ m.role }}
+{% if m.tool_calls %}{% for c in m.tool_calls %}<tool_call>
+{"name": "{{ c.function.name }}", "arguments": {{ c.function.arguments | tojson }}}
+</tool_call>{% endfor %}{% elif m.role == "tool" %}<tool_response>{{ m.tool_call_id }}: {{ m.content }}</tool_response>{% else %}{{ m.content }}{% endif %}<|im_end|>
+{% endfor %}{% if add_generation_prompt %}<|im_start|>assistant
+{% endif %}`
+
+const weatherTools = `[{"type":"function","function":{"name":"get_weather","description":"The weather in a city","parameters":{"type":"object","properties":{"city":{"type":"string"},"days":{"type":"integer"}},"required":["city"]}}},` +
+	`{"type":"function","function":{"name":"get_time","parameters":{"type":"object","properties":{"zone":{"type":"string"}},"required":["zone"]}}}]`
+
+// newToolFixture is newFixture with a chat template and a context long
+// enough for tools.
+func newToolFixture(t *testing.T, template string, gen *apitest.Generator) *fixture {
+	t.Helper()
+	f := &fixture{gen: gen, pipe: apitest.NewPipeline(testModel, 4096), tok: apitest.NewTokenizer(template)}
+	f.api = api.New(api.Config{Logger: slog.New(slog.DiscardHandler)}, f.gen, f.tok, f.pipe)
+	f.srv = httptest.NewServer(f.api)
+	t.Cleanup(f.srv.Close)
+	return f
+}
+
+// prompt decodes the prompt of the Generator's last request.
+func (f *fixture) prompt(t *testing.T) string {
+	t.Helper()
+	reqs := f.gen.Requests()
+	var b strings.Builder
+	for _, id := range reqs[len(reqs)-1].Prompt {
+		b.WriteString(f.tok.TokenText(id))
+	}
+	return b.String()
+}
+
+type chatOut struct {
+	Choices []struct {
+		Message struct {
+			Content   *string `json:"content"`
+			ToolCalls []struct {
+				ID       string `json:"id"`
+				Type     string `json:"type"`
+				Function struct {
+					Name      string `json:"name"`
+					Arguments string `json:"arguments"`
+				} `json:"function"`
+			} `json:"tool_calls"`
+		} `json:"message"`
+		FinishReason string `json:"finish_reason"`
+	} `json:"choices"`
+}
+
+func chatTools(t *testing.T, f *fixture, extra string) chatOut {
+	t.Helper()
+	resp, b := f.do(t, "POST", "/v1/chat/completions", `{"model":"`+testModel+`","messages":[{"role":"user","content":"Weather in Paris?"}],"max_tokens":200,"tools":`+weatherTools+extra+`}`)
+	if resp.StatusCode != 200 {
+		t.Fatalf("status %d: %s", resp.StatusCode, b)
+	}
+	var out chatOut
+	if err := json.Unmarshal(b, &out); err != nil || len(out.Choices) != 1 {
+		t.Fatalf("%s: %v", b, err)
+	}
+	return out
+}
+
+// TestToolsHermes: a template of the Hermes family gets the tools as the
+// client sent them, and a reply with a call in <tool_call> tags comes back
+// as tool_calls, whole and streamed, the text before it as content.
+func TestToolsHermes(t *testing.T) {
+	reply := "Let me look.\n<tool_call>\n{\"name\": \"get_weather\", \"arguments\": {\"city\": \"Paris\", \"days\": 2}}\n</tool_call>"
+	f := newToolFixture(t, hermesTemplate, &apitest.Generator{Reply: reply})
+	out := chatTools(t, f, "")
+	if p := f.prompt(t); !strings.Contains(p, `{"type": "function", "function": {"name": "get_weather", "description": "The weather in a city"`) {
+		t.Errorf("the prompt does not hold the tools in their order:\n%s", p)
+	}
+	c := out.Choices[0]
+	if c.FinishReason != "tool_calls" || c.Message.Content == nil || *c.Message.Content != "Let me look." || len(c.Message.ToolCalls) != 1 {
+		t.Fatalf("%+v", c)
+	}
+	tc := c.Message.ToolCalls[0]
+	if tc.Type != "function" || tc.Function.Name != "get_weather" || tc.Function.Arguments != `{"city":"Paris","days":2}` || !strings.HasPrefix(tc.ID, "call_") {
+		t.Errorf("call %+v", tc)
+	}
+
+	// Streamed: the text before the call as content, the marker never.
+	resp, b := f.do(t, "POST", "/v1/chat/completions", `{"model":"`+testModel+`","stream":true,"messages":[{"role":"user","content":"Weather?"}],"max_tokens":200,"tools":`+weatherTools+`}`)
+	if resp.StatusCode != 200 {
+		t.Fatalf("status %d: %s", resp.StatusCode, b)
+	}
+	var content strings.Builder
+	var calls []map[string]any
+	finish := ""
+	for _, d := range sseData(t, b) {
+		if d == "[DONE]" {
+			break
+		}
+		var ev struct {
+			Choices []struct {
+				Delta struct {
+					Content   *string          `json:"content"`
+					ToolCalls []map[string]any `json:"tool_calls"`
+				} `json:"delta"`
+				FinishReason *string `json:"finish_reason"`
+			} `json:"choices"`
+		}
+		if err := json.Unmarshal([]byte(d), &ev); err != nil {
+			t.Fatal(err)
+		}
+		for _, ch := range ev.Choices {
+			if ch.Delta.Content != nil {
+				content.WriteString(*ch.Delta.Content)
+			}
+			calls = append(calls, ch.Delta.ToolCalls...)
+			if ch.FinishReason != nil {
+				finish = *ch.FinishReason
+			}
+		}
+	}
+	if content.String() != "Let me look.\n" || finish != "tool_calls" || len(calls) != 1 || calls[0]["index"] != 0.0 {
+		t.Errorf("streamed %q, calls %v, finish %q", content.String(), calls, finish)
+	}
+	if fn, _ := calls[0]["function"].(map[string]any); fn["name"] != "get_weather" || fn["arguments"] != `{"city":"Paris","days":2}` {
+		t.Errorf("streamed call %v", calls[0])
+	}
+}
+
+// TestToolsPlainReply: with tools offered, a reply that is no call is
+// content, whole and streamed, even one that looks like a call at first.
+func TestToolsPlainReply(t *testing.T) {
+	for _, tc := range []struct{ template, reply string }{
+		{hermesTemplate, "It is sunny <tool_ in Paris."},
+		{hermesTemplate, "<tool_call>\n{\"name\": \"launch_rockets\", \"arguments\": {}}\n</tool_call>"}, // not offered
+		{testTemplate, `{"name": "get_weather"} and more`},
+		{testTemplate, "Sunny."},
+	} {
+		f := newToolFixture(t, tc.template, &apitest.Generator{Reply: tc.reply})
+		c := chatTools(t, f, "").Choices[0]
+		if c.FinishReason != "stop" || c.Message.Content == nil || *c.Message.Content != tc.reply || len(c.Message.ToolCalls) != 0 {
+			t.Errorf("%q: %+v", tc.reply, c)
+		}
+		_, b := f.do(t, "POST", "/v1/chat/completions", `{"model":"`+testModel+`","stream":true,"messages":[{"role":"user","content":"Hi"}],"max_tokens":200,"tools":`+weatherTools+`}`)
+		var content strings.Builder
+		for _, d := range sseData(t, b) {
+			var ev struct {
+				Choices []struct {
+					Delta struct {
+						Content *string `json:"content"`
+					} `json:"delta"`
+				} `json:"choices"`
+			}
+			if json.Unmarshal([]byte(d), &ev) == nil && len(ev.Choices) > 0 && ev.Choices[0].Delta.Content != nil {
+				content.WriteString(*ev.Choices[0].Delta.Content)
+			}
+		}
+		if content.String() != tc.reply {
+			t.Errorf("streamed %q, want %q", content.String(), tc.reply)
+		}
+	}
+}
+
+// TestToolsRequired: tool_choice "required" (or a named function)
+// constrains the reply to a call: the Generator gets the schema of one,
+// and the prompt ends with the Hermes opening tag for that family; a
+// template that does not render tools gets this server's system message.
+func TestToolsRequired(t *testing.T) {
+	f := newToolFixture(t, hermesTemplate, &apitest.Generator{Reply: "{\"name\": \"get_time\", \"arguments\": {\"zone\": \"CET\"}}"})
+	c := chatTools(t, f, `,"tool_choice":"required"`).Choices[0]
+	if c.FinishReason != "tool_calls" || c.Message.Content != nil || len(c.Message.ToolCalls) != 1 || c.Message.ToolCalls[0].Function.Arguments != `{"zone":"CET"}` {
+		t.Errorf("%+v", c)
+	}
+	reqs := f.gen.Requests()
+	sch := reqs[len(reqs)-1].Schema
+	if sch == nil || !strings.Contains(sch.String(), `"name":"get_weather"`) || !strings.Contains(sch.String(), `"name":"get_time"`) {
+		t.Errorf("schema %v", sch)
+	}
+	if !strings.HasSuffix(f.prompt(t), "<|im_start|>assistant\n<tool_call>\n") {
+		t.Errorf("the prompt ends %q", f.prompt(t)[max(0, len(f.prompt(t))-40):])
+	}
+	if !sch.Valid([]byte(`{"name":"get_weather","arguments":{"city":"Oslo"}}`)) || sch.Valid([]byte(`{"name":"get_weather","arguments":{"zone":"x"}}`)) {
+		t.Error("the schema does not hold a call to the arguments of its function")
+	}
+
+	g := newToolFixture(t, testTemplate, &apitest.Generator{Reply: `{"name":"get_weather","arguments":{"city":"Oslo"}}`})
+	c = chatTools(t, g, `,"tool_choice":{"type":"function","function":{"name":"get_weather"}}`).Choices[0]
+	if c.FinishReason != "tool_calls" || len(c.Message.ToolCalls) != 1 || c.Message.ToolCalls[0].Function.Name != "get_weather" {
+		t.Errorf("%+v", c)
+	}
+	reqs = g.gen.Requests()
+	if sch := reqs[len(reqs)-1].Schema; sch == nil || strings.Contains(sch.String(), "get_time") {
+		t.Errorf("a named function: schema %v", sch)
+	}
+	if p := g.prompt(t); !strings.Contains(p, "You can call functions.") || !strings.Contains(p, `"name":"get_time"`) || strings.HasSuffix(p, "<tool_call>\n") {
+		t.Errorf("the prompt of a template without tools:\n%s", p)
+	}
+	// tool_choice "none": the tools are rendered, nothing is read as a call.
+	h := newToolFixture(t, hermesTemplate, &apitest.Generator{Reply: "<tool_call>\n{\"name\": \"get_time\", \"arguments\": {}}\n</tool_call>"})
+	if c := chatTools(t, h, `,"tool_choice":"none"`).Choices[0]; c.FinishReason != "stop" || len(c.Message.ToolCalls) != 0 {
+		t.Errorf("tool_choice none: %+v", c)
+	}
+}
+
+// TestToolMessages: an assistant's calls and the tools' answers reach the
+// template, and the official client reads the calls of a reply.
+func TestToolMessages(t *testing.T) {
+	f := newToolFixture(t, hermesTemplate, &apitest.Generator{Reply: "<tool_call>\n{\"name\": \"get_time\", \"arguments\": {\"zone\": \"UTC\"}}\n</tool_call>"})
+	body := `{"model":"` + testModel + `","max_tokens":100,"tools":` + weatherTools + `,"messages":[
+		{"role":"user","content":"Weather?"},
+		{"role":"assistant","content":null,"tool_calls":[{"id":"call_9","type":"function","function":{"name":"get_weather","arguments":"{\"city\": \"Rome\"}"}}]},
+		{"role":"tool","tool_call_id":"call_9","content":"sunny"}]}`
+	if resp, b := f.do(t, "POST", "/v1/chat/completions", body); resp.StatusCode != 200 {
+		t.Fatalf("status %d: %s", resp.StatusCode, b)
+	}
+	p := f.prompt(t)
+	if !strings.Contains(p, "<tool_call>\n{\"name\": \"get_weather\", \"arguments\": {\"city\": \"Rome\"}}\n</tool_call>") ||
+		!strings.Contains(p, "<tool_response>call_9: sunny</tool_response>") {
+		t.Errorf("prompt:\n%s", p)
+	}
+
+	client := openAIClient(f, "")
+	res, err := client.Chat.Completions.New(context.Background(), openai.ChatCompletionNewParams{
+		Model:    testModel,
+		Messages: []openai.ChatCompletionMessageParamUnion{openai.UserMessage("What time is it?")},
+		Tools: []openai.ChatCompletionToolUnionParam{openai.ChatCompletionFunctionTool(openai.FunctionDefinitionParam{
+			Name:       "get_time",
+			Parameters: openai.FunctionParameters{"type": "object", "properties": map[string]any{"zone": map[string]any{"type": "string"}}},
+		})},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if calls := res.Choices[0].Message.ToolCalls; len(calls) != 1 || calls[0].Function.Name != "get_time" || calls[0].Function.Arguments != `{"zone":"UTC"}` ||
+		res.Choices[0].FinishReason != "tool_calls" {
+		t.Errorf("the client read %+v", res.Choices[0])
+	}
+}
+
+// TestToolsInvalid: malformed tools and choices are 400s that say why.
+func TestToolsInvalid(t *testing.T) {
+	f := newToolFixture(t, hermesTemplate, &apitest.Generator{Reply: "x"})
+	for _, tc := range []struct{ extra, param string }{
+		{`,"tools":[{"type":"retrieval"}]`, "tools[0].type"},
+		{`,"tools":[{"type":"function","function":{"name":"a b"}}]`, "tools[0].function.name"},
+		{`,"tools":[{"type":"function","function":{"name":"a"}},{"type":"function","function":{"name":"a"}}]`, "tools[1].function.name"},
+		{`,"tools":[{"type":"function","function":{"name":"a","parameters":[]}}]`, "tools[0].function.parameters"},
+		{`,"tools":{}`, "tools"},
+		{`,"tool_choice":"required"`, "tool_choice"},
+		{`,"tool_choice":"sometimes","tools":` + weatherTools, "tool_choice"},
+		{`,"tool_choice":{"type":"function","function":{"name":"nope"}},"tools":` + weatherTools, "tool_choice"},
+		{`,"functions":[{"name":"a"}]`, "functions"},
+		{`,"logprobs":true,"tools":` + weatherTools, "logprobs"},
+		{`,"tool_choice":"required","response_format":{"type":"json_object"},"tools":` + weatherTools, "response_format"},
+		{`,"tool_choice":"required","tools":[{"type":"function","function":{"name":"a","parameters":{"type":"object","properties":{"x":{"type":"string","pattern":"a+"}}}}}]`, "tools"},
+		{`,"messages":[{"role":"user","content":"x","tool_calls":[{"id":"1","type":"function","function":{"name":"a","arguments":"{}"}}]}]`, "messages[0].tool_calls"},
+	} {
+		body := `{"model":"` + testModel + `","messages":[{"role":"user","content":"Hi"}],"max_tokens":5` + tc.extra + `}`
+		resp, b := f.do(t, "POST", "/v1/chat/completions", body)
+		var e struct {
+			Error struct {
+				Param string `json:"param"`
+			} `json:"error"`
+		}
+		json.Unmarshal(b, &e)
+		if resp.StatusCode != 400 || e.Error.Param != tc.param {
+			t.Errorf("%s: status %d, param %q, want 400 %q: %s", tc.extra, resp.StatusCode, e.Error.Param, tc.param, b)
+		}
+	}
+	// An unsupported keyword in parameters is fine when no call is required:
+	// the reply is not constrained.
+	if resp, b := f.do(t, "POST", "/v1/chat/completions", `{"model":"`+testModel+`","messages":[{"role":"user","content":"Hi"}],"max_tokens":5,"tools":[{"type":"function","function":{"name":"a","parameters":{"type":"object","properties":{"x":{"type":"string","pattern":"a+"}}}}}]}`); resp.StatusCode != 200 {
+		t.Errorf("status %d: %s", resp.StatusCode, b)
+	}
+}
