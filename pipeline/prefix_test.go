@@ -2,9 +2,14 @@ package pipeline
 
 import (
 	"context"
+	"errors"
+	"math/rand/v2"
 	"slices"
+	"sync"
 	"testing"
 	"time"
+
+	"github.com/strata-llm/strata/pipeline/sched"
 )
 
 // TestPrefixCache checks the cache's bookkeeping: matches, a longer entry
@@ -314,4 +319,67 @@ func TestDriverPrefixShared(t *testing.T) {
 	if err := <-lead; err != nil {
 		t.Fatal(err)
 	}
+}
+
+// TestDriverPrefixRandom runs many requests at once through a prefix
+// cache too small for them all and a KV budget that runs out: prompts that
+// share prefixes in every way (equal, one the start of another, the same
+// system prompt), some cancelled, some forking sequences still running.
+// Every reply that completes is the engine's, and once the driver stops no
+// stage holds a session.
+func TestDriverPrefixRandom(t *testing.T) {
+	rng := rand.New(rand.NewPCG(7, 7))
+	base := [][]int{slices.Repeat([]int{1, 300, 301, 302}, 3), slices.Repeat([]int{1, 400}, 5), {1, 500, 501, 502, 503, 504, 505}}
+	var reqs []TokenRequest
+	for range 40 {
+		p := slices.Clone(base[rng.IntN(len(base))])
+		for range rng.IntN(6) {
+			p = append(p, 300+rng.IntN(200))
+		}
+		reqs = append(reqs, TokenRequest{Prompt: p, MaxTokens: 1 + rng.IntN(8), IgnoreEOS: true})
+	}
+	want := engineTokens(t, reqs)
+	f := openFile(t, testdataPath(t, stories))
+	ls := locals(t, f, []int{0, 2, 5}, false, LocalConfig{})
+	// Layers 2-5 hold 384 bytes a position: 6 sequences running take up to
+	// about 58 KB, the cache's 60 positions (with their room) 29 KB more.
+	ls[1] = NewLocal(ls[1].m, LocalConfig{KVBudget: 80 << 10})
+	d := newDriver(t, asStages(ls), DriverConfig{PrefixCache: 60, Sched: sched.Config{MaxSeqs: 6}})
+	ctx, stop := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- d.Run(ctx) }()
+	var wg sync.WaitGroup
+	for i, r := range reqs {
+		delay := time.Duration(rng.IntN(3)) * time.Millisecond
+		wg.Go(func() {
+			time.Sleep(delay)
+			rctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			if i%7 == 3 {
+				cancel()
+			}
+			res, err := d.Generate(rctx, r, func(int) error { return nil })
+			switch {
+			case i%7 == 3:
+			case errors.Is(err, ErrKVBudget):
+				t.Logf("request %d: %v", i, err) // ran out of budget after it generated: it fails, not the others
+			case err != nil:
+				t.Errorf("request %d: %v", i, err)
+			case !slices.Equal(res.Tokens, want[i]):
+				t.Errorf("request %d (%d cached): %v, want %v", i, res.Cached, res.Tokens, want[i])
+			}
+		})
+	}
+	wg.Wait()
+	st := d.Stats()
+	t.Logf("prefix cache: %+v; %d prompt tokens computed, %d cached", st.Prefix, st.PrefillTokens, st.CachedTokens)
+	if st.Prefix.Hits == 0 {
+		t.Error("no request forked a session")
+	}
+	if st.Prefix.Positions > 60 {
+		t.Errorf("%d positions kept, more than the cache's 60", st.Prefix.Positions)
+	}
+	stop()
+	<-done
+	checkNoSessions(t, ls)
 }
