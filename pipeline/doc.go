@@ -49,7 +49,10 @@
 // begins with the tokens one holds (or a running sequence holds) opens its
 // session as a fork of it (Seq.From): every stage copies the positions it
 // needs, and the request computes only the rest of its prompt, always its
-// last two tokens, which keeps its logits those of the whole prompt. A
+// last two tokens, which keeps its logits those of the whole prompt when
+// the positions copied were computed as a prompt (positions a sequence
+// generated went through the single-token kernels, which round
+// differently). A
 // request for a prompt that a running sequence has yet to compute waits
 // for it, so that n choices compute their prompt once. Stages say whether
 // they take forks ([Forking]); a stage that replays its sessions elsewhere

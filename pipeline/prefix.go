@@ -45,7 +45,9 @@ func newPrefixCache(max int) *prefixCache {
 // tokens to compute. One is needed for the logits of the first sample; two
 // make them the batch kernels' (as for the whole prompt), whose rows come
 // out bit for bit as they would in any chunk, where a single token would go
-// through the vector kernels, which round differently.
+// through the vector kernels, which round differently. (The positions
+// copied are bit for bit the whole prompt's only where the session
+// computed them as a prompt, not where it generated them.)
 func common(tokens, prompt []int) int {
 	n := min(len(tokens), len(prompt)-2)
 	for i := range n {
