@@ -378,7 +378,7 @@ func (s *Server) chatJob(req *chatRequest, info ModelInfo) (*job, *apiError) {
 	if err := s.checkCommon(req.N, req.Stream, req.StreamOptions, req.Stop); err != nil {
 		return nil, err
 	}
-	tools, aerr := s.parseTools(req)
+	text, tools, aerr := s.chatPrompt(req)
 	if aerr != nil {
 		return nil, aerr
 	}
@@ -408,10 +408,6 @@ func (s *Server) chatJob(req *chatRequest, info ModelInfo) (*job, *apiError) {
 			return nil, badRequest("top_logprobs", "'top_logprobs' requires 'logprobs' to be true")
 		}
 	}
-	text, aerr := s.chatText(req.Messages, tools)
-	if aerr != nil {
-		return nil, aerr
-	}
 	p, aerr := req.sampling()
 	if aerr != nil {
 		return nil, aerr
@@ -433,7 +429,6 @@ func (s *Server) chatJob(req *chatRequest, info ModelInfo) (*job, *apiError) {
 		if schema, aerr = tools.schema(); aerr != nil {
 			return nil, aerr
 		}
-		text += tools.prefill()
 	}
 	prompt := s.encodePrompt(text)
 	requested, param := req.MaxCompletionTokens, "max_completion_tokens"
@@ -451,6 +446,21 @@ func (s *Server) chatJob(req *chatRequest, info ModelInfo) (*job, *apiError) {
 		stops: req.Stop,
 		tools: tools,
 	}, nil
+}
+
+// chatPrompt renders a chat request's messages, with the tools it offers,
+// into the text the model continues (with the opening of a required tool
+// call), and returns the tools.
+func (s *Server) chatPrompt(req *chatRequest) (string, *toolSet, *apiError) {
+	tools, aerr := s.parseTools(req)
+	if aerr != nil {
+		return "", nil, aerr
+	}
+	text, aerr := s.chatText(req.Messages, tools)
+	if aerr != nil {
+		return "", nil, aerr
+	}
+	return text + tools.prefill(), tools, nil
 }
 
 // chatText checks a chat's messages and renders them with the model's chat

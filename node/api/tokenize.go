@@ -63,14 +63,14 @@ func (s *Server) checkTokenized(n int) *apiError {
 }
 
 // handleChatTokenize answers TGI's /chat_tokenize: a chat rendered with
-// the model's template, and the tokens /v1/chat/completions would feed the
-// model for it.
+// the model's template (and its tools), and the tokens /v1/chat/completions
+// would feed the model for it.
 func (s *Server) handleChatTokenize(w http.ResponseWriter, r *http.Request) {
 	var req chatRequest
 	if !s.decodeTGI(w, r, &req) {
 		return
 	}
-	text, aerr := s.chatText(req.Messages, nil)
+	text, _, aerr := s.chatPrompt(&req)
 	if aerr != nil {
 		if aerr.status == http.StatusBadRequest {
 			aerr.status = http.StatusUnprocessableEntity

@@ -212,6 +212,14 @@ func TestToolsRequired(t *testing.T) {
 	if p := g.prompt(t); !strings.Contains(p, "You can call functions.") || !strings.Contains(p, `"name":"get_time"`) || strings.HasSuffix(p, "<tool_call>\n") {
 		t.Errorf("the prompt of a template without tools:\n%s", p)
 	}
+	// /chat_tokenize renders what the chat route feeds the model.
+	resp, b := f.do(t, "POST", "/chat_tokenize", `{"model":"`+testModel+`","messages":[{"role":"user","content":"Hi"}],"tools":`+weatherTools+`,"tool_choice":"required"}`)
+	var tok struct {
+		TemplatedText string `json:"templated_text"`
+	}
+	if json.Unmarshal(b, &tok); resp.StatusCode != 200 || !strings.Contains(tok.TemplatedText, `"name": "get_time"`) || !strings.HasSuffix(tok.TemplatedText, "<tool_call>\n") {
+		t.Errorf("/chat_tokenize: %d %s", resp.StatusCode, b)
+	}
 	// tool_choice "none": the tools are rendered, nothing is read as a call.
 	h := newToolFixture(t, hermesTemplate, &apitest.Generator{Reply: "<tool_call>\n{\"name\": \"get_time\", \"arguments\": {}}\n</tool_call>"})
 	if c := chatTools(t, h, `,"tool_choice":"none"`).Choices[0]; c.FinishReason != "stop" || len(c.Message.ToolCalls) != 0 {
