@@ -79,6 +79,8 @@ export function renderMetrics(metrics) {
     ['time to first token', meanOf(metrics, 'strata_time_to_first_token_seconds')],
     ['between tokens', meanOf(metrics, 'strata_inter_token_latency_seconds')],
     ['KV cache', `${bytes(sum(metrics, 'strata_kv_cache_bytes'))} of ${bytes(sum(metrics, 'strata_kv_cache_capacity_bytes'))}`],
+    ['prefix cache', `${sum(metrics, 'strata_prefix_cache_sessions')} sessions, ${sum(metrics, 'strata_prefix_cache_positions')} positions; ` +
+      `${sum(metrics, 'strata_prefix_cached_tokens_total')} prompt tokens reused in ${sum(metrics, 'strata_prefix_cache_hits_total')} requests`],
     ['failovers', sum(metrics, 'strata_failovers_total')],
   ];
   return '<h3>This gateway</h3><dl>' + cells.map(([k, v]) => `<div><dt>${esc(k)}</dt><dd>${esc(v)}</dd></div>`).join('') + '</dl>';

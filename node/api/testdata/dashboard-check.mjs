@@ -46,7 +46,7 @@ async function main() {
   const metrics = parseMetrics(await (await get('/metrics')).text());
   check(sum(metrics, 'strata_http_requests_total') > 0, `the metrics parse (${sum(metrics, 'strata_http_requests_total')} requests so far)`);
   const metricsHTML = renderMetrics(metrics);
-  check(metricsHTML.includes('tokens generated') && clean(metricsHTML), 'the gateway metrics render');
+  check(metricsHTML.includes('tokens generated') && metricsHTML.includes('prefix cache') && clean(metricsHTML), 'the gateway metrics render');
 
   const status = await get('/cluster/status');
   const want = (process.env.STRATA_EXPECT_NODES || '').split(',').filter(Boolean);
