@@ -23,7 +23,8 @@ const (
 
 // JSON is a Constraint whose tokens spell one JSON object (RFC 8259, with
 // at most MaxJSONDepth levels of nesting, whitespace between tokens as
-// MaxJSONIndent says, and none before or after it), followed by an
+// MaxJSONIndent says, and none before or after it, numbers of at most
+// MaxIntDigits, MaxFracDigits and MaxExpDigits digits), followed by an
 // end-of-generation token: nothing else may end the sequence, and nothing
 // but such a token may follow the object.
 type JSON struct {
@@ -72,7 +73,8 @@ func (j *JSON) Accept(token int) {
 func (j *JSON) Done() bool { return j.st.mode == jDone }
 
 // ValidJSONObject reports whether text is one JSON object as JSON's
-// constraint lets a model write it (MaxJSONDepth, MaxJSONIndent).
+// constraint lets a model write it (MaxJSONDepth, MaxJSONIndent,
+// MaxIntDigits...).
 func ValidJSONObject(text []byte) bool {
 	st, ok := scanJSON(text)
 	return ok && st.mode == jDone
@@ -126,23 +128,34 @@ var jsonLiterals = [...]string{"true", "false", "null"}
 // copy: bit i of stack says whether the container at depth i+1 is an
 // array.
 type jsonState struct {
-	mode  uint8
-	key   bool  // the string is an object key
-	hex   uint8 // jHex: digits left
-	lit   uint8 // jLiteral: which of jsonLiterals
-	pos   uint8 // jLiteral: bytes of it seen
-	space uint8 // the whitespace run so far (spaceStep)
-	depth uint8
-	stack uint64
+	mode   uint8
+	digits uint8 // in a number: the digits of its current part
+	key    bool  // the string is an object key
+	hex    uint8 // jHex: digits left
+	lit    uint8 // jLiteral: which of jsonLiterals
+	pos    uint8 // jLiteral: bytes of it seen
+	space  uint8 // the whitespace run so far (spaceStep)
+	depth  uint8
+	stack  uint64
 }
 
 func isSpace(b byte) bool { return b == ' ' || b == '\t' || b == '\n' || b == '\r' }
 
+// The most digits a number's parts may have in a constrained reply: JSON
+// bounds none, but a model writing digits on and on would run to its token
+// limit. 20 hold any 64-bit integer; 3 any float64 exponent.
+const (
+	MaxIntDigits  = 20
+	MaxFracDigits = 20
+	MaxExpDigits  = 3
+)
+
 // numStep moves a number past b: *mode is where in it (jMinus to
-// jExpDigits, or jValue before its first byte), integer forbids a
-// fraction and an exponent. ended: the number was whole before b, which
-// is not part of it; ok: b is (or, when ended, may be) where it stands.
-func numStep(mode *uint8, b byte, integer bool) (ok, ended bool) {
+// jExpDigits, or jValue before its first byte), *digits how many digits
+// the current part has, integer forbids a fraction and an exponent.
+// ended: the number was whole before b, which is not part of it; ok: b
+// is (or, when ended, may be) where it stands.
+func numStep(mode, digits *uint8, b byte, integer bool) (ok, ended bool) {
 	m := *mode
 	switch m {
 	case jValue, jMinus:
@@ -156,19 +169,20 @@ func numStep(mode *uint8, b byte, integer bool) (ok, ended bool) {
 		default:
 			return false, false
 		}
+		*digits = 1
 		return true, false
 	case jDot, jExpSign:
 		if !isDigit(b) {
 			return false, false
 		}
-		*mode = m + 1 // jFrac, jExpDigits
+		*mode, *digits = m+1, 1 // jFrac, jExpDigits
 		return true, false
 	case jExp:
 		switch {
 		case b == '+' || b == '-':
 			*mode = jExpSign
 		case isDigit(b):
-			*mode = jExpDigits
+			*mode, *digits = jExpDigits, 1
 		default:
 			return false, false
 		}
@@ -177,6 +191,17 @@ func numStep(mode *uint8, b byte, integer bool) (ok, ended bool) {
 	// jZero, jInt, jFrac, jExpDigits: whole so far.
 	switch {
 	case isDigit(b) && m != jZero:
+		limit := uint8(MaxIntDigits)
+		switch m {
+		case jFrac:
+			limit = MaxFracDigits
+		case jExpDigits:
+			limit = MaxExpDigits
+		}
+		if *digits >= limit {
+			return false, false
+		}
+		*digits++
 		return true, false
 	case b == '.' && !integer && (m == jZero || m == jInt):
 		*mode = jDot
@@ -263,7 +288,7 @@ func (s *jsonState) step(b byte) bool {
 		}
 		return true
 	case jMinus, jZero, jInt, jDot, jFrac, jExp, jExpSign, jExpDigits:
-		ok, ended := numStep(&s.mode, b, false)
+		ok, ended := numStep(&s.mode, &s.digits, b, false)
 		if !ended {
 			return ok
 		}
@@ -342,12 +367,10 @@ func (s *jsonState) structural(b byte) bool {
 		return s.open(true)
 	case b == '"':
 		s.mode, s.key = jString, false
-	case b == '-':
-		s.mode = jMinus
-	case b == '0':
-		s.mode = jZero
-	case isDigit(b):
-		s.mode = jInt
+	case b == '-' || isDigit(b):
+		s.mode = jValue
+		ok, _ := numStep(&s.mode, &s.digits, b, false)
+		return ok
 	case b == 't':
 		s.mode, s.lit, s.pos = jLiteral, 0, 1
 	case b == 'f':

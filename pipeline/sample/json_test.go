@@ -65,10 +65,44 @@ func FuzzValidJSONObject(f *testing.F) {
 		if json.Compact(&c, b) != nil {
 			return
 		}
-		if c.Len() > 0 && c.Bytes()[0] == '{' && depth(c.Bytes()) <= MaxJSONDepth && !ValidJSONObject(c.Bytes()) {
+		if c.Len() > 0 && c.Bytes()[0] == '{' && depth(c.Bytes()) <= MaxJSONDepth && digitsWithin(c.Bytes()) && !ValidJSONObject(c.Bytes()) {
 			t.Fatalf("refused the JSON object %q", c.Bytes())
 		}
 	})
+}
+
+// digitsWithin reports whether every number of a compact JSON text has
+// parts within MaxIntDigits, MaxFracDigits and MaxExpDigits.
+func digitsWithin(b []byte) bool {
+	in, esc := false, false
+	for i := 0; i < len(b); i++ {
+		c := b[i]
+		switch {
+		case in && esc:
+			esc = false
+		case in && c == '\\':
+			esc = true
+		case c == '"':
+			in = !in
+		case !in && isDigit(c):
+			j := i
+			for j < len(b) && isDigit(b[j]) {
+				j++
+			}
+			limit := MaxIntDigits
+			switch {
+			case i > 0 && b[i-1] == '.':
+				limit = MaxFracDigits
+			case i > 0 && (b[i-1] == 'e' || b[i-1] == 'E'), i > 1 && (b[i-1] == '+' || b[i-1] == '-') && (b[i-2] == 'e' || b[i-2] == 'E'):
+				limit = MaxExpDigits
+			}
+			if j-i > limit {
+				return false
+			}
+			i = j - 1
+		}
+	}
+	return true
 }
 
 // depth is the deepest nesting of a compact JSON text.
@@ -180,3 +214,33 @@ type allowOnly int
 
 func (a allowOnly) Allowed(tok int) bool { return tok == int(a) }
 func (a allowOnly) Accept(int)           {}
+
+// TestNumberDigits: a number's parts are bounded (MaxIntDigits,
+// MaxFracDigits, MaxExpDigits) in both recognizers, so that a model cannot
+// write digits on and on.
+func TestNumberDigits(t *testing.T) {
+	d := func(n int) string { return strings.Repeat("7", n) }
+	sch := mustSchema(t, `{"type":"object","properties":{"a":{"type":"number"},"b":{"type":"integer"}}}`)
+	for _, tc := range []struct {
+		num  string
+		want bool
+	}{
+		{d(MaxIntDigits), true}, {d(MaxIntDigits + 1), false}, {"-" + d(MaxIntDigits), true},
+		{"1." + d(MaxFracDigits), true}, {"1." + d(MaxFracDigits+1), false},
+		{"1e" + d(MaxExpDigits), true}, {"1E-" + d(MaxExpDigits), true}, {"1e+" + d(MaxExpDigits+1), false},
+		{d(MaxIntDigits) + "." + d(MaxFracDigits) + "e" + d(MaxExpDigits), true},
+	} {
+		if got := ValidJSONObject([]byte(`{"a":` + tc.num + `}`)); got != tc.want {
+			t.Errorf("JSON mode %s: %v, want %v", tc.num, got, tc.want)
+		}
+		if got := sch.Valid([]byte(`{"a":` + tc.num + `}`)); got != tc.want {
+			t.Errorf("schema number %s: %v, want %v", tc.num, got, tc.want)
+		}
+		if got := mustSchema(t, `{}`).Valid([]byte(`[` + tc.num + `]`)); got != tc.want {
+			t.Errorf("free-form %s: %v, want %v", tc.num, got, tc.want)
+		}
+	}
+	if !sch.Valid([]byte(`{"b":`+d(MaxIntDigits)+`}`)) || sch.Valid([]byte(`{"b":`+d(MaxIntDigits+1)+`}`)) {
+		t.Error("integer digits unbounded")
+	}
+}

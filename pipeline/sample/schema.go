@@ -570,15 +570,16 @@ func (c *compiler) typed(o ordered, typ, at string, depth int) (*snode, error) {
 
 // A frame is one value being written, with its progress.
 type frame struct {
-	node  *snode
-	phase uint8
-	next  uint8     // kObject: the properties before next are written or skipped
-	cand  uint64    // kObject keys, kLiteral texts: the candidates left
-	n     uint16    // bytes of the key or literal matched
-	num   uint8     // kNumber, kInteger: where in the number (the j* number modes)
-	count uint16    // kArray: items begun; kString: characters begun (an escape is one)
-	pos   uint8     // kString with a format: where in it (formatStep)
-	js    jsonState // kAny, kAnyObject: the value so far
+	node   *snode
+	phase  uint8
+	next   uint8     // kObject: the properties before next are written or skipped
+	cand   uint64    // kObject keys, kLiteral texts: the candidates left
+	n      uint16    // bytes of the key or literal matched
+	num    uint8     // kNumber, kInteger: where in the number (the j* number modes)
+	digits uint8     // kNumber, kInteger: the digits of the number's current part
+	count  uint16    // kArray: items begun; kString: characters begun (an escape is one)
+	pos    uint8     // kString with a format: where in it (formatStep)
+	js     jsonState // kAny, kAnyObject: the value so far
 	// kString: UTF-8 continuation bytes still needed, and the range of
 	// the next one.
 	need, lo, hi uint8
@@ -850,7 +851,7 @@ func (s *schemaState) frameStep(f *frame, b byte) (ok, again bool) {
 		if f.phase == pStart {
 			f.phase, f.num = pIn, jValue
 		}
-		ok, ended := numStep(&f.num, b, n.kind == kInteger)
+		ok, ended := numStep(&f.num, &f.digits, b, n.kind == kInteger)
 		if ended {
 			return false, true
 		}
