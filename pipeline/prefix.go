@@ -102,14 +102,18 @@ func (c *prefixCache) unpin(id uint64) bool {
 
 // keep adds session id, which holds tokens (kept as given), as the most
 // recently used entry, unless it is shorter than MinPrefix or longer than
-// the cache. It drops the entries whose tokens are a prefix of it (every
+// the cache, or its tokens are the start of an entry's (which serves every
+// fork of it). It drops the entries whose tokens are a prefix of it (every
 // fork of one is a fork of it) and then the least recently used ones until
 // the entries not dropped fit, and appends to end the sessions the caller
 // must end: those dropped unpinned, and id itself when it was not kept.
 // (Dropped entries that pins keep do not count against max: their
 // sessions are on their way out.)
 func (c *prefixCache) keep(id uint64, tokens []int, end []uint64) []uint64 {
-	if len(tokens) < MinPrefix || len(tokens) > c.max {
+	covered := slices.ContainsFunc(c.entries, func(e *prefixEntry) bool {
+		return !e.dropped && len(tokens) <= len(e.tokens) && slices.Equal(tokens, e.tokens[:len(tokens)])
+	})
+	if len(tokens) < MinPrefix || len(tokens) > c.max || covered {
 		if c.pins[id] > 0 { // a running sequence that forks have yet to copy
 			c.entries = append(c.entries, &prefixEntry{id: id, tokens: tokens, dropped: true})
 			c.used += len(tokens)

@@ -53,6 +53,10 @@ func TestPrefixCache(t *testing.T) {
 	if end := c.keep(5, seq(10, 200), nil); !slices.Equal(end, []uint64{4}) || c.used != 24 {
 		t.Fatalf("keep 5: ended %v, %d positions", end, c.used)
 	}
+	// A session whose tokens begin an entry's is not kept.
+	if end := c.keep(10, seq(12, 0), nil); !slices.Equal(end, []uint64{10}) || c.used != 24 {
+		t.Fatalf("keep a prefix of an entry: ended %v, %d positions", end, c.used)
+	}
 	// A pinned entry evicted (3, now the least recently used) stays until
 	// its last pin goes.
 	c.pin(3)
