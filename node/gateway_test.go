@@ -216,11 +216,13 @@ func TestNodeOpenAIClient(t *testing.T) {
 	}
 	ref := testdata.LoadReference(t, testdata.Path(t, "reference/stories260K-f32.json"))
 	base := startServe(t, ServeConfig{Model: ref.ModelPath(t), Stages: 3})
+	// Tool calls need a context that holds a tool's description.
+	tools := startServe(t, ServeConfig{Model: testdata.Path(t, "models/synth-qwen2.gguf"), Stages: 2})
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, nodeBin, "openai-client.mjs")
 	cmd.Dir = dir
-	cmd.Env = append(os.Environ(), "STRATA_API_BASE="+base+"/v1", "STRATA_API_KEY=none")
+	cmd.Env = append(os.Environ(), "STRATA_API_BASE="+base+"/v1", "STRATA_API_KEY=none", "STRATA_TOOLS_BASE="+tools+"/v1")
 	out, err := cmd.CombinedOutput()
 	t.Logf("%s", out)
 	if err != nil {

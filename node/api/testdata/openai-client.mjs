@@ -12,6 +12,9 @@
 //   STRATA_MODEL     the model to ask for (default: the first of /v1/models)
 //   STRATA_EXPECT    when set, the text both replies must start with
 //                    (a deterministic test server's reply)
+//   STRATA_TOOLS_BASE  when set, the /v1 URL of a server (of a model whose
+//                    context holds a tool's description) to ask for
+//                    required tool calls, whole and streamed
 
 import OpenAI from 'openai';
 
@@ -119,6 +122,8 @@ async function main() {
     }
   }
 
+  if (process.env.STRATA_TOOLS_BASE) await tools(process.env.STRATA_TOOLS_BASE);
+
   // An invalid request is refused in OpenAI's error shape.
   try {
     await client.chat.completions.create({ model, messages: [], max_tokens: 1 });
@@ -127,6 +132,48 @@ async function main() {
     check(err instanceof OpenAI.APIError && err.status === 400 && typeof err.message === 'string',
       `empty messages refused with 400 (${err.status}: ${err.message})`);
   }
+}
+
+// tools asks for a required call of a function, whole and streamed (the
+// client's stream helper puts the deltas together), and checks that the
+// client reads a call of it whose arguments parse and follow its
+// parameters.
+async function tools(url) {
+  const tc = new OpenAI({ baseURL: url, apiKey, maxRetries: 0, timeout: 120_000 });
+  const model = (await tc.models.list()).data[0]?.id;
+  const params = {
+    model,
+    messages: [{ role: 'user', content: 'What is the weather in Paris?' }],
+    max_tokens: 140, // a random model spends many on whitespace; the context is 256
+    temperature: 0,
+    tools: [{
+      type: 'function',
+      function: {
+        name: 'get_weather',
+        parameters: {
+          type: 'object',
+          properties: { city: { type: 'string', maxLength: 12 }, unit: { type: 'string', enum: ['C', 'F'] } },
+          required: ['city', 'unit'],
+        },
+      },
+    }],
+    tool_choice: 'required',
+  };
+  const follows = (call) => {
+    let a = null;
+    try { a = JSON.parse(call?.function?.arguments); } catch {}
+    return call?.type === 'function' && call.function.name === 'get_weather' && typeof call.id === 'string' &&
+      a !== null && typeof a.city === 'string' && ['C', 'F'].includes(a.unit);
+  };
+  const whole = await tc.chat.completions.create(params);
+  const w = whole.choices[0];
+  check(w.finish_reason === 'tool_calls' && w.message.tool_calls?.length === 1 && follows(w.message.tool_calls[0]),
+    `a required tool call: ${JSON.stringify(w.message.tool_calls ?? w)}`);
+  const stream = tc.chat.completions.stream(params);
+  const final = await stream.finalChatCompletion();
+  const s = final.choices[0];
+  check(s.finish_reason === 'tool_calls' && s.message.tool_calls?.length === 1 && follows(s.message.tool_calls[0]),
+    `a streamed required tool call: ${JSON.stringify(s.message.tool_calls ?? s)}`);
 }
 
 try {
