@@ -32,6 +32,7 @@ type toolSet struct {
 	raw    json.RawMessage // the tools array as sent, for the template
 	choice string          // "none", "auto", "required" or "function" (one named)
 	named  string          // with "function": the name
+	single bool            // parallel_tool_calls false: one call at most
 	syntax toolSyntax
 }
 
@@ -93,7 +94,8 @@ func (s *Server) parseTools(req *chatRequest) (*toolSet, *apiError) {
 	if err := json.Unmarshal(req.Tools, &tools); err != nil {
 		return nil, badRequest("tools", "'tools' must be an array of {\"type\": \"function\", \"function\": {...}}")
 	}
-	ts := &toolSet{raw: req.Tools, choice: choice, named: named, syntax: syntaxOf(s.tok.ChatTemplateSource())}
+	ts := &toolSet{raw: req.Tools, choice: choice, named: named, syntax: syntaxOf(s.tok.ChatTemplateSource()),
+		single: req.ParallelToolCalls != nil && !*req.ParallelToolCalls}
 	for i, t := range tools {
 		var f struct {
 			toolFunc
@@ -236,9 +238,18 @@ type toolCall struct {
 }
 
 // read reads the calls out of a whole reply (after prefill, if any): the
-// text before them, and the calls; none when the reply is not calls in the
-// model's syntax of functions offered.
+// text before them, and the calls (the first alone when the request asked
+// for no parallel calls); none when the reply is not calls in the model's
+// syntax of functions offered.
 func (ts *toolSet) read(reply string) (content string, calls []toolCall) {
+	content, calls = ts.readAll(reply)
+	if ts.single && len(calls) > 1 {
+		calls = calls[:1]
+	}
+	return content, calls
+}
+
+func (ts *toolSet) readAll(reply string) (content string, calls []toolCall) {
 	text := ts.prefill() + reply
 	if ts.syntax.hermes {
 		i := strings.Index(text, hermesOpen)

@@ -142,6 +142,16 @@ func TestToolsHermes(t *testing.T) {
 	if fn, _ := calls[0]["function"].(map[string]any); fn["name"] != "get_weather" || fn["arguments"] != `{"city":"Paris","days":2}` {
 		t.Errorf("streamed call %v", calls[0])
 	}
+
+	// Two calls; one with parallel_tool_calls false.
+	two := reply + "\n<tool_call>\n{\"name\": \"get_time\", \"arguments\": {\"zone\": \"CET\"}}\n</tool_call>"
+	g := newToolFixture(t, hermesTemplate, &apitest.Generator{Reply: two})
+	if c := chatTools(t, g, "").Choices[0]; len(c.Message.ToolCalls) != 2 || c.Message.ToolCalls[1].Function.Name != "get_time" || c.Message.ToolCalls[0].ID == c.Message.ToolCalls[1].ID {
+		t.Errorf("two calls: %+v", c.Message.ToolCalls)
+	}
+	if c := chatTools(t, g, `,"parallel_tool_calls":false`).Choices[0]; len(c.Message.ToolCalls) != 1 || c.Message.ToolCalls[0].Function.Name != "get_weather" {
+		t.Errorf("parallel_tool_calls false: %+v", c.Message.ToolCalls)
+	}
 }
 
 // TestToolsPlainReply: with tools offered, a reply that is no call is
