@@ -71,12 +71,12 @@ func FuzzValidJSONObject(f *testing.F) {
 	})
 }
 
-// digitsWithin reports whether every number of a compact JSON text has
-// parts within MaxIntDigits, MaxFracDigits and MaxExpDigits.
-func digitsWithin(b []byte) bool {
+// outsideStrings masks the bytes of a compact JSON text that lie outside
+// its strings (quotes excluded).
+func outsideStrings(b []byte) []bool {
+	out := make([]bool, len(b))
 	in, esc := false, false
-	for i := 0; i < len(b); i++ {
-		c := b[i]
+	for i, c := range b {
 		switch {
 		case in && esc:
 			esc = false
@@ -84,42 +84,49 @@ func digitsWithin(b []byte) bool {
 			esc = true
 		case c == '"':
 			in = !in
-		case !in && isDigit(c):
-			j := i
-			for j < len(b) && isDigit(b[j]) {
-				j++
-			}
-			limit := MaxIntDigits
-			switch {
-			case i > 0 && b[i-1] == '.':
-				limit = MaxFracDigits
-			case i > 0 && (b[i-1] == 'e' || b[i-1] == 'E'), i > 1 && (b[i-1] == '+' || b[i-1] == '-') && (b[i-2] == 'e' || b[i-2] == 'E'):
-				limit = MaxExpDigits
-			}
-			if j-i > limit {
-				return false
-			}
-			i = j - 1
+		default:
+			out[i] = !in
 		}
+	}
+	return out
+}
+
+// digitsWithin reports whether every number of a compact JSON text has
+// parts within MaxIntDigits, MaxFracDigits and MaxExpDigits.
+func digitsWithin(b []byte) bool {
+	outside := outsideStrings(b)
+	for i := 0; i < len(b); i++ {
+		if !outside[i] || !isDigit(b[i]) {
+			continue
+		}
+		j := i
+		for j < len(b) && isDigit(b[j]) {
+			j++
+		}
+		limit := MaxIntDigits
+		switch {
+		case i > 0 && b[i-1] == '.':
+			limit = MaxFracDigits
+		case i > 0 && (b[i-1] == 'e' || b[i-1] == 'E'), i > 1 && (b[i-1] == '+' || b[i-1] == '-') && (b[i-2] == 'e' || b[i-2] == 'E'):
+			limit = MaxExpDigits
+		}
+		if j-i > limit {
+			return false
+		}
+		i = j - 1
 	}
 	return true
 }
 
 // depth is the deepest nesting of a compact JSON text.
 func depth(b []byte) int {
-	d, most, in, esc := 0, 0, false, false
-	for _, c := range b {
+	d, most := 0, 0
+	for i, out := range outsideStrings(b) {
 		switch {
-		case in && esc:
-			esc = false
-		case in && c == '\\':
-			esc = true
-		case c == '"':
-			in = !in
-		case !in && (c == '{' || c == '['):
+		case out && (b[i] == '{' || b[i] == '['):
 			d++
 			most = max(most, d)
-		case !in && (c == '}' || c == ']'):
+		case out && (b[i] == '}' || b[i] == ']'):
 			d--
 		}
 	}
