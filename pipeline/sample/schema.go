@@ -1196,6 +1196,22 @@ func (c *schemaConstraint) Accept(token int) {
 		return
 	}
 	p := c.piece(token)
+	if len(c.sts) == 1 { // one reading that stays one: stepped in scratch, no allocation
+		st := &c.sts[0]
+		t := st.clone(c.scratch)
+		ok := true
+		for _, b := range p {
+			if !t.step(b) {
+				ok = false
+				break
+			}
+		}
+		if ok {
+			c.scratch = st.stack[:0]
+			*st = t
+			return
+		}
+	}
 	next := c.next[:0]
 	for i := range c.sts {
 		next = c.sts[i].advance(p, next, MaxSchemaReadings)

@@ -540,3 +540,30 @@ func testConstraint(t *testing.T, s *JSONSchema, vocab []string) {
 	}
 	t.Logf("%s: %d of 200 trials made a whole text in 80 tokens", s, ended)
 }
+
+// TestSchemaConstraintAllocs: a schema without ambiguous alternatives
+// allocates nothing per token once its buffers have grown.
+func TestSchemaConstraintAllocs(t *testing.T) {
+	s := mustSchema(t, personSchema)
+	text := []byte(`{"name":"Lily","age":3,"tags":["a"]}`)
+	piece := func(id int) []byte { return text[id : id+1] }
+	isEOG := func(id int) bool { return id < 0 }
+	c := s.Constraint(piece, isEOG)
+	for i := range 5 { // grow the buffers
+		c.Allowed(i)
+		c.Accept(i)
+	}
+	if n := testing.AllocsPerRun(100, func() {
+		c.Allowed(5)
+	}); n != 0 {
+		t.Errorf("Allowed allocates %v times", n)
+	}
+	sc := c.(*schemaConstraint)
+	saved := sc.sts[0].clone(nil)
+	if n := testing.AllocsPerRun(100, func() {
+		sc.sts[0] = saved.clone(sc.sts[0].stack)
+		c.Accept(5)
+	}); n != 0 {
+		t.Errorf("Accept allocates %v times", n)
+	}
+}
