@@ -43,6 +43,7 @@ type chatRequest struct {
 	FunctionCall        json.RawMessage `json:"function_call"`
 	ToolChoice          json.RawMessage `json:"tool_choice"`
 	ParallelToolCalls   *bool           `json:"parallel_tool_calls"`
+	ToolPrompt          string          `json:"tool_prompt"` // TGI's: the text before the tools' description
 	ResponseFormat      *responseFormat `json:"response_format"`
 	LogitBias           map[string]any  `json:"logit_bias"`
 	Audio               json.RawMessage `json:"audio"`

@@ -33,6 +33,7 @@ type toolSet struct {
 	choice string          // "none", "auto", "required" or "function" (one named)
 	named  string          // with "function": the name
 	single bool            // parallel_tool_calls false: one call at most
+	prompt string          // TGI's tool_prompt: the text before the tools' description
 	syntax toolSyntax
 }
 
@@ -95,7 +96,7 @@ func (s *Server) parseTools(req *chatRequest) (*toolSet, *apiError) {
 		return nil, badRequest("tools", "'tools' must be an array of {\"type\": \"function\", \"function\": {...}}")
 	}
 	ts := &toolSet{raw: req.Tools, choice: choice, named: named, syntax: syntaxOf(s.tok.ChatTemplateSource()),
-		single: req.ParallelToolCalls != nil && !*req.ParallelToolCalls}
+		single: req.ParallelToolCalls != nil && !*req.ParallelToolCalls, prompt: req.ToolPrompt}
 	for i, t := range tools {
 		var f struct {
 			toolFunc
@@ -205,13 +206,18 @@ func (ts *toolSet) vars() map[string]any {
 }
 
 // instruct adds this server's system message about the tools to msgs, for
-// a template that does not render them.
+// a template that does not render them; TGI's tool_prompt, when given,
+// stands in for its first line.
 func (ts *toolSet) instruct(msgs []tokenizer.ChatMessage) []tokenizer.ChatMessage {
 	if ts == nil || ts.syntax.native || ts.choice == "none" {
 		return msgs
 	}
 	var b strings.Builder
-	b.WriteString("You can call functions. These are available, each described by a JSON object:\n")
+	if ts.prompt != "" {
+		b.WriteString(strings.TrimRight(ts.prompt, "\n") + "\n")
+	} else {
+		b.WriteString("You can call functions. These are available, each described by a JSON object:\n")
+	}
 	for _, f := range ts.funcs {
 		j, _ := json.Marshal(f)
 		b.Write(j)

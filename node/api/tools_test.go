@@ -222,6 +222,11 @@ func TestToolsRequired(t *testing.T) {
 	if p := g.prompt(t); !strings.Contains(p, "You can call functions.") || !strings.Contains(p, `"name":"get_time"`) || strings.HasSuffix(p, "<tool_call>\n") {
 		t.Errorf("the prompt of a template without tools:\n%s", p)
 	}
+	// TGI's tool_prompt opens the description.
+	chatTools(t, g, `,"tool_choice":"required","tool_prompt":"Use these:"`)
+	if p := g.prompt(t); !strings.Contains(p, "Use these:\n{\"name\":\"get_weather\"") || strings.Contains(p, "You can call functions.") {
+		t.Errorf("the prompt with a tool_prompt:\n%s", p)
+	}
 	// /chat_tokenize renders what the chat route feeds the model.
 	resp, b := f.do(t, "POST", "/chat_tokenize", `{"model":"`+testModel+`","messages":[{"role":"user","content":"Hi"}],"tools":`+weatherTools+`,"tool_choice":"required"}`)
 	var tok struct {
