@@ -143,6 +143,36 @@ func TestToolsHermes(t *testing.T) {
 		t.Errorf("streamed call %v", calls[0])
 	}
 
+	// Two choices streamed: each gets its call, in its own delta.
+	resp, b = f.do(t, "POST", "/v1/chat/completions", `{"model":"`+testModel+`","stream":true,"n":2,"stream_options":{"include_usage":true},"messages":[{"role":"user","content":"Weather?"}],"max_tokens":200,"tools":`+weatherTools+`}`)
+	if resp.StatusCode != 200 {
+		t.Fatalf("status %d: %s", resp.StatusCode, b)
+	}
+	perChoice, finishes := map[float64]int{}, map[float64]string{}
+	for _, d := range sseData(t, b) {
+		var ev struct {
+			Choices []struct {
+				Index float64 `json:"index"`
+				Delta struct {
+					ToolCalls []map[string]any `json:"tool_calls"`
+				} `json:"delta"`
+				FinishReason *string `json:"finish_reason"`
+			} `json:"choices"`
+		}
+		if json.Unmarshal([]byte(d), &ev) != nil {
+			continue
+		}
+		for _, ch := range ev.Choices {
+			perChoice[ch.Index] += len(ch.Delta.ToolCalls)
+			if ch.FinishReason != nil {
+				finishes[ch.Index] = *ch.FinishReason
+			}
+		}
+	}
+	if perChoice[0] != 1 || perChoice[1] != 1 || finishes[0] != "tool_calls" || finishes[1] != "tool_calls" {
+		t.Errorf("two streamed choices: calls %v, finishes %v", perChoice, finishes)
+	}
+
 	// Two calls; one with parallel_tool_calls false.
 	two := reply + "\n<tool_call>\n{\"name\": \"get_time\", \"arguments\": {\"zone\": \"CET\"}}\n</tool_call>"
 	g := newToolFixture(t, hermesTemplate, &apitest.Generator{Reply: two})
