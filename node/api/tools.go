@@ -425,14 +425,7 @@ func toolMessages(raw json.RawMessage, i int) ([]tokenizer.ChatToolCall, *apiErr
 	if !isSet(raw) {
 		return nil, nil
 	}
-	var calls []struct {
-		ID       string `json:"id"`
-		Type     string `json:"type"`
-		Function struct {
-			Name      string `json:"name"`
-			Arguments string `json:"arguments"`
-		} `json:"function"`
-	}
+	var calls []toolCall // as this server answers them
 	if err := json.Unmarshal(raw, &calls); err != nil {
 		return nil, badRequest(fmtf("messages[%d].tool_calls", i), "messages[%d].tool_calls must be an array of {\"id\", \"type\": \"function\", \"function\": {\"name\", \"arguments\"}}", i)
 	}
