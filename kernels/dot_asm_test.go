@@ -160,7 +160,9 @@ func TestMatVecAsm(t *testing.T) {
 	rng := rand.New(rand.NewPCG(33, 34))
 	p := NewPool(2)
 	defer p.Close()
-	for _, typ := range []DType{F32, F16, Q8_0, Q4_0, Q5_0, Q4_1, Q5_1, Q4_K, Q5_K, Q6_K} {
+	// F16 twice: with leftover columns, and 32 to a step (the
+	// 16-row kernel with AVX-512, the 2-row one for 5 tokens).
+	for i, typ := range []DType{F32, F16, F16, Q8_0, Q4_0, Q5_0, Q4_1, Q5_1, Q4_K, Q5_K, Q6_K} {
 		for _, rows := range []int{8, 13, 40, 1024} { // 1024: pool chunks
 			cols := 7*32 + 5 // F32 and F16: leftovers
 			switch typ {
@@ -168,6 +170,10 @@ func TestMatVecAsm(t *testing.T) {
 				cols = 7 * 32 // Q4_0 with 8 rows: the 4-block loop and its tail
 			case Q4_K, Q5_K, Q6_K:
 				cols = 3 * QKK
+			case F16:
+				if i == 2 {
+					cols = 9 * 32
+				}
 			}
 			w := randMatrix(t, rng, typ, rows, cols)
 			for _, n := range []int{1, 5} {
