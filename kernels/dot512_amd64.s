@@ -15,7 +15,19 @@
 // the weights, a line at a time: groups are contiguous, so this runs on
 // into the next group. On a stack of 1B-like layer products streamed from
 // memory by 2 threads, 2-8 KB ahead gained 3-8% over none (medians of 15
-// alternating rounds); 16 KB gained less for Q4_0.
+// alternating rounds, Zen 5); 16 KB gained less for Q4_0.
+//
+// On Zen 4 (a 2-core share of an EPYC whose memory streams 34-37 GB/s at
+// some times and 55-67 at others) it loses instead: over the 1B shape's
+// layer matrices, alternating within one process and grouped by the
+// bandwidth measured right before, the single-token Q8_0 kernel streamed
+// 47.0 GB/s without prefetches against 41-42 with them (at 4 KB, or at the
+// lines it is about to load) when memory was fast, and the same when slow;
+// the single-token Q4_0 kernel streamed fastest with each pair's own 9
+// lines prefetched as it starts (TOUCH9): 43.3 GB/s against 36.7 without
+// and 33-35 at 4-16 KB ahead when fast, 33.5 against 31.7 and 30.1 when
+// slow. Those two kernels now do that; the others, and the prompt kernels
+// (bound by arithmetic), keep PACK_PREFETCH.
 #define PACK_PREFETCH 4096
 
 // Q4U16(qo, so) loads a Q4_0 block of 16 rows (quants at qo(SI), scales
@@ -122,6 +134,19 @@
 	PREFETCHT0 PACK_PREFETCH+448(SI); \
 	PREFETCHT0 PACK_PREFETCH+512(SI)
 
+// TOUCH9 prefetches the 9 lines of the pair of packed Q4_0 blocks at SI,
+// the ones the next loads read: see PACK_PREFETCH.
+#define TOUCH9 \
+	PREFETCHT0 (SI); \
+	PREFETCHT0 64(SI); \
+	PREFETCHT0 128(SI); \
+	PREFETCHT0 192(SI); \
+	PREFETCHT0 256(SI); \
+	PREFETCHT0 320(SI); \
+	PREFETCHT0 384(SI); \
+	PREFETCHT0 448(SI); \
+	PREFETCHT0 512(SI)
+
 // func dotQ4_0Q8_0x16PackedAVX512(dst *float32, w *byte, x *byte, xs *byte, nb int, groups int)
 //
 // dotQ4_0Q8_0x8 of groups*16 rows packed in groups of 16 (group g's blocks
@@ -156,7 +181,7 @@ p16group:
 	JEQ    p16odd
 
 p16pair:
-	PACK_PREFETCH9
+	TOUCH9
 	Q4B16(0, 512, 0, 0)
 	Q4B16(256, 544, 34, 40)
 	ADDQ $576, SI
@@ -168,7 +193,7 @@ p16pair:
 p16odd:
 	TESTQ $1, R9
 	JEQ   p16store
-	PACK_PREFETCH9
+	TOUCH9
 	Q4B16(0, 256, 0, 0)
 	ADDQ  $288, SI
 
@@ -273,8 +298,6 @@ q16group:
 	JEQ    q16odd
 
 q16pair:
-	PACK_PREFETCH9AT(0)
-	PACK_PREFETCH9AT(576)
 	Q8B16(0, 1024, 0, 0)
 	Q8B16(512, 1056, 34, 40)
 	ADDQ $1088, SI
@@ -286,7 +309,6 @@ q16pair:
 q16odd:
 	TESTQ $1, R9
 	JEQ   q16sum
-	PACK_PREFETCH9AT(0)
 	Q8B16(0, 512, 0, 0)
 	ADDQ  $544, SI
 
