@@ -11,24 +11,24 @@
 // the AVX2 kernels' and every float operation is the reference's, in its
 // order: the results are bitwise equal.
 
-// PACK_PREFETCH is how far ahead of its loads a packed kernel prefetches
-// the weights, a line at a time: groups are contiguous, so this runs on
-// into the next group. On a stack of 1B-like layer products streamed from
-// memory by 2 threads, 2-8 KB ahead gained 3-8% over none (medians of 15
-// alternating rounds, Zen 5); 16 KB gained less for Q4_0.
-//
-// On Zen 4 (a 2-core share of an EPYC whose memory streams 34-37 GB/s at
-// some times and 55-67 at others) it loses instead: over the 1B shape's
-// layer matrices, alternating within one process and grouped by the
-// bandwidth measured right before, the single-token Q8_0 kernel streamed
-// 47.0 GB/s without prefetches against 41-42 with them (at 4 KB, or at the
-// lines it is about to load) when memory was fast, and the same when slow;
-// the single-token Q4_0 kernel streamed fastest with each pair's own 9
-// lines prefetched as it starts (TOUCH9): 43.3 GB/s against 36.7 without
-// and 33-35 at 4-16 KB ahead when fast, 33.5 against 31.7 and 30.1 when
-// slow. Those two kernels now do that; the others, and the prompt kernels
-// (bound by arithmetic), keep PACK_PREFETCH.
-#define PACK_PREFETCH 4096
+// Software prefetch. The single-token packed kernels stream their weights
+// from memory, and on Zen 5 prefetching them 2-8 KB ahead gained 3-8% over
+// none. On this Zen 4 share (an EPYC whose memory streams 34-37 GB/s at
+// some times and 55-67 at others) prefetching ahead loses instead, and
+// the best differs by layout. Over the 1B shape's layer matrices,
+// alternating within one process and grouped by the bandwidth measured
+// right before:
+//   - kernels whose iteration reads a pair of 16-row blocks (9-12 lines:
+//     Q4_0, Q5_0, Q4_1, Q5_1) stream fastest with their own lines
+//     prefetched as the iteration starts (TOUCH9): Q4_0 43.3 GB/s
+//     against 36.7 without and 33-35 at 4-16 KB ahead when memory was
+//     fast, 33.5 against 31.7 and 30.1 when slow; Q5_0, Q4_1 and Q5_1
+//     alike (Q5_1 41.2 against 26.4 and 34.7 when fast);
+//   - kernels whose iteration reads 17 lines or more (Q8_0's pair, the
+//     K-quants' superblock) stream fastest without: Q8_0 47.0 against
+//     41-42, Q4_K 37.9 against 34.7 touching and 16.6 at 4 KB ahead,
+//     Q5_K 18.6 against 15.6 and 17.0.
+// The prompt kernels, bound by arithmetic, do not prefetch.
 
 // Q4U16(qo, so) loads a Q4_0 block of 16 rows (quants at qo(SI), scales
 // at so(SI)) and splits it: its low and high nibbles in Z3-Z10 (chunk c's
@@ -121,21 +121,9 @@
 	Q4T16(xo, xso, R11, R14, Z14); \
 	Q4T16(xo, xso, R12, R15, Z15)
 
-// PACK_PREFETCH9 prefetches the 9 lines of a pair of packed Q4_0 blocks
-// PACK_PREFETCH ahead.
-#define PACK_PREFETCH9 \
-	PREFETCHT0 PACK_PREFETCH(SI); \
-	PREFETCHT0 PACK_PREFETCH+64(SI); \
-	PREFETCHT0 PACK_PREFETCH+128(SI); \
-	PREFETCHT0 PACK_PREFETCH+192(SI); \
-	PREFETCHT0 PACK_PREFETCH+256(SI); \
-	PREFETCHT0 PACK_PREFETCH+320(SI); \
-	PREFETCHT0 PACK_PREFETCH+384(SI); \
-	PREFETCHT0 PACK_PREFETCH+448(SI); \
-	PREFETCHT0 PACK_PREFETCH+512(SI)
-
-// TOUCH9 prefetches the 9 lines of the pair of packed Q4_0 blocks at SI,
-// the ones the next loads read: see PACK_PREFETCH.
+// TOUCH9 prefetches the 9 lines from SI on, which the iteration it starts
+// is about to load (see the note on software prefetch above): a pair of
+// packed Q4_0 blocks.
 #define TOUCH9 \
 	PREFETCHT0 (SI); \
 	PREFETCHT0 64(SI); \
@@ -233,19 +221,6 @@ p16done:
 	Q8W16(qo, xo, xso, 5, Z21); \
 	Q8W16(qo, xo, xso, 6, Z22); \
 	Q8W16(qo, xo, xso, 7, Z23)
-
-// PACK_PREFETCH9AT(o) prefetches 9 lines from o bytes on, PACK_PREFETCH
-// ahead.
-#define PACK_PREFETCH9AT(o) \
-	PREFETCHT0 PACK_PREFETCH+o(SI); \
-	PREFETCHT0 PACK_PREFETCH+o+64(SI); \
-	PREFETCHT0 PACK_PREFETCH+o+128(SI); \
-	PREFETCHT0 PACK_PREFETCH+o+192(SI); \
-	PREFETCHT0 PACK_PREFETCH+o+256(SI); \
-	PREFETCHT0 PACK_PREFETCH+o+320(SI); \
-	PREFETCHT0 PACK_PREFETCH+o+384(SI); \
-	PREFETCHT0 PACK_PREFETCH+o+448(SI); \
-	PREFETCHT0 PACK_PREFETCH+o+512(SI)
 
 // LANES8ZERO zeroes the 8 lanes of 16 rows' accumulators (Z16-Z23) that
 // the packed kernels over 8 reference lanes keep.
@@ -376,12 +351,11 @@ q16done:
 	Q5W16(qo, mo, xo, xso, 2, Z18, Z22); \
 	Q5W16(qo, mo, xo, xso, 3, Z19, Z23)
 
-// PACK_PREFETCH11 prefetches the 11 lines of a pair of packed Q5_0 blocks
-// PACK_PREFETCH ahead.
-#define PACK_PREFETCH11 \
-	PACK_PREFETCH9; \
-	PREFETCHT0 PACK_PREFETCH+576(SI); \
-	PREFETCHT0 PACK_PREFETCH+640(SI)
+// TOUCH11 prefetches the 11 lines of the pair of packed Q5_0 blocks at SI.
+#define TOUCH11 \
+	TOUCH9; \
+	PREFETCHT0 576(SI); \
+	PREFETCHT0 640(SI)
 
 // NIBARGS loads the arguments of a packed Q5_0, Q4_1, Q5_1, Q4_K or Q5_K
 // kernel and its constants: Z31 the 0x0f bytes, Z30 the 0x10 bytes.
@@ -419,7 +393,7 @@ q5group:
 	JEQ    q5odd
 
 q5pair:
-	PACK_PREFETCH11
+	TOUCH11
 	Q5B16(0, 512, 640, 0, 0)
 	Q5B16(256, 576, 672, 34, 40)
 	ADDQ $704, SI
@@ -431,7 +405,7 @@ q5pair:
 q5odd:
 	TESTQ $1, R9
 	JEQ   q5sum
-	PACK_PREFETCH9AT(0)
+	TOUCH9
 	Q5B16(0, 256, 320, 0, 0)
 	ADDQ  $352, SI
 
@@ -526,8 +500,8 @@ q41group:
 	JEQ  q41odd
 
 q41pair:
-	PACK_PREFETCH9AT(0)
-	PREFETCHT0 PACK_PREFETCH+576(SI)
+	TOUCH9
+	PREFETCHT0 576(SI)
 	Q41B16(0, 512, 576, 0, 0)
 	Q41B16(256, 544, 608, 36, 40)
 	ADDQ $640, SI
@@ -539,7 +513,7 @@ q41pair:
 q41odd:
 	TESTQ $1, R9
 	JEQ   q41sum
-	PACK_PREFETCH9AT(0)
+	TOUCH9
 	Q41B16(0, 256, 288, 0, 0)
 	ADDQ  $320, SI
 
@@ -573,10 +547,10 @@ q51group:
 	JEQ  q51odd
 
 q51pair:
-	PACK_PREFETCH9AT(0)
-	PREFETCHT0 PACK_PREFETCH+576(SI)
-	PREFETCHT0 PACK_PREFETCH+640(SI)
-	PREFETCHT0 PACK_PREFETCH+704(SI)
+	TOUCH9
+	PREFETCHT0 576(SI)
+	PREFETCHT0 640(SI)
+	PREFETCHT0 704(SI)
 	Q51B16(0, 512, 640, 704, 0, 0)
 	Q51B16(256, 576, 672, 736, 36, 40)
 	ADDQ $768, SI
@@ -588,7 +562,7 @@ q51pair:
 q51odd:
 	TESTQ $1, R9
 	JEQ   q51sum
-	PACK_PREFETCH9AT(0)
+	TOUCH9
 	Q51B16(0, 256, 320, 352, 0, 0)
 	ADDQ  $384, SI
 
@@ -757,11 +731,6 @@ q4kgroup:
 	VXORPS Z27, Z27, Z27
 
 q4kblock:
-	PACK_PREFETCH9AT(0)
-	PACK_PREFETCH9AT(576)
-	PACK_PREFETCH9AT(1152)
-	PACK_PREFETCH9AT(1728)
-	PREFETCHT0     PACK_PREFETCH+2304(SI)
 	KD16(2048)
 	Q4KM16(0, Z24)
 	Q4KM16(1, Z25)
@@ -830,11 +799,6 @@ q5kgroup:
 	VXORPS Z24, Z24, Z24
 
 q5kblock:
-	PACK_PREFETCH9AT(0)
-	PACK_PREFETCH9AT(576)
-	PACK_PREFETCH9AT(1152)
-	PACK_PREFETCH9AT(1728)
-	PACK_PREFETCH9AT(2304)
 	KD16(2560)
 	K5M16(2752)
 	KLANESZERO
