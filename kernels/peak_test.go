@@ -68,3 +68,19 @@ func TestMeasureBandwidth(t *testing.T) {
 	}
 	t.Logf("bandwidth over 8 MB with %d workers: %.1f GB/s", p.Size(), bw/1e9)
 }
+
+// TestBandwidthProbe checks that a probe measures again and again over its
+// one buffer, with plausible figures, and allocates nothing to do so.
+func TestBandwidthProbe(t *testing.T) {
+	p := NewPool(0)
+	defer p.Close()
+	b := NewBandwidthProbe(p, 8<<20, 2)
+	for range 3 {
+		if bw := b.Measure(p); bw < 1e8 || bw > 1e13 {
+			t.Errorf("bandwidth %g B/s is implausible", bw)
+		}
+	}
+	if n := settledAllocs(100, func() { b.Measure(p) }); n > 0 {
+		t.Errorf("Measure allocates %v times a call", n)
+	}
+}

@@ -13,7 +13,8 @@ type BenchResult struct {
 	PrefillTokens int
 	Prefill       time.Duration // the whole prompt in one Forward
 	DecodeTokens  int
-	Decode        time.Duration // one token per Forward, logits included
+	Decode        time.Duration   // one token per Forward, logits included
+	Steps         []time.Duration // each decoded token's share of Decode
 }
 
 // PrefillRate is prompt tokens per second.
@@ -29,6 +30,14 @@ func (r BenchResult) DecodeRate() float64 {
 // Bench times m (a whole model: embedding to logits) on a random prompt of
 // prefill tokens in one batch, then decode tokens one at a time, greedily.
 func Bench(m arch.Model, prefill, decode int, seed uint64) (BenchResult, error) {
+	return BenchEach(m, prefill, decode, seed, nil)
+}
+
+// BenchEach is Bench calling before (when not nil) ahead of each decoded
+// token, outside the timed steps: a benchmark measures the machine's
+// bandwidth there, so that each token's rate has a roofline taken right
+// beside it.
+func BenchEach(m arch.Model, prefill, decode int, seed uint64, before func()) (BenchResult, error) {
 	cfg := m.Config()
 	if lo, hi := m.Range(); lo != 0 || hi != cfg.Layers {
 		return BenchResult{}, fmt.Errorf("bench: needs every layer, have [%d, %d)", lo, hi)
@@ -67,12 +76,18 @@ func Bench(m arch.Model, prefill, decode int, seed uint64) (BenchResult, error) 
 		return r, err
 	}
 	r.Prefill = time.Since(start)
-	start = time.Now()
+	r.Steps = make([]time.Duration, 0, decode)
 	for range decode {
+		if before != nil {
+			before()
+		}
+		start = time.Now()
 		if next, err = step([]int{next}); err != nil {
 			return r, err
 		}
+		d := time.Since(start)
+		r.Steps = append(r.Steps, d)
+		r.Decode += d
 	}
-	r.Decode = time.Since(start)
 	return r, nil
 }
