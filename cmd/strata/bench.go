@@ -44,6 +44,8 @@ type benchRow struct {
 	RooflineTokS  float64 `json:"roofline_tok_s"`
 	DecodeTokS    float64 `json:"decode_tok_s"`
 	RooflineShare float64 `json:"roofline_share"`
+	// PairedShare is the median round's paired share (see benchRound).
+	PairedShare   float64 `json:"paired_roofline_share"`
 	PrefillTokS   float64 `json:"prefill_tok_s"`
 	PrefillGFLOPs float64 `json:"prefill_gflop_s"`
 	FMAPeakGFLOPs float64 `json:"fma_peak_gflop_s"` // 0: not measured here
@@ -65,6 +67,13 @@ type benchRound struct {
 	BandwidthGBs  float64 `json:"bandwidth_gb_s"`
 	DecodeTokS    float64 `json:"decode_tok_s"`
 	RooflineShare float64 `json:"roofline_share"`
+	// PairedShare is the median, over the round's decoded tokens, of each
+	// token's rate against the bandwidth of one streaming pass over as
+	// many bytes right before it: the machine's bandwidth can change
+	// twofold within a second, and a roofline measured around the whole
+	// round then sets some of its tokens against another bandwidth than
+	// the one they ran at.
+	PairedShare   float64 `json:"paired_roofline_share"`
 	PrefillTokS   float64 `json:"prefill_tok_s"`
 	PrefillGFLOPs float64 `json:"prefill_gflop_s"`
 	FMAPeakGFLOPs float64 `json:"fma_peak_gflop_s"`
@@ -165,13 +174,16 @@ func benchCmd(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	// decide the figure.
 	// The bandwidth is read over as many bytes as a decoded token reads (or
 	// --bandwidth-mb), so that the caches hold the same share of both.
-	measure := func(bytes uint64) (bw, peak float64) {
-		size := int(bytes)
+	size := func(bytes uint64) int {
 		if *bwMB > 0 {
-			size = *bwMB << 20
+			return *bwMB << 20
 		}
-		return kernels.MeasureBandwidth(pool, size, 5), kernels.MeasureFMAPeak(pool, 200*time.Millisecond)
+		return int(bytes)
 	}
+	measure := func(bytes uint64) (bw, peak float64) {
+		return kernels.MeasureBandwidth(pool, size(bytes), 5), kernels.MeasureFMAPeak(pool, 200*time.Millisecond)
+	}
+	probe := func(bytes uint64) *kernels.BandwidthProbe { return kernels.NewBandwidthProbe(pool, size(bytes), 3) }
 	log.Info("measuring memory bandwidth and FMA peak around each model", "threads", pool.Size())
 	var rows []benchRow
 	for _, p := range paths {
@@ -184,7 +196,7 @@ func benchCmd(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 				return llamaBench(ctx, *llamaBin, path, pool.Size(), *prefill, *decode)
 			}
 		}
-		row, err := benchOne(p, pool, *prefill, *decode, max(*rounds, 1), measure, llama, log)
+		row, err := benchOne(p, pool, *prefill, *decode, max(*rounds, 1), measure, probe, llama, log)
 		if err != nil {
 			return fmt.Errorf("bench %s: %w", p, err)
 		}
@@ -196,18 +208,19 @@ func benchCmd(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if *asJSON {
 		return nil
 	}
-	fmt.Fprintf(stdout, "median of %d rounds; each round's shares are against the roofline and FMA peak measured right before and after it (the higher), [lowest-highest round]\n", max(*rounds, 1))
+	fmt.Fprintf(stdout, "median of %d rounds; each round's shares are against the roofline and FMA peak measured right before and after it (the higher), [lowest-highest round]; paired: the median over a round's tokens of each token's rate against a bandwidth pass right before it\n", max(*rounds, 1))
 	w := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintf(w, "model\ttype\tthreads\tMB/token\tbandwidth GB/s\troofline tok/s\tdecode tok/s\tof roofline\trounds\tprefill tok/s\tprefill GFLOP/s\tFMA peak GFLOP/s\tof peak\trounds\t\n")
+	fmt.Fprintf(w, "model\ttype\tthreads\tMB/token\tbandwidth GB/s\troofline tok/s\tdecode tok/s\tof roofline\trounds\tpaired\trounds\tprefill tok/s\tprefill GFLOP/s\tFMA peak GFLOP/s\tof peak\trounds\t\n")
 	for _, r := range rows {
 		share, peakRange := "-", "-"
 		if r.FMAPeakGFLOPs > 0 {
 			share = fmt.Sprintf("%.1f%%", 100*r.PrefillGFLOPs/r.FMAPeakGFLOPs)
 			peakRange = shareRange(r.Rounds, func(b benchRound) float64 { return b.PeakShare })
 		}
-		fmt.Fprintf(w, "%s\t%s\t%d\t%.1f\t%.2f\t%.2f\t%.2f\t%.1f%%\t%s\t%.2f\t%.1f\t%.1f\t%s\t%s\t\n", r.Model, r.Type, r.Threads,
+		fmt.Fprintf(w, "%s\t%s\t%d\t%.1f\t%.2f\t%.2f\t%.2f\t%.1f%%\t%s\t%.1f%%\t%s\t%.2f\t%.1f\t%.1f\t%s\t%s\t\n", r.Model, r.Type, r.Threads,
 			float64(r.BytesPerToken)/1e6, r.BandwidthGBs, r.RooflineTokS, r.DecodeTokS, 100*r.RooflineShare,
-			shareRange(r.Rounds, func(b benchRound) float64 { return b.RooflineShare }), r.PrefillTokS,
+			shareRange(r.Rounds, func(b benchRound) float64 { return b.RooflineShare }),
+			100*r.PairedShare, shareRange(r.Rounds, func(b benchRound) float64 { return b.PairedShare }), r.PrefillTokS,
 			r.PrefillGFLOPs, r.FMAPeakGFLOPs, share, peakRange)
 	}
 	if err := w.Flush(); err != nil {
@@ -312,7 +325,8 @@ func median(rounds []benchRound, key func(benchRound) float64) benchRound {
 // roofline measured by measure (given the bytes a decoded token reads)
 // right before and right after it.
 func benchOne(path string, pool *kernels.Pool, prefill, decode, rounds int, measure func(uint64) (bw, peak float64),
-	llama func(path string) (pp, tg float64, err error), log interface{ Info(string, ...any) }) (benchRow, error) {
+	probe func(uint64) *kernels.BandwidthProbe, llama func(path string) (pp, tg float64, err error),
+	log interface{ Info(string, ...any) }) (benchRow, error) {
 	f, err := gguf.Open(path)
 	if err != nil {
 		return benchRow{}, err
@@ -363,9 +377,12 @@ func benchOne(path string, pool *kernels.Pool, prefill, decode, rounds int, meas
 	if _, err := pipeline.Bench(m, prefill, min(decode, 2), 0); err != nil {
 		return benchRow{}, err
 	}
+	pr := probe(perToken)
+	bws := make([]float64, 0, decode)
 	for i := range rounds {
 		bw, peak := measure(perToken)
-		res, err := pipeline.Bench(m, prefill, decode, uint64(1+i))
+		bws = bws[:0]
+		res, err := pipeline.BenchEach(m, prefill, decode, uint64(1+i), func() { bws = append(bws, pr.Measure(pool)) })
 		if err != nil {
 			return benchRow{}, err
 		}
@@ -378,6 +395,14 @@ func benchOne(path string, pool *kernels.Pool, prefill, decode, rounds int, meas
 		if peak > 0 {
 			r.PeakShare = r.PrefillGFLOPs * 1e9 / peak
 		}
+		paired := make([]float64, len(res.Steps))
+		for j, d := range res.Steps {
+			paired[j] = float64(perToken) / d.Seconds() / bws[j]
+		}
+		if len(paired) > 0 {
+			slices.Sort(paired)
+			r.PairedShare = paired[(len(paired)-1)/2]
+		}
 		if llama != nil {
 			pp, tg, err := llama(path)
 			if err != nil {
@@ -389,6 +414,7 @@ func benchOne(path string, pool *kernels.Pool, prefill, decode, rounds int, meas
 	}
 	d := median(row.Rounds, func(r benchRound) float64 { return r.RooflineShare })
 	row.BandwidthGBs, row.DecodeTokS, row.RooflineShare = d.BandwidthGBs, d.DecodeTokS, d.RooflineShare
+	row.PairedShare = median(row.Rounds, func(r benchRound) float64 { return r.PairedShare }).PairedShare
 	row.RooflineTokS = d.BandwidthGBs * 1e9 / float64(perToken)
 	if llama != nil {
 		row.Llama = median(row.Rounds, func(r benchRound) float64 { return r.Llama.RooflineShare }).Llama
