@@ -61,7 +61,7 @@
 //
 // The package imports the standard library and golang.org/x/sys/cpu (to
 // pick the AVX2 kernels of dot_amd64.s and, on CPUs with AVX-512 VNNI, the
-// packed Q4_0, Q8_0, Q5_0, Q4_1, Q5_1, Q4_K and Q5_K products of
+// packed Q4_0, Q8_0, Q5_0, Q4_1, Q5_1, Q4_K, Q5_K and wide F16 products of
 // dot512_amd64.s, all bitwise equal to the plain-Go ones; the purego build
 // tag or another architecture keeps the plain Go).
 package kernels

@@ -95,6 +95,9 @@ func hsumPairs8AVX2(dst *float32, ldd int, acc *float32, j0 int)
 func dotF16X32RowsAVX512(dst *float32, w *byte, rb int, x *float32, n, rows int)
 
 //go:noescape
+func dotF16X32RowsAccAVX512(acc *float32, w *byte, rb int, x *float32, n, rows int)
+
+//go:noescape
 func sgemmPairs8x6AVX512(acc *float32, w *float32, ps int, x *byte, xrb int, steps int, fresh int, pf *byte, src *byte, rb int, mode int)
 
 //go:noescape
@@ -213,6 +216,28 @@ func dotF16X32Rows2(dst []float32, w []byte, rb int, x []byte, nb int) {
 	dotF16X32x2AVX2(unsafe.SliceData(dst), unsafe.SliceData(w), rb, unsafe.SliceData(xf), n)
 }
 
+// dotF16Bands sets dst[16(g-g0)+r] = dotF16X32Asm of row r of group g in
+// [g0, g1) of the F16 matrix w packed in bands (packF16Bands) with x (as
+// float32, fastAct32), bitwise as dotF16X32Rows16: each row's
+// accumulators go from band to band in memory, and are reduced at the end
+// in REDUCE32's order.
+func dotF16Bands(dst []float32, w Matrix, g0, g1 int, x []byte) {
+	xf := f32View(x)[:w.Cols]
+	gb := 16 * w.RowBytes()
+	var acc [16 * 32]float32
+	for g := g0; g < g1; g++ {
+		grp := w.packed[g*gb : (g+1)*gb]
+		clear(acc[:])
+		for c0 := 0; c0 < w.Cols; c0 += f16Band {
+			bc := min(f16Band, w.Cols-c0)
+			dotF16X32RowsAccAVX512(&acc[0], &grp[32*c0], 2*bc, &xf[c0], bc, 16)
+		}
+		for r := range 16 {
+			dst[16*(g-g0)+r] = reduce32((*[32]float32)(acc[32*r:]))
+		}
+	}
+}
+
 // f16RowsK is how many rows dotF16X32Rows16 computes a call.
 const f16RowsK = 16
 
@@ -252,6 +277,10 @@ func packGroup(m Matrix) int {
 		if useAVX512 && m.Rows%16 == 0 {
 			return 16
 		}
+	case F16:
+		if useAVX512 && m.Rows%16 == 0 && m.Cols > f16Band && m.Cols%32 == 0 {
+			return 16
+		}
 	}
 	return 0
 }
@@ -264,6 +293,10 @@ func packGroup(m Matrix) int {
 // would not apply.
 func dotPacked(dst []float32, w Matrix, g0, g1 int, x, xs []byte) {
 	if g1 <= g0 {
+		return
+	}
+	if w.Type == F16 {
+		dotF16Bands(dst[16*g0:16*g1], w, g0, g1, x)
 		return
 	}
 	nb, g := w.Cols/QK, w.group

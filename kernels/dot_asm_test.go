@@ -160,9 +160,10 @@ func TestMatVecAsm(t *testing.T) {
 	rng := rand.New(rand.NewPCG(33, 34))
 	p := NewPool(2)
 	defer p.Close()
-	// F16 twice: with leftover columns, and 32 to a step (the
-	// 16-row kernel with AVX-512, the 2-row one for 5 tokens).
-	for i, typ := range []DType{F32, F16, F16, Q8_0, Q4_0, Q5_0, Q4_1, Q5_1, Q4_K, Q5_K, Q6_K} {
+	// F16 three times: with leftover columns, 32 to a step (the 16-row
+	// kernel with AVX-512, the 2-row one for 5 tokens), and wider than a
+	// band (Packed lays 16 rows out in bands, the last one narrower).
+	for i, typ := range []DType{F32, F16, F16, F16, Q8_0, Q4_0, Q5_0, Q4_1, Q5_1, Q4_K, Q5_K, Q6_K} {
 		for _, rows := range []int{8, 13, 40, 1024} { // 1024: pool chunks
 			cols := 7*32 + 5 // F32 and F16: leftovers
 			switch typ {
@@ -171,8 +172,11 @@ func TestMatVecAsm(t *testing.T) {
 			case Q4_K, Q5_K, Q6_K:
 				cols = 3 * QKK
 			case F16:
-				if i == 2 {
+				switch i {
+				case 2:
 					cols = 9 * 32
+				case 3:
+					cols = 2*f16Band + 3*32
 				}
 			}
 			w := randMatrix(t, rng, typ, rows, cols)

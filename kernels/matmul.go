@@ -172,7 +172,7 @@ func (t *mulTask) run(lo, hi int) {
 // smaller tiles), else one.
 func (t *mulTask) unitRows(w Matrix) int {
 	switch {
-	case w.packed != nil:
+	case t.packed(w):
 		return w.group
 	case t.rows != nil:
 		return t.rowsK
@@ -180,6 +180,13 @@ func (t *mulTask) unitRows(w Matrix) int {
 		return t.tilesK
 	}
 	return 1
+}
+
+// packed reports whether the product runs over w's packed layout: always
+// where it has one, but for F16's bands, which the batched products (of a
+// prompt, the tiles of sgemm) do not read: they read Data.
+func (t *mulTask) packed(w Matrix) bool {
+	return w.packed != nil && (w.Type != F16 || !t.batch)
 }
 
 // productUnits is the length of the index range phase 1 of a product of w
@@ -193,7 +200,7 @@ func (t *mulTask) productUnits(w Matrix) int {
 // with t's activations into dst.
 func (t *mulTask) rowsOf(dst []float32, w Matrix, lo, hi int) {
 	cols := w.Cols
-	if w.packed != nil { // lo, hi count groups of rows
+	if t.packed(w) { // lo, hi count groups of rows
 		nb := cols / QK
 		if t.n == 1 {
 			dotPacked(dst, w, lo, hi, t.xq, t.xs)
