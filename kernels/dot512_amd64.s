@@ -824,6 +824,18 @@ q5kdone:
 	VZEROUPPER
 	RET
 
+// F16X32STEP is one step of the F16 rows kernels: 32 halves of weights at
+// R11 widened and multiplied by the 32 floats of x at DI into Z0 and Z2,
+// both pointers moved on, CX counted down by 32.
+#define F16X32STEP \
+	VCVTPH2PS   (R11), Z4; \
+	VCVTPH2PS   32(R11), Z6; \
+	VFMADD231PS (DI), Z4, Z0; \
+	VFMADD231PS 64(DI), Z6, Z2; \
+	ADDQ        $64, R11; \
+	ADDQ        $128, DI; \
+	SUBQ        $32, CX
+
 // func dotF16X32RowsAVX512(dst *float32, w *byte, rb int, x *float32, n, rows int)
 //
 // dotF16X32AVX2 of rows consecutive rows (row r at w + r*rb) into dst[r],
@@ -853,13 +865,7 @@ zrowsrow:
 	JEQ    zrowsreduce
 
 zrowsloop:
-	VCVTPH2PS   (R11), Z4
-	VCVTPH2PS   32(R11), Z6
-	VFMADD231PS (DI), Z4, Z0
-	VFMADD231PS 64(DI), Z6, Z2
-	ADDQ        $64, R11
-	ADDQ        $128, DI
-	SUBQ        $32, CX
+	F16X32STEP
 	JNZ         zrowsloop
 
 zrowsreduce:
@@ -909,13 +915,7 @@ zaccrow:
 	JEQ     zaccstore
 
 zaccloop:
-	VCVTPH2PS   (R11), Z4
-	VCVTPH2PS   32(R11), Z6
-	VFMADD231PS (DI), Z4, Z0
-	VFMADD231PS 64(DI), Z6, Z2
-	ADDQ        $64, R11
-	ADDQ        $128, DI
-	SUBQ        $32, CX
+	F16X32STEP
 	JNZ         zaccloop
 
 zaccstore:
