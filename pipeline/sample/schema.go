@@ -36,6 +36,10 @@ var ErrSchema = errors.New("unsupported JSON schema")
 //     as one, so a surrogate pair written as two \u escapes counts as two);
 //     "format" date, time, date-time (RFC 3339, with a zone) and uuid, as
 //     shapes of digits and separators (a date's month may still be 13);
+//   - numbers and integers: "minimum", "maximum", "exclusiveMinimum" and
+//     "exclusiveMaximum" (also draft 4's boolean form), any bounds for
+//     integers and integer bounds for numbers (numRange): a digit is
+//     refused once no number it begins can end in range;
 //   - "enum" and "const" of strings, numbers, booleans and null;
 //   - free-form values: a schema with no keyword that constrains (such
 //     as {}) takes any JSON value, and an object schema that lists no
@@ -48,7 +52,7 @@ var ErrSchema = errors.New("unsupported JSON schema")
 //   - "title", "description", "default", "examples", "$schema" and
 //     "$comment", which say nothing about the text.
 //
-// Any other keyword ("pattern", "minimum", "allOf", ...) or format is
+// Any other keyword ("pattern", "multipleOf", "allOf", ...) or format is
 // refused, never ignored: a constraint that ignored it could produce
 // text the schema rejects. A JSONSchema is immutable and may serve many
 // sequences at once.
@@ -109,8 +113,9 @@ type snode struct {
 	max   int     // kArray: maxItems; kString: maxLength; or -1
 	// format is a kString's shape (formatHeads): "" for any string.
 	format string
-	lits   [][]byte // kLiteral: compact JSON texts
-	alts   []*snode // kUnion
+	lits   [][]byte  // kLiteral: compact JSON texts
+	alts   []*snode  // kUnion
+	rng    *numRange // kNumber, kInteger: the range, or nil
 }
 
 type sprop struct {
@@ -248,6 +253,7 @@ func (c *compiler) node(v any, at string, depth int) (*snode, error) {
 	for _, kv := range o {
 		switch kv.key {
 		case "type", "properties", "required", "additionalProperties", "items", "minItems", "maxItems", "format", "minLength", "maxLength",
+			"minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum",
 			"enum", "const", "anyOf", "oneOf", "$ref", "$defs", "definitions",
 			"title", "description", "default", "examples", "$schema", "$comment":
 		default:
@@ -350,6 +356,11 @@ func (c *compiler) node(v any, at string, depth int) (*snode, error) {
 	for k, want := range map[string]string{"minItems": "array", "maxItems": "array", "minLength": "string", "maxLength": "string"} {
 		if _, ok := o.get(k); ok && !slices.Contains(types, want) {
 			return fail("%q applies to the type %s, which %v is not", k, want, types)
+		}
+	}
+	for _, k := range []string{"minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum"} {
+		if _, ok := o.get(k); ok && !slices.Contains(types, "number") && !slices.Contains(types, "integer") {
+			return fail("%q applies to numbers, which %v are not", k, types)
 		}
 	}
 	var alts []*snode
@@ -484,10 +495,15 @@ func (c *compiler) typed(o ordered, typ, at string, depth int) (*snode, error) {
 			return fail("a format with minLength or maxLength is not supported")
 		}
 		return n, nil
-	case "number":
-		return &snode{kind: kNumber}, nil
-	case "integer":
-		return &snode{kind: kInteger}, nil
+	case "number", "integer":
+		r, err := numRangeOf(o, typ)
+		if err != nil {
+			return fail("%v", err)
+		}
+		if typ == "integer" {
+			return &snode{kind: kInteger, rng: r}, nil
+		}
+		return &snode{kind: kNumber, rng: r}, nil
 	case "boolean":
 		return &snode{kind: kLiteral, lits: [][]byte{[]byte("true"), []byte("false")}}, nil
 	case "null":
@@ -572,14 +588,18 @@ func (c *compiler) typed(o ordered, typ, at string, depth int) (*snode, error) {
 type frame struct {
 	node   *snode
 	phase  uint8
-	next   uint8     // kObject: the properties before next are written or skipped
-	cand   uint64    // kObject keys, kLiteral texts: the candidates left
-	n      uint16    // bytes of the key or literal matched
-	num    uint8     // kNumber, kInteger: where in the number (the j* number modes)
-	digits uint8     // kNumber, kInteger: the digits of the number's current part
-	count  uint16    // kArray: items begun; kString: characters begun (an escape is one)
-	pos    uint8     // kString with a format: where in it (formatStep)
-	js     jsonState // kAny, kAnyObject: the value so far
+	next   uint8  // kObject: the properties before next are written or skipped
+	cand   uint64 // kObject keys, kLiteral texts: the candidates left
+	n      uint16 // bytes of the key or literal matched
+	num    uint8  // kNumber, kInteger: where in the number (the j* number modes)
+	digits uint8  // kNumber, kInteger: the digits of the number's current part
+	// kNumber, kInteger with a range: the sign, the integer part (up to
+	// satMag) and whether a fraction digit so far is nonzero.
+	neg, fracNZ bool
+	mag         int64
+	count       uint16    // kArray: items begun; kString: characters begun (an escape is one)
+	pos         uint8     // kString with a format: where in it (formatStep)
+	js          jsonState // kAny, kAnyObject: the value so far
 	// kString: UTF-8 continuation bytes still needed, and the range of
 	// the next one.
 	need, lo, hi uint8
@@ -689,7 +709,7 @@ func (f *frame) ends() bool {
 	case kLiteral:
 		return f.phase == pIn && f.whole()
 	case kNumber, kInteger:
-		return f.phase == pIn && numWhole(f.num)
+		return f.phase == pIn && numWhole(f.num) && (f.node.rng == nil || f.node.rng.ends(f))
 	case kAny:
 		return f.phase == pIn && f.js.depth == 0 && numWhole(f.js.mode)
 	}
@@ -852,8 +872,13 @@ func (s *schemaState) frameStep(f *frame, b byte) (ok, again bool) {
 			f.phase, f.num = pIn, jValue
 		}
 		ok, ended := numStep(&f.num, &f.digits, b, n.kind == kInteger)
-		if ended {
+		switch {
+		case ended && n.rng != nil && !n.rng.ends(f):
+			return false, false // out of range: it may not end here
+		case ended:
 			return false, true
+		case ok && n.rng != nil:
+			ok = n.rng.step(f, b, n.kind == kInteger)
 		}
 		return ok, false
 
@@ -1250,8 +1275,10 @@ func (s *JSONSchema) String() string {
 			b.WriteString("string")
 		case kNumber:
 			b.WriteString("number")
+			n.rng.write(&b)
 		case kInteger:
 			b.WriteString("integer")
+			n.rng.write(&b)
 		case kLiteral:
 			b.Write(bytes.Join(n.lits, []byte("|")))
 		case kAny:

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math/big"
 	"math/rand/v2"
 	"slices"
 	"strings"
@@ -36,7 +37,9 @@ func TestCompileJSONSchema(t *testing.T) {
 		t.Errorf("shape %s, want %s", got, shape)
 	}
 	for _, doc := range []string{
-		`{"type":"string","pattern":"a+"}`, `{"type":"string","format":"email"}`, `{"type":"integer","format":"date"}`, `{"type":"integer","minimum":0}`,
+		`{"type":"string","pattern":"a+"}`, `{"type":"string","format":"email"}`, `{"type":"integer","format":"date"}`, `{"type":"integer","multipleOf":2}`,
+		`{"type":"number","minimum":0.5}`, `{"type":"integer","minimum":3,"maximum":2}`, `{"type":"number","minimum":2,"exclusiveMaximum":2}`,
+		`{"type":"integer","exclusiveMinimum":2.5,"maximum":2.9}`, `{"type":"string","minimum":1}`, `{"type":"integer","maximum":1e30}`, `{"type":"integer","minimum":"1"}`,
 		`{"$ref":"#/$defs/x"}`, `{"anyOf":[]}`, `{"anyOf":[` + strings.Repeat(`{"type":"string"},`, MaxSchemaReadings) + `{"type":"null"}]}`,
 		`{"anyOf":[{"type":"string"}],"oneOf":[{"type":"null"}]}`, `{"allOf":[{"type":"string"}]}`,
 		`{"$defs":{"n":{"type":"array","items":{"$ref":"#/$defs/n"}}},"$ref":"#/$defs/n"}`,
@@ -344,10 +347,14 @@ func instance(rng *rand.Rand, n *snode, depth int) string {
 			return `"` + strings.Repeat("é", n.min+rng.IntN(hi-n.min+1)) + `"`
 		}
 		return []string{`""`, `"a b"`, `"\"\\\u00e9\n"`, `"é🦙"`}[rng.IntN(4)]
-	case kNumber:
+	case kNumber, kInteger:
+		if r := n.rng; r != nil {
+			return rangeInstance(rng, r, n.kind == kInteger)
+		}
+		if n.kind == kInteger {
+			return []string{"0", "-1", "42"}[rng.IntN(3)]
+		}
 		return []string{"0", "-1.5", "2e10", "3.25E-2", "17"}[rng.IntN(5)]
-	case kInteger:
-		return []string{"0", "-1", "42"}[rng.IntN(3)]
 	case kLiteral:
 		return string(n.lits[rng.IntN(len(n.lits))])
 	case kUnion:
@@ -366,10 +373,140 @@ func instance(rng *rand.Rand, n *snode, depth int) string {
 	panic(fmt.Sprint("kind ", n.kind))
 }
 
+// rangeSchema has numbers and integers of every kind of range.
+const rangeSchema = `{"type":"object","properties":{
+"n":{"type":"integer","minimum":-5,"maximum":120},
+"p":{"type":"number","minimum":0,"maximum":1},
+"x":{"type":"number","exclusiveMinimum":0},
+"k":{"type":"integer","exclusiveMaximum":-3.5},
+"old":{"type":"integer","minimum":10,"exclusiveMinimum":true,"maximum":12},
+"m":{"anyOf":[{"type":"number","minimum":-1,"exclusiveMaximum":0},{"type":"string"}]}
+},"required":["n","p"]}`
+
+// rangeInstance returns a random number (an integer if integer) within r,
+// in a random spelling: leading zeros of the fraction, trailing zeros.
+func rangeInstance(rng *rand.Rand, r *numRange, integer bool) string {
+	lo, hi := int64(-1000), int64(1000)
+	if r.hasLo {
+		lo = r.lo
+	}
+	if r.hasHi {
+		hi = r.hi
+	}
+	if !r.hasLo {
+		lo = min(lo, hi-5)
+	}
+	if !r.hasHi {
+		hi = max(hi, lo+5)
+	}
+	for {
+		v := lo + rng.Int64N(hi-lo+1)
+		s := fmt.Sprint(v)
+		frac := ""
+		if !integer && rng.IntN(2) == 0 {
+			frac = []string{".5", ".25", ".0", ".000", ".001", ".999"}[rng.IntN(6)]
+			if v < 0 || v == 0 && rng.IntN(2) == 0 && frac != ".0" && frac != ".000" {
+				s = "-" + strings.TrimPrefix(s, "-")
+				if v == 0 {
+					v = -1 // -0.x is below 0: test it as such
+				}
+			}
+		}
+		if text := s + frac; textInRange(r, text) {
+			return text
+		}
+	}
+}
+
+// textInRange checks a number's text against r, by exact arithmetic,
+// independently of the recognizer.
+func textInRange(r *numRange, text string) bool {
+	v, ok := new(big.Rat).SetString(text)
+	if !ok {
+		return false
+	}
+	if r.hasLo {
+		c := v.Cmp(new(big.Rat).SetInt64(r.lo))
+		if c < 0 || c == 0 && r.loEx {
+			return false
+		}
+	}
+	if r.hasHi {
+		c := v.Cmp(new(big.Rat).SetInt64(r.hi))
+		if c > 0 || c == 0 && r.hiEx {
+			return false
+		}
+	}
+	return true
+}
+
+// TestJSONSchemaRanges checks minimum, maximum and their exclusive forms
+// on integers and numbers.
+func TestJSONSchemaRanges(t *testing.T) {
+	for _, tc := range []struct {
+		schema string
+		shape  string
+		good   []string
+		bad    []string
+	}{
+		{`{"type":"integer","minimum":-5,"maximum":120}`, "integer[-5,120]",
+			[]string{"-5", "0", "-0", "7", "99", "100", "120"},
+			[]string{"-6", "121", "1000", "-10", "1.5", "1e2", "00"}},
+		{`{"type":"integer","minimum":0.5,"exclusiveMaximum":10}`, "integer[1,9]",
+			[]string{"1", "9"}, []string{"0", "10", "-1", "-0"}},
+		{`{"type":"integer","exclusiveMinimum":-3.5,"maximum":-1.5}`, "integer[-3,-2]",
+			[]string{"-3", "-2"}, []string{"-4", "-1", "0", "3"}},
+		{`{"type":"number","minimum":0,"maximum":1}`, "number[0,1]",
+			[]string{"0", "0.5", "1", "1.0", "1.000", "0.999", "0.0"},
+			[]string{"1.001", "-0.5", "2", "-1", "1e0", "0.5e-1", "10", "-0", "-0.0"}}, // -0 is 0, but "0" says it
+		{`{"type":"number","exclusiveMinimum":0,"exclusiveMaximum":2}`, "number(0,2)",
+			[]string{"0.001", "1", "1.999", "0.1"},
+			[]string{"0", "0.0", "-0", "2", "2.0", "-0.5", "2.5"}},
+		{`{"type":"number","minimum":-2,"exclusiveMaximum":0}`, "number[-2,0)",
+			[]string{"-2", "-2.0", "-1.5", "-0.001", "-1"},
+			[]string{"0", "-0", "-0.0", "-2.001", "-3", "1"}},
+		{`{"type":"integer","minimum":10,"exclusiveMinimum":true}`, "integer[11,)",
+			[]string{"11", "12345678901234567890"}, []string{"10", "9", "-11"}},
+		{`{"type":"number","maximum":-10,"exclusiveMaximum":true}`, "number(,-10)",
+			[]string{"-11", "-10.5", "-99999"}, []string{"-10", "-10.0", "-9.99", "0", "5"}},
+		{`{"type":"integer","exclusiveMinimum":100}`, "integer[101,)",
+			[]string{"101", "200", "1000"}, []string{"100", "99", "5", "-101"}},
+	} {
+		s := mustSchema(t, tc.schema)
+		if got := s.String(); got != tc.shape {
+			t.Errorf("%s: shape %s, want %s", tc.schema, got, tc.shape)
+		}
+		for _, text := range tc.good {
+			if !s.Valid([]byte(text)) {
+				t.Errorf("%s: refused %s", tc.schema, text)
+			}
+		}
+		for _, text := range tc.bad {
+			if s.Valid([]byte(text)) {
+				t.Errorf("%s: accepted %s", tc.schema, text)
+			}
+		}
+	}
+	// Digits are refused as soon as no number they begin is within range.
+	s := mustSchema(t, `{"type":"integer","minimum":100,"maximum":150}`)
+	for text, want := range map[string]bool{"1": true, "15": true, "16": false, "2": false, "151": false, "-": false, "0": false, "10": true, "100": true} {
+		if got := s.Prefix([]byte(text)); got != want {
+			t.Errorf("Prefix(%s) = %v, want %v", text, got, want)
+		}
+	}
+	// A number in an object ends only within its range.
+	o := mustSchema(t, `{"type":"object","properties":{"a":{"type":"integer","maximum":5}},"required":["a"]}`)
+	for text, want := range map[string]bool{`{"a":5}`: true, `{"a":6}`: false, `{"a":-100}`: true, `{"a":50}`: false} {
+		if got := o.Valid([]byte(text)); got != want {
+			t.Errorf("Valid(%s) = %v, want %v", text, got, want)
+		}
+	}
+}
+
 // TestJSONSchemaInstances: random texts of the schema, in its order, are
 // valid, and none of their proper prefixes is whole.
 func TestJSONSchemaInstances(t *testing.T) {
-	for _, doc := range []string{personSchema, unionSchema} {
+	for _, doc := range []string{personSchema, unionSchema, rangeSchema} {
 		testInstances(t, mustSchema(t, doc))
 	}
 }
@@ -422,12 +559,12 @@ func conforms(n *snode, v any) bool {
 		str, ok := v.(string)
 		runes := utf8.RuneCountInString(str)
 		return ok && runes >= n.min && (n.max < 0 || runes <= n.max)
-	case kNumber:
-		_, ok := v.(json.Number)
-		return ok
-	case kInteger:
+	case kNumber, kInteger:
 		num, ok := v.(json.Number)
-		return ok && !strings.ContainsAny(string(num), ".eE")
+		if !ok || n.kind == kInteger && strings.ContainsAny(string(num), ".eE") {
+			return false
+		}
+		return n.rng == nil || textInRange(n.rng, string(num))
 	case kLiteral:
 		b, _ := json.Marshal(v)
 		return slices.ContainsFunc(n.lits, func(l []byte) bool {
@@ -471,8 +608,13 @@ func FuzzJSONSchemaValid(f *testing.F) {
 	for range 10 {
 		f.Add([]byte(instance(rng, unions.root, 0)))
 	}
+	ranges := mustSchema(f, rangeSchema)
+	for range 10 {
+		f.Add([]byte(instance(rng, ranges.root, 0)))
+	}
+	f.Add([]byte(`{"n":121,"p":1.5}`))
 	f.Fuzz(func(t *testing.T, b []byte) {
-		for _, s := range []*JSONSchema{s, house, unions} {
+		for _, s := range []*JSONSchema{s, house, unions, ranges} {
 			if !s.Valid(b) {
 				continue
 			}
@@ -492,6 +634,7 @@ func FuzzJSONSchemaValid(f *testing.F) {
 func TestJSONSchemaConstraint(t *testing.T) {
 	testConstraint(t, mustSchema(t, personSchema), []string{"", `{"name":`, `"Lily"`, `,"age":`, "3", "}", `"a"`, "true", "null", " "})
 	testConstraint(t, mustSchema(t, unionSchema), []string{"", `{"pet":`, `{"kind":"`, `dog"}`, `,"ab":{"id":`, "}", `,"a":"x"`, `cat","lives":`, "9", `,"b":[`})
+	testConstraint(t, mustSchema(t, rangeSchema), []string{"", `{"n":`, `12`, `,"p":`, "0.", "}", "-", "99", "1", `,"m":`})
 }
 
 // testConstraint samples under s's constraint over vocab (its first five
