@@ -322,7 +322,7 @@ func TestToolsInvalid(t *testing.T) {
 		{`,"functions":[{"name":"a"}]`, "functions"},
 		{`,"logprobs":true,"tools":` + weatherTools, "logprobs"},
 		{`,"tool_choice":"required","response_format":{"type":"json_object"},"tools":` + weatherTools, "response_format"},
-		{`,"tool_choice":"required","tools":[{"type":"function","function":{"name":"a","parameters":{"type":"object","properties":{"x":{"type":"string","pattern":"a+"}}}}}]`, "tools"},
+		{`,"tool_choice":"required","tools":[{"type":"function","function":{"name":"a","parameters":{"type":"object","properties":{"x":{"type":"string","multipleOf":3}}}}}]`, "tools"},
 		{`,"messages":[{"role":"user","content":"x","tool_calls":[{"id":"1","type":"function","function":{"name":"a","arguments":"{}"}}]}]`, "messages[0].tool_calls"},
 	} {
 		body := `{"model":"` + testModel + `","messages":[{"role":"user","content":"Hi"}],"max_tokens":5` + tc.extra + `}`
@@ -339,7 +339,7 @@ func TestToolsInvalid(t *testing.T) {
 	}
 	// An unsupported keyword in parameters is fine when no call is required:
 	// the reply is not constrained.
-	if resp, b := f.do(t, "POST", "/v1/chat/completions", `{"model":"`+testModel+`","messages":[{"role":"user","content":"Hi"}],"max_tokens":5,"tools":[{"type":"function","function":{"name":"a","parameters":{"type":"object","properties":{"x":{"type":"string","pattern":"a+"}}}}}]}`); resp.StatusCode != 200 {
+	if resp, b := f.do(t, "POST", "/v1/chat/completions", `{"model":"`+testModel+`","messages":[{"role":"user","content":"Hi"}],"max_tokens":5,"tools":[{"type":"function","function":{"name":"a","parameters":{"type":"object","properties":{"x":{"type":"string","multipleOf":3}}}}}]}`); resp.StatusCode != 200 {
 		t.Errorf("status %d: %s", resp.StatusCode, b)
 	}
 }

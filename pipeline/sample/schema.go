@@ -40,6 +40,9 @@ var ErrSchema = errors.New("unsupported JSON schema")
 //     "exclusiveMaximum" (also draft 4's boolean form), any bounds for
 //     integers and integer bounds for numbers (numRange): a digit is
 //     refused once no number it begins can end in range;
+//   - strings: "pattern", an ECMA-262 regular expression that matches
+//     anywhere in the string unless anchored (strPattern), without a
+//     format, minLength or maxLength beside it;
 //   - "enum" and "const" of strings, numbers, booleans and null;
 //   - free-form values: a schema with no keyword that constrains (such
 //     as {}) takes any JSON value, and an object schema that lists no
@@ -52,7 +55,7 @@ var ErrSchema = errors.New("unsupported JSON schema")
 //   - "title", "description", "default", "examples", "$schema" and
 //     "$comment", which say nothing about the text.
 //
-// Any other keyword ("pattern", "multipleOf", "allOf", ...) or format is
+// Any other keyword ("multipleOf", "allOf", ...) or format is
 // refused, never ignored: a constraint that ignored it could produce
 // text the schema rejects. A JSONSchema is immutable and may serve many
 // sequences at once.
@@ -113,9 +116,10 @@ type snode struct {
 	max   int     // kArray: maxItems; kString: maxLength; or -1
 	// format is a kString's shape (formatHeads): "" for any string.
 	format string
-	lits   [][]byte  // kLiteral: compact JSON texts
-	alts   []*snode  // kUnion
-	rng    *numRange // kNumber, kInteger: the range, or nil
+	lits   [][]byte    // kLiteral: compact JSON texts
+	alts   []*snode    // kUnion
+	rng    *numRange   // kNumber, kInteger: the range, or nil
+	pat    *strPattern // kString: the pattern, or nil
 }
 
 type sprop struct {
@@ -253,7 +257,7 @@ func (c *compiler) node(v any, at string, depth int) (*snode, error) {
 	for _, kv := range o {
 		switch kv.key {
 		case "type", "properties", "required", "additionalProperties", "items", "minItems", "maxItems", "format", "minLength", "maxLength",
-			"minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum",
+			"minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum", "pattern",
 			"enum", "const", "anyOf", "oneOf", "$ref", "$defs", "definitions",
 			"title", "description", "default", "examples", "$schema", "$comment":
 		default:
@@ -350,8 +354,10 @@ func (c *compiler) node(v any, at string, depth int) (*snode, error) {
 			return fail("%q applies to the type %s, which %v is not", k, want, types)
 		}
 	}
-	if _, ok := o.get("format"); ok && !slices.Contains(types, "string") {
-		return fail("\"format\" applies to strings, which %v is not", types)
+	for _, k := range []string{"format", "pattern"} {
+		if _, ok := o.get(k); ok && !slices.Contains(types, "string") {
+			return fail("%q applies to strings, which %v is not", k, types)
+		}
 	}
 	for k, want := range map[string]string{"minItems": "array", "maxItems": "array", "minLength": "string", "maxLength": "string"} {
 		if _, ok := o.get(k); ok && !slices.Contains(types, want) {
@@ -494,6 +500,19 @@ func (c *compiler) typed(o ordered, typ, at string, depth int) (*snode, error) {
 		if n.format != "" && (n.min > 0 || n.max >= 0) {
 			return fail("a format with minLength or maxLength is not supported")
 		}
+		if pat, ok := o.get("pattern"); ok {
+			str, ok := pat.(string)
+			if !ok {
+				return fail("pattern must be a string")
+			}
+			if n.format != "" || n.min > 0 || n.max >= 0 {
+				return fail("a pattern with a format, minLength or maxLength is not supported")
+			}
+			var err error
+			if n.pat, err = compilePattern(str); err != nil {
+				return fail("%v", err)
+			}
+		}
 		return n, nil
 	case "number", "integer":
 		r, err := numRangeOf(o, typ)
@@ -604,6 +623,11 @@ type frame struct {
 	// the next one.
 	need, lo, hi uint8
 	hex          uint8 // kString: \u digits left
+	// kString with a pattern: the states of its automaton, and the bits
+	// of the character being written (a UTF-8 sequence or \u escape) so
+	// far.
+	ps patSet
+	cp rune
 }
 
 // Phases of a frame.
@@ -792,6 +816,9 @@ func (s *schemaState) frameStep(f *frame, b byte) (ok, again bool) {
 				return false, false
 			}
 			f.phase = pIn
+			if n.pat != nil {
+				f.ps = n.pat.start
+			}
 		case pIn:
 			switch {
 			case n.format != "":
@@ -807,8 +834,12 @@ func (s *schemaState) frameStep(f *frame, b byte) (ok, again bool) {
 					return false, false
 				}
 				f.need, f.lo, f.hi = f.need-1, 0x80, 0xbf
+				if n.pat != nil {
+					f.cp = f.cp<<6 | rune(b&0x3f)
+					return f.patChar(n.pat), false
+				}
 			case b == '"':
-				if int(f.count) < n.min {
+				if int(f.count) < n.min || n.pat != nil && !n.pat.matched(&f.ps) {
 					return false, false
 				}
 				s.pop()
@@ -819,18 +850,30 @@ func (s *schemaState) frameStep(f *frame, b byte) (ok, again bool) {
 					return false, false
 				}
 				f.count++
-				if b == '\\' {
+				switch {
+				case b == '\\':
 					f.phase = pEscape
-				} else if b >= 0x80 && !f.utf8Lead(b) {
+					return n.pat == nil || n.pat.can(&f.ps, 0, 0xffff), false
+				case b >= 0x80 && !f.utf8Lead(b):
 					return false, false
+				case n.pat != nil && b >= 0x80:
+					f.cp = rune(b) & (0x7f >> (f.need + 1)) // the lead's bits
+					return f.patChar(n.pat), false
+				case n.pat != nil:
+					f.cp = rune(b)
+					return f.patChar(n.pat), false
 				}
 			}
 		case pEscape:
 			switch b {
 			case '"', '\\', '/', 'b', 'f', 'n', 'r', 't':
 				f.phase = pIn
+				if n.pat != nil {
+					f.cp = unescape(b)
+					return f.patChar(n.pat), false
+				}
 			case 'u':
-				f.phase, f.hex = pHex, 4
+				f.phase, f.hex, f.cp = pHex, 4, 0
 			default:
 				return false, false
 			}
@@ -838,7 +881,17 @@ func (s *schemaState) frameStep(f *frame, b byte) (ok, again bool) {
 			if !isHex(b) {
 				return false, false
 			}
-			if f.hex--; f.hex == 0 {
+			f.hex--
+			if n.pat != nil {
+				f.cp = f.cp<<4 | rune(hexVal(b))
+				if f.hex == 0 && f.cp >= 0xd800 && f.cp <= 0xdfff {
+					return false, false // a pattern takes characters, not halves of pairs
+				}
+				if !f.patChar(n.pat) {
+					return false, false
+				}
+			}
+			if f.hex == 0 {
 				f.phase = pIn
 			}
 		}
@@ -1273,6 +1326,9 @@ func (s *JSONSchema) String() string {
 			b.WriteString("]")
 		case kString:
 			b.WriteString("string")
+			if n.pat != nil {
+				fmt.Fprintf(&b, "~%q", n.pat.src)
+			}
 		case kNumber:
 			b.WriteString("number")
 			n.rng.write(&b)

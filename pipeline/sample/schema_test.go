@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math/big"
 	"math/rand/v2"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -37,7 +38,10 @@ func TestCompileJSONSchema(t *testing.T) {
 		t.Errorf("shape %s, want %s", got, shape)
 	}
 	for _, doc := range []string{
-		`{"type":"string","pattern":"a+"}`, `{"type":"string","format":"email"}`, `{"type":"integer","format":"date"}`, `{"type":"integer","multipleOf":2}`,
+		`{"type":"string","pattern":"(?=a)"}`, `{"type":"string","pattern":"\\bword"}`, `{"type":"string","pattern":"(a)\\1"}`,
+		`{"type":"string","pattern":"(?i)a"}`, `{"type":"string","pattern":"(?m)^a"}`, `{"type":"string","pattern":"a{300}"}`,
+		`{"type":"string","pattern":"a","maxLength":3}`, `{"type":"integer","pattern":"1"}`, `{"type":"string","pattern":"a^b"}`,
+		`{"type":"string","pattern":"^[\\x{d800}-\\x{dfff}]$"}`, `{"type":"string","pattern":1}`, `{"type":"string","format":"email"}`, `{"type":"integer","format":"date"}`, `{"type":"integer","multipleOf":2}`,
 		`{"type":"number","minimum":0.5}`, `{"type":"integer","minimum":3,"maximum":2}`, `{"type":"number","minimum":2,"exclusiveMaximum":2}`,
 		`{"type":"integer","exclusiveMinimum":2.5,"maximum":2.9}`, `{"type":"string","minimum":1}`, `{"type":"integer","maximum":1e30}`, `{"type":"integer","minimum":"1"}`,
 		`{"$ref":"#/$defs/x"}`, `{"anyOf":[]}`, `{"anyOf":[` + strings.Repeat(`{"type":"string"},`, MaxSchemaReadings) + `{"type":"null"}]}`,
@@ -558,7 +562,7 @@ func conforms(n *snode, v any) bool {
 	case kString:
 		str, ok := v.(string)
 		runes := utf8.RuneCountInString(str)
-		return ok && runes >= n.min && (n.max < 0 || runes <= n.max)
+		return ok && runes >= n.min && (n.max < 0 || runes <= n.max) && (n.pat == nil || regexp.MustCompile(n.pat.src).MatchString(str))
 	case kNumber, kInteger:
 		num, ok := v.(json.Number)
 		if !ok || n.kind == kInteger && strings.ContainsAny(string(num), ".eE") {
@@ -613,8 +617,11 @@ func FuzzJSONSchemaValid(f *testing.F) {
 		f.Add([]byte(instance(rng, ranges.root, 0)))
 	}
 	f.Add([]byte(`{"n":121,"p":1.5}`))
+	patterns := mustSchema(f, patternSchema)
+	f.Add([]byte(`{"id":"AB-123","tag":"é","any":"x"}`))
+	f.Add([]byte(`{"id":"AB-123","tag":"\u00e9xy"}`))
 	f.Fuzz(func(t *testing.T, b []byte) {
-		for _, s := range []*JSONSchema{s, house, unions, ranges} {
+		for _, s := range []*JSONSchema{s, house, unions, ranges, patterns} {
 			if !s.Valid(b) {
 				continue
 			}
@@ -635,6 +642,7 @@ func TestJSONSchemaConstraint(t *testing.T) {
 	testConstraint(t, mustSchema(t, personSchema), []string{"", `{"name":`, `"Lily"`, `,"age":`, "3", "}", `"a"`, "true", "null", " "})
 	testConstraint(t, mustSchema(t, unionSchema), []string{"", `{"pet":`, `{"kind":"`, `dog"}`, `,"ab":{"id":`, "}", `,"a":"x"`, `cat","lives":`, "9", `,"b":[`})
 	testConstraint(t, mustSchema(t, rangeSchema), []string{"", `{"n":`, `12`, `,"p":`, "0.", "}", "-", "99", "1", `,"m":`})
+	testConstraint(t, mustSchema(t, patternSchema), []string{"", `{"id":"`, `AB-`, `12`, `","tag":"`, "\"}", "é", "xy", "\xc3\xa8", `\u00`})
 }
 
 // testConstraint samples under s's constraint over vocab (its first five
