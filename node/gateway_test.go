@@ -343,7 +343,8 @@ func TestJSONSchemaNode(t *testing.T) {
 	ref := testdata.LoadReference(t, testdata.Path(t, "reference/stories260K-f32.json"))
 	base := startServe(t, ServeConfig{Model: ref.ModelPath(t), Stages: 3})
 	const doc = `{"type":"object","properties":{"mood":{"enum":["happy","sad"]},"ok":{"type":"boolean"},"n":{"type":"integer","minimum":3,"maximum":40},` +
-		`"p":{"type":"number","minimum":0,"exclusiveMaximum":1}},"required":["mood","ok","n"],"additionalProperties":false}`
+		`"p":{"type":"number","minimum":0,"exclusiveMaximum":1},"code":{"type":"string","pattern":"^[a-z]{2}-\\d$"}},` +
+		`"required":["mood","ok","n","code"],"additionalProperties":false}`
 	schema, err := sample.CompileJSONSchema([]byte(doc))
 	if err != nil {
 		t.Fatal(err)
