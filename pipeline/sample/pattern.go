@@ -53,7 +53,11 @@ func (s *patSet) each(f func(pc uint32)) {
 
 // compilePattern compiles a schema's pattern.
 func compilePattern(pattern string) (*strPattern, error) {
-	re, err := syntax.Parse(`(?s:.*)(?:`+pattern+`)(?s:.*)`, syntax.Perl)
+	// Parsed alone first: wrapped, a stray ) would close the group.
+	re, err := syntax.Parse(pattern, syntax.Perl)
+	if err == nil {
+		re, err = syntax.Parse(`(?s:.*)(?:`+pattern+`)(?s:.*)`, syntax.Perl)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("pattern %q: %v", pattern, err)
 	}
