@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math/bits"
 	"regexp/syntax"
+	"strings"
 	"unicode/utf8"
 )
 
@@ -16,8 +17,9 @@ import (
 // JSON Schema's patterns are ECMA-262 regular expressions that match
 // anywhere in the string, unless anchored with ^ and $. They are parsed as
 // Go's (RE2) syntax, which shares theirs but for lookarounds and
-// backreferences (refused), and whose . is made ECMA's (no line
-// terminator). Word boundaries are refused.
+// backreferences (refused), and whose . and \s are made ECMA's (ecmaDot,
+// ecmaSpaces). Word boundaries, \S within a class and the classes [] and
+// [^] are refused.
 type strPattern struct {
 	src   string // as the schema wrote it
 	insts []syntax.Inst
@@ -54,9 +56,13 @@ func (s *patSet) each(f func(pc uint32)) {
 // compilePattern compiles a schema's pattern.
 func compilePattern(pattern string) (*strPattern, error) {
 	// Parsed alone first: wrapped, a stray ) would close the group.
-	re, err := syntax.Parse(pattern, syntax.Perl)
+	src, err := ecmaSpaces(pattern)
+	var re *syntax.Regexp
 	if err == nil {
-		re, err = syntax.Parse(`(?s:.*)(?:`+pattern+`)(?s:.*)`, syntax.Perl)
+		re, err = syntax.Parse(src, syntax.Perl)
+	}
+	if err == nil {
+		re, err = syntax.Parse(`(?s:.*)(?:`+src+`)(?s:.*)`, syntax.Perl)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("pattern %q: %v", pattern, err)
@@ -84,6 +90,54 @@ func compilePattern(pattern string) (*strPattern, error) {
 		return nil, fmt.Errorf("pattern %q matches no string", pattern)
 	}
 	return p, nil
+}
+
+// ecmaSpace is ECMA-262's \s as the list of a class: RE2's \s is ASCII
+// whitespace only, without \v.
+const ecmaSpace = `\t\n\v\f\r \x{a0}\x{1680}\x{2000}-\x{200a}\x{2028}\x{2029}\x{202f}\x{205f}\x{3000}\x{feff}`
+
+// ecmaSpaces rewrites the \s and \S of an ECMA-262 pattern as the classes
+// they are there (RE2's \S would take a no-break space, which ECMA's does
+// not); a \S within a class is refused.
+func ecmaSpaces(pattern string) (string, error) {
+	var b strings.Builder
+	inClass := false
+	for i := 0; i < len(pattern); i++ {
+		c := pattern[i]
+		switch {
+		case c == '\\' && i+1 < len(pattern):
+			i++
+			switch d := pattern[i]; {
+			case d == 's' && inClass:
+				b.WriteString(ecmaSpace)
+			case d == 's':
+				b.WriteString("[" + ecmaSpace + "]")
+			case d == 'S' && inClass:
+				return "", fmt.Errorf(`\S within a class is not supported`)
+			case d == 'S':
+				b.WriteString("[^" + ecmaSpace + "]")
+			default:
+				b.WriteByte(c)
+				b.WriteByte(d)
+			}
+			continue
+		case c == '[' && !inClass:
+			inClass = true
+			b.WriteByte(c)
+			if i+1 < len(pattern) && pattern[i+1] == '^' {
+				i++
+				b.WriteByte('^')
+			}
+			if i+1 < len(pattern) && pattern[i+1] == ']' { // RE2 takes it as itself
+				return "", fmt.Errorf("[] and [^] are not supported")
+			}
+			continue
+		case c == ']' && inClass:
+			inClass = false
+		}
+		b.WriteByte(c)
+	}
+	return b.String(), nil
 }
 
 // ecmaDot makes re's . (any character but a newline) ECMA-262's (any

@@ -29,6 +29,8 @@ func TestJSONSchemaPatterns(t *testing.T) {
 		{`^🦙$|^b$`, []string{`"🦙"`, `"b"`}, []string{`"🦙b"`, `"\ud83e\udd99"`}}, // surrogate escapes: halves, not characters
 		{`^$`, []string{`""`}, []string{`"a"`}},
 		{`x|^$`, []string{`""`, `"axa"`}, []string{`"a"`}},
+		{`^\S+$`, []string{`"ab"`, `"é"`}, []string{`"a b"`, `"a\u00a0b"`, "\"a\u2003\"", `"a\u000bb"`}}, // ECMA's \s, not RE2's
+		{`^[\sx]$`, []string{`" "`, `"\u00a0"`, `"\u000b"`, `"x"`}, []string{`"y"`}},
 	} {
 		doc, _ := json.Marshal(map[string]string{"type": "string", "pattern": tc.pattern})
 		s := mustSchema(t, string(doc))

@@ -41,7 +41,7 @@ func TestCompileJSONSchema(t *testing.T) {
 		`{"type":"string","pattern":"(?=a)"}`, `{"type":"string","pattern":"\\bword"}`, `{"type":"string","pattern":"(a)\\1"}`,
 		`{"type":"string","pattern":"(?i)a"}`, `{"type":"string","pattern":"(?m)^a"}`, `{"type":"string","pattern":"a{300}"}`,
 		`{"type":"string","pattern":"a","maxLength":3}`, `{"type":"integer","pattern":"1"}`, `{"type":"string","pattern":"a^b"}`,
-		`{"type":"string","pattern":"^[\\x{d800}-\\x{dfff}]$"}`, `{"type":"string","pattern":1}`, `{"type":"string","pattern":"a)(b"}`, `{"type":"string","format":"email"}`, `{"type":"integer","format":"date"}`, `{"type":"integer","multipleOf":2}`,
+		`{"type":"string","pattern":"^[\\x{d800}-\\x{dfff}]$"}`, `{"type":"string","pattern":1}`, `{"type":"string","pattern":"a)(b"}`, `{"type":"string","pattern":"[\\S]"}`, `{"type":"string","pattern":"[]a]"}`, `{"type":"string","format":"email"}`, `{"type":"integer","format":"date"}`, `{"type":"integer","multipleOf":2}`,
 		`{"type":"number","minimum":0.5}`, `{"type":"integer","minimum":3,"maximum":2}`, `{"type":"number","minimum":2,"exclusiveMaximum":2}`,
 		`{"type":"integer","exclusiveMinimum":2.5,"maximum":2.9}`, `{"type":"string","minimum":1}`, `{"type":"integer","maximum":1e30}`, `{"type":"integer","minimum":"1"}`,
 		`{"$ref":"#/$defs/x"}`, `{"anyOf":[]}`, `{"anyOf":[` + strings.Repeat(`{"type":"string"},`, MaxSchemaReadings) + `{"type":"null"}]}`,
