@@ -51,7 +51,8 @@ var ErrSchema = errors.New("unsupported JSON schema")
 //     "additionalProperties" is a schema takes any keys, each value of
 //     that schema (Pydantic's dict[str, T]);
 //   - "$ref" to the document's "$defs" (or "definitions"), not
-//     recursive: what Pydantic writes for nested models;
+//     recursive: what Pydantic writes for nested models, and "allOf" of
+//     one schema, in which it wraps a $ref to describe it;
 //   - "title", "description", "default", "examples", "$schema" and
 //     "$comment", which say nothing about the text.
 //
@@ -257,7 +258,7 @@ func (c *compiler) node(v any, at string, depth int) (*snode, error) {
 	for _, kv := range o {
 		switch kv.key {
 		case "type", "properties", "required", "additionalProperties", "items", "minItems", "maxItems", "format", "minLength", "maxLength",
-			"minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum", "pattern",
+			"minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum", "pattern", "allOf",
 			"enum", "const", "anyOf", "oneOf", "$ref", "$defs", "definitions",
 			"title", "description", "default", "examples", "$schema", "$comment":
 		default:
@@ -269,6 +270,15 @@ func (c *compiler) node(v any, at string, depth int) (*snode, error) {
 			return fail("$ref beside other keywords is not supported")
 		}
 		return c.ref(r, at, depth)
+	}
+	// allOf of one schema is that schema: Pydantic wraps a $ref in one to
+	// give it a description. Intersections of several are not supported.
+	if a, ok := o.get("allOf"); ok {
+		subs, ok := a.([]any)
+		if !ok || len(subs) != 1 || !onlyNotes(o, "allOf") {
+			return fail("allOf is supported with one schema and nothing beside it")
+		}
+		return c.node(subs[0], at+".allOf[0]", depth)
 	}
 	// oneOf is anyOf here: alternatives that begin differently never
 	// both match.

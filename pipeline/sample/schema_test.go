@@ -45,7 +45,8 @@ func TestCompileJSONSchema(t *testing.T) {
 		`{"type":"number","minimum":0.5}`, `{"type":"integer","minimum":3,"maximum":2}`, `{"type":"number","minimum":2,"exclusiveMaximum":2}`,
 		`{"type":"integer","exclusiveMinimum":2.5,"maximum":2.9}`, `{"type":"string","minimum":1}`, `{"type":"integer","maximum":1e30}`, `{"type":"integer","minimum":"1"}`,
 		`{"$ref":"#/$defs/x"}`, `{"anyOf":[]}`, `{"anyOf":[` + strings.Repeat(`{"type":"string"},`, MaxSchemaReadings) + `{"type":"null"}]}`,
-		`{"anyOf":[{"type":"string"}],"oneOf":[{"type":"null"}]}`, `{"allOf":[{"type":"string"}]}`,
+		`{"anyOf":[{"type":"string"}],"oneOf":[{"type":"null"}]}`, `{"allOf":[{"type":"string"},{"maxLength":3}]}`,
+		`{"allOf":[{"type":"string"}],"type":"string"}`, `{"allOf":{"type":"string"}}`,
 		`{"$defs":{"n":{"type":"array","items":{"$ref":"#/$defs/n"}}},"$ref":"#/$defs/n"}`,
 		`{"$defs":{"n":{"type":"string"}},"$ref":"#/definitions/n"}`, `{"$ref":"http://example.com/s"}`,
 		`{"type":"array","items":{"type":"string"},"minItems":3,"maxItems":2}`, `{"type":"string","minItems":1}`,
@@ -212,12 +213,13 @@ func TestJSONSchemaUnions(t *testing.T) {
 // anyOf for an optional field, bounds on an array.
 const houseSchema = `{"$defs":{"Pet":{"properties":{"kind":{"enum":["cat","dog"],"title":"Kind","type":"string"},
 	"name":{"anyOf":[{"type":"string"},{"type":"null"}],"default":null,"title":"Name"}},"required":["kind"],"title":"Pet","type":"object"}},
-	"properties":{"owner":{"title":"Owner","type":"string","minLength":1,"maxLength":20},"extra":{"title":"Extra","type":"object"},"ages":{"additionalProperties":{"type":"integer"},"type":"object"},"note":{},"since":{"format":"date-time","title":"Since","type":"string"},"pets":{"items":{"$ref":"#/$defs/Pet"},"maxItems":2,"minItems":1,"title":"Pets","type":"array"}},
+	"properties":{"owner":{"title":"Owner","type":"string","minLength":1,"maxLength":20},"extra":{"title":"Extra","type":"object"},"ages":{"additionalProperties":{"type":"integer"},"type":"object"},"note":{},"since":{"format":"date-time","title":"Since","type":"string"},"pets":{"items":{"$ref":"#/$defs/Pet"},"maxItems":2,"minItems":1,"title":"Pets","type":"array"},
+	"best":{"allOf":[{"$ref":"#/$defs/Pet"}],"description":"The favourite, as Pydantic describes a model's field"}},
 	"required":["owner","pets"],"title":"House","type":"object"}`
 
 func TestJSONSchemaRefs(t *testing.T) {
 	s := mustSchema(t, houseSchema)
-	if got, want := s.String(), `{"owner":string,"extra"?:{...},"ages"?:{string:integer},"note"?:any,"since"?:string,"pets":[{"kind":"cat"|"dog","name"?:string|null}]}`; got != want {
+	if got, want := s.String(), `{"owner":string,"extra"?:{...},"ages"?:{string:integer},"note"?:any,"since"?:string,"pets":[{"kind":"cat"|"dog","name"?:string|null}],"best"?:{"kind":"cat"|"dog","name"?:string|null}}`; got != want {
 		t.Errorf("shape %s, want %s", got, want)
 	}
 	for _, tc := range []struct {
@@ -230,6 +232,8 @@ func TestJSONSchemaRefs(t *testing.T) {
 		{`{"owner":"Ann","pets":[{"kind":"dog"},{"kind":"dog"},{"kind":"dog"}]}`, false},
 		{`{"owner":"Ann","pets":[{"kind":"cow"}]}`, false},
 		{`{"owner":"Ann","pets":[{"kind":"cat","name":1}]}`, false},
+		{`{"owner":"Ann","pets":[{"kind":"cat"}],"best":{"kind":"dog","name":"Rex"}}`, true},
+		{`{"owner":"Ann","pets":[{"kind":"cat"}],"best":{"kind":"cow"}}`, false},
 	} {
 		if got := s.Valid([]byte(tc.text)); got != tc.want {
 			t.Errorf("Valid(%s) = %v, want %v", tc.text, got, tc.want)
