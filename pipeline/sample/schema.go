@@ -29,7 +29,10 @@ var ErrSchema = errors.New("unsupported JSON schema")
 //   - objects: "properties" (written in the schema's order, each at most
 //     once, every "required" one present; no others, which
 //     "additionalProperties" may allow but never requires);
-//   - arrays: "items", "minItems", "maxItems";
+//   - arrays: "items" (absent: any values), "minItems", "maxItems";
+//     tuples: "prefixItems" (items past them follow "items", none if it
+//     is false), or "items" as a list with "additionalItems", as drafts
+//     before 2020-12 and Pydantic v1 write them;
 //   - strings of well-formed UTF-8 (a reply, unlike JSON text in general,
 //     may not carry broken sequences);
 //   - strings: "minLength" and "maxLength" (characters; an escape counts
@@ -112,9 +115,12 @@ var anyString = &snode{kind: kString, max: -1}
 type snode struct {
 	kind  uint8
 	props []sprop // kObject, in the schema's order
-	items *snode  // kArray; kMap: the values
-	min   int     // kArray: minItems; kString: minLength
-	max   int     // kArray: maxItems; kString: maxLength; or -1
+	items *snode  // kArray (nil: none past prefix); kMap: the values
+	// prefix are a kArray's first items (a tuple): item i < len(prefix)
+	// is of prefix[i], the rest of items.
+	prefix []*snode
+	min    int // kArray: minItems; kString: minLength
+	max    int // kArray: maxItems; kString: maxLength; or -1
 	// format is a kString's shape (formatHeads): "" for any string.
 	format string
 	lits   [][]byte    // kLiteral: compact JSON texts
@@ -258,7 +264,7 @@ func (c *compiler) node(v any, at string, depth int) (*snode, error) {
 	for _, kv := range o {
 		switch kv.key {
 		case "type", "properties", "required", "additionalProperties", "items", "minItems", "maxItems", "format", "minLength", "maxLength",
-			"minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum", "pattern", "allOf",
+			"minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum", "pattern", "allOf", "prefixItems", "additionalItems",
 			"enum", "const", "anyOf", "oneOf", "$ref", "$defs", "definitions",
 			"title", "description", "default", "examples", "$schema", "$comment":
 		default:
@@ -359,7 +365,7 @@ func (c *compiler) node(v any, at string, depth int) (*snode, error) {
 	default:
 		return fail("type must be a string or a list of strings")
 	}
-	for k, want := range map[string]string{"properties": "object", "required": "object", "additionalProperties": "object", "items": "array"} {
+	for k, want := range map[string]string{"properties": "object", "required": "object", "additionalProperties": "object", "items": "array", "prefixItems": "array", "additionalItems": "array"} {
 		if _, ok := o.get(k); ok && !slices.Contains(types, want) {
 			return fail("%q applies to the type %s, which %v is not", k, want, types)
 		}
@@ -538,17 +544,60 @@ func (c *compiler) typed(o ordered, typ, at string, depth int) (*snode, error) {
 	case "null":
 		return &snode{kind: kLiteral, lits: [][]byte{[]byte("null")}}, nil
 	case "array":
-		it, ok := o.get("items")
-		if !ok {
-			return fail("an array needs items")
-		}
-		items, err := c.node(it, at+".items", depth+1)
-		if err != nil {
-			return nil, err
-		}
-		n := &snode{kind: kArray, items: items, max: -1}
+		n := &snode{kind: kArray, max: -1}
 		if err := bounds(o, "minItems", "maxItems", n); err != nil {
 			return fail("%v", err)
+		}
+		// A tuple: prefixItems, or (before draft 2020-12) items as a
+		// list. Items past them follow items, or additionalItems in the
+		// older form; none when it is false, or absent in the older
+		// form (which allows any: a tuple that stops there is one of them).
+		prefix, hasPrefix := o.get("prefixItems")
+		rest, hasRest := o.get("items")
+		if list, isList := rest.([]any); isList {
+			if hasPrefix {
+				return fail("prefixItems beside items as a list")
+			}
+			prefix, hasPrefix = list, true
+			rest, hasRest = o.get("additionalItems")
+			if !hasRest {
+				rest, hasRest = false, true
+			}
+		} else if _, ok := o.get("additionalItems"); ok {
+			return fail("additionalItems applies to items as a list")
+		}
+		if hasPrefix {
+			list, ok := prefix.([]any)
+			if !ok || len(list) == 0 || len(list) > maxProps {
+				return fail("prefixItems must be a list of 1 to %d schemas", maxProps)
+			}
+			for i, sub := range list {
+				item, err := c.node(sub, fmt.Sprintf("%s.prefixItems[%d]", at, i), depth+1)
+				if err != nil {
+					return nil, err
+				}
+				n.prefix = append(n.prefix, item)
+			}
+		}
+		switch {
+		case rest == false:
+			if n.max < 0 || n.max > len(n.prefix) {
+				n.max = len(n.prefix)
+			}
+			if n.min > n.max {
+				return fail("minItems %d > the %d items allowed", n.min, n.max)
+			}
+		case !hasRest || rest == true: // any items
+			n.items = &snode{kind: kAny}
+		default:
+			items, err := c.node(rest, at+".items", depth+1)
+			if err != nil {
+				return nil, err
+			}
+			n.items = items
+		}
+		if n.max >= 0 && n.max <= len(n.prefix) {
+			n.items = nil // maxItems leaves no room past the tuple
 		}
 		return n, nil
 	case "object":
@@ -611,6 +660,14 @@ func (c *compiler) typed(o ordered, typ, at string, depth int) (*snode, error) {
 		return n, nil
 	}
 	return fail("type %q is not supported", typ)
+}
+
+// item returns the node of a kArray's item i.
+func (n *snode) item(i int) *snode {
+	if i < len(n.prefix) {
+		return n.prefix[i]
+	}
+	return n.items
 }
 
 // A frame is one value being written, with its progress.
@@ -1022,7 +1079,7 @@ func (s *schemaState) frameStep(f *frame, b byte) (ok, again bool) {
 			}
 			f.phase = pAfter
 			f.count++
-			return s.enter(n.items, b)
+			return s.enter(n.item(int(f.count)-1), b)
 		case pAfter:
 			switch {
 			case b == ',' && (n.max < 0 || int(f.count) < n.max):
@@ -1332,7 +1389,18 @@ func (s *JSONSchema) String() string {
 			b.WriteString("}")
 		case kArray:
 			b.WriteString("[")
-			walk(n.items)
+			for i, p := range n.prefix {
+				if i > 0 {
+					b.WriteString(",")
+				}
+				walk(p)
+			}
+			if n.items != nil {
+				if len(n.prefix) > 0 {
+					b.WriteString(",...")
+				}
+				walk(n.items)
+			}
 			b.WriteString("]")
 		case kString:
 			b.WriteString("string")

@@ -51,7 +51,9 @@ func TestCompileJSONSchema(t *testing.T) {
 		`{"$defs":{"n":{"type":"string"}},"$ref":"#/definitions/n"}`, `{"$ref":"http://example.com/s"}`,
 		`{"type":"array","items":{"type":"string"},"minItems":3,"maxItems":2}`, `{"type":"string","minItems":1}`,
 		`{"type":"array","items":{"type":"string"},"maxItems":-1}`, `{"anyOf":[{"type":"string"}],"type":"string"}`, `{"type":"object","properties":{"a":{"type":"string"}},"required":["b"]}`,
-		`{"type":"array"}`, `{"type":"string","items":{"type":"string"}}`,
+		`{"type":"array","prefixItems":[]}`, `{"type":"array","prefixItems":[{"type":"string"}],"items":[{"type":"string"}]}`,
+		`{"type":"array","items":{"type":"string"},"additionalItems":false}`, `{"type":"array","prefixItems":[{"type":"string"}],"items":false,"minItems":2}`,
+		`{"type":"string","items":{"type":"string"}}`, `{"type":"string","prefixItems":[{"type":"string"}]}`,
 		`{"type":"date"}`, `{"enum":[]}`, `{"enum":[{"a":1}]}`, `[]`, `{"type":"string"} {}`, `{"type":`,
 		`{"type":"object","properties":{"a":{"type":"string"}},"additionalProperties":{"type":"string"}}`,
 		strings.Repeat(`{"type":"array","items":`, MaxJSONDepth+1) + `{"type":"string"}` + strings.Repeat("}", MaxJSONDepth+1),
@@ -214,12 +216,15 @@ func TestJSONSchemaUnions(t *testing.T) {
 const houseSchema = `{"$defs":{"Pet":{"properties":{"kind":{"enum":["cat","dog"],"title":"Kind","type":"string"},
 	"name":{"anyOf":[{"type":"string"},{"type":"null"}],"default":null,"title":"Name"}},"required":["kind"],"title":"Pet","type":"object"}},
 	"properties":{"owner":{"title":"Owner","type":"string","minLength":1,"maxLength":20},"extra":{"title":"Extra","type":"object"},"ages":{"additionalProperties":{"type":"integer"},"type":"object"},"note":{},"since":{"format":"date-time","title":"Since","type":"string"},"pets":{"items":{"$ref":"#/$defs/Pet"},"maxItems":2,"minItems":1,"title":"Pets","type":"array"},
-	"best":{"allOf":[{"$ref":"#/$defs/Pet"}],"description":"The favourite, as Pydantic describes a model's field"}},
+	"best":{"allOf":[{"$ref":"#/$defs/Pet"}],"description":"The favourite, as Pydantic describes a model's field"},
+	"pair":{"maxItems":2,"minItems":2,"prefixItems":[{"type":"integer"},{"type":"string"}],"type":"array"},
+	"list":{"type":"array"},
+	"old":{"type":"array","items":[{"type":"integer"},{"type":"string"}],"additionalItems":{"type":"null"}}},
 	"required":["owner","pets"],"title":"House","type":"object"}`
 
 func TestJSONSchemaRefs(t *testing.T) {
 	s := mustSchema(t, houseSchema)
-	if got, want := s.String(), `{"owner":string,"extra"?:{...},"ages"?:{string:integer},"note"?:any,"since"?:string,"pets":[{"kind":"cat"|"dog","name"?:string|null}],"best"?:{"kind":"cat"|"dog","name"?:string|null}}`; got != want {
+	if got, want := s.String(), `{"owner":string,"extra"?:{...},"ages"?:{string:integer},"note"?:any,"since"?:string,"pets":[{"kind":"cat"|"dog","name"?:string|null}],"best"?:{"kind":"cat"|"dog","name"?:string|null},"pair"?:[integer,string],"list"?:[any],"old"?:[integer,string,...null]}`; got != want {
 		t.Errorf("shape %s, want %s", got, want)
 	}
 	for _, tc := range []struct {
@@ -234,6 +239,13 @@ func TestJSONSchemaRefs(t *testing.T) {
 		{`{"owner":"Ann","pets":[{"kind":"cat","name":1}]}`, false},
 		{`{"owner":"Ann","pets":[{"kind":"cat"}],"best":{"kind":"dog","name":"Rex"}}`, true},
 		{`{"owner":"Ann","pets":[{"kind":"cat"}],"best":{"kind":"cow"}}`, false},
+		{`{"owner":"Ann","pets":[{"kind":"cat"}],"pair":[1,"x"]}`, true},
+		{`{"owner":"Ann","pets":[{"kind":"cat"}],"pair":[1]}`, false},
+		{`{"owner":"Ann","pets":[{"kind":"cat"}],"pair":[1,"x",2]}`, false},
+		{`{"owner":"Ann","pets":[{"kind":"cat"}],"pair":["x",1]}`, false},
+		{`{"owner":"Ann","pets":[{"kind":"cat"}],"list":[1,"x",true,{"a":[]}]}`, true},
+		{`{"owner":"Ann","pets":[{"kind":"cat"}],"old":[1,"x",null,null]}`, true},
+		{`{"owner":"Ann","pets":[{"kind":"cat"}],"old":[1,"x",2]}`, false},
 	} {
 		if got := s.Valid([]byte(tc.text)); got != tc.want {
 			t.Errorf("Valid(%s) = %v, want %v", tc.text, got, tc.want)
@@ -325,8 +337,8 @@ func instance(rng *rand.Rand, n *snode, depth int) string {
 		if n.max >= 0 {
 			count = min(count, n.max)
 		}
-		for range count {
-			parts = append(parts, instance(rng, n.items, depth+1))
+		for i := range count {
+			parts = append(parts, instance(rng, n.item(i), depth+1))
 		}
 		return "[" + strings.Join(parts, ", ") + "]"
 	case kString:
@@ -562,7 +574,15 @@ func conforms(n *snode, v any) bool {
 		return true
 	case kArray:
 		a, ok := v.([]any)
-		return ok && len(a) >= n.min && (n.max < 0 || len(a) <= n.max) && !slices.ContainsFunc(a, func(x any) bool { return !conforms(n.items, x) })
+		if !ok || len(a) < n.min || n.max >= 0 && len(a) > n.max || n.items == nil && len(a) > len(n.prefix) {
+			return false
+		}
+		for i, x := range a {
+			if !conforms(n.item(i), x) {
+				return false
+			}
+		}
+		return true
 	case kString:
 		str, ok := v.(string)
 		runes := utf8.RuneCountInString(str)
