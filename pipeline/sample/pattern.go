@@ -70,6 +70,12 @@ func compilePattern(pattern string) (*strPattern, error) {
 	if err := ecmaDot(re); err != nil {
 		return nil, fmt.Errorf("pattern %q: %v", pattern, err)
 	}
+	return newAutomaton(re, pattern)
+}
+
+// newAutomaton compiles the regular expression re (written as src) to a
+// strPattern.
+func newAutomaton(re *syntax.Regexp, pattern string) (*strPattern, error) {
 	prog, err := syntax.Compile(re.Simplify())
 	if err != nil {
 		return nil, fmt.Errorf("pattern %q: %v", pattern, err)
@@ -142,12 +148,27 @@ func ecmaSpaces(pattern string) (string, error) {
 
 // ecmaDot makes re's . (any character but a newline) ECMA-262's (any
 // character but a line terminator: \n, \r, U+2028, U+2029), and refuses
-// what would match differently: case folding (a flag ECMA patterns do not
-// have), lines (^ and $ within a text) and word boundaries.
+// what the automaton cannot follow (supported).
 func ecmaDot(re *syntax.Regexp) error {
-	switch re.Op {
-	case syntax.OpAnyCharNotNL:
+	if re.Op == syntax.OpAnyCharNotNL {
 		re.Op, re.Rune = syntax.OpCharClass, []rune{0, '\n' - 1, '\n' + 1, '\r' - 1, '\r' + 1, 0x2027, 0x202a, utf8.MaxRune}
+	}
+	if err := supported(re); err != nil {
+		return err
+	}
+	for _, sub := range re.Sub {
+		if err := ecmaDot(sub); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// supported refuses what the automaton does not follow at the top of re:
+// case folding (a flag ECMA patterns do not have), lines (^ and $ within
+// a text) and word boundaries.
+func supported(re *syntax.Regexp) error {
+	switch re.Op {
 	case syntax.OpBeginLine, syntax.OpEndLine:
 		return fmt.Errorf("^ and $ within lines are not supported")
 	case syntax.OpWordBoundary, syntax.OpNoWordBoundary:
@@ -155,11 +176,6 @@ func ecmaDot(re *syntax.Regexp) error {
 	}
 	if re.Flags&syntax.FoldCase != 0 {
 		return fmt.Errorf("case folding is not supported")
-	}
-	for _, sub := range re.Sub {
-		if err := ecmaDot(sub); err != nil {
-			return err
-		}
 	}
 	return nil
 }
