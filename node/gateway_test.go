@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"sync"
@@ -387,6 +388,38 @@ func TestJSONSchemaNode(t *testing.T) {
 		t.Fatal(err)
 	}
 	check("TGI grammar", gen.GeneratedText, gen.Details.FinishReason)
+}
+
+// TestRegexNode asks a 3-stage node for TGI generations under a regex
+// grammar: each text matches it whole, by Go's regexp, and ends there.
+func TestRegexNode(t *testing.T) {
+	ref := testdata.LoadReference(t, testdata.Path(t, "reference/stories260K-f32.json"))
+	base := startServe(t, ServeConfig{Model: ref.ModelPath(t), Stages: 3})
+	const expr = `( [a-z]+){2,4}\. (yes|no)`
+	match := regexp.MustCompile(`^(?:` + expr + `)$`)
+	for i, sampled := range []bool{false, true} {
+		params := map[string]any{"grammar": map[string]any{"type": "regex", "value": expr}, "max_new_tokens": 40, "do_sample": sampled, "seed": i}
+		if sampled {
+			params["temperature"] = 1.0
+		}
+		status, b := post(t, base+"/generate", map[string]any{"inputs": "Lily was", "parameters": params})
+		if status != 200 {
+			t.Fatalf("status %d: %s", status, b)
+		}
+		var gen struct {
+			GeneratedText string `json:"generated_text"`
+			Details       struct {
+				FinishReason string `json:"finish_reason"`
+			} `json:"details"`
+		}
+		if err := json.Unmarshal(b, &gen); err != nil {
+			t.Fatal(err)
+		}
+		t.Logf("sampled %v, %s: %q", sampled, gen.Details.FinishReason, gen.GeneratedText)
+		if gen.Details.FinishReason != "eos_token" || !match.MatchString(gen.GeneratedText) {
+			t.Errorf("sampled %v: %s after %q, which should match %s whole", sampled, gen.Details.FinishReason, gen.GeneratedText, expr)
+		}
+	}
 }
 
 // chatReply asks base (the stories260K node, "llama") for one chat reply

@@ -313,8 +313,8 @@ func (g *gateway) Generate(ctx context.Context, req *api.Request, emit func(api.
 		return tok.Piece(id)
 	}
 	switch {
-	case req.Schema != nil:
-		treq.Constraint = req.Schema.Constraint(piece, tok.IsEOG)
+	case req.Grammar != nil:
+		treq.Constraint = req.Grammar.Constraint(piece, tok.IsEOG)
 	case req.JSON:
 		treq.Constraint = sample.NewJSON(piece, tok.IsEOG)
 	}

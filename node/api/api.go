@@ -63,10 +63,11 @@ type Request struct {
 	// sample.JSON's constraint, and ends the sequence only once the object
 	// is whole.
 	JSON bool
-	// Schema, when set, asks for a reply the schema accepts (OpenAI's
-	// response_format json_schema, TGI's json grammar): the Generator
-	// samples under its Constraint.
-	Schema *sample.JSONSchema
+	// Grammar, when set, asks for a reply the grammar accepts: a JSON
+	// schema (OpenAI's response_format json_schema and required tool
+	// calls, TGI's json grammar) or a regular expression (TGI's regex
+	// grammar). The Generator samples under its Constraint.
+	Grammar sample.Grammar
 }
 
 // Chunk is one generated token.

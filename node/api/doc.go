@@ -43,8 +43,10 @@
 // response_format json_object sets Request.JSON: the reply is one JSON
 // object (see pipeline/sample's JSON constraint), whole when it finishes
 // with "stop". response_format json_schema, and TGI's grammar of type
-// json or json_schema, set Request.Schema (sample.CompileJSONSchema's
-// subset; any other keyword is a 400, or TGI's 422). logit_bias applies after the penalties (-100 bans a token).
+// json or json_schema, set Request.Grammar to the schema
+// (sample.CompileJSONSchema's subset; any other keyword is a 400, or
+// TGI's 422); TGI's grammar of type regex to a sample.Regex, which the
+// whole text must match. logit_bias applies after the penalties (-100 bans a token).
 // n (up to 16) choices run as that many sequences at once, choice i with
 // the seed plus i; the usage counts the prompt once. TGI's best_of runs
 // the same way and returns the sequence with the highest total
@@ -58,8 +60,8 @@
 // as tool_calls with finish_reason "tool_calls", streamed once whole; a
 // tool_choice that requires a call constrains the reply to one, with
 // arguments the function's parameters accept. Requests this server
-// cannot honour (image parts, regex grammars, schema keywords beyond the
-// subset, logprobs beside tools, and best_of on OpenAI's completions) are
+// cannot honour (image parts, regular expressions and schema keywords
+// beyond the subsets, logprobs beside tools, and best_of on OpenAI's completions) are
 // refused with a 400 that says so, never silently ignored.
 //
 // Errors on the OpenAI routes have OpenAI's shape

@@ -416,20 +416,23 @@ func (s *Server) chatJob(req *chatRequest, info ModelInfo) (*job, *apiError) {
 	if p.LogitBias, aerr = logitBias(req.LogitBias, info); aerr != nil {
 		return nil, aerr
 	}
-	var schema *sample.JSONSchema
+	var grammar sample.Grammar // nil, not a nil *JSONSchema
 	if rf := req.ResponseFormat; rf != nil && rf.Type == "json_schema" {
 		if rf.JSONSchema == nil || !isSet(rf.JSONSchema.Schema) {
 			return nil, badRequest("response_format", "response_format json_schema needs json_schema.schema")
 		}
-		var err error
-		if schema, err = sample.CompileJSONSchema(rf.JSONSchema.Schema); err != nil {
+		schema, err := sample.CompileJSONSchema(rf.JSONSchema.Schema)
+		if err != nil {
 			return nil, badRequest("response_format", "%v", err)
 		}
+		grammar = schema
 	}
 	if tools.required() {
-		if schema, aerr = tools.schema(); aerr != nil {
+		schema, aerr := tools.schema()
+		if aerr != nil {
 			return nil, aerr
 		}
+		grammar = schema
 	}
 	prompt := s.encodePrompt(text)
 	requested, param := req.MaxCompletionTokens, "max_completion_tokens"
@@ -443,7 +446,7 @@ func (s *Server) chatJob(req *chatRequest, info ModelInfo) (*job, *apiError) {
 	return &job{
 		route: "chat",
 		req: Request{ID: "chatcmpl-" + rand.Text(), Prompt: prompt, MaxTokens: n, Sampling: p,
-			Logprobs: logprobs, TopLogprobs: top, JSON: req.ResponseFormat != nil && req.ResponseFormat.Type == "json_object", Schema: schema},
+			Logprobs: logprobs, TopLogprobs: top, JSON: req.ResponseFormat != nil && req.ResponseFormat.Type == "json_object", Grammar: grammar},
 		stops: req.Stop,
 		tools: tools,
 	}, nil

@@ -655,20 +655,28 @@ func TestResponseFormat(t *testing.T) {
 		}
 	}
 	const schema = `{"type":"object","properties":{"a":{"type":"integer"}},"required":["a"]}`
-	for _, tc := range []struct{ path, body string }{
-		{"/v1/chat/completions", `{"model":"` + testModel + `","messages":[{"role":"user","content":"Hi"}],"max_tokens":2,"response_format":{"type":"json_schema","json_schema":{"name":"x","schema":` + schema + `}}}`},
-		{"/generate", `{"inputs":"Hi","parameters":{"max_new_tokens":2,"grammar":{"type":"json","value":` + schema + `}}}`},
-		{"/generate", `{"inputs":"Hi","parameters":{"max_new_tokens":2,"grammar":{"type":"json","value":` + strconv.Quote(schema) + `}}}`},
-		{"/generate", `{"inputs":"Hi","parameters":{"max_new_tokens":2,"grammar":{"type":"json_schema","value":{"name":"x","schema":` + schema + `}}}}`},
+	for _, tc := range []struct{ path, body, want string }{
+		{"/v1/chat/completions", `{"model":"` + testModel + `","messages":[{"role":"user","content":"Hi"}],"max_tokens":2,"response_format":{"type":"json_schema","json_schema":{"name":"x","schema":` + schema + `}}}`, `{"a":integer}`},
+		{"/generate", `{"inputs":"Hi","parameters":{"max_new_tokens":2,"grammar":{"type":"json","value":` + schema + `}}}`, `{"a":integer}`},
+		{"/generate", `{"inputs":"Hi","parameters":{"max_new_tokens":2,"grammar":{"type":"json","value":` + strconv.Quote(schema) + `}}}`, `{"a":integer}`},
+		{"/generate", `{"inputs":"Hi","parameters":{"max_new_tokens":2,"grammar":{"type":"json_schema","value":{"name":"x","schema":` + schema + `}}}}`, `{"a":integer}`},
+		{"/generate", `{"inputs":"Hi","parameters":{"max_new_tokens":2,"grammar":{"type":"regex","value":"\\d{3}-[a-z]+"}}}`, `\d{3}-[a-z]+`},
 	} {
 		resp, b := f.do(t, "POST", tc.path, tc.body)
 		if resp.StatusCode != 200 {
 			t.Fatalf("%s: status %d: %s", tc.body, resp.StatusCode, b)
 		}
 		reqs := f.gen.Requests()
-		if got := reqs[len(reqs)-1].Schema; got == nil || got.String() != `{"a":integer}` {
-			t.Errorf("%s: schema %v", tc.body, got)
+		if got, ok := reqs[len(reqs)-1].Grammar.(fmt.Stringer); !ok || got.String() != tc.want {
+			t.Errorf("%s: grammar %v", tc.body, got)
 		}
+	}
+	// No grammar is nil, not a nil schema in the interface.
+	if resp, b := f.do(t, "POST", "/v1/chat/completions", `{"model":"`+testModel+`","messages":[{"role":"user","content":"Hi"}],"max_tokens":2}`); resp.StatusCode != 200 {
+		t.Fatalf("status %d: %s", resp.StatusCode, b)
+	}
+	if reqs := f.gen.Requests(); reqs[len(reqs)-1].Grammar != nil {
+		t.Errorf("a chat without response_format has a grammar")
 	}
 }
 

@@ -230,10 +230,10 @@ func (s *Server) tgiJob(req *tgiRequest, info ModelInfo, stream bool) (*job, *tg
 		return invalid("", "%v", err)
 	}
 
-	var schema *sample.JSONSchema
+	var grammar sample.Grammar
 	if isSet(p.Grammar) {
 		var err error
-		if schema, err = tgiGrammar(p.Grammar); err != nil {
+		if grammar, err = tgiGrammar(p.Grammar); err != nil {
 			return invalid("grammar", "%v", err)
 		}
 	}
@@ -261,7 +261,7 @@ func (s *Server) tgiJob(req *tgiRequest, info ModelInfo, stream bool) (*job, *tg
 	}
 	return &job{
 		route:    "tgi",
-		req:      Request{ID: "gen-" + rand.Text(), Prompt: prompt, MaxTokens: n, Sampling: sp, Logprobs: true, TopLogprobs: top, Schema: schema},
+		req:      Request{ID: "gen-" + rand.Text(), Prompt: prompt, MaxTokens: n, Sampling: sp, Logprobs: true, TopLogprobs: top, Grammar: grammar},
 		stops:    p.Stop,
 		keepStop: true,
 	}, opts, nil
@@ -269,8 +269,8 @@ func (s *Server) tgiJob(req *tgiRequest, info ModelInfo, stream bool) (*job, *tg
 
 // tgiGrammar compiles TGI's grammar parameter: a JSON Schema as "json"
 // (the schema, or a string holding it) or as "json_schema" ({"schema":
-// ...}); "regex" is not supported.
-func tgiGrammar(raw json.RawMessage) (*sample.JSONSchema, error) {
+// ...}), or a regular expression the whole text must match as "regex".
+func tgiGrammar(raw json.RawMessage) (sample.Grammar, error) {
 	var g struct {
 		Type  string          `json:"type"`
 		Value json.RawMessage `json:"value"`
@@ -293,10 +293,20 @@ func tgiGrammar(raw json.RawMessage) (*sample.JSONSchema, error) {
 			return nil, errors.New("`grammar` json_schema needs value.schema")
 		}
 		doc = v.Schema
+	case "regex":
+		var expr string
+		if err := json.Unmarshal(doc, &expr); err != nil {
+			return nil, errors.New("`grammar` regex needs value: a string")
+		}
+		return sample.CompileRegex(expr)
 	default:
-		return nil, fmt.Errorf("`grammar` of type %q is not supported by this server; \"json\" and \"json_schema\" are", g.Type)
+		return nil, fmt.Errorf("`grammar` of type %q is not supported by this server; \"json\", \"json_schema\" and \"regex\" are", g.Type)
 	}
-	return sample.CompileJSONSchema(doc)
+	schema, err := sample.CompileJSONSchema(doc)
+	if err != nil {
+		return nil, err
+	}
+	return schema, nil
 }
 
 // tgiRoute is which of TGI's generation routes is served.

@@ -12,6 +12,7 @@ import (
 
 	"github.com/strata-llm/strata/node/api"
 	"github.com/strata-llm/strata/node/api/apitest"
+	"github.com/strata-llm/strata/pipeline/sample"
 )
 
 // hermesTemplate renders tools and calls as Qwen 2.5's and Hermes'
@@ -229,7 +230,7 @@ func TestToolsRequired(t *testing.T) {
 		t.Errorf("%+v", c)
 	}
 	reqs := f.gen.Requests()
-	sch := reqs[len(reqs)-1].Schema
+	sch, _ := reqs[len(reqs)-1].Grammar.(*sample.JSONSchema)
 	if sch == nil || !strings.Contains(sch.String(), `"name":"get_weather"`) || !strings.Contains(sch.String(), `"name":"get_time"`) {
 		t.Errorf("schema %v", sch)
 	}
@@ -246,7 +247,7 @@ func TestToolsRequired(t *testing.T) {
 		t.Errorf("%+v", c)
 	}
 	reqs = g.gen.Requests()
-	if sch := reqs[len(reqs)-1].Schema; sch == nil || strings.Contains(sch.String(), "get_time") {
+	if sch, _ := reqs[len(reqs)-1].Grammar.(*sample.JSONSchema); sch == nil || strings.Contains(sch.String(), "get_time") {
 		t.Errorf("a named function: schema %v", sch)
 	}
 	if p := g.prompt(t); !strings.Contains(p, "You can call functions.") || !strings.Contains(p, `"name":"get_time"`) || strings.HasSuffix(p, "<tool_call>\n") {
