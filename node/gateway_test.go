@@ -11,6 +11,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -418,6 +419,25 @@ func TestRegexNode(t *testing.T) {
 		t.Logf("sampled %v, %s: %q", sampled, gen.Details.FinishReason, gen.GeneratedText)
 		if gen.Details.FinishReason != "eos_token" || !match.MatchString(gen.GeneratedText) {
 			t.Errorf("sampled %v: %s after %q, which should match %s whole", sampled, gen.Details.FinishReason, gen.GeneratedText, expr)
+		}
+	}
+	// vLLM's guided_choice on OpenAI's completions route.
+	for i := range 3 {
+		status, b := post(t, base+"/v1/completions", map[string]any{"model": "llama", "prompt": "Lily was", "max_tokens": 30,
+			"temperature": 1, "seed": i, "guided_choice": []string{" happy", " sad", " very sleepy"}})
+		var out struct {
+			Choices []struct {
+				Text         string `json:"text"`
+				FinishReason string `json:"finish_reason"`
+			} `json:"choices"`
+		}
+		if err := json.Unmarshal(b, &out); status != 200 || err != nil || len(out.Choices) != 1 {
+			t.Fatalf("guided_choice: status %d: %s", status, b)
+		}
+		c := out.Choices[0]
+		t.Logf("guided_choice, %s: %q", c.FinishReason, c.Text)
+		if c.FinishReason != "stop" || !slices.Contains([]string{" happy", " sad", " very sleepy"}, c.Text) {
+			t.Errorf("guided_choice: %s after %q", c.FinishReason, c.Text)
 		}
 	}
 }

@@ -46,7 +46,8 @@
 // json or json_schema, set Request.Grammar to the schema
 // (sample.CompileJSONSchema's subset; any other keyword is a 400, or
 // TGI's 422); TGI's grammar of type regex to a sample.Regex, which the
-// whole text must match. logit_bias applies after the penalties (-100 bans a token).
+// whole text must match. Both OpenAI routes take vLLM's guided_json,
+// guided_regex and guided_choice the same way (guided.go). logit_bias applies after the penalties (-100 bans a token).
 // n (up to 16) choices run as that many sequences at once, choice i with
 // the seed plus i; the usage counts the prompt once. TGI's best_of runs
 // the same way and returns the sequence with the highest total

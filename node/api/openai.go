@@ -50,6 +50,7 @@ type chatRequest struct {
 	Prediction          json.RawMessage `json:"prediction"`
 	Modalities          []string        `json:"modalities"`
 	samplingFields
+	guidedFields
 }
 
 // samplingFields are the sampling parameters common to both routes: OpenAI's,
@@ -166,6 +167,7 @@ type completionRequest struct {
 	LogitBias     map[string]any `json:"logit_bias"`
 	User          string         `json:"user"`
 	samplingFields
+	guidedFields
 }
 
 // promptField is a completion prompt: a string, or an array holding one
@@ -434,6 +436,15 @@ func (s *Server) chatJob(req *chatRequest, info ModelInfo) (*job, *apiError) {
 		}
 		grammar = schema
 	}
+	guided, aerr := req.guidedFields.grammar()
+	switch {
+	case aerr != nil:
+		return nil, aerr
+	case guided != nil && (grammar != nil || req.ResponseFormat != nil && req.ResponseFormat.Type == "json_object"):
+		return nil, badRequest("response_format", "a guided_ parameter cannot hold beside a response_format or a tool_choice that requires a call")
+	case guided != nil:
+		grammar = guided
+	}
 	prompt := s.encodePrompt(text)
 	requested, param := req.MaxCompletionTokens, "max_completion_tokens"
 	if requested == nil {
@@ -562,9 +573,13 @@ func (s *Server) completionJob(req *completionRequest, info ModelInfo) (*job, st
 	if aerr != nil {
 		return nil, "", aerr
 	}
+	grammar, aerr := req.guidedFields.grammar()
+	if aerr != nil {
+		return nil, "", aerr
+	}
 	j := &job{
 		route: "completion",
-		req:   Request{ID: "cmpl-" + rand.Text(), Prompt: prompt, MaxTokens: n, Sampling: p},
+		req:   Request{ID: "cmpl-" + rand.Text(), Prompt: prompt, MaxTokens: n, Sampling: p, Grammar: grammar},
 		stops: req.Stop,
 	}
 	if req.Logprobs != nil {
