@@ -68,11 +68,12 @@ type benchRound struct {
 	DecodeTokS    float64 `json:"decode_tok_s"`
 	RooflineShare float64 `json:"roofline_share"`
 	// PairedShare is the median, over the round's decoded tokens, of each
-	// token's rate against the bandwidth of one streaming pass over as
-	// many bytes right before it: the machine's bandwidth can change
-	// twofold within a second, and a roofline measured around the whole
-	// round then sets some of its tokens against another bandwidth than
-	// the one they ran at.
+	// token's rate against the bandwidth of a streaming pass over as many
+	// bytes right before it and of one right after it (the higher, as for
+	// the round): the machine's bandwidth can change twofold within a
+	// second, and a roofline measured around the whole round then sets
+	// some of its tokens against another bandwidth than the one they ran
+	// at.
 	PairedShare   float64 `json:"paired_roofline_share"`
 	PrefillTokS   float64 `json:"prefill_tok_s"`
 	PrefillGFLOPs float64 `json:"prefill_gflop_s"`
@@ -208,7 +209,7 @@ func benchCmd(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if *asJSON {
 		return nil
 	}
-	fmt.Fprintf(stdout, "median of %d rounds; each round's shares are against the roofline and FMA peak measured right before and after it (the higher), [lowest-highest round]; paired: the median over a round's tokens of each token's rate against a bandwidth pass right before it\n", max(*rounds, 1))
+	fmt.Fprintf(stdout, "median of %d rounds; each round's shares are against the roofline and FMA peak measured right before and after it (the higher), [lowest-highest round]; paired: the median over a round's tokens of each token's rate against the bandwidth of a pass right before it and one right after (the higher)\n", max(*rounds, 1))
 	w := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintf(w, "model\ttype\tthreads\tMB/token\tbandwidth GB/s\troofline tok/s\tdecode tok/s\tof roofline\trounds\tpaired\trounds\tprefill tok/s\tprefill GFLOP/s\tFMA peak GFLOP/s\tof peak\trounds\t\n")
 	for _, r := range rows {
@@ -378,7 +379,7 @@ func benchOne(path string, pool *kernels.Pool, prefill, decode, rounds int, meas
 		return benchRow{}, err
 	}
 	pr := probe(perToken)
-	bws := make([]float64, 0, decode)
+	bws := make([]float64, 0, decode+1)
 	for i := range rounds {
 		bw, peak := measure(perToken)
 		bws = bws[:0]
@@ -386,6 +387,7 @@ func benchOne(path string, pool *kernels.Pool, prefill, decode, rounds int, meas
 		if err != nil {
 			return benchRow{}, err
 		}
+		bws = append(bws, pr.Measure(pool)) // after the last token
 		bwAfter, peakAfter := measure(perToken)
 		bw, peak = max(bw, bwAfter), max(peak, peakAfter)
 		r := benchRound{
@@ -397,7 +399,7 @@ func benchOne(path string, pool *kernels.Pool, prefill, decode, rounds int, meas
 		}
 		paired := make([]float64, len(res.Steps))
 		for j, d := range res.Steps {
-			paired[j] = float64(perToken) / d.Seconds() / bws[j]
+			paired[j] = float64(perToken) / d.Seconds() / max(bws[j], bws[j+1])
 		}
 		if len(paired) > 0 {
 			slices.Sort(paired)
