@@ -259,70 +259,49 @@ func writable(in *syntax.Inst) bool {
 // closure returns the states of mid (see strPattern) an empty path from
 // pc leads to, passing ^ only at the string's beginning (begin).
 func (p *strPattern) closure(pc uint32, begin bool, live []bool) patSet {
-	var s, seen patSet
-	var stack [maxPatInsts]uint32
-	n := 0
-	stack[n], n = pc, 1
-	for n > 0 {
-		n--
-		pc := stack[n]
-		if seen.has(pc) {
-			continue
-		}
-		seen.add(pc)
-		in := &p.insts[pc]
-		switch in.Op {
-		case syntax.InstAlt, syntax.InstAltMatch:
-			stack[n], stack[n+1], n = in.Out, in.Arg, n+2
-		case syntax.InstNop, syntax.InstCapture:
-			stack[n], n = in.Out, n+1
-		case syntax.InstEmptyWidth:
-			e := syntax.EmptyOp(in.Arg)
-			switch {
-			case e&syntax.EmptyEndText != 0:
-				if p.ends[pc] {
-					s.add(pc)
-				}
-			case e == syntax.EmptyBeginText && begin:
-				stack[n], n = in.Out, n+1
-			}
-		case syntax.InstMatch:
+	var s patSet
+	p.emptyPaths(pc, func(e syntax.EmptyOp) bool { return e == syntax.EmptyBeginText && begin }, func(pc uint32) bool {
+		switch in := &p.insts[pc]; {
+		case in.Op == syntax.InstMatch, live[pc],
+			in.Op == syntax.InstEmptyWidth && syntax.EmptyOp(in.Arg)&syntax.EmptyEndText != 0 && p.ends[pc]:
 			s.add(pc)
-		default:
-			if live[pc] {
-				s.add(pc)
-			}
 		}
-	}
+		return false
+	})
 	return s
 }
 
 // reaches reports whether the match is reached from pc by an empty path
 // at the string's end: through $, not ^.
 func (p *strPattern) reaches(pc uint32) bool {
+	return p.emptyPaths(pc, func(e syntax.EmptyOp) bool { return e == syntax.EmptyEndText }, func(pc uint32) bool {
+		return p.insts[pc].Op == syntax.InstMatch
+	})
+}
+
+// emptyPaths follows the empty paths from pc, through the ^ and $ that
+// pass lets by, and calls stop for each state where one ends (one that
+// takes a character, the match, a ^ or $ not let by, a dead end) until it
+// returns true; it reports whether one did.
+func (p *strPattern) emptyPaths(pc uint32, pass func(syntax.EmptyOp) bool, stop func(pc uint32) bool) bool {
 	var seen patSet
-	var stack [maxPatInsts]uint32
-	n := 0
-	stack[n], n = pc, 1
-	for n > 0 {
+	var stack [2*maxPatInsts + 1]uint32 // each state pushes at most two
+	stack[0] = pc
+	for n := 1; n > 0; {
 		n--
 		pc := stack[n]
 		if seen.has(pc) {
 			continue
 		}
 		seen.add(pc)
-		in := &p.insts[pc]
-		switch in.Op {
-		case syntax.InstMatch:
-			return true
-		case syntax.InstAlt, syntax.InstAltMatch:
+		switch in := &p.insts[pc]; {
+		case in.Op == syntax.InstAlt || in.Op == syntax.InstAltMatch:
 			stack[n], stack[n+1], n = in.Out, in.Arg, n+2
-		case syntax.InstNop, syntax.InstCapture:
+		case in.Op == syntax.InstNop || in.Op == syntax.InstCapture,
+			in.Op == syntax.InstEmptyWidth && pass(syntax.EmptyOp(in.Arg)):
 			stack[n], n = in.Out, n+1
-		case syntax.InstEmptyWidth:
-			if syntax.EmptyOp(in.Arg) == syntax.EmptyEndText {
-				stack[n], n = in.Out, n+1
-			}
+		case stop(pc):
+			return true
 		}
 	}
 	return false
