@@ -374,8 +374,15 @@ func TestJSONSchemaNode(t *testing.T) {
 			map[string]any{"type": "json_schema", "json_schema": map[string]any{"name": "mood", "schema": json.RawMessage(doc)}}, temp, i)
 		check(fmt.Sprintf("chat, temperature %v", temp), content, finish)
 	}
-	status, b := post(t, base+"/generate", map[string]any{"inputs": "Lily was",
-		"parameters": map[string]any{"grammar": map[string]any{"type": "json", "value": json.RawMessage(doc)}, "max_new_tokens": 90}})
+	text, finish := tgiGenerate(t, base, map[string]any{"grammar": map[string]any{"type": "json", "value": json.RawMessage(doc)}, "max_new_tokens": 90})
+	check("TGI grammar", text, finish)
+}
+
+// tgiGenerate asks base's TGI /generate route to go on from "Lily was"
+// with params, and returns the generated text and the finish reason.
+func tgiGenerate(t *testing.T, base string, params map[string]any) (text, finish string) {
+	t.Helper()
+	status, b := post(t, base+"/generate", map[string]any{"inputs": "Lily was", "parameters": params})
 	if status != 200 {
 		t.Fatalf("TGI: status %d: %s", status, b)
 	}
@@ -388,7 +395,7 @@ func TestJSONSchemaNode(t *testing.T) {
 	if err := json.Unmarshal(b, &gen); err != nil {
 		t.Fatal(err)
 	}
-	check("TGI grammar", gen.GeneratedText, gen.Details.FinishReason)
+	return gen.GeneratedText, gen.Details.FinishReason
 }
 
 // TestRegexNode asks a 3-stage node for TGI generations under a regex
@@ -403,22 +410,10 @@ func TestRegexNode(t *testing.T) {
 		if sampled {
 			params["temperature"] = 1.0
 		}
-		status, b := post(t, base+"/generate", map[string]any{"inputs": "Lily was", "parameters": params})
-		if status != 200 {
-			t.Fatalf("status %d: %s", status, b)
-		}
-		var gen struct {
-			GeneratedText string `json:"generated_text"`
-			Details       struct {
-				FinishReason string `json:"finish_reason"`
-			} `json:"details"`
-		}
-		if err := json.Unmarshal(b, &gen); err != nil {
-			t.Fatal(err)
-		}
-		t.Logf("sampled %v, %s: %q", sampled, gen.Details.FinishReason, gen.GeneratedText)
-		if gen.Details.FinishReason != "eos_token" || !match.MatchString(gen.GeneratedText) {
-			t.Errorf("sampled %v: %s after %q, which should match %s whole", sampled, gen.Details.FinishReason, gen.GeneratedText, expr)
+		text, finish := tgiGenerate(t, base, params)
+		t.Logf("sampled %v, %s: %q", sampled, finish, text)
+		if finish != "eos_token" || !match.MatchString(text) {
+			t.Errorf("sampled %v: %s after %q, which should match %s whole", sampled, finish, text, expr)
 		}
 	}
 	// vLLM's guided_choice on OpenAI's completions route.
