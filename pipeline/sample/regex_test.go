@@ -1,7 +1,6 @@
 package sample
 
 import (
-	"math/rand/v2"
 	"regexp"
 	"testing"
 	"unicode/utf8"
@@ -53,60 +52,21 @@ func TestRegex(t *testing.T) {
 	}
 }
 
-// TestRegexConstraint samples under a Regex's constraint over a small
-// vocabulary (every printable byte a token too): each text is a beginning
-// the automaton takes, and each that ends matches whole, by Go's regexp.
+// TestRegexConstraint samples under a Regex's constraint (testConstraint):
+// each text that ends matches whole by Go's regexp too; Allowed allocates
+// nothing.
 func TestRegexConstraint(t *testing.T) {
 	const expr = `[A-Z]{2}-\d{2,3}( é+)?`
 	r, err := CompileRegex(expr)
 	if err != nil {
 		t.Fatal(err)
 	}
-	check := regexp.MustCompile(`^(?:` + expr + `)$`)
 	vocab := []string{"", "AB", "-1", "23", " é", "é", "\xc3", "\xa9"}
-	for b := byte(' '); b < 0x7f; b++ {
-		vocab = append(vocab, string(b))
-	}
-	pieces := make([][]byte, len(vocab))
-	for i, v := range vocab {
-		pieces[i] = []byte(v)
-	}
-	piece := func(id int) []byte { return pieces[id] }
-	isEOG := func(id int) bool { return id == 0 }
-	rng := rand.New(rand.NewPCG(7, 8))
-	ended := 0
-	for trial := range 200 {
-		c := r.Constraint(piece, isEOG)
-		smp := New(Params{Temperature: float32(trial % 3), Seed: uint64(trial)})
-		logits := make([]float32, len(vocab))
-		var text []byte
-		for range 40 {
-			for i := range logits {
-				logits[i] = float32(rng.NormFloat64() * 2)
-			}
-			logits[0] = 3
-			tok := smp.SampleAllowed(logits, nil, c)
-			if tok < 0 {
-				t.Fatalf("trial %d: no token after %q", trial, text)
-			}
-			c.Accept(tok)
-			if tok == 0 {
-				if !check.Match(text) {
-					t.Fatalf("trial %d: ended after %q, which does not match", trial, text)
-				}
-				ended++
-				break
-			}
-			text = append(text, piece(tok)...)
-			if !r.Prefix(text) {
-				t.Fatalf("trial %d: %q is no beginning", trial, text)
-			}
-		}
-	}
-	if ended < 100 {
+	if ended := testConstraint(t, r, vocab, regexp.MustCompile(`^(?:`+expr+`)$`).Match); ended < 100 {
 		t.Errorf("%d of 200 trials ended", ended)
 	}
-	c := r.Constraint(piece, isEOG)
+	pieces := [][]byte{nil, []byte("AB")}
+	c := r.Constraint(func(id int) []byte { return pieces[id] }, func(id int) bool { return id == 0 })
 	if n := testing.AllocsPerRun(100, func() { c.Allowed(1) }); n != 0 {
 		t.Errorf("Allowed allocates %v times", n)
 	}

@@ -663,15 +663,26 @@ func FuzzJSONSchemaValid(f *testing.F) {
 // small vocabulary (every printable byte a token too): each text is a
 // prefix the recognizer takes, and ends exactly when whole.
 func TestJSONSchemaConstraint(t *testing.T) {
-	testConstraint(t, mustSchema(t, personSchema), []string{"", `{"name":`, `"Lily"`, `,"age":`, "3", "}", `"a"`, "true", "null", " "})
-	testConstraint(t, mustSchema(t, unionSchema), []string{"", `{"pet":`, `{"kind":"`, `dog"}`, `,"ab":{"id":`, "}", `,"a":"x"`, `cat","lives":`, "9", `,"b":[`})
-	testConstraint(t, mustSchema(t, rangeSchema), []string{"", `{"n":`, `12`, `,"p":`, "0.", "}", "-", "99", "1", `,"m":`})
-	testConstraint(t, mustSchema(t, patternSchema), []string{"", `{"id":"`, `AB-`, `12`, `","tag":"`, "\"}", "é", "xy", "\xc3\xa8", `\u00`})
+	testConstraint(t, mustSchema(t, personSchema), []string{"", `{"name":`, `"Lily"`, `,"age":`, "3", "}", `"a"`, "true", "null", " "}, nil)
+	testConstraint(t, mustSchema(t, unionSchema), []string{"", `{"pet":`, `{"kind":"`, `dog"}`, `,"ab":{"id":`, "}", `,"a":"x"`, `cat","lives":`, "9", `,"b":[`}, nil)
+	testConstraint(t, mustSchema(t, rangeSchema), []string{"", `{"n":`, `12`, `,"p":`, "0.", "}", "-", "99", "1", `,"m":`}, nil)
+	testConstraint(t, mustSchema(t, patternSchema), []string{"", `{"id":"`, `AB-`, `12`, `","tag":"`, "\"}", "é", "xy", "\xc3\xa8", `\u00`}, nil)
 }
 
-// testConstraint samples under s's constraint over vocab (its first five
-// pieces after the end token made likely) and every printable byte.
-func testConstraint(t *testing.T, s *JSONSchema, vocab []string) {
+// checkedGrammar is a grammar that tells whole texts and beginnings of
+// them apart, as JSONSchema and Regex do.
+type checkedGrammar interface {
+	Grammar
+	Valid(text []byte) bool
+	Prefix(text []byte) bool
+}
+
+// testConstraint samples under g's constraint over vocab (its first five
+// pieces after the end token made likely) and every printable byte: each
+// text is a beginning g takes, and each that ends is whole to g and to
+// whole (an independent check, or nil). It returns how many of its 200
+// trials ended.
+func testConstraint(t *testing.T, g checkedGrammar, vocab []string, whole func([]byte) bool) int {
 	for b := byte(' '); b < 0x7f; b++ {
 		vocab = append(vocab, string(b))
 	}
@@ -680,7 +691,7 @@ func testConstraint(t *testing.T, s *JSONSchema, vocab []string) {
 	rng := rand.New(rand.NewPCG(3, 4))
 	ended := 0
 	for trial := range 200 {
-		c := s.Constraint(piece, isEOG)
+		c := g.Constraint(piece, isEOG)
 		smp := New(Params{Temperature: float32(trial % 3), Seed: uint64(trial)})
 		logits := make([]float32, len(vocab))
 		var text []byte
@@ -689,31 +700,32 @@ func testConstraint(t *testing.T, s *JSONSchema, vocab []string) {
 				logits[i] = float32(rng.NormFloat64() * 2)
 			}
 			for i := 1; i <= 5; i++ {
-				logits[i] += 3 // the schema's own pieces, likely
+				logits[i] += 3 // the grammar's own pieces, likely
 			}
 			logits[0] = 4
 			tok := smp.SampleAllowed(logits, nil, c)
 			if tok < 0 {
-				t.Fatalf("trial %d: no token after %s", trial, text)
+				t.Fatalf("trial %d: no token after %q", trial, text)
 			}
 			c.Accept(tok)
 			if tok == 0 {
-				if !s.Valid(text) {
-					t.Fatalf("trial %d: ended after %s, not whole", trial, text)
+				if !g.Valid(text) || whole != nil && !whole(text) {
+					t.Fatalf("trial %d: ended after %q, not whole", trial, text)
 				}
 				ended++
 				break
 			}
 			text = append(text, piece(tok)...)
-			if !s.Prefix(text) {
-				t.Fatalf("trial %d: %s is no prefix", trial, text)
+			if !g.Prefix(text) {
+				t.Fatalf("trial %d: %q is no beginning", trial, text)
 			}
 		}
 	}
 	if ended == 0 {
 		t.Error("no trial made a whole text")
 	}
-	t.Logf("%s: %d of 200 trials made a whole text in 80 tokens", s, ended)
+	t.Logf("%s: %d of 200 trials made a whole text in 80 tokens", g, ended)
+	return ended
 }
 
 // TestSchemaConstraintAllocs: a schema without ambiguous alternatives
