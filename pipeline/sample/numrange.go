@@ -210,7 +210,7 @@ func (r *numRange) step(f *frame, b byte, integer bool) bool {
 	lo, hi := a.span(e, integer)
 	base, width := f.mag, int64(1)
 	for j := int(f.digits); base <= hi; j++ {
-		if base+width-1 >= lo {
+		if top := base + width - 1; top >= lo || top < 0 { // < 0: past int64, so past lo
 			return true
 		}
 		if j == MaxIntDigits {

@@ -514,6 +514,16 @@ func TestJSONSchemaRanges(t *testing.T) {
 			t.Errorf("Prefix(%s) = %v, want %v", text, got, want)
 		}
 	}
+	// Near the ends of int64: "1" begins 20-digit numbers past 2^62.
+	big := mustSchema(t, `{"type":"integer","minimum":4611686018427387904}`)
+	for text, want := range map[string]bool{"1": true, "19": true, "4611686018427387904": true, "4611686018427387903": true, "46": true} { // 2^62-1 may go on to 20 digits
+		if got := big.Prefix([]byte(text)); got != want {
+			t.Errorf("minimum 2^62: Prefix(%s) = %v, want %v", text, got, want)
+		}
+	}
+	if !big.Valid([]byte("12345678901234567890")) || big.Valid([]byte("4611686018427387903")) {
+		t.Error("minimum 2^62: a 20-digit number refused, or 2^62-1 taken")
+	}
 	// A number in an object ends only within its range.
 	o := mustSchema(t, `{"type":"object","properties":{"a":{"type":"integer","maximum":5}},"required":["a"]}`)
 	for text, want := range map[string]bool{`{"a":5}`: true, `{"a":6}`: false, `{"a":-100}`: true, `{"a":50}`: false} {
