@@ -24,26 +24,8 @@ func TestRegex(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		for _, s := range tc.good {
-			if !r.Valid([]byte(s)) {
-				t.Errorf("%s: refused %q", tc.expr, s)
-			}
-		}
-		for _, s := range tc.bad {
-			if r.Valid([]byte(s)) {
-				t.Errorf("%s: accepted %q", tc.expr, s)
-			}
-		}
-		for _, s := range tc.prefixes {
-			if !r.Prefix([]byte(s)) {
-				t.Errorf("%s: %q is no beginning", tc.expr, s)
-			}
-		}
-		for _, s := range tc.dead {
-			if r.Prefix([]byte(s)) {
-				t.Errorf("%s: %q is a beginning", tc.expr, s)
-			}
-		}
+		checkTexts(t, tc.expr+" whole", r.Valid, tc.good, tc.bad)
+		checkTexts(t, tc.expr+" beginning", r.Prefix, tc.prefixes, tc.dead)
 	}
 	for _, expr := range []string{`(?=a)`, `a\b`, `(?i)a`, `(?m)^a$`, `a{300}`, `a)(`, `[^\x00-\x{10FFFF}]`} {
 		if _, err := CompileRegex(expr); err == nil {

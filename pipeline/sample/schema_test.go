@@ -496,16 +496,7 @@ func TestJSONSchemaRanges(t *testing.T) {
 		if got := s.String(); got != tc.shape {
 			t.Errorf("%s: shape %s, want %s", tc.schema, got, tc.shape)
 		}
-		for _, text := range tc.good {
-			if !s.Valid([]byte(text)) {
-				t.Errorf("%s: refused %s", tc.schema, text)
-			}
-		}
-		for _, text := range tc.bad {
-			if s.Valid([]byte(text)) {
-				t.Errorf("%s: accepted %s", tc.schema, text)
-			}
-		}
+		checkTexts(t, tc.schema, s.Valid, tc.good, tc.bad)
 	}
 	// Digits are refused as soon as no number they begin is within range.
 	s := mustSchema(t, `{"type":"integer","minimum":100,"maximum":150}`)
@@ -529,6 +520,22 @@ func TestJSONSchemaRanges(t *testing.T) {
 	for text, want := range map[string]bool{`{"a":5}`: true, `{"a":6}`: false, `{"a":-100}`: true, `{"a":50}`: false} {
 		if got := o.Valid([]byte(text)); got != want {
 			t.Errorf("Valid(%s) = %v, want %v", text, got, want)
+		}
+	}
+}
+
+// checkTexts checks that holds takes each of yes and none of no, named
+// after what is checked.
+func checkTexts(t *testing.T, name string, holds func([]byte) bool, yes, no []string) {
+	t.Helper()
+	for _, text := range yes {
+		if !holds([]byte(text)) {
+			t.Errorf("%s: refused %q", name, text)
+		}
+	}
+	for _, text := range no {
+		if holds([]byte(text)) {
+			t.Errorf("%s: took %q", name, text)
 		}
 	}
 }
