@@ -52,7 +52,8 @@ type Matrix struct {
 // bounds of their magnitudes, which let batched products fuse their
 // multiply-adds where no product can round. Products of the result are
 // bitwise those of m. A copy is owned by the result and as large as Data
-// (Q4_K's, 37/36 of it; Q5_K's, 45/44).
+// (Q4_K's, 37/36 of it; Q5_K's, 45/44), and backed by huge pages where the
+// system allows (adviseHuge): a product streams them faster.
 func (m Matrix) Packed() Matrix {
 	if m.Type == BF16 && !m.mags.known {
 		m.mags = bf16MagsOf(m.Data)
@@ -75,9 +76,11 @@ func (m Matrix) Packed() Matrix {
 var heapWeightBytes atomic.Int64
 
 // weightBuf returns a new n-byte buffer for Packed's copy of a matrix,
-// counted in HeapWeightBytes until the garbage collector frees it.
+// counted in HeapWeightBytes until the garbage collector frees it, and
+// backed by huge pages where the system allows (adviseHuge).
 func weightBuf(n int) []byte {
 	b := make([]byte, n)
+	adviseHuge(b)
 	if n > 0 {
 		heapWeightBytes.Add(int64(n))
 		runtime.AddCleanup(&b[0], func(n int64) { heapWeightBytes.Add(-n) }, int64(n))
