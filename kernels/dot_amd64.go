@@ -73,6 +73,13 @@ func dotQ4_0Q8_0x16PackedTok4AVX512(dst *float32, ldd int, w *byte, x *byte, xrb
 //go:noescape
 func dotQ8_0Q8_0x16PackedAVX512(dst *float32, w *byte, x *byte, xs *byte, nb int, groups int)
 
+// dotQ6_KQ8_Kx16PackedAVX512 is dotQ6_KQ8_K of groups*16 rows packed by
+// packQ6K16 into dst[16g+r], bitwise, against x (nb Q8_K blocks) and its
+// records xs (packedSumsQ6_K).
+//
+//go:noescape
+func dotQ6_KQ8_Kx16PackedAVX512(dst *float32, w *byte, x *byte, xs *byte, nb int, groups int)
+
 //go:noescape
 func dotQ5_0Q8_0x16PackedAVX512(dst *float32, w *byte, x *byte, xs *byte, nb int, groups int)
 
@@ -258,9 +265,10 @@ func dotF16X32Rows16(dst []float32, w []byte, rb int, x []byte, nb int) {
 }
 
 // packGroup returns how many rows Matrix.Packed interleaves m by on this
-// CPU, for dotPacked (0: it does not): Q4_0, Q8_0, Q5_0, Q4_1, Q5_1, Q4_K
-// and Q5_K by 16 with AVX-512 VNNI and a multiple of 16 rows, else Q4_0
-// and Q8_0 by 8 with AVX2 and a multiple of 8.
+// CPU, for dotPacked (0: it does not): Q4_0, Q8_0, Q5_0, Q4_1, Q5_1, Q4_K,
+// Q5_K and Q6_K by 16 with AVX-512 VNNI and a multiple of 16 rows, else
+// Q4_0 and Q8_0 by 8 with AVX2 and a multiple of 8 (and wide F16 matrices
+// by 16 in bands: packF16Bands).
 func packGroup(m Matrix) int {
 	if !useAVX2 || m.Rows <= 0 || len(m.Data) == 0 {
 		return 0
@@ -273,7 +281,7 @@ func packGroup(m Matrix) int {
 		if m.Rows%8 == 0 {
 			return 8
 		}
-	case Q5_0, Q4_1, Q5_1, Q4_K, Q5_K:
+	case Q5_0, Q4_1, Q5_1, Q4_K, Q5_K, Q6_K:
 		if useAVX512 && m.Rows%16 == 0 {
 			return 16
 		}
@@ -287,8 +295,8 @@ func packGroup(m Matrix) int {
 
 // dotPacked sets dst[r] for the rows r of groups [g0, g1) of the packed
 // matrix w (Q4_0: dotQ4_0Q8_0x8(w.Row(r), x, nb); Q8_0: dotQ8_0Q8_0;
-// Q5_0: dotQ5_0Q8_0; Q4_1 and Q5_1: their Q8_1 dots; Q4_K and Q5_K:
-// theirs), bitwise as one row at a time. xs holds x's records
+// Q5_0: dotQ5_0Q8_0; Q4_1 and Q5_1: their Q8_1 dots; Q4_K, Q5_K and
+// Q6_K: theirs), bitwise as one row at a time. xs holds x's records
 // (packedXSums). Direct calls only: through a func value, //go:noescape
 // would not apply.
 func dotPacked(dst []float32, w Matrix, g0, g1 int, x, xs []byte) {
@@ -300,18 +308,28 @@ func dotPacked(dst []float32, w Matrix, g0, g1 int, x, xs []byte) {
 		return
 	}
 	nb, g := w.Cols/QK, w.group
-	if w.Type == Q4_K || w.Type == Q5_K {
+	if w.Type == Q4_K || w.Type == Q5_K || w.Type == Q6_K {
 		nb = w.Cols / QKK
-		size := q4KPacked
-		if w.Type == Q5_K {
+		size, xsb := q4KPacked, 32
+		switch w.Type {
+		case Q5_K:
 			size = q5KPacked
+		case Q6_K:
+			size, xsb = q6KPacked, 256
 		}
-		d, p := dst[16*g0:16*g1], w.packed[g0*nb*size:g1*nb*size]
-		x, xs = x[:nb*q8_KBytes], xs[:nb*32]
+		gb := nb * size
+		if w.Type == Q6_K {
+			gb = q6KGroupBytes(nb)
+		}
+		d, p := dst[16*g0:16*g1], w.packed[g0*gb:g1*gb]
+		x, xs = x[:nb*q8_KBytes], xs[:nb*xsb]
 		dp, pp, xp, sp := unsafe.SliceData(d), unsafe.SliceData(p), unsafe.SliceData(x), unsafe.SliceData(xs)
-		if w.Type == Q5_K {
+		switch w.Type {
+		case Q5_K:
 			dotQ5_KQ8_Kx16PackedAVX512(dp, pp, xp, sp, nb, g1-g0)
-		} else {
+		case Q6_K:
+			dotQ6_KQ8_Kx16PackedAVX512(dp, pp, xp, sp, nb, g1-g0)
+		default:
 			dotQ4_KQ8_Kx16PackedAVX512(dp, pp, xp, sp, nb, g1-g0)
 		}
 		return
@@ -930,6 +948,7 @@ func asmDots() []dotImpl {
 			dotImpl{"Q5_1x16packed", Q5_1, dotQ5_1Q8_1, packedRow(Q5_1, 16)},
 			dotImpl{"Q4_Kx16packed", Q4_K, dotQ4_KQ8_K, packedRow(Q4_K, 16)},
 			dotImpl{"Q5_Kx16packed", Q5_K, dotQ5_KQ8_K, packedRow(Q5_K, 16)},
+			dotImpl{"Q6_Kx16packed", Q6_K, dotQ6_KQ8_K, packedRow(Q6_K, 16)},
 			dotImpl{"F16x32rows16", F16, func(w, x []byte, _ int) float32 { return dotF16(w, x) }, rowOf16F16},
 			dotImpl{"Q4_K512", Q4_K, dotQ4_KQ8_K, dotQ4_KQ8_KAsm512},
 			dotImpl{"Q5_K512", Q5_K, dotQ5_KQ8_K, dotQ5_KQ8_KAsm512},
@@ -1055,19 +1074,22 @@ func packedRow(t DType, g int) func(w, x []byte, nb int) float32 {
 					m[r*rb+i] = 0x81 // no -128 quants (the kernels' bound)
 				}
 			}
-			hdr := 2 // each block keeps the original's (finite) scale, and min
-			if t == Q4_1 || t == Q5_1 || t == Q4_K || t == Q5_K {
+			hdr, at := 2, 0 // each block keeps the original's (finite) scale, and min
+			switch t {
+			case Q4_1, Q5_1, Q4_K, Q5_K:
 				hdr = 4
+			case Q6_K:
+				at = 208 // its d comes last
 			}
 			for b := range nb {
-				copy(m[r*rb+b*bb:][:hdr], w[b*bb:][:hdr])
+				copy(m[r*rb+b*bb+at:][:hdr], w[b*bb+at:][:hdr])
 			}
 		}
 		copy(m[(g+5)*rb:], w[:rb])
 		mat := Matrix{Type: t, Rows: 3 * g, Cols: nb * t.BlockSize(), Data: m}
 		mat.packed, mat.group = packRows(mat, g), g
-		xs := make([]byte, xsBlock*nb)
-		packedXSums(xs, x, VecDotType(t), mat.Cols)
+		xs := make([]byte, xsBlock*mat.Cols/QK)
+		packedXSums(xs, x, t, mat.Cols)
 		dst := make([]float32, 3*g)
 		dotPacked(dst, mat, 1, 3, x, xs)
 		return dst[g+5]

@@ -146,7 +146,7 @@ func (t *mulTask) run(lo, hi int) {
 			quantizeAct(t.xq[i*t.xrb:(i+1)*t.xrb], t.xt, t.x[i*cols:(i+1)*cols])
 			if w.packed != nil {
 				nb := cols / QK
-				packedXSums(t.xs[i*nb*xsBlock:(i+1)*nb*xsBlock], t.xq[i*t.xrb:(i+1)*t.xrb], t.xt, cols)
+				packedXSums(t.xs[i*nb*xsBlock:(i+1)*nb*xsBlock], t.xq[i*t.xrb:(i+1)*t.xrb], w.Type, cols)
 			}
 		}
 		return
@@ -469,17 +469,35 @@ func packedSums(xs, x []byte, nb int) {
 	}
 }
 
-// packedXSums writes into xs what the packed products read beside one
-// activation row xq of cols elements quantized to xt: packedSums, or for
-// Q8_1 and Q8_K activations the records of their own.
-func packedXSums(xs, xq []byte, xt DType, cols int) {
-	switch xt {
-	case Q8_1:
+// packedXSums writes into xs what the packed products of weights of type
+// wt read beside one activation row xq of cols elements, quantized to
+// VecDotType(wt): packedSums, or for the Q8_1 and Q8_K activations the
+// records of their own. It writes at most cols/QK*xsBlock bytes.
+func packedXSums(xs, xq []byte, wt DType, cols int) {
+	switch wt {
+	case Q4_1, Q5_1:
 		packedScalesQ8_1(xs, xq, cols/QK)
-	case Q8_K:
+	case Q4_K, Q5_K:
 		packedSumsQ8_K(xs, xq, cols/QKK)
+	case Q6_K:
+		packedSumsQ6_K(xs, xq, cols/QKK)
 	default:
 		packedSumsImpl(xs, xq, cols/QK)
+	}
+}
+
+// packedSumsQ6_K is packedSums for the Q8_K activations of the packed
+// Q6_K products: super-block b's record at 256*b holds, for each 4 quants
+// in turn, -32 times their sum (int32), the offset of Q6_K's weights.
+func packedSumsQ6_K(xs, x []byte, nb int) {
+	xs, x = xs[:256*nb], x[:q8_KBytes*nb]
+	for b := range nb {
+		_, qs, _ := q8K((*[q8_KBytes]byte)(x[b*q8_KBytes:]))
+		rec := xs[256*b:][:256]
+		for g := range 64 {
+			s := int32(int8(qs[4*g])) + int32(int8(qs[4*g+1])) + int32(int8(qs[4*g+2])) + int32(int8(qs[4*g+3]))
+			binary.LittleEndian.PutUint32(rec[4*g:], uint32(-32*s))
+		}
 	}
 }
 

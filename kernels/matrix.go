@@ -37,11 +37,12 @@ type Matrix struct {
 
 // Packed returns m with a copy of its weights rearranged for the fastest
 // product kernel of this CPU, as llama.cpp repacks them at load. Today that
-// is Q4_0, Q8_0, Q5_0, Q4_1, Q5_1, Q4_K and Q5_K with AVX-512 VNNI, in groups of
-// 16 rows (a multiple of 16 rows), else Q4_0 and Q8_0 with AVX2 in groups of
-// 8 (a multiple of 8), interleaved so that a product streams one run of
-// memory instead of 16 or 8 and shares each block of activations among the
-// group's rows (Q4_K's and Q5_K's scales unpacked on the way: packK16); and
+// is Q4_0, Q8_0, Q5_0, Q4_1, Q5_1, Q4_K, Q5_K and Q6_K with AVX-512 VNNI,
+// in groups of 16 rows (a multiple of 16 rows), else Q4_0 and Q8_0 with
+// AVX2 in groups of 8 (a multiple of 8), interleaved so that a product
+// streams one run of memory instead of 16 or 8 and shares each block of
+// activations among the group's rows (Q4_K's and Q5_K's scales unpacked on
+// the way: packK16; Q6_K's laid out by packQ6K16); and
 // F16 wider than 2048 columns with AVX-512, in bands of columns by groups
 // of 16 rows (packF16Bands). Data, Row and DequantizeRow are unchanged
 // (Data is kept, not read by products but F16's batched ones). Any
@@ -52,8 +53,10 @@ type Matrix struct {
 // bounds of their magnitudes, which let batched products fuse their
 // multiply-adds where no product can round. Products of the result are
 // bitwise those of m. A copy is owned by the result and as large as Data
-// (Q4_K's, 37/36 of it; Q5_K's, 45/44), and backed by huge pages where the
-// system allows (adviseHuge): a product streams them faster.
+// (Q4_K's, 37/36 of it; Q5_K's, 45/44; Q6_K's, 32 bytes more a group of
+// rows whose rows hold an odd number of super-blocks), and backed by huge
+// pages where the system allows (adviseHuge): a product streams them
+// faster.
 func (m Matrix) Packed() Matrix {
 	if m.Type == BF16 && !m.mags.known {
 		m.mags = bf16MagsOf(m.Data)
@@ -124,13 +127,16 @@ const copyBytes = 2 << 20
 //
 // Q5_0, Q4_1 and Q5_1 (groups of 16 only) pack their nibbles as Q4_0's,
 // and their fifth bits as the byte masks of those loads: packNibbles16.
-// Q4_K and Q5_K (groups of 16 only) have a layout of their own: packK16.
+// Q4_K and Q5_K (groups of 16 only) have a layout of their own: packK16;
+// Q6_K another: packQ6K16.
 func packRows(m Matrix, g int) []byte {
 	switch m.Type {
 	case Q5_0, Q4_1, Q5_1:
 		return packNibbles16(m)
 	case Q4_K, Q5_K:
 		return packK16(m)
+	case Q6_K:
+		return packQ6K16(m)
 	case F16:
 		return packF16Bands(m)
 	}
@@ -277,6 +283,61 @@ const (
 	q4KPacked = 2048 + 2*32 + 8*16 + 4*32
 	q5KPacked = 2048 + 512 + 2*32 + 8*16 + 4*32
 )
+
+// q6KPacked is the size of a super-block of 16 rows packed by packQ6K16:
+// as many bytes as unpacked.
+const q6KPacked = 16 * q6_KBytes
+
+// q6KGroupBytes is the size of a group of 16 rows of nb super-blocks
+// packed by packQ6K16: a last odd super-block is padded by 32 bytes.
+func q6KGroupBytes(nb int) int { return nb*q6KPacked + 32*(nb%2) }
+
+// packQ6K16 interleaves the rows of a Q6_K matrix by groups of 16, for
+// dotQ6_KQ8_Kx16PackedAVX512: group k's nb super-blocks of 16 rows at
+// k*q6KGroupBytes(nb), by pairs: the first's scales and d (288 bytes),
+// the second's, then both super-blocks' quants (3072 bytes each); a last
+// odd super-block: its scales and d, 32 bytes of padding, its quants. So
+// every 64-byte load of quants is aligned where the matrix is, and the
+// kernel reads the bytes in the order they lie in. A
+// super-block's quants go by halves n (128 elements) and words i (4
+// elements of each of the half's four chunks of 32), three loads a word,
+// row r's 4 bytes at 4r of each: at 1536n+192i its ql bytes 64n+4i..
+// (chunk 0 in the low nibbles, chunk 2 in the high), at +64 its ql bytes
+// 64n+32+4i.. (chunks 1 and 3), at +128 its qh bytes 32n+4i.. (the two
+// high bits of all four chunks). Its scales follow (sub-block j's 16 rows
+// at 16j, 256 bytes), then the rows' F16 d (32 bytes).
+func packQ6K16(m Matrix) []byte {
+	const g = 16
+	rb, nb := m.RowBytes(), m.Cols/QKK
+	gb := q6KGroupBytes(nb)
+	out := weightBuf(m.Rows / g * gb)
+	for k := 0; k < m.Rows/g; k++ {
+		grp := out[k*gb:][:gb]
+		for b := range nb {
+			p := b / 2 * 2 * q6KPacked
+			qo, so := p+2*288+3072*(b%2), p+288*(b%2)
+			if b == nb-1 && nb%2 == 1 {
+				qo, so = p+320, p
+			}
+			for r := range g {
+				src := m.Data[(k*g+r)*rb+b*q6_KBytes:][:q6_KBytes]
+				for n := range 2 {
+					for i := range 8 {
+						o := qo + 1536*n + 192*i + 4*r
+						copy(grp[o:][:4], src[64*n+4*i:])
+						copy(grp[o+64:][:4], src[64*n+32+4*i:])
+						copy(grp[o+128:][:4], src[128+32*n+4*i:])
+					}
+				}
+				for j := range 16 {
+					grp[so+16*j+r] = src[192+j]
+				}
+				copy(grp[so+256+2*r:][:2], src[208:210])
+			}
+		}
+	}
+	return out
+}
 
 // packK16 interleaves the rows of a Q4_K or Q5_K matrix by groups of 16,
 // for dotQ4_KQ8_Kx16PackedAVX512 and dotQ5_KQ8_Kx16PackedAVX512: group k's
