@@ -606,8 +606,8 @@ q51done:
 // KLOAD16(c, i) loads word i of chunk c of a packed K-quant super-block
 // of 16 rows (at SI) and splits it: the low nibbles (sub-block 2c) in Z12,
 // the high ones (2c+1) in Z13.
-#define KLOAD16(c, i) \
-	VMOVDQU32 (64*(8*c+i))(SI), Z12; \
+#define KLOAD16(cs, c, i) \
+	VMOVDQU32 (320+cs*c+64*i)(SI), Z12; \
 	VPSRLW    $4, Z12, Z13; \
 	VPANDD    Z31, Z12, Z12; \
 	VPANDD    Z31, Z13, Z13
@@ -616,8 +616,8 @@ q51done:
 // super-block's masks at mo(SI) (packK16), to the nibbles KLOAD16 split:
 // 16 (Z30) to each byte whose mask bit is set.
 #define K5HB16(mo, c, i) \
-	KMOVQ  (mo+16*(8*c+i))(SI), K1; \
-	KMOVQ  (mo+8+16*(8*c+i))(SI), K2; \
+	KMOVQ  (mo+640*c+16*i)(SI), K1; \
+	KMOVQ  (mo+8+640*c+16*i)(SI), K2; \
 	VPADDB Z30, Z12, K1, Z12; \
 	VPADDB Z30, Z13, K2, Z13
 
@@ -638,13 +638,13 @@ q51done:
 // Q4KW16(c, i, l) adds word i of chunk c of a packed Q4_K super-block
 // into lane l.
 #define Q4KW16(c, i, l) \
-	KLOAD16(c, i); \
+	KLOAD16(512, c, i); \
 	KDOT16(c, i, l)
 
 // Q5KW16(c, i, l) is Q4KW16 for Q5_K, whose masks are at 2048(SI).
 #define Q5KW16(c, i, l) \
-	KLOAD16(c, i); \
-	K5HB16(2048, c, i); \
+	KLOAD16(640, c, i); \
+	K5HB16(832, c, i); \
 	KDOT16(c, i, l)
 
 // KSC16(so, c) leaves the rows' scales of sub-blocks 2c and 2c+1 (bytes,
@@ -661,7 +661,7 @@ q51done:
 // Q4KC16(c) adds chunk c's 8 words of a packed Q4_K super-block into the
 // lanes Z0-Z7.
 #define Q4KC16(c) \
-	KSC16(2112, c); \
+	KSC16(64, c); \
 	Q4KW16(c, 0, Z0); \
 	Q4KW16(c, 1, Z1); \
 	Q4KW16(c, 2, Z2); \
@@ -673,7 +673,7 @@ q51done:
 
 // Q5KC16(c) is Q4KC16 for Q5_K.
 #define Q5KC16(c) \
-	KSC16(2624, c); \
+	KSC16(64, c); \
 	Q5KW16(c, 0, Z0); \
 	Q5KW16(c, 1, Z1); \
 	Q5KW16(c, 2, Z2); \
@@ -687,7 +687,7 @@ q51done:
 // dmin in Z9, float32(m_2k*bsum_2k + m_2k+1*bsum_2k+1), acc), minTerms'
 // lane k.
 #define Q4KM16(k, acc) \
-	VPMOVZXBW     (2240+32*k)(SI), Z12; \
+	VPMOVZXBW     (192+32*k)(SI), Z12; \
 	VPXORD        Z13, Z13, Z13; \
 	VPDPWSSD.BCST (8+4*k)(BX), Z12, Z13; \
 	VCVTDQ2PS     Z13, Z13; \
@@ -731,6 +731,16 @@ q51done:
 	Q4KF16(Z6, Z22); \
 	Q4KF16(Z7, Z23)
 
+// TOUCH5 prefetches, in order, the 5 lines of a packed K-quant
+// super-block's d, dmin, scales and mins, which come first and which the
+// kernel reads out of order between its quants (see dotQ6_KQ8_Kx16PackedAVX512).
+#define TOUCH5 \
+	PREFETCHT0 (SI); \
+	PREFETCHT0 64(SI); \
+	PREFETCHT0 128(SI); \
+	PREFETCHT0 192(SI); \
+	PREFETCHT0 256(SI)
+
 // func dotQ4_KQ8_Kx16PackedAVX512(dst *float32, w *byte, x *byte, xs *byte, nb int, groups int)
 //
 // dotQ4_KQ8_K of groups*16 rows packed in groups of 16 (group g's nb
@@ -758,7 +768,8 @@ q4kgroup:
 	VXORPS Z27, Z27, Z27
 
 q4kblock:
-	KD16(2048)
+	TOUCH5
+	KD16(0)
 	Q4KM16(0, Z24)
 	Q4KM16(1, Z25)
 	Q4KM16(2, Z26)
@@ -826,8 +837,9 @@ q5kgroup:
 	VXORPS Z24, Z24, Z24
 
 q5kblock:
-	KD16(2560)
-	K5M16(2752)
+	TOUCH5
+	KD16(0)
+	K5M16(192)
 	KLANESZERO
 	Q5KC16(0)
 	Q5KC16(1)
