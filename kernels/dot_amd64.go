@@ -523,6 +523,24 @@ func dotF32Asm(w []byte, x []float32) float32 {
 	return sum
 }
 
+// quantizeQ8_KAVX512 is quantizeQ8_K of nb blocks, byte for byte.
+//
+//go:noescape
+func quantizeQ8_KAVX512(y *byte, x *float32, nb int)
+
+// quantizeQ8_KImpl is quantizeQ8_K, in AVX-512 where the CPU has it: the
+// activations of every K-quant product, rounded by one thread while the
+// others wait, in about a tenth of the time.
+func quantizeQ8_KImpl(y []byte, x []float32) {
+	nb := len(x) / QKK
+	if !useAVX512 || nb == 0 {
+		quantizeQ8_K(y, x)
+		return
+	}
+	y, x = y[:nb*q8_KBytes], x[:nb*QKK]
+	quantizeQ8_KAVX512(unsafe.SliceData(y), unsafe.SliceData(x), nb)
+}
+
 // quantizeQ8_0Impl is quantizeQ8_0, in AVX2 where the CPU has it. Blocks
 // the assembly leaves alone (an Inf or NaN, or all magnitudes below
 // 127/MaxFloat32, where the reference's rounding of x*Inf is not what

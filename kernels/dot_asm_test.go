@@ -345,6 +345,59 @@ func FuzzQuantizeQ8_0Asm(f *testing.F) {
 	})
 }
 
+func checkQuantizeQ8_K(t *testing.T, x []float32) {
+	t.Helper()
+	nb := len(x) / QKK
+	want, got := make([]byte, nb*q8_KBytes), make([]byte, nb*q8_KBytes)
+	for i := range got {
+		got[i] = 0xa5 // every byte is written
+	}
+	quantizeQ8_K(want, x)
+	quantizeQ8_KImpl(got, x)
+	for b := range nb {
+		if w, g := want[b*q8_KBytes:(b+1)*q8_KBytes], got[b*q8_KBytes:(b+1)*q8_KBytes]; string(w) != string(g) {
+			t.Fatalf("block %d of %d (x %v):\nSIMD      % x\nreference % x", b, nb, x[b*QKK:(b+1)*QKK], g, w)
+		}
+	}
+}
+
+// TestQuantizeQ8_KAsm checks quantizeQ8_KImpl against quantizeQ8_K, byte
+// for byte: random blocks, with zeros, infinities, NaNs and magnitudes
+// past 2^22 (quantCase), ties of the largest magnitude, and blocks of
+// zeros or NaNs only.
+func TestQuantizeQ8_KAsm(t *testing.T) {
+	rng := rand.New(rand.NewPCG(37, 38))
+	for _, nb := range []int{0, 1, 2, 3, 8} {
+		for rep := range 100 {
+			checkQuantizeQ8_K(t, quantCase(rng, nb*QKK/QK, rep%2 == 1))
+		}
+	}
+	x := make([]float32, 4*QKK)
+	for i := range QKK {
+		x[i] = float32(i%50) - 24.5 // ties: x*iscale halfway between integers
+	}
+	x[200], x[7] = -90, 90 // the first of two magnitudes wins
+	for i := range QKK {
+		x[2*QKK+i] = float32(math.NaN())
+	}
+	x[3*QKK+255] = -3
+	checkQuantizeQ8_K(t, x)
+}
+
+// FuzzQuantizeQ8_KAsm is the differential fuzz of the Q8_K activation
+// quantizer on arbitrary float32 bits.
+func FuzzQuantizeQ8_KAsm(f *testing.F) {
+	f.Add(make([]byte, 4*QKK))
+	f.Add([]byte("\x00\x00\x80\x7f\x00\x00\xc0\x7f\x01\x00\x00\x00\xff\xff\x7f\x7f\x00\x00\x80\xff"))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		x := make([]float32, (len(data)/4+QKK-1)/QKK*QKK)
+		for i := range len(data) / 4 {
+			x[i] = math.Float32frombits(binary.LittleEndian.Uint32(data[4*i:]))
+		}
+		checkQuantizeQ8_K(t, x)
+	})
+}
+
 // BenchmarkDotAsm times one row of 4096 columns (cache-resident) through
 // each SIMD dot and its reference; SetBytes counts the weight bytes.
 func BenchmarkDotAsm(b *testing.B) {

@@ -27,6 +27,9 @@ func asmDots() []dotImpl { return nil }
 // quantizeQ8_0Impl is the reference quantizeQ8_0.
 func quantizeQ8_0Impl(y []byte, x []float32) { quantizeQ8_0(y, x) }
 
+// quantizeQ8_KImpl is the reference quantizeQ8_K.
+func quantizeQ8_KImpl(y []byte, x []float32) { quantizeQ8_K(y, x) }
+
 // packGroup returns 0: Matrix.Packed keeps the row-major layout.
 func packGroup(Matrix) int { return 0 }
 

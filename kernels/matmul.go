@@ -30,7 +30,7 @@ func quantizeAct(y []byte, t DType, x []float32) {
 	case Q8_1:
 		quantizeQ8_1(y, x)
 	case Q8_K:
-		quantizeQ8_K(y, x)
+		quantizeQ8_KImpl(y, x) // SIMD where available (dot_amd64.go)
 	case F16:
 		for i, v := range x {
 			h := F32ToF16(v)
