@@ -2493,12 +2493,7 @@ maxloop:
 
 maxreduce:
 	VMAXPS       Y1, Y0, Y0
-	VEXTRACTF128 $1, Y0, X1
-	VMAXPS       X1, X0, X0
-	VPERMILPS    $0x4e, X0, X1
-	VMAXPS       X1, X0, X0
-	VPERMILPS    $0xb1, X0, X1
-	VMAXPS       X1, X0, X0
+	HMAX8
 	VMOVSS       X0, m+16(FP)
 	VPTEST       Y2, Y2
 	SETNE        nan+20(FP)

@@ -302,13 +302,24 @@ func quantCase(rng *rand.Rand, nb int, special bool) []float32 {
 
 func checkQuantizeQ8_0(t *testing.T, x []float32) {
 	t.Helper()
-	nb := len(x) / QK
-	want, got := make([]byte, nb*q8_0Bytes), make([]byte, nb*q8_0Bytes)
-	quantizeQ8_0(want, x)
-	quantizeQ8_0Impl(got, x)
+	checkQuantizer(t, x, QK, q8_0Bytes, quantizeQ8_0, quantizeQ8_0Impl)
+}
+
+// checkQuantizer compares the blocks of qk elements (bb bytes) that impl
+// and the reference ref write for x, byte for byte; every byte impl
+// leaves unwritten shows as 0xa5.
+func checkQuantizer(t *testing.T, x []float32, qk, bb int, ref, impl func(y []byte, x []float32)) {
+	t.Helper()
+	nb := len(x) / qk
+	want, got := make([]byte, nb*bb), make([]byte, nb*bb)
+	for i := range got {
+		got[i] = 0xa5
+	}
+	ref(want, x)
+	impl(got, x)
 	for b := range nb {
-		if w, g := want[b*q8_0Bytes:(b+1)*q8_0Bytes], got[b*q8_0Bytes:(b+1)*q8_0Bytes]; string(w) != string(g) {
-			t.Fatalf("block %d of %d (x %v):\nSIMD      % x\nreference % x", b, nb, x[b*QK:(b+1)*QK], g, w)
+		if w, g := want[b*bb:(b+1)*bb], got[b*bb:(b+1)*bb]; string(w) != string(g) {
+			t.Fatalf("block %d of %d (x %v):\nSIMD      % x\nreference % x", b, nb, x[b*qk:(b+1)*qk], g, w)
 		}
 	}
 }
@@ -347,18 +358,7 @@ func FuzzQuantizeQ8_0Asm(f *testing.F) {
 
 func checkQuantizeQ8_K(t *testing.T, x []float32) {
 	t.Helper()
-	nb := len(x) / QKK
-	want, got := make([]byte, nb*q8_KBytes), make([]byte, nb*q8_KBytes)
-	for i := range got {
-		got[i] = 0xa5 // every byte is written
-	}
-	quantizeQ8_K(want, x)
-	quantizeQ8_KImpl(got, x)
-	for b := range nb {
-		if w, g := want[b*q8_KBytes:(b+1)*q8_KBytes], got[b*q8_KBytes:(b+1)*q8_KBytes]; string(w) != string(g) {
-			t.Fatalf("block %d of %d (x %v):\nSIMD      % x\nreference % x", b, nb, x[b*QKK:(b+1)*QKK], g, w)
-		}
-	}
+	checkQuantizer(t, x, QKK, q8_KBytes, quantizeQ8_K, quantizeQ8_KImpl)
 }
 
 // TestQuantizeQ8_KAsm checks quantizeQ8_KImpl against quantizeQ8_K, byte

@@ -12,3 +12,13 @@
 // HSUM8 is HSUM8R of Y0 into X0, clobbering X1. Shared by the kernels of
 // dot_amd64.s, the BF16 kernels and the K-quants' 4-token kernels.
 #define HSUM8 HSUM8R(Y0, X0, X1)
+
+// HMAX8 leaves the largest of the 8 lanes of Y0 in every lane of X0,
+// clobbering X1. Shared by maxAVX2 and the Q8_K quantizer.
+#define HMAX8 \
+	VEXTRACTF128 $1, Y0, X1; \
+	VMAXPS       X1, X0, X0; \
+	VPERMILPS    $0x4e, X0, X1; \
+	VMAXPS       X1, X0, X0; \
+	VPERMILPS    $0xb1, X0, X1; \
+	VMAXPS       X1, X0, X0

@@ -1,6 +1,7 @@
 //go:build amd64 && !purego
 
 #include "textflag.h"
+#include "hsum_amd64.h"
 
 // Q8KMAX(i) folds the magnitudes of elements 16i..16i+15 of the block at
 // SI into Z0: VMAXPS keeps Z0's lane where the element is a NaN, as the
@@ -77,12 +78,7 @@ q8kblock:
 	Q8KMAX(15)
 	VEXTRACTF64X4 $1, Z0, Y1
 	VMAXPS        Y1, Y0, Y0
-	VEXTRACTF128  $1, Y0, X1
-	VMAXPS        X1, X0, X0
-	VPERMILPS     $0x4e, X0, X1
-	VMAXPS        X1, X0, X0
-	VPERMILPS     $0xb1, X0, X1
-	VMAXPS        X1, X0, X0
+	HMAX8
 	VXORPS        X1, X1, X1
 	VUCOMISS      X1, X0
 	JEQ           q8kzero
