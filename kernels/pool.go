@@ -33,9 +33,10 @@ func (f funcTask) run(lo, hi int) { f(lo, hi) }
 
 // job is one For call in flight. Its range starts split into one span per
 // goroutine it was handed to, the caller's included; each works through its
-// own span from the front, in chunks of a quarter of what is left of it
-// (least at the smallest), so that it reads one contiguous run of memory
-// (each restart of a run costs the hardware prefetchers their warm-up), and
+// own span from the front, in chunks of half of what is left of it (least
+// at the smallest), so that it reads one contiguous run of memory (each
+// restart of a run costs the hardware prefetchers their warm-up) in few
+// calls, and
 // one whose span is empty takes over the back half of the largest span
 // left, or all of a span under two chunks.
 // Spans no goroutine took up (every worker was busy) are taken over the
@@ -257,7 +258,7 @@ func (j *job) claim(own *span) (lo, hi int, ok bool) {
 	for {
 		v := own.v.Load()
 		if lo, hi := unpackSpan(v); lo < hi {
-			end := min(hi, lo+max(j.least, (hi-lo)/4))
+			end := min(hi, lo+max(j.least, (hi-lo)/2))
 			if own.v.CompareAndSwap(v, packSpan(end, hi)) {
 				return lo, end, true
 			}
