@@ -310,16 +310,12 @@ func dotPacked(dst []float32, w Matrix, g0, g1 int, x, xs []byte) {
 	nb, g := w.Cols/QK, w.group
 	if w.Type == Q4_K || w.Type == Q5_K || w.Type == Q6_K {
 		nb = w.Cols / QKK
-		size, xsb := q4KPacked, 32
+		gb, xsb := nb*q4KPacked, 32 // a group's bytes, x's record's
 		switch w.Type {
 		case Q5_K:
-			size = q5KPacked
+			gb = nb * q5KPacked
 		case Q6_K:
-			size, xsb = q6KPacked, 256
-		}
-		gb := nb * size
-		if w.Type == Q6_K {
-			gb = q6KGroupBytes(nb)
+			gb, xsb = q6KGroupBytes(nb), 256
 		}
 		d, p := dst[16*g0:16*g1], w.packed[g0*gb:g1*gb]
 		x, xs = x[:nb*q8_KBytes], xs[:nb*xsb]
