@@ -421,6 +421,16 @@ func NewMatrix(t DType, rows, cols int, data []byte) (Matrix, error) {
 	return Matrix{Type: t, Rows: rows, Cols: cols, Data: data}, nil
 }
 
+// Streamed returns the bytes a product of m with one token reads: the
+// packed copy where Packed made one, else Data. A roofline over a model's
+// own weights reads these (NewBandwidthProbeOf).
+func (m Matrix) Streamed() []byte {
+	if m.packed != nil {
+		return m.packed
+	}
+	return m.Data
+}
+
 // RowBytes returns the size in bytes of one row.
 func (m Matrix) RowBytes() int { return m.Cols / m.Type.BlockSize() * m.Type.BlockBytes() }
 

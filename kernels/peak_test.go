@@ -3,8 +3,10 @@ package kernels
 import (
 	"encoding/binary"
 	"math"
+	"sync"
 	"testing"
 	"time"
+	"unsafe"
 )
 
 // TestMeasureFMAPeak checks that the FMA peak, where it can be measured,
@@ -82,5 +84,57 @@ func TestBandwidthProbe(t *testing.T) {
 	}
 	if n := settledAllocs(100, func() { b.Measure(p) }); n > 0 {
 		t.Errorf("Measure allocates %v times a call", n)
+	}
+}
+
+// TestBandwidthProbeOf checks that a probe over given buffers reads each
+// byte of them once a pass, whatever
+// their sizes and the pool, and touches no byte outside them.
+func TestBandwidthProbeOf(t *testing.T) {
+	backing := make([]byte, 1<<20)
+	bufs := [][]byte{backing[0:1000], nil, backing[4096 : 4096+300000], backing[400000 : 400000+128*1000+64], backing[600000:600001]}
+	var want int
+	for _, b := range bufs {
+		want += len(b)
+	}
+	for _, n := range []int{1, 2, 3} {
+		p := NewPool(n)
+		b := NewBandwidthProbeOf(p, bufs, 1)
+		if bw := b.Measure(p); bw <= 0 || math.IsInf(bw, 0) {
+			t.Errorf("%d workers: bandwidth %g", n, bw)
+		}
+		seen := make([]byte, len(backing))
+		var mu sync.Mutex
+		b.pass(p, func(r []byte) uint64 {
+			off := int(uintptr(unsafe.Pointer(unsafe.SliceData(r))) - uintptr(unsafe.Pointer(unsafe.SliceData(backing))))
+			mu.Lock()
+			defer mu.Unlock()
+			for i := range r {
+				seen[off+i]++
+			}
+			return uint64(len(r))
+		})
+		p.Close()
+		got := 0
+		for i, c := range seen {
+			if c > 1 {
+				t.Fatalf("%d workers: byte %d read %d times", n, i, c)
+			}
+			got += int(c)
+		}
+		for _, r := range bufs {
+			if len(r) == 0 {
+				continue
+			}
+			off := int(uintptr(unsafe.Pointer(unsafe.SliceData(r))) - uintptr(unsafe.Pointer(unsafe.SliceData(backing))))
+			for i := range r {
+				if seen[off+i] != 1 {
+					t.Fatalf("%d workers: byte %d of a buffer of %d read %d times", n, i, len(r), seen[off+i])
+				}
+			}
+		}
+		if got != want {
+			t.Errorf("%d workers: %d bytes read, want %d", n, got, want)
+		}
 	}
 }
