@@ -292,6 +292,24 @@ func (m *Model) Forward(x []float32, seqs []arch.Seq) error {
 	return nil
 }
 
+// Streamed returns the weight bytes a decoded token streams through m's
+// matrix products, in the order it reads them: each layer's q, k, v, o,
+// gate, up and down, then the output head where m has it (the embedding
+// table, of which a token reads one row, is left out).
+func (m *Model) Streamed() [][]byte {
+	var bufs [][]byte
+	for i := range m.Layers {
+		L := &m.Layers[i]
+		for _, w := range []kernels.Matrix{L.Q, L.K, L.V, L.O, L.Gate, L.Up, L.Down} {
+			bufs = append(bufs, w.Streamed())
+		}
+	}
+	if m.Output.Rows > 0 {
+		bufs = append(bufs, m.Output.Streamed())
+	}
+	return bufs
+}
+
 // layer runs one transformer block over the batch.
 //
 // Each product uses the kernel llama.cpp uses for the same shape, so that
