@@ -41,6 +41,8 @@ type benchRow struct {
 	Threads       int     `json:"threads"`
 	BytesPerToken uint64  `json:"weight_bytes_per_token"`
 	BandwidthGBs  float64 `json:"bandwidth_gb_s"`
+	// BufferGBs is the median round's BufferGBs (see benchRound).
+	BufferGBs     float64 `json:"buffer_bandwidth_gb_s"`
 	RooflineTokS  float64 `json:"roofline_tok_s"`
 	DecodeTokS    float64 `json:"decode_tok_s"`
 	RooflineShare float64 `json:"roofline_share"`
@@ -64,7 +66,16 @@ type benchRow struct {
 // benchRound is one round of a model's measurement: decode and prefill
 // rates and the roofline and FMA peak measured right before and after.
 type benchRound struct {
-	BandwidthGBs  float64 `json:"bandwidth_gb_s"`
+	// BandwidthGBs is the bandwidth of the roofline: the best pass of a
+	// read loop over the weights a decoded token streams (or a buffer of
+	// --bandwidth-mb), right before and right after the round, the higher.
+	BandwidthGBs float64 `json:"bandwidth_gb_s"`
+	// BufferGBs is the same read over a buffer of as many bytes allocated
+	// for it, as a STREAM-style figure is measured, for comparison: where
+	// the guest's cores sit far apart on the host, memory in different
+	// places streams at rates up to a tenth apart, and the weights' own
+	// rate is the bound of their decode.
+	BufferGBs     float64 `json:"buffer_bandwidth_gb_s"`
 	DecodeTokS    float64 `json:"decode_tok_s"`
 	RooflineShare float64 `json:"roofline_share"`
 	// PairedShare is the median, over the round's decoded tokens, of each
@@ -103,7 +114,7 @@ func benchCmd(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	threads := fs.Int("threads", 0, "kernel threads (0: all cores)")
 	asJSON := fs.Bool("json", false, "print JSON lines instead of a table")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the whole run to `file`")
-	bwMB := fs.Int("bandwidth-mb", 0, "size of the buffer the bandwidth is measured over, in MB (0: the bytes a decoded token reads)")
+	bwMB := fs.Int("bandwidth-mb", 0, "measure the bandwidth over a buffer of this many MB instead of the weights a decoded token reads (0: the weights)")
 	rounds := fs.Int("rounds", 3, "rounds per model, each with its own roofline; the median round is reported")
 	llamaBin := fs.String("llama-bench", "", "also run llama.cpp's llama-bench `binary` on each model, once a round right after ours, same threads and token counts, and print its rates beside ours")
 	if _, err := parse(fs, args); err != nil {
@@ -173,18 +184,22 @@ func benchCmd(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	// the median of the rounds is reported, so that one round caught in a
 	// slow phase of the machine (or a fast burst of the roofline) does not
 	// decide the figure.
-	// The bandwidth is read over as many bytes as a decoded token reads (or
-	// --bandwidth-mb), so that the caches hold the same share of both.
+	// The bandwidth is read over the very weights a decoded token streams,
+	// in its order (or over a buffer of --bandwidth-mb): memory in
+	// different places of a host can stream at different rates.
 	size := func(bytes uint64) int {
 		if *bwMB > 0 {
 			return *bwMB << 20
 		}
 		return int(bytes)
 	}
-	measure := func(bytes uint64) (bw, peak float64) {
-		return kernels.MeasureBandwidth(pool, size(bytes), 5), kernels.MeasureFMAPeak(pool, 200*time.Millisecond)
+	roofline := func(m arch.Model, bytes uint64) *kernels.BandwidthProbe {
+		if sm, ok := m.(interface{ Streamed() [][]byte }); ok && *bwMB == 0 {
+			return kernels.NewBandwidthProbeOf(pool, sm.Streamed(), 2)
+		}
+		return kernels.NewBandwidthProbe(pool, size(bytes), 2)
 	}
-	probe := func(bytes uint64) *kernels.BandwidthProbe { return kernels.NewBandwidthProbe(pool, size(bytes), 3) }
+	buffer := func(bytes uint64) float64 { return kernels.MeasureBandwidth(pool, size(bytes), 2) }
 	log.Info("measuring memory bandwidth and FMA peak around each model", "threads", pool.Size())
 	var rows []benchRow
 	for _, p := range paths {
@@ -197,7 +212,7 @@ func benchCmd(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 				return llamaBench(ctx, *llamaBin, path, pool.Size(), *prefill, *decode)
 			}
 		}
-		row, err := benchOne(p, pool, *prefill, *decode, max(*rounds, 1), measure, probe, llama, log)
+		row, err := benchOne(p, pool, *prefill, *decode, max(*rounds, 1), roofline, buffer, llama, log)
 		if err != nil {
 			return fmt.Errorf("bench %s: %w", p, err)
 		}
@@ -209,17 +224,17 @@ func benchCmd(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if *asJSON {
 		return nil
 	}
-	fmt.Fprintf(stdout, "median of %d rounds; each round's shares are against the roofline and FMA peak measured right before and after it (the higher), [lowest-highest round]; paired: the median over a round's tokens of each token's rate against the bandwidth of a pass right before it and one right after (the higher)\n", max(*rounds, 1))
+	fmt.Fprintf(stdout, "median of %d rounds; each round's shares are against the roofline and FMA peak measured right before and after it (the higher), [lowest-highest round]; bandwidth: a read of the weights a token streams, buffer: of a buffer as large; paired: the median over a round's tokens of each token's rate against the bandwidth of a pass right before it and one right after (the higher)\n", max(*rounds, 1))
 	w := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintf(w, "model\ttype\tthreads\tMB/token\tbandwidth GB/s\troofline tok/s\tdecode tok/s\tof roofline\trounds\tpaired\trounds\tprefill tok/s\tprefill GFLOP/s\tFMA peak GFLOP/s\tof peak\trounds\t\n")
+	fmt.Fprintf(w, "model\ttype\tthreads\tMB/token\tbandwidth GB/s\tbuffer GB/s\troofline tok/s\tdecode tok/s\tof roofline\trounds\tpaired\trounds\tprefill tok/s\tprefill GFLOP/s\tFMA peak GFLOP/s\tof peak\trounds\t\n")
 	for _, r := range rows {
 		share, peakRange := "-", "-"
 		if r.FMAPeakGFLOPs > 0 {
 			share = fmt.Sprintf("%.1f%%", 100*r.PrefillGFLOPs/r.FMAPeakGFLOPs)
 			peakRange = shareRange(r.Rounds, func(b benchRound) float64 { return b.PeakShare })
 		}
-		fmt.Fprintf(w, "%s\t%s\t%d\t%.1f\t%.2f\t%.2f\t%.2f\t%.1f%%\t%s\t%.1f%%\t%s\t%.2f\t%.1f\t%.1f\t%s\t%s\t\n", r.Model, r.Type, r.Threads,
-			float64(r.BytesPerToken)/1e6, r.BandwidthGBs, r.RooflineTokS, r.DecodeTokS, 100*r.RooflineShare,
+		fmt.Fprintf(w, "%s\t%s\t%d\t%.1f\t%.2f\t%.2f\t%.2f\t%.2f\t%.1f%%\t%s\t%.1f%%\t%s\t%.2f\t%.1f\t%.1f\t%s\t%s\t\n", r.Model, r.Type, r.Threads,
+			float64(r.BytesPerToken)/1e6, r.BandwidthGBs, r.BufferGBs, r.RooflineTokS, r.DecodeTokS, 100*r.RooflineShare,
 			shareRange(r.Rounds, func(b benchRound) float64 { return b.RooflineShare }),
 			100*r.PairedShare, shareRange(r.Rounds, func(b benchRound) float64 { return b.PairedShare }), r.PrefillTokS,
 			r.PrefillGFLOPs, r.FMAPeakGFLOPs, share, peakRange)
@@ -323,10 +338,11 @@ func median(rounds []benchRound, key func(benchRound) float64) benchRound {
 }
 
 // benchOne measures the model at path in rounds rounds, each round's
-// roofline measured by measure (given the bytes a decoded token reads)
-// right before and right after it.
-func benchOne(path string, pool *kernels.Pool, prefill, decode, rounds int, measure func(uint64) (bw, peak float64),
-	probe func(uint64) *kernels.BandwidthProbe, llama func(path string) (pp, tg float64, err error),
+// roofline measured right before and right after it by the probe roofline
+// returns for the model (given the bytes a decoded token reads), and
+// beside it the bandwidth of a buffer of its own (buffer) for comparison.
+func benchOne(path string, pool *kernels.Pool, prefill, decode, rounds int, roofline func(arch.Model, uint64) *kernels.BandwidthProbe,
+	buffer func(uint64) float64, llama func(path string) (pp, tg float64, err error),
 	log interface{ Info(string, ...any) }) (benchRow, error) {
 	f, err := gguf.Open(path)
 	if err != nil {
@@ -378,20 +394,28 @@ func benchOne(path string, pool *kernels.Pool, prefill, decode, rounds int, meas
 	if _, err := pipeline.Bench(m, prefill, min(decode, 2), 0); err != nil {
 		return benchRow{}, err
 	}
-	pr := probe(perToken)
+	pr := roofline(m, perToken)
+	// measure returns the roofline's bandwidth (the best of a few passes),
+	// the FMA peak and the buffer's bandwidth.
+	measure := func() (bw, peak, buf float64) {
+		for range 5 {
+			bw = max(bw, pr.Measure(pool))
+		}
+		return bw, kernels.MeasureFMAPeak(pool, 200*time.Millisecond), buffer(perToken)
+	}
 	bws := make([]float64, 0, decode+1)
 	for i := range rounds {
-		bw, peak := measure(perToken)
+		bw, peak, buf := measure()
 		bws = bws[:0]
 		res, err := pipeline.BenchEach(m, prefill, decode, uint64(1+i), func() { bws = append(bws, pr.Measure(pool)) })
 		if err != nil {
 			return benchRow{}, err
 		}
 		bws = append(bws, pr.Measure(pool)) // after the last token
-		bwAfter, peakAfter := measure(perToken)
-		bw, peak = max(bw, bwAfter), max(peak, peakAfter)
+		bwAfter, peakAfter, bufAfter := measure()
+		bw, peak, buf = max(bw, bwAfter), max(peak, peakAfter), max(buf, bufAfter)
 		r := benchRound{
-			BandwidthGBs: bw / 1e9, DecodeTokS: res.DecodeRate(), RooflineShare: res.DecodeRate() * float64(perToken) / bw,
+			BandwidthGBs: bw / 1e9, BufferGBs: buf / 1e9, DecodeTokS: res.DecodeRate(), RooflineShare: res.DecodeRate() * float64(perToken) / bw,
 			PrefillTokS: res.PrefillRate(), PrefillGFLOPs: res.PrefillRate() * perPrompt / 1e9, FMAPeakGFLOPs: peak / 1e9,
 		}
 		if peak > 0 {
@@ -415,7 +439,7 @@ func benchOne(path string, pool *kernels.Pool, prefill, decode, rounds int, meas
 		row.Rounds = append(row.Rounds, r)
 	}
 	d := median(row.Rounds, func(r benchRound) float64 { return r.RooflineShare })
-	row.BandwidthGBs, row.DecodeTokS, row.RooflineShare = d.BandwidthGBs, d.DecodeTokS, d.RooflineShare
+	row.BandwidthGBs, row.BufferGBs, row.DecodeTokS, row.RooflineShare = d.BandwidthGBs, d.BufferGBs, d.DecodeTokS, d.RooflineShare
 	row.PairedShare = median(row.Rounds, func(r benchRound) float64 { return r.PairedShare }).PairedShare
 	row.RooflineTokS = d.BandwidthGBs * 1e9 / float64(perToken)
 	if llama != nil {

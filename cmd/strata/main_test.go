@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -96,6 +97,20 @@ func TestInspectAndSynth(t *testing.T) {
 	}
 	if !strings.Contains(out.String(), "of roofline") {
 		t.Errorf("bench output: %s", out.String())
+	}
+	// Without --bandwidth-mb the roofline reads the model's own weights,
+	// and a buffer as large is read beside it.
+	out.Reset()
+	if err := run(ctx, []string{"bench", "--model", path, "--tokens", "2", "--prefill", "2", "--rounds", "1", "--json"}, nil, &out, &errb); err != nil {
+		t.Fatalf("bench: %v\n%s", err, errb.String())
+	}
+	var row struct {
+		Bandwidth float64 `json:"bandwidth_gb_s"`
+		Buffer    float64 `json:"buffer_bandwidth_gb_s"`
+		Paired    float64 `json:"paired_roofline_share"`
+	}
+	if err := json.Unmarshal(out.Bytes(), &row); err != nil || !(row.Bandwidth > 0) || !(row.Buffer > 0) || !(row.Paired > 0) {
+		t.Errorf("bench --json: %+v (%v) from %s", row, err, out.String())
 	}
 	if err := run(ctx, []string{"run", "--model", filepath.Join(t.TempDir(), "missing.gguf"), "x"}, nil, &out, &errb); err == nil {
 		t.Error("run on a missing model succeeded")
