@@ -927,14 +927,16 @@ zrowsdone:
 	VZEROUPPER
 	RET
 
-// func dotF16X32RowsAccAVX512(acc *float32, w *byte, rb int, x *float32, n, rows int)
+// func dotF16RowsAccAVX512(acc *float32, w *byte, rb int, x *uint16, n, rows int)
 //
 // dotF16X32RowsAVX512's loop over n columns (a multiple of 32) of rows
-// rows, their accumulators kept in memory: row r's Z0 and Z2 are loaded
-// from acc + 128r and acc + 128r + 64, and stored back unreduced. A wide
-// matrix runs a band of columns at a time (packF16Bands), its band of x
-// staying in L1 over the 16 rows.
-TEXT ·dotF16X32RowsAccAVX512(SB), NOSPLIT, $0-48
+// rows, with x as halves (widened as the weights are: exact), their
+// accumulators kept in memory: row r's Z0 and Z2 are loaded from acc +
+// 128r and acc + 128r + 64, and stored back unreduced. A wide matrix runs
+// a band of columns at a time (packF16Bands), its band of x staying in L1
+// over the 16 rows. The multiply-adds take the same operands in the same
+// places as F16X32STEP's, so that even a NaN comes out the same.
+TEXT ·dotF16RowsAccAVX512(SB), NOSPLIT, $0-48
 	MOVQ  acc+0(FP), DX
 	MOVQ  w+8(FP), SI
 	MOVQ  rb+16(FP), R8
@@ -954,7 +956,15 @@ zaccrow:
 	JEQ     zaccstore
 
 zaccloop:
-	F16X32STEP
+	VCVTPH2PS   (R11), Z4
+	VCVTPH2PS   32(R11), Z6
+	VCVTPH2PS   (DI), Z5
+	VCVTPH2PS   32(DI), Z7
+	VFMADD231PS Z5, Z4, Z0
+	VFMADD231PS Z7, Z6, Z2
+	ADDQ        $64, R11
+	ADDQ        $64, DI
+	SUBQ        $32, CX
 	JNZ         zaccloop
 
 zaccstore:

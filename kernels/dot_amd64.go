@@ -102,7 +102,7 @@ func hsumPairs8AVX2(dst *float32, ldd int, acc *float32, j0 int)
 func dotF16X32RowsAVX512(dst *float32, w *byte, rb int, x *float32, n, rows int)
 
 //go:noescape
-func dotF16X32RowsAccAVX512(acc *float32, w *byte, rb int, x *float32, n, rows int)
+func dotF16RowsAccAVX512(acc *float32, w *byte, rb int, x *uint16, n, rows int)
 
 //go:noescape
 func sgemmPairs8x6AVX512(acc *float32, w *float32, ps int, x *byte, xrb int, steps int, fresh int, pf *byte, src *byte, rb int, mode int)
@@ -224,12 +224,13 @@ func dotF16X32Rows2(dst []float32, w []byte, rb int, x []byte, nb int) {
 }
 
 // dotF16Bands sets dst[16(g-g0)+r] = dotF16X32Asm of row r of group g in
-// [g0, g1) of the F16 matrix w packed in bands (packF16Bands) with x (as
-// float32, fastAct32), bitwise as dotF16X32Rows16: each row's
-// accumulators go from band to band in memory, and are reduced at the end
-// in REDUCE32's order.
+// [g0, g1) of the F16 matrix w packed in bands (packF16Bands) with x (the
+// activations rounded to halves, little-endian), bitwise as
+// dotF16X32Rows16 with their float32 values: each row's accumulators go
+// from band to band in memory, and are reduced at the end in REDUCE32's
+// order.
 func dotF16Bands(dst []float32, w Matrix, g0, g1 int, x []byte) {
-	xf := f32View(x)[:w.Cols]
+	xh := unsafe.Slice((*uint16)(unsafe.Pointer(unsafe.SliceData(x))), w.Cols)
 	gb := 16 * w.RowBytes()
 	var acc [16 * 32]float32
 	for g := g0; g < g1; g++ {
@@ -237,7 +238,7 @@ func dotF16Bands(dst []float32, w Matrix, g0, g1 int, x []byte) {
 		clear(acc[:])
 		for c0 := 0; c0 < w.Cols; c0 += f16Band {
 			bc := min(f16Band, w.Cols-c0)
-			dotF16X32RowsAccAVX512(&acc[0], &grp[32*c0], 2*bc, &xf[c0], bc, 16)
+			dotF16RowsAccAVX512(&acc[0], &grp[32*c0], 2*bc, &xh[c0], bc, 16)
 		}
 		for r := range 16 {
 			dst[16*(g-g0)+r] = reduce32((*[32]float32)(acc[32*r:]))
@@ -286,7 +287,7 @@ func packGroup(m Matrix) int {
 			return 16
 		}
 	case F16:
-		if useAVX512 && m.Rows%16 == 0 && m.Cols > f16Band && m.Cols%32 == 0 {
+		if useAVX512 && m.Rows%16 == 0 && m.Cols > f16BandsFrom && m.Cols%32 == 0 {
 			return 16
 		}
 	}
@@ -387,6 +388,14 @@ func dotPackedTok4(dst []float32, w Matrix, g int, x []byte, xrb int, xs []byte,
 		dotQ4_0Q8_0x16PackedTok4AVX512(unsafe.SliceData(d), w.Rows, unsafe.SliceData(p), unsafe.SliceData(xi), xrb, unsafe.SliceData(si), sb, nb)
 	}
 	return done
+}
+
+// quantizeF16Impl rounds x to halves into y (little-endian, as amd64
+// stores them), with F16C where the CPU has it.
+func quantizeF16Impl(y []byte, x []float32) {
+	if len(x) > 0 {
+		F32sToF16(unsafe.Slice((*uint16)(unsafe.Pointer(unsafe.SliceData(y))), len(x)), x)
+	}
 }
 
 // packedSumsImpl is packedSums, in AVX2 where the packed kernels run.

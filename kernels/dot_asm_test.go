@@ -160,10 +160,11 @@ func TestMatVecAsm(t *testing.T) {
 	rng := rand.New(rand.NewPCG(33, 34))
 	p := NewPool(2)
 	defer p.Close()
-	// F16 three times: with leftover columns, 32 to a step (the 16-row
-	// kernel with AVX-512, the 2-row one for 5 tokens), and wider than a
-	// band (Packed lays 16 rows out in bands, the last one narrower).
-	for i, typ := range []DType{F32, F16, F16, F16, Q8_0, Q4_0, Q5_0, Q4_1, Q5_1, Q4_K, Q5_K, Q6_K} {
+	// F16 four times: with leftover columns, 32 to a step (the 16-row
+	// kernel with AVX-512, the 2-row one for 5 tokens), wider than a band
+	// (Packed lays 16 rows out in bands, the last one narrower), and wide
+	// enough for bands but in one.
+	for i, typ := range []DType{F32, F16, F16, F16, F16, Q8_0, Q4_0, Q5_0, Q4_1, Q5_1, Q4_K, Q5_K, Q6_K} {
 		for _, rows := range []int{8, 13, 40, 1024} { // 1024: pool chunks
 			cols := 7*32 + 5 // F32 and F16: leftovers
 			switch typ {
@@ -177,6 +178,8 @@ func TestMatVecAsm(t *testing.T) {
 					cols = 9 * 32
 				case 3:
 					cols = 2*f16Band + 3*32
+				case 4:
+					cols = f16BandsFrom + 32
 				}
 			}
 			w := randMatrix(t, rng, typ, rows, cols)

@@ -27,6 +27,14 @@ func asmDots() []dotImpl { return nil }
 // quantizeQ8_0Impl is the reference quantizeQ8_0.
 func quantizeQ8_0Impl(y []byte, x []float32) { quantizeQ8_0(y, x) }
 
+// quantizeF16Impl rounds x to halves, little-endian into y.
+func quantizeF16Impl(y []byte, x []float32) {
+	for i, v := range x {
+		h := F32ToF16(v)
+		y[2*i], y[2*i+1] = byte(h), byte(h>>8)
+	}
+}
+
 // quantizeQ8_KImpl is the reference quantizeQ8_K.
 func quantizeQ8_KImpl(y []byte, x []float32) { quantizeQ8_K(y, x) }
 

@@ -32,10 +32,7 @@ func quantizeAct(y []byte, t DType, x []float32) {
 	case Q8_K:
 		quantizeQ8_KImpl(y, x) // SIMD where available (dot_amd64.go)
 	case F16:
-		for i, v := range x {
-			h := F32ToF16(v)
-			y[2*i], y[2*i+1] = byte(h), byte(h>>8)
-		}
+		quantizeF16Impl(y, x) // SIMD where available (dot_amd64.go)
 	case BF16:
 		for i, v := range x {
 			h := F32ToBF16(v)
@@ -144,7 +141,7 @@ func (t *mulTask) run(lo, hi int) {
 				continue
 			}
 			quantizeAct(t.xq[i*t.xrb:(i+1)*t.xrb], t.xt, t.x[i*cols:(i+1)*cols])
-			if w.packed != nil {
+			if w.packed != nil && w.Type != F16 {
 				nb := cols / QK
 				packedXSums(t.xs[i*nb*xsBlock:(i+1)*nb*xsBlock], t.xq[i*t.xrb:(i+1)*t.xrb], w.Type, cols)
 			}
@@ -208,7 +205,11 @@ func (t *mulTask) rowsOf(dst []float32, w Matrix, lo, hi int) {
 		}
 		for g := lo; g < hi; g++ { // each group's rows stay in cache over the tokens
 			for i := dotPackedTok4(dst, w, g, t.xq, t.xrb, t.xs, t.n); i < t.n; i++ {
-				dotPacked(dst[i*w.Rows:(i+1)*w.Rows], w, g, g+1, t.xq[i*t.xrb:(i+1)*t.xrb], t.xs[i*nb*xsBlock:(i+1)*nb*xsBlock])
+				var xs []byte // none for F16
+				if w.Type != F16 {
+					xs = t.xs[i*nb*xsBlock : (i+1)*nb*xsBlock]
+				}
+				dotPacked(dst[i*w.Rows:(i+1)*w.Rows], w, g, g+1, t.xq[i*t.xrb:(i+1)*t.xrb], xs)
 			}
 		}
 		return
@@ -351,7 +352,10 @@ func matMulTask(p *Pool, t *mulTask, dst []float32, w Matrix, x []float32, n int
 	if w.Type != F32 {
 		t.xt = VecDotType(w.Type)
 		t.xrb, _ = t.xt.RowBytes(w.Cols)
-		if t.x32 = fastAct32(w.Type, batch); t.x32 {
+		// A packed F16 matrix (one token's product of a wide one) reads
+		// its activations as halves: half the bytes in L1 beside the
+		// weights streaming past.
+		if t.x32 = fastAct32(w.Type, batch) && !(w.Type == F16 && t.packed(w)); t.x32 {
 			t.xrb = 4 * w.Cols
 		}
 		if need := n * t.xrb; cap(t.xq) < need {
@@ -372,7 +376,7 @@ func matMulTask(p *Pool, t *mulTask, dst []float32, w Matrix, x []float32, n int
 		}
 		t.rows, t.rowsK = fastRows(w.Type, w.Rows, n, batch)
 		t.tiles, t.tilesK = fastTiles(w.Type, batch, n)
-		if w.packed != nil {
+		if w.packed != nil && w.Type != F16 {
 			if need := n * w.Cols / QK * xsBlock; cap(t.xs) < need {
 				t.xs = make([]byte, need)
 			}

@@ -182,22 +182,32 @@ func packRows(m Matrix, g int) []byte {
 	return out
 }
 
-// f16Band is the width, in columns, of the bands of a wide F16 matrix
-// (packF16Bands): 8 KB of float32 activations.
-const f16Band = 2048
+// f16BandsFrom is the width, in columns, beyond which Packed lays an F16
+// matrix out in bands (packF16Bands), and its one-token products read
+// their activations as halves.
+const f16BandsFrom = 2048
 
-// packF16Bands lays out an F16 matrix wider than f16Band (groups of 16
+// f16Band is the width, in columns, of the bands of a wide F16 matrix
+// (packF16Bands): 8 KB of activations as halves.
+const f16Band = 4096
+
+// packF16Bands lays out an F16 matrix wider than f16BandsFrom (groups of 16
 // only) by groups of 16 rows and, within a group, by bands of f16Band
 // columns (the last one narrower): band j holds the 16 rows' columns
 // [j*f16Band, (j+1)*f16Band), row after row. A single token's product
-// reads it in order, one stream a thread, and each band of the float32
-// activations stays in L1 over the 16 rows. Row by row, a row 5632
-// columns wide read 22 KB of activations beside its 11 KB of weights,
-// which evicted them from the 32 KB L1 before the next row came back to
-// them: on Zen 4, matrices of 1B-like shapes streamed at 82% of the
-// bandwidth 5632 columns wide (64% at times of fast memory) and 70% at
-// 8192, against 94-96% at 2048. The batched products (prompts) keep to
-// the rows as they are in Data.
+// reads it in order, one stream a thread, with the activations as halves
+// (dotF16Bands), and each band of them stays in L1 over the 16 rows. Row
+// by row, a row 5632 columns wide read 22 KB of float32 activations
+// beside its 11 KB of weights, which evicted them from the 32 KB L1
+// before the next row came back to them: on Zen 4, matrices of 1B-like
+// shapes streamed at 82% of the bandwidth 5632 columns wide (64% at times
+// of fast memory) and 70% at 8192, against 94-96% at 2048. Bands of 2048
+// float32 activations (8 KB) then streamed 2048x5632 at 94-96% of a bare
+// read of the same weights while memory was slow, but at 73-87% while it
+// was fast (the guest's two cores far apart on the host); bands of 4096
+// halves (8 KB too, and the whole 11 KB of a row's halves stays within
+// L1) streamed at 98% and 82% of it, alternating in one process. The
+// batched products (prompts) keep to the rows as they are in Data.
 func packF16Bands(m Matrix) []byte {
 	rb := m.RowBytes()
 	out := weightBuf(len(m.Data))
