@@ -468,8 +468,10 @@ func TestHeapWeightBytes(t *testing.T) {
 			before, stable = n, 0
 		}
 	}
-	// 2 MiB of F16 rows: copied in every build (copyBytes), never repacked.
-	w := randMatrix(t, rand.New(rand.NewPCG(7, 7)), F16, 1024, 1024).Packed()
+	// 16 MiB of F16 rows, 2048 wide: copied in every build (copyBytes),
+	// never repacked, and too large to share a slab of huge pages with
+	// others (slabMax), which would live as long as any of them.
+	w := randMatrix(t, rand.New(rand.NewPCG(7, 7)), F16, 4096, 2048).Packed()
 	if got := HeapWeightBytes() - before; got != int64(len(w.Data)) {
 		t.Fatalf("HeapWeightBytes grew by %d for a %d-byte copy", got, len(w.Data))
 	}

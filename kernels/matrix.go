@@ -80,10 +80,14 @@ var heapWeightBytes atomic.Int64
 
 // weightBuf returns a new n-byte buffer for Packed's copy of a matrix,
 // counted in HeapWeightBytes until the garbage collector frees it, and
-// backed by huge pages where the system allows (adviseHuge).
+// backed by huge pages where the system allows: cut from a slab of them
+// (slabBuf), or a buffer of its own advised for them (adviseHuge).
 func weightBuf(n int) []byte {
-	b := make([]byte, n)
-	adviseHuge(b)
+	b := slabBuf(n) // one under a huge page, cut from huge pages
+	if b == nil {
+		b = make([]byte, n)
+		adviseHuge(b)
+	}
 	if n > 0 {
 		heapWeightBytes.Add(int64(n))
 		runtime.AddCleanup(&b[0], func(n int64) { heapWeightBytes.Add(-n) }, int64(n))
