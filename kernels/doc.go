@@ -64,6 +64,6 @@
 // packed Q4_0, Q8_0, Q5_0, Q4_1, Q5_1, Q4_K, Q5_K, Q6_K and wide F16
 // products of dot512_amd64.s, all bitwise equal to the plain-Go ones; the
 // purego build tag or another architecture keeps the plain Go) and, on
-// Linux, golang.org/x/sys/unix (to back weights with huge pages:
-// adviseHuge).
+// Linux, golang.org/x/sys/unix (to back weights with huge pages: slabBuf
+// for buffers under 16 MB, adviseHuge for the others).
 package kernels
