@@ -71,7 +71,8 @@ type benchRound struct {
 	// --bandwidth-mb), right before and right after the round, the higher.
 	BandwidthGBs float64 `json:"bandwidth_gb_s"`
 	// BufferGBs is the same read over a buffer of as many bytes allocated
-	// for it, as a STREAM-style figure is measured, for comparison: where
+	// for it, as a STREAM-style figure is measured, pass for pass in turn
+	// with the roofline's, for comparison: where
 	// the guest's cores sit far apart on the host, memory in different
 	// places streams at rates up to a tenth apart, and the weights' own
 	// rate is the bound of their decode.
@@ -199,7 +200,7 @@ func benchCmd(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		}
 		return kernels.NewBandwidthProbe(pool, size(bytes), 2)
 	}
-	buffer := func(bytes uint64) float64 { return kernels.MeasureBandwidth(pool, size(bytes), 2) }
+	buffer := func(bytes uint64) *kernels.BandwidthProbe { return kernels.NewBandwidthProbe(pool, size(bytes), 2) }
 	log.Info("measuring memory bandwidth and FMA peak around each model", "threads", pool.Size())
 	var rows []benchRow
 	for _, p := range paths {
@@ -340,9 +341,10 @@ func median(rounds []benchRound, key func(benchRound) float64) benchRound {
 // benchOne measures the model at path in rounds rounds, each round's
 // roofline measured right before and right after it by the probe roofline
 // returns for the model (given the bytes a decoded token reads), and
-// beside it the bandwidth of a buffer of its own (buffer) for comparison.
+// beside it, pass for pass, the bandwidth of a buffer of its own (the
+// probe buffer returns) for comparison.
 func benchOne(path string, pool *kernels.Pool, prefill, decode, rounds int, roofline func(arch.Model, uint64) *kernels.BandwidthProbe,
-	buffer func(uint64) float64, llama func(path string) (pp, tg float64, err error),
+	buffer func(uint64) *kernels.BandwidthProbe, llama func(path string) (pp, tg float64, err error),
 	log interface{ Info(string, ...any) }) (benchRow, error) {
 	f, err := gguf.Open(path)
 	if err != nil {
@@ -394,14 +396,14 @@ func benchOne(path string, pool *kernels.Pool, prefill, decode, rounds int, roof
 	if _, err := pipeline.Bench(m, prefill, min(decode, 2), 0); err != nil {
 		return benchRow{}, err
 	}
-	pr := roofline(m, perToken)
-	// measure returns the roofline's bandwidth (the best of a few passes),
-	// the FMA peak and the buffer's bandwidth.
+	pr, bp := roofline(m, perToken), buffer(perToken)
+	// measure returns the roofline's bandwidth and the buffer's (the best
+	// of a few passes of each, in turn) and the FMA peak.
 	measure := func() (bw, peak, buf float64) {
 		for range 5 {
-			bw = max(bw, pr.Measure(pool))
+			bw, buf = max(bw, pr.Measure(pool)), max(buf, bp.Measure(pool))
 		}
-		return bw, kernels.MeasureFMAPeak(pool, 200*time.Millisecond), buffer(perToken)
+		return bw, kernels.MeasureFMAPeak(pool, 200*time.Millisecond), buf
 	}
 	bws := make([]float64, 0, decode+1)
 	for i := range rounds {
