@@ -141,7 +141,7 @@ func (t *mulTask) run(lo, hi int) {
 				continue
 			}
 			quantizeAct(t.xq[i*t.xrb:(i+1)*t.xrb], t.xt, t.x[i*cols:(i+1)*cols])
-			if w.packed != nil && w.Type != F16 {
+			if readsSums(w) {
 				nb := cols / QK
 				packedXSums(t.xs[i*nb*xsBlock:(i+1)*nb*xsBlock], t.xq[i*t.xrb:(i+1)*t.xrb], w.Type, cols)
 			}
@@ -186,6 +186,10 @@ func (t *mulTask) packed(w Matrix) bool {
 	return w.packed != nil && (w.Type != F16 || !t.batch)
 }
 
+// readsSums reports whether the packed products of w read packedXSums'
+// records beside the activations: all but F16's.
+func readsSums(w Matrix) bool { return w.packed != nil && w.Type != F16 }
+
 // productUnits is the length of the index range phase 1 of a product of w
 // runs over: its rows in units of unitRows (the last one maybe short).
 func (t *mulTask) productUnits(w Matrix) int {
@@ -205,8 +209,8 @@ func (t *mulTask) rowsOf(dst []float32, w Matrix, lo, hi int) {
 		}
 		for g := lo; g < hi; g++ { // each group's rows stay in cache over the tokens
 			for i := dotPackedTok4(dst, w, g, t.xq, t.xrb, t.xs, t.n); i < t.n; i++ {
-				var xs []byte // none for F16
-				if w.Type != F16 {
+				var xs []byte
+				if readsSums(w) {
 					xs = t.xs[i*nb*xsBlock : (i+1)*nb*xsBlock]
 				}
 				dotPacked(dst[i*w.Rows:(i+1)*w.Rows], w, g, g+1, t.xq[i*t.xrb:(i+1)*t.xrb], xs)
@@ -376,7 +380,7 @@ func matMulTask(p *Pool, t *mulTask, dst []float32, w Matrix, x []float32, n int
 		}
 		t.rows, t.rowsK = fastRows(w.Type, w.Rows, n, batch)
 		t.tiles, t.tilesK = fastTiles(w.Type, batch, n)
-		if w.packed != nil && w.Type != F16 {
+		if readsSums(w) {
 			if need := n * w.Cols / QK * xsBlock; cap(t.xs) < need {
 				t.xs = make([]byte, need)
 			}
