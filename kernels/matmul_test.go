@@ -484,3 +484,38 @@ func TestHeapWeightBytes(t *testing.T) {
 		time.Sleep(time.Millisecond) // cleanups run on their own goroutine
 	}
 }
+
+// TestActBufs checks that small products round into actRing buffers in
+// turn, xq and xs apart, and larger ones into buffers of their own that
+// they keep.
+func TestActBufs(t *testing.T) {
+	var m mulTask
+	seen := map[*byte]int{}
+	for i := range 2 * actRing {
+		m.actBufs(2200, 64*xsBlock)
+		if len(m.xq) != 2200 || len(m.xs) != 64*xsBlock {
+			t.Fatalf("call %d: %d and %d bytes", i, len(m.xq), len(m.xs))
+		}
+		q, s := unsafe.SliceData(m.xq), unsafe.SliceData(m.xs)
+		if off := uintptr(unsafe.Pointer(s)) - uintptr(unsafe.Pointer(q)); off != 2240 {
+			t.Fatalf("call %d: xs %d bytes after xq", i, off)
+		}
+		if j, ok := seen[q]; ok && j != i-actRing {
+			t.Fatalf("call %d rounds into call %d's buffer", i, j)
+		}
+		seen[q] = i
+	}
+	if len(seen) != actRing {
+		t.Fatalf("%d buffers in turn, want %d", len(seen), actRing)
+	}
+	m.actBufs(actRingBytes, 8)
+	big := unsafe.SliceData(m.xq)
+	m.actBufs(100, 0)
+	if a := testing.AllocsPerRun(10, func() { m.actBufs(actRingBytes, 8); m.actBufs(100, 0) }); a != 0 {
+		t.Errorf("%v allocations alternating small and large products", a)
+	}
+	m.actBufs(actRingBytes-10, 64)
+	if unsafe.SliceData(m.xq) != big {
+		t.Error("a large product took a new buffer")
+	}
+}
