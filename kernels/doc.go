@@ -49,8 +49,11 @@
 // all kernels; a nil *Pool runs everything on the caller's goroutine.
 // Results never depend on the pool. MatMulShared runs products of the same
 // activations (a layer's q, k and v; gate and up) in one dispatch, so that
-// the workers meet once for them. In steady state MatVec, MatMul,
-// MatMulShared and the attention kernels allocate nothing.
+// the workers meet once for them. Pool.Expect announces the next product
+// (a Lookahead made at load), so that workers waiting on the caller's
+// serial work read the start of their part of its weights meanwhile. In
+// steady state MatVec, MatMul, MatMulShared and the attention kernels
+// allocate nothing.
 //
 // # Contracts
 //

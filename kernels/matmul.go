@@ -419,7 +419,9 @@ func matMulTask(p *Pool, t *mulTask, dst []float32, w Matrix, x []float32, n int
 	for j := 1; j < t.nparts; j++ {
 		units += t.productUnits(t.parts[j].W)
 	}
+	ahead := p.takeAhead() // workers reading ahead stop at their next step
 	p.run(units, max(1, rowGrain/max(1, unitBytes)), t)
+	ahead.drain()
 	t.dst, t.w.Data, t.w.packed, t.x, t.dot, t.rows, t.rowsK, t.tiles, t.tilesK = nil, nil, nil, nil, nil, nil, 0, nil, 0
 	t.parts, t.nparts = [maxShared]Product{}, 0
 	mulTasks.put(t)

@@ -19,6 +19,9 @@ type Pool struct {
 	quit chan struct{}
 	wg   sync.WaitGroup
 	once sync.Once
+	// ahead is the product announced to come next (Expect), until a
+	// product takes it down.
+	ahead atomic.Pointer[Lookahead]
 }
 
 // task is the work of one For call. Kernels pass pooled structs that
@@ -32,26 +35,26 @@ type funcTask func(lo, hi int)
 func (f funcTask) run(lo, hi int) { f(lo, hi) }
 
 // job is one For call in flight. Its range starts split into one span per
-// goroutine it was handed to, the caller's included; each works through its
-// own span from the front, in chunks of half of what is left of it (least
-// at the smallest), so that it reads one contiguous run of memory (each
-// restart of a run costs the hardware prefetchers their warm-up) in few
-// calls, and
-// one whose span is empty takes over the back half of the largest span
-// left, or all of a span under two chunks.
-// Spans no goroutine took up (every worker was busy) are taken over the
-// same way. Each goroutine counts what it ran and takes that from left
+// goroutine it was handed to: span 0 the caller's, span w worker w's (so
+// that a worker knows its part of an announced product, see Expect). Each
+// works through its own span from the front, in chunks of half of what is
+// left of it (least at the smallest), so that it reads one contiguous run
+// of memory (each restart of a run costs the hardware prefetchers their
+// warm-up) in few calls, and one whose span is empty takes over the back
+// half of the largest span left, or all of a span under two chunks.
+// Spans no goroutine took up (their worker was busy) are taken over the
+// same way; a worker with no span of its own (more workers than spans)
+// starts empty. Each goroutine counts what it ran and takes that from left
 // once, when nothing is left to claim; whoever brings left to zero signals
 // done, which the caller always receives. refs counts the caller and the
 // workers holding the job; the last to let go recycles it.
 type job struct {
-	t      task
-	least  int // the smallest chunk
-	spans  []span
-	joined atomic.Int32 // goroutines that took the job up: the next one owns spans[joined]
-	left   atomic.Int64
-	refs   atomic.Int32
-	done   chan struct{}
+	t     task
+	least int // the smallest chunk
+	spans []span
+	left  atomic.Int64
+	refs  atomic.Int32
+	done  chan struct{}
 }
 
 // span is one goroutine's share of a job's range, [lo, hi) packed into
@@ -92,8 +95,8 @@ func NewPool(n int) *Pool {
 	if n > 1 {
 		p.jobs = make(chan *job, 16*(n-1)) // room for several callers' jobs
 		p.wg.Add(n - 1)
-		for range n - 1 {
-			go p.worker()
+		for w := 1; w < n; w++ {
+			go p.worker(w)
 		}
 	}
 	return p
@@ -128,10 +131,14 @@ func (p *Pool) Close() {
 // it ends inside a testing/synctest bubble as well.
 const spinPolls = 1 << 14
 
-func (p *Pool) worker() {
+// worker runs the jobs of worker w (1 to size-1; the caller of For is 0).
+func (p *Pool) worker(w int) {
 	defer p.wg.Done()
 	for {
-		j := p.poll()
+		// The product announced last, read ahead already, unless a job
+		// (attention between two products, say) ran since.
+		var read *Lookahead
+		j := p.poll(w, &read)
 		if j == nil {
 			select {
 			case j = <-p.jobs:
@@ -139,18 +146,24 @@ func (p *Pool) worker() {
 				return
 			}
 		}
-		j.work()
+		j.work(w)
 		j.release()
 	}
 }
 
 // poll returns the next job if one comes within spinPolls polls, else nil.
-func (p *Pool) poll() *job {
+// Meanwhile worker w reads ahead the product Expect announced, once: read
+// is the last one it did.
+func (p *Pool) poll(w int, read **Lookahead) *job {
 	for range spinPolls {
 		select {
 		case j := <-p.jobs:
 			return j
 		default:
+		}
+		if l := p.ahead.Load(); l != nil && l != *read {
+			*read = l
+			p.readAhead(l, w)
 		}
 	}
 	return nil
@@ -196,7 +209,6 @@ func (p *Pool) run(n, grain int, t task) {
 		j.spans[i].v.Store(packSpan(i*n/parts, (i+1)*n/parts))
 	}
 	j.t, j.least = t, least
-	j.joined.Store(0)
 	j.left.Store(int64(n))
 	j.refs.Store(1)
 	for range parts - 1 {
@@ -212,7 +224,7 @@ func (p *Pool) run(n, grain int, t task) {
 		}
 		break
 	}
-	j.work()
+	j.work(0)
 	j.wait()
 	j.release()
 }
@@ -233,10 +245,13 @@ func (j *job) wait() {
 	<-j.done
 }
 
-// work runs chunks of j until none is left to claim, then counts them
-// done.
-func (j *job) work() {
-	own := &j.spans[j.joined.Add(1)-1]
+// work runs chunks of j on goroutine w (0 the caller, else a worker)
+// until none is left to claim, then counts them done.
+func (j *job) work(w int) {
+	own := &span{}
+	if w < len(j.spans) {
+		own = &j.spans[w]
+	}
 	ran := 0
 	for {
 		lo, hi, ok := j.claim(own)

@@ -37,7 +37,10 @@ type Model struct {
 	OutputNorm []float32      // (dim); only when Hi == Layers
 	Output     kernels.Matrix // (vocab, dim); token_embd when the head is tied
 
-	s scratch
+	// ahead holds each layer's products (q,k,v; o; gate,up; down) for
+	// the pool to read ahead of them (kernels.Pool.Expect).
+	ahead [][4]*kernels.Lookahead
+	s     scratch
 }
 
 // scratch holds the buffers of one Forward call, grown to the largest batch
@@ -98,6 +101,10 @@ func Load(f *gguf.File, lo, hi int, opts arch.Options) (*Model, error) {
 			L.VBias = ld.vector(p+"attn_v.bias", kvDim)
 		}
 		m.Layers = append(m.Layers, L)
+		m.ahead = append(m.ahead, [4]*kernels.Lookahead{
+			kernels.NewLookahead(L.Q, L.K, L.V), kernels.NewLookahead(L.O),
+			kernels.NewLookahead(L.Gate, L.Up), kernels.NewLookahead(L.Down),
+		})
 	}
 	if hi == cfg.Layers {
 		m.OutputNorm = ld.vector("output_norm.weight", cfg.Dim)
@@ -320,8 +327,16 @@ func (m *Model) layer(l int, x []float32, rows int, seqs []arch.Seq, s *scratch)
 	c := &m.cfg
 	L := &m.Layers[l]
 	d, qDim, kvDim := c.Dim, c.Heads*c.HeadDim, c.KVDim()
+	// A few rows stream each product's weights once, after work on the
+	// caller alone: the pool's idle workers read ahead of each product.
+	expect := func(k int) {
+		if rows < parallelRows {
+			m.pool.Expect(m.ahead[l][k])
+		}
+	}
 
 	// Attention.
+	expect(0)
 	if rows >= parallelRows {
 		m.pool.For(rows, func(lo, hi int) { m.normRows(s.xb, x, L.AttnNorm, lo, hi) })
 	} else {
@@ -330,6 +345,7 @@ func (m *Model) layer(l int, x []float32, rows int, seqs []arch.Seq, s *scratch)
 	xb := s.xb[:rows*d]
 	q, k, v := s.q[:rows*qDim], s.k[:rows*kvDim], s.v[:rows*kvDim]
 	m.matmulShared(xb, seqs, kernels.Product{Dst: q, W: L.Q}, kernels.Product{Dst: k, W: L.K}, kernels.Product{Dst: v, W: L.V})
+	expect(1)
 	if L.QBias != nil {
 		for r := 0; r < rows; r++ {
 			kernels.Add(q[r*qDim:(r+1)*qDim], L.QBias)
@@ -364,6 +380,7 @@ func (m *Model) layer(l int, x []float32, rows int, seqs []arch.Seq, s *scratch)
 	}
 	out := s.out[:rows*d]
 	m.matmul(out, L.O, s.att[:rows*qDim], seqs)
+	expect(2)
 	kernels.Add(x, out)
 
 	if m.lo+l == c.Layers-1 {
@@ -378,6 +395,7 @@ func (m *Model) layer(l int, x []float32, rows int, seqs []arch.Seq, s *scratch)
 	}
 	hb, hb2 := s.hb[:rows*c.FFN], s.hb2[:rows*c.FFN]
 	m.matmulShared(xb, seqs, kernels.Product{Dst: hb, W: L.Gate}, kernels.Product{Dst: hb2, W: L.Up})
+	expect(3)
 	if rows >= parallelRows {
 		m.pool.For(rows, func(lo, hi int) { swigluRows(hb, hb2, c.FFN, lo, hi) })
 	} else {
