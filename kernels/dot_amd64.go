@@ -1252,8 +1252,8 @@ func attnAxpyF16(acc []float32, v []uint16, p float32) {
 func expChunksAVX2(x *float32, m float32, n int, sum *float64) int
 
 // expChunks does softmaxGGML's exponentials and sum for the whole chunks of
-// 8 from the start of x, up to the first that needs vExpf's slow path, and
-// returns how many elements it did (0 without AVX2).
+// 8 from the start of x and returns how many elements it did (0 without
+// AVX2).
 func expChunks(x []float32, m float32, sum *float64) int {
 	n := len(x) &^ 7
 	if !useAVX2 || n == 0 {
@@ -1321,8 +1321,7 @@ func ropeVec(x []float32, heads, hd, dims int, neox bool, cs, aux []float32) boo
 }
 
 // swigluVec sets dst[i] = vSiLU(gate[i]) * up[i] for whole chunks of 8 from
-// the start of gate, up to the first that needs vExpf's slow path, and
-// returns how many elements it did (0 without AVX2).
+// the start of gate and returns how many elements it did (0 without AVX2).
 func swigluVec(dst, gate, up []float32) int {
 	n := len(gate) &^ 7
 	if !useAVX2 || n == 0 {

@@ -2034,13 +2034,59 @@ r32cdone:
 	VFMADD231PS  Y4, Y2, Y0; \
 	VFMADD231PS  Y0, Y1, Y1
 
+// BCASTV(imm, x, y) broadcasts the 32-bit imm into y through AX and x (the
+// low half of y): BCAST without clobbering X0.
+#define BCASTV(imm, x, y) \
+	MOVL         imm, AX; \
+	VMOVD        AX, x; \
+	VPBROADCASTD x, y
+
+// VEXPFSLOW finishes VEXPF where it jumped to bail, with Y0 holding b, Y1
+// z and Y2 the lanes whose |n| > 126, as vExpf's slow path does for those
+// lanes: g = 0x82000000 where n <= 0 (else 0), s1 = the bits g +
+// 0x7f000000, s2 = those of e - g (e = z << 23); s1*s1 where |n| > 192,
+// else (s2*j + s2)*s1. The other lanes get k*j + k. It sets Y1 and
+// clobbers Y0, Y2-Y4 and Y12-Y15, so that EXPCONSTS must follow.
+#define VEXPFSLOW \
+	VMOVAPS      Y2, Y12; \
+	VSUBPS       Y15, Y1, Y13; \
+	VPSLLD       $23, Y1, Y1; \
+	VMOVAPS      Y1, Y14; \
+	VPADDD       Y11, Y1, Y1; \
+	VMULPS       Y0, Y0, Y2; \
+	VMOVAPS      Y9, Y3; \
+	VFMADD231PS  Y10, Y0, Y3; \
+	VMOVAPS      Y7, Y4; \
+	VFMADD231PS  Y8, Y0, Y4; \
+	VFMADD231PS  Y3, Y2, Y4; \
+	VMULPS       Y6, Y0, Y0; \
+	VFMADD231PS  Y4, Y2, Y0; \
+	VMOVAPS      Y1, Y2; \
+	VFMADD231PS  Y0, Y1, Y2; \
+	VXORPS       Y4, Y4, Y4; \
+	VCMPPS       $0x02, Y4, Y13, Y4; \
+	BCASTV($0x82000000, X3, Y3); \
+	VANDPS       Y3, Y4, Y4; \
+	BCASTV($0x7f000000, X3, Y3); \
+	VPADDD       Y4, Y3, Y3; \
+	VPSUBD       Y4, Y14, Y14; \
+	VMOVAPS      Y14, Y4; \
+	VFMADD231PS  Y0, Y14, Y4; \
+	VMULPS       Y3, Y4, Y4; \
+	VMULPS       Y3, Y3, Y3; \
+	VANDPS       Y5, Y13, Y13; \
+	BCASTV($0x43400000, X15, Y15); \
+	VCMPPS       $0x1e, Y15, Y13, Y13; \
+	VBLENDVPS    Y13, Y3, Y4, Y4; \
+	VBLENDVPS    Y12, Y4, Y2, Y1
+
 // func swigluAVX2(dst, gate, up *float32, n int) int
 //
 // dst[i] = vSiLU(gate[i]) * up[i] for whole chunks of 8 from the start, as
 // ggml_vec_swiglu_f32 with ggml_v_expf: the same fused multiply-adds in the
-// same order, one lane an element. It stops before the first chunk where
-// some lane's |n| > 126 (ggml_v_expf's slow path, left to Go) and returns
-// the number of elements done. dst may alias gate or up.
+// same order, one lane an element, a chunk where some lane's |n| > 126
+// through VEXPFSLOW. It returns the number of elements done (n rounded
+// down to 8). dst may alias gate or up.
 TEXT ·swigluAVX2(SB), NOSPLIT, $0-40
 	MOVQ dst+0(FP), DI
 	MOVQ gate+8(FP), SI
@@ -2055,7 +2101,9 @@ TEXT ·swigluAVX2(SB), NOSPLIT, $0-40
 swloop:
 	VXORPS       Y0, Y0, Y0
 	VSUBPS       (SI)(BX*4), Y0, Y0 // x = 0 - g
-	VEXPF(swdone)
+	VEXPF(swslow)
+
+swback:
 	VADDPS       Y11, Y1, Y1        // 1 + e
 	VMOVUPS      (SI)(BX*4), Y0
 	VDIVPS       Y1, Y0, Y0         // g / (1 + e)
@@ -2070,6 +2118,11 @@ swdone:
 	MOVQ BX, ret+32(FP)
 	VZEROUPPER
 	RET
+
+swslow:
+	VEXPFSLOW
+	EXPCONSTS
+	JMP swback
 
 // func toF16AVX2(dst *uint16, src *float32, n int)
 //
@@ -2251,9 +2304,9 @@ avdone:
 //
 // The exponentials of softmaxGGML for whole chunks of 8 from the start of
 // x: x[i] = vExpf(x[i] - m), the same fused multiply-adds in the same
-// order as swigluAVX2's, and *sum += float64(hsum8 of the chunk), chunk
-// after chunk. It stops before the first chunk where some lane's |n| > 126
-// (vExpf's slow path, left to Go) and returns the number of elements done.
+// order as swigluAVX2's (a chunk where some lane's |n| > 126 through
+// VEXPFSLOW), and *sum += float64(hsum8 of the chunk), chunk after chunk.
+// It returns the number of elements done (n rounded down to 8).
 TEXT ·expChunksAVX2(SB), NOSPLIT, $0-40
 	MOVQ  x+0(FP), SI
 	MOVQ  n+16(FP), CX
@@ -2268,7 +2321,9 @@ exloop:
 	VBROADCASTSS m+8(FP), Y3
 	VMOVUPS      (SI)(BX*4), Y0
 	VSUBPS       Y3, Y0, Y0         // x = v - m
-	VEXPF(exdone)
+	VEXPF(exslow)
+
+exback:
 	VMOVUPS      Y1, (SI)(BX*4)
 	VEXTRACTF128 $1, Y1, X2         // hsum8(e), then into the float64 sum
 	VADDPS       X2, X1, X1
@@ -2288,6 +2343,11 @@ exdone:
 	MOVQ BX, ret+32(FP)
 	VZEROUPPER
 	RET
+
+exslow:
+	VEXPFSLOW
+	EXPCONSTS
+	JMP exback
 
 // HSUMSC(y, x, m) stores hsum8 of y (x its low half) times X8 lane 0 at m.
 // Clobbers X11, X12.

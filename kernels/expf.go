@@ -52,11 +52,7 @@ func softmaxGGML(x []float32) {
 		}
 	}
 	var sum float64
-	for i := 0; i < len(x); i += 8 {
-		if k := expChunks(x[i:], m, &sum); k > 0 { // SIMD, bitwise equal (dot_amd64.go)
-			i += k - 8
-			continue
-		}
+	for i := expChunks(x, m, &sum); i < len(x); i += 8 { // SIMD, bitwise equal (dot_amd64.go)
 		var c [8]float32
 		for l := range min(8, len(x)-i) {
 			e := vExpf(x[i+l] - m)

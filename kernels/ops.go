@@ -66,14 +66,11 @@ func SwiGLU(dst, gate, up []float32) {
 }
 
 // swiGLU8 is SwiGLU over a length that is a multiple of 8: the chunks the
-// SIMD kernel takes (swigluVec), the others (the rare chunk that needs
-// vExpf's slow path) in Go.
+// SIMD kernel takes (swigluVec: all of them where the CPU has AVX2), the
+// others in Go.
 func swiGLU8(dst, gate, up []float32) {
-	for i := 0; i < len(gate); {
-		i += swigluVec(dst[i:], gate[i:], up[i:])
-		for end := min(i+8, len(gate)); i < end; i++ {
-			dst[i] = vSiLU(gate[i]) * up[i]
-		}
+	for i := swigluVec(dst, gate, up); i < len(gate); i++ {
+		dst[i] = vSiLU(gate[i]) * up[i]
 	}
 }
 
