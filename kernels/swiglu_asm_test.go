@@ -112,8 +112,8 @@ func refSoftmax(x []float32) {
 
 // TestSoftmaxAsm runs softmaxGGML, whose whole chunks of 8 go through the
 // AVX2 exponentials, against the Go reference bit for bit: ordinary scores,
-// scores far enough below the maximum for vExpf's slow path (so that SIMD
-// and Go chunks alternate), and lengths that leave a tail.
+// scores far enough below the maximum for vExpf's slow path (VEXPFSLOW),
+// and lengths that leave a tail.
 func TestSoftmaxAsm(t *testing.T) {
 	if !useAVX2 {
 		t.Skip("no AVX2 on this CPU")
