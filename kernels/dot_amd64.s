@@ -1980,12 +1980,15 @@ r32cdone:
 	VZEROUPPER
 	RET
 
-// BCAST sets reg (a Y register) to 8 lanes of the float32 bits imm.
-// Clobbers AX.
-#define BCAST(imm, reg) \
+// BCASTV(imm, x, y) sets y (a Y register) to 8 lanes of the float32 bits
+// imm, through AX and x (the low half of y, or of a scratch register).
+#define BCASTV(imm, x, y) \
 	MOVL         imm, AX; \
-	VMOVD        AX, X0; \
-	VPBROADCASTD X0, reg
+	VMOVD        AX, x; \
+	VPBROADCASTD x, y
+
+// BCAST is BCASTV through X0 (clobbered, with AX).
+#define BCAST(imm, reg) BCASTV(imm, X0, reg)
 
 // EXPCONSTS loads the constants of VEXPF into Y4-Y15 (clobbering AX, X0).
 #define EXPCONSTS \
@@ -2001,6 +2004,18 @@ r32cdone:
 	BCAST($0x3f7ffff6, Y6); \
 	BCAST($0x7fffffff, Y5); \
 	BCAST($0x42fc0000, Y4)
+
+// VEXPFJ sets Y0 to VEXPF's polynomial j of b in Y0, with u = b*b in Y2
+// (the constants of EXPCONSTS in Y6-Y10); it clobbers Y3 and Y4.
+#define VEXPFJ \
+	VMULPS       Y0, Y0, Y2; \
+	VMOVAPS      Y9, Y3; \
+	VFMADD231PS  Y10, Y0, Y3; \
+	VMOVAPS      Y7, Y4; \
+	VFMADD231PS  Y8, Y0, Y4; \
+	VFMADD231PS  Y3, Y2, Y4; \
+	VMULPS       Y6, Y0, Y0; \
+	VFMADD231PS  Y4, Y2, Y0
 
 // VEXPF(bail) sets Y1 to ggml_v_expf of the 8 lanes of Y0, one lane an
 // element with vExpf's fused multiply-adds in its order, or jumps to bail
@@ -2024,22 +2039,8 @@ r32cdone:
 	JNE          bail; \
 	VPSLLD       $23, Y1, Y1; \
 	VPADDD       Y11, Y1, Y1; \
-	VMULPS       Y0, Y0, Y2; \
-	VMOVAPS      Y9, Y3; \
-	VFMADD231PS  Y10, Y0, Y3; \
-	VMOVAPS      Y7, Y4; \
-	VFMADD231PS  Y8, Y0, Y4; \
-	VFMADD231PS  Y3, Y2, Y4; \
-	VMULPS       Y6, Y0, Y0; \
-	VFMADD231PS  Y4, Y2, Y0; \
+	VEXPFJ; \
 	VFMADD231PS  Y0, Y1, Y1
-
-// BCASTV(imm, x, y) broadcasts the 32-bit imm into y through AX and x (the
-// low half of y): BCAST without clobbering X0.
-#define BCASTV(imm, x, y) \
-	MOVL         imm, AX; \
-	VMOVD        AX, x; \
-	VPBROADCASTD x, y
 
 // VEXPFSLOW finishes VEXPF where it jumped to bail, with Y0 holding b, Y1
 // z and Y2 the lanes whose |n| > 126, as vExpf's slow path does for those
@@ -2053,14 +2054,7 @@ r32cdone:
 	VPSLLD       $23, Y1, Y1; \
 	VMOVAPS      Y1, Y14; \
 	VPADDD       Y11, Y1, Y1; \
-	VMULPS       Y0, Y0, Y2; \
-	VMOVAPS      Y9, Y3; \
-	VFMADD231PS  Y10, Y0, Y3; \
-	VMOVAPS      Y7, Y4; \
-	VFMADD231PS  Y8, Y0, Y4; \
-	VFMADD231PS  Y3, Y2, Y4; \
-	VMULPS       Y6, Y0, Y0; \
-	VFMADD231PS  Y4, Y2, Y0; \
+	VEXPFJ; \
 	VMOVAPS      Y1, Y2; \
 	VFMADD231PS  Y0, Y1, Y2; \
 	VXORPS       Y4, Y4, Y4; \
