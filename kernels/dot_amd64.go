@@ -21,6 +21,17 @@ var useAVX2 = cpu.X86.HasAVX2 && cpu.X86.HasFMA && cpuid1ECX()&(1<<29) != 0
 // golang.org/x/sys/cpu) and VNNI's VPDPBUSD, besides the AVX2 set.
 var useAVX512 = useAVX2 && cpu.X86.HasAVX512F && cpu.X86.HasAVX512BW && cpu.X86.HasAVX512DQ && cpu.X86.HasAVX512VNNI
 
+// simd is SIMD's answer for this CPU.
+var simd = func() string {
+	switch {
+	case useAVX512:
+		return "avx512-vnni"
+	case useAVX2:
+		return "avx2"
+	}
+	return "go"
+}()
+
 // cpuid1ECX returns ECX of CPUID leaf 1 (bit 29: F16C).
 func cpuid1ECX() uint32
 

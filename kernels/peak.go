@@ -42,5 +42,13 @@ func MeasureFMAPeak(p *Pool, d time.Duration) float64 {
 	return best
 }
 
+// SIMD names the instructions the fast kernels run on this CPU, for
+// benchmark reports: "avx512-vnni" (the packed products over groups of 16
+// rows in AVX-512 with VNNI, the rest in AVX2), "avx2" (AVX2, FMA and F16C
+// throughout), or "go" (the plain-Go reference: another architecture,
+// -tags purego, or a CPU without them). GODEBUG=cpu.avx512f=off, read at
+// start-up, turns "avx512-vnni" into "avx2".
+func SIMD() string { return simd }
+
 // peakSink keeps the measuring loop's result alive.
 var peakSink atomic.Uint32

@@ -8,6 +8,9 @@ var (
 	fmaLoopFLOP float64
 )
 
+// simd is SIMD's answer: no assembly.
+const simd = "go"
+
 // readLoops is empty without the assembly: MeasureBandwidth then uses its
 // plain-Go loop only.
 var readLoops []func([]byte) uint64

@@ -9,6 +9,15 @@ import (
 	"unsafe"
 )
 
+// TestSIMD checks that SIMD names the instructions of the FMA loop the
+// peak is measured with, which the kernels share.
+func TestSIMD(t *testing.T) {
+	want := map[float64]string{0: "go", 10 * 8 * 2: "avx2", 10 * 16 * 2: "avx512-vnni"}[fmaLoopFLOP]
+	if got := SIMD(); got != want || (fmaLoop == nil) != (got == "go") {
+		t.Errorf("SIMD() = %q with an FMA loop of %g FLOP, want %q", got, fmaLoopFLOP, want)
+	}
+}
+
 // TestMeasureFMAPeak checks that the FMA peak, where it can be measured,
 // is a plausible figure for one to a few hundred cores.
 func TestMeasureFMAPeak(t *testing.T) {
