@@ -39,6 +39,7 @@ type benchRow struct {
 	Model         string  `json:"model"`
 	Type          string  `json:"type"`
 	Threads       int     `json:"threads"`
+	SIMD          string  `json:"simd"` // the kernels' instructions (kernels.SIMD)
 	BytesPerToken uint64  `json:"weight_bytes_per_token"`
 	BandwidthGBs  float64 `json:"bandwidth_gb_s"`
 	// BufferGBs is the median round's BufferGBs (see benchRound).
@@ -201,7 +202,7 @@ func benchCmd(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return kernels.NewBandwidthProbe(pool, size(bytes), 2)
 	}
 	buffer := func(bytes uint64) *kernels.BandwidthProbe { return kernels.NewBandwidthProbe(pool, size(bytes), 2) }
-	log.Info("measuring memory bandwidth and FMA peak around each model", "threads", pool.Size())
+	log.Info("measuring memory bandwidth and FMA peak around each model", "threads", pool.Size(), "simd", kernels.SIMD())
 	var rows []benchRow
 	for _, p := range paths {
 		if err := ctx.Err(); err != nil {
@@ -227,14 +228,14 @@ func benchCmd(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 	fmt.Fprintf(stdout, "median of %d rounds; each round's shares are against the roofline and FMA peak measured right before and after it (the higher), [lowest-highest round]; bandwidth: a read of the weights a token streams, buffer: of a buffer as large; paired: the median over a round's tokens of each token's rate against the bandwidth of a pass right before it and one right after (the higher)\n", max(*rounds, 1))
 	w := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintf(w, "model\ttype\tthreads\tMB/token\tbandwidth GB/s\tbuffer GB/s\troofline tok/s\tdecode tok/s\tof roofline\trounds\tpaired\trounds\tprefill tok/s\tprefill GFLOP/s\tFMA peak GFLOP/s\tof peak\trounds\t\n")
+	fmt.Fprintf(w, "model\ttype\tthreads\tsimd\tMB/token\tbandwidth GB/s\tbuffer GB/s\troofline tok/s\tdecode tok/s\tof roofline\trounds\tpaired\trounds\tprefill tok/s\tprefill GFLOP/s\tFMA peak GFLOP/s\tof peak\trounds\t\n")
 	for _, r := range rows {
 		share, peakRange := "-", "-"
 		if r.FMAPeakGFLOPs > 0 {
 			share = fmt.Sprintf("%.1f%%", 100*r.PrefillGFLOPs/r.FMAPeakGFLOPs)
 			peakRange = shareRange(r.Rounds, func(b benchRound) float64 { return b.PeakShare })
 		}
-		fmt.Fprintf(w, "%s\t%s\t%d\t%.1f\t%.2f\t%.2f\t%.2f\t%.2f\t%.1f%%\t%s\t%.1f%%\t%s\t%.2f\t%.1f\t%.1f\t%s\t%s\t\n", r.Model, r.Type, r.Threads,
+		fmt.Fprintf(w, "%s\t%s\t%d\t%s\t%.1f\t%.2f\t%.2f\t%.2f\t%.2f\t%.1f%%\t%s\t%.1f%%\t%s\t%.2f\t%.1f\t%.1f\t%s\t%s\t\n", r.Model, r.Type, r.Threads, r.SIMD,
 			float64(r.BytesPerToken)/1e6, r.BandwidthGBs, r.BufferGBs, r.RooflineTokS, r.DecodeTokS, 100*r.RooflineShare,
 			shareRange(r.Rounds, func(b benchRound) float64 { return b.RooflineShare }),
 			100*r.PairedShare, shareRange(r.Rounds, func(b benchRound) float64 { return b.PairedShare }), r.PrefillTokS,
@@ -388,7 +389,7 @@ func benchOne(path string, pool *kernels.Pool, prefill, decode, rounds int, roof
 	}
 	log.Info("benchmarking", "model", filepath.Base(path), "type", typ, "rounds", rounds)
 	row := benchRow{
-		Model: strings.TrimSuffix(filepath.Base(path), ".gguf"), Type: typ, Threads: pool.Size(),
+		Model: strings.TrimSuffix(filepath.Base(path), ".gguf"), Type: typ, Threads: pool.Size(), SIMD: kernels.SIMD(),
 		BytesPerToken: perToken, PrefillTokens: prefill, DecodeTokens: decode,
 	}
 	// One untimed run first, as llama-bench does: a model's first prompt

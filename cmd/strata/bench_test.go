@@ -8,6 +8,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/strata-llm/strata/kernels"
 )
 
 // TestBenchMedian checks that a bench row reports its median round, by the
@@ -107,7 +109,7 @@ func TestBenchLlamaCpp(t *testing.T) {
 	if err := run(context.Background(), args, nil, &stdout, &stderr); err != nil {
 		t.Fatalf("bench: %v\n%s", err, stderr.String())
 	}
-	for _, want := range []string{"llama.cpp decode tok/s", "4550.55", "21268.39", "tiny-q8_0", "paired"} {
+	for _, want := range []string{"llama.cpp decode tok/s", "4550.55", "21268.39", "tiny-q8_0", "paired", " " + kernels.SIMD() + " "} {
 		if !strings.Contains(stdout.String(), want) {
 			t.Errorf("bench output lacks %q:\n%s", want, stdout.String())
 		}
