@@ -137,6 +137,9 @@ func dotQ6_KQ8_KAVX2(w, x *byte, nb int) float32
 func quantizeQ8_0AVX2(y *byte, x *float32, nb int) int
 
 //go:noescape
+func quantizeQ8_1AVX2(y *byte, x *float32, nb int) int
+
+//go:noescape
 func dotF16AVX2(w, x *byte, n int) float32
 
 //go:noescape
@@ -561,19 +564,38 @@ func quantizeQ8_KImpl(y []byte, x []float32) {
 // the assembly leaves alone (an Inf or NaN, or all magnitudes below
 // 127/MaxFloat32, where the reference's rounding of x*Inf is not what
 // VCVTPS2DQ does) go to the reference.
-func quantizeQ8_0Impl(y []byte, x []float32) {
+func quantizeQ8_0Impl(y []byte, x []float32) { quantizeQ8Impl(y, x, false) }
+
+// quantizeQ8_1Impl is quantizeQ8_1, in AVX2 where the CPU has it, the
+// blocks the assembly leaves alone going to the reference as in
+// quantizeQ8_0Impl. Q4_1 and Q5_1 products round their activations with
+// it: 4096 of them took 14.8 µs in Go and take 0.85 µs here, and whole
+// tokens of the 1B-shaped Q4_1 and Q5_1 models decode 3-7% faster.
+func quantizeQ8_1Impl(y []byte, x []float32) { quantizeQ8Impl(y, x, true) }
+
+// quantizeQ8Impl is quantizeQ8_1Impl where q81, else quantizeQ8_0Impl.
+func quantizeQ8Impl(y []byte, x []float32, q81 bool) {
+	ref, bb := quantizeQ8_0, q8_0Bytes
+	if q81 {
+		ref, bb = quantizeQ8_1, q8_1Bytes
+	}
 	if !useAVX2 {
-		quantizeQ8_0(y, x)
+		ref(y, x)
 		return
 	}
 	nb := len(x) / QK
-	y, x = y[:nb*q8_0Bytes], x[:nb*QK]
+	y, x = y[:nb*bb], x[:nb*QK]
 	for len(x) > 0 {
-		n := quantizeQ8_0AVX2(unsafe.SliceData(y), unsafe.SliceData(x), len(x)/QK)
-		y, x = y[n*q8_0Bytes:], x[n*QK:]
+		var n int
+		if q81 {
+			n = quantizeQ8_1AVX2(unsafe.SliceData(y), unsafe.SliceData(x), len(x)/QK)
+		} else {
+			n = quantizeQ8_0AVX2(unsafe.SliceData(y), unsafe.SliceData(x), len(x)/QK)
+		}
+		y, x = y[n*bb:], x[n*QK:]
 		if len(x) > 0 {
-			quantizeQ8_0(y[:q8_0Bytes], x[:QK])
-			y, x = y[q8_0Bytes:], x[QK:]
+			ref(y[:bb], x[:QK])
+			y, x = y[bb:], x[QK:]
 		}
 	}
 }

@@ -687,6 +687,63 @@ DATA q8perm<>+24(SB)/4, $3
 DATA q8perm<>+28(SB)/4, $7
 GLOBL q8perm<>(SB), RODATA|NOPTR, $32
 
+// Q8SETUP loads the constants of the Q8_0 and Q8_1 quantizers: Y15 the
+// magnitude mask, X14 127.0, Y13 q8perm; and their arguments: y in DI, x
+// in SI, nb in CX, DX the blocks done (0).
+#define Q8SETUP \
+	MOVQ     y+0(FP), DI; \
+	MOVQ     x+8(FP), SI; \
+	MOVQ     nb+16(FP), CX; \
+	XORQ     DX, DX; \
+	VPCMPEQD Y15, Y15, Y15; \
+	VPSRLD   $1, Y15, Y15; \
+	MOVL     $0x42fe0000, AX; \
+	VMOVD    AX, X14; \
+	VMOVDQU  q8perm<>(SB), Y13
+
+// Q8AMAX loads the block of 32 floats at SI into Y0-Y3 and leaves the
+// integer maximum of their magnitudes' bits in X4 and AX.
+#define Q8AMAX \
+	VMOVUPS      (SI), Y0; \
+	VMOVUPS      32(SI), Y1; \
+	VMOVUPS      64(SI), Y2; \
+	VMOVUPS      96(SI), Y3; \
+	VPAND        Y15, Y0, Y4; \
+	VPAND        Y15, Y1, Y5; \
+	VPMAXUD      Y5, Y4, Y4; \
+	VPAND        Y15, Y2, Y5; \
+	VPMAXUD      Y5, Y4, Y4; \
+	VPAND        Y15, Y3, Y5; \
+	VPMAXUD      Y5, Y4, Y4; \
+	VEXTRACTI128 $1, Y4, X5; \
+	VPMAXUD      X5, X4, X4; \
+	VPSHUFD      $0x4e, X4, X5; \
+	VPMAXUD      X5, X4, X4; \
+	VPSHUFD      $0xb1, X4, X5; \
+	VPMAXUD      X5, X4, X4; \
+	VMOVD        X4, AX
+
+// Q8QUANTS scales Y0-Y3 by id (X6) and converts them to int32 quants.
+#define Q8QUANTS \
+	VBROADCASTSS X6, Y6; \
+	VMULPS       Y6, Y0, Y0; \
+	VMULPS       Y6, Y1, Y1; \
+	VMULPS       Y6, Y2, Y2; \
+	VMULPS       Y6, Y3, Y3; \
+	VCVTPS2DQ    Y0, Y0; \
+	VCVTPS2DQ    Y1, Y1; \
+	VCVTPS2DQ    Y2, Y2; \
+	VCVTPS2DQ    Y3, Y3
+
+// Q8STORE packs the int32 quants in Y0-Y3 to bytes, in element order, at
+// off(DI).
+#define Q8STORE(off) \
+	VPACKSSDW Y1, Y0, Y0; \
+	VPACKSSDW Y3, Y2, Y2; \
+	VPACKSSWB Y2, Y0, Y0; \
+	VPERMD    Y0, Y13, Y0; \
+	VMOVDQU   Y0, off(DI)
+
 // func quantizeQ8_0AVX2(y *byte, x *float32, nb int) int
 //
 // quantizeQ8_0 of nb blocks; it stops before the first block holding an Inf
@@ -697,39 +754,14 @@ GLOBL q8perm<>(SB), RODATA|NOPTR, $32
 // quants are round-half-even(x*id) by VCVTPS2DQ under the default rounding
 // mode, packed with (never reached) saturation.
 TEXT ·quantizeQ8_0AVX2(SB), NOSPLIT, $0-32
-	MOVQ y+0(FP), DI
-	MOVQ x+8(FP), SI
-	MOVQ nb+16(FP), CX
-	XORQ DX, DX
-	VPCMPEQD Y15, Y15, Y15
-	VPSRLD   $1, Y15, Y15
-	MOVL     $0x42fe0000, AX // 127.0
-	VMOVD    AX, X14
-	VMOVDQU  q8perm<>(SB), Y13
-	CMPQ     DX, CX
-	JGE      qdone
+	Q8SETUP
+	CMPQ DX, CX
+	JGE  qdone
 
 qloop:
-	VMOVUPS (SI), Y0
-	VMOVUPS 32(SI), Y1
-	VMOVUPS 64(SI), Y2
-	VMOVUPS 96(SI), Y3
-	VPAND   Y15, Y0, Y4
-	VPAND   Y15, Y1, Y5
-	VPMAXUD Y5, Y4, Y4
-	VPAND   Y15, Y2, Y5
-	VPMAXUD Y5, Y4, Y4
-	VPAND   Y15, Y3, Y5
-	VPMAXUD Y5, Y4, Y4
-	VEXTRACTI128 $1, Y4, X5
-	VPMAXUD X5, X4, X4
-	VPSHUFD $0x4e, X4, X5
-	VPMAXUD X5, X4, X4
-	VPSHUFD $0xb1, X4, X5
-	VPMAXUD X5, X4, X4
-	VMOVD   X4, AX
-	CMPL    AX, $0x7f800000
-	JAE     qdone
+	Q8AMAX
+	CMPL AX, $0x7f800000
+	JAE  qdone
 
 	VDIVSS    X14, X4, X5 // d = amax/127
 	VCVTPS2PH $0, X5, X5
@@ -744,27 +776,71 @@ qloop:
 	JEQ       qdone // id overflowed (amax < 127/MaxFloat32): the reference's rounding of x*Inf
 
 qzero:
-	VBROADCASTSS X6, Y6
-	VMULPS    Y6, Y0, Y0
-	VMULPS    Y6, Y1, Y1
-	VMULPS    Y6, Y2, Y2
-	VMULPS    Y6, Y3, Y3
-	VCVTPS2DQ Y0, Y0
-	VCVTPS2DQ Y1, Y1
-	VCVTPS2DQ Y2, Y2
-	VCVTPS2DQ Y3, Y3
-	VPACKSSDW Y1, Y0, Y0
-	VPACKSSDW Y3, Y2, Y2
-	VPACKSSWB Y2, Y0, Y0
-	VPERMD    Y0, Y13, Y0
-	VMOVDQU   Y0, 2(DI)
-	ADDQ      $128, SI
-	ADDQ      $34, DI
-	INCQ      DX
-	CMPQ      DX, CX
-	JLT       qloop
+	Q8QUANTS
+	Q8STORE(2)
+	ADDQ $128, SI
+	ADDQ $34, DI
+	INCQ DX
+	CMPQ DX, CX
+	JLT  qloop
 
 qdone:
+	VZEROUPPER
+	MOVQ DX, ret+24(FP)
+	RET
+
+// func quantizeQ8_1AVX2(y *byte, x *float32, nb int) int
+//
+// quantizeQ8_1 of nb blocks, as quantizeQ8_0AVX2 (and stopping where it
+// stops): d and the quants as Q8_0's, the quants at 4 in blocks of 36
+// bytes, and s = d*float32(the quants' int32 sum), d unrounded, to F16 at
+// 2.
+TEXT ·quantizeQ8_1AVX2(SB), NOSPLIT, $0-32
+	Q8SETUP
+	CMPQ DX, CX
+	JGE  q1done
+
+q1loop:
+	Q8AMAX
+	CMPL AX, $0x7f800000
+	JAE  q1done
+
+	VDIVSS    X14, X4, X7 // d = amax/127
+	VCVTPS2PH $0, X7, X5
+	VMOVD     X5, BX
+	MOVW      BX, (DI)
+	VXORPS    X6, X6, X6
+	TESTL     AX, AX
+	JEQ       q1zero
+	VDIVSS    X4, X14, X6 // id = 127/amax
+	VMOVD     X6, BX
+	CMPL      BX, $0x7f800000
+	JEQ       q1done // as in quantizeQ8_0AVX2
+
+q1zero:
+	Q8QUANTS
+	VPADDD       Y1, Y0, Y8 // the sum of the quants
+	VPADDD       Y3, Y2, Y9
+	VPADDD       Y9, Y8, Y8
+	VEXTRACTI128 $1, Y8, X9
+	VPADDD       X9, X8, X8
+	VPSHUFD      $0x4e, X8, X9
+	VPADDD       X9, X8, X8
+	VPSHUFD      $0xb1, X8, X9
+	VPADDD       X9, X8, X8
+	VCVTDQ2PS    X8, X8
+	VMULSS       X7, X8, X8 // s = d*sum
+	VCVTPS2PH    $0, X8, X8
+	VMOVD        X8, BX
+	MOVW         BX, 2(DI)
+	Q8STORE(4)
+	ADDQ $128, SI
+	ADDQ $36, DI
+	INCQ DX
+	CMPQ DX, CX
+	JLT  q1loop
+
+q1done:
 	VZEROUPPER
 	MOVQ DX, ret+24(FP)
 	RET

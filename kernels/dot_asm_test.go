@@ -359,6 +359,49 @@ func FuzzQuantizeQ8_0Asm(f *testing.F) {
 	})
 }
 
+func checkQuantizeQ8_1(t *testing.T, x []float32) {
+	t.Helper()
+	checkQuantizer(t, x, QK, q8_1Bytes, quantizeQ8_1, quantizeQ8_1Impl)
+}
+
+// TestQuantizeQ8_1Asm checks quantizeQ8_1Impl against quantizeQ8_1, byte
+// for byte, on the cases of TestQuantizeQ8_0Asm; a block's sum of quants
+// reaches its extremes (all 127, all -127) too.
+func TestQuantizeQ8_1Asm(t *testing.T) {
+	rng := rand.New(rand.NewPCG(39, 40))
+	for _, nb := range []int{0, 1, 2, 3, 7, 64} {
+		for rep := range 100 {
+			checkQuantizeQ8_1(t, quantCase(rng, nb, rep%2 == 1))
+		}
+	}
+	x := make([]float32, 3*QK)
+	x[0] = 127
+	for i := 1; i < QK; i++ {
+		x[i] = float32(i) - 15.5 // ties
+	}
+	for i := QK; i < 2*QK; i++ {
+		x[i] = 3.25
+	}
+	for i := 2 * QK; i < 3*QK; i++ {
+		x[i] = -1e-3
+	}
+	checkQuantizeQ8_1(t, x)
+}
+
+// FuzzQuantizeQ8_1Asm is the differential fuzz of the Q8_1 activation
+// quantizer on arbitrary float32 bits.
+func FuzzQuantizeQ8_1Asm(f *testing.F) {
+	f.Add(make([]byte, 4*QK))
+	f.Add([]byte("\x00\x00\x80\x7f\x00\x00\xc0\x7f\x01\x00\x00\x00\xff\xff\x7f\x7f"))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		x := make([]float32, (len(data)/4+QK-1)/QK*QK)
+		for i := range len(data) / 4 {
+			x[i] = math.Float32frombits(binary.LittleEndian.Uint32(data[4*i:]))
+		}
+		checkQuantizeQ8_1(t, x)
+	})
+}
+
 func checkQuantizeQ8_K(t *testing.T, x []float32) {
 	t.Helper()
 	checkQuantizer(t, x, QKK, q8_KBytes, quantizeQ8_K, quantizeQ8_KImpl)

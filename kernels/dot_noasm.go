@@ -27,6 +27,9 @@ func asmDots() []dotImpl { return nil }
 // quantizeQ8_0Impl is the reference quantizeQ8_0.
 func quantizeQ8_0Impl(y []byte, x []float32) { quantizeQ8_0(y, x) }
 
+// quantizeQ8_1Impl is the reference quantizeQ8_1.
+func quantizeQ8_1Impl(y []byte, x []float32) { quantizeQ8_1(y, x) }
+
 // quantizeF16Impl rounds x to halves, little-endian into y.
 func quantizeF16Impl(y []byte, x []float32) {
 	for i, v := range x {

@@ -28,7 +28,7 @@ func quantizeAct(y []byte, t DType, x []float32) {
 	case Q8_0:
 		quantizeQ8_0Impl(y, x) // SIMD where available (dot_amd64.go)
 	case Q8_1:
-		quantizeQ8_1(y, x)
+		quantizeQ8_1Impl(y, x) // SIMD where available (dot_amd64.go)
 	case Q8_K:
 		quantizeQ8_KImpl(y, x) // SIMD where available (dot_amd64.go)
 	case F16:
