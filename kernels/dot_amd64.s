@@ -822,12 +822,7 @@ q1zero:
 	VPADDD       Y1, Y0, Y8 // the sum of the quants
 	VPADDD       Y3, Y2, Y9
 	VPADDD       Y9, Y8, Y8
-	VEXTRACTI128 $1, Y8, X9
-	VPADDD       X9, X8, X8
-	VPSHUFD      $0x4e, X8, X9
-	VPADDD       X9, X8, X8
-	VPSHUFD      $0xb1, X8, X9
-	VPADDD       X9, X8, X8
+	HSUMD8R(Y8, X8, X9)
 	VCVTDQ2PS    X8, X8
 	VMULSS       X7, X8, X8 // s = d*sum
 	VCVTPS2PH    $0, X8, X8

@@ -347,7 +347,11 @@ func TestQuantizeQ8_0Asm(t *testing.T) {
 
 // FuzzQuantizeQ8_0Asm is the differential fuzz of the Q8_0 activation
 // quantizer on arbitrary float32 bits.
-func FuzzQuantizeQ8_0Asm(f *testing.F) {
+func FuzzQuantizeQ8_0Asm(f *testing.F) { fuzzQuantizer(f, checkQuantizeQ8_0) }
+
+// fuzzQuantizer fuzzes check (a quantizer's SIMD version against its
+// reference) on arbitrary float32 bits, in whole blocks of 32.
+func fuzzQuantizer(f *testing.F, check func(t *testing.T, x []float32)) {
 	f.Add(make([]byte, 4*QK))
 	f.Add([]byte("\x00\x00\x80\x7f\x00\x00\xc0\x7f\x01\x00\x00\x00\xff\xff\x7f\x7f"))
 	f.Fuzz(func(t *testing.T, data []byte) {
@@ -355,7 +359,7 @@ func FuzzQuantizeQ8_0Asm(f *testing.F) {
 		for i := range len(data) / 4 {
 			x[i] = math.Float32frombits(binary.LittleEndian.Uint32(data[4*i:]))
 		}
-		checkQuantizeQ8_0(t, x)
+		check(t, x)
 	})
 }
 
@@ -390,17 +394,7 @@ func TestQuantizeQ8_1Asm(t *testing.T) {
 
 // FuzzQuantizeQ8_1Asm is the differential fuzz of the Q8_1 activation
 // quantizer on arbitrary float32 bits.
-func FuzzQuantizeQ8_1Asm(f *testing.F) {
-	f.Add(make([]byte, 4*QK))
-	f.Add([]byte("\x00\x00\x80\x7f\x00\x00\xc0\x7f\x01\x00\x00\x00\xff\xff\x7f\x7f"))
-	f.Fuzz(func(t *testing.T, data []byte) {
-		x := make([]float32, (len(data)/4+QK-1)/QK*QK)
-		for i := range len(data) / 4 {
-			x[i] = math.Float32frombits(binary.LittleEndian.Uint32(data[4*i:]))
-		}
-		checkQuantizeQ8_1(t, x)
-	})
-}
+func FuzzQuantizeQ8_1Asm(f *testing.F) { fuzzQuantizer(f, checkQuantizeQ8_1) }
 
 func checkQuantizeQ8_K(t *testing.T, x []float32) {
 	t.Helper()

@@ -13,6 +13,16 @@
 // dot_amd64.s, the BF16 kernels and the K-quants' 4-token kernels.
 #define HSUM8 HSUM8R(Y0, X0, X1)
 
+// HSUMD8R(y, x, t) leaves the sum of the 8 int32 lanes of y in every lane
+// of x, the low half of y. Clobbers t.
+#define HSUMD8R(y, x, t) \
+	VEXTRACTI128 $1, y, t; \
+	VPADDD       t, x, x; \
+	VPSHUFD      $0x4e, x, t; \
+	VPADDD       t, x, x; \
+	VPSHUFD      $0xb1, x, t; \
+	VPADDD       t, x, x
+
 // HMAX8 leaves the largest of the 8 lanes of Y0 in every lane of X0,
 // clobbering X1. Shared by maxAVX2 and the Q8_K quantizer.
 #define HMAX8 \

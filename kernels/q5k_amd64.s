@@ -2,6 +2,7 @@
 
 #include "textflag.h"
 #include "kscales_amd64.h"
+#include "hsum_amd64.h"
 
 // AVX2+FMA+F16C version of dotQ5_KQ8_K (dot.go), built like
 // dotQ4_KQ8_KAVX2 in dot_amd64.s and bitwise equal to the reference under
@@ -101,12 +102,7 @@ q5kloop:
 	VPUNPCKLBW   X8, X8, X8
 	VPMOVZXBW    X8, Y8
 	VPMADDWD     260(DI), Y8, Y8
-	VEXTRACTI128 $1, Y8, X9
-	VPADDD       X9, X8, X8
-	VPSHUFD      $0x4e, X8, X9
-	VPADDD       X9, X8, X8
-	VPSHUFD      $0xb1, X8, X9
-	VPADDD       X9, X8, X8
+	HSUMD8R(Y8, X8, X9)
 	VCVTDQ2PS    X8, X8
 
 	// X15 = d = x.d*F16(w.d); X5 = x.d*F16(w.dmin);
