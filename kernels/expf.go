@@ -35,6 +35,9 @@ func vExpf(x float32) float32 {
 // vSiLU is ggml_v_silu, one lane: x / (1 + vExpf(-x)).
 func vSiLU(x float32) float32 { return x / (1 + vExpf(0-x)) }
 
+// ninf is float32 -Inf.
+var ninf = float32(math.Inf(-1))
+
 // softmaxGGML replaces x with its softmax as llama.cpp's soft_max does over
 // a row whose length is a multiple of 8 (its KV cache view is padded to 32
 // with masked entries): chunks of 8 go through vExpf and are added with
@@ -52,7 +55,19 @@ func softmaxGGML(x []float32) {
 		}
 	}
 	var sum float64
-	for i := expChunks(x, m, &sum); i < len(x); i += 8 { // SIMD, bitwise equal (dot_amd64.go)
+	i := expChunks(x, m, &sum) // SIMD, bitwise equal (dot_amd64.go)
+	if i < len(x) && len(x)-i < 8 {
+		// The last chunk, partial: padded with -Inf, whose exponential is
+		// the 0 the reference adds for the missing lanes. A row of 150
+		// scores took 300 ns with this chunk in Go, 175 ns so.
+		c := [8]float32{ninf, ninf, ninf, ninf, ninf, ninf, ninf, ninf}
+		copy(c[:], x[i:])
+		if expChunks(c[:], m, &sum) == 8 {
+			copy(x[i:], c[:])
+			i = len(x)
+		}
+	}
+	for ; i < len(x); i += 8 {
 		var c [8]float32
 		for l := range min(8, len(x)-i) {
 			e := vExpf(x[i+l] - m)

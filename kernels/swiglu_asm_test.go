@@ -113,7 +113,9 @@ func refSoftmax(x []float32) {
 // TestSoftmaxAsm runs softmaxGGML, whose whole chunks of 8 go through the
 // AVX2 exponentials, against the Go reference bit for bit: ordinary scores,
 // scores far enough below the maximum for vExpf's slow path (VEXPFSLOW),
-// and lengths that leave a tail.
+// lengths that leave a partial last chunk (padded with -Inf for the
+// assembly), and masked (-Inf), infinite and NaN scores (NaNs compare
+// alike, whatever their bits).
 func TestSoftmaxAsm(t *testing.T) {
 	if !useAVX2 {
 		t.Skip("no AVX2 on this CPU")
@@ -132,11 +134,23 @@ func TestSoftmaxAsm(t *testing.T) {
 				x[i] = float32(rng.NormFloat64() * 3)
 			}
 		}
+		switch trial % 50 { // masked, infinite and NaN scores
+		case 1:
+			x[rng.IntN(n)] = float32(math.Inf(-1))
+		case 2:
+			x[rng.IntN(n)] = float32(math.Inf(1))
+		case 3:
+			x[rng.IntN(n)] = float32(math.NaN())
+		case 4:
+			for i := range x {
+				x[i] = float32(math.Inf(-1))
+			}
+		}
 		want := append([]float32(nil), x...)
 		refSoftmax(want)
 		softmaxGGML(x)
 		for i := range want {
-			if math.Float32bits(x[i]) != math.Float32bits(want[i]) {
+			if math.Float32bits(x[i]) != math.Float32bits(want[i]) && !(x[i] != x[i] && want[i] != want[i]) { // NaNs alike
 				t.Fatalf("trial %d n=%d i=%d: SIMD %#08x, reference %#08x", trial, n, i, math.Float32bits(x[i]), math.Float32bits(want[i]))
 			}
 		}
