@@ -723,6 +723,27 @@ GLOBL q8perm<>(SB), RODATA|NOPTR, $32
 	VPMAXUD      X5, X4, X4; \
 	VMOVD        X4, AX
 
+// Q8SCALE(zero, done) computes a block's amax (Q8AMAX), jumping to done
+// for an Inf or NaN; stores d = amax/127 (X7) as F16 at 0(DI); and leaves
+// id = 127/amax in X6, jumping to zero with id 0 for a block of zeros, and
+// to done where id overflows (amax < 127/MaxFloat32: the reference's
+// rounding of x*Inf). Clobbers AX, BX, X5.
+#define Q8SCALE(zero, done) \
+	Q8AMAX; \
+	CMPL      AX, $0x7f800000; \
+	JAE       done; \
+	VDIVSS    X14, X4, X7; \
+	VCVTPS2PH $0, X7, X5; \
+	VMOVD     X5, BX; \
+	MOVW      BX, (DI); \
+	VXORPS    X6, X6, X6; \
+	TESTL     AX, AX; \
+	JEQ       zero; \
+	VDIVSS    X4, X14, X6; \
+	VMOVD     X6, BX; \
+	CMPL      BX, $0x7f800000; \
+	JEQ       done
+
 // Q8QUANTS scales Y0-Y3 by id (X6) and converts them to int32 quants.
 #define Q8QUANTS \
 	VBROADCASTSS X6, Y6; \
@@ -759,21 +780,7 @@ TEXT ·quantizeQ8_0AVX2(SB), NOSPLIT, $0-32
 	JGE  qdone
 
 qloop:
-	Q8AMAX
-	CMPL AX, $0x7f800000
-	JAE  qdone
-
-	VDIVSS    X14, X4, X5 // d = amax/127
-	VCVTPS2PH $0, X5, X5
-	VMOVD     X5, BX
-	MOVW      BX, (DI)
-	VXORPS    X6, X6, X6
-	TESTL     AX, AX
-	JEQ       qzero
-	VDIVSS    X4, X14, X6 // id = 127/amax
-	VMOVD     X6, BX
-	CMPL      BX, $0x7f800000
-	JEQ       qdone // id overflowed (amax < 127/MaxFloat32): the reference's rounding of x*Inf
+	Q8SCALE(qzero, qdone)
 
 qzero:
 	Q8QUANTS
@@ -801,21 +808,7 @@ TEXT ·quantizeQ8_1AVX2(SB), NOSPLIT, $0-32
 	JGE  q1done
 
 q1loop:
-	Q8AMAX
-	CMPL AX, $0x7f800000
-	JAE  q1done
-
-	VDIVSS    X14, X4, X7 // d = amax/127
-	VCVTPS2PH $0, X7, X5
-	VMOVD     X5, BX
-	MOVW      BX, (DI)
-	VXORPS    X6, X6, X6
-	TESTL     AX, AX
-	JEQ       q1zero
-	VDIVSS    X4, X14, X6 // id = 127/amax
-	VMOVD     X6, BX
-	CMPL      BX, $0x7f800000
-	JEQ       q1done // as in quantizeQ8_0AVX2
+	Q8SCALE(q1zero, q1done)
 
 q1zero:
 	Q8QUANTS
