@@ -4,6 +4,7 @@ import (
 	"runtime"
 	"sync"
 	"sync/atomic"
+	"time"
 )
 
 // Pool is one persistent set of worker goroutines shared by all kernels. A
@@ -123,13 +124,29 @@ func (p *Pool) Close() {
 	})
 }
 
-// spinPolls is how many times an idle worker polls for the next job, and a
-// caller waiting for its job's last chunks polls for them, before parking:
-// some tens of microseconds, about the gap between the products of a decode
-// step, so that each product does not wait for the scheduler to wake a
-// thread (llama.cpp's threads poll too). It counts polls, not time, so that
-// it ends inside a testing/synctest bubble as well.
-const spinPolls = 1 << 14
+// spinTime is how long an idle worker polls for the next job, and a caller
+// waiting for its job's last chunks polls for them, before parking (llama.cpp's
+// threads poll too). Waking a parked thread takes the scheduler, and under a
+// hypervisor the host: on a 2-vCPU guest, workers that parked after about 80
+// µs of polling started the first product of most tokens `strata bench`
+// decoded 100-190 µs late (its sampling and the next embedding come between
+// two tokens), the caller streaming alone meanwhile. With a millisecond,
+// whole tokens with 150 µs of the caller's work between them ran 0.7% faster
+// while the cores were far apart (where one core streams half the
+// bandwidth), the same near. An idle pool costs a core for that long.
+const spinTime = time.Millisecond
+
+// spinPolls bounds the polls of one spin as well: inside a testing/synctest
+// bubble the clock stands still while goroutines run, and the count ends
+// the spin there.
+const spinPolls = 1 << 18
+
+// spinning reports whether a goroutine that began to poll at start, and
+// has polled i times, should poll again; it reads the clock once every 64
+// polls.
+func spinning(i int, start time.Time) bool {
+	return i < spinPolls && (i&63 != 63 || time.Since(start) < spinTime)
+}
 
 // worker runs the jobs of worker w (1 to size-1; the caller of For is 0).
 func (p *Pool) worker(w int) {
@@ -151,11 +168,12 @@ func (p *Pool) worker(w int) {
 	}
 }
 
-// poll returns the next job if one comes within spinPolls polls, else nil.
+// poll returns the next job if one comes while it spins (spinning), else nil.
 // Meanwhile worker w reads ahead the product Expect announced, once: read
 // is the last one it did.
 func (p *Pool) poll(w int, read **Lookahead) *job {
-	for range spinPolls {
+	start := time.Now()
+	for i := 0; spinning(i, start); i++ {
 		select {
 		case j := <-p.jobs:
 			return j
@@ -235,7 +253,8 @@ func (p *Pool) run(n, grain int, t task) {
 // the scheduler (tens of microseconds here, with both threads idle) at the
 // end of every product.
 func (j *job) wait() {
-	for range spinPolls {
+	start := time.Now()
+	for i := 0; spinning(i, start); i++ {
 		select {
 		case <-j.done:
 			return
