@@ -208,53 +208,53 @@ p16done:
 	VMOVDQU32 qo+384(SI), r6; \
 	VMOVDQU32 qo+448(SI), r7
 
-// Q8W16(w, xo, xso, i, acc) adds word i of a Q8_0 block of 16 rows, loaded
-// in w, into acc: Z1 = -128*(sum of x's 4 bytes) from the sums at
+// Q8W16(w, xo, xso, i, acc, sc) adds word i of a Q8_0 block of 16 rows,
+// loaded in w, into acc: Z1 = -128*(sum of x's 4 bytes) from the sums at
 // xso(BX), plus the products of the weights plus 128 and x's bytes (at
 // xo(DI)), is the exact integer sum of LANES8's lane i for each row; then
-// acc = fma(that, the rows' scales at (R13), acc), as the AVX2 kernel's
-// lane i.
-#define Q8W16(w, xo, xso, i, acc) \
+// acc = fma(that, the rows' scales in sc, acc), as the AVX2 kernel's lane
+// i.
+#define Q8W16(w, xo, xso, i, acc, sc) \
 	VPBROADCASTD  (xso+8+4*i)(BX), Z1; \
 	VPDPBUSD.BCST (xo+2+4*i)(DI), w, Z1; \
 	VCVTDQ2PS     Z1, Z1; \
-	VFMADD231PS   (R13), Z1, acc
+	VFMADD231PS   sc, Z1, acc
 
-// Q8C16(so, xo, xso, r0, r1, r2, r3, r4, r5, r6, r7) adds the Q8_0 block
-// of 16 rows whose words Q8L8 loaded in r0..r7 (scales at so(SI)) into
-// the lanes Z16..Z23. The rows' scales go to the stack line at R13, and
-// each of the 8 multiply-adds reads them there: streaming the 1B shape's
-// layer matrices from memory, that ran 2.4-2.9% faster than keeping them
-// in a register while the cores were far apart, 0.6-0.9% near
-// (alternating in one process). Adding one more broadcast load to each
-// word, its result unused, gained as much; register-only instructions in
-// its place lost.
-#define Q8C16(so, xo, xso, r0, r1, r2, r3, r4, r5, r6, r7) \
+// Q8C16(so, xo, xso, r0, r1, r2, r3, r4, r5, r6, r7, sc, keep) adds the
+// Q8_0 block of 16 rows whose words Q8L8 loaded in r0..r7 (scales at
+// so(SI)) into the lanes Z16..Z23: the rows' scales are computed in Z8,
+// keep puts them where sc, the multiply-adds' operand, reads them.
+#define Q8C16(so, xo, xso, r0, r1, r2, r3, r4, r5, r6, r7, sc, keep) \
 	VCVTPH2PS   so(SI), Z8; \
 	VMULPS.BCST xso+4(BX), Z8, Z8; \
-	VMOVAPS     Z8, (R13); \
-	Q8W16(r0, xo, xso, 0, Z16); \
-	Q8W16(r1, xo, xso, 1, Z17); \
-	Q8W16(r2, xo, xso, 2, Z18); \
-	Q8W16(r3, xo, xso, 3, Z19); \
-	Q8W16(r4, xo, xso, 4, Z20); \
-	Q8W16(r5, xo, xso, 5, Z21); \
-	Q8W16(r6, xo, xso, 6, Z22); \
-	Q8W16(r7, xo, xso, 7, Z23)
+	keep; \
+	Q8W16(r0, xo, xso, 0, Z16, sc); \
+	Q8W16(r1, xo, xso, 1, Z17, sc); \
+	Q8W16(r2, xo, xso, 2, Z18, sc); \
+	Q8W16(r3, xo, xso, 3, Z19, sc); \
+	Q8W16(r4, xo, xso, 4, Z20, sc); \
+	Q8W16(r5, xo, xso, 5, Z21, sc); \
+	Q8W16(r6, xo, xso, 6, Z22, sc); \
+	Q8W16(r7, xo, xso, 7, Z23, sc)
 
-// Q8P16 adds the pair of Q8_0 blocks of 16 rows at SI (quants at 0 and
-// 512, scales at 1024 and 1056) into the lanes Z16..Z23, all 16 lines of
-// quants loaded before any is used. Streaming from memory, that made the
-// 1B shape's layer matrices 4 points of the bandwidth faster (86.6%
-// against 82.7%) when memory was fast, the same when slow (alternating
-// in one process). Loading each block's 8 lines right before its use lost
-// (74.5% against 80.4%), and so did converting both blocks' scales before
-// either block's words (74.8% against 79.8%).
-#define Q8P16 \
+// Q8INZ8 leaves the rows' scales in Z8, Q8C16's register; Q8ONSTACK
+// stores them to the frame's line at R13.
+#define Q8INZ8
+#define Q8ONSTACK VMOVAPS Z8, (R13)
+
+// Q8P16(sc, keep) adds the pair of Q8_0 blocks of 16 rows at SI (quants at
+// 0 and 512, scales at 1024 and 1056) into the lanes Z16..Z23, all 16
+// lines of quants loaded before any is used. Streaming from memory, that
+// made the 1B shape's layer matrices 4 points of the bandwidth faster
+// (86.6% against 82.7%) when memory was fast, the same when slow
+// (alternating in one process). Loading each block's 8 lines right before
+// its use lost (74.5% against 80.4%), and so did converting both blocks'
+// scales before either block's words (74.8% against 79.8%).
+#define Q8P16(sc, keep) \
 	Q8L8(0, Z24, Z25, Z26, Z27, Z28, Z29, Z30, Z31); \
 	Q8L8(512, Z0, Z2, Z3, Z4, Z5, Z6, Z7, Z9); \
-	Q8C16(1024, 0, 0, Z24, Z25, Z26, Z27, Z28, Z29, Z30, Z31); \
-	Q8C16(1056, 34, 40, Z0, Z2, Z3, Z4, Z5, Z6, Z7, Z9)
+	Q8C16(1024, 0, 0, Z24, Z25, Z26, Z27, Z28, Z29, Z30, Z31, sc, keep); \
+	Q8C16(1056, 34, 40, Z0, Z2, Z3, Z4, Z5, Z6, Z7, Z9, sc, keep)
 
 // LANES8ZERO zeroes the 8 lanes of 16 rows' accumulators (Z16-Z23) that
 // the packed kernels over 8 reference lanes keep.
@@ -279,60 +279,74 @@ p16done:
 	VADDPS Z19, Z17, Z17; \
 	VADDPS Z17, Z16, Z16
 
+// Q8KERNEL(sc, keep, group, pair, odd, sum, done) is the body of the
+// packed Q8_0 kernels below, the rows' scales kept by keep for the
+// multiply-adds to read at sc; the rest are its labels.
+#define Q8KERNEL(sc, keep, group, pair, odd, sum, done) \
+	MOVQ  dst+0(FP), DX; \
+	MOVQ  w+8(FP), SI; \
+	MOVQ  nb+32(FP), R9; \
+	MOVQ  groups+40(FP), R8; \
+	TESTQ R8, R8; \
+	JEQ   done; \
+	TESTQ R9, R9; \
+	JEQ   done; \
+group: \
+	MOVQ x+16(FP), DI; \
+	MOVQ xs+24(FP), BX; \
+	MOVQ R9, CX; \
+	LANES8ZERO; \
+	SHRQ $1, CX; \
+	JEQ  odd; \
+pair: \
+	Q8P16(sc, keep); \
+	ADDQ $1088, SI; \
+	ADDQ $68, DI; \
+	ADDQ $80, BX; \
+	DECQ CX; \
+	JNZ  pair; \
+odd: \
+	TESTQ $1, R9; \
+	JEQ   sum; \
+	Q8L8(0, Z24, Z25, Z26, Z27, Z28, Z29, Z30, Z31); \
+	Q8C16(512, 0, 0, Z24, Z25, Z26, Z27, Z28, Z29, Z30, Z31, sc, keep); \
+	ADDQ  $544, SI; \
+sum: \
+	LANES8SUM; \
+	VMOVUPS Z16, (DX); \
+	ADDQ    $64, DX; \
+	DECQ    R8; \
+	JNZ     group; \
+done: \
+	VZEROUPPER; \
+	RET
+
 // func dotQ8_0Q8_0x16PackedAVX512(dst *float32, w *byte, x *byte, xs *byte, nb int, groups int)
 //
 // dotQ8_0Q8_0 of groups*16 rows packed in groups of 16 (group g's blocks
-// at w + g*nb*544, by pairs: packRows) into dst[16g+r]. Row r keeps the 8 lanes of
-// dotQ8_0Q8_0AVX2's accumulator in lane r of Z16..Z23 (lane i in Z16+i),
-// with the same fused multiply-adds in the same order; at the end each
-// row's 8 lanes are added as HSUM8 adds them: (a_i + a_i+4), then i and
-// i+2, then 0 and 1.
-TEXT ·dotQ8_0Q8_0x16PackedAVX512(SB), NOSPLIT, $128-48
-	MOVQ dst+0(FP), DX
+// at w + g*nb*544, by pairs: packRows) into dst[16g+r]. Row r keeps the 8
+// lanes of dotQ8_0Q8_0AVX2's accumulator in lane r of Z16..Z23 (lane i in
+// Z16+i), with the same fused multiply-adds in the same order; at the end
+// each row's 8 lanes are added as HSUM8 adds them: (a_i + a_i+4), then i
+// and i+2, then 0 and 1. For weights in cache (a prompt's tokens after the
+// first): the multiply-adds take the rows' scales from Z8.
+TEXT ·dotQ8_0Q8_0x16PackedAVX512(SB), NOSPLIT, $0-48
+	Q8KERNEL(Z8, Q8INZ8, q16group, q16pair, q16odd, q16sum, q16done)
+
+// func dotQ8_0Q8_0x16PackedStreamAVX512(dst *float32, w *byte, x *byte, xs *byte, nb int, groups int)
+//
+// dotQ8_0Q8_0x16PackedAVX512, bitwise, for weights streamed from memory
+// (one token's product): the rows' scales go to a cache line of the
+// frame, and each multiply-add reads them there. Streaming the 1B shape's
+// layer matrices, alternating in one process, that ran 2.4-2.9% faster
+// than the scales in Z8 while the cores were far apart, 0.6-0.9% near;
+// one more broadcast load to each word, its result unused, gained as
+// much, and register-only instructions in its place lost. From cache it
+// runs a third slower (the scales' store is forwarded to the loads).
+TEXT ·dotQ8_0Q8_0x16PackedStreamAVX512(SB), NOSPLIT, $128-48
 	LEAQ 63(SP), R13
-	ANDQ $~63, R13 // a cache line of the frame for the scales
-	MOVQ w+8(FP), SI
-	MOVQ nb+32(FP), R9
-	MOVQ groups+40(FP), R8
-	TESTQ R8, R8
-	JEQ   q16done
-	TESTQ R9, R9
-	JEQ   q16done
-
-q16group:
-	MOVQ   x+16(FP), DI
-	MOVQ   xs+24(FP), BX
-	MOVQ   R9, CX
-	LANES8ZERO
-
-	SHRQ   $1, CX // pairs of blocks
-	JEQ    q16odd
-
-q16pair:
-	Q8P16
-	ADDQ $1088, SI
-	ADDQ $68, DI
-	ADDQ $80, BX
-	DECQ CX
-	JNZ  q16pair
-
-q16odd:
-	TESTQ $1, R9
-	JEQ   q16sum
-	Q8L8(0, Z24, Z25, Z26, Z27, Z28, Z29, Z30, Z31)
-	Q8C16(512, 0, 0, Z24, Z25, Z26, Z27, Z28, Z29, Z30, Z31)
-	ADDQ  $544, SI
-
-q16sum:
-	LANES8SUM
-	VMOVUPS Z16, (DX)
-	ADDQ    $64, DX
-	DECQ    R8
-	JNZ     q16group
-
-q16done:
-	VZEROUPPER
-	RET
+	ANDQ $~63, R13
+	Q8KERNEL((R13), Q8ONSTACK, q16sgroup, q16spair, q16sodd, q16ssum, q16sdone)
 
 // NIB16(qo, i) loads word i (columns 4i..4i+3 and 16+4i..16+4i+3) of
 // the block of 16 rows whose nibbles are at qo(SI), packed as Q4_0's, and

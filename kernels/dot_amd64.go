@@ -84,6 +84,9 @@ func dotQ4_0Q8_0x16PackedTok4AVX512(dst *float32, ldd int, w *byte, x *byte, xrb
 //go:noescape
 func dotQ8_0Q8_0x16PackedAVX512(dst *float32, w *byte, x *byte, xs *byte, nb int, groups int)
 
+//go:noescape
+func dotQ8_0Q8_0x16PackedStreamAVX512(dst *float32, w *byte, x *byte, xs *byte, nb int, groups int)
+
 // dotQ6_KQ8_Kx16PackedAVX512 is dotQ6_KQ8_K of groups*16 rows packed by
 // packQ6K16 into dst[16g+r], bitwise, against x (nb Q8_K blocks) and its
 // records xs (packedSumsQ6_K).
@@ -312,9 +315,11 @@ func packGroup(m Matrix) int {
 // matrix w (Q4_0: dotQ4_0Q8_0x8(w.Row(r), x, nb); Q8_0: dotQ8_0Q8_0;
 // Q5_0: dotQ5_0Q8_0; Q4_1 and Q5_1: their Q8_1 dots; Q4_K, Q5_K and
 // Q6_K: theirs), bitwise as one row at a time. xs holds x's records
-// (packedXSums). Direct calls only: through a func value, //go:noescape
-// would not apply.
-func dotPacked(dst []float32, w Matrix, g0, g1 int, x, xs []byte) {
+// (packedXSums). stream says that w comes from memory, read once (one
+// token's product), rather than from cache: a Q8_0 matrix then runs the
+// kernel made for that. Direct calls only: through a func value,
+// //go:noescape would not apply.
+func dotPacked(dst []float32, w Matrix, g0, g1 int, x, xs []byte, stream bool) {
 	if g1 <= g0 {
 		return
 	}
@@ -363,6 +368,8 @@ func dotPacked(dst []float32, w Matrix, g0, g1 int, x, xs []byte) {
 	x, xs = x[:nb*xb], xs[:nb*xsBlock]
 	dp, pp, xp, sp := unsafe.SliceData(d), unsafe.SliceData(p), unsafe.SliceData(x), unsafe.SliceData(xs)
 	switch {
+	case g == 16 && w.Type == Q8_0 && stream:
+		dotQ8_0Q8_0x16PackedStreamAVX512(dp, pp, xp, sp, nb, g1-g0)
 	case g == 16 && w.Type == Q8_0:
 		dotQ8_0Q8_0x16PackedAVX512(dp, pp, xp, sp, nb, g1-g0)
 	case g == 16 && w.Type == Q5_0:
@@ -999,6 +1006,7 @@ func asmDots() []dotImpl {
 		dots = append(dots,
 			dotImpl{"Q4_0x16packed", Q4_0, dotQ4_0Q8_0x8, packedRow(Q4_0, 16)},
 			dotImpl{"Q8_0x16packed", Q8_0, dotQ8_0Q8_0, packedRow(Q8_0, 16)},
+			dotImpl{"Q8_0x16packedStream", Q8_0, dotQ8_0Q8_0, packedRowStream(Q8_0, 16)},
 			dotImpl{"Q5_0x16packed", Q5_0, dotQ5_0Q8_0, packedRow(Q5_0, 16)},
 			dotImpl{"Q4_1x16packed", Q4_1, dotQ4_1Q8_1, packedRow(Q4_1, 16)},
 			dotImpl{"Q5_1x16packed", Q5_1, dotQ5_1Q8_1, packedRow(Q5_1, 16)},
@@ -1119,6 +1127,16 @@ func tokOf4(bb, xbb int, tok4 func(dst *float32, ldd int, w *byte, x *byte, xrb 
 // groups would show), packed as Matrix.Packed packs by g; the kernel runs
 // groups 1 and 2 in one call and the result is that row's.
 func packedRow(t DType, g int) func(w, x []byte, nb int) float32 {
+	return packedRowOf(t, g, false)
+}
+
+// packedRowStream is packedRow with the kernels for weights streamed from
+// memory (dotPacked's stream).
+func packedRowStream(t DType, g int) func(w, x []byte, nb int) float32 {
+	return packedRowOf(t, g, true)
+}
+
+func packedRowOf(t DType, g int, stream bool) func(w, x []byte, nb int) float32 {
 	return func(w, x []byte, nb int) float32 {
 		bb := t.BlockBytes()
 		rb := nb * bb
@@ -1147,7 +1165,7 @@ func packedRow(t DType, g int) func(w, x []byte, nb int) float32 {
 		xs := make([]byte, xsBlock*mat.Cols/QK)
 		packedXSums(xs, x, t, mat.Cols)
 		dst := make([]float32, 3*g)
-		dotPacked(dst, mat, 1, 3, x, xs)
+		dotPacked(dst, mat, 1, 3, x, xs, stream)
 		return dst[g+5]
 	}
 }

@@ -48,7 +48,7 @@ func packGroup(Matrix) int { return 0 }
 func packedSumsImpl(xs, x []byte, nb int) {}
 
 // dotPacked is never called: no matrix is packed here.
-func dotPacked(dst []float32, w Matrix, g0, g1 int, x, xs []byte) {}
+func dotPacked(dst []float32, w Matrix, g0, g1 int, x, xs []byte, stream bool) {}
 
 // dotPackedTok4 does nothing: no matrix is packed here.
 func dotPackedTok4(dst []float32, w Matrix, g int, x []byte, xrb int, xs []byte, n int) int { return 0 }

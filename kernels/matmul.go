@@ -224,7 +224,7 @@ func (t *mulTask) rowsOf(dst []float32, w Matrix, lo, hi int) {
 	if t.packed(w) { // lo, hi count groups of rows
 		nb := cols / QK
 		if t.n == 1 {
-			dotPacked(dst, w, lo, hi, t.xq, t.xs)
+			dotPacked(dst, w, lo, hi, t.xq, t.xs, true)
 			return
 		}
 		for g := lo; g < hi; g++ { // each group's rows stay in cache over the tokens
@@ -233,7 +233,7 @@ func (t *mulTask) rowsOf(dst []float32, w Matrix, lo, hi int) {
 				if readsSums(w) {
 					xs = t.xs[i*nb*xsBlock : (i+1)*nb*xsBlock]
 				}
-				dotPacked(dst[i*w.Rows:(i+1)*w.Rows], w, g, g+1, t.xq[i*t.xrb:(i+1)*t.xrb], xs)
+				dotPacked(dst[i*w.Rows:(i+1)*w.Rows], w, g, g+1, t.xq[i*t.xrb:(i+1)*t.xrb], xs, false)
 			}
 		}
 		return
