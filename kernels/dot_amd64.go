@@ -248,13 +248,13 @@ func dotF16X32Rows2(dst []float32, w []byte, rb int, x []byte, nb int) {
 // order.
 func dotF16Bands(dst []float32, w Matrix, g0, g1 int, x []byte) {
 	xh := unsafe.Slice((*uint16)(unsafe.Pointer(unsafe.SliceData(x))), w.Cols)
-	gb := 16 * w.RowBytes()
+	gb, band := 16*w.RowBytes(), f16BandOf(w.Cols)
 	var acc [16 * 32]float32
 	for g := g0; g < g1; g++ {
 		grp := w.packed[g*gb : (g+1)*gb]
 		clear(acc[:])
-		for c0 := 0; c0 < w.Cols; c0 += f16Band {
-			bc := min(f16Band, w.Cols-c0)
+		for c0 := 0; c0 < w.Cols; c0 += band {
+			bc := min(band, w.Cols-c0)
 			dotF16RowsAccAVX512(&acc[0], &grp[32*c0], 2*bc, &xh[c0], bc, 16)
 		}
 		for r := range 16 {

@@ -46,7 +46,7 @@ func TestF16Wide(t *testing.T) {
 	rng := rand.New(rand.NewPCG(71, 72))
 	p := NewPool(2)
 	defer p.Close()
-	for _, cols := range []int{f16BandsFrom + 32, f16Band, f16Band + 32, 2*f16Band + 3*32} {
+	for _, cols := range []int{f16BandsFrom + 32, f16Band, f16OneBand, f16OneBand + 32, 2*f16Band + 3*32} {
 		for _, rows := range []int{16, 48, 256} {
 			for _, pool := range []*Pool{nil, p} {
 				checkF16Wide(t, pool, rng, rows, cols, false)
@@ -64,7 +64,7 @@ func FuzzF16Wide(f *testing.F) {
 	f.Fuzz(func(t *testing.T, seed uint64, groups uint8, steps uint16, raw bool) {
 		rng := rand.New(rand.NewPCG(seed, 73))
 		rows := 16 * (1 + int(groups)%4)
-		cols := 32 * (1 + int(steps)%(2*f16Band/32+8))
+		cols := 32 * (1 + int(steps)%(2*f16Band/32+8)) // one band to three
 		checkF16Wide(t, nil, rng, rows, cols, raw)
 	})
 }

@@ -195,30 +195,48 @@ const f16BandsFrom = 2048
 // (packF16Bands): 8 KB of activations as halves.
 const f16Band = 4096
 
+// f16OneBand is the widest F16 row that packF16Bands keeps in one band
+// (11 KB of activations as halves). Streaming 2048x5632 matrices with the
+// guest's two cores far apart, alternating in one process, whole rows ran
+// 3.5-4.2% faster than bands of 4096 and 1536 columns, and those 2.7%
+// faster than two bands of 2816 (near: 0.3-0.8% and 0.5%); 2048x8192 ran
+// fastest in bands of 4096, 10% slower in bands of 6144 and 2048, and 25%
+// slower whole.
+const f16OneBand = 5632
+
+// f16BandOf is the width of the bands packF16Bands cuts rows of cols
+// columns into (the last one narrower).
+func f16BandOf(cols int) int {
+	if cols <= f16OneBand {
+		return cols
+	}
+	return f16Band
+}
+
 // packF16Bands lays out an F16 matrix wider than f16BandsFrom (groups of 16
-// only) by groups of 16 rows and, within a group, by bands of f16Band
-// columns (the last one narrower): band j holds the 16 rows' columns
-// [j*f16Band, (j+1)*f16Band), row after row. A single token's product
-// reads it in order, one stream a thread, with the activations as halves
-// (dotF16Bands), and each band of them stays in L1 over the 16 rows. Row
-// by row, a row 5632 columns wide read 22 KB of float32 activations
-// beside its 11 KB of weights, which evicted them from the 32 KB L1
-// before the next row came back to them: on Zen 4, matrices of 1B-like
-// shapes streamed at 82% of the bandwidth 5632 columns wide (64% at times
-// of fast memory) and 70% at 8192, against 94-96% at 2048. Bands of 2048
-// float32 activations (8 KB) then streamed 2048x5632 at 94-96% of a bare
-// read of the same weights while memory was slow, but at 73-87% while it
-// was fast (the guest's two cores far apart on the host); bands of 4096
-// halves (8 KB too, and the whole 11 KB of a row's halves stays within
-// L1) streamed at 98% and 82% of it, alternating in one process. The
-// batched products (prompts) keep to the rows as they are in Data.
+// only) by groups of 16 rows and, within a group, by bands of
+// f16BandOf(Cols) columns: band j holds the 16 rows' columns [j*band,
+// (j+1)*band), row after row. A single token's product reads it in order,
+// one stream a thread, with the activations as halves (dotF16Bands), and
+// each band of them stays in L1 over the 16 rows. Row by row, a row 5632
+// columns wide read 22 KB of float32 activations beside its 11 KB of
+// weights, which evicted them from the 32 KB L1 before the next row came
+// back to them: on Zen 4, matrices of 1B-like shapes streamed at 82% of the
+// bandwidth 5632 columns wide (64% at times of fast memory) and 70% at
+// 8192, against 94-96% at 2048. Bands of 2048 float32 activations (8 KB)
+// then streamed 2048x5632 at 94-96% of a bare read of the same weights
+// while memory was slow, but at 73-87% while it was fast (the guest's two
+// cores far apart on the host); bands of 4096 halves (8 KB too, and the
+// whole 11 KB of a row's halves stays within L1) streamed at 98% and 82% of
+// it, alternating in one process. The batched products (prompts) keep to
+// the rows as they are in Data.
 func packF16Bands(m Matrix) []byte {
-	rb := m.RowBytes()
+	rb, band := m.RowBytes(), f16BandOf(m.Cols)
 	out := weightBuf(len(m.Data))
 	o := 0
 	for k := 0; k < m.Rows/16; k++ {
-		for c0 := 0; c0 < m.Cols; c0 += f16Band {
-			n := 2 * min(f16Band, m.Cols-c0)
+		for c0 := 0; c0 < m.Cols; c0 += band {
+			n := 2 * min(band, m.Cols-c0)
 			for r := range 16 {
 				o += copy(out[o:], m.Data[(16*k+r)*rb+2*c0:][:n])
 			}
