@@ -1136,6 +1136,7 @@ func packedRowStream(t DType, g int) func(w, x []byte, nb int) float32 {
 	return packedRowOf(t, g, true)
 }
 
+// packedRowOf is packedRow with dotPacked's stream.
 func packedRowOf(t DType, g int, stream bool) func(w, x []byte, nb int) float32 {
 	return func(w, x []byte, nb int) float32 {
 		bb := t.BlockBytes()

@@ -248,10 +248,10 @@ func (p *Pool) run(n, grain int, t task) {
 }
 
 // wait returns once the last chunk of j is done. The workers are finishing
-// their chunks: it polls for the signal for as long as a worker polls for
-// jobs before it parks itself. Parking at once would cost a wake-up through
-// the scheduler (tens of microseconds here, with both threads idle) at the
-// end of every product.
+// their chunks: it polls for the signal as long as a worker polls for jobs
+// (spinTime) before it parks itself. Parking at once would cost a wake-up
+// through the scheduler (tens to hundreds of microseconds here) at the end
+// of every product.
 func (j *job) wait() {
 	start := time.Now()
 	for i := 0; spinning(i, start); i++ {
