@@ -208,41 +208,34 @@ p16done:
 	VMOVDQU32 qo+384(SI), r6; \
 	VMOVDQU32 qo+448(SI), r7
 
-// Q8W16(w, xo, xso, i, acc, sc) adds word i of a Q8_0 block of 16 rows,
-// loaded in w, into acc: Z1 = -128*(sum of x's 4 bytes) from the sums at
+// Q8W16(w, xo, xso, i, acc) adds word i of a Q8_0 block of 16 rows, loaded
+// in w, into acc: Z1 = -128*(sum of x's 4 bytes) from the sums at
 // xso(BX), plus the products of the weights plus 128 and x's bytes (at
 // xo(DI)), is the exact integer sum of LANES8's lane i for each row; then
-// acc = fma(that, the rows' scales in sc, acc), as the AVX2 kernel's lane
+// acc = fma(that, the rows' scales in Z8, acc), as the AVX2 kernel's lane
 // i.
-#define Q8W16(w, xo, xso, i, acc, sc) \
+#define Q8W16(w, xo, xso, i, acc) \
 	VPBROADCASTD  (xso+8+4*i)(BX), Z1; \
 	VPDPBUSD.BCST (xo+2+4*i)(DI), w, Z1; \
 	VCVTDQ2PS     Z1, Z1; \
-	VFMADD231PS   sc, Z1, acc
+	VFMADD231PS   Z8, Z1, acc
 
-// Q8C16(so, xo, xso, r0, r1, r2, r3, r4, r5, r6, r7, sc, keep) adds the
-// Q8_0 block of 16 rows whose words Q8L8 loaded in r0..r7 (scales at
-// so(SI)) into the lanes Z16..Z23: the rows' scales are computed in Z8,
-// keep puts them where sc, the multiply-adds' operand, reads them.
-#define Q8C16(so, xo, xso, r0, r1, r2, r3, r4, r5, r6, r7, sc, keep) \
+// Q8C16(so, xo, xso, r0, r1, r2, r3, r4, r5, r6, r7) adds the Q8_0 block
+// of 16 rows whose words Q8L8 loaded in r0..r7 (scales at so(SI)) into
+// the lanes Z16..Z23.
+#define Q8C16(so, xo, xso, r0, r1, r2, r3, r4, r5, r6, r7) \
 	VCVTPH2PS   so(SI), Z8; \
 	VMULPS.BCST xso+4(BX), Z8, Z8; \
-	keep; \
-	Q8W16(r0, xo, xso, 0, Z16, sc); \
-	Q8W16(r1, xo, xso, 1, Z17, sc); \
-	Q8W16(r2, xo, xso, 2, Z18, sc); \
-	Q8W16(r3, xo, xso, 3, Z19, sc); \
-	Q8W16(r4, xo, xso, 4, Z20, sc); \
-	Q8W16(r5, xo, xso, 5, Z21, sc); \
-	Q8W16(r6, xo, xso, 6, Z22, sc); \
-	Q8W16(r7, xo, xso, 7, Z23, sc)
+	Q8W16(r0, xo, xso, 0, Z16); \
+	Q8W16(r1, xo, xso, 1, Z17); \
+	Q8W16(r2, xo, xso, 2, Z18); \
+	Q8W16(r3, xo, xso, 3, Z19); \
+	Q8W16(r4, xo, xso, 4, Z20); \
+	Q8W16(r5, xo, xso, 5, Z21); \
+	Q8W16(r6, xo, xso, 6, Z22); \
+	Q8W16(r7, xo, xso, 7, Z23)
 
-// Q8INZ8 leaves the rows' scales in Z8, Q8C16's register; Q8ONSTACK
-// stores them to the frame's line at R13.
-#define Q8INZ8
-#define Q8ONSTACK VMOVAPS Z8, (R13)
-
-// Q8P16(sc, keep) adds the pair of Q8_0 blocks of 16 rows at SI (quants at
+// Q8P16 adds the pair of Q8_0 blocks of 16 rows at SI (quants at
 // 0 and 512, scales at 1024 and 1056) into the lanes Z16..Z23, all 16
 // lines of quants loaded before any is used. Streaming from memory, that
 // made the 1B shape's layer matrices 4 points of the bandwidth faster
@@ -250,11 +243,58 @@ p16done:
 // (alternating in one process). Loading each block's 8 lines right before
 // its use lost (74.5% against 80.4%), and so did converting both blocks'
 // scales before either block's words (74.8% against 79.8%).
-#define Q8P16(sc, keep) \
+#define Q8P16 \
 	Q8L8(0, Z24, Z25, Z26, Z27, Z28, Z29, Z30, Z31); \
 	Q8L8(512, Z0, Z2, Z3, Z4, Z5, Z6, Z7, Z9); \
-	Q8C16(1024, 0, 0, Z24, Z25, Z26, Z27, Z28, Z29, Z30, Z31, sc, keep); \
-	Q8C16(1056, 34, 40, Z0, Z2, Z3, Z4, Z5, Z6, Z7, Z9, sc, keep)
+	Q8C16(1024, 0, 0, Z24, Z25, Z26, Z27, Z28, Z29, Z30, Z31); \
+	Q8C16(1056, 34, 40, Z0, Z2, Z3, Z4, Z5, Z6, Z7, Z9)
+
+// Q8ODD16 adds a last odd Q8_0 block of 16 rows (quants at SI, scales at
+// 512(SI)) as Q8P16 adds each of a pair.
+#define Q8ODD16 \
+	Q8L8(0, Z24, Z25, Z26, Z27, Z28, Z29, Z30, Z31); \
+	Q8C16(512, 0, 0, Z24, Z25, Z26, Z27, Z28, Z29, Z30, Z31)
+
+// Q8SW16(w, xo, i, acc) is Q8W16 for the streaming kernel, which reads
+// nothing of x's sums (xs): Z1 = the products of the weights plus 128 and
+// x's bytes, less those of 128 (Z11's bytes) and x's bytes, is the same
+// exact integer; the rows' scales come from the stack line at R13.
+#define Q8SW16(w, xo, i, acc) \
+	VPXORD        Z1, Z1, Z1; \
+	VPXORD        Z10, Z10, Z10; \
+	VPDPBUSD.BCST (xo+2+4*i)(DI), w, Z1; \
+	VPDPBUSD.BCST (xo+2+4*i)(DI), Z11, Z10; \
+	VPSUBD        Z10, Z1, Z1; \
+	VCVTDQ2PS     Z1, Z1; \
+	VFMADD231PS   (R13), Z1, acc
+
+// Q8SC16(so, xo, r0, r1, r2, r3, r4, r5, r6, r7) is Q8C16 for the
+// streaming kernel: x's scale is widened from its half at xo(DI), and
+// the rows' scales go to the stack line at R13 for the multiply-adds.
+#define Q8SC16(so, xo, r0, r1, r2, r3, r4, r5, r6, r7) \
+	VCVTPH2PS    so(SI), Z8; \
+	VPBROADCASTW xo(DI), Y12; \
+	VCVTPH2PS    Y12, Z12; \
+	VMULPS       Z12, Z8, Z8; \
+	VMOVAPS      Z8, (R13); \
+	Q8SW16(r0, xo, 0, Z16); \
+	Q8SW16(r1, xo, 1, Z17); \
+	Q8SW16(r2, xo, 2, Z18); \
+	Q8SW16(r3, xo, 3, Z19); \
+	Q8SW16(r4, xo, 4, Z20); \
+	Q8SW16(r5, xo, 5, Z21); \
+	Q8SW16(r6, xo, 6, Z22); \
+	Q8SW16(r7, xo, 7, Z23)
+
+// Q8SP16 and Q8SODD16 are Q8P16 and Q8ODD16 for the streaming kernel.
+#define Q8SP16 \
+	Q8L8(0, Z24, Z25, Z26, Z27, Z28, Z29, Z30, Z31); \
+	Q8L8(512, Z0, Z2, Z3, Z4, Z5, Z6, Z7, Z9); \
+	Q8SC16(1024, 0, Z24, Z25, Z26, Z27, Z28, Z29, Z30, Z31); \
+	Q8SC16(1056, 34, Z0, Z2, Z3, Z4, Z5, Z6, Z7, Z9)
+#define Q8SODD16 \
+	Q8L8(0, Z24, Z25, Z26, Z27, Z28, Z29, Z30, Z31); \
+	Q8SC16(512, 0, Z24, Z25, Z26, Z27, Z28, Z29, Z30, Z31)
 
 // LANES8ZERO zeroes the 8 lanes of 16 rows' accumulators (Z16-Z23) that
 // the packed kernels over 8 reference lanes keep.
@@ -279,10 +319,10 @@ p16done:
 	VADDPS Z19, Z17, Z17; \
 	VADDPS Z17, Z16, Z16
 
-// Q8KERNEL(sc, keep, group, pair, odd, sum, done) is the body of the
-// packed Q8_0 kernels below, the rows' scales kept by keep for the
-// multiply-adds to read at sc; the rest are its labels.
-#define Q8KERNEL(sc, keep, group, pair, odd, sum, done) \
+// Q8KERNEL(pairm, oddm, group, pair, odd, sum, done) is the body of the
+// packed Q8_0 kernels below: pairm adds a pair of blocks of 16 rows, oddm
+// a last odd block; the rest are its labels.
+#define Q8KERNEL(pairm, oddm, group, pair, odd, sum, done) \
 	MOVQ  dst+0(FP), DX; \
 	MOVQ  w+8(FP), SI; \
 	MOVQ  nb+32(FP), R9; \
@@ -299,7 +339,7 @@ group: \
 	SHRQ $1, CX; \
 	JEQ  odd; \
 pair: \
-	Q8P16(sc, keep); \
+	pairm; \
 	ADDQ $1088, SI; \
 	ADDQ $68, DI; \
 	ADDQ $80, BX; \
@@ -308,8 +348,7 @@ pair: \
 odd: \
 	TESTQ $1, R9; \
 	JEQ   sum; \
-	Q8L8(0, Z24, Z25, Z26, Z27, Z28, Z29, Z30, Z31); \
-	Q8C16(512, 0, 0, Z24, Z25, Z26, Z27, Z28, Z29, Z30, Z31, sc, keep); \
+	oddm; \
 	ADDQ  $544, SI; \
 sum: \
 	LANES8SUM; \
@@ -331,22 +370,30 @@ done: \
 // and i+2, then 0 and 1. For weights in cache (a prompt's tokens after the
 // first): the multiply-adds take the rows' scales from Z8.
 TEXT ·dotQ8_0Q8_0x16PackedAVX512(SB), NOSPLIT, $0-48
-	Q8KERNEL(Z8, Q8INZ8, q16group, q16pair, q16odd, q16sum, q16done)
+	Q8KERNEL(Q8P16, Q8ODD16, q16group, q16pair, q16odd, q16sum, q16done)
 
 // func dotQ8_0Q8_0x16PackedStreamAVX512(dst *float32, w *byte, x *byte, xs *byte, nb int, groups int)
 //
 // dotQ8_0Q8_0x16PackedAVX512, bitwise, for weights streamed from memory
-// (one token's product): the rows' scales go to a cache line of the
-// frame, and each multiply-add reads them there. Streaming the 1B shape's
-// layer matrices, alternating in one process, that ran 2.4-2.9% faster
-// than the scales in Z8 while the cores were far apart, 0.6-0.9% near;
-// one more broadcast load to each word, its result unused, gained as
-// much, and register-only instructions in its place lost. From cache it
-// runs a third slower (the scales' store is forwarded to the loads).
+// (one token's product). Two changes made it stream faster, each measured
+// over the 1B shape's layer matrices, alternating with the kernel before
+// in one process:
+//   - the rows' scales go to a cache line of the frame, and each
+//     multiply-add reads them there: 2.4-2.9% faster than from Z8 while the
+//     cores were far apart, 0.6-0.9% near (one more broadcast load to each
+//     word, its result unused, gained as much; register-only instructions
+//     in its place lost);
+//   - it reads nothing of xs, whose 40 bytes a block took L1 beside the
+//     weights streaming past: x's scale is widened from x, and each word's
+//     correction is one more VPDPBUSD. 5.4% faster far apart over 2048x5632
+//     (x and xs were 13 KB), 1.1% over 2048x2048; near 0.7% and 0.5%.
+// From cache it runs slower than the register kernel.
 TEXT ·dotQ8_0Q8_0x16PackedStreamAVX512(SB), NOSPLIT, $128-48
-	LEAQ 63(SP), R13
-	ANDQ $~63, R13
-	Q8KERNEL((R13), Q8ONSTACK, q16sgroup, q16spair, q16sodd, q16ssum, q16sdone)
+	LEAQ         63(SP), R13
+	ANDQ         $~63, R13
+	MOVL         $0x80808080, AX
+	VPBROADCASTD AX, Z11
+	Q8KERNEL(Q8SP16, Q8SODD16, q16sgroup, q16spair, q16sodd, q16ssum, q16sdone)
 
 // NIB16(qo, i) loads word i (columns 4i..4i+3 and 16+4i..16+4i+3) of
 // the block of 16 rows whose nibbles are at qo(SI), packed as Q4_0's, and
