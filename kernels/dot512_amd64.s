@@ -135,6 +135,55 @@
 	PREFETCHT0 448(SI); \
 	PREFETCHT0 512(SI)
 
+// Q4KERNEL(rec, group, pair, odd, store, done) is the body of the packed
+// Q4_0 kernels below: x's records (xs) are rec bytes apart; the rest are
+// Q4KERNEL(rec, group, pair, odd, store, done) is the body of the packed
+// Q4_0 kernels below, whose x's records (xs) are rec bytes apart; the rest
+// are its labels.
+#define Q4KERNEL(rec, group, pair, odd, store, done) \
+	MOVQ         dst+0(FP), DX; \
+	MOVQ         w+8(FP), SI; \
+	MOVQ         nb+32(FP), R9; \
+	MOVQ         groups+40(FP), R8; \
+	MOVL         $0x0f0f0f0f, AX; \
+	VPBROADCASTD AX, Z31; \
+	MOVL         $0xf0f0f0f0, AX; \
+	VPBROADCASTD AX, Z30; \
+	TESTQ        R8, R8; \
+	JEQ          done; \
+	TESTQ        R9, R9; \
+	JEQ          done; \
+group: \
+	MOVQ   x+16(FP), DI; \
+	MOVQ   xs+24(FP), BX; \
+	MOVQ   R9, CX; \
+	SHRQ   $1, CX; \
+	VXORPS Z0, Z0, Z0; \
+	JEQ    odd; \
+pair: \
+	TOUCH9; \
+	Q4B16(0, 512, 0, 0); \
+	Q4B16(256, 544, 34, rec); \
+	ADDQ $576, SI; \
+	ADDQ $68, DI; \
+	ADDQ $(2*rec), BX; \
+	DECQ CX; \
+	JNZ  pair; \
+odd: \
+	TESTQ $1, R9; \
+	JEQ   store; \
+	TOUCH9; \
+	Q4B16(0, 256, 0, 0); \
+	ADDQ  $288, SI; \
+store: \
+	VMOVUPS Z0, (DX); \
+	ADDQ    $64, DX; \
+	DECQ    R8; \
+	JNZ     group; \
+done: \
+	VZEROUPPER; \
+	RET
+
 // func dotQ4_0Q8_0x16PackedAVX512(dst *float32, w *byte, x *byte, xs *byte, nb int, groups int)
 //
 // dotQ4_0Q8_0x8 of groups*16 rows packed in groups of 16 (group g's blocks
@@ -147,53 +196,18 @@
 // (against 18+4i..); the low and high sums go to Z1 and Z2, two chains
 // instead of one.
 TEXT ·dotQ4_0Q8_0x16PackedAVX512(SB), NOSPLIT, $0-48
-	MOVQ dst+0(FP), DX
-	MOVQ w+8(FP), SI
-	MOVQ nb+32(FP), R9
-	MOVQ groups+40(FP), R8
-	MOVL         $0x0f0f0f0f, AX
-	VPBROADCASTD AX, Z31
-	MOVL         $0xf0f0f0f0, AX
-	VPBROADCASTD AX, Z30
-	TESTQ R8, R8
-	JEQ   p16done
-	TESTQ R9, R9
-	JEQ   p16done
+	Q4KERNEL(40, p16group, p16pair, p16odd, p16store, p16done)
 
-p16group:
-	MOVQ   x+16(FP), DI
-	MOVQ   xs+24(FP), BX
-	MOVQ   R9, CX
-	SHRQ   $1, CX // pairs of blocks
-	VXORPS Z0, Z0, Z0
-	JEQ    p16odd
-
-p16pair:
-	TOUCH9
-	Q4B16(0, 512, 0, 0)
-	Q4B16(256, 544, 34, 40)
-	ADDQ $576, SI
-	ADDQ $68, DI
-	ADDQ $80, BX
-	DECQ CX
-	JNZ  p16pair
-
-p16odd:
-	TESTQ $1, R9
-	JEQ   p16store
-	TOUCH9
-	Q4B16(0, 256, 0, 0)
-	ADDQ  $288, SI
-
-p16store:
-	VMOVUPS Z0, (DX)
-	ADDQ    $64, DX
-	DECQ    R8
-	JNZ     p16group
-
-p16done:
-	VZEROUPPER
-	RET
+// func dotQ4_0Q8_0x16PackedStreamAVX512(dst *float32, w *byte, x *byte, xs *byte, nb int, groups int)
+//
+// dotQ4_0Q8_0x16PackedAVX512 with x's records 8 bytes apart
+// (packedHeads), not 40: the 8 bytes of each that it reads. One token's
+// product, the weights streamed from memory past them: x and its records
+// then take 2.7 KB of L1 over 2048 columns, not 4.7. Whole decoded tokens
+// of the 1B Q4_0 model, alternating with the 40-byte records in one
+// process: 6.0% faster with the cores far apart, 0.8-1.0% near.
+TEXT ·dotQ4_0Q8_0x16PackedStreamAVX512(SB), NOSPLIT, $0-48
+	Q4KERNEL(8, p16sgroup, p16spair, p16sodd, p16sstore, p16sdone)
 
 // Q8L8(qo, r0, r1, r2, r3, r4, r5, r6, r7) loads the 8 words of the
 // Q8_0 block of 16 rows whose quants are at qo(SI) into r0..r7 (word i,

@@ -131,6 +131,12 @@ func sgemmF16X32Acc4x6AVX512(acc *float32, w *byte, rb int, x *byte, xrb int, st
 func packedSumsAVX2(xs *byte, x *byte, nb int)
 
 //go:noescape
+func packedHeadsAVX2(xs *byte, x *byte, nb int)
+
+//go:noescape
+func dotQ4_0Q8_0x16PackedStreamAVX512(dst *float32, w *byte, x *byte, xs *byte, nb int, groups int)
+
+//go:noescape
 func dotQ4_KQ8_KAVX2(w, x *byte, nb int) float32
 
 //go:noescape
@@ -317,8 +323,9 @@ func packGroup(m Matrix) int {
 // Q6_K: theirs), bitwise as one row at a time. xs holds x's records
 // (packedXSums). stream says that w comes from memory, read once (one
 // token's product), rather than from cache: a Q8_0 matrix then runs the
-// kernel made for that. Direct calls only: through a func value,
-// //go:noescape would not apply.
+// kernel made for that, and a Q4_0 one in groups of 16 reads xs as
+// packedHeads' records (streamHeads). Direct calls only: through a func
+// value, //go:noescape would not apply.
 func dotPacked(dst []float32, w Matrix, g0, g1 int, x, xs []byte, stream bool) {
 	if g1 <= g0 {
 		return
@@ -378,6 +385,8 @@ func dotPacked(dst []float32, w Matrix, g0, g1 int, x, xs []byte, stream bool) {
 		dotQ4_1Q8_1x16PackedAVX512(dp, pp, xp, sp, nb, g1-g0)
 	case g == 16 && w.Type == Q5_1:
 		dotQ5_1Q8_1x16PackedAVX512(dp, pp, xp, sp, nb, g1-g0)
+	case g == 16 && stream:
+		dotQ4_0Q8_0x16PackedStreamAVX512(dp, pp, xp, sp, nb, g1-g0)
 	case g == 16:
 		dotQ4_0Q8_0x16PackedAVX512(dp, pp, xp, sp, nb, g1-g0)
 	case w.Type == Q8_0:
@@ -417,6 +426,16 @@ func quantizeF16Impl(y []byte, x []float32) {
 	if len(x) > 0 {
 		F32sToF16(unsafe.Slice((*uint16)(unsafe.Pointer(unsafe.SliceData(y))), len(x)), x)
 	}
+}
+
+// packedHeadsImpl is packedHeads, in AVX2 where the packed kernels run.
+func packedHeadsImpl(xs, x []byte, nb int) {
+	if !useAVX2 || nb == 0 {
+		packedHeads(xs, x, nb)
+		return
+	}
+	xs, x = xs[:xsHead*nb], x[:q8_0Bytes*nb]
+	packedHeadsAVX2(unsafe.SliceData(xs), unsafe.SliceData(x), nb)
 }
 
 // packedSumsImpl is packedSums, in AVX2 where the packed kernels run.
@@ -1005,6 +1024,7 @@ func asmDots() []dotImpl {
 	if useAVX512 {
 		dots = append(dots,
 			dotImpl{"Q4_0x16packed", Q4_0, dotQ4_0Q8_0x8, packedRow(Q4_0, 16)},
+			dotImpl{"Q4_0x16packedStream", Q4_0, dotQ4_0Q8_0x8, packedRowStream(Q4_0, 16)},
 			dotImpl{"Q8_0x16packed", Q8_0, dotQ8_0Q8_0, packedRow(Q8_0, 16)},
 			dotImpl{"Q8_0x16packedStream", Q8_0, dotQ8_0Q8_0, packedRowStream(Q8_0, 16)},
 			dotImpl{"Q5_0x16packed", Q5_0, dotQ5_0Q8_0, packedRow(Q5_0, 16)},
@@ -1164,7 +1184,7 @@ func packedRowOf(t DType, g int, stream bool) func(w, x []byte, nb int) float32 
 		mat := Matrix{Type: t, Rows: 3 * g, Cols: nb * t.BlockSize(), Data: m}
 		mat.packed, mat.group = packRows(mat, g), g
 		xs := make([]byte, xsBlock*mat.Cols/QK)
-		packedXSums(xs, x, t, mat.Cols)
+		packedXSums(xs, x, mat, stream)
 		dst := make([]float32, 3*g)
 		dotPacked(dst, mat, 1, 3, x, xs, stream)
 		return dst[g+5]

@@ -2728,3 +2728,43 @@ rnloop:
 rndone:
 	VZEROUPPER
 	RET
+
+// func packedHeadsAVX2(xs *byte, x *byte, nb int)
+//
+// packedHeads of nb Q8_0 blocks: the first 8 bytes of packedSumsAVX2's
+// records (8 times the sum of the quants, F16(d) as a float32), 8 bytes
+// apart.
+TEXT ·packedHeadsAVX2(SB), NOSPLIT, $0-24
+	MOVQ     xs+0(FP), DX
+	MOVQ     x+8(FP), SI
+	MOVQ     nb+16(FP), CX
+	ONES16
+	VPCMPEQB Y14, Y14, Y14
+	VPABSB   Y14, Y14 // byte ones
+	TESTQ    CX, CX
+	JEQ      phdone
+
+phloop:
+	VMOVDQU      2(SI), Y1
+	VPMADDUBSW   Y1, Y14, Y1
+	VPMADDWD     Y15, Y1, Y1
+	VEXTRACTI128 $1, Y1, X2
+	VPADDD       X2, X1, X1
+	VPSHUFD      $0x4e, X1, X2
+	VPADDD       X2, X1, X1
+	VPSHUFD      $0xb1, X1, X2
+	VPADDD       X2, X1, X1
+	VPSLLD       $3, X1, X1
+	VMOVD        X1, (DX)
+	MOVWLZX      (SI), AX
+	VMOVD        AX, X4
+	VCVTPH2PS    X4, X4
+	VMOVSS       X4, 4(DX)
+	ADDQ         $34, SI
+	ADDQ         $8, DX
+	DECQ         CX
+	JNZ          phloop
+
+phdone:
+	VZEROUPPER
+	RET

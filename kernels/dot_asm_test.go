@@ -488,8 +488,9 @@ func BenchmarkMatMulBatch(b *testing.B) {
 	}
 }
 
-// TestPackedSumsAsm checks the SIMD packedSums against the Go loop on
-// random blocks, every quant byte included.
+// TestPackedSumsAsm checks the SIMD packedSums and packedHeads against
+// the Go loops on random blocks, every quant byte included, and
+// packedHeads' records against the start of packedSums'.
 func TestPackedSumsAsm(t *testing.T) {
 	if len(asmDots()) == 0 {
 		t.Skip("no SIMD kernels on this CPU or build")
@@ -508,6 +509,17 @@ func TestPackedSumsAsm(t *testing.T) {
 		packedSumsImpl(got, x, nb)
 		if string(got) != string(want) {
 			t.Fatalf("nb %d: packedSumsImpl differs from packedSums:\n got %x\nwant %x", nb, got, want)
+		}
+		heads, ref := make([]byte, nb*xsHead), make([]byte, nb*xsHead)
+		packedHeads(ref, x, nb)
+		packedHeadsImpl(heads, x, nb)
+		for b := range nb {
+			if string(ref[xsHead*b:][:xsHead]) != string(want[xsBlock*b:][:xsHead]) {
+				t.Fatalf("nb %d block %d: packedHeads %x, packedSums' record starts %x", nb, b, ref[xsHead*b:][:xsHead], want[xsBlock*b:][:xsHead])
+			}
+		}
+		if string(heads) != string(ref) {
+			t.Fatalf("nb %d: packedHeadsImpl differs from packedHeads:\n got %x\nwant %x", nb, heads, ref)
 		}
 	}
 }

@@ -44,6 +44,9 @@ func quantizeQ8_KImpl(y []byte, x []float32) { quantizeQ8_K(y, x) }
 // packGroup returns 0: Matrix.Packed keeps the row-major layout.
 func packGroup(Matrix) int { return 0 }
 
+// packedHeadsImpl is never called: no matrix is packed here.
+func packedHeadsImpl(xs, x []byte, nb int) {}
+
 // packedSumsImpl is never called: no matrix is packed here.
 func packedSumsImpl(xs, x []byte, nb int) {}
 

@@ -163,7 +163,7 @@ func (t *mulTask) run(lo, hi int) {
 			quantizeAct(t.xq[i*t.xrb:(i+1)*t.xrb], t.xt, t.x[i*cols:(i+1)*cols])
 			if readsSums(w) {
 				nb := cols / QK
-				packedXSums(t.xs[i*nb*xsBlock:(i+1)*nb*xsBlock], t.xq[i*t.xrb:(i+1)*t.xrb], w.Type, cols)
+				packedXSums(t.xs[i*nb*xsBlock:(i+1)*nb*xsBlock], t.xq[i*t.xrb:(i+1)*t.xrb], w, t.n == 1)
 			}
 		}
 		return
@@ -324,9 +324,9 @@ func MatMulBatch(p *Pool, dst []float32, w Matrix, x []float32, n int) {
 // MatMulShared is MatMul of the same n activation rows x by up to three
 // matrices (ps[j].Dst gets ps[j].W times x), bitwise as separate MatMul
 // calls, in one dispatch on p where the matrices share their type, column
-// count and layout (Packed, or not): the activations are rounded once and
-// the pool's workers meet once instead of once per matrix, as for a
-// layer's q, k and v products. Otherwise, or for more than three, it makes
+// count and layout (Packed in groups of one size, or not): the
+// activations are rounded once and the pool's workers meet once instead
+// of once per matrix, as for a layer's q, k and v products. Otherwise, or for more than three, it makes
 // the MatMul calls one after another.
 func MatMulShared(p *Pool, x []float32, n int, ps ...Product) {
 	matMulShared(p, x, n, false, ps)
@@ -343,7 +343,7 @@ func matMulShared(p *Pool, x []float32, n int, batch bool, ps []Product) {
 	fuse := len(ps) >= 2 && len(ps) <= maxShared && n > 0
 	for _, q := range ps[min(1, len(ps)):] {
 		w0 := ps[0].W
-		fuse = fuse && q.W.Type == w0.Type && q.W.Cols == w0.Cols && (q.W.packed == nil) == (w0.packed == nil) &&
+		fuse = fuse && q.W.Type == w0.Type && q.W.Cols == w0.Cols && (q.W.packed == nil) == (w0.packed == nil) && q.W.group == w0.group &&
 			q.W.Rows%8 == w0.Rows%8 && q.W.Rows > 0 && sgemm(q.W) == sgemm(w0)
 	}
 	if !fuse || ps[0].W.Rows == 0 {
@@ -520,12 +520,41 @@ func packedSums(xs, x []byte, nb int) {
 	}
 }
 
-// packedXSums writes into xs what the packed products of weights of type
-// wt read beside one activation row xq of cols elements, quantized to
-// VecDotType(wt): packedSums, or for the Q8_1 and Q8_K activations the
-// records of their own. It writes at most cols/QK*xsBlock bytes.
-func packedXSums(xs, xq []byte, wt DType, cols int) {
-	switch wt {
+// xsHead is the size of packedHeads' record of a block.
+const xsHead = 8
+
+// packedHeads writes, for each of the nb Q8_0 blocks of x, the first
+// xsHead bytes of packedSums' record into xs, xsHead bytes apart: all
+// that the packed Q4_0 kernel reads of it.
+func packedHeads(xs, x []byte, nb int) {
+	for b := range nb {
+		blk := (*[q8_0Bytes]byte)(x[b*q8_0Bytes:])
+		var s int32
+		for _, q := range blk[2:] {
+			s += int32(int8(q))
+		}
+		binary.LittleEndian.PutUint32(xs[xsHead*b:], uint32(8*s))
+		binary.LittleEndian.PutUint32(xs[xsHead*b+4:], math.Float32bits(f16(blk[:])))
+	}
+}
+
+// streamHeads reports whether one token's product of the packed matrix w
+// reads packedHeads' records rather than packedSums': Q4_0 in groups of
+// 16 (dotQ4_0Q8_0x16PackedStreamAVX512).
+func streamHeads(w Matrix) bool { return w.Type == Q4_0 && w.group == 16 }
+
+// packedXSums writes into xs what the packed products of w read beside one
+// activation row xq, quantized to VecDotType(w.Type): packedSums, or
+// packedHeads for one token's product (stream, as dotPacked's) where
+// streamHeads(w), or for the Q8_1 and Q8_K activations the records of
+// their own. It writes at most w.Cols/QK*xsBlock bytes.
+func packedXSums(xs, xq []byte, w Matrix, stream bool) {
+	cols := w.Cols
+	if stream && streamHeads(w) {
+		packedHeadsImpl(xs, xq, cols/QK)
+		return
+	}
+	switch w.Type {
 	case Q4_1, Q5_1:
 		packedScalesQ8_1(xs, xq, cols/QK)
 	case Q4_K, Q5_K:

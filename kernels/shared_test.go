@@ -21,7 +21,7 @@ func TestMatMulShared(t *testing.T) {
 	const cols = 512
 	for _, typ := range supportedTypes {
 		for _, packed := range []bool{false, true} {
-			for _, rows := range [][]int{{64, 16, 16}, {48, 64}, {67, 24, 8}, {64, 18, 16}} {
+			for _, rows := range [][]int{{64, 16, 16}, {48, 64}, {67, 24, 8}, {64, 18, 16}, {64, 24, 16}} {
 				t.Run(fmt.Sprintf("%v/packed=%v/%v", typ, packed, rows), func(t *testing.T) {
 					ws := make([]Matrix, len(rows))
 					for j, r := range rows {
