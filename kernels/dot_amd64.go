@@ -137,6 +137,12 @@ func packedHeadsAVX2(xs *byte, x *byte, nb int)
 func dotQ4_0Q8_0x16PackedStreamAVX512(dst *float32, w *byte, x *byte, xs *byte, nb int, groups int)
 
 //go:noescape
+func dotQ4_1Q8_1x16PackedStreamAVX512(dst *float32, w *byte, x *byte, xs *byte, nb int, groups int)
+
+//go:noescape
+func dotQ5_1Q8_1x16PackedStreamAVX512(dst *float32, w *byte, x *byte, xs *byte, nb int, groups int)
+
+//go:noescape
 func dotQ4_KQ8_KAVX2(w, x *byte, nb int) float32
 
 //go:noescape
@@ -323,8 +329,8 @@ func packGroup(m Matrix) int {
 // Q6_K: theirs), bitwise as one row at a time. xs holds x's records
 // (packedXSums). stream says that w comes from memory, read once (one
 // token's product), rather than from cache: a Q8_0 matrix then runs the
-// kernel made for that, and a Q4_0 one in groups of 16 reads xs as
-// packedHeads' records (streamHeads). Direct calls only: through a func
+// kernel made for that, and a Q4_0, Q4_1 or Q5_1 one in groups of 16
+// reads xs as records xsHead bytes apart (streamHeads). Direct calls only: through a func
 // value, //go:noescape would not apply.
 func dotPacked(dst []float32, w Matrix, g0, g1 int, x, xs []byte, stream bool) {
 	if g1 <= g0 {
@@ -381,8 +387,12 @@ func dotPacked(dst []float32, w Matrix, g0, g1 int, x, xs []byte, stream bool) {
 		dotQ8_0Q8_0x16PackedAVX512(dp, pp, xp, sp, nb, g1-g0)
 	case g == 16 && w.Type == Q5_0:
 		dotQ5_0Q8_0x16PackedAVX512(dp, pp, xp, sp, nb, g1-g0)
+	case g == 16 && w.Type == Q4_1 && stream:
+		dotQ4_1Q8_1x16PackedStreamAVX512(dp, pp, xp, sp, nb, g1-g0)
 	case g == 16 && w.Type == Q4_1:
 		dotQ4_1Q8_1x16PackedAVX512(dp, pp, xp, sp, nb, g1-g0)
+	case g == 16 && w.Type == Q5_1 && stream:
+		dotQ5_1Q8_1x16PackedStreamAVX512(dp, pp, xp, sp, nb, g1-g0)
 	case g == 16 && w.Type == Q5_1:
 		dotQ5_1Q8_1x16PackedAVX512(dp, pp, xp, sp, nb, g1-g0)
 	case g == 16 && stream:
@@ -1029,7 +1039,9 @@ func asmDots() []dotImpl {
 			dotImpl{"Q8_0x16packedStream", Q8_0, dotQ8_0Q8_0, packedRowStream(Q8_0, 16)},
 			dotImpl{"Q5_0x16packed", Q5_0, dotQ5_0Q8_0, packedRow(Q5_0, 16)},
 			dotImpl{"Q4_1x16packed", Q4_1, dotQ4_1Q8_1, packedRow(Q4_1, 16)},
+			dotImpl{"Q4_1x16packedStream", Q4_1, dotQ4_1Q8_1, packedRowStream(Q4_1, 16)},
 			dotImpl{"Q5_1x16packed", Q5_1, dotQ5_1Q8_1, packedRow(Q5_1, 16)},
+			dotImpl{"Q5_1x16packedStream", Q5_1, dotQ5_1Q8_1, packedRowStream(Q5_1, 16)},
 			dotImpl{"Q4_Kx16packed", Q4_K, dotQ4_KQ8_K, packedRow(Q4_K, 16)},
 			dotImpl{"Q5_Kx16packed", Q5_K, dotQ5_KQ8_K, packedRow(Q5_K, 16)},
 			dotImpl{"Q6_Kx16packed", Q6_K, dotQ6_KQ8_K, packedRow(Q6_K, 16)},

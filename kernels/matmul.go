@@ -539,30 +539,36 @@ func packedHeads(xs, x []byte, nb int) {
 }
 
 // streamHeads reports whether one token's product of the packed matrix w
-// reads packedHeads' records rather than packedSums': Q4_0 in groups of
-// 16 (dotQ4_0Q8_0x16PackedStreamAVX512).
-func streamHeads(w Matrix) bool { return w.Type == Q4_0 && w.group == 16 }
+// reads x's records xsHead bytes apart rather than xsBlock: Q4_0 (then
+// packedHeads', not packedSums') and Q4_1 and Q5_1 (packedScalesQ8_1's),
+// in groups of 16 (their kernels' stream versions, which read xsHead bytes
+// of each record).
+func streamHeads(w Matrix) bool {
+	return (w.Type == Q4_0 || w.Type == Q4_1 || w.Type == Q5_1) && w.group == 16
+}
 
 // packedXSums writes into xs what the packed products of w read beside one
-// activation row xq, quantized to VecDotType(w.Type): packedSums, or
-// packedHeads for one token's product (stream, as dotPacked's) where
-// streamHeads(w), or for the Q8_1 and Q8_K activations the records of
-// their own. It writes at most w.Cols/QK*xsBlock bytes.
+// activation row xq, quantized to VecDotType(w.Type): packedSums, or for
+// the Q8_1 and Q8_K activations the records of their own; for one token's
+// product (stream, as dotPacked's) of a matrix that streamHeads, its
+// records xsHead bytes apart (Q4_0's packedHeads). It writes at most
+// w.Cols/QK*xsBlock bytes.
 func packedXSums(xs, xq []byte, w Matrix, stream bool) {
-	cols := w.Cols
+	nb, rec := w.Cols/QK, xsBlock
 	if stream && streamHeads(w) {
-		packedHeadsImpl(xs, xq, cols/QK)
-		return
+		rec = xsHead
 	}
-	switch w.Type {
-	case Q4_1, Q5_1:
-		packedScalesQ8_1(xs, xq, cols/QK)
-	case Q4_K, Q5_K:
-		packedSumsQ8_K(xs, xq, cols/QKK)
-	case Q6_K:
-		packedSumsQ6_K(xs, xq, cols/QKK)
+	switch {
+	case w.Type == Q4_0 && rec == xsHead:
+		packedHeadsImpl(xs, xq, nb)
+	case w.Type == Q4_1 || w.Type == Q5_1:
+		packedScalesQ8_1(xs, xq, nb, rec)
+	case w.Type == Q4_K || w.Type == Q5_K:
+		packedSumsQ8_K(xs, xq, w.Cols/QKK)
+	case w.Type == Q6_K:
+		packedSumsQ6_K(xs, xq, w.Cols/QKK)
 	default:
-		packedSumsImpl(xs, xq, cols/QK)
+		packedSumsImpl(xs, xq, nb)
 	}
 }
 
@@ -601,13 +607,14 @@ func packedSumsQ8_K(xs, x []byte, nb int) {
 }
 
 // packedScalesQ8_1 is packedSums for the Q8_1 activations of the packed
-// Q4_1 and Q5_1 products: block b's record holds, as float32, its sum term
-// F16(s) at xsBlock*b and its scale F16(d) after it.
-func packedScalesQ8_1(xs, x []byte, nb int) {
-	xs, x = xs[:xsBlock*nb], x[:q8_1Bytes*nb]
+// Q4_1 and Q5_1 products: block b's record, rec bytes apart (xsBlock, or
+// xsHead for one token's product: streamHeads), holds as float32 its sum
+// term F16(s) at rec*b and its scale F16(d) after it.
+func packedScalesQ8_1(xs, x []byte, nb, rec int) {
+	xs, x = xs[:rec*nb], x[:q8_1Bytes*nb]
 	for b := range nb {
 		blk := x[b*q8_1Bytes:]
-		binary.LittleEndian.PutUint32(xs[xsBlock*b:], math.Float32bits(f16(blk[2:])))
-		binary.LittleEndian.PutUint32(xs[xsBlock*b+4:], math.Float32bits(f16(blk[:])))
+		binary.LittleEndian.PutUint32(xs[rec*b:], math.Float32bits(f16(blk[2:])))
+		binary.LittleEndian.PutUint32(xs[rec*b+4:], math.Float32bits(f16(blk[:])))
 	}
 }
