@@ -588,68 +588,51 @@ q5done:
 	VADDPS  Z24, Z16, Z16; \
 	VMOVUPS Z16, (DX)
 
-// Q41KERNEL(rec, group, pair, odd, sum, done) and Q51KERNEL(...) are the
-// bodies of the packed Q4_1 and Q5_1 kernels below, whose x's records
-// (xs) are rec bytes apart; the rest are their labels.
-#define Q41KERNEL(rec, group, pair, odd, sum, done) \
-	NIBARGS; \
-	TESTQ R8, R8; \
-	JEQ   done; \
-	TESTQ R9, R9; \
-	JEQ   done; \
-group: \
-	MOVQ x+16(FP), DI; \
-	MOVQ xs+24(FP), BX; \
-	MOVQ R9, CX; \
-	Q1START; \
-	SHRQ $1, CX; \
-	JEQ  odd; \
-pair: \
+// Q41PAIR(rec) adds a pair of packed Q4_1 blocks of 16 rows at SI into
+// Z16..Z23 and Z24, x's records rec bytes apart, and steps SI past them;
+// Q41ODD a last odd block. Q51PAIR(rec) and Q51ODD are the same for Q5_1.
+#define Q41PAIR(rec) \
 	TOUCH9; \
 	PREFETCHT0 576(SI); \
 	Q41B16(0, 512, 576, 0, 0); \
 	Q41B16(256, 544, 608, 36, rec); \
-	ADDQ $640, SI; \
-	ADDQ $72, DI; \
-	ADDQ $(2*rec), BX; \
-	DECQ CX; \
-	JNZ  pair; \
-odd: \
-	TESTQ $1, R9; \
-	JEQ   sum; \
+	ADDQ       $640, SI
+#define Q41ODD \
 	TOUCH9; \
 	Q41B16(0, 256, 288, 0, 0); \
-	ADDQ  $320, SI; \
-sum: \
-	Q1STORE; \
-	ADDQ $64, DX; \
-	DECQ R8; \
-	JNZ  group; \
-done: \
-	VZEROUPPER; \
-	RET
-
-#define Q51KERNEL(rec, group, pair, odd, sum, done) \
-	NIBARGS; \
-	TESTQ R8, R8; \
-	JEQ   done; \
-	TESTQ R9, R9; \
-	JEQ   done; \
-group: \
-	MOVQ x+16(FP), DI; \
-	MOVQ xs+24(FP), BX; \
-	MOVQ R9, CX; \
-	Q1START; \
-	SHRQ $1, CX; \
-	JEQ  odd; \
-pair: \
+	ADDQ $320, SI
+#define Q51PAIR(rec) \
 	TOUCH9; \
 	PREFETCHT0 576(SI); \
 	PREFETCHT0 640(SI); \
 	PREFETCHT0 704(SI); \
 	Q51B16(0, 512, 640, 704, 0, 0); \
 	Q51B16(256, 576, 672, 736, 36, rec); \
-	ADDQ $768, SI; \
+	ADDQ       $768, SI
+#define Q51ODD \
+	TOUCH9; \
+	Q51B16(0, 256, 320, 352, 0, 0); \
+	ADDQ $384, SI
+
+// Q1KERNEL(pairm, oddm, rec, group, pair, odd, sum, done) is the body of
+// the packed Q4_1 and Q5_1 kernels below: pairm(rec) adds a pair of
+// blocks, oddm a last odd one, and x's records (xs) are rec bytes apart;
+// the rest are its labels.
+#define Q1KERNEL(pairm, oddm, rec, group, pair, odd, sum, done) \
+	NIBARGS; \
+	TESTQ R8, R8; \
+	JEQ   done; \
+	TESTQ R9, R9; \
+	JEQ   done; \
+group: \
+	MOVQ x+16(FP), DI; \
+	MOVQ xs+24(FP), BX; \
+	MOVQ R9, CX; \
+	Q1START; \
+	SHRQ $1, CX; \
+	JEQ  odd; \
+pair: \
+	pairm(rec); \
 	ADDQ $72, DI; \
 	ADDQ $(2*rec), BX; \
 	DECQ CX; \
@@ -657,9 +640,7 @@ pair: \
 odd: \
 	TESTQ $1, R9; \
 	JEQ   sum; \
-	TOUCH9; \
-	Q51B16(0, 256, 320, 352, 0, 0); \
-	ADDQ  $384, SI; \
+	oddm; \
 sum: \
 	Q1STORE; \
 	ADDQ $64, DX; \
@@ -677,14 +658,14 @@ done: \
 // the AVX2 kernel's 8 lanes in lane r of Z16..Z23 and its offsets in lane
 // r of Z24, with the same fused multiply-adds in the same order.
 TEXT ·dotQ4_1Q8_1x16PackedAVX512(SB), NOSPLIT, $0-48
-	Q41KERNEL(40, q41group, q41pair, q41odd, q41sum, q41done)
+	Q1KERNEL(Q41PAIR, Q41ODD, 40, q41group, q41pair, q41odd, q41sum, q41done)
 
 // func dotQ5_1Q8_1x16PackedAVX512(dst *float32, w *byte, x *byte, xs *byte, nb int, groups int)
 //
 // dotQ4_1Q8_1x16PackedAVX512 for Q5_1 (dotQ5_1Q8_1; group g's blocks at
 // w + g*nb*384).
 TEXT ·dotQ5_1Q8_1x16PackedAVX512(SB), NOSPLIT, $0-48
-	Q51KERNEL(40, q51group, q51pair, q51odd, q51sum, q51done)
+	Q1KERNEL(Q51PAIR, Q51ODD, 40, q51group, q51pair, q51odd, q51sum, q51done)
 
 // func dotQ4_1Q8_1x16PackedStreamAVX512(dst *float32, w *byte, x *byte, xs *byte, nb int, groups int)
 //
@@ -694,14 +675,14 @@ TEXT ·dotQ5_1Q8_1x16PackedAVX512(SB), NOSPLIT, $0-48
 // model, alternating with the 40-byte records in one process: 5.1% faster
 // with the cores far apart, 1.3% near.
 TEXT ·dotQ4_1Q8_1x16PackedStreamAVX512(SB), NOSPLIT, $0-48
-	Q41KERNEL(8, q41sgroup, q41spair, q41sodd, q41ssum, q41sdone)
+	Q1KERNEL(Q41PAIR, Q41ODD, 8, q41sgroup, q41spair, q41sodd, q41ssum, q41sdone)
 
 // func dotQ5_1Q8_1x16PackedStreamAVX512(dst *float32, w *byte, x *byte, xs *byte, nb int, groups int)
 //
 // dotQ5_1Q8_1x16PackedAVX512 with x's records 8 bytes apart. Whole
 // decoded tokens of the 1B Q5_1 model: 11.6% faster far apart, 2.5% near.
 TEXT ·dotQ5_1Q8_1x16PackedStreamAVX512(SB), NOSPLIT, $0-48
-	Q51KERNEL(8, q51sgroup, q51spair, q51sodd, q51ssum, q51sdone)
+	Q1KERNEL(Q51PAIR, Q51ODD, 8, q51sgroup, q51spair, q51sodd, q51ssum, q51sdone)
 
 // KLOAD16(c, i) loads word i of chunk c of a packed K-quant super-block
 // of 16 rows (at SI) and splits it: the low nibbles (sub-block 2c) in Z12,

@@ -128,10 +128,7 @@ func sgemmPairs8x2AVX512(acc *float32, w *float32, ps int, x *byte, xrb int, ste
 func sgemmF16X32Acc4x6AVX512(acc *float32, w *byte, rb int, x *byte, xrb int, steps int)
 
 //go:noescape
-func packedSumsAVX2(xs *byte, x *byte, nb int)
-
-//go:noescape
-func packedHeadsAVX2(xs *byte, x *byte, nb int)
+func packedSumsAVX2(xs *byte, x *byte, nb int, rec int)
 
 //go:noescape
 func dotQ4_0Q8_0x16PackedStreamAVX512(dst *float32, w *byte, x *byte, xs *byte, nb int, groups int)
@@ -445,7 +442,7 @@ func packedHeadsImpl(xs, x []byte, nb int) {
 		return
 	}
 	xs, x = xs[:xsHead*nb], x[:q8_0Bytes*nb]
-	packedHeadsAVX2(unsafe.SliceData(xs), unsafe.SliceData(x), nb)
+	packedSumsAVX2(unsafe.SliceData(xs), unsafe.SliceData(x), nb, xsHead)
 }
 
 // packedSumsImpl is packedSums, in AVX2 where the packed kernels run.
@@ -455,7 +452,7 @@ func packedSumsImpl(xs, x []byte, nb int) {
 		return
 	}
 	xs, x = xs[:xsBlock*nb], x[:q8_0Bytes*nb]
-	packedSumsAVX2(unsafe.SliceData(xs), unsafe.SliceData(x), nb)
+	packedSumsAVX2(unsafe.SliceData(xs), unsafe.SliceData(x), nb, xsBlock)
 }
 
 // dotQ4_KQ8_KAsm is dotQ4_KQ8_K in AVX2 (activations in [-127, 127] with

@@ -2206,46 +2206,52 @@ tf16done:
 	VZEROUPPER
 	RET
 
-// func packedSumsAVX2(xs *byte, x *byte, nb int)
+// func packedSumsAVX2(xs *byte, x *byte, nb int, rec int)
 //
-// packedSums of nb Q8_0 blocks: per block, VPMADDUBSW of byte ones by the
-// quants and VPMADDWD by word ones leave the 8 exact sums of 4 quants in
-// int32 lanes; -128 times them, 8 times their total and F16(d) as a
-// float32 make the block's 40-byte record.
-TEXT ·packedSumsAVX2(SB), NOSPLIT, $0-24
-	MOVQ xs+0(FP), DX
-	MOVQ x+8(FP), SI
-	MOVQ nb+16(FP), CX
+// packedSums of nb Q8_0 blocks (rec xsBlock), or packedHeads (rec xsHead):
+// per block, VPMADDUBSW of byte ones by the quants and VPMADDWD by word
+// ones leave the 8 exact sums of 4 quants in int32 lanes; 8 times their
+// total and F16(d) as a float32 start the block's record, and the 40-byte
+// one goes on with -128 times each.
+TEXT ·packedSumsAVX2(SB), NOSPLIT, $0-32
+	MOVQ     xs+0(FP), DX
+	MOVQ     x+8(FP), SI
+	MOVQ     nb+16(FP), CX
+	MOVQ     rec+24(FP), R8
 	ONES16
 	VPCMPEQB Y14, Y14, Y14
 	VPABSB   Y14, Y14 // byte ones
-	TESTQ CX, CX
-	JEQ   psdone
+	TESTQ    CX, CX
+	JEQ      psdone
 
 psloop:
-	VMOVDQU    2(SI), Y1
-	VPMADDUBSW Y1, Y14, Y1
-	VPMADDWD   Y15, Y1, Y1
-	VPSLLD     $7, Y1, Y2
-	VPXOR      Y3, Y3, Y3
-	VPSUBD     Y2, Y3, Y3
-	VMOVDQU    Y3, 8(DX)
+	VMOVDQU      2(SI), Y1
+	VPMADDUBSW   Y1, Y14, Y1
+	VPMADDWD     Y15, Y1, Y1
+	CMPQ         R8, $8
+	JEQ          pshead
+	VPSLLD       $7, Y1, Y2
+	VPXOR        Y3, Y3, Y3
+	VPSUBD       Y2, Y3, Y3
+	VMOVDQU      Y3, 8(DX)
+
+pshead:
 	VEXTRACTI128 $1, Y1, X2
-	VPADDD     X2, X1, X1
-	VPSHUFD    $0x4e, X1, X2
-	VPADDD     X2, X1, X1
-	VPSHUFD    $0xb1, X1, X2
-	VPADDD     X2, X1, X1
-	VPSLLD     $3, X1, X1
-	VMOVD      X1, (DX)
-	MOVWLZX    (SI), AX
-	VMOVD      AX, X4
-	VCVTPH2PS  X4, X4
-	VMOVSS     X4, 4(DX)
-	ADDQ $34, SI
-	ADDQ $40, DX
-	DECQ CX
-	JNZ  psloop
+	VPADDD       X2, X1, X1
+	VPSHUFD      $0x4e, X1, X2
+	VPADDD       X2, X1, X1
+	VPSHUFD      $0xb1, X1, X2
+	VPADDD       X2, X1, X1
+	VPSLLD       $3, X1, X1
+	VMOVD        X1, (DX)
+	MOVWLZX      (SI), AX
+	VMOVD        AX, X4
+	VCVTPH2PS    X4, X4
+	VMOVSS       X4, 4(DX)
+	ADDQ         $34, SI
+	ADDQ         R8, DX
+	DECQ         CX
+	JNZ          psloop
 
 psdone:
 	VZEROUPPER
@@ -2726,45 +2732,5 @@ rnloop:
 	JNZ         rnhead
 
 rndone:
-	VZEROUPPER
-	RET
-
-// func packedHeadsAVX2(xs *byte, x *byte, nb int)
-//
-// packedHeads of nb Q8_0 blocks: the first 8 bytes of packedSumsAVX2's
-// records (8 times the sum of the quants, F16(d) as a float32), 8 bytes
-// apart.
-TEXT ·packedHeadsAVX2(SB), NOSPLIT, $0-24
-	MOVQ     xs+0(FP), DX
-	MOVQ     x+8(FP), SI
-	MOVQ     nb+16(FP), CX
-	ONES16
-	VPCMPEQB Y14, Y14, Y14
-	VPABSB   Y14, Y14 // byte ones
-	TESTQ    CX, CX
-	JEQ      phdone
-
-phloop:
-	VMOVDQU      2(SI), Y1
-	VPMADDUBSW   Y1, Y14, Y1
-	VPMADDWD     Y15, Y1, Y1
-	VEXTRACTI128 $1, Y1, X2
-	VPADDD       X2, X1, X1
-	VPSHUFD      $0x4e, X1, X2
-	VPADDD       X2, X1, X1
-	VPSHUFD      $0xb1, X1, X2
-	VPADDD       X2, X1, X1
-	VPSLLD       $3, X1, X1
-	VMOVD        X1, (DX)
-	MOVWLZX      (SI), AX
-	VMOVD        AX, X4
-	VCVTPH2PS    X4, X4
-	VMOVSS       X4, 4(DX)
-	ADDQ         $34, SI
-	ADDQ         $8, DX
-	DECQ         CX
-	JNZ          phloop
-
-phdone:
 	VZEROUPPER
 	RET
