@@ -1663,12 +1663,15 @@ t4store:
 
 // Q6C(q, xo, xso, g, S, L) adds chunk-word g (elements 4g..4g+3 of the
 // super-block) of 16 rows, their 6-bit weights q in the bytes of q, into
-// L: Z28 = -32*(sum of x's 4 bytes) from the records at xso(BX), plus the
+// L: Z28 = -32*(sum of x's 4 bytes), the int16 at xso+2g(BX), plus the
 // products of q and x's bytes (at xo(DI)), is the exact sum of (q-32)*x
 // over the 4 elements (within [-16256, 16384]: an int16), and VPDPWSSD
-// adds it times the rows' scales in S to L.
+// adds it times the rows' scales in S to L. The int16 is broadcast as the
+// low half of a dword whose high half is the next word's: the sum's low
+// half is then exact all the same, carries only reach the high half, and
+// VPDPWSSD multiplies that by the scales' high halves, which are zero.
 #define Q6C(q, xo, xso, g, S, L) \
-	VPBROADCASTD  (xso+4*(g))(BX), Z28; \
+	VPBROADCASTD  (xso+2*(g))(BX), Z28; \
 	VPDPBUSD.BCST (xo+4+4*(g))(DI), q, Z28; \
 	VPDPWSSD      S, Z28, L
 
@@ -1791,10 +1794,10 @@ q6group:
 q6pair:
 	TOUCH9
 	Q6B(576, 0, 0, 0)
-	Q6B(3648, 288, 292, 256)
+	Q6B(3648, 288, 292, 128)
 	ADDQ $6720, SI
 	ADDQ $584, DI
-	ADDQ $512, BX
+	ADDQ $256, BX
 	DECQ CX
 	JNZ  q6pair
 

@@ -340,15 +340,18 @@ func dotPacked(dst []float32, w Matrix, g0, g1 int, x, xs []byte, stream bool) {
 	nb, g := w.Cols/QK, w.group
 	if w.Type == Q4_K || w.Type == Q5_K || w.Type == Q6_K {
 		nb = w.Cols / QKK
-		gb, xsb := nb*q4KPacked, 32 // a group's bytes, x's record's
+		gb, xsn := nb*q4KPacked, nb*32 // a group's bytes, x's records'
 		switch w.Type {
 		case Q5_K:
 			gb = nb * q5KPacked
 		case Q6_K:
-			gb, xsb = q6KGroupBytes(nb), 256
+			gb, xsn = q6KGroupBytes(nb), nb*q6KRecord
+			if nb > 0 {
+				xsn += 2 // the kernel reads 2 bytes on (packedSumsQ6_K)
+			}
 		}
 		d, p := dst[16*g0:16*g1], w.packed[g0*gb:g1*gb]
-		x, xs = x[:nb*q8_KBytes], xs[:nb*xsb]
+		x, xs = x[:nb*q8_KBytes], xs[:xsn]
 		dp, pp, xp, sp := unsafe.SliceData(d), unsafe.SliceData(p), unsafe.SliceData(x), unsafe.SliceData(xs)
 		switch w.Type {
 		case Q5_K:

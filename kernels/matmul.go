@@ -572,17 +572,22 @@ func packedXSums(xs, xq []byte, w Matrix, stream bool) {
 	}
 }
 
+// q6KRecord is the size of packedSumsQ6_K's record of a super-block.
+const q6KRecord = 128
+
 // packedSumsQ6_K is packedSums for the Q8_K activations of the packed
-// Q6_K products: super-block b's record at 256*b holds, for each 4 quants
-// in turn, -32 times their sum (int32), the offset of Q6_K's weights.
+// Q6_K products: super-block b's record at q6KRecord*b holds, for each 4
+// quants in turn, -32 times their sum (an int16: at most 16384 in
+// magnitude), the offset of Q6_K's weights. The kernel reads each as the
+// low half of 4 bytes, 2 bytes past the last record.
 func packedSumsQ6_K(xs, x []byte, nb int) {
-	xs, x = xs[:256*nb], x[:q8_KBytes*nb]
+	xs, x = xs[:q6KRecord*nb], x[:q8_KBytes*nb]
 	for b := range nb {
 		_, qs, _ := q8K((*[q8_KBytes]byte)(x[b*q8_KBytes:]))
-		rec := xs[256*b:][:256]
+		rec := xs[q6KRecord*b:][:q6KRecord]
 		for g := range 64 {
-			s := int32(int8(qs[4*g])) + int32(int8(qs[4*g+1])) + int32(int8(qs[4*g+2])) + int32(int8(qs[4*g+3]))
-			binary.LittleEndian.PutUint32(rec[4*g:], uint32(-32*s))
+			s := int16(int8(qs[4*g])) + int16(int8(qs[4*g+1])) + int16(int8(qs[4*g+2])) + int16(int8(qs[4*g+3]))
+			binary.LittleEndian.PutUint16(rec[2*g:], uint16(-32*s))
 		}
 	}
 }
