@@ -327,8 +327,8 @@ func packGroup(m Matrix) int {
 // (packedXSums). stream says that w comes from memory, read once (one
 // token's product), rather than from cache: a Q8_0 matrix then runs the
 // kernel made for that, and a Q4_0, Q4_1 or Q5_1 one in groups of 16
-// reads xs as records xsHead bytes apart (streamHeads). Direct calls only: through a func
-// value, //go:noescape would not apply.
+// reads xs as records xsHead bytes apart (streamHeads). Direct calls
+// only: through a func value, //go:noescape would not apply.
 func dotPacked(dst []float32, w Matrix, g0, g1 int, x, xs []byte, stream bool) {
 	if g1 <= g0 {
 		return

@@ -326,8 +326,8 @@ func MatMulBatch(p *Pool, dst []float32, w Matrix, x []float32, n int) {
 // calls, in one dispatch on p where the matrices share their type, column
 // count and layout (Packed in groups of one size, or not): the
 // activations are rounded once and the pool's workers meet once instead
-// of once per matrix, as for a layer's q, k and v products. Otherwise, or for more than three, it makes
-// the MatMul calls one after another.
+// of once per matrix, as for a layer's q, k and v products. Otherwise, or
+// for more than three, it makes the MatMul calls one after another.
 func MatMulShared(p *Pool, x []float32, n int, ps ...Product) {
 	matMulShared(p, x, n, false, ps)
 }
