@@ -1,8 +1,6 @@
 //go:build amd64 && !purego
 
 #include "textflag.h"
-#include "kscales_amd64.h"
-#include "hsum_amd64.h"
 
 // AVX2+FMA+F16C versions of the row dots in dot.go. Each keeps the
 // reference's lane layout: lane k of a Y register is lane k of the
@@ -71,6 +69,54 @@
 	VINSERTI128 $1, X2, Y1, Y1; \
 	VPAND       Y14, Y1, Y1; \
 	VPSUBB      Y13, Y1, Y1
+
+// Q4P8KERNEL(rec, group, pair, odd, store, done) is the body of the
+// packed Q4_0 kernels for groups of 8 rows below, whose x's records (xs)
+// are rec bytes apart; the rest are its labels.
+#define Q4P8KERNEL(rec, group, pair, odd, store, done) \
+	MOVQ dst+0(FP), DX; \
+	MOVQ w+8(FP), SI; \
+	MOVQ nb+32(FP), R9; \
+	MOVQ groups+40(FP), R8; \
+	VPCMPEQW Y15, Y15, Y15; \
+	VPSRLW   $15, Y15, Y15; \
+	MOVL         $0x0f0f0f0f, AX; \
+	VMOVD        AX, X14; \
+	VPBROADCASTD X14, Y14; \
+	TESTQ R8, R8; \
+	JEQ   done; \
+	TESTQ R9, R9; \
+	JEQ   done; \
+group: \
+	MOVQ x+16(FP), DI; \
+	MOVQ xs+24(FP), BX; \
+	MOVQ R9, CX; \
+	VXORPS Y0, Y0, Y0; \
+	SHRQ $1, CX; \
+	JEQ  odd; \
+pair: \
+	Q4B8(0, 256, 0, 0); \
+	Q4B8(128, 272, 34, rec); \
+	ADDQ $288, SI; \
+	ADDQ $68, DI; \
+	ADDQ $(2*rec), BX; \
+	DECQ CX; \
+	JNZ  pair; \
+odd: \
+	TESTQ $1, R9; \
+	JEQ   store; \
+	Q4B8(0, 128, 0, 0); \
+	ADDQ  $144, SI; \
+store: \
+	VMOVUPS Y0, (DX); \
+	ADDQ    $32, DX; \
+	DECQ    R8; \
+	JNZ     group; \
+done: \
+	VZEROUPPER; \
+	RET
+#include "kscales_amd64.h"
+#include "hsum_amd64.h"
 
 // func cpuid1ECX() uint32
 TEXT ·cpuid1ECX(SB), NOSPLIT, $0-4
@@ -1509,53 +1555,17 @@ q51t4done:
 // the block's x, which xs holds per block as an int32, followed by F16(dx)
 // as a float32 (the first 8 of packedSums' 40 bytes a block).
 TEXT ·dotQ4_0Q8_0x8PackedAVX2(SB), NOSPLIT, $0-48
-	MOVQ dst+0(FP), DX
-	MOVQ w+8(FP), SI
-	MOVQ nb+32(FP), R9
-	MOVQ groups+40(FP), R8
-	VPCMPEQW Y15, Y15, Y15
-	VPSRLW   $15, Y15, Y15
-	MOVL         $0x0f0f0f0f, AX
-	VMOVD        AX, X14
-	VPBROADCASTD X14, Y14
-	TESTQ R8, R8
-	JEQ   pkdone
-	TESTQ R9, R9
-	JEQ   pkdone
+	Q4P8KERNEL(40, pkgroup, pkpair, pkodd, pkstore, pkdone)
 
-pkgroup:
-	MOVQ x+16(FP), DI
-	MOVQ xs+24(FP), BX
-	MOVQ R9, CX
-	VXORPS Y0, Y0, Y0
-
-	SHRQ $1, CX // pairs of blocks
-	JEQ  pkodd
-
-pkpair:
-	Q4B8(0, 256, 0, 0)
-	Q4B8(128, 272, 34, 40)
-	ADDQ $288, SI
-	ADDQ $68, DI
-	ADDQ $80, BX
-	DECQ CX
-	JNZ  pkpair
-
-pkodd:
-	TESTQ $1, R9
-	JEQ   pkstore
-	Q4B8(0, 128, 0, 0)
-	ADDQ  $144, SI
-
-pkstore:
-	VMOVUPS Y0, (DX)
-	ADDQ    $32, DX
-	DECQ    R8
-	JNZ     pkgroup
-
-pkdone:
-	VZEROUPPER
-	RET
+// func dotQ4_0Q8_0x8PackedStreamAVX2(dst *float32, w *byte, x *byte, xs *byte, nb int, groups int)
+//
+// dotQ4_0Q8_0x8PackedAVX2 with x's records 8 bytes apart (packedHeads),
+// for one token's product, as dotQ4_0Q8_0x16PackedStreamAVX512. Whole
+// decoded tokens of the 1B Q4_0 model on the AVX2 kernels (AVX-512 off),
+// alternating with the 40-byte records in one process: 9.9% faster with
+// the cores far apart, 1.9% near.
+TEXT ·dotQ4_0Q8_0x8PackedStreamAVX2(SB), NOSPLIT, $0-48
+	Q4P8KERNEL(8, pksgroup, pkspair, pksodd, pksstore, pksdone)
 
 // F16_PREFETCH is how far ahead of its loads dotF16X32AVX2 prefetches the
 // weights: a matrix's rows are contiguous, so this runs on into the next

@@ -540,11 +540,11 @@ func packedHeads(xs, x []byte, nb int) {
 
 // streamHeads reports whether one token's product of the packed matrix w
 // reads x's records xsHead bytes apart rather than xsBlock: Q4_0 (then
-// packedHeads', not packedSums') and Q4_1 and Q5_1 (packedScalesQ8_1's),
-// in groups of 16 (their kernels' stream versions, which read xsHead bytes
-// of each record).
+// packedHeads', not packedSums'), and Q4_1 and Q5_1 in groups of 16
+// (packedScalesQ8_1's): their kernels' stream versions, which read
+// xsHead bytes of each record.
 func streamHeads(w Matrix) bool {
-	return (w.Type == Q4_0 || w.Type == Q4_1 || w.Type == Q5_1) && w.group == 16
+	return w.Type == Q4_0 && w.group == 8 || (w.Type == Q4_0 || w.Type == Q4_1 || w.Type == Q5_1) && w.group == 16
 }
 
 // packedXSums writes into xs what the packed products of w read beside one
