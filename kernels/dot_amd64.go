@@ -131,6 +131,9 @@ func sgemmF16X32Acc4x6AVX512(acc *float32, w *byte, rb int, x *byte, xrb int, st
 func packedSumsAVX2(xs *byte, x *byte, nb int, rec int)
 
 //go:noescape
+func dotQ8_0Q8_0x8PackedStreamAVX2(dst *float32, w *byte, x *byte, xs *byte, nb int, groups int)
+
+//go:noescape
 func dotQ4_0Q8_0x8PackedStreamAVX2(dst *float32, w *byte, x *byte, xs *byte, nb int, groups int)
 
 //go:noescape
@@ -329,8 +332,9 @@ func packGroup(m Matrix) int {
 // Q6_K: theirs), bitwise as one row at a time. xs holds x's records
 // (packedXSums). stream says that w comes from memory, read once (one
 // token's product), rather than from cache: a Q8_0 matrix then runs the
-// kernel made for that, and a Q4_0 one, or a Q4_1 or Q5_1 one in groups
-// of 16, reads xs as records xsHead bytes apart (streamHeads). Direct calls
+// kernel made for that, which reads nothing of xs, and a Q4_0 one, or a
+// Q4_1 or Q5_1 one in groups of 16, reads xs as records xsHead bytes apart
+// (streamHeads). Direct calls
 // only: through a func value, //go:noescape would not apply.
 func dotPacked(dst []float32, w Matrix, g0, g1 int, x, xs []byte, stream bool) {
 	if g1 <= g0 {
@@ -402,6 +406,8 @@ func dotPacked(dst []float32, w Matrix, g0, g1 int, x, xs []byte, stream bool) {
 		dotQ4_0Q8_0x16PackedStreamAVX512(dp, pp, xp, sp, nb, g1-g0)
 	case g == 16:
 		dotQ4_0Q8_0x16PackedAVX512(dp, pp, xp, sp, nb, g1-g0)
+	case w.Type == Q8_0 && stream:
+		dotQ8_0Q8_0x8PackedStreamAVX2(dp, pp, xp, sp, nb, g1-g0)
 	case w.Type == Q8_0:
 		dotQ8_0Q8_0x8PackedAVX2(dp, pp, xp, sp, nb, g1-g0)
 	case stream:
@@ -1023,6 +1029,7 @@ func asmDots() []dotImpl {
 		{"Q4_0x8packed", Q4_0, dotQ4_0Q8_0x8, packedRow(Q4_0, 8)},
 		{"Q8_0x8packed", Q8_0, dotQ8_0Q8_0, packedRow(Q8_0, 8)},
 		{"Q4_0x8packedStream", Q4_0, dotQ4_0Q8_0x8, packedRowStream(Q4_0, 8)},
+		{"Q8_0x8packedStream", Q8_0, dotQ8_0Q8_0, packedRowStream(Q8_0, 8)},
 		{"Q4_K", Q4_K, dotQ4_KQ8_K, dotQ4_KQ8_KAsm},
 		{"Q5_K", Q5_K, dotQ5_KQ8_K, dotQ5_KQ8_KAsm},
 		{"Q6_K", Q6_K, dotQ6_KQ8_K, dotQ6_KQ8_KAsm},

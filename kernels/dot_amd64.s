@@ -70,6 +70,62 @@
 	VPAND       Y14, Y1, Y1; \
 	VPSUBB      Y13, Y1, Y1
 
+// Q8P8KERNEL(blockm, group, pair, odd, store, done) is the body of the
+// packed Q8_0 kernels for groups of 8 rows below: blockm(qo, so, xo, xso)
+// adds a block (Q8B8 or Q8SB8); the rest are its labels.
+#define Q8P8KERNEL(blockm, group, pair, odd, store, done) \
+	MOVQ dst+0(FP), DX; \
+	MOVQ w+8(FP), SI; \
+	MOVQ nb+32(FP), R9; \
+	MOVQ groups+40(FP), R8; \
+	ONES16; \
+	TESTQ R8, R8; \
+	JEQ   done; \
+	TESTQ R9, R9; \
+	JEQ   done; \
+group: \
+	MOVQ x+16(FP), DI; \
+	MOVQ xs+24(FP), BX; \
+	MOVQ R9, CX; \
+	VXORPS Y0, Y0, Y0; \
+	VXORPS Y1, Y1, Y1; \
+	VXORPS Y2, Y2, Y2; \
+	VXORPS Y3, Y3, Y3; \
+	VXORPS Y4, Y4, Y4; \
+	VXORPS Y5, Y5, Y5; \
+	VXORPS Y6, Y6, Y6; \
+	VXORPS Y7, Y7, Y7; \
+	SHRQ $1, CX; \
+	JEQ  odd; \
+pair: \
+	blockm(0, 512, 0, 0); \
+	blockm(256, 528, 34, 40); \
+	ADDQ $544, SI; \
+	ADDQ $68, DI; \
+	ADDQ $80, BX; \
+	DECQ CX; \
+	JNZ  pair; \
+odd: \
+	TESTQ $1, R9; \
+	JEQ   store; \
+	blockm(0, 256, 0, 0); \
+	ADDQ  $272, SI; \
+store: \
+	HSUMST(Y0, X0, (DX)); \
+	HSUMST(Y1, X1, 4(DX)); \
+	HSUMST(Y2, X2, 8(DX)); \
+	HSUMST(Y3, X3, 12(DX)); \
+	HSUMST(Y4, X4, 16(DX)); \
+	HSUMST(Y5, X5, 20(DX)); \
+	HSUMST(Y6, X6, 24(DX)); \
+	HSUMST(Y7, X7, 28(DX)); \
+	ADDQ $32, DX; \
+	DECQ R8; \
+	JNZ  group; \
+done: \
+	VZEROUPPER; \
+	RET
+
 // Q4P8KERNEL(rec, group, pair, odd, store, done) is the body of the
 // packed Q4_0 kernels for groups of 8 rows below, whose x's records (xs)
 // are rec bytes apart; the rest are its labels.
@@ -1709,6 +1765,24 @@ f16x2done:
 	Q8R8(qo, 6, Y6); \
 	Q8R8(qo, 7, Y7)
 
+// Q8SB8(qo, so, xo, xso) is Q8B8 with x's scale widened from its half at
+// xo(DI): it reads nothing of x's records (xso unused).
+#define Q8SB8(qo, so, xo, xso) \
+	VMOVDQU      xo+2(DI), Y8; \
+	VCVTPH2PS    so(SI), Y9; \
+	VPBROADCASTW xo(DI), X10; \
+	VCVTPH2PS    X10, Y10; \
+	VMULPS       Y10, Y9, Y9; \
+	VMOVUPS      Y9, 0(SP); \
+	Q8R8(qo, 0, Y0); \
+	Q8R8(qo, 1, Y1); \
+	Q8R8(qo, 2, Y2); \
+	Q8R8(qo, 3, Y3); \
+	Q8R8(qo, 4, Y4); \
+	Q8R8(qo, 5, Y5); \
+	Q8R8(qo, 6, Y6); \
+	Q8R8(qo, 7, Y7)
+
 // func dotQ8_0Q8_0x8PackedAVX2(dst *float32, w *byte, x *byte, xs *byte, nb int, groups int)
 //
 // dotQ8_0Q8_0 of groups*8 rows packed by packRows (group g's blocks at
@@ -1719,64 +1793,18 @@ f16x2done:
 // xs holds F16(dx) as a float32 at 4 + 40*b (packedSums); the 8 rows' scales
 // F16(dw_r)*F16(dx) go through the 32 bytes at 0(SP) to be broadcast.
 TEXT ·dotQ8_0Q8_0x8PackedAVX2(SB), NOSPLIT, $32-48
-	MOVQ dst+0(FP), DX
-	MOVQ w+8(FP), SI
-	MOVQ nb+32(FP), R9
-	MOVQ groups+40(FP), R8
-	ONES16
-	TESTQ R8, R8
-	JEQ   pq8done
-	TESTQ R9, R9
-	JEQ   pq8done
+	Q8P8KERNEL(Q8B8, pq8group, pq8pair, pq8odd, pq8store, pq8done)
 
-pq8group:
-	MOVQ x+16(FP), DI
-	MOVQ xs+24(FP), BX
-	MOVQ R9, CX
-	VXORPS Y0, Y0, Y0
-	VXORPS Y1, Y1, Y1
-	VXORPS Y2, Y2, Y2
-	VXORPS Y3, Y3, Y3
-	VXORPS Y4, Y4, Y4
-	VXORPS Y5, Y5, Y5
-	VXORPS Y6, Y6, Y6
-	VXORPS Y7, Y7, Y7
-
-	SHRQ $1, CX // pairs of blocks
-	JEQ  pq8odd
-
-pq8pair:
-	Q8B8(0, 512, 0, 0)
-	Q8B8(256, 528, 34, 40)
-	ADDQ $544, SI
-	ADDQ $68, DI
-	ADDQ $80, BX
-	DECQ CX
-	JNZ  pq8pair
-
-pq8odd:
-	TESTQ $1, R9
-	JEQ   pq8store
-	Q8B8(0, 256, 0, 0)
-	ADDQ  $272, SI
-
-pq8store:
-
-	HSUMST(Y0, X0, (DX))
-	HSUMST(Y1, X1, 4(DX))
-	HSUMST(Y2, X2, 8(DX))
-	HSUMST(Y3, X3, 12(DX))
-	HSUMST(Y4, X4, 16(DX))
-	HSUMST(Y5, X5, 20(DX))
-	HSUMST(Y6, X6, 24(DX))
-	HSUMST(Y7, X7, 28(DX))
-	ADDQ $32, DX
-	DECQ R8
-	JNZ  pq8group
-
-pq8done:
-	VZEROUPPER
-	RET
+// func dotQ8_0Q8_0x8PackedStreamAVX2(dst *float32, w *byte, x *byte, xs *byte, nb int, groups int)
+//
+// dotQ8_0Q8_0x8PackedAVX2 for one token's product: it reads nothing of
+// x's records, whose 40 bytes a block took L1 beside the weights
+// streaming past, and widens x's scale from its half instead (Q8SB8).
+// Whole decoded tokens of the 1B Q8_0 model on the AVX2 kernels (AVX-512
+// off), alternating with the kernel before in one process: 15.5% faster
+// with the cores far apart (paired share 0.743 -> 0.859), 4.1% near.
+TEXT ·dotQ8_0Q8_0x8PackedStreamAVX2(SB), NOSPLIT, $32-48
+	Q8P8KERNEL(Q8SB8, pq8sgroup, pq8spair, pq8sodd, pq8sstore, pq8sdone)
 
 // func sgemmF16X32AVX2(w *byte, x *byte, steps int) float32
 //

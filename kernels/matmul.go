@@ -539,21 +539,23 @@ func packedHeads(xs, x []byte, nb int) {
 }
 
 // streamHeads reports whether one token's product of the packed matrix w
-// reads x's records xsHead bytes apart rather than xsBlock: Q4_0 (then
-// packedHeads', not packedSums'), and Q4_1 and Q5_1 in groups of 16
-// (packedScalesQ8_1's): their kernels' stream versions, which read
-// xsHead bytes of each record.
+// reads x's records xsHead bytes apart rather than xsBlock: Q4_0's (then
+// packedHeads', not packedSums') and Q4_1's and Q5_1's (packedScalesQ8_1's),
+// whose kernels' stream versions read xsHead bytes of each record.
 func streamHeads(w Matrix) bool {
-	return w.Type == Q4_0 && w.group == 8 || (w.Type == Q4_0 || w.Type == Q4_1 || w.Type == Q5_1) && w.group == 16
+	return w.group > 0 && (w.Type == Q4_0 || w.Type == Q4_1 || w.Type == Q5_1)
 }
 
 // packedXSums writes into xs what the packed products of w read beside one
 // activation row xq, quantized to VecDotType(w.Type): packedSums, or for
 // the Q8_1 and Q8_K activations the records of their own; for one token's
 // product (stream, as dotPacked's) of a matrix that streamHeads, its
-// records xsHead bytes apart (Q4_0's packedHeads). It writes at most
-// w.Cols/QK*xsBlock bytes.
+// records xsHead bytes apart (Q4_0's packedHeads), and of a Q8_0 one
+// nothing. It writes at most w.Cols/QK*xsBlock bytes.
 func packedXSums(xs, xq []byte, w Matrix, stream bool) {
+	if stream && w.Type == Q8_0 {
+		return // its stream kernels read none
+	}
 	nb, rec := w.Cols/QK, xsBlock
 	if stream && streamHeads(w) {
 		rec = xsHead
