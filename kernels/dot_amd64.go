@@ -130,6 +130,18 @@ func sgemmF16X32Acc4x6AVX512(acc *float32, w *byte, rb int, x *byte, xrb int, st
 //go:noescape
 func packedSumsAVX2(xs *byte, x *byte, nb int, rec int)
 
+// dotF16X32RowsAVX2 is dotF16X32RowsAVX512 in AVX2: dotF16X32AVX2 of rows
+// rows (row r at w + r*rb) into dst[r], rows > 0.
+//
+//go:noescape
+func dotF16X32RowsAVX2(dst *float32, w *byte, rb int, x *float32, n, rows int)
+
+// dotF16RowsAccAVX2 is dotF16RowsAccAVX512 in AVX2, with the same
+// accumulators in memory (a row's four Y registers at acc + 128r).
+//
+//go:noescape
+func dotF16RowsAccAVX2(acc *float32, w *byte, rb int, x *uint16, n, rows int)
+
 //go:noescape
 func dotQ8_0Q8_0x8PackedStreamAVX2(dst *float32, w *byte, x *byte, xs *byte, nb int, groups int)
 
@@ -270,7 +282,11 @@ func dotF16Bands(dst []float32, w Matrix, g0, g1 int, x []byte) {
 		clear(acc[:])
 		for c0 := 0; c0 < w.Cols; c0 += band {
 			bc := min(band, w.Cols-c0)
-			dotF16RowsAccAVX512(&acc[0], &grp[32*c0], 2*bc, &xh[c0], bc, 16)
+			if useAVX512 {
+				dotF16RowsAccAVX512(&acc[0], &grp[32*c0], 2*bc, &xh[c0], bc, 16)
+			} else {
+				dotF16RowsAccAVX2(&acc[0], &grp[32*c0], 2*bc, &xh[c0], bc, 16)
+			}
 		}
 		for r := range 16 {
 			dst[16*(g-g0)+r] = reduce32((*[32]float32)(acc[32*r:]))
@@ -283,7 +299,8 @@ const f16RowsK = 16
 
 // dotF16X32Rows16 sets dst[r] = dotF16X32Asm(w[r*rb:], x, nb) for the
 // f16RowsK rows r of w (rows of rb bytes), bitwise as one row at a time,
-// in one AVX-512 call; x holds the activations as float32 (fastAct32).
+// in one call (AVX-512, else AVX2); x holds the activations as float32
+// (fastAct32).
 func dotF16X32Rows16(dst []float32, w []byte, rb int, x []byte, nb int) {
 	xf := f32View(x)
 	n := len(xf)
@@ -294,14 +311,18 @@ func dotF16X32Rows16(dst []float32, w []byte, rb int, x []byte, nb int) {
 		return
 	}
 	dst, w = dst[:f16RowsK], w[:(f16RowsK-1)*rb+2*n]
-	dotF16X32RowsAVX512(unsafe.SliceData(dst), unsafe.SliceData(w), rb, unsafe.SliceData(xf), n, f16RowsK)
+	if useAVX512 {
+		dotF16X32RowsAVX512(unsafe.SliceData(dst), unsafe.SliceData(w), rb, unsafe.SliceData(xf), n, f16RowsK)
+		return
+	}
+	dotF16X32RowsAVX2(unsafe.SliceData(dst), unsafe.SliceData(w), rb, unsafe.SliceData(xf), n, f16RowsK)
 }
 
 // packGroup returns how many rows Matrix.Packed interleaves m by on this
 // CPU, for dotPacked (0: it does not): Q4_0, Q8_0, Q5_0, Q4_1, Q5_1, Q4_K,
 // Q5_K and Q6_K by 16 with AVX-512 VNNI and a multiple of 16 rows, else
 // Q4_0 and Q8_0 by 8 with AVX2 and a multiple of 8 (and wide F16 matrices
-// by 16 in bands: packF16Bands).
+// by 16 in bands, with either: packF16Bands).
 func packGroup(m Matrix) int {
 	if !useAVX2 || m.Rows <= 0 || len(m.Data) == 0 {
 		return 0
@@ -319,7 +340,7 @@ func packGroup(m Matrix) int {
 			return 16
 		}
 	case F16:
-		if useAVX512 && m.Rows%16 == 0 && m.Cols > f16BandsFrom && m.Cols%32 == 0 {
+		if m.Rows%16 == 0 && m.Cols > f16BandsFrom && m.Cols%32 == 0 {
 			return 16
 		}
 	}
@@ -984,11 +1005,14 @@ func fastRows(t DType, rows, n int, batch bool) (f func(dst []float32, w []byte,
 		// 4 KB apart read as two streams): 47 against 35 GB/s on a 512 MB
 		// matrix, 2 threads.
 		return dotF16X32Rows2, 2 // with fastAct32's activations
-	case t == F16 && !batch && useAVX512:
-		// Sixteen rows a call in Z registers: half the instructions per
-		// byte of the AVX2 row kernel. On a 1B-like layer stack, 2
-		// threads, it streams decode's weights 0-3% faster (medians of 15
-		// alternating rounds, 3 runs).
+	case t == F16 && !batch:
+		// Sixteen rows a call. With AVX-512, in Z registers: half the
+		// instructions per byte of the AVX2 row kernel; on a 1B-like layer
+		// stack, 2 threads, it streams decode's weights 0-3% faster
+		// (medians of 15 alternating rounds, 3 runs). With AVX2 only, a
+		// call instead of a row at a time, without prefetching ahead:
+		// whole decoded tokens of the 1B F16 model 30% faster with the
+		// cores far apart, 8% near.
 		return dotF16X32Rows16, f16RowsK // with fastAct32's activations
 	}
 	return nil, 0
@@ -1022,6 +1046,7 @@ func asmDots() []dotImpl {
 		{"Q4_0x8rows", Q4_0, dotQ4_0Q8_0x8, rowOf8(dotQ4_0Q8_0x8Rows8, q4_0Bytes)},
 		{"F16x32rows2/0", F16, func(w, x []byte, _ int) float32 { return dotF16(w, x) }, rowOf2F16(0)},
 		{"F16x32rows2/1", F16, func(w, x []byte, _ int) float32 { return dotF16(w, x) }, rowOf2F16(1)},
+		{"F16x32rows16", F16, func(w, x []byte, _ int) float32 { return dotF16(w, x) }, rowOf16F16},
 		{"Q8_0tok4", Q8_0, dotQ8_0Q8_0, tokOf4(q8_0Bytes, q8_0Bytes, dotQ8_0Q8_0Tok4AVX2)},
 		{"Q5_0tok4", Q5_0, dotQ5_0Q8_0, tokOf4(q5_0Bytes, q8_0Bytes, dotQ5_0Q8_0Tok4AVX2)},
 		{"Q4_1tok4", Q4_1, dotQ4_1Q8_1, tokOf4(q4_1Bytes, q8_1Bytes, dotQ4_1Q8_1Tok4AVX2)},
@@ -1058,7 +1083,6 @@ func asmDots() []dotImpl {
 			dotImpl{"Q4_Kx16packed", Q4_K, dotQ4_KQ8_K, packedRow(Q4_K, 16)},
 			dotImpl{"Q5_Kx16packed", Q5_K, dotQ5_KQ8_K, packedRow(Q5_K, 16)},
 			dotImpl{"Q6_Kx16packed", Q6_K, dotQ6_KQ8_K, packedRow(Q6_K, 16)},
-			dotImpl{"F16x32rows16", F16, func(w, x []byte, _ int) float32 { return dotF16(w, x) }, rowOf16F16},
 			dotImpl{"Q4_K512", Q4_K, dotQ4_KQ8_K, dotQ4_KQ8_KAsm512},
 			dotImpl{"Q5_K512", Q5_K, dotQ5_KQ8_K, dotQ5_KQ8_KAsm512},
 			dotImpl{"Q6_K512", Q6_K, dotQ6_KQ8_K, dotQ6_KQ8_KAsm512})

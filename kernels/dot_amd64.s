@@ -70,6 +70,46 @@
 	VPAND       Y14, Y1, Y1; \
 	VPSUBB      Y13, Y1, Y1
 
+// F16X32ROWS(row, loop) is the body of dotF16X32RowsAVX2; row and loop
+// are its labels.
+#define F16X32ROWS(row, loop) \
+	MOVQ dst+0(FP), DX; \
+	MOVQ w+8(FP), R11; \
+	MOVQ rb+16(FP), R8; \
+	MOVQ x+24(FP), R9; \
+	MOVQ n+32(FP), R10; \
+	MOVQ rows+40(FP), BX; \
+row: \
+	MOVQ   R11, SI; \
+	MOVQ   R9, DI; \
+	MOVQ   R10, CX; \
+	VXORPS Y0, Y0, Y0; \
+	VXORPS Y1, Y1, Y1; \
+	VXORPS Y2, Y2, Y2; \
+	VXORPS Y3, Y3, Y3; \
+loop: \
+	VCVTPH2PS   (SI), Y4; \
+	VCVTPH2PS   16(SI), Y5; \
+	VCVTPH2PS   32(SI), Y6; \
+	VCVTPH2PS   48(SI), Y7; \
+	VFMADD231PS (DI), Y4, Y0; \
+	VFMADD231PS 32(DI), Y5, Y1; \
+	VFMADD231PS 64(DI), Y6, Y2; \
+	VFMADD231PS 96(DI), Y7, Y3; \
+	ADDQ        $64, SI; \
+	ADDQ        $128, DI; \
+	SUBQ        $32, CX; \
+	JNZ         loop; \
+	REDUCE32; \
+	MOVSS X0, (DX); \
+	ADDQ  $4, DX; \
+	ADDQ  R8, R11; \
+	DECQ  BX; \
+	JNZ   row; \
+	VZEROUPPER; \
+	RET
+
+
 // Q8P8KERNEL(blockm, group, pair, odd, store, done) is the body of the
 // packed Q8_0 kernels for groups of 8 rows below: blockm(qo, so, xo, xso)
 // adds a block (Q8B8 or Q8SB8); the rest are its labels.
@@ -1623,11 +1663,13 @@ TEXT ·dotQ4_0Q8_0x8PackedAVX2(SB), NOSPLIT, $0-48
 TEXT ·dotQ4_0Q8_0x8PackedStreamAVX2(SB), NOSPLIT, $0-48
 	Q4P8KERNEL(8, pksgroup, pkspair, pksodd, pksstore, pksdone)
 
-// F16_PREFETCH is how far ahead of its loads dotF16X32AVX2 prefetches the
-// weights: a matrix's rows are contiguous, so this runs on into the next
-// rows. Measured against no prefetch, products of 1B-like layer shapes
-// streamed 4-6% more of the bandwidth roofline (median of 16 alternating
-// rounds); the Q8_0 and Q4_0 kernels gained nothing from it.
+// F16_PREFETCH is how far ahead of its loads dotF16X32x2AVX2 prefetches
+// the weights: a matrix's rows are contiguous, so this runs on into the
+// next rows. It was measured once against no prefetch in the one-row
+// kernel, 4-6% more of the bandwidth roofline; on a Zen 4 share (AVX-512
+// off), whole decoded tokens of the 1B F16 model through a rows kernel
+// ran 25% faster without it with the cores far apart, 7% near, and the
+// one-row kernel no longer prefetches either.
 #define F16_PREFETCH 8192
 
 // func dotF16X32AVX2(w *byte, x *float32, n int) float32
@@ -1647,7 +1689,6 @@ TEXT ·dotF16X32AVX2(SB), NOSPLIT, $0-28
 	JEQ    f16x32done
 
 f16x32loop:
-	PREFETCHT0  F16_PREFETCH(SI)
 	VCVTPH2PS   (SI), Y4
 	VCVTPH2PS   16(SI), Y5
 	VCVTPH2PS   32(SI), Y6
@@ -1666,6 +1707,14 @@ f16x32done:
 	VZEROUPPER
 	MOVSS X0, ret+24(FP)
 	RET
+
+// func dotF16X32RowsAVX2(dst *float32, w *byte, rb int, x *float32, n, rows int)
+//
+// dotF16X32AVX2 of rows rows (row r at w + r*rb) into dst[r]; n and rows
+// are positive, n a multiple of 32. It prefetches nothing: one token's
+// rows stream from memory faster without (see F16_PREFETCH).
+TEXT ·dotF16X32RowsAVX2(SB), NOSPLIT, $0-48
+	F16X32ROWS(f16rrow, f16rloop)
 
 // func dotF16X32x2AVX2(dst *float32, w *byte, rb int, x *float32, n int)
 //
@@ -2770,5 +2819,66 @@ rnloop:
 	JNZ         rnhead
 
 rndone:
+	VZEROUPPER
+	RET
+
+// func dotF16RowsAccAVX2(acc *float32, w *byte, rb int, x *uint16, n, rows int)
+//
+// dotF16RowsAccAVX512 in AVX2 (its loop is dotF16X32AVX2's with x as
+// halves, widened as the weights are): row r's four accumulators are
+// loaded from acc + 128r and stored back unreduced, for the bands of
+// packF16Bands. Whole decoded tokens of the 1B F16 model with AVX-512
+// off, alternating with whole rows and x as float32 (22 KB of it beside
+// the down matrix's 5632 columns): 19.6% faster with the cores far apart.
+TEXT ·dotF16RowsAccAVX2(SB), NOSPLIT, $0-48
+	MOVQ  acc+0(FP), DX
+	MOVQ  w+8(FP), R12
+	MOVQ  rb+16(FP), R8
+	MOVQ  x+24(FP), R9
+	MOVQ  n+32(FP), R10
+	MOVQ  rows+40(FP), BX
+	TESTQ BX, BX
+	JEQ   yaccdone
+
+yaccrow:
+	MOVQ    R12, R11
+	MOVQ    R9, DI
+	MOVQ    R10, CX
+	VMOVUPS (DX), Y0
+	VMOVUPS 32(DX), Y1
+	VMOVUPS 64(DX), Y2
+	VMOVUPS 96(DX), Y3
+	TESTQ   CX, CX
+	JEQ     yaccstore
+
+yaccloop:
+	VCVTPH2PS   (R11), Y4
+	VCVTPH2PS   16(R11), Y5
+	VCVTPH2PS   32(R11), Y6
+	VCVTPH2PS   48(R11), Y7
+	VCVTPH2PS   (DI), Y8
+	VCVTPH2PS   16(DI), Y9
+	VCVTPH2PS   32(DI), Y10
+	VCVTPH2PS   48(DI), Y11
+	VFMADD231PS Y8, Y4, Y0
+	VFMADD231PS Y9, Y5, Y1
+	VFMADD231PS Y10, Y6, Y2
+	VFMADD231PS Y11, Y7, Y3
+	ADDQ        $64, R11
+	ADDQ        $64, DI
+	SUBQ        $32, CX
+	JNZ         yaccloop
+
+yaccstore:
+	VMOVUPS Y0, (DX)
+	VMOVUPS Y1, 32(DX)
+	VMOVUPS Y2, 64(DX)
+	VMOVUPS Y3, 96(DX)
+	ADDQ    $128, DX
+	ADDQ    R8, R12
+	DECQ    BX
+	JNZ     yaccrow
+
+yaccdone:
 	VZEROUPPER
 	RET

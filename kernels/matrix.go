@@ -43,7 +43,7 @@ type Matrix struct {
 // streams one run of memory instead of 16 or 8 and shares each block of
 // activations among the group's rows (Q4_K's and Q5_K's scales unpacked on
 // the way: packK16; Q6_K's laid out by packQ6K16); and
-// F16 wider than 2048 columns with AVX-512, in bands of columns by groups
+// F16 wider than 2048 columns with AVX2, in bands of columns by groups
 // of 16 rows (packF16Bands). Data, Row and DequantizeRow are unchanged
 // (Data is kept, not read by products but F16's batched ones). Any
 // other matrix of 2 MiB or more gets a plain copy of Data in memory of its
