@@ -1716,6 +1716,67 @@ f16x32done:
 TEXT ·dotF16X32RowsAVX2(SB), NOSPLIT, $0-48
 	F16X32ROWS(f16rrow, f16rloop)
 
+// func dotF16RowsAccAVX2(acc *float32, w *byte, rb int, x *uint16, n, rows int)
+//
+// dotF16RowsAccAVX512 in AVX2 (its loop is dotF16X32AVX2's with x as
+// halves, widened as the weights are): row r's four accumulators are
+// loaded from acc + 128r and stored back unreduced, for the bands of
+// packF16Bands. Whole decoded tokens of the 1B F16 model with AVX-512
+// off, alternating with whole rows and x as float32 (22 KB of it beside
+// the down matrix's 5632 columns): 19.6% faster with the cores far apart.
+TEXT ·dotF16RowsAccAVX2(SB), NOSPLIT, $0-48
+	MOVQ  acc+0(FP), DX
+	MOVQ  w+8(FP), R12
+	MOVQ  rb+16(FP), R8
+	MOVQ  x+24(FP), R9
+	MOVQ  n+32(FP), R10
+	MOVQ  rows+40(FP), BX
+	TESTQ BX, BX
+	JEQ   yaccdone
+
+yaccrow:
+	MOVQ    R12, R11
+	MOVQ    R9, DI
+	MOVQ    R10, CX
+	VMOVUPS (DX), Y0
+	VMOVUPS 32(DX), Y1
+	VMOVUPS 64(DX), Y2
+	VMOVUPS 96(DX), Y3
+	TESTQ   CX, CX
+	JEQ     yaccstore
+
+yaccloop:
+	VCVTPH2PS   (R11), Y4
+	VCVTPH2PS   16(R11), Y5
+	VCVTPH2PS   32(R11), Y6
+	VCVTPH2PS   48(R11), Y7
+	VCVTPH2PS   (DI), Y8
+	VCVTPH2PS   16(DI), Y9
+	VCVTPH2PS   32(DI), Y10
+	VCVTPH2PS   48(DI), Y11
+	VFMADD231PS Y8, Y4, Y0
+	VFMADD231PS Y9, Y5, Y1
+	VFMADD231PS Y10, Y6, Y2
+	VFMADD231PS Y11, Y7, Y3
+	ADDQ        $64, R11
+	ADDQ        $64, DI
+	SUBQ        $32, CX
+	JNZ         yaccloop
+
+yaccstore:
+	VMOVUPS Y0, (DX)
+	VMOVUPS Y1, 32(DX)
+	VMOVUPS Y2, 64(DX)
+	VMOVUPS Y3, 96(DX)
+	ADDQ    $128, DX
+	ADDQ    R8, R12
+	DECQ    BX
+	JNZ     yaccrow
+
+yaccdone:
+	VZEROUPPER
+	RET
+
 // func dotF16X32x2AVX2(dst *float32, w *byte, rb int, x *float32, n int)
 //
 // dotF16X32AVX2 of two rows at once, row 0 at w and row 1 at w+rb, into
@@ -1796,6 +1857,18 @@ f16x2done:
 	VBROADCASTSS (4*r)(SP), Y12; \
 	VFMADD231PS  Y12, Y11, acc
 
+// Q8ROWS8(qo) adds the 8 rows' products of a Q8_0 block (Q8R8), x's
+// quants in Y8 and the rows' scales at 0(SP).
+#define Q8ROWS8(qo) \
+	Q8R8(qo, 0, Y0); \
+	Q8R8(qo, 1, Y1); \
+	Q8R8(qo, 2, Y2); \
+	Q8R8(qo, 3, Y3); \
+	Q8R8(qo, 4, Y4); \
+	Q8R8(qo, 5, Y5); \
+	Q8R8(qo, 6, Y6); \
+	Q8R8(qo, 7, Y7)
+
 // Q8B8(qo, so, xo, xso) adds a Q8_0 block of 8 rows (quants at qo(SI),
 // scales at so(SI), activations at xo(DI), their scale at xso+4(BX)) into
 // the rows' accumulators Y0-Y7.
@@ -1805,14 +1878,7 @@ f16x2done:
 	VBROADCASTSS xso+4(BX), Y10; \
 	VMULPS       Y10, Y9, Y9; \
 	VMOVUPS      Y9, 0(SP); \
-	Q8R8(qo, 0, Y0); \
-	Q8R8(qo, 1, Y1); \
-	Q8R8(qo, 2, Y2); \
-	Q8R8(qo, 3, Y3); \
-	Q8R8(qo, 4, Y4); \
-	Q8R8(qo, 5, Y5); \
-	Q8R8(qo, 6, Y6); \
-	Q8R8(qo, 7, Y7)
+	Q8ROWS8(qo)
 
 // Q8SB8(qo, so, xo, xso) is Q8B8 with x's scale widened from its half at
 // xo(DI): it reads nothing of x's records (xso unused).
@@ -1823,14 +1889,7 @@ f16x2done:
 	VCVTPH2PS    X10, Y10; \
 	VMULPS       Y10, Y9, Y9; \
 	VMOVUPS      Y9, 0(SP); \
-	Q8R8(qo, 0, Y0); \
-	Q8R8(qo, 1, Y1); \
-	Q8R8(qo, 2, Y2); \
-	Q8R8(qo, 3, Y3); \
-	Q8R8(qo, 4, Y4); \
-	Q8R8(qo, 5, Y5); \
-	Q8R8(qo, 6, Y6); \
-	Q8R8(qo, 7, Y7)
+	Q8ROWS8(qo)
 
 // func dotQ8_0Q8_0x8PackedAVX2(dst *float32, w *byte, x *byte, xs *byte, nb int, groups int)
 //
@@ -2819,66 +2878,5 @@ rnloop:
 	JNZ         rnhead
 
 rndone:
-	VZEROUPPER
-	RET
-
-// func dotF16RowsAccAVX2(acc *float32, w *byte, rb int, x *uint16, n, rows int)
-//
-// dotF16RowsAccAVX512 in AVX2 (its loop is dotF16X32AVX2's with x as
-// halves, widened as the weights are): row r's four accumulators are
-// loaded from acc + 128r and stored back unreduced, for the bands of
-// packF16Bands. Whole decoded tokens of the 1B F16 model with AVX-512
-// off, alternating with whole rows and x as float32 (22 KB of it beside
-// the down matrix's 5632 columns): 19.6% faster with the cores far apart.
-TEXT ·dotF16RowsAccAVX2(SB), NOSPLIT, $0-48
-	MOVQ  acc+0(FP), DX
-	MOVQ  w+8(FP), R12
-	MOVQ  rb+16(FP), R8
-	MOVQ  x+24(FP), R9
-	MOVQ  n+32(FP), R10
-	MOVQ  rows+40(FP), BX
-	TESTQ BX, BX
-	JEQ   yaccdone
-
-yaccrow:
-	MOVQ    R12, R11
-	MOVQ    R9, DI
-	MOVQ    R10, CX
-	VMOVUPS (DX), Y0
-	VMOVUPS 32(DX), Y1
-	VMOVUPS 64(DX), Y2
-	VMOVUPS 96(DX), Y3
-	TESTQ   CX, CX
-	JEQ     yaccstore
-
-yaccloop:
-	VCVTPH2PS   (R11), Y4
-	VCVTPH2PS   16(R11), Y5
-	VCVTPH2PS   32(R11), Y6
-	VCVTPH2PS   48(R11), Y7
-	VCVTPH2PS   (DI), Y8
-	VCVTPH2PS   16(DI), Y9
-	VCVTPH2PS   32(DI), Y10
-	VCVTPH2PS   48(DI), Y11
-	VFMADD231PS Y8, Y4, Y0
-	VFMADD231PS Y9, Y5, Y1
-	VFMADD231PS Y10, Y6, Y2
-	VFMADD231PS Y11, Y7, Y3
-	ADDQ        $64, R11
-	ADDQ        $64, DI
-	SUBQ        $32, CX
-	JNZ         yaccloop
-
-yaccstore:
-	VMOVUPS Y0, (DX)
-	VMOVUPS Y1, 32(DX)
-	VMOVUPS Y2, 64(DX)
-	VMOVUPS Y3, 96(DX)
-	ADDQ    $128, DX
-	ADDQ    R8, R12
-	DECQ    BX
-	JNZ     yaccrow
-
-yaccdone:
 	VZEROUPPER
 	RET
