@@ -1008,6 +1008,83 @@ zrowsdone:
 	VZEROUPPER
 	RET
 
+// func dotF16X32Rows2TokAVX512(dst *float32, ldd int, w *byte, rb int, x *float32, xrb int, n, rows int)
+//
+// dotF16X32RowsAVX512 for two tokens at once: x at x (token 0) and x +
+// xrb bytes (token 1), row r's results at dst + 4r and dst + ldd bytes +
+// 4r. Each row is read once for both, and each token's two accumulators
+// (Z0, Z2 and Z1, Z3) get F16X32STEP's multiply-adds in its order, so the
+// results are bitwise the one-token kernel's. Four chains a step instead
+// of two: the multiply-adds no longer wait on each other's latency.
+TEXT ·dotF16X32Rows2TokAVX512(SB), NOSPLIT, $0-64
+	MOVQ  dst+0(FP), DX
+	MOVQ  ldd+8(FP), R13
+	MOVQ  w+16(FP), SI
+	MOVQ  rb+24(FP), R8
+	MOVQ  x+32(FP), R9
+	MOVQ  xrb+40(FP), R12
+	MOVQ  n+48(FP), R10
+	MOVQ  rows+56(FP), BX
+	TESTQ BX, BX
+	JEQ   z2tdone
+
+z2trow:
+	MOVQ   SI, R11
+	MOVQ   R9, DI
+	LEAQ   (R9)(R12*1), R14
+	MOVQ   R10, CX
+	VXORPS Z0, Z0, Z0
+	VXORPS Z2, Z2, Z2
+	VXORPS Z1, Z1, Z1
+	VXORPS Z3, Z3, Z3
+	TESTQ  CX, CX
+	JEQ    z2treduce
+
+z2tloop:
+	VCVTPH2PS   (R11), Z4
+	VCVTPH2PS   32(R11), Z6
+	VFMADD231PS (DI), Z4, Z0
+	VFMADD231PS 64(DI), Z6, Z2
+	VFMADD231PS (R14), Z4, Z1
+	VFMADD231PS 64(R14), Z6, Z3
+	ADDQ        $64, R11
+	ADDQ        $128, DI
+	ADDQ        $128, R14
+	SUBQ        $32, CX
+	JNZ         z2tloop
+
+z2treduce:
+	VMOVAPS       Z1, Z8
+	VMOVAPS       Z3, Z10
+	VEXTRACTF32X8 $1, Z0, Y1
+	VEXTRACTF32X8 $1, Z2, Y3
+	VADDPS        Y2, Y0, Y0
+	VADDPS        Y3, Y1, Y1
+	VADDPS        Y1, Y0, Y0
+	VEXTRACTF128  $1, Y0, X1
+	VADDPS        X1, X0, X0
+	VHADDPS       X0, X0, X0
+	VHADDPS       X0, X0, X0
+	MOVSS         X0, (DX)
+	VEXTRACTF32X8 $1, Z8, Y9
+	VEXTRACTF32X8 $1, Z10, Y11
+	VADDPS        Y10, Y8, Y8
+	VADDPS        Y11, Y9, Y9
+	VADDPS        Y9, Y8, Y8
+	VEXTRACTF128  $1, Y8, X9
+	VADDPS        X9, X8, X8
+	VHADDPS       X8, X8, X8
+	VHADDPS       X8, X8, X8
+	MOVSS         X8, (DX)(R13*1)
+	ADDQ          $4, DX
+	ADDQ          R8, SI
+	DECQ          BX
+	JNZ           z2trow
+
+z2tdone:
+	VZEROUPPER
+	RET
+
 // func dotF16RowsAccAVX512(acc *float32, w *byte, rb int, x *uint16, n, rows int)
 //
 // dotF16X32RowsAVX512's loop over n columns (a multiple of 32) of rows
