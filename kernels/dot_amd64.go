@@ -1169,14 +1169,7 @@ func rowOf8(k func(dst []float32, w []byte, rb int, x []byte, nb int), blockByte
 // rowOf16F16Tok2 is rowOf16F16 through dotF16X32Rows2TokAVX512, x as its
 // second token (the first differs from it).
 func rowOf16F16Tok2(w, x []byte, nb int) float32 {
-	rb := len(w) + 64
-	m := make([]byte, f16RowsK*rb)
-	for r := range f16RowsK {
-		for i := range w {
-			m[r*rb+i] = w[(i+2*r)%len(w)]
-		}
-	}
-	copy(m[11*rb:], w)
+	m, rb := f16Rows16Around(w)
 	x1 := halvesAsF32(x)
 	n := len(x1) / 4
 	if n%32 != 0 || n == 0 {
@@ -1192,18 +1185,25 @@ func rowOf16F16Tok2(w, x []byte, nb int) float32 {
 	return dst[f16RowsK+11]
 }
 
-// rowOf16F16 is a row dot made of the 16-row F16 kernel for the
-// differential tests: w is row 11 of 16, with padding between them, and the
-// other rows differ from it.
-func rowOf16F16(w, x []byte, nb int) float32 {
-	rb := len(w) + 64
-	m := make([]byte, f16RowsK*rb)
+// f16Rows16Around returns f16RowsK rows of rb bytes for the F16 rows
+// kernels' differential tests: w is row 11, with padding between the rows,
+// and the other rows differ from it.
+func f16Rows16Around(w []byte) (m []byte, rb int) {
+	rb = len(w) + 64
+	m = make([]byte, f16RowsK*rb)
 	for r := range f16RowsK {
 		for i := range w {
 			m[r*rb+i] = w[(i+2*r)%len(w)]
 		}
 	}
 	copy(m[11*rb:], w)
+	return m, rb
+}
+
+// rowOf16F16 is a row dot made of the 16-row F16 kernel for the
+// differential tests: row 11 of f16Rows16Around(w).
+func rowOf16F16(w, x []byte, nb int) float32 {
+	m, rb := f16Rows16Around(w)
 	var dst [f16RowsK]float32
 	dotF16X32Rows16(dst[:], m, rb, halvesAsF32(x), nb)
 	return dst[11]
