@@ -259,10 +259,11 @@ func (c *Cluster) Apply(cmd *Command) error {
 // dropServer takes a node that left the map out of Raft at once, while
 // the others still count it: Raft counts a change's quorum in the new
 // configuration, so the rest agree on it even if the node is gone. A
-// leader that drops itself steps down once the change commits.
-// If it is the only voter, the most senior live member still in Raft is
-// made a voter first: Raft needs one, and a cluster left without any
-// would never elect a leader again.
+// leader that drops itself steps down once the change commits; where
+// leadership moves on first, the next leader removes the node
+// (reconcile). If it is the only voter, the most senior live member still
+// in Raft is made a voter first: Raft needs one, and a cluster left
+// without any would never elect a leader again.
 func (c *Cluster) dropServer(id string) error {
 	f := c.raft.GetConfiguration()
 	if err := f.Error(); err != nil {
@@ -295,10 +296,25 @@ func (c *Cluster) dropServer(id string) error {
 		}
 	}
 	if err := c.raft.RemoveServer(raft.ServerID(id), 0, c.t.Apply).Error(); err != nil {
+		if errors.Is(err, raft.ErrLeadershipTransferInProgress) || errors.Is(err, raft.ErrNotLeader) || errors.Is(err, raft.ErrLeadershipLost) {
+			// The leader is handing over: a revoked leader steps down as
+			// soon as it sees its revocation applied. The command has
+			// committed, and the next leader takes the node out of Raft
+			// as it reconciles Raft with the map.
+			c.log.Info("leaving a node's removal from raft to the next leader", "node", id, "err", err)
+			return nil
+		}
 		return fmt.Errorf("cluster: remove %s from raft: %w", id, err)
 	}
 	return nil
 }
+
+// LeaveRaft takes this node out of Raft as dropServer does, for a leader
+// that left the map (revoked, removed) and is stopping: the rest then
+// elect a leader among themselves, where a transfer of leadership would
+// race dropServer's removal of it and could leave a stopped voter in the
+// configuration.
+func (c *Cluster) LeaveRaft() error { return c.dropServer(c.cfg.ID) }
 
 // Admit adds a node to the map and to Raft as a non-voter (Run promotes
 // voters). Leader only.

@@ -275,11 +275,16 @@ func (m *Member) haltWith(err error) {
 }
 
 // stopHalted is Run's end for a halted member: it stops serving, hands
-// on Raft leadership if it holds it, and returns why it stopped.
+// on Raft leadership if it holds it (leaving Raft where it left the map),
+// and returns why it stopped.
 func (m *Member) stopHalted() error {
 	m.unload()
 	if m.cl.IsLeader() {
-		if err := m.cl.Raft().LeadershipTransfer().Error(); err != nil {
+		if m.cl.Map().Nodes[m.id.String()] == nil {
+			if err := m.cl.LeaveRaft(); err != nil {
+				m.log.Warn("leave raft", "err", err)
+			}
+		} else if err := m.cl.Raft().LeadershipTransfer().Error(); err != nil {
 			m.log.Warn("leadership transfer", "err", err)
 		}
 	}
