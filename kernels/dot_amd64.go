@@ -188,7 +188,7 @@ func dotF32AVX2(w *byte, x *float32, n int) float32
 func sgemmF16AVX2(w, x *byte, steps int) float32
 
 //go:noescape
-func sgemmF16X32Acc2x6AVX2(acc *float32, w *byte, rb int, x *byte, xrb int, steps int)
+func sgemmF16X32Acc2x6AVX2(acc *float32, w *byte, rb int, x *byte, xrb int, steps int, pairs int)
 
 //go:noescape
 func sgemmF16X32AVX2(w *byte, x *byte, steps int) float32
@@ -827,14 +827,14 @@ func sgemmX32Tiles(dst []float32, w Matrix, x []byte, xrb, n, lo, hi, mode int) 
 					rows := w.Data[r*rb+16*k0 : (r+3)*rb+16*(k0+ks)]
 					sgemmF16X32Acc4x6AVX512(unsafe.SliceData(a), unsafe.SliceData(rows), rb, unsafe.SliceData(xs), xrb, ks)
 				}
-				for ; r < b1; r += 2 {
-					a := acc[(r-b0)/2*96:][:96]
-					rows := w.Data[r*rb+16*k0 : (r+1)*rb+16*(k0+ks)]
-					sgemmF16X32Acc2x6AVX2(unsafe.SliceData(a), unsafe.SliceData(rows), rb, unsafe.SliceData(xs), xrb, ks)
+				if np := (b1 - r) / 2; np > 0 { // the pairs left, in one call
+					a := acc[(r-b0)/2*96:][:96*np]
+					rows := w.Data[r*rb+16*k0 : (b1-1)*rb+16*(k0+ks)]
+					sgemmF16X32Acc2x6AVX2(unsafe.SliceData(a), unsafe.SliceData(rows), rb, unsafe.SliceData(xs), xrb, ks, np)
 				}
 			}
 			r := b0
-			for ; r+8 <= wideEnd; r += 8 { // the 8-row tiles' sums, 8 rows at once
+			for ; r+8 <= b1; r += 8 { // the sums of 8 rows (four pairs) at once
 				_ = dst[(t0+5)*ldd+r+7] // the tile's last sum is in range
 				hsumPairs8AVX2(&dst[t0*ldd+r], ldd, unsafe.SliceData(acc[(r-b0)/2*96:][:384]), i-t0)
 			}

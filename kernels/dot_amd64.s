@@ -1990,24 +1990,38 @@ rf16done:
 	VZEROUPPER
 	RET
 
-// func sgemmF16X32Acc2x6AVX2(acc *float32, w *byte, rb int, x *byte, xrb int, steps int)
+// func sgemmF16X32Acc2x6AVX2(acc *float32, w *byte, rb int, x *byte, xrb int, steps int, pairs int)
 //
-// sgemmF16 of 2 weight rows (w, w+rb) by 6 activation rows given as the
-// float32 values of their halves (x + i*xrb), steps steps of 8 columns, on
-// the 12 8-lane accumulators kept at acc (accumulator 2i+r at acc + 32*(2i+r) bytes):
-// loaded, advanced and stored back, so that a product can be run over its
-// columns in blocks that stay in L1 with the same fused multiply-adds of
-// exact products in the same order as sgemmF16 in one pass. Each weight
-// vector is widened once for 6 tokens.
-TEXT ·sgemmF16X32Acc2x6AVX2(SB), NOSPLIT, $0-48
-	MOVQ acc+0(FP), DX
-	MOVQ w+8(FP), SI
-	MOVQ rb+16(FP), R9
-	MOVQ x+24(FP), DI
-	MOVQ xrb+32(FP), R10
-	MOVQ steps+40(FP), CX
-	LEAQ (R10)(R10*2), R11
-	LEAQ (R10)(R10*4), R12
+// sgemmF16 of pairs pairs of weight rows (pair p's rows at w + 2p*rb and
+// w + (2p+1)*rb) by 6 activation rows given as the float32 values of their
+// halves (x + i*xrb), steps steps of 8 columns, on the 12 8-lane
+// accumulators of each pair kept at acc + 384p (accumulator 2i+r at +
+// 32*(2i+r) bytes): loaded, advanced and stored back, so that a product
+// can be run over its columns in blocks that stay in L1 with the same
+// fused multiply-adds of exact products in the same order as sgemmF16 in
+// one pass. Each weight vector is widened once for 6 tokens. The pairs of
+// a block of rows go in one call: with a call a pair, a 128-token prompt of
+// the 1B F16 model ran at 74-78% of the FMA peak on AVX2 alone (strata
+// bench, AVX-512 off), and at 81-83% with this and the 8-row sums by
+// hsumPairs8AVX2 (6% more tokens a second).
+TEXT ·sgemmF16X32Acc2x6AVX2(SB), NOSPLIT, $0-56
+	MOVQ  acc+0(FP), DX
+	MOVQ  w+8(FP), R13
+	MOVQ  rb+16(FP), R9
+	MOVQ  xrb+32(FP), R10
+	MOVQ  steps+40(FP), R8
+	MOVQ  pairs+48(FP), BX
+	LEAQ  (R10)(R10*2), R11
+	LEAQ  (R10)(R10*4), R12
+	TESTQ BX, BX
+	JEQ   a26done
+	TESTQ R8, R8
+	JEQ   a26done
+
+a26pair:
+	MOVQ    R13, SI
+	MOVQ    x+24(FP), DI
+	MOVQ    R8, CX
 	VMOVUPS 0(DX), Y0
 	VMOVUPS 32(DX), Y1
 	VMOVUPS 64(DX), Y2
@@ -2020,8 +2034,6 @@ TEXT ·sgemmF16X32Acc2x6AVX2(SB), NOSPLIT, $0-48
 	VMOVUPS 288(DX), Y9
 	VMOVUPS 320(DX), Y10
 	VMOVUPS 352(DX), Y11
-	TESTQ CX, CX
-	JEQ   a26done
 
 a26loop:
 	VCVTPH2PS   (SI), Y12
@@ -2049,7 +2061,6 @@ a26loop:
 	DECQ        CX
 	JNZ         a26loop
 
-a26done:
 	VMOVUPS Y0, 0(DX)
 	VMOVUPS Y1, 32(DX)
 	VMOVUPS Y2, 64(DX)
@@ -2062,6 +2073,12 @@ a26done:
 	VMOVUPS Y9, 288(DX)
 	VMOVUPS Y10, 320(DX)
 	VMOVUPS Y11, 352(DX)
+	ADDQ    $384, DX
+	LEAQ    (R13)(R9*2), R13
+	DECQ    BX
+	JNZ     a26pair
+
+a26done:
 	VZEROUPPER
 	RET
 
