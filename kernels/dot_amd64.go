@@ -191,6 +191,9 @@ func sgemmF16AVX2(w, x *byte, steps int) float32
 func sgemmF16X32Acc2x6AVX2(acc *float32, w *byte, rb int, x *byte, xrb int, steps int, pairs int)
 
 //go:noescape
+func sgemmF16X32Acc4x2AVX2(acc *float32, w *byte, rb int, x *byte, xrb int, steps int, quads int)
+
+//go:noescape
 func sgemmF16X32AVX2(w *byte, x *byte, steps int) float32
 
 //go:noescape
@@ -781,8 +784,9 @@ func sgemmX32Tiles(dst []float32, w Matrix, x []byte, xrb, n, lo, hi, mode int) 
 		for tile := 0; i < n && n >= 6; tile++ {
 			// A last tile short of 6 tokens moves back to end at n: its
 			// first tokens, done already, come out the same and are not
-			// written again. Its widened rows take its tokens two at a
-			// time from slot s2 on (one token again for an odd count).
+			// written again. Its widened rows, and with AVX2 its rows in
+			// fours, take its tokens two at a time from slot s2 on (one
+			// token again for an odd count).
 			t0 := min(i, n-6)
 			s2 := 6
 			if t0 < i {
@@ -826,6 +830,15 @@ func sgemmX32Tiles(dst []float32, w Matrix, x []byte, xrb, n, lo, hi, mode int) 
 					a := acc[(r-b0)/2*96:][:192]
 					rows := w.Data[r*rb+16*k0 : (r+3)*rb+16*(k0+ks)]
 					sgemmF16X32Acc4x6AVX512(unsafe.SliceData(a), unsafe.SliceData(rows), rb, unsafe.SliceData(xs), xrb, ks)
+				}
+				if nq := (b1 - r) / 4; s2 < 6 && nq > 0 { // a last tile's tokens two at a time, four rows at once
+					a := acc[(r-b0)/2*96:][:192*nq]
+					rows := w.Data[r*rb+16*k0 : (r+4*nq-1)*rb+16*(k0+ks)]
+					for s := s2; s < 6; s += 2 {
+						xs2 := xs[s*xrb : (s+1)*xrb+32*ks]
+						sgemmF16X32Acc4x2AVX2(&a[16*s], unsafe.SliceData(rows), rb, unsafe.SliceData(xs2), xrb, ks, nq)
+					}
+					r += 4 * nq
 				}
 				if np := (b1 - r) / 2; np > 0 { // the pairs left, in one call
 					a := acc[(r-b0)/2*96:][:96*np]

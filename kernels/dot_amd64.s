@@ -2082,6 +2082,79 @@ a26done:
 	VZEROUPPER
 	RET
 
+// func sgemmF16X32Acc4x2AVX2(acc *float32, w *byte, rb int, x *byte, xrb int, steps int, quads int)
+//
+// sgemmF16X32Acc2x6AVX2 for 2 tokens (x and x + xrb) and quads quads of
+// weight rows (quad q's at w + 4q*rb, as two pairs), the tokens'
+// accumulators in the 6-token tiles' places: a pair's at acc + 384 bytes
+// each, quad q's first pair at acc + 768q, a token's two rows side by side
+// (the second token's 64 bytes on). It takes a last tile's tokens short of
+// 6 (sgemmX32Tiles), where the 6-token tile did over again tokens done
+// already: eight chains of multiply-adds a step, each accumulator's in
+// the same order as the 6-token tile's.
+TEXT ·sgemmF16X32Acc4x2AVX2(SB), NOSPLIT, $0-56
+	MOVQ  acc+0(FP), DX
+	MOVQ  w+8(FP), R13
+	MOVQ  rb+16(FP), R9
+	MOVQ  xrb+32(FP), R10
+	MOVQ  steps+40(FP), R8
+	MOVQ  quads+48(FP), BX
+	LEAQ  (R9)(R9*2), R11
+	TESTQ BX, BX
+	JEQ   a42done
+	TESTQ R8, R8
+	JEQ   a42done
+
+a42quad:
+	MOVQ    R13, SI
+	MOVQ    x+24(FP), DI
+	MOVQ    R8, CX
+	VMOVUPS 0(DX), Y0
+	VMOVUPS 32(DX), Y1
+	VMOVUPS 64(DX), Y2
+	VMOVUPS 96(DX), Y3
+	VMOVUPS 384(DX), Y4
+	VMOVUPS 416(DX), Y5
+	VMOVUPS 448(DX), Y6
+	VMOVUPS 480(DX), Y7
+
+a42loop:
+	VCVTPH2PS   (SI), Y8
+	VCVTPH2PS   (SI)(R9*1), Y9
+	VCVTPH2PS   (SI)(R9*2), Y10
+	VCVTPH2PS   (SI)(R11*1), Y11
+	VMOVUPS     (DI), Y12
+	VMOVUPS     (DI)(R10*1), Y13
+	VFMADD231PS Y12, Y8, Y0
+	VFMADD231PS Y12, Y9, Y1
+	VFMADD231PS Y13, Y8, Y2
+	VFMADD231PS Y13, Y9, Y3
+	VFMADD231PS Y12, Y10, Y4
+	VFMADD231PS Y12, Y11, Y5
+	VFMADD231PS Y13, Y10, Y6
+	VFMADD231PS Y13, Y11, Y7
+	ADDQ        $16, SI
+	ADDQ        $32, DI
+	DECQ        CX
+	JNZ         a42loop
+
+	VMOVUPS Y0, 0(DX)
+	VMOVUPS Y1, 32(DX)
+	VMOVUPS Y2, 64(DX)
+	VMOVUPS Y3, 96(DX)
+	VMOVUPS Y4, 384(DX)
+	VMOVUPS Y5, 416(DX)
+	VMOVUPS Y6, 448(DX)
+	VMOVUPS Y7, 480(DX)
+	ADDQ    $768, DX
+	LEAQ    (R13)(R9*4), R13
+	DECQ    BX
+	JNZ     a42quad
+
+a42done:
+	VZEROUPPER
+	RET
+
 // func reduce8ColsAVX2(out *float32, acc *float32, hd int, n int)
 //
 // out[d] = hsum8 of the 8 lanes acc[l*hd+d] (l < 8) for d < n, n a multiple
