@@ -33,7 +33,10 @@ func Dequantize(dst []float32, t DType, src []byte) {
 		}
 	case F16:
 		src = src[:2*len(dst)]
-		for i := range dst {
+		// The table lookups of F16ToF32 miss the cache where a row is
+		// widened once in a while (a token's embedding: 20 µs for 2048
+		// halves between two decoded tokens, against 0.3 with F16C).
+		for i := fromF16Vec(dst, src); i < len(dst); i++ {
 			dst[i] = F16ToF32(binary.LittleEndian.Uint16(src[2*i:]))
 		}
 	case BF16:

@@ -209,6 +209,9 @@ func swigluAVX2(dst, gate, up *float32, n int) int
 func toF16AVX2(dst *uint16, src *float32, n int)
 
 //go:noescape
+func fromF16AVX2(dst *float32, src *uint16, n int)
+
+//go:noescape
 func dotQ8_0Q8_0Tok4AVX2(dst *float32, ldd int, w *byte, x *byte, xrb int, nb int)
 
 //go:noescape
@@ -1530,6 +1533,19 @@ func swigluVec(dst, gate, up []float32) int {
 	}
 	dst, up = dst[:n], up[:n]
 	return swigluAVX2(unsafe.SliceData(dst), unsafe.SliceData(gate), unsafe.SliceData(up), n)
+}
+
+// fromF16Vec widens the whole chunks of 8 of dst's halves in src (2 bytes
+// each, little-endian) to float32 with VCVTPH2PS and returns how many
+// elements it did (0 without F16C).
+func fromF16Vec(dst []float32, src []byte) int {
+	n := len(dst) &^ 7
+	if !useAVX2 || n == 0 {
+		return 0
+	}
+	src = src[:2*n]
+	fromF16AVX2(unsafe.SliceData(dst), (*uint16)(unsafe.Pointer(unsafe.SliceData(src))), n)
+	return n
 }
 
 // toF16Vec converts the whole chunks of 8 of src to half precision into dst

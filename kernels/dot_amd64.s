@@ -2442,6 +2442,28 @@ tf16done:
 	VZEROUPPER
 	RET
 
+// func fromF16AVX2(dst *float32, src *uint16, n int)
+//
+// dst[i] = F16ToF32(src[i]), n a multiple of 8: VCVTPH2PS, exact.
+TEXT ·fromF16AVX2(SB), NOSPLIT, $0-24
+	MOVQ dst+0(FP), DI
+	MOVQ src+8(FP), SI
+	MOVQ n+16(FP), CX
+	SHRQ $3, CX
+	JEQ  ff16done
+
+ff16loop:
+	VCVTPH2PS (SI), Y0
+	VMOVUPS   Y0, (DI)
+	ADDQ      $16, SI
+	ADDQ      $32, DI
+	DECQ      CX
+	JNZ       ff16loop
+
+ff16done:
+	VZEROUPPER
+	RET
+
 // func packedSumsAVX2(xs *byte, x *byte, nb int, rec int)
 //
 // packedSums of nb Q8_0 blocks (rec xsBlock), or packedHeads (rec xsHead):

@@ -105,6 +105,9 @@ func expChunks(x []float32, m float32, sum *float64) int { return 0 }
 // swigluVec does nothing: SwiGLU runs in Go.
 func swigluVec(dst, gate, up []float32) int { return 0 }
 
+// fromF16Vec does nothing: Dequantize widens halves in Go.
+func fromF16Vec(dst []float32, src []byte) int { return 0 }
+
 // toF16Vec does nothing: F32sToF16 runs in Go.
 func toF16Vec(dst []uint16, src []float32) int { return 0 }
 

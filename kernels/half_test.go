@@ -1,6 +1,7 @@
 package kernels
 
 import (
+	"encoding/binary"
 	"math"
 	"testing"
 )
@@ -137,6 +138,29 @@ func TestBF16(t *testing.T) {
 	} {
 		if got := F32ToBF16(math.Float32frombits(c.bits)); got != c.want {
 			t.Errorf("F32ToBF16(%#08x) = %#04x, want %#04x", c.bits, got, c.want)
+		}
+	}
+}
+
+// TestDequantizeF16 widens every half through Dequantize (F16C where the
+// CPU has it, by 8s, the rest in Go) at every alignment of a row's length
+// and start, and checks each against F16ToF32 bit for bit (NaNs too: both
+// quiet them the same way).
+func TestDequantizeF16(t *testing.T) {
+	src := make([]byte, 2<<16)
+	for i := range 1 << 16 {
+		binary.LittleEndian.PutUint16(src[2*i:], uint16(i))
+	}
+	dst := make([]float32, 1<<16)
+	for _, span := range [][2]int{{0, 1 << 16}, {3, 1<<16 - 3}, {5, 12}, {7, 7}, {0, 0}} {
+		lo, n := span[0], span[1]
+		clear(dst)
+		Dequantize(dst[:n], F16, src[2*lo:])
+		for i := range n {
+			h := uint16(lo + i)
+			if got, want := math.Float32bits(dst[i]), math.Float32bits(F16ToF32(h)); got != want {
+				t.Fatalf("row [%d, %d): half %#04x widened to %#08x, want %#08x", lo, lo+n, h, got, want)
+			}
 		}
 	}
 }
