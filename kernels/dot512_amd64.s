@@ -956,6 +956,21 @@ q5kdone:
 	ADDQ        $128, DI; \
 	SUBQ        $32, CX
 
+// F16ROWSUM(za, zc, ya, yb, yc, yd, xa, xb) reduces a row of the F16
+// rows kernels, its accumulators za = [ya | yb] and zc = [yc | yd] (the
+// AVX2 kernel's four), in REDUCE32's order, to lane 0 of xa. Clobbers yb,
+// yc, yd and xb.
+#define F16ROWSUM(za, zc, ya, yb, yc, yd, xa, xb) \
+	VEXTRACTF32X8 $1, za, yb; \
+	VEXTRACTF32X8 $1, zc, yd; \
+	VADDPS        yc, ya, ya; \
+	VADDPS        yd, yb, yb; \
+	VADDPS        yb, ya, ya; \
+	VEXTRACTF128  $1, ya, xb; \
+	VADDPS        xb, xa, xa; \
+	VHADDPS       xa, xa, xa; \
+	VHADDPS       xa, xa, xa
+
 // func dotF16X32RowsAVX512(dst *float32, w *byte, rb int, x *float32, n, rows int)
 //
 // dotF16X32AVX2 of rows consecutive rows (row r at w + r*rb) into dst[r],
@@ -989,16 +1004,8 @@ zrowsloop:
 	JNZ         zrowsloop
 
 zrowsreduce:
-	VEXTRACTF32X8 $1, Z0, Y1
-	VEXTRACTF32X8 $1, Z2, Y3
-	VADDPS        Y2, Y0, Y0
-	VADDPS        Y3, Y1, Y1
-	VADDPS        Y1, Y0, Y0
-	VEXTRACTF128  $1, Y0, X1
-	VADDPS        X1, X0, X0
-	VHADDPS       X0, X0, X0
-	VHADDPS       X0, X0, X0
-	MOVSS         X0, (DX)
+	F16ROWSUM(Z0, Z2, Y0, Y1, Y2, Y3, X0, X1)
+	MOVSS X0, (DX)
 	ADDQ          $4, DX
 	ADDQ          R8, SI
 	DECQ          BX
@@ -1054,28 +1061,10 @@ z2tloop:
 	JNZ         z2tloop
 
 z2treduce:
-	VMOVAPS       Z1, Z8
-	VMOVAPS       Z3, Z10
-	VEXTRACTF32X8 $1, Z0, Y1
-	VEXTRACTF32X8 $1, Z2, Y3
-	VADDPS        Y2, Y0, Y0
-	VADDPS        Y3, Y1, Y1
-	VADDPS        Y1, Y0, Y0
-	VEXTRACTF128  $1, Y0, X1
-	VADDPS        X1, X0, X0
-	VHADDPS       X0, X0, X0
-	VHADDPS       X0, X0, X0
-	MOVSS         X0, (DX)
-	VEXTRACTF32X8 $1, Z8, Y9
-	VEXTRACTF32X8 $1, Z10, Y11
-	VADDPS        Y10, Y8, Y8
-	VADDPS        Y11, Y9, Y9
-	VADDPS        Y9, Y8, Y8
-	VEXTRACTF128  $1, Y8, X9
-	VADDPS        X9, X8, X8
-	VHADDPS       X8, X8, X8
-	VHADDPS       X8, X8, X8
-	MOVSS         X8, (DX)(R13*1)
+	F16ROWSUM(Z1, Z3, Y1, Y4, Y3, Y5, X1, X4)
+	MOVSS X1, (DX)(R13*1)
+	F16ROWSUM(Z0, Z2, Y0, Y1, Y2, Y3, X0, X1)
+	MOVSS X0, (DX)
 	ADDQ          $4, DX
 	ADDQ          R8, SI
 	DECQ          BX
