@@ -6,10 +6,13 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"net"
 	"net/http"
+	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -70,7 +73,30 @@ func startProc(t *testing.T, bin string, args ...string) (*exec.Cmd, string) {
 	return nil, ""
 }
 
+// freeAddr returns a loopback address whose port was free a moment ago,
+// for a process the test starts to listen on. The port comes from below the
+// kernel's ephemeral range where it can: a port the kernel handed out for
+// port 0 and took back can be handed out again at once, and a process's own
+// listener on port 0 (its libp2p host, say) once took the API port of the
+// process started after it ("bind: address already in use").
 func freeAddr(t *testing.T) string {
+	low := 32768 // Linux's default start of the ephemeral range
+	if b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range"); err == nil {
+		if f := strings.Fields(string(b)); len(f) == 2 {
+			if v, err := strconv.Atoi(f[0]); err == nil {
+				low = v
+			}
+		}
+	}
+	if low > 11000 {
+		for range 100 {
+			ln, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", 10000+rand.IntN(low-10000)))
+			if err == nil {
+				defer ln.Close()
+				return ln.Addr().String()
+			}
+		}
+	}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
