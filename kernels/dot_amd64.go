@@ -3,6 +3,7 @@
 package kernels
 
 import (
+	"encoding/binary"
 	"unsafe"
 
 	"golang.org/x/sys/cpu"
@@ -341,8 +342,8 @@ func packGroup(m Matrix) int {
 		if useAVX512 && m.Rows%16 == 0 {
 			return 16
 		}
-		if m.Rows%8 == 0 {
-			return 8
+		if m.Rows%8 == 0 && (m.Type != Q8_0 || !hasQ8Min(m.Data)) {
+			return 8 // Q8_0: the kernel's bound (Q8R8)
 		}
 	case Q5_0, Q4_1, Q5_1, Q4_K, Q5_K, Q6_K:
 		if useAVX512 && m.Rows%16 == 0 {
@@ -354,6 +355,24 @@ func packGroup(m Matrix) int {
 		}
 	}
 	return 0
+}
+
+// hasQ8Min reports whether any quant of the Q8_0 blocks in data is -128,
+// which the packed AVX2 kernels cannot take (Q8R8). ggml quantizes to
+// -127..127, so only a file made otherwise has one; its matrices keep the
+// row kernels.
+func hasQ8Min(data []byte) bool {
+	const ones, highs = 0x0101010101010101, 0x8080808080808080
+	for o := 0; o+q8_0Bytes <= len(data); o += q8_0Bytes {
+		q := data[o+2 : o+q8_0Bytes]
+		for i := 0; i < 32; i += 8 {
+			v := binary.LittleEndian.Uint64(q[i:]) ^ highs // a -128 quant is a zero byte
+			if (v-ones)&^v&highs != 0 {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // dotPacked sets dst[r] for the rows r of groups [g0, g1) of the packed
@@ -1293,6 +1312,9 @@ func packedRowOf(t DType, g int, stream bool) func(w, x []byte, nb int) float32 
 	return func(w, x []byte, nb int) float32 {
 		bb := t.BlockBytes()
 		rb := nb * bb
+		if t == Q8_0 && g == 8 && hasQ8Min(w[:rb]) {
+			return dotQ8_0Q8_0Asm(w, x, nb) // not packed (packGroup): the row kernel
+		}
 		m := make([]byte, 3*g*rb)
 		for r := range 3 * g {
 			for i := range rb {

@@ -1845,20 +1845,26 @@ f16x2done:
 	RET
 
 // Q8R8(qo, r, acc) adds row r's products of a Q8_0 block of 8 rows (its
-// quants at qo+32r(SI), x's in Y8) into acc, scaled by the row's scale at
-// 4r(SP).
+// quants at qo+32r(SI), x's in Y8 and their magnitudes in Y13) into acc,
+// scaled by the row's scale at 4r(SP). The signs go the other way from
+// the row kernel's (dotQ8_0Q8_0AVX2: x signed by the weights, times the
+// weights' magnitudes): the weights signed by x, times x's magnitudes,
+// which the 8 rows share. The same pairs of products come out exactly,
+// and a VPSIGNB a row is saved: on Zen 4 it takes the pipes of the
+// multiply-adds (VPMADDUBSW, VPMADDWD), and a prompt's Q8_0 products ran
+// 12% faster (AVX-512 off). It needs weights above -128 (which the
+// signs of x could not negate within a byte): packGroup packs only those.
 #define Q8R8(qo, r, acc) \
 	VMOVDQU      (qo+32*r)(SI), Y10; \
-	VPSIGNB      Y10, Y10, Y11; \
-	VPSIGNB      Y10, Y8, Y12; \
-	VPMADDUBSW   Y12, Y11, Y11; \
+	VPSIGNB      Y8, Y10, Y11; \
+	VPMADDUBSW   Y11, Y13, Y11; \
 	VPMADDWD     Y15, Y11, Y11; \
 	VCVTDQ2PS    Y11, Y11; \
 	VBROADCASTSS (4*r)(SP), Y12; \
 	VFMADD231PS  Y12, Y11, acc
 
 // Q8ROWS8(qo) adds the 8 rows' products of a Q8_0 block (Q8R8), x's
-// quants in Y8 and the rows' scales at 0(SP).
+// quants in Y8, their magnitudes in Y13 and the rows' scales at 0(SP).
 #define Q8ROWS8(qo) \
 	Q8R8(qo, 0, Y0); \
 	Q8R8(qo, 1, Y1); \
@@ -1874,6 +1880,7 @@ f16x2done:
 // the rows' accumulators Y0-Y7.
 #define Q8B8(qo, so, xo, xso) \
 	VMOVDQU      xo+2(DI), Y8; \
+	VPSIGNB      Y8, Y8, Y13; \
 	VCVTPH2PS    so(SI), Y9; \
 	VBROADCASTSS xso+4(BX), Y10; \
 	VMULPS       Y10, Y9, Y9; \
@@ -1884,6 +1891,7 @@ f16x2done:
 // xo(DI): it reads nothing of x's records (xso unused).
 #define Q8SB8(qo, so, xo, xso) \
 	VMOVDQU      xo+2(DI), Y8; \
+	VPSIGNB      Y8, Y8, Y13; \
 	VCVTPH2PS    so(SI), Y9; \
 	VPBROADCASTW xo(DI), X10; \
 	VCVTPH2PS    X10, Y10; \

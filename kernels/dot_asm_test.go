@@ -117,6 +117,17 @@ func finiteHalf(rng *rand.Rand) uint16 {
 	}
 }
 
+// noQ8Min makes the -128 quants of the Q8_0 blocks in w -127.
+func noQ8Min(w []byte) {
+	for o := 0; o+q8_0Bytes <= len(w); o += q8_0Bytes {
+		for i := o + 2; i < o+q8_0Bytes; i++ {
+			if w[i] == 0x80 {
+				w[i] = 0x81
+			}
+		}
+	}
+}
+
 func checkDot(t *testing.T, d dotImpl, w, x []byte, nb int) {
 	t.Helper()
 	want, got := d.ref(w, x, nb), d.fast(w, x, nb)
@@ -141,6 +152,9 @@ func TestDotAsm(t *testing.T) {
 					}
 					for rep := range 50 {
 						w, x := dotCase(rng, d.wt, nb, extra, rep%2 == 1)
+						if d.wt == Q8_0 && rep%4 == 3 {
+							noQ8Min(w) // raw quants that the packed AVX2 kernels take
+						}
 						checkDot(t, d, w, x, nb)
 					}
 				}
@@ -520,6 +534,47 @@ func TestPackedSumsAsm(t *testing.T) {
 		}
 		if string(heads) != string(ref) {
 			t.Fatalf("nb %d: packedHeadsImpl differs from packedHeads:\n got %x\nwant %x", nb, heads, ref)
+		}
+	}
+}
+
+// TestPackedQ8Min checks a Q8_0 matrix holding a -128 quant, which ggml
+// never writes but a file may: the packed AVX2 kernels cannot take it, so
+// Packed leaves it to the row kernels, and its products stay bitwise
+// those of one row at a time.
+func TestPackedQ8Min(t *testing.T) {
+	if len(asmDots()) == 0 {
+		t.Skip("no SIMD kernels on this CPU or build")
+	}
+	rng := rand.New(rand.NewPCG(41, 42))
+	p := NewPool(2)
+	defer p.Close()
+	const rows, cols = 16, 256
+	w := randMatrix(t, rng, Q8_0, rows, cols)
+	w.Data[3*w.RowBytes()+q8_0Bytes+2+5] = 0x80 // row 3, block 1
+	if g := packGroup(w); g == 8 {
+		t.Fatalf("packGroup = 8 for a Q8_0 matrix with a -128 quant")
+	}
+	if !hasQ8Min(w.Data) || hasQ8Min(randMatrix(t, rng, Q8_0, rows, cols).Data) {
+		t.Fatalf("hasQ8Min misses a -128 quant, or finds one in quantized weights")
+	}
+	for _, n := range []int{1, 5} {
+		xf := randNormal(rng, n*cols, 1)
+		for i := range n {
+			xf[i*cols+37] = float32(2*(i%2)-1) * 0.7 // at the -128 quant: negative, then positive
+		}
+		got := make([]float32, n*rows)
+		MatMul(p, got, w.Packed(), xf, n)
+		want := make([]float32, n*rows)
+		x := make([]byte, cols/QK*q8_0Bytes)
+		for i := range n {
+			quantizeAct(x, Q8_0, xf[i*cols:(i+1)*cols])
+			for r := range rows {
+				want[i*rows+r] = dotQ8_0Q8_0(w.Data[r*w.RowBytes():(r+1)*w.RowBytes()], x, cols/QK)
+			}
+		}
+		if !bitsEqual(got, want) {
+			t.Errorf("n=%d: MatMul of Packed %v, reference %v", n, got, want)
 		}
 	}
 }
