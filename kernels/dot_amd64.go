@@ -3,7 +3,6 @@
 package kernels
 
 import (
-	"encoding/binary"
 	"unsafe"
 
 	"golang.org/x/sys/cpu"
@@ -77,6 +76,9 @@ func dotQ4_0Q8_0x8PackedAVX2(dst *float32, w *byte, x *byte, xs *byte, nb int, g
 func dotQ8_0Q8_0x8PackedAVX2(dst *float32, w *byte, x *byte, xs *byte, nb int, groups int)
 
 //go:noescape
+func dotQ8_0Q8_0x8PackedAnyAVX2(dst *float32, w *byte, x *byte, xs *byte, nb int, groups int)
+
+//go:noescape
 func dotQ4_0Q8_0x16PackedAVX512(dst *float32, w *byte, x *byte, xs *byte, nb int, groups int)
 
 //go:noescape
@@ -148,6 +150,9 @@ func dotF16RowsAccAVX2(acc *float32, w *byte, rb int, x *uint16, n, rows int)
 
 //go:noescape
 func dotQ8_0Q8_0x8PackedStreamAVX2(dst *float32, w *byte, x *byte, xs *byte, nb int, groups int)
+
+//go:noescape
+func dotQ8_0Q8_0x8PackedStreamAnyAVX2(dst *float32, w *byte, x *byte, xs *byte, nb int, groups int)
 
 //go:noescape
 func dotQ4_0Q8_0x8PackedStreamAVX2(dst *float32, w *byte, x *byte, xs *byte, nb int, groups int)
@@ -342,8 +347,8 @@ func packGroup(m Matrix) int {
 		if useAVX512 && m.Rows%16 == 0 {
 			return 16
 		}
-		if m.Rows%8 == 0 && (m.Type != Q8_0 || !hasQ8Min(m.Data)) {
-			return 8 // Q8_0: the kernel's bound (Q8R8)
+		if m.Rows%8 == 0 {
+			return 8
 		}
 	case Q5_0, Q4_1, Q5_1, Q4_K, Q5_K, Q6_K:
 		if useAVX512 && m.Rows%16 == 0 {
@@ -355,24 +360,6 @@ func packGroup(m Matrix) int {
 		}
 	}
 	return 0
-}
-
-// hasQ8Min reports whether any quant of the Q8_0 blocks in data is -128,
-// which the packed AVX2 kernels cannot take (Q8R8). ggml quantizes to
-// -127..127, so only a file made otherwise has one; its matrices keep the
-// row kernels.
-func hasQ8Min(data []byte) bool {
-	const ones, highs = 0x0101010101010101, 0x8080808080808080
-	for o := 0; o+q8_0Bytes <= len(data); o += q8_0Bytes {
-		q := data[o+2 : o+q8_0Bytes]
-		for i := 0; i < 32; i += 8 {
-			v := binary.LittleEndian.Uint64(q[i:]) ^ highs // a -128 quant is a zero byte
-			if (v-ones)&^v&highs != 0 {
-				return true
-			}
-		}
-	}
-	return false
 }
 
 // dotPacked sets dst[r] for the rows r of groups [g0, g1) of the packed
@@ -455,6 +442,10 @@ func dotPacked(dst []float32, w Matrix, g0, g1 int, x, xs []byte, stream bool) {
 		dotQ4_0Q8_0x16PackedStreamAVX512(dp, pp, xp, sp, nb, g1-g0)
 	case g == 16:
 		dotQ4_0Q8_0x16PackedAVX512(dp, pp, xp, sp, nb, g1-g0)
+	case w.Type == Q8_0 && w.q8Min && stream:
+		dotQ8_0Q8_0x8PackedStreamAnyAVX2(dp, pp, xp, sp, nb, g1-g0)
+	case w.Type == Q8_0 && w.q8Min:
+		dotQ8_0Q8_0x8PackedAnyAVX2(dp, pp, xp, sp, nb, g1-g0)
 	case w.Type == Q8_0 && stream:
 		dotQ8_0Q8_0x8PackedStreamAVX2(dp, pp, xp, sp, nb, g1-g0)
 	case w.Type == Q8_0:
@@ -1312,9 +1303,6 @@ func packedRowOf(t DType, g int, stream bool) func(w, x []byte, nb int) float32 
 	return func(w, x []byte, nb int) float32 {
 		bb := t.BlockBytes()
 		rb := nb * bb
-		if t == Q8_0 && g == 8 && hasQ8Min(w[:rb]) {
-			return dotQ8_0Q8_0Asm(w, x, nb) // not packed (packGroup): the row kernel
-		}
 		m := make([]byte, 3*g*rb)
 		for r := range 3 * g {
 			for i := range rb {
@@ -1337,6 +1325,7 @@ func packedRowOf(t DType, g int, stream bool) func(w, x []byte, nb int) float32 
 		copy(m[(g+5)*rb:], w[:rb])
 		mat := Matrix{Type: t, Rows: 3 * g, Cols: nb * t.BlockSize(), Data: m}
 		mat.packed, mat.group = packRows(mat, g), g
+		mat.q8Min = t == Q8_0 && g == 8 && hasQ8Min(m) // as Packed sets it
 		xs := make([]byte, xsBlock*mat.Cols/QK)
 		packedXSums(xs, x, mat, stream)
 		dst := make([]float32, 3*g)

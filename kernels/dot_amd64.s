@@ -1847,49 +1847,55 @@ f16x2done:
 // Q8R8(qo, r, acc) adds row r's products of a Q8_0 block of 8 rows (its
 // quants at qo+32r(SI), x's in Y8 and their magnitudes in Y13) into acc,
 // scaled by the row's scale at 4r(SP). The signs go the other way from
-// the row kernel's (dotQ8_0Q8_0AVX2: x signed by the weights, times the
-// weights' magnitudes): the weights signed by x, times x's magnitudes,
-// which the 8 rows share. The same pairs of products come out exactly,
-// and a VPSIGNB a row is saved: on Zen 4 it takes the pipes of the
-// multiply-adds (VPMADDUBSW, VPMADDWD), and a prompt's Q8_0 products ran
-// 12% faster (AVX-512 off). It needs weights above -128 (which the
-// signs of x could not negate within a byte): packGroup packs only those.
+// the row kernel's (Q8R8W): the weights signed by x, times x's
+// magnitudes, which the 8 rows share. The same pairs of products come
+// out exactly, with one VPSIGNB a row instead of two: on Zen 4 it takes
+// the pipes of the multiply-adds (VPMADDUBSW, VPMADDWD), and a prompt's
+// Q8_0 products ran 12% faster (AVX-512 off). It needs weights above
+// -128, which the signs of x could not negate within a byte: ggml
+// quantizes to -127..127, and a matrix that holds a -128 anyway
+// (Matrix.q8Min) takes the kernels with Q8R8W.
 #define Q8R8(qo, r, acc) \
 	VMOVDQU      (qo+32*r)(SI), Y10; \
 	VPSIGNB      Y8, Y10, Y11; \
 	VPMADDUBSW   Y11, Y13, Y11; \
+	Q8R8END(r, acc)
+
+// Q8R8W(qo, r, acc) is Q8R8 as the row kernel (dotQ8_0Q8_0AVX2) signs
+// the products: x signed by the weights, times the weights' magnitudes
+// (-128's is 128, unsigned), for any weights.
+#define Q8R8W(qo, r, acc) \
+	VMOVDQU      (qo+32*r)(SI), Y10; \
+	VPSIGNB      Y10, Y10, Y11; \
+	VPSIGNB      Y10, Y8, Y12; \
+	VPMADDUBSW   Y12, Y11, Y11; \
+	Q8R8END(r, acc)
+
+// Q8R8END(r, acc) ends Q8R8 and Q8R8W: the pairs' 16-bit sums in Y11
+// summed in fours, converted and added into acc times row r's scale.
+#define Q8R8END(r, acc) \
 	VPMADDWD     Y15, Y11, Y11; \
 	VCVTDQ2PS    Y11, Y11; \
 	VBROADCASTSS (4*r)(SP), Y12; \
 	VFMADD231PS  Y12, Y11, acc
 
-// Q8ROWS8(qo) adds the 8 rows' products of a Q8_0 block (Q8R8), x's
-// quants in Y8, their magnitudes in Y13 and the rows' scales at 0(SP).
-#define Q8ROWS8(qo) \
-	Q8R8(qo, 0, Y0); \
-	Q8R8(qo, 1, Y1); \
-	Q8R8(qo, 2, Y2); \
-	Q8R8(qo, 3, Y3); \
-	Q8R8(qo, 4, Y4); \
-	Q8R8(qo, 5, Y5); \
-	Q8R8(qo, 6, Y6); \
-	Q8R8(qo, 7, Y7)
-
-// Q8B8(qo, so, xo, xso) adds a Q8_0 block of 8 rows (quants at qo(SI),
-// scales at so(SI), activations at xo(DI), their scale at xso+4(BX)) into
-// the rows' accumulators Y0-Y7.
-#define Q8B8(qo, so, xo, xso) \
+// Q8B8(row, qo, so, xo, xso) adds a Q8_0 block of 8 rows (quants at
+// qo(SI), scales at so(SI), activations at xo(DI), their scale at
+// xso+4(BX)) into the rows' accumulators Y0-Y7, a row at a time by row
+// (Q8R8 or Q8R8W), with x's quants in Y8, their magnitudes in Y13 and the
+// rows' scales at 0(SP).
+#define Q8B8(row, qo, so, xo, xso) \
 	VMOVDQU      xo+2(DI), Y8; \
 	VPSIGNB      Y8, Y8, Y13; \
 	VCVTPH2PS    so(SI), Y9; \
 	VBROADCASTSS xso+4(BX), Y10; \
 	VMULPS       Y10, Y9, Y9; \
 	VMOVUPS      Y9, 0(SP); \
-	Q8ROWS8(qo)
+	Q8ROWS8(row, qo)
 
-// Q8SB8(qo, so, xo, xso) is Q8B8 with x's scale widened from its half at
-// xo(DI): it reads nothing of x's records (xso unused).
-#define Q8SB8(qo, so, xo, xso) \
+// Q8SB8(row, qo, so, xo, xso) is Q8B8 with x's scale widened from its
+// half at xo(DI): it reads nothing of x's records (xso unused).
+#define Q8SB8(row, qo, so, xo, xso) \
 	VMOVDQU      xo+2(DI), Y8; \
 	VPSIGNB      Y8, Y8, Y13; \
 	VCVTPH2PS    so(SI), Y9; \
@@ -1897,7 +1903,24 @@ f16x2done:
 	VCVTPH2PS    X10, Y10; \
 	VMULPS       Y10, Y9, Y9; \
 	VMOVUPS      Y9, 0(SP); \
-	Q8ROWS8(qo)
+	Q8ROWS8(row, qo)
+
+// Q8ROWS8(row, qo) is the 8 rows of Q8B8 and Q8SB8.
+#define Q8ROWS8(row, qo) \
+	row(qo, 0, Y0); \
+	row(qo, 1, Y1); \
+	row(qo, 2, Y2); \
+	row(qo, 3, Y3); \
+	row(qo, 4, Y4); \
+	row(qo, 5, Y5); \
+	row(qo, 6, Y6); \
+	row(qo, 7, Y7)
+
+// The block macros of the four packed Q8_0 kernels below (Q8P8KERNEL).
+#define Q8B8X(qo, so, xo, xso) Q8B8(Q8R8, qo, so, xo, xso)
+#define Q8B8W(qo, so, xo, xso) Q8B8(Q8R8W, qo, so, xo, xso)
+#define Q8SB8X(qo, so, xo, xso) Q8SB8(Q8R8, qo, so, xo, xso)
+#define Q8SB8W(qo, so, xo, xso) Q8SB8(Q8R8W, qo, so, xo, xso)
 
 // func dotQ8_0Q8_0x8PackedAVX2(dst *float32, w *byte, x *byte, xs *byte, nb int, groups int)
 //
@@ -1908,8 +1931,15 @@ f16x2done:
 // per block for the 8 rows and the weights stream from one run of memory.
 // xs holds F16(dx) as a float32 at 4 + 40*b (packedSums); the 8 rows' scales
 // F16(dw_r)*F16(dx) go through the 32 bytes at 0(SP) to be broadcast.
+// No weight may be -128 (Q8R8).
 TEXT ·dotQ8_0Q8_0x8PackedAVX2(SB), NOSPLIT, $32-48
-	Q8P8KERNEL(Q8B8, pq8group, pq8pair, pq8odd, pq8store, pq8done)
+	Q8P8KERNEL(Q8B8X, pq8group, pq8pair, pq8odd, pq8store, pq8done)
+
+// func dotQ8_0Q8_0x8PackedAnyAVX2(dst *float32, w *byte, x *byte, xs *byte, nb int, groups int)
+//
+// dotQ8_0Q8_0x8PackedAVX2 for any weights, -128 included (Q8R8W).
+TEXT ·dotQ8_0Q8_0x8PackedAnyAVX2(SB), NOSPLIT, $32-48
+	Q8P8KERNEL(Q8B8W, pq8wgroup, pq8wpair, pq8wodd, pq8wstore, pq8wdone)
 
 // func dotQ8_0Q8_0x8PackedStreamAVX2(dst *float32, w *byte, x *byte, xs *byte, nb int, groups int)
 //
@@ -1920,7 +1950,13 @@ TEXT ·dotQ8_0Q8_0x8PackedAVX2(SB), NOSPLIT, $32-48
 // off), alternating with the kernel before in one process: 15.5% faster
 // with the cores far apart (paired share 0.743 -> 0.859), 4.1% near.
 TEXT ·dotQ8_0Q8_0x8PackedStreamAVX2(SB), NOSPLIT, $32-48
-	Q8P8KERNEL(Q8SB8, pq8sgroup, pq8spair, pq8sodd, pq8sstore, pq8sdone)
+	Q8P8KERNEL(Q8SB8X, pq8sgroup, pq8spair, pq8sodd, pq8sstore, pq8sdone)
+
+// func dotQ8_0Q8_0x8PackedStreamAnyAVX2(dst *float32, w *byte, x *byte, xs *byte, nb int, groups int)
+//
+// dotQ8_0Q8_0x8PackedStreamAVX2 for any weights, -128 included (Q8R8W).
+TEXT ·dotQ8_0Q8_0x8PackedStreamAnyAVX2(SB), NOSPLIT, $32-48
+	Q8P8KERNEL(Q8SB8W, pq8swgroup, pq8swpair, pq8swodd, pq8swstore, pq8swdone)
 
 // func sgemmF16X32AVX2(w *byte, x *byte, steps int) float32
 //

@@ -153,7 +153,7 @@ func TestDotAsm(t *testing.T) {
 					for rep := range 50 {
 						w, x := dotCase(rng, d.wt, nb, extra, rep%2 == 1)
 						if d.wt == Q8_0 && rep%4 == 3 {
-							noQ8Min(w) // raw quants that the packed AVX2 kernels take
+							noQ8Min(w) // raw quants for the packed AVX2 kernels that sign the weights by x
 						}
 						checkDot(t, d, w, x, nb)
 					}
@@ -539,9 +539,9 @@ func TestPackedSumsAsm(t *testing.T) {
 }
 
 // TestPackedQ8Min checks a Q8_0 matrix holding a -128 quant, which ggml
-// never writes but a file may: the packed AVX2 kernels cannot take it, so
-// Packed leaves it to the row kernels, and its products stay bitwise
-// those of one row at a time.
+// never writes but a file may: the packed AVX2 kernels that sign the
+// weights by x cannot take it, and Packed marks it for the ones that take
+// any weights. Its products stay bitwise those of one row at a time.
 func TestPackedQ8Min(t *testing.T) {
 	if len(asmDots()) == 0 {
 		t.Skip("no SIMD kernels on this CPU or build")
@@ -551,12 +551,16 @@ func TestPackedQ8Min(t *testing.T) {
 	defer p.Close()
 	const rows, cols = 16, 256
 	w := randMatrix(t, rng, Q8_0, rows, cols)
-	w.Data[3*w.RowBytes()+q8_0Bytes+2+5] = 0x80 // row 3, block 1
-	if g := packGroup(w); g == 8 {
-		t.Fatalf("packGroup = 8 for a Q8_0 matrix with a -128 quant")
+	if hasQ8Min(w.Data) {
+		t.Fatalf("hasQ8Min finds a -128 quant in quantized weights")
 	}
-	if !hasQ8Min(w.Data) || hasQ8Min(randMatrix(t, rng, Q8_0, rows, cols).Data) {
-		t.Fatalf("hasQ8Min misses a -128 quant, or finds one in quantized weights")
+	w.Data[3*w.RowBytes()+q8_0Bytes+2+5] = 0x80 // row 3, block 1, column 37
+	if !hasQ8Min(w.Data) {
+		t.Fatalf("hasQ8Min misses a -128 quant")
+	}
+	packed := w.Packed()
+	if packed.group == 8 && !packed.q8Min {
+		t.Fatalf("Packed leaves a -128 quant to the kernels that cannot take it")
 	}
 	for _, n := range []int{1, 5} {
 		xf := randNormal(rng, n*cols, 1)
@@ -564,7 +568,7 @@ func TestPackedQ8Min(t *testing.T) {
 			xf[i*cols+37] = float32(2*(i%2)-1) * 0.7 // at the -128 quant: negative, then positive
 		}
 		got := make([]float32, n*rows)
-		MatMul(p, got, w.Packed(), xf, n)
+		MatMul(p, got, packed, xf, n)
 		want := make([]float32, n*rows)
 		x := make([]byte, cols/QK*q8_0Bytes)
 		for i := range n {

@@ -29,6 +29,9 @@ type Matrix struct {
 	// read it instead of Data.
 	packed []byte
 	group  int
+	// q8Min says that a Q8_0 matrix holds a quant of -128 (hasQ8Min), for
+	// the packed kernels that cannot take one (Q8R8 in dot_amd64.s).
+	q8Min bool
 	// mags, for BF16 weights that Packed saw, bounds their magnitudes
 	// (bf16Mags); products may then fuse multiply-adds where every
 	// product is exact (bf16Exact).
@@ -65,6 +68,7 @@ func (m Matrix) Packed() Matrix {
 	case m.packed != nil:
 	case g > 0:
 		m.packed, m.group = packRows(m, g), g
+		m.q8Min = m.Type == Q8_0 && g == 8 && hasQ8Min(m.Data)
 	case len(m.Data) >= copyBytes:
 		// No other layout, but a copy in memory of our own: a product
 		// streams it faster than the pages of a mapped file.
@@ -73,6 +77,22 @@ func (m Matrix) Packed() Matrix {
 		m.Data = d
 	}
 	return m
+}
+
+// hasQ8Min reports whether any quant of the Q8_0 blocks in data is -128.
+// ggml quantizes to -127..127, so only a file made otherwise has one.
+func hasQ8Min(data []byte) bool {
+	const ones, highs = 0x0101010101010101, 0x8080808080808080
+	for o := 0; o+q8_0Bytes <= len(data); o += q8_0Bytes {
+		q := data[o+2 : o+q8_0Bytes]
+		for i := 0; i < 32; i += 8 {
+			v := binary.LittleEndian.Uint64(q[i:]) ^ highs // a -128 quant is a zero byte
+			if (v-ones)&^v&highs != 0 {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // heapWeightBytes counts the bytes of weights Packed holds in the Go heap.
