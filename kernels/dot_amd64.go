@@ -634,17 +634,33 @@ func dotF32Asm(w []byte, x []float32) float32 {
 //go:noescape
 func quantizeQ8_KAVX512(y *byte, x *float32, nb int)
 
-// quantizeQ8_KImpl is quantizeQ8_K, in AVX-512 where the CPU has it: the
-// activations of every K-quant product, rounded by one thread while the
-// others wait, in about a tenth of the time.
+// quantizeQ8_KAVX2 is quantizeQ8_KAVX512 in AVX2 (q8k_amd64.s).
+//
+//go:noescape
+func quantizeQ8_KAVX2(y *byte, x *float32, nb int)
+
+// quantizeQ8_KImpl is quantizeQ8_K, in AVX-512 or AVX2 where the CPU has
+// them: the activations of every K-quant product, rounded by one thread
+// while the others wait, in about a tenth of the time.
 func quantizeQ8_KImpl(y []byte, x []float32) {
 	nb := len(x) / QKK
-	if !useAVX512 || nb == 0 {
+	switch {
+	case nb == 0 || !useAVX2:
 		quantizeQ8_K(y, x)
-		return
+	case useAVX512:
+		y, x = y[:nb*q8_KBytes], x[:nb*QKK]
+		quantizeQ8_KAVX512(unsafe.SliceData(y), unsafe.SliceData(x), nb)
+	default:
+		quantizeQ8_KAVX2Impl(y, x)
 	}
-	y, x = y[:nb*q8_KBytes], x[:nb*QKK]
-	quantizeQ8_KAVX512(unsafe.SliceData(y), unsafe.SliceData(x), nb)
+}
+
+// quantizeQ8_KAVX2Impl is quantizeQ8_K through the AVX2 kernel (useAVX2).
+func quantizeQ8_KAVX2Impl(y []byte, x []float32) {
+	if nb := len(x) / QKK; nb > 0 {
+		y, x = y[:nb*q8_KBytes], x[:nb*QKK]
+		quantizeQ8_KAVX2(unsafe.SliceData(y), unsafe.SliceData(x), nb)
+	}
 }
 
 // quantizeQ8_0Impl is quantizeQ8_0, in AVX2 where the CPU has it. Blocks
@@ -1569,4 +1585,14 @@ func toF16Vec(dst []uint16, src []float32) int {
 	dst = dst[:n]
 	toF16AVX2(unsafe.SliceData(dst), unsafe.SliceData(src), n)
 	return n
+}
+
+// quantizeQ8_KAlts lists the SIMD forms of quantizeQ8_K this CPU runs
+// besides quantizeQ8_KImpl's choice, for the differential tests: the AVX2
+// one on a CPU that has AVX-512 too.
+func quantizeQ8_KAlts() []func(y []byte, x []float32) {
+	if useAVX512 {
+		return []func(y []byte, x []float32){quantizeQ8_KAVX2Impl}
+	}
+	return nil
 }

@@ -413,12 +413,15 @@ func FuzzQuantizeQ8_1Asm(f *testing.F) { fuzzQuantizer(f, checkQuantizeQ8_1) }
 func checkQuantizeQ8_K(t *testing.T, x []float32) {
 	t.Helper()
 	checkQuantizer(t, x, QKK, q8_KBytes, quantizeQ8_K, quantizeQ8_KImpl)
+	for _, alt := range quantizeQ8_KAlts() {
+		checkQuantizer(t, x, QKK, q8_KBytes, quantizeQ8_K, alt)
+	}
 }
 
 // TestQuantizeQ8_KAsm checks quantizeQ8_KImpl against quantizeQ8_K, byte
 // for byte: random blocks, with zeros, infinities, NaNs and magnitudes
-// past 2^22 (quantCase), ties of the largest magnitude, and blocks of
-// zeros or NaNs only.
+// past 2^22 (quantCase), ties of the largest magnitude, blocks of zeros
+// or NaNs only, and one whose scale overflows.
 func TestQuantizeQ8_KAsm(t *testing.T) {
 	rng := rand.New(rand.NewPCG(37, 38))
 	for _, nb := range []int{0, 1, 2, 3, 8} {
@@ -435,6 +438,11 @@ func TestQuantizeQ8_KAsm(t *testing.T) {
 		x[2*QKK+i] = float32(math.NaN())
 	}
 	x[3*QKK+255] = -3
+	checkQuantizeQ8_K(t, x)
+	// A subnormal largest magnitude: iscale = -127/max overflows to
+	// -Inf, and the quants (truncated to a byte) come out 0.
+	x = make([]float32, QKK)
+	x[0] = 4.42539e-39
 	checkQuantizeQ8_K(t, x)
 }
 

@@ -41,6 +41,9 @@ func quantizeF16Impl(y []byte, x []float32) {
 // quantizeQ8_KImpl is the reference quantizeQ8_K.
 func quantizeQ8_KImpl(y []byte, x []float32) { quantizeQ8_K(y, x) }
 
+// quantizeQ8_KAlts returns nil: there are no other forms of quantizeQ8_K.
+func quantizeQ8_KAlts() []func(y []byte, x []float32) { return nil }
+
 // packGroup returns 0: Matrix.Packed keeps the row-major layout.
 func packGroup(Matrix) int { return 0 }
 
