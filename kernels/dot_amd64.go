@@ -350,7 +350,11 @@ func packGroup(m Matrix) int {
 		if m.Rows%8 == 0 {
 			return 8
 		}
-	case Q5_0, Q4_1, Q5_1, Q4_K, Q5_K, Q6_K:
+	case Q4_K:
+		if m.Rows%16 == 0 { // with AVX2 only too (dotQ4_KQ8_Kx16PackedAVX2)
+			return 16
+		}
+	case Q5_0, Q4_1, Q5_1, Q5_K, Q6_K:
 		if useAVX512 && m.Rows%16 == 0 {
 			return 16
 		}
@@ -396,13 +400,15 @@ func dotPacked(dst []float32, w Matrix, g0, g1 int, x, xs []byte, stream bool) {
 		d, p := dst[16*g0:16*g1], w.packed[g0*gb:g1*gb]
 		x, xs = x[:nb*q8_KBytes], xs[:xsn]
 		dp, pp, xp, sp := unsafe.SliceData(d), unsafe.SliceData(p), unsafe.SliceData(x), unsafe.SliceData(xs)
-		switch w.Type {
-		case Q5_K:
+		switch {
+		case w.Type == Q5_K:
 			dotQ5_KQ8_Kx16PackedAVX512(dp, pp, xp, sp, nb, g1-g0)
-		case Q6_K:
+		case w.Type == Q6_K:
 			dotQ6_KQ8_Kx16PackedAVX512(dp, pp, xp, sp, nb, g1-g0)
-		default:
+		case useAVX512:
 			dotQ4_KQ8_Kx16PackedAVX512(dp, pp, xp, sp, nb, g1-g0)
+		default:
+			dotQ4_KQ8_Kx16PackedAVX2(dp, pp, xp, sp, nb, g1-g0)
 		}
 		return
 	}
@@ -1138,6 +1144,7 @@ func asmDots() []dotImpl {
 		{"Q4_0x8packedStream", Q4_0, dotQ4_0Q8_0x8, packedRowStream(Q4_0, 8)},
 		{"Q8_0x8packedStream", Q8_0, dotQ8_0Q8_0, packedRowStream(Q8_0, 8)},
 		{"Q4_K", Q4_K, dotQ4_KQ8_K, dotQ4_KQ8_KAsm},
+		{"Q4_Kx16packedAVX2", Q4_K, dotQ4_KQ8_K, packedRowQ4_KAVX2()},
 		{"Q5_K", Q5_K, dotQ5_KQ8_K, dotQ5_KQ8_KAsm},
 		{"Q6_K", Q6_K, dotQ6_KQ8_K, dotQ6_KQ8_KAsm},
 		{"F16", F16, func(w, x []byte, _ int) float32 { return dotF16(w, x) }, dotF16Asm},
@@ -1316,6 +1323,23 @@ func packedRowStream(t DType, g int) func(w, x []byte, nb int) float32 {
 
 // packedRowOf is packedRow with dotPacked's stream.
 func packedRowOf(t DType, g int, stream bool) func(w, x []byte, nb int) float32 {
+	return packedRowBy(t, g, stream, nil)
+}
+
+// packedRowQ4_KAVX2 is packedRow(Q4_K, 16) through the AVX2 kernel, which
+// dotPacked runs only without AVX-512.
+func packedRowQ4_KAVX2() func(w, x []byte, nb int) float32 {
+	return packedRowBy(Q4_K, 16, false, func(dst []float32, w Matrix, g0, g1 int, x, xs []byte) {
+		nb := w.Cols / QKK
+		d, p := dst[16*g0:16*g1], w.packed[g0*nb*q4KPacked:g1*nb*q4KPacked]
+		x, xs = x[:nb*q8_KBytes], xs[:nb*32]
+		dotQ4_KQ8_Kx16PackedAVX2(unsafe.SliceData(d), unsafe.SliceData(p), unsafe.SliceData(x), unsafe.SliceData(xs), nb, g1-g0)
+	})
+}
+
+// packedRowBy is packedRowOf through kernel instead of dotPacked where it
+// is not nil.
+func packedRowBy(t DType, g int, stream bool, kernel func(dst []float32, w Matrix, g0, g1 int, x, xs []byte)) func(w, x []byte, nb int) float32 {
 	return func(w, x []byte, nb int) float32 {
 		bb := t.BlockBytes()
 		rb := nb * bb
@@ -1345,7 +1369,11 @@ func packedRowOf(t DType, g int, stream bool) func(w, x []byte, nb int) float32 
 		xs := make([]byte, xsBlock*mat.Cols/QK)
 		packedXSums(xs, x, mat, stream)
 		dst := make([]float32, 3*g)
-		dotPacked(dst, mat, 1, 3, x, xs, stream)
+		if kernel != nil {
+			kernel(dst, mat, 1, 3, x, xs)
+		} else {
+			dotPacked(dst, mat, 1, 3, x, xs, stream)
+		}
 		return dst[g+5]
 	}
 }
