@@ -336,8 +336,8 @@ func dotF16X32Rows16(dst []float32, w []byte, rb int, x []byte, nb int) {
 // packGroup returns how many rows Matrix.Packed interleaves m by on this
 // CPU, for dotPacked (0: it does not): Q4_0, Q8_0, Q5_0, Q4_1, Q5_1, Q4_K,
 // Q5_K and Q6_K by 16 with AVX-512 VNNI and a multiple of 16 rows, else
-// Q4_0 and Q8_0 by 8 with AVX2 and a multiple of 8 (and wide F16 matrices
-// by 16 in bands, with either: packF16Bands).
+// Q4_0 and Q8_0 by 8 with AVX2 and a multiple of 8, and Q4_K by 16 (and
+// wide F16 matrices by 16 in bands, with either: packF16Bands).
 func packGroup(m Matrix) int {
 	if !useAVX2 || m.Rows <= 0 || len(m.Data) == 0 {
 		return 0

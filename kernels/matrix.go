@@ -42,7 +42,8 @@ type Matrix struct {
 // product kernel of this CPU, as llama.cpp repacks them at load. Today that
 // is Q4_0, Q8_0, Q5_0, Q4_1, Q5_1, Q4_K, Q5_K and Q6_K with AVX-512 VNNI,
 // in groups of 16 rows (a multiple of 16 rows), else Q4_0 and Q8_0 with
-// AVX2 in groups of 8 (a multiple of 8), interleaved so that a product
+// AVX2 in groups of 8 (a multiple of 8) and Q4_K in groups of 16 (a
+// multiple of 16), interleaved so that a product
 // streams one run of memory instead of 16 or 8 and shares each block of
 // activations among the group's rows (Q4_K's and Q5_K's scales unpacked on
 // the way: packK16; Q6_K's laid out by packQ6K16); and
