@@ -63,10 +63,10 @@
 // reference to the slices it is given and returns none it owns.
 //
 // The package imports the standard library, golang.org/x/sys/cpu (to pick
-// the AVX2 kernels of dot_amd64.s (with the packed Q4_0, Q8_0 and Q4_K
-// products) and, on CPUs with AVX-512 VNNI, the packed Q4_0, Q8_0, Q5_0,
-// Q4_1, Q5_1, Q4_K, Q5_K, Q6_K and wide F16 products of dot512_amd64.s,
-// all bitwise equal to the plain-Go ones; the
+// the AVX2 kernels of dot_amd64.s and its neighbours (with the packed
+// Q4_0, Q8_0, Q4_K and wide F16 products) and, on CPUs with AVX-512 VNNI,
+// the packed Q4_0, Q8_0, Q5_0, Q4_1, Q5_1, Q4_K, Q5_K and Q6_K products of
+// dot512_amd64.s, all bitwise equal to the plain-Go ones; the
 // purego build tag or another architecture keeps the plain Go) and, on
 // Linux, golang.org/x/sys/unix (to back weights with huge pages: slabBuf
 // for buffers under 16 MB, adviseHuge for the others).

@@ -1074,58 +1074,6 @@ z2tdone:
 	VZEROUPPER
 	RET
 
-// func dotF16RowsAccAVX512(acc *float32, w *byte, rb int, x *uint16, n, rows int)
-//
-// dotF16X32RowsAVX512's loop over n columns (a multiple of 32) of rows
-// rows, with x as halves (widened as the weights are: exact), their
-// accumulators kept in memory: row r's Z0 and Z2 are loaded from acc +
-// 128r and acc + 128r + 64, and stored back unreduced. A wide matrix runs
-// a band of columns at a time (packF16Bands), its band of x staying in L1
-// over the 16 rows. The multiply-adds take the same operands in the same
-// places as F16X32STEP's, so that even a NaN comes out the same.
-TEXT ·dotF16RowsAccAVX512(SB), NOSPLIT, $0-48
-	MOVQ  acc+0(FP), DX
-	MOVQ  w+8(FP), SI
-	MOVQ  rb+16(FP), R8
-	MOVQ  x+24(FP), R9
-	MOVQ  n+32(FP), R10
-	MOVQ  rows+40(FP), BX
-	TESTQ BX, BX
-	JEQ   zaccdone
-
-zaccrow:
-	MOVQ    SI, R11
-	MOVQ    R9, DI
-	MOVQ    R10, CX
-	VMOVUPS (DX), Z0
-	VMOVUPS 64(DX), Z2
-	TESTQ   CX, CX
-	JEQ     zaccstore
-
-zaccloop:
-	VCVTPH2PS   (R11), Z4
-	VCVTPH2PS   32(R11), Z6
-	VCVTPH2PS   (DI), Z5
-	VCVTPH2PS   32(DI), Z7
-	VFMADD231PS Z5, Z4, Z0
-	VFMADD231PS Z7, Z6, Z2
-	ADDQ        $64, R11
-	ADDQ        $64, DI
-	SUBQ        $32, CX
-	JNZ         zaccloop
-
-zaccstore:
-	VMOVUPS Z0, (DX)
-	VMOVUPS Z2, 64(DX)
-	ADDQ    $128, DX
-	ADDQ    R8, SI
-	DECQ    BX
-	JNZ     zaccrow
-
-zaccdone:
-	VZEROUPPER
-	RET
-
 // func sgemmF16X32Acc4x6AVX512(acc *float32, w *byte, rb int, x *byte, xrb int, steps int)
 //
 // sgemmF16X32Acc2x6AVX2 for two pairs of weight rows at once (w, w+rb and

@@ -1718,10 +1718,9 @@ TEXT ·dotF16X32RowsAVX2(SB), NOSPLIT, $0-48
 
 // func dotF16RowsAccAVX2(acc *float32, w *byte, rb int, x *uint16, n, rows int)
 //
-// dotF16RowsAccAVX512 in AVX2 (its loop is dotF16X32AVX2's with x as
-// halves, widened as the weights are): row r's four accumulators are
-// loaded from acc + 128r and stored back unreduced, for the bands of
-// packF16Bands. Whole decoded tokens of the 1B F16 model with AVX-512
+// dotF16X32AVX2's loop with x as halves, widened as the weights are: row
+// r's four accumulators are loaded from acc + 128r and stored back
+// unreduced, for the bands of packF16Bands. Whole decoded tokens of the 1B F16 model with AVX-512
 // off, alternating with whole rows and x as float32 (22 KB of it beside
 // the down matrix's 5632 columns): 19.6% faster with the cores far apart.
 TEXT ·dotF16RowsAccAVX2(SB), NOSPLIT, $0-48
