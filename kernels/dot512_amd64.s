@@ -956,6 +956,52 @@ q5kdone:
 	ADDQ        $128, DI; \
 	SUBQ        $32, CX
 
+// F16X256STEP is eight F16X32STEPs in one: 256 halves of weights at R11
+// widened into Z4-Z18 (even), each multiplied by its 16 floats of x at DI
+// into Z0 and Z2 in F16X32STEP's order, both pointers moved on (CX is
+// left to the caller). 4.6 instructions a 64-byte line of weights
+// instead of 7: the reorder buffer reaches further ahead of the FMA chains
+// to start the next lines' loads, which is what a core streaming from far
+// memory runs short of. Whole decoded tokens of the 1B F16 model,
+// alternating with the loop of single steps in one process (323 tokens
+// each, the host's cores far apart): a median 90.3% of the paired
+// roofline against 89.0%; four steps at once, 90.0%; near, 97.6% for all.
+#define F16X256STEP \
+	VCVTPH2PS   (R11), Z4; \
+	VCVTPH2PS   32(R11), Z6; \
+	VCVTPH2PS   64(R11), Z8; \
+	VCVTPH2PS   96(R11), Z10; \
+	VCVTPH2PS   128(R11), Z12; \
+	VCVTPH2PS   160(R11), Z14; \
+	VCVTPH2PS   192(R11), Z16; \
+	VCVTPH2PS   224(R11), Z18; \
+	VFMADD231PS (DI), Z4, Z0; \
+	VFMADD231PS 64(DI), Z6, Z2; \
+	VFMADD231PS 128(DI), Z8, Z0; \
+	VFMADD231PS 192(DI), Z10, Z2; \
+	VFMADD231PS 256(DI), Z12, Z0; \
+	VFMADD231PS 320(DI), Z14, Z2; \
+	VFMADD231PS 384(DI), Z16, Z0; \
+	VFMADD231PS 448(DI), Z18, Z2; \
+	VCVTPH2PS   256(R11), Z4; \
+	VCVTPH2PS   288(R11), Z6; \
+	VCVTPH2PS   320(R11), Z8; \
+	VCVTPH2PS   352(R11), Z10; \
+	VCVTPH2PS   384(R11), Z12; \
+	VCVTPH2PS   416(R11), Z14; \
+	VCVTPH2PS   448(R11), Z16; \
+	VCVTPH2PS   480(R11), Z18; \
+	VFMADD231PS 512(DI), Z4, Z0; \
+	VFMADD231PS 576(DI), Z6, Z2; \
+	VFMADD231PS 640(DI), Z8, Z0; \
+	VFMADD231PS 704(DI), Z10, Z2; \
+	VFMADD231PS 768(DI), Z12, Z0; \
+	VFMADD231PS 832(DI), Z14, Z2; \
+	VFMADD231PS 896(DI), Z16, Z0; \
+	VFMADD231PS 960(DI), Z18, Z2; \
+	ADDQ        $512, R11; \
+	ADDQ        $1024, DI
+
 // F16ROWSUM(za, zc, ya, yb, yc, yd, xa, xb) reduces a row of the F16
 // rows kernels, its accumulators za = [ya | yb] and zc = [yc | yd] (the
 // AVX2 kernel's four), in REDUCE32's order, to lane 0 of xa. Clobbers yb,
@@ -996,8 +1042,17 @@ zrowsrow:
 	MOVQ   R10, CX
 	VXORPS Z0, Z0, Z0
 	VXORPS Z2, Z2, Z2
-	TESTQ  CX, CX
-	JEQ    zrowsreduce
+	SUBQ   $256, CX
+	JB     zrowstail
+
+zrowsloop8:
+	F16X256STEP
+	SUBQ $256, CX
+	JAE  zrowsloop8
+
+zrowstail:
+	ADDQ $256, CX
+	JEQ  zrowsreduce
 
 zrowsloop:
 	F16X32STEP

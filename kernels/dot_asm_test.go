@@ -145,7 +145,7 @@ func TestDotAsm(t *testing.T) {
 	rng := rand.New(rand.NewPCG(31, 32))
 	for _, d := range impls {
 		t.Run(d.name, func(t *testing.T) {
-			for _, nb := range []int{0, 1, 2, 3, 7, 64} {
+			for _, nb := range []int{0, 1, 2, 3, 7, 64, 73} { // 73: F16X256STEP and single steps after
 				for _, extra := range []int{0, 5, 31} {
 					if extra != 0 && !plainType(d.wt) {
 						continue
