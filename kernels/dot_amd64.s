@@ -70,9 +70,35 @@
 	VPAND       Y14, Y1, Y1; \
 	VPSUBB      Y13, Y1, Y1
 
-// F16X32ROWS(row, loop) is the body of dotF16X32RowsAVX2; row and loop
-// are its labels.
-#define F16X32ROWS(row, loop) \
+// F16X64HALF(o) is two steps of dotF16X32RowsAVX2's loop at once, 64
+// halves at o(SI) against the floats at 2*o(DI), in the loop's order.
+// Two of them a step (128 halves) take 8.75 instructions a 64-byte line of
+// weights instead of 11, so that the reorder buffer reaches further
+// ahead of the FMA chains. Whole decoded tokens of the 1B F16 model with
+// AVX-512 off, alternating in one process (986 tokens each, the host's
+// cores far apart): a median 88.9% of the paired roofline against 87.9%.
+#define F16X64HALF(o) \
+	VCVTPH2PS   (o)(SI), Y4; \
+	VCVTPH2PS   (o+16)(SI), Y5; \
+	VCVTPH2PS   (o+32)(SI), Y6; \
+	VCVTPH2PS   (o+48)(SI), Y7; \
+	VCVTPH2PS   (o+64)(SI), Y8; \
+	VCVTPH2PS   (o+80)(SI), Y9; \
+	VCVTPH2PS   (o+96)(SI), Y10; \
+	VCVTPH2PS   (o+112)(SI), Y11; \
+	VFMADD231PS (2*o)(DI), Y4, Y0; \
+	VFMADD231PS (2*o+32)(DI), Y5, Y1; \
+	VFMADD231PS (2*o+64)(DI), Y6, Y2; \
+	VFMADD231PS (2*o+96)(DI), Y7, Y3; \
+	VFMADD231PS (2*o+128)(DI), Y8, Y0; \
+	VFMADD231PS (2*o+160)(DI), Y9, Y1; \
+	VFMADD231PS (2*o+192)(DI), Y10, Y2; \
+	VFMADD231PS (2*o+224)(DI), Y11, Y3
+
+// F16X32ROWS(row, loop4, tail, loop, reduce) is the body of
+// dotF16X32RowsAVX2; the rest are its labels. A row goes 128 halves a
+// step while it can (F16X128STEP), then 32.
+#define F16X32ROWS(row, loop4, tail, loop, reduce) \
 	MOVQ dst+0(FP), DX; \
 	MOVQ w+8(FP), R11; \
 	MOVQ rb+16(FP), R8; \
@@ -87,6 +113,18 @@ row: \
 	VXORPS Y1, Y1, Y1; \
 	VXORPS Y2, Y2, Y2; \
 	VXORPS Y3, Y3, Y3; \
+	SUBQ   $128, CX; \
+	JB     tail; \
+loop4: \
+	F16X64HALF(0); \
+	F16X64HALF(128); \
+	ADDQ   $256, SI; \
+	ADDQ   $512, DI; \
+	SUBQ   $128, CX; \
+	JAE    loop4; \
+tail: \
+	ADDQ $128, CX; \
+	JEQ  reduce; \
 loop: \
 	VCVTPH2PS   (SI), Y4; \
 	VCVTPH2PS   16(SI), Y5; \
@@ -100,6 +138,7 @@ loop: \
 	ADDQ        $128, DI; \
 	SUBQ        $32, CX; \
 	JNZ         loop; \
+reduce: \
 	REDUCE32; \
 	MOVSS X0, (DX); \
 	ADDQ  $4, DX; \
@@ -1714,7 +1753,7 @@ f16x32done:
 // are positive, n a multiple of 32. It prefetches nothing: one token's
 // rows stream from memory faster without (see F16_PREFETCH).
 TEXT ·dotF16X32RowsAVX2(SB), NOSPLIT, $0-48
-	F16X32ROWS(f16rrow, f16rloop)
+	F16X32ROWS(f16rrow, f16rloop4, f16rtail, f16rloop, f16rreduce)
 
 // func dotF16RowsAccAVX2(acc *float32, w *byte, rb int, x *uint16, n, rows int)
 //
