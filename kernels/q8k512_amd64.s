@@ -2,6 +2,7 @@
 
 #include "textflag.h"
 #include "hsum_amd64.h"
+#include "q8k_amd64.h"
 
 // Q8KMAX(i) folds the magnitudes of elements 16i..16i+15 of the block at
 // SI into Z0: VMAXPS keeps Z0's lane where the element is a NaN, as the
@@ -97,16 +98,9 @@ q8kfind:
 	JMP      q8kfind
 
 q8kfound:
-	TZCNTL  AX, AX
-	ADDQ    BX, AX
-	VMOVSS  (SI)(AX*4), X3
-	MOVL    $0xc2fe0000, AX // -127
-	VMOVD   AX, X4
-	VDIVSS  X3, X4, X4      // iscale = -127/max
-	MOVL    $0x3f800000, AX // 1
-	VMOVD   AX, X5
-	VDIVSS  X4, X5, X5      // d = 1/iscale
-	VMOVSS  X5, (DI)
+	TZCNTL       AX, AX
+	ADDQ         BX, AX
+	Q8KSCALE
 	VBROADCASTSS X4, Z4
 	Q8KQ(0)
 	Q8KQ(1)

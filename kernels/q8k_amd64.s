@@ -2,6 +2,7 @@
 
 #include "textflag.h"
 #include "hsum_amd64.h"
+#include "q8k_amd64.h"
 
 // The AVX2 form of quantizeQ8_KAVX512 (q8k512_amd64.s), 8 elements a
 // register: the same arithmetic, byte for byte the reference's.
@@ -134,16 +135,9 @@ q8k2find:
 	JMP       q8k2find
 
 q8k2found:
-	BSFL    AX, AX
-	ADDQ    BX, AX
-	VMOVSS  (SI)(AX*4), X3
-	MOVL    $0xc2fe0000, AX // -127
-	VMOVD   AX, X4
-	VDIVSS  X3, X4, X4      // iscale = -127/max
-	MOVL    $0x3f800000, AX // 1
-	VMOVD   AX, X5
-	VDIVSS  X4, X5, X5      // d = 1/iscale
-	VMOVSS  X5, (DI)
+	BSFL         AX, AX
+	ADDQ         BX, AX
+	Q8KSCALE
 	VBROADCASTSS X4, Y4
 	Q8KQ2(0)
 	Q8KQ2(1)
