@@ -655,12 +655,15 @@ func TestResponseFormat(t *testing.T) {
 		}
 	}
 	const schema = `{"type":"object","properties":{"a":{"type":"integer"}},"required":["a"]}`
+	const extended = `{"$defs":{"Base":` + schema + `},"allOf":[{"$ref":"#/$defs/Base"},{"properties":{"b":{"type":"string"}}}]}`
 	for _, tc := range []struct{ path, body, want string }{
 		{"/v1/chat/completions", `{"model":"` + testModel + `","messages":[{"role":"user","content":"Hi"}],"max_tokens":2,"response_format":{"type":"json_schema","json_schema":{"name":"x","schema":` + schema + `}}}`, `{"a":integer}`},
 		{"/generate", `{"inputs":"Hi","parameters":{"max_new_tokens":2,"grammar":{"type":"json","value":` + schema + `}}}`, `{"a":integer}`},
 		{"/generate", `{"inputs":"Hi","parameters":{"max_new_tokens":2,"grammar":{"type":"json","value":` + strconv.Quote(schema) + `}}}`, `{"a":integer}`},
 		{"/generate", `{"inputs":"Hi","parameters":{"max_new_tokens":2,"grammar":{"type":"json_schema","value":{"name":"x","schema":` + schema + `}}}}`, `{"a":integer}`},
 		{"/generate", `{"inputs":"Hi","parameters":{"max_new_tokens":2,"grammar":{"type":"regex","value":"\\d{3}-[a-z]+"}}}`, `\d{3}-[a-z]+`},
+		// A model extending another, as OpenAPI documents write it.
+		{"/v1/chat/completions", `{"model":"` + testModel + `","messages":[{"role":"user","content":"Hi"}],"max_tokens":2,"response_format":{"type":"json_schema","json_schema":{"name":"x","schema":` + extended + `}}}`, `{"a":integer,"b"?:string}`},
 	} {
 		resp, b := f.do(t, "POST", tc.path, tc.body)
 		if resp.StatusCode != 200 {

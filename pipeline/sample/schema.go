@@ -56,10 +56,15 @@ var ErrSchema = errors.New("unsupported JSON schema")
 //   - "$ref" to the document's "$defs" (or "definitions"), not
 //     recursive: what Pydantic writes for nested models, and "allOf" of
 //     one schema, in which it wraps a $ref to describe it;
+//   - "allOf" of several schemas (or with keywords beside it), as OpenAPI
+//     documents extend a model and zod writes an intersection: merged
+//     into one schema that accepts what all of them accept (compiler.allOf
+//     says how), or refused where that cannot be written, such as two
+//     different patterns;
 //   - "title", "description", "default", "examples", "$schema" and
 //     "$comment", which say nothing about the text.
 //
-// Any other keyword ("multipleOf", "allOf", ...) or format is
+// Any other keyword ("multipleOf", "not", ...) or format is
 // refused, never ignored: a constraint that ignored it could produce
 // text the schema rejects. A JSONSchema is immutable and may serve many
 // sequences at once.
@@ -278,13 +283,17 @@ func (c *compiler) node(v any, at string, depth int) (*snode, error) {
 		return c.ref(r, at, depth)
 	}
 	// allOf of one schema is that schema: Pydantic wraps a $ref in one to
-	// give it a description. Intersections of several are not supported.
+	// give it a description. Several (or keywords beside it) merge into
+	// one schema.
 	if a, ok := o.get("allOf"); ok {
 		subs, ok := a.([]any)
-		if !ok || len(subs) != 1 || !onlyNotes(o, "allOf") {
-			return fail("allOf is supported with one schema and nothing beside it")
+		if !ok || len(subs) == 0 {
+			return fail("allOf must be a non-empty array")
 		}
-		return c.node(subs[0], at+".allOf[0]", depth)
+		if len(subs) == 1 && onlyNotes(o, "allOf") {
+			return c.node(subs[0], at+".allOf[0]", depth)
+		}
+		return c.allOf(o, at, depth)
 	}
 	// oneOf is anyOf here: alternatives that begin differently never
 	// both match.
@@ -455,21 +464,13 @@ const MaxSchemaReadings = 16
 // "#/definitions/NAME") of the document; a reference to itself, however
 // indirect, is refused.
 func (c *compiler) ref(r any, at string, depth int) (*snode, error) {
-	s, _ := r.(string)
-	name, ok := strings.CutPrefix(s, "#/"+c.defsKey+"/")
-	if !ok || c.defsKey == "" {
-		return nil, fmt.Errorf("%w: %s: $ref %q: only references to the document's $defs are supported", ErrSchema, at, r)
-	}
-	if slices.Contains(c.refs, name) {
-		return nil, fmt.Errorf("%w: %s: $ref %q refers to itself: recursive schemas are not supported", ErrSchema, at, s)
-	}
-	def, ok := c.defs.get(name)
-	if !ok {
-		return nil, fmt.Errorf("%w: %s: $ref %q: no such definition", ErrSchema, at, s)
+	name, def, err := c.lookup(r, at)
+	if err != nil {
+		return nil, err
 	}
 	c.refs = append(c.refs, name)
 	defer func() { c.refs = c.refs[:len(c.refs)-1] }()
-	return c.node(def, s, depth)
+	return c.node(def, r.(string), depth)
 }
 
 // firstBytes are the bytes a value of n may begin with.

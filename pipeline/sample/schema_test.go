@@ -45,8 +45,7 @@ func TestCompileJSONSchema(t *testing.T) {
 		`{"type":"number","minimum":0.5}`, `{"type":"integer","minimum":3,"maximum":2}`, `{"type":"number","minimum":2,"exclusiveMaximum":2}`,
 		`{"type":"integer","exclusiveMinimum":2.5,"maximum":2.9}`, `{"type":"string","minimum":1}`, `{"type":"integer","maximum":1e30}`, `{"type":"integer","minimum":"1"}`,
 		`{"$ref":"#/$defs/x"}`, `{"anyOf":[]}`, `{"anyOf":[` + strings.Repeat(`{"type":"string"},`, MaxSchemaReadings) + `{"type":"null"}]}`,
-		`{"anyOf":[{"type":"string"}],"oneOf":[{"type":"null"}]}`, `{"allOf":[{"type":"string"},{"maxLength":3}]}`,
-		`{"allOf":[{"type":"string"}],"type":"string"}`, `{"allOf":{"type":"string"}}`,
+		`{"anyOf":[{"type":"string"}],"oneOf":[{"type":"null"}]}`, `{"allOf":{"type":"string"}}`,
 		`{"$defs":{"n":{"type":"array","items":{"$ref":"#/$defs/n"}}},"$ref":"#/$defs/n"}`,
 		`{"$defs":{"n":{"type":"string"}},"$ref":"#/definitions/n"}`, `{"$ref":"http://example.com/s"}`,
 		`{"type":"array","items":{"type":"string"},"minItems":3,"maxItems":2}`, `{"type":"string","minItems":1}`,
@@ -661,8 +660,12 @@ func FuzzJSONSchemaValid(f *testing.F) {
 	patterns := mustSchema(f, patternSchema)
 	f.Add([]byte(`{"id":"AB-123","tag":"é","any":"x"}`))
 	f.Add([]byte(`{"id":"AB-123","tag":"\u00e9xy"}`))
+	allOf := mustSchema(f, allOfSchema)
+	for range 10 {
+		f.Add([]byte(instance(rng, allOf.root, 0)))
+	}
 	f.Fuzz(func(t *testing.T, b []byte) {
-		for _, s := range []*JSONSchema{s, house, unions, ranges, patterns} {
+		for _, s := range []*JSONSchema{s, house, unions, ranges, patterns, allOf} {
 			if !s.Valid(b) {
 				continue
 			}
