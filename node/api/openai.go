@@ -445,6 +445,9 @@ func (s *Server) chatJob(req *chatRequest, info ModelInfo) (*job, *apiError) {
 	case guided != nil:
 		grammar = guided
 	}
+	if grammar == nil && (req.ResponseFormat == nil || req.ResponseFormat.Type != "json_object") {
+		grammar = tools.lazy()
+	}
 	prompt := s.encodePrompt(text)
 	requested, param := req.MaxCompletionTokens, "max_completion_tokens"
 	if requested == nil {

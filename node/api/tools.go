@@ -187,6 +187,51 @@ func (ts *toolSet) schema() (*sample.JSONSchema, *apiError) {
 	return sch, nil
 }
 
+// lazy is the grammar of a reply that may call the tools, for a model
+// that writes calls in <tool_call> tags: free text, but each call the
+// model opens must name an offered function with arguments its
+// parameters accept (as schema compiles them), and the calls end the
+// reply, so that it is read back as calls. Parameters that do not compile as a schema take any object
+// (as they did without the grammar); when even that cannot be written
+// (functions past what a schema's alternatives hold), a call must only
+// name an offered function, and past that there is no grammar (nil).
+func (ts *toolSet) lazy() sample.Grammar {
+	if !ts.calls() || ts.required() || !ts.syntax.hermes {
+		return nil
+	}
+	key := ts.syntax.argsKey
+	call := func(name []byte, args json.RawMessage) string {
+		return fmt.Sprintf(`{"type":"object","properties":{"name":%s,%q:%s},"required":["name",%q]}`, name, key, args, key)
+	}
+	var alts, names []string
+	for _, f := range ts.funcs {
+		name, _ := json.Marshal(f.Name)
+		names = append(names, string(name))
+		args := f.Parameters
+		if !isSet(args) {
+			args = json.RawMessage(`{"type":"object"}`)
+		}
+		alt := call([]byte(`{"const":`+string(name)+`}`), args)
+		if _, err := sample.CompileJSONSchema([]byte(alt)); err != nil {
+			alt = call([]byte(`{"const":`+string(name)+`}`), json.RawMessage(`{"type":"object"}`))
+		}
+		alts = append(alts, alt)
+	}
+	for _, doc := range []string{
+		`{"anyOf":[` + strings.Join(alts, ",") + `]}`,
+		call([]byte(`{"enum":[`+strings.Join(names, ",")+`]}`), json.RawMessage(`{"type":"object"}`)),
+	} {
+		if sch, err := sample.CompileJSONSchema([]byte(doc)); err == nil {
+			max := 0
+			if ts.single {
+				max = 1
+			}
+			return &sample.Triggered{Open: hermesOpen, Close: hermesClose, Body: sch, Max: max, Final: true}
+		}
+	}
+	return nil
+}
+
 // prefill is the text the reply of a required call starts with, written
 // into the prompt: the model then writes only the JSON object.
 func (ts *toolSet) prefill() string {

@@ -3,6 +3,7 @@ package api_test
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"log/slog"
 	"net/http/httptest"
 	"strings"
@@ -270,6 +271,78 @@ func TestToolsRequired(t *testing.T) {
 	h := newToolFixture(t, hermesTemplate, &apitest.Generator{Reply: "<tool_call>\n{\"name\": \"get_time\", \"arguments\": {}}\n</tool_call>"})
 	if c := chatTools(t, h, `,"tool_choice":"none"`).Choices[0]; c.FinishReason != "stop" || len(c.Message.ToolCalls) != 0 {
 		t.Errorf("tool_choice none: %+v", c)
+	}
+}
+
+// TestToolsLazyGrammar: offered tools without a required call, a model of
+// the Hermes family writes freely, but each call it opens is held to a
+// call of an offered function with arguments its parameters accept; one
+// at most with parallel_tool_calls false. Other templates, tool_choice
+// none and a JSON response format get no such grammar.
+func TestToolsLazyGrammar(t *testing.T) {
+	f := newToolFixture(t, hermesTemplate, &apitest.Generator{Reply: "Sunny."})
+	grammar := func(extra string) sample.Grammar {
+		t.Helper()
+		chatTools(t, f, extra)
+		reqs := f.gen.Requests()
+		return reqs[len(reqs)-1].Grammar
+	}
+	g, _ := grammar("").(*sample.Triggered)
+	if g == nil {
+		t.Fatal("no lazy grammar for tools in auto mode")
+	}
+	call := func(name, args string) string {
+		return "<tool_call>\n{\"name\": \"" + name + "\", \"arguments\": " + args + "}\n</tool_call>"
+	}
+	for _, tc := range []struct {
+		text string
+		want bool
+	}{
+		{"Sunny in Paris.", true},
+		{"Let me look.\n" + call("get_weather", `{"city": "Paris", "days": 2}`), true},
+		{call("get_weather", `{"city": "Paris"}`) + "\n" + call("get_time", `{"zone": "CET"}`), true},
+		{call("launch_rockets", `{}`), false},
+		{call("get_weather", `{"days": 2}`), false}, // city is required
+		{call("get_time", `{"zone": 1}`), false},
+		{call("get_time", `{"zone": "CET"}`) + " Done.", false}, // the calls end the reply
+	} {
+		if got := g.Valid([]byte(tc.text)); got != tc.want {
+			t.Errorf("%q: Valid %v, want %v", tc.text, got, tc.want)
+		}
+	}
+	if g, _ := grammar(`,"parallel_tool_calls":false`).(*sample.Triggered); g == nil || g.Valid([]byte(call("get_time", `{"zone": "CET"}`)+call("get_time", `{"zone": "UTC"}`))) {
+		t.Errorf("parallel_tool_calls false: %v lets two calls through", g)
+	}
+	for _, extra := range []string{`,"tool_choice":"none"`, `,"response_format":{"type":"json_object"}`} {
+		if g := grammar(extra); g != nil {
+			t.Errorf("%s: grammar %v", extra, g)
+		}
+	}
+	if g := grammar(`,"response_format":{"type":"json_schema","json_schema":{"name":"x","schema":{"type":"integer"}}}`); g == nil || g.(fmt.Stringer).String() != "integer" {
+		t.Errorf("a response format's schema: grammar %v", g)
+	}
+	// Parameters no schema here holds take any object; more functions
+	// than a schema's alternatives hold must only be named.
+	odd := `[{"type":"function","function":{"name":"even","parameters":{"type":"object","properties":{"n":{"type":"integer","multipleOf":2}}}}}]`
+	resp, b := f.do(t, "POST", "/v1/chat/completions", `{"model":"`+testModel+`","messages":[{"role":"user","content":"Hi"}],"max_tokens":5,"tools":`+odd+`}`)
+	reqs := f.gen.Requests()
+	if g, _ := reqs[len(reqs)-1].Grammar.(*sample.Triggered); resp.StatusCode != 200 || g == nil || !g.Valid([]byte(call("even", `{"n": 3, "x": [1]}`))) || g.Valid([]byte(call("odd", `{}`))) {
+		t.Errorf("parameters with multipleOf: %d %s, grammar %v", resp.StatusCode, b, g)
+	}
+	var many []string
+	for i := range sample.MaxSchemaReadings + 4 {
+		many = append(many, fmt.Sprintf(`{"type":"function","function":{"name":"f%d","parameters":{"type":"object","properties":{"a":{"type":"string"}},"required":["a"]}}}`, i))
+	}
+	resp, b = f.do(t, "POST", "/v1/chat/completions", `{"model":"`+testModel+`","messages":[{"role":"user","content":"Hi"}],"max_tokens":5,"tools":[`+strings.Join(many, ",")+`]}`)
+	reqs = f.gen.Requests()
+	if g, _ := reqs[len(reqs)-1].Grammar.(*sample.Triggered); resp.StatusCode != 200 || g == nil || !g.Valid([]byte(call("f19", `{}`))) || g.Valid([]byte(call("f20", `{}`))) {
+		t.Errorf("%d functions: %d %s, grammar %v", len(many), resp.StatusCode, b, g)
+	}
+	// A template that does not write calls in tags gets none.
+	h := newToolFixture(t, testTemplate, &apitest.Generator{Reply: "Sunny."})
+	chatTools(t, h, "")
+	if reqs := h.gen.Requests(); reqs[len(reqs)-1].Grammar != nil {
+		t.Errorf("a template without tags: grammar %v", reqs[len(reqs)-1].Grammar)
 	}
 }
 
