@@ -446,7 +446,9 @@ func (s *Server) chatJob(req *chatRequest, info ModelInfo) (*job, *apiError) {
 		grammar = guided
 	}
 	if grammar == nil && (req.ResponseFormat == nil || req.ResponseFormat.Type != "json_object") {
-		grammar = tools.lazy()
+		if grammar = tools.lazy(); grammar != nil {
+			tools.live = true
+		}
 	}
 	prompt := s.encodePrompt(text)
 	requested, param := req.MaxCompletionTokens, "max_completion_tokens"
@@ -864,11 +866,17 @@ func (s *Server) handleChat(w http.ResponseWriter, r *http.Request) {
 			}
 		}
 		visible := st.visible
+		var live []toolCall
 		if j.tools.calls() {
-			visible = streams[i].add(j.tools, st.visible)
+			visible, live = streams[i].add(j.tools, st.visible)
 		}
 		if visible != "" || tlps != nil {
 			if err := sse.send(chunk(i, chatDelta{Content: &visible}, nonNil(tlps), nil)); err != nil {
+				return err
+			}
+		}
+		if len(live) > 0 {
+			if err := sse.send(chunk(i, chatDelta{ToolCalls: live}, nil, nil)); err != nil {
 				return err
 			}
 		}
@@ -877,7 +885,10 @@ func (s *Server) handleChat(w http.ResponseWriter, r *http.Request) {
 		}
 		reason := st.finish.openAI()
 		if j.tools.calls() {
-			calls, rest := streams[i].end(j, st.finish)
+			calls, rest, streamed := streams[i].end(j, st.finish)
+			if streamed && st.finish != finishLength {
+				reason = "tool_calls"
+			}
 			if len(calls) > 0 {
 				reason = "tool_calls"
 				if err := sse.send(chunk(i, chatDelta{ToolCalls: calls}, nil, nil)); err != nil {

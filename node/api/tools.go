@@ -35,6 +35,7 @@ type toolSet struct {
 	single bool            // parallel_tool_calls false: one call at most
 	prompt string          // TGI's tool_prompt: the text before the tools' description
 	syntax toolSyntax
+	live   bool // the reply is under lazy's grammar: calls stream as they are written
 }
 
 // toolFunc is one function offered.
@@ -278,13 +279,17 @@ func (ts *toolSet) instruct(msgs []tokenizer.ChatMessage) []tokenizer.ChatMessag
 }
 
 // toolCall is a call read out of a reply, as OpenAI's responses carry it.
+// In a stream, a call's first delta has its index, ID, type and name, and
+// the arguments come in the deltas after it, with only the index beside
+// them (which is why ID, type and name may be empty: always set in a whole
+// call).
 type toolCall struct {
 	Index    *int   `json:"index,omitempty"` // in stream deltas
-	ID       string `json:"id"`
-	Type     string `json:"type"`
+	ID       string `json:"id,omitempty"`
+	Type     string `json:"type,omitempty"`
 	Function struct {
-		Name      string `json:"name"`
-		Arguments string `json:"arguments"` // a JSON text
+		Name      string `json:"name,omitempty"`
+		Arguments string `json:"arguments"` // a JSON text, or a piece of one
 	} `json:"function"`
 }
 
@@ -432,37 +437,253 @@ func nonEmpty(s string) *string {
 }
 
 // toolStream is one streamed choice's text while its reply may turn out
-// to be calls: what was sent as content, and what is held back.
+// to be calls: what was sent as content, and what is held back. Under the
+// lazy grammar (toolSet.live) calls stream as the model writes them
+// instead: each call's name once it is whole, then its arguments piece by
+// piece, without the whitespace between JSON tokens, so that the pieces
+// add up to the arguments of the whole reply.
 type toolStream struct {
 	text strings.Builder
-	sent int // bytes of text sent as content
+	sent int // bytes of text sent as content, or read as calls
+	// Calls streamed as they are written:
+	calls  int        // calls begun (the next one's index)
+	phase  uint8      // where the reader stands (live* below)
+	open   int        // where the last <tool_call> began
+	args   jsonCursor // in the arguments (liveArgs)
+	held   bool       // the first call was none to stream: held back and read at the end
+	broken bool       // the text left the syntax after a call began: the rest is dropped
 }
 
+// The phases of a live toolStream.
+const (
+	liveText = iota // before a call, or between calls
+	liveHead        // after <tool_call>, before the arguments
+	liveArgs        // in the arguments
+	liveTail        // after the arguments, before </tool_call>
+)
+
 // add takes the visible text of a step and returns what may be sent as
-// content now.
-func (t *toolStream) add(ts *toolSet, visible string) string {
+// content now, and the pieces of calls to send (live).
+func (t *toolStream) add(ts *toolSet, visible string) (string, []toolCall) {
 	t.text.WriteString(visible)
+	if ts.live && !t.held {
+		return t.live(ts)
+	}
 	text := t.text.String()
 	start, _ := ts.holdsCall(text)
 	if start <= t.sent {
-		return ""
+		return "", nil
 	}
 	out := text[t.sent:start]
 	t.sent = start
-	return out
+	return out, nil
+}
+
+// live reads what it can of the text past t.sent: content before the
+// first call, and the calls. When what follows the first <tool_call> is
+// no call it can stream (a function not offered, arguments not an
+// object), which the grammar never lets a model write, the reply is held
+// back from there and read whole at its end, as without the grammar;
+// after a call began, what leaves the syntax is dropped.
+func (t *toolStream) live(ts *toolSet) (content string, calls []toolCall) {
+	text := t.text.String()
+	for !t.broken {
+		rest := text[t.sent:]
+		switch t.phase {
+		case liveText:
+			i := strings.Index(rest, hermesOpen)
+			if i < 0 { // content up to what may begin a marker; between calls, whitespace only
+				if t.calls == 0 {
+					start, _ := ts.holdsCall(text)
+					content += text[t.sent:max(start, t.sent)]
+					t.sent = max(start, t.sent)
+				}
+				return content, calls
+			}
+			if t.calls == 0 {
+				content += rest[:i]
+			}
+			if ts.single && t.calls > 0 { // one call at most, as read does
+				t.broken = true
+				break
+			}
+			t.open = t.sent + i
+			t.sent = t.open + len(hermesOpen)
+			t.phase = liveHead
+		case liveHead:
+			name, n := callHead(rest, ts.syntax.argsKey)
+			if n == 0 {
+				return content, calls
+			}
+			if n < 0 || !slices.ContainsFunc(ts.funcs, func(f toolFunc) bool { return f.Name == name }) {
+				if t.calls == 0 {
+					t.held, t.sent = true, t.open
+				}
+				t.broken = true
+				return content, calls
+			}
+			k := t.calls
+			c := toolCall{Index: &k, ID: "call_" + rand.Text()[:24], Type: "function"}
+			c.Function.Name = name
+			calls = append(calls, c)
+			t.calls++
+			t.sent += n
+			t.phase, t.args = liveArgs, jsonCursor{}
+		case liveArgs:
+			piece, n, done := t.args.take(rest)
+			t.sent += n
+			if piece != "" {
+				k := t.calls - 1
+				c := toolCall{Index: &k}
+				c.Function.Arguments = piece
+				calls = append(calls, c)
+			}
+			if !done {
+				return content, calls
+			}
+			t.phase = liveTail
+		case liveTail:
+			r := strings.TrimLeft(rest, " \t\r\n")
+			if r == "" {
+				return content, calls
+			}
+			if r[0] != '}' {
+				t.broken = true
+				break
+			}
+			r = strings.TrimLeft(r[1:], " \t\r\n")
+			switch {
+			case strings.HasPrefix(r, hermesClose):
+				t.sent = len(text) - len(r) + len(hermesClose)
+				t.phase = liveText
+			case strings.HasPrefix(hermesClose, r):
+				return content, calls
+			default:
+				t.broken = true
+			}
+		}
+	}
+	return content, calls
+}
+
+// callHead reads the beginning of a call's object at the start of rest,
+// up to the first byte of its arguments: {"name": NAME, "KEY": {. It
+// returns the name and how many bytes come before that {; n is 0 while
+// rest may still grow into such a beginning, and -1 once it cannot.
+func callHead(rest, key string) (name string, n int) {
+	i := 0
+	space := func() {
+		for i < len(rest) && isJSONSpace(rest[i]) {
+			i++
+		}
+	}
+	// expect reads s after whitespace: 1 when it did, 0 when rest ends
+	// within it, -1 when rest does not hold it.
+	expect := func(s string) int {
+		space()
+		switch r := rest[i:]; {
+		case strings.HasPrefix(r, s):
+			i += len(s)
+			return 1
+		case strings.HasPrefix(s, r):
+			return 0
+		}
+		return -1
+	}
+	for _, s := range []string{"{", `"name"`, ":"} {
+		if e := expect(s); e < 1 {
+			return "", e
+		}
+	}
+	space()
+	switch {
+	case i == len(rest):
+		return "", 0
+	case rest[i] != '"':
+		return "", -1
+	}
+	end := -1
+	for k := i + 1; k < len(rest) && end < 0; k++ {
+		switch rest[k] {
+		case '\\':
+			k++
+		case '"':
+			end = k + 1
+		}
+	}
+	if end < 0 {
+		return "", 0 // the name is still being written
+	}
+	if json.Unmarshal([]byte(rest[i:end]), &name) != nil {
+		return "", -1
+	}
+	i = end
+	for _, s := range []string{",", `"` + key + `"`, ":", "{"} {
+		if e := expect(s); e < 1 {
+			return "", e
+		}
+	}
+	return name, i - 1
+}
+
+func isJSONSpace(b byte) bool { return b == ' ' || b == '\t' || b == '\n' || b == '\r' }
+
+// jsonCursor follows one JSON object through pieces of its text.
+type jsonCursor struct {
+	depth       int
+	inStr, esc  bool
+	begun, done bool
+}
+
+// take reads rest up to the end of the object: the bytes it read (n) and
+// them without whitespace outside strings (piece), and whether the object
+// ended.
+func (c *jsonCursor) take(rest string) (piece string, n int, done bool) {
+	var b strings.Builder
+	for n < len(rest) && !c.done {
+		ch := rest[n]
+		n++
+		switch {
+		case c.inStr:
+			switch {
+			case c.esc:
+				c.esc = false
+			case ch == '\\':
+				c.esc = true
+			case ch == '"':
+				c.inStr = false
+			}
+		case isJSONSpace(ch):
+			continue
+		case ch == '"':
+			c.inStr = true
+		case ch == '{' || ch == '[':
+			c.depth++
+			c.begun = true
+		case ch == '}' || ch == ']':
+			c.depth--
+			c.done = c.begun && c.depth == 0
+		}
+		b.WriteByte(ch)
+	}
+	return b.String(), n, c.done
 }
 
 // end reads the calls out of the whole reply, or returns the text still
-// held back, to be sent as content.
-func (t *toolStream) end(j *job, f finish) ([]toolCall, string) {
+// held back, to be sent as content; streamed says that the calls were sent
+// as they were written (live), when any were.
+func (t *toolStream) end(j *job, f finish) (calls []toolCall, rest string, streamed bool) {
+	if t.calls > 0 {
+		return nil, "", true
+	}
 	text := t.text.String()
 	if _, calls := j.toolCalls(outcome{text: text, finish: f}); len(calls) > 0 {
 		for k := range calls {
 			calls[k].Index = &k
 		}
-		return calls, ""
+		return calls, "", false
 	}
-	return nil, text[t.sent:]
+	return nil, text[t.sent:], false
 }
 
 // toolMessages converts an assistant message's tool_calls for the template.

@@ -6,8 +6,13 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/openai/openai-go/v3"
 
@@ -55,18 +60,21 @@ func (f *fixture) prompt(t *testing.T) string {
 	return b.String()
 }
 
+// chatCall is a tool call in a chat response.
+type chatCall struct {
+	ID       string `json:"id"`
+	Type     string `json:"type"`
+	Function struct {
+		Name      string `json:"name"`
+		Arguments string `json:"arguments"`
+	} `json:"function"`
+}
+
 type chatOut struct {
 	Choices []struct {
 		Message struct {
-			Content   *string `json:"content"`
-			ToolCalls []struct {
-				ID       string `json:"id"`
-				Type     string `json:"type"`
-				Function struct {
-					Name      string `json:"name"`
-					Arguments string `json:"arguments"`
-				} `json:"function"`
-			} `json:"tool_calls"`
+			Content   *string    `json:"content"`
+			ToolCalls []chatCall `json:"tool_calls"`
 		} `json:"message"`
 		FinishReason string `json:"finish_reason"`
 	} `json:"choices"`
@@ -105,48 +113,19 @@ func TestToolsHermes(t *testing.T) {
 	}
 
 	// Streamed: the text before the call as content, the marker never.
-	resp, b := f.do(t, "POST", "/v1/chat/completions", `{"model":"`+testModel+`","stream":true,"messages":[{"role":"user","content":"Weather?"}],"max_tokens":200,"tools":`+weatherTools+`}`)
-	if resp.StatusCode != 200 {
-		t.Fatalf("status %d: %s", resp.StatusCode, b)
+	content, calls, finish := streamChat(t, f, `,"max_tokens":200`)
+	// The call comes as it is written: its name, then pieces of its
+	// arguments, which add up to those of the whole reply.
+	whole := streamedCalls(t, calls)
+	if content != "Let me look.\n" || finish != "tool_calls" || len(whole) != 1 || len(calls) < 3 {
+		t.Errorf("streamed %q, calls %v, finish %q", content, calls, finish)
 	}
-	var content strings.Builder
-	var calls []map[string]any
-	finish := ""
-	for _, d := range sseData(t, b) {
-		if d == "[DONE]" {
-			break
-		}
-		var ev struct {
-			Choices []struct {
-				Delta struct {
-					Content   *string          `json:"content"`
-					ToolCalls []map[string]any `json:"tool_calls"`
-				} `json:"delta"`
-				FinishReason *string `json:"finish_reason"`
-			} `json:"choices"`
-		}
-		if err := json.Unmarshal([]byte(d), &ev); err != nil {
-			t.Fatal(err)
-		}
-		for _, ch := range ev.Choices {
-			if ch.Delta.Content != nil {
-				content.WriteString(*ch.Delta.Content)
-			}
-			calls = append(calls, ch.Delta.ToolCalls...)
-			if ch.FinishReason != nil {
-				finish = *ch.FinishReason
-			}
-		}
-	}
-	if content.String() != "Let me look.\n" || finish != "tool_calls" || len(calls) != 1 || calls[0]["index"] != 0.0 {
-		t.Errorf("streamed %q, calls %v, finish %q", content.String(), calls, finish)
-	}
-	if fn, _ := calls[0]["function"].(map[string]any); fn["name"] != "get_weather" || fn["arguments"] != `{"city":"Paris","days":2}` {
-		t.Errorf("streamed call %v", calls[0])
+	if c := whole[0]; c.Function.Name != "get_weather" || c.Function.Arguments != `{"city":"Paris","days":2}` || !strings.HasPrefix(c.ID, "call_") || c.Type != "function" {
+		t.Errorf("streamed call %+v", c)
 	}
 
 	// Two choices streamed: each gets its call, in its own delta.
-	resp, b = f.do(t, "POST", "/v1/chat/completions", `{"model":"`+testModel+`","stream":true,"n":2,"stream_options":{"include_usage":true},"messages":[{"role":"user","content":"Weather?"}],"max_tokens":200,"tools":`+weatherTools+`}`)
+	resp, b := f.do(t, "POST", "/v1/chat/completions", `{"model":"`+testModel+`","stream":true,"n":2,"stream_options":{"include_usage":true},"messages":[{"role":"user","content":"Weather?"}],"max_tokens":200,"tools":`+weatherTools+`}`)
 	if resp.StatusCode != 200 {
 		t.Fatalf("status %d: %s", resp.StatusCode, b)
 	}
@@ -165,7 +144,11 @@ func TestToolsHermes(t *testing.T) {
 			continue
 		}
 		for _, ch := range ev.Choices {
-			perChoice[ch.Index] += len(ch.Delta.ToolCalls)
+			for _, c := range ch.Delta.ToolCalls {
+				if c["id"] != nil {
+					perChoice[ch.Index]++
+				}
+			}
 			if ch.FinishReason != nil {
 				finishes[ch.Index] = *ch.FinishReason
 			}
@@ -183,6 +166,129 @@ func TestToolsHermes(t *testing.T) {
 	}
 	if c := chatTools(t, g, `,"parallel_tool_calls":false`).Choices[0]; len(c.Message.ToolCalls) != 1 || c.Message.ToolCalls[0].Function.Name != "get_weather" {
 		t.Errorf("parallel_tool_calls false: %+v", c.Message.ToolCalls)
+	}
+}
+
+// streamedCalls adds up the calls of stream deltas: each begins with a
+// delta that has its index, ID, type and name, and the deltas after it
+// with that index carry pieces of its arguments.
+func streamedCalls(t *testing.T, deltas []map[string]any) []chatCall {
+	t.Helper()
+	var calls []chatCall
+	for _, d := range deltas {
+		i, _ := d["index"].(float64)
+		fn, _ := d["function"].(map[string]any)
+		args, _ := fn["arguments"].(string)
+		if id, ok := d["id"].(string); ok {
+			if int(i) != len(calls) || d["type"] != "function" || fn["name"] == nil {
+				t.Fatalf("a call's first delta %v", d)
+			}
+			var c chatCall
+			c.ID, c.Type, c.Function.Name = id, "function", fn["name"].(string)
+			calls = append(calls, c)
+		} else if int(i) != len(calls)-1 || d["type"] != nil || fn["name"] != nil {
+			t.Fatalf("a delta of arguments %v", d)
+		}
+		calls[int(i)].Function.Arguments += args
+	}
+	return calls
+}
+
+// streamChat streams a chat with the weather tools and extra fields, and
+// returns its content, its calls' deltas and its finish reason.
+func streamChat(t *testing.T, f *fixture, extra string) (string, []map[string]any, string) {
+	t.Helper()
+	resp, b := f.do(t, "POST", "/v1/chat/completions", `{"model":"`+testModel+`","stream":true,"messages":[{"role":"user","content":"Weather?"}],"tools":`+weatherTools+extra+`}`)
+	if resp.StatusCode != 200 {
+		t.Fatalf("status %d: %s", resp.StatusCode, b)
+	}
+	var content strings.Builder
+	var calls []map[string]any
+	finish := ""
+	for _, d := range sseData(t, b) {
+		var ev struct {
+			Choices []struct {
+				Delta struct {
+					Content   *string          `json:"content"`
+					ToolCalls []map[string]any `json:"tool_calls"`
+				} `json:"delta"`
+				FinishReason *string `json:"finish_reason"`
+			} `json:"choices"`
+		}
+		if json.Unmarshal([]byte(d), &ev) != nil || len(ev.Choices) == 0 {
+			continue
+		}
+		ch := ev.Choices[0]
+		if ch.Delta.Content != nil {
+			content.WriteString(*ch.Delta.Content)
+		}
+		calls = append(calls, ch.Delta.ToolCalls...)
+		if ch.FinishReason != nil {
+			finish = *ch.FinishReason
+		}
+	}
+	return content.String(), calls, finish
+}
+
+// TestToolsStreamedLive: under the lazy grammar, calls stream as they are
+// written: two calls as two, each named in its first delta; arguments cut
+// short by max_tokens end the stream with "length"; with
+// parallel_tool_calls false only the first call is sent.
+func TestToolsStreamedLive(t *testing.T) {
+	two := "<tool_call>\n{\"name\": \"get_weather\", \"arguments\": {\"city\": \"Par\\\"is \\u00e9\", \"days\": [1, {\"a\": \"}\"}]}}\n</tool_call>\n<tool_call>\n{\"name\": \"get_time\", \"arguments\": {}}\n</tool_call>"
+	f := newToolFixture(t, hermesTemplate, &apitest.Generator{Reply: two})
+	content, deltas, finish := streamChat(t, f, `,"max_tokens":300`)
+	calls := streamedCalls(t, deltas)
+	whole := chatTools(t, f, "").Choices[0].Message.ToolCalls
+	if content != "" || finish != "tool_calls" || len(calls) != 2 || len(whole) != 2 {
+		t.Fatalf("content %q, finish %q, calls %+v, whole %+v", content, finish, calls, whole)
+	}
+	for i := range calls {
+		if calls[i].Function != whole[i].Function {
+			t.Errorf("call %d streamed %+v, whole %+v", i, calls[i].Function, whole[i].Function)
+		}
+	}
+	if calls[0].Function.Arguments != `{"city":"Par\"is \u00e9","days":[1,{"a":"}"}]}` {
+		t.Errorf("arguments %s", calls[0].Function.Arguments)
+	}
+
+	content, deltas, finish = streamChat(t, f, `,"max_tokens":60`)
+	if calls := streamedCalls(t, deltas); content != "" || finish != "length" || len(calls) != 1 || !strings.HasPrefix(`{"city":"Par\"is \u00e9","days":[1,{"a":"}"}]}`, calls[0].Function.Arguments) {
+		t.Errorf("cut short: content %q, finish %q, calls %+v", content, finish, calls)
+	}
+
+	content, deltas, finish = streamChat(t, f, `,"max_tokens":300,"parallel_tool_calls":false`)
+	if calls := streamedCalls(t, deltas); content != "" || finish != "tool_calls" || len(calls) != 1 || calls[0].Function.Name != "get_weather" {
+		t.Errorf("parallel_tool_calls false: content %q, finish %q, calls %+v", content, finish, calls)
+	}
+}
+
+// TestToolsOpenAIClientLive runs testdata/openai-client.mjs (npm's openai
+// package) against a server whose reply is two calls: the client's stream
+// helper puts the streamed deltas together into the calls of the whole
+// reply. It skips when the npm packages are not installed, unless
+// STRATA_NODE_CLIENT=1 (as CI sets).
+func TestToolsOpenAIClientLive(t *testing.T) {
+	nodeBin, err := exec.LookPath("node")
+	_, statErr := os.Stat(filepath.Join("testdata", "node_modules", "openai"))
+	if err != nil || statErr != nil {
+		if os.Getenv("STRATA_NODE_CLIENT") == "1" {
+			t.Fatalf("node or the npm openai package missing (STRATA_NODE_CLIENT=1): %v %v", err, statErr)
+		}
+		t.Skip("node or node/api/testdata/node_modules missing: npm ci --prefix node/api/testdata")
+	}
+	two := "<tool_call>\n{\"name\": \"get_weather\", \"arguments\": {\"city\": \"Paris\"}}\n</tool_call>\n<tool_call>\n{\"name\": \"get_time\", \"arguments\": {\"zone\": \"CET\"}}\n</tool_call>"
+	f := newToolFixture(t, hermesTemplate, &apitest.Generator{Reply: two})
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, nodeBin, "openai-client.mjs")
+	cmd.Dir = "testdata"
+	cmd.Env = append(slices.DeleteFunc(os.Environ(), func(e string) bool { return strings.HasPrefix(e, "STRATA_API_BASE=") }),
+		"STRATA_LIVE_TOOLS_BASE="+f.srv.URL+"/v1", "STRATA_API_KEY=none")
+	out, err := cmd.CombinedOutput()
+	t.Logf("%s", out)
+	if err != nil {
+		t.Fatalf("openai-client.mjs: %v", err)
 	}
 }
 
@@ -364,20 +470,35 @@ func TestToolMessages(t *testing.T) {
 	}
 
 	client := openAIClient(f, "")
-	res, err := client.Chat.Completions.New(context.Background(), openai.ChatCompletionNewParams{
+	params := openai.ChatCompletionNewParams{
 		Model:    testModel,
 		Messages: []openai.ChatCompletionMessageParamUnion{openai.UserMessage("What time is it?")},
 		Tools: []openai.ChatCompletionToolUnionParam{openai.ChatCompletionFunctionTool(openai.FunctionDefinitionParam{
 			Name:       "get_time",
 			Parameters: openai.FunctionParameters{"type": "object", "properties": map[string]any{"zone": map[string]any{"type": "string"}}},
 		})},
-	})
+	}
+	res, err := client.Chat.Completions.New(context.Background(), params)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if calls := res.Choices[0].Message.ToolCalls; len(calls) != 1 || calls[0].Function.Name != "get_time" || calls[0].Function.Arguments != `{"zone":"UTC"}` ||
 		res.Choices[0].FinishReason != "tool_calls" {
 		t.Errorf("the client read %+v", res.Choices[0])
+	}
+	// Streamed as it is written, the client's accumulator puts the call
+	// together.
+	stream := client.Chat.Completions.NewStreaming(context.Background(), params)
+	var acc openai.ChatCompletionAccumulator
+	for stream.Next() {
+		acc.AddChunk(stream.Current())
+	}
+	if err := stream.Err(); err != nil {
+		t.Fatal(err)
+	}
+	if calls := acc.Choices[0].Message.ToolCalls; len(calls) != 1 || calls[0].Function.Name != "get_time" || calls[0].Function.Arguments != `{"zone":"UTC"}` ||
+		calls[0].ID == "" || acc.Choices[0].FinishReason != "tool_calls" {
+		t.Errorf("the client's accumulator read %+v", acc.Choices[0])
 	}
 }
 

@@ -15,6 +15,12 @@
 //   STRATA_TOOLS_BASE  when set, the /v1 URL of a server (of a model whose
 //                    context holds a tool's description) to ask for
 //                    required tool calls, whole and streamed
+//   STRATA_LIVE_TOOLS_BASE  when set, and STRATA_API_BASE is not, only this:
+//                    the /v1 URL of a server whose every reply is two calls
+//                    in <tool_call> tags (node/api's tests), asked with
+//                    tool_choice auto, whole and streamed as the calls are
+//                    written: the client's stream helper must put together
+//                    the calls of the whole reply
 
 import OpenAI from 'openai';
 
@@ -176,14 +182,41 @@ async function tools(url) {
     `a streamed required tool call: ${JSON.stringify(s.message.tool_calls ?? s)}`);
 }
 
+// liveTools asks for calls in auto mode, whole and streamed, from a
+// server whose reply is two calls to the weather and time functions: the
+// stream's deltas, put together by the client's helper, must be the
+// whole reply's calls.
+async function liveTools(url) {
+  const tc = new OpenAI({ baseURL: url, apiKey, maxRetries: 0, timeout: 120_000 });
+  const fn = (name, properties) => ({ type: 'function', function: { name, parameters: { type: 'object', properties } } });
+  const params = {
+    model: (await tc.models.list()).data[0]?.id,
+    messages: [{ role: 'user', content: 'The weather and the time?' }],
+    max_tokens: 400,
+    tools: [fn('get_weather', { city: { type: 'string' } }), fn('get_time', { zone: { type: 'string' } })],
+  };
+  const calls = (c) => (c.message.tool_calls ?? []).map((t) => [t.id.startsWith('call_'), t.type, t.function.name, JSON.parse(t.function.arguments)]);
+  const w = (await tc.chat.completions.create(params)).choices[0];
+  const s = (await tc.chat.completions.stream(params).finalChatCompletion()).choices[0];
+  const want = JSON.stringify(calls(w));
+  check(w.finish_reason === 'tool_calls' && calls(w).length === 2, `two calls in auto mode: ${want}`);
+  check(s.finish_reason === 'tool_calls' && JSON.stringify(calls(s)) === want && !s.message.content,
+    `the same two calls streamed as they are written: ${JSON.stringify(calls(s))}`);
+}
+
 try {
-  await main();
+  if (process.env.STRATA_LIVE_TOOLS_BASE && !process.env.STRATA_API_BASE) {
+    await liveTools(process.env.STRATA_LIVE_TOOLS_BASE);
+  } else {
+    await main();
+  }
 } catch (err) {
   failures.push(String(err));
   console.error(`FAIL ${err?.stack ?? err}`);
 }
+const target = process.env.STRATA_LIVE_TOOLS_BASE && !process.env.STRATA_API_BASE ? process.env.STRATA_LIVE_TOOLS_BASE : baseURL;
 if (failures.length > 0) {
-  console.error(`${failures.length} check(s) failed against ${baseURL}`);
+  console.error(`${failures.length} check(s) failed against ${target}`);
   process.exit(1);
 }
-console.log(`all checks passed against ${baseURL}`);
+console.log(`all checks passed against ${target}`);
