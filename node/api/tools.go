@@ -318,11 +318,7 @@ func (ts *toolSet) readAll(reply string) (content string, calls []toolCall) {
 			if !ok {
 				return reply, nil
 			}
-			if j := strings.Index(body, hermesClose); j >= 0 {
-				body, rest = body[:j], strings.TrimSpace(body[j+len(hermesClose):])
-			} else {
-				rest = "" // the last may be unclosed: the model ended there
-			}
+			body, rest = cutCall(body)
 			c, ok := ts.call(body)
 			if !ok {
 				return reply, nil
@@ -351,6 +347,26 @@ func (ts *toolSet) readAll(reply string) (content string, calls []toolCall) {
 		return reply, nil
 	}
 	return "", []toolCall{c}
+}
+
+// cutCall cuts the text after a <tool_call> at its </tool_call>: the
+// call and what follows the marker. The marker ends the call after its
+// JSON object, which may hold the marker's text in a string; the last
+// call may be unclosed (rest ""), as the model ended there.
+func cutCall(text string) (call, rest string) {
+	dec := json.NewDecoder(strings.NewReader(text))
+	var obj json.RawMessage
+	if dec.Decode(&obj) == nil {
+		end := int(dec.InputOffset())
+		after := strings.TrimLeft(text[end:], " \t\r\n")
+		if r, ok := strings.CutPrefix(after, hermesClose); ok {
+			return text[:end], strings.TrimSpace(r)
+		}
+	}
+	if j := strings.Index(text, hermesClose); j >= 0 {
+		return text[:j], strings.TrimSpace(text[j+len(hermesClose):])
+	}
+	return text, ""
 }
 
 // call reads one call, a JSON object naming an offered function.

@@ -158,6 +158,15 @@ func TestToolsHermes(t *testing.T) {
 		t.Errorf("two streamed choices: calls %v, finishes %v", perChoice, finishes)
 	}
 
+	// The closing marker's text inside an argument does not end the call.
+	odd := newToolFixture(t, hermesTemplate, &apitest.Generator{Reply: "<tool_call>\n{\"name\": \"get_weather\", \"arguments\": {\"city\": \"a</tool_call>b\"}}\n</tool_call>"})
+	if c := chatTools(t, odd, "").Choices[0]; len(c.Message.ToolCalls) != 1 || c.Message.ToolCalls[0].Function.Arguments != `{"city":"a</tool_call>b"}` {
+		t.Errorf("a marker in an argument: %+v", c)
+	}
+	if calls := streamedCalls(t, func() []map[string]any { _, d, _ := streamChat(t, odd, `,"max_tokens":200`); return d }()); len(calls) != 1 || calls[0].Function.Arguments != `{"city":"a</tool_call>b"}` {
+		t.Errorf("a marker in an argument, streamed: %+v", calls)
+	}
+
 	// Two calls; one with parallel_tool_calls false.
 	two := reply + "\n<tool_call>\n{\"name\": \"get_time\", \"arguments\": {\"zone\": \"CET\"}}\n</tool_call>"
 	g := newToolFixture(t, hermesTemplate, &apitest.Generator{Reply: two})
