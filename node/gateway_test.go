@@ -547,19 +547,32 @@ func TestPrefixCacheNode(t *testing.T) {
 // system message about the tools) writes one under the constraint, and
 // the reply is a call to an offered function with arguments its
 // parameters accept. Offered tools without a required call, it writes
-// text as content.
+// text as content; pushed to begin its reply with a brace (logit_bias),
+// the grammar of auto mode holds what follows to a call of an offered
+// function.
 func TestToolsNode(t *testing.T) {
 	base := startServe(t, ServeConfig{Model: testdata.Path(t, "models/synth-qwen2.gguf"), Stages: 3})
 	tools := []map[string]any{{"type": "function", "function": map[string]any{"name": "get_weather",
 		"parameters": map[string]any{"type": "object", "properties": map[string]any{
 			"city": map[string]any{"type": "string", "maxLength": 12}, "unit": map[string]any{"enum": []string{"C", "F"}}},
 			"required": []string{"city", "unit"}}}}}
+	// The token "{", to push a reply in auto mode to begin a call.
+	status, b := post(t, base+"/tokenize", map[string]any{"inputs": "{"})
+	var toks []struct {
+		ID   int    `json:"id"`
+		Text string `json:"text"`
+	}
+	if err := json.Unmarshal(b, &toks); status != 200 || err != nil || len(toks) == 0 || toks[len(toks)-1].Text != "{" {
+		t.Fatalf("/tokenize: %d %s: %v", status, b, err)
+	}
+	brace := map[string]float64{strconv.Itoa(toks[len(toks)-1].ID): 100}
 	for _, tc := range []struct {
 		choice any
 		temp   float64
-	}{{"required", 0}, {"required", 1}, {map[string]any{"type": "function", "function": map[string]any{"name": "get_weather"}}, 0.8}, {"auto", 0}} {
+		bias   map[string]float64
+	}{{"required", 0, nil}, {"required", 1, nil}, {map[string]any{"type": "function", "function": map[string]any{"name": "get_weather"}}, 0.8, nil}, {"auto", 0, nil}, {"auto", 0.8, brace}} {
 		status, b := post(t, base+"/v1/chat/completions", map[string]any{"model": "synth-qwen2", "max_tokens": 60, "temperature": tc.temp, "seed": 5,
-			"messages": []map[string]string{{"role": "user", "content": "What is the weather in Paris?"}}, "tools": tools, "tool_choice": tc.choice})
+			"messages": []map[string]string{{"role": "user", "content": "What is the weather in Paris?"}}, "tools": tools, "tool_choice": tc.choice, "logit_bias": tc.bias})
 		if status != 200 {
 			t.Fatalf("status %d: %s", status, b)
 		}
@@ -578,7 +591,7 @@ func TestToolsNode(t *testing.T) {
 			t.Fatalf("%s: %v", b, err)
 		}
 		c := out.Choices[0]
-		if tc.choice == "auto" {
+		if tc.choice == "auto" && tc.bias == nil {
 			if c.FinishReason == "tool_calls" || c.Message.Content == nil || *c.Message.Content == "" {
 				t.Errorf("auto: %s", b)
 			}

@@ -446,7 +446,8 @@ func (s *Server) chatJob(req *chatRequest, info ModelInfo) (*job, *apiError) {
 		grammar = guided
 	}
 	if grammar == nil && (req.ResponseFormat == nil || req.ResponseFormat.Type != "json_object") {
-		if grammar = tools.lazy(); grammar != nil {
+		grammar = tools.lazy()
+		if _, live := grammar.(*sample.Triggered); live {
 			tools.live = true
 		}
 	}

@@ -188,46 +188,62 @@ func (ts *toolSet) schema() (*sample.JSONSchema, *apiError) {
 	return sch, nil
 }
 
-// lazy is the grammar of a reply that may call the tools, for a model
-// that writes calls in <tool_call> tags: free text, but each call the
-// model opens must name an offered function with arguments its
-// parameters accept (as schema compiles them), and the calls end the
-// reply, so that it is read back as calls. Parameters that do not compile as a schema take any object
-// (as they did without the grammar); when even that cannot be written
-// (functions past what a schema's alternatives hold), a call must only
-// name an offered function, and past that there is no grammar (nil).
+// lazy is the grammar of a reply that may call the tools (tool_choice
+// auto): free text, but a call the model begins must name an offered
+// function with arguments its parameters accept (as schema compiles
+// them), so that it is read back as a call. A model that writes calls in
+// <tool_call> tags may write text before them, and they end the reply
+// (sample.Triggered); a model that writes bare JSON calls begins its reply
+// with one, or a list of them, which is then the whole reply
+// (sample.Leading). Parameters that do not compile as a schema take any
+// object (as they did without the grammar); when even that cannot be
+// written (functions past what a schema's alternatives hold), a call must
+// only name an offered function, and past that there is no grammar (nil).
 func (ts *toolSet) lazy() sample.Grammar {
-	if !ts.calls() || ts.required() || !ts.syntax.hermes {
+	if !ts.calls() || ts.required() {
 		return nil
 	}
 	key := ts.syntax.argsKey
-	call := func(name []byte, args json.RawMessage) string {
+	call := func(name string, args json.RawMessage) string {
 		return fmt.Sprintf(`{"type":"object","properties":{"name":%s,%q:%s},"required":["name",%q]}`, name, key, args, key)
 	}
+	anyObject := json.RawMessage(`{"type":"object"}`)
 	var alts, names []string
 	for _, f := range ts.funcs {
 		name, _ := json.Marshal(f.Name)
 		names = append(names, string(name))
 		args := f.Parameters
 		if !isSet(args) {
-			args = json.RawMessage(`{"type":"object"}`)
+			args = anyObject
 		}
-		alt := call([]byte(`{"const":`+string(name)+`}`), args)
+		alt := call(`{"const":`+string(name)+`}`, args)
 		if _, err := sample.CompileJSONSchema([]byte(alt)); err != nil {
-			alt = call([]byte(`{"const":`+string(name)+`}`), json.RawMessage(`{"type":"object"}`))
+			alt = call(`{"const":`+string(name)+`}`, anyObject)
 		}
 		alts = append(alts, alt)
 	}
-	for _, doc := range []string{
-		`{"anyOf":[` + strings.Join(alts, ",") + `]}`,
-		call([]byte(`{"enum":[`+strings.Join(names, ",")+`]}`), json.RawMessage(`{"type":"object"}`)),
-	} {
-		if sch, err := sample.CompileJSONSchema([]byte(doc)); err == nil {
-			max := 0
-			if ts.single {
-				max = 1
+	for _, calls := range [][]string{alts, {call(`{"enum":[`+strings.Join(names, ",")+`]}`, anyObject)}} {
+		one := calls[0]
+		if len(calls) > 1 {
+			one = `{"anyOf":[` + strings.Join(calls, ",") + `]}`
+		}
+		if ts.syntax.hermes {
+			if sch, err := sample.CompileJSONSchema([]byte(one)); err == nil {
+				max := 0
+				if ts.single {
+					max = 1
+				}
+				return &sample.Triggered{Open: hermesOpen, Close: hermesClose, Body: sch, Max: max, Final: true}
 			}
-			return &sample.Triggered{Open: hermesOpen, Close: hermesClose, Body: sch, Max: max, Final: true}
+			continue
+		}
+		most := "" // a list of calls, as read takes it
+		if ts.single {
+			most = `,"maxItems":1`
+		}
+		doc := `{"anyOf":[` + strings.Join(calls, ",") + `,{"type":"array","items":` + one + `,"minItems":1` + most + `}]}`
+		if sch, err := sample.CompileJSONSchema([]byte(doc)); err == nil {
+			return &sample.Leading{Body: sch}
 		}
 	}
 	return nil

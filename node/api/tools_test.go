@@ -389,11 +389,11 @@ func TestToolsRequired(t *testing.T) {
 	}
 }
 
-// TestToolsLazyGrammar: offered tools without a required call, a model of
-// the Hermes family writes freely, but each call it opens is held to a
-// call of an offered function with arguments its parameters accept; one
-// at most with parallel_tool_calls false. Other templates, tool_choice
-// none and a JSON response format get no such grammar.
+// TestToolsLazyGrammar: offered tools without a required call, a model
+// writes freely, but each call it begins is held to a call of an offered
+// function with arguments its parameters accept; one at most with
+// parallel_tool_calls false. tool_choice none and a response format get no
+// such grammar.
 func TestToolsLazyGrammar(t *testing.T) {
 	f := newToolFixture(t, hermesTemplate, &apitest.Generator{Reply: "Sunny."})
 	grammar := func(extra string) sample.Grammar {
@@ -453,11 +453,31 @@ func TestToolsLazyGrammar(t *testing.T) {
 	if g, _ := reqs[len(reqs)-1].Grammar.(*sample.Triggered); resp.StatusCode != 200 || g == nil || !g.Valid([]byte(call("f19", `{}`))) || g.Valid([]byte(call("f20", `{}`))) {
 		t.Errorf("%d functions: %d %s, grammar %v", len(many), resp.StatusCode, b, g)
 	}
-	// A template that does not write calls in tags gets none.
+	// A model that writes bare JSON calls: a reply that begins with one
+	// (or a list of them) is only that.
 	h := newToolFixture(t, testTemplate, &apitest.Generator{Reply: "Sunny."})
-	chatTools(t, h, "")
-	if reqs := h.gen.Requests(); reqs[len(reqs)-1].Grammar != nil {
-		t.Errorf("a template without tags: grammar %v", reqs[len(reqs)-1].Grammar)
+	for _, extra := range []string{"", `,"parallel_tool_calls":false`} {
+		chatTools(t, h, extra)
+		reqs := h.gen.Requests()
+		g, _ := reqs[len(reqs)-1].Grammar.(*sample.Leading)
+		if g == nil {
+			t.Fatalf("%s: bare calls: grammar %v", extra, reqs[len(reqs)-1].Grammar)
+		}
+		for _, tc := range []struct {
+			text string
+			want bool
+		}{
+			{"Sunny in Paris.", true},
+			{`{"name": "get_weather", "arguments": {"city": "Paris"}}`, true},
+			{`[{"name": "get_weather", "arguments": {"city": "Paris"}}, {"name": "get_time", "arguments": {"zone": "CET"}}]`, extra == ""},
+			{`[{"name": "get_time", "arguments": {"zone": "CET"}}]`, true},
+			{`{"name": "launch_rockets", "arguments": {}}`, false},
+			{`{"name": "get_time", "arguments": {"zone": "CET"}} and more`, false},
+		} {
+			if got := g.Valid([]byte(tc.text)); got != tc.want {
+				t.Errorf("%s: %q: Valid %v, want %v", extra, tc.text, got, tc.want)
+			}
+		}
 	}
 }
 

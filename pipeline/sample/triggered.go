@@ -105,15 +105,12 @@ func (g *Triggered) step(st trState, text []byte) (trState, bool) {
 			st.phase, st.body = trBody, []schemaState{{root: g.Body.root}}
 			i-- // the JSON text's first byte
 		case trBody:
-			var next []schemaState
-			for k := range st.body {
-				next = st.body[k].advance(text[i:i+1], next, MaxSchemaReadings)
-			}
-			if len(next) > 0 {
+			next, ended := bodyStep(st.body, text[i:i+1])
+			if next != nil {
 				st.body = next
 				continue
 			}
-			if !anyAccepting(st.body) {
+			if !ended {
 				return st, false
 			}
 			st.phase, st.space, st.body = trTrail, 0, nil
@@ -151,6 +148,19 @@ func advanceMatch(pat string, m int, b byte) int {
 		}
 	}
 	return 0
+}
+
+// bodyStep advances the readings of a JSON text by the byte b: the
+// readings that take it, or nil where none does, and then whether the
+// text was whole before b (which then follows the text).
+func bodyStep(body []schemaState, b []byte) (next []schemaState, ended bool) {
+	for k := range body {
+		next = body[k].advance(b, next, MaxSchemaReadings)
+	}
+	if len(next) > 0 {
+		return next, false
+	}
+	return nil, anyAccepting(body)
 }
 
 func anyAccepting(sts []schemaState) bool {
@@ -202,4 +212,137 @@ func (c *triggeredConstraint) Accept(token int) {
 // end, so that a piece without Open's first byte leaves it as it is.
 func (c *triggeredConstraint) free() bool {
 	return c.st.phase == trFree && c.st.match == 0 && !(c.g.Final && c.st.done > 0)
+}
+
+// Leading is a grammar for a reply that is either free text or, when it
+// begins (after at most MaxMarkSpace bytes of whitespace) with a byte
+// that Body's texts may begin with, one JSON text that Body accepts,
+// followed by at most MaxMarkSpace bytes of whitespace and nothing else.
+// It holds tool calls written as a bare JSON object (Llama 3's syntax) to
+// the functions offered, while the model remains free to answer in words.
+// Body's texts should be objects or arrays, which end where they close.
+type Leading struct {
+	Body *JSONSchema
+}
+
+// The phases of a Leading reply.
+const (
+	ldLead  uint8 = iota // whitespace so far
+	ldFree               // free text
+	ldBody               // in the JSON text
+	ldTrail              // after the JSON text
+)
+
+// ldState is where a Leading reply stands.
+type ldState struct {
+	phase uint8
+	space int
+	body  []schemaState
+}
+
+// Constraint implements Grammar.
+func (g *Leading) Constraint(piece func(id int) []byte, isEOG func(id int) bool) Constraint {
+	return &leadingConstraint{g: g, piece: piece, isEOG: isEOG}
+}
+
+// Valid reports whether text is a whole reply of the grammar.
+func (g *Leading) Valid(text []byte) bool {
+	st, ok := g.step(ldState{}, text)
+	return ok && st.phase != ldBody
+}
+
+// Prefix reports whether text is the start (or the whole) of a reply.
+func (g *Leading) Prefix(text []byte) bool {
+	_, ok := g.step(ldState{}, text)
+	return ok
+}
+
+// String names the grammar, for logs.
+func (g *Leading) String() string { return "text|" + g.Body.String() }
+
+// step returns st after text, and false when the grammar refuses text.
+func (g *Leading) step(st ldState, text []byte) (ldState, bool) {
+	for i := 0; i < len(text); i++ {
+		b := text[i]
+		switch st.phase {
+		case ldLead:
+			switch {
+			case isSpace(b) && st.space < MaxMarkSpace:
+				st.space++
+			case startsWith(g.Body.root, b):
+				st.phase, st.body = ldBody, []schemaState{{root: g.Body.root}}
+				i--
+			default:
+				st.phase = ldFree
+			}
+		case ldFree:
+			return st, true
+		case ldBody:
+			next, ended := bodyStep(st.body, text[i:i+1])
+			if next != nil {
+				st.body = next
+				continue
+			}
+			if !ended {
+				return st, false
+			}
+			st.phase, st.space, st.body = ldTrail, 0, nil
+			i--
+		case ldTrail:
+			if !isSpace(b) || st.space >= MaxMarkSpace {
+				return st, false
+			}
+			st.space++
+		}
+	}
+	if st.phase == ldBody && anyAccepting(st.body) {
+		// Whole: a JSON object or array cannot go on once it is.
+		st.phase, st.space, st.body = ldTrail, 0, nil
+	}
+	return st, true
+}
+
+// leadingConstraint is Leading's Constraint.
+type leadingConstraint struct {
+	g     *Leading
+	piece func(int) []byte
+	isEOG func(int) bool
+	st    ldState
+}
+
+// Allowed implements Constraint.
+func (c *leadingConstraint) Allowed(token int) bool {
+	if c.isEOG(token) {
+		return c.st.phase != ldBody
+	}
+	p := c.piece(token)
+	switch {
+	case c.st.phase == ldFree:
+		return true
+	case len(p) == 0:
+		return c.st.phase == ldLead
+	}
+	_, ok := c.g.step(c.st, p)
+	return ok
+}
+
+// Accept implements Constraint.
+func (c *leadingConstraint) Accept(token int) {
+	if c.isEOG(token) || c.st.phase == ldFree {
+		return
+	}
+	c.st, _ = c.g.step(c.st, c.piece(token))
+}
+
+// startsWith reports whether a text of n may begin with b.
+func startsWith(n *snode, b byte) bool {
+	if n.kind == kUnion {
+		for _, a := range n.alts {
+			if startsWith(a, b) {
+				return true
+			}
+		}
+		return false
+	}
+	return bytes.IndexByte(firstBytes(n), b) >= 0
 }

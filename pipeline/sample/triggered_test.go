@@ -3,6 +3,7 @@ package sample
 import (
 	"bytes"
 	"encoding/json"
+	"strings"
 	"testing"
 )
 
@@ -144,6 +145,77 @@ func FuzzTriggered(f *testing.F) {
 				t.Fatalf("%q: a section that is no call: %q", text, rest)
 			}
 			rest = rest[j+len(g.Close):]
+		}
+	})
+}
+
+// bareCalls is callSchema with Llama 3's key for the arguments, or a
+// list of such calls.
+func bareCalls(t testing.TB) *Leading {
+	one := strings.ReplaceAll(callSchema, `"arguments"`, `"parameters"`)
+	return &Leading{Body: mustSchema(t, `{"anyOf":[`+one+`,{"type":"array","items":`+one+`,"minItems":1}]}`)}
+}
+
+func TestLeading(t *testing.T) {
+	g := bareCalls(t)
+	for _, tc := range []struct {
+		text          string
+		valid, prefix bool
+	}{
+		{"", true, true},
+		{"  \n", true, true},
+		{"It is sunny {not a call}", true, true},
+		{`{"name": "time", "parameters": {}}`, true, true},
+		{` {"name": "weather", "parameters": {"city": "Oslo"}}` + "\n", true, true},
+		{`[{"name": "time", "parameters": {}}, {"name": "weather", "parameters": {"city": "x"}}]`, true, true},
+		{`{"name": "weather", "parameters": {"city": "Os`, false, true},
+		{`{"name": "rain", "parameters": {}}`, false, false},
+		{`{"name": "time", "parameters": {}} and more`, false, false},
+		{`[]`, false, false},
+		{`{"answer": 42}`, false, false},
+		{"         {", true, true}, // past the leading whitespace a brace is text
+	} {
+		if got := g.Valid([]byte(tc.text)); got != tc.valid {
+			t.Errorf("Valid(%q) = %v, want %v", tc.text, got, tc.valid)
+		}
+		if got := g.Prefix([]byte(tc.text)); got != tc.prefix {
+			t.Errorf("Prefix(%q) = %v, want %v", tc.text, got, tc.prefix)
+		}
+	}
+	calls := 0
+	testConstraint(t, g, []string{"", `{"name": "`, `weather", "parameters": {"city": "`, `"}}`, "[", "Hi"}, func(text []byte) bool {
+		if t := bytes.TrimSpace(text); len(t) > 0 && (t[0] == '{' || t[0] == '[') && bytes.HasPrefix(text, t[:1]) {
+			calls++
+			return json.Valid(t)
+		}
+		return true
+	})
+	if calls == 0 {
+		t.Error("no trial wrote a call")
+	}
+	t.Logf("%d calls", calls)
+}
+
+// FuzzLeading: a whole reply is a beginning of itself and of each of its
+// beginnings; one that begins with a brace or bracket is a JSON text of the
+// body.
+func FuzzLeading(f *testing.F) {
+	for _, seed := range []string{"", "Hi {", `{"name": "time", "parameters": {}}`, ` [{"name":"weather","parameters":{"city":"\u00e9"}}] `} {
+		f.Add([]byte(seed))
+	}
+	g := bareCalls(f)
+	f.Fuzz(func(t *testing.T, text []byte) {
+		if !g.Valid(text) {
+			return
+		}
+		for i := range len(text) + 1 {
+			if !g.Prefix(text[:i]) {
+				t.Fatalf("%q is whole, but not its beginning %q", text, text[:i])
+			}
+		}
+		lead := bytes.TrimLeft(text, " \t\r\n")
+		if len(text)-len(lead) <= MaxMarkSpace && len(lead) > 0 && (lead[0] == '{' || lead[0] == '[') && !g.Body.Valid(bytes.TrimSpace(lead)) {
+			t.Fatalf("%q: whole, but no call", text)
 		}
 	})
 }
