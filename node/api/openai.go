@@ -446,8 +446,7 @@ func (s *Server) chatJob(req *chatRequest, info ModelInfo) (*job, *apiError) {
 		grammar = guided
 	}
 	if grammar == nil && (req.ResponseFormat == nil || req.ResponseFormat.Type != "json_object") {
-		grammar = tools.lazy()
-		if _, live := grammar.(*sample.Triggered); live {
+		if grammar = tools.lazy(); grammar != nil {
 			tools.live = true
 		}
 	}

@@ -482,6 +482,7 @@ type toolStream struct {
 	phase  uint8      // where the reader stands (live* below)
 	open   int        // where the last <tool_call> began
 	args   jsonCursor // in the arguments (liveArgs)
+	list   bool       // bare calls in a JSON list
 	held   bool       // the first call was none to stream: held back and read at the end
 	broken bool       // the text left the syntax after a call began: the rest is dropped
 }
@@ -491,7 +492,9 @@ const (
 	liveText = iota // before a call, or between calls
 	liveHead        // after <tool_call>, before the arguments
 	liveArgs        // in the arguments
-	liveTail        // after the arguments, before </tool_call>
+	liveTail        // after the arguments, before </tool_call> (or the bare call's })
+	liveNext        // after a bare call in a list, before , or ]
+	liveDone        // after the bare calls: nothing more
 )
 
 // add takes the visible text of a step and returns what may be sent as
@@ -512,17 +515,35 @@ func (t *toolStream) add(ts *toolSet, visible string) (string, []toolCall) {
 }
 
 // live reads what it can of the text past t.sent: content before the
-// first call, and the calls. When what follows the first <tool_call> is
-// no call it can stream (a function not offered, arguments not an
-// object), which the grammar never lets a model write, the reply is held
-// back from there and read whole at its end, as without the grammar;
-// after a call began, what leaves the syntax is dropped.
+// first call, and the calls, in <tool_call> tags or bare (a JSON object
+// or list that begins the reply). When the first call is none it can
+// stream (a function not offered, arguments not an object), which the
+// grammar never lets a model write, the reply is held back from there and
+// read whole at its end, as without the grammar; after a call began, what
+// leaves the syntax is dropped.
 func (t *toolStream) live(ts *toolSet) (content string, calls []toolCall) {
 	text := t.text.String()
 	for !t.broken {
 		rest := text[t.sent:]
 		switch t.phase {
 		case liveText:
+			if !ts.syntax.hermes { // bare calls begin the reply, or there are none
+				lead := strings.TrimLeft(rest, " \t\r\n")
+				t.open = t.sent
+				switch {
+				case lead == "":
+					return content, calls
+				case lead[0] == '{':
+					t.sent = len(text) - len(lead)
+				case lead[0] == '[':
+					t.sent, t.list = len(text)-len(lead)+1, true
+				default:
+					t.held = true // content: holdsCall lets it through
+					return t.add(ts, "")
+				}
+				t.phase = liveHead
+				continue
+			}
 			i := strings.Index(rest, hermesOpen)
 			if i < 0 { // content up to what may begin a marker; between calls, whitespace only
 				if t.calls == 0 {
@@ -561,6 +582,20 @@ func (t *toolStream) live(ts *toolSet) (content string, calls []toolCall) {
 			t.calls++
 			t.sent += n
 			t.phase, t.args = liveArgs, jsonCursor{}
+		case liveNext:
+			r := strings.TrimLeft(rest, " \t\r\n")
+			switch {
+			case r == "":
+				return content, calls
+			case r[0] == ',' && !ts.single:
+				t.sent, t.phase = len(text)-len(r)+1, liveHead
+			case r[0] == ']':
+				t.sent, t.phase = len(text)-len(r)+1, liveDone
+			default:
+				t.broken = true
+			}
+		case liveDone:
+			return content, calls
 		case liveArgs:
 			piece, n, done := t.args.take(rest)
 			t.sent += n
@@ -581,6 +616,13 @@ func (t *toolStream) live(ts *toolSet) (content string, calls []toolCall) {
 			}
 			if r[0] != '}' {
 				t.broken = true
+				break
+			}
+			if !ts.syntax.hermes {
+				t.sent, t.phase = len(text)-len(r)+1, liveDone
+				if t.list {
+					t.phase = liveNext
+				}
 				break
 			}
 			r = strings.TrimLeft(r[1:], " \t\r\n")

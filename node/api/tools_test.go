@@ -240,9 +240,9 @@ func streamChat(t *testing.T, f *fixture, extra string) (string, []map[string]an
 }
 
 // TestToolsStreamedLive: under the lazy grammar, calls stream as they are
-// written: two calls as two, each named in its first delta; arguments cut
-// short by max_tokens end the stream with "length"; with
-// parallel_tool_calls false only the first call is sent.
+// written, in tags or bare: two calls as two, each named in its first
+// delta; arguments cut short by max_tokens end the stream with "length";
+// with parallel_tool_calls false only the first call is sent.
 func TestToolsStreamedLive(t *testing.T) {
 	two := "<tool_call>\n{\"name\": \"get_weather\", \"arguments\": {\"city\": \"Par\\\"is \\u00e9\", \"days\": [1, {\"a\": \"}\"}]}}\n</tool_call>\n<tool_call>\n{\"name\": \"get_time\", \"arguments\": {}}\n</tool_call>"
 	f := newToolFixture(t, hermesTemplate, &apitest.Generator{Reply: two})
@@ -269,6 +269,28 @@ func TestToolsStreamedLive(t *testing.T) {
 	content, deltas, finish = streamChat(t, f, `,"max_tokens":300,"parallel_tool_calls":false`)
 	if calls := streamedCalls(t, deltas); content != "" || finish != "tool_calls" || len(calls) != 1 || calls[0].Function.Name != "get_weather" {
 		t.Errorf("parallel_tool_calls false: content %q, finish %q, calls %+v", content, finish, calls)
+	}
+
+	// Bare JSON calls, one or a list of them, stream in the same way.
+	for _, reply := range []string{
+		`{"name": "get_weather", "arguments": {"city": "Paris", "days": 2}}`,
+		` [{"name": "get_weather", "arguments": {"city": "Paris"}}, {"name": "get_time", "arguments": {"zone": "CET"}}]`,
+	} {
+		g := newToolFixture(t, testTemplate, &apitest.Generator{Reply: reply})
+		content, deltas, finish := streamChat(t, g, `,"max_tokens":300`)
+		calls := streamedCalls(t, deltas)
+		whole := chatTools(t, g, "").Choices[0].Message.ToolCalls
+		if content != "" || finish != "tool_calls" || len(calls) != len(whole) || len(whole) == 0 || len(deltas) <= 2*len(whole) {
+			t.Fatalf("%s: content %q, finish %q, calls %+v, whole %+v", reply, content, finish, calls, whole)
+		}
+		for i := range calls {
+			if calls[i].Function != whole[i].Function {
+				t.Errorf("%s: call %d streamed %+v, whole %+v", reply, i, calls[i].Function, whole[i].Function)
+			}
+		}
+		if _, deltas, _ := streamChat(t, g, `,"max_tokens":300,"parallel_tool_calls":false`); len(streamedCalls(t, deltas)) != 1 {
+			t.Errorf("%s: parallel_tool_calls false: %v", reply, deltas)
+		}
 	}
 }
 
