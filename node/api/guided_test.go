@@ -40,7 +40,7 @@ func TestGuided(t *testing.T) {
 			{`,"guided_regex":"a","guided_choice":["b"]`, "guided_json"},
 			{`,"guided_regex":"(?=a)"`, "guided_regex"},
 			{`,"guided_choice":[]`, "guided_choice"},
-			{`,"guided_json":{"type":"integer","multipleOf":2}`, "guided_json"},
+			{`,"guided_json":{"type":"integer","not":{"const":2}}`, "guided_json"},
 		} {
 			resp, b := f.do(t, "POST", path, fmt.Sprintf(body, tc.extra))
 			var e struct {

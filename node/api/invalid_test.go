@@ -72,7 +72,7 @@ func TestInvalidRequests(t *testing.T) {
 		{"tools", "POST", "/v1/chat/completions", chat(`,"tools":[{"type":"retrieval"}]`), "", 400, openAI, "tools[0].type", "only \"function\""},
 		{"functions", "POST", "/v1/chat/completions", chat(`,"functions":[{"name":"f"}]`), "", 400, openAI, "functions", "use 'tools'"},
 		{"json_schema without a schema", "POST", "/v1/chat/completions", chat(`,"response_format":{"type":"json_schema"}`), "", 400, openAI, "response_format", "needs json_schema.schema"},
-		{"json_schema multipleOf", "POST", "/v1/chat/completions", chat(`,"response_format":{"type":"json_schema","json_schema":{"name":"x","schema":{"type":"integer","multipleOf":2}}}`), "", 400, openAI, "response_format", `"multipleOf" is not supported`},
+		{"json_schema not", "POST", "/v1/chat/completions", chat(`,"response_format":{"type":"json_schema","json_schema":{"name":"x","schema":{"type":"integer","not":{"const":2}}}}`), "", 400, openAI, "response_format", `"not" is not supported`},
 		{"json_schema allOf of no common type", "POST", "/v1/chat/completions", chat(`,"response_format":{"type":"json_schema","json_schema":{"name":"x","schema":{"allOf":[{"type":"string"},{"type":"integer"}]}}}`), "", 400, openAI, "response_format", "no type in common"},
 		{"json_schema lookahead", "POST", "/v1/chat/completions", chat(`,"response_format":{"type":"json_schema","json_schema":{"name":"x","schema":{"type":"string","pattern":"(?=a)"}}}`), "", 400, openAI, "response_format", `pattern "(?=a)"`},
 		{"response_format type", "POST", "/v1/chat/completions", chat(`,"response_format":{"type":"xml"}`), "", 400, openAI, "response_format", "not supported"},

@@ -662,6 +662,7 @@ func TestResponseFormat(t *testing.T) {
 		{"/generate", `{"inputs":"Hi","parameters":{"max_new_tokens":2,"grammar":{"type":"json","value":` + strconv.Quote(schema) + `}}}`, `{"a":integer}`},
 		{"/generate", `{"inputs":"Hi","parameters":{"max_new_tokens":2,"grammar":{"type":"json_schema","value":{"name":"x","schema":` + schema + `}}}}`, `{"a":integer}`},
 		{"/generate", `{"inputs":"Hi","parameters":{"max_new_tokens":2,"grammar":{"type":"regex","value":"\\d{3}-[a-z]+"}}}`, `\d{3}-[a-z]+`},
+		{"/generate", `{"inputs":"Hi","parameters":{"max_new_tokens":2,"grammar":{"type":"json","value":{"type":"object","properties":{"price":{"type":"number","multipleOf":0.01},"n":{"type":"integer","multipleOf":5}}}}}}`, `{"price"?:number*1e-2,"n"?:integer*5}`},
 		// A model extending another, as OpenAPI documents write it.
 		{"/v1/chat/completions", `{"model":"` + testModel + `","messages":[{"role":"user","content":"Hi"}],"max_tokens":2,"response_format":{"type":"json_schema","json_schema":{"name":"x","schema":` + extended + `}}}`, `{"a":integer,"b"?:string}`},
 	} {

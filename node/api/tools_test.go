@@ -460,11 +460,11 @@ func TestToolsLazyGrammar(t *testing.T) {
 	}
 	// Parameters no schema here holds take any object; more functions
 	// than a schema's alternatives hold must only be named.
-	odd := `[{"type":"function","function":{"name":"even","parameters":{"type":"object","properties":{"n":{"type":"integer","multipleOf":2}}}}}]`
+	odd := `[{"type":"function","function":{"name":"even","parameters":{"type":"object","properties":{"n":{"type":"integer","not":{"multipleOf":2}}}}}}]`
 	resp, b := f.do(t, "POST", "/v1/chat/completions", `{"model":"`+testModel+`","messages":[{"role":"user","content":"Hi"}],"max_tokens":5,"tools":`+odd+`}`)
 	reqs := f.gen.Requests()
 	if g, _ := reqs[len(reqs)-1].Grammar.(*sample.Triggered); resp.StatusCode != 200 || g == nil || !g.Valid([]byte(call("even", `{"n": 3, "x": [1]}`))) || g.Valid([]byte(call("odd", `{}`))) {
-		t.Errorf("parameters with multipleOf: %d %s, grammar %v", resp.StatusCode, b, g)
+		t.Errorf("parameters with not: %d %s, grammar %v", resp.StatusCode, b, g)
 	}
 	var many []string
 	for i := range sample.MaxSchemaReadings + 4 {

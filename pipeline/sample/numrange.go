@@ -17,11 +17,20 @@ import (
 // integers: 0, 1 and 100 are the bounds schemas give, and an integer bound
 // decides a decimal from its integer part and whether its fraction is
 // nonzero, exactly). A bounded number has no exponent.
+//
+// It also holds "multipleOf": of an integer, a multiple of the integer
+// mult (integers of magnitude up to maxBound, where a schema has no
+// maximum); of a number, mult makes it an integer such multiple (written
+// without a fraction), and dec a multiple of 10^-dec (0.01 for cents:
+// written with at most dec fraction digits). Numbers take no other
+// multipleOf.
 type numRange struct {
 	lo, hi     int64
 	hasLo      bool
 	hasHi      bool
-	loEx, hiEx bool // the bound itself is excluded
+	loEx, hiEx bool  // the bound itself is excluded
+	mult       int64 // a multiple of mult (0: any)
+	dec        uint8 // a number with at most dec fraction digits (0: any)
 }
 
 // maxBound bounds the magnitude of a range's ends, so that their negations
@@ -85,13 +94,55 @@ func numRangeOf(o ordered, typ string) (*numRange, error) {
 			r.hi, r.hasHi, r.hiEx = n.Int64(), true, excl
 		}
 	}
-	if !r.hasLo && !r.hasHi {
+	if err := r.multipleOf(o, typ); err != nil {
+		return nil, err
+	}
+	if !r.hasLo && !r.hasHi && r.mult == 0 && r.dec == 0 {
 		return nil, nil
 	}
 	if r.hasLo && r.hasHi && (r.lo > r.hi || r.lo == r.hi && (r.loEx || r.hiEx)) {
 		return nil, fmt.Errorf("no %s lies within its minimum and maximum", typ)
 	}
 	return &r, nil
+}
+
+// multipleOf reads o's "multipleOf" into r.
+func (r *numRange) multipleOf(o ordered, typ string) error {
+	v, ok := o.get("multipleOf")
+	if !ok {
+		return nil
+	}
+	num, _ := v.(json.Number)
+	q, ok := new(big.Rat).SetString(string(num))
+	if !ok || q.Sign() <= 0 {
+		return fmt.Errorf("multipleOf must be a number above 0")
+	}
+	m := q.Num() // an integer is a multiple of a/b (in lowest terms) exactly where a divides it
+	switch {
+	case typ == "number" && !q.IsInt():
+		// 10^-k: at most k fraction digits.
+		for k := uint8(1); k <= MaxFracDigits; k++ {
+			if q.Cmp(new(big.Rat).SetFrac(big.NewInt(1), new(big.Int).Exp(big.NewInt(10), big.NewInt(int64(k)), nil))) == 0 {
+				r.dec = k
+				return nil
+			}
+		}
+		return fmt.Errorf("multipleOf %s: a number's must be an integer or a power of ten (0.1, 0.01, ...)", num)
+	case !m.IsInt64() || m.Int64() > maxBound:
+		return fmt.Errorf("multipleOf %s is beyond 2^62", num)
+	case m.Int64() > 1 || typ == "number":
+		r.mult = m.Int64()
+	}
+	return nil
+}
+
+// hasMultiple reports whether a multiple of m lies within [lo, hi].
+func hasMultiple(m, lo, hi int64) bool {
+	if lo > hi {
+		return false
+	}
+	first := lo + (m-lo%m)%m // the least multiple at least lo (lo >= 0)
+	return first <= hi
 }
 
 // floor returns the greatest integer at most q.
@@ -184,6 +235,8 @@ const satMag = maxBound + 1
 // within r.
 func (r *numRange) step(f *frame, b byte, integer bool) bool {
 	switch {
+	case f.num == jDot && r.mult > 0, f.num == jFrac && r.dec > 0 && f.digits > r.dec:
+		return false // a number multiple of an integer has no fraction; of 10^-dec, dec digits at most
 	case b == '-':
 		f.neg = true
 	case isDigit(b) && (f.num == jZero || f.num == jInt):
@@ -197,8 +250,18 @@ func (r *numRange) step(f *frame, b byte, integer bool) bool {
 	if !ok {
 		return false
 	}
+	if r.mult > 0 { // integers only, of magnitude up to maxBound
+		integer = true
+		if e.n < 0 || e.n > maxBound {
+			e = magEnd{maxBound, false}
+		}
+	}
 	switch f.num {
 	case jMinus: // any magnitude to come; not zero alone, which "0" writes
+		if r.mult > 0 {
+			lo, hi := a.span(e, true)
+			return hasMultiple(r.mult, max(lo, 1), hi)
+		}
 		return !a.empty(e, integer) && e.n != 0
 	case jZero:
 		return magPoint(0, a, e) || !integer && magOpen(0, a, e)
@@ -210,7 +273,16 @@ func (r *numRange) step(f *frame, b byte, integer bool) bool {
 	lo, hi := a.span(e, integer)
 	base, width := f.mag, int64(1)
 	for j := int(f.digits); base <= hi; j++ {
-		if top := base + width - 1; top >= lo || top < 0 { // < 0: past int64, so past lo
+		top := base + width - 1
+		switch {
+		case r.mult > 0:
+			if top < 0 || top > hi { // < 0: past int64
+				top = hi
+			}
+			if hasMultiple(r.mult, max(base, lo), top) {
+				return true
+			}
+		case top >= lo || top < 0: // < 0: past int64, so past lo
 			return true
 		}
 		if j == MaxIntDigits {
@@ -238,13 +310,22 @@ func (r *numRange) ends(f *frame) bool {
 	if f.num == jFrac && f.fracNZ {
 		return magOpen(f.mag, a, b)
 	}
-	return magPoint(f.mag, a, b)
+	return magPoint(f.mag, a, b) && (r.mult == 0 || f.mag%r.mult == 0)
 }
 
 // write appends r to a schema's shape as an interval: [lo,hi], with ( or
 // ) for an end excluded and an end left out for none; nothing for a nil r.
 func (r *numRange) write(b *strings.Builder) {
 	if r == nil {
+		return
+	}
+	switch {
+	case r.mult > 0:
+		fmt.Fprintf(b, "*%d", r.mult)
+	case r.dec > 0:
+		fmt.Fprintf(b, "*1e-%d", r.dec)
+	}
+	if !r.hasLo && !r.hasHi {
 		return
 	}
 	b.WriteString(map[bool]string{false: "(", true: "["}[r.hasLo && !r.loEx])

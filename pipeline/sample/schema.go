@@ -43,6 +43,11 @@ var ErrSchema = errors.New("unsupported JSON schema")
 //     "exclusiveMaximum" (also draft 4's boolean form), any bounds for
 //     integers and integer bounds for numbers (numRange): a digit is
 //     refused once no number it begins can end in range;
+//   - "multipleOf": of integers, any (a multiple of 5, up to 2^62 where
+//     no maximum says less: a digit is refused once no multiple it begins
+//     can end in range); of numbers, an integer (the number is then an
+//     integer multiple, written without a fraction) or a power of ten
+//     (0.01: at most two fraction digits);
 //   - strings: "pattern", an ECMA-262 regular expression that matches
 //     anywhere in the string unless anchored (strPattern), without a
 //     format, minLength or maxLength beside it;
@@ -64,7 +69,7 @@ var ErrSchema = errors.New("unsupported JSON schema")
 //   - "title", "description", "default", "examples", "$schema" and
 //     "$comment", which say nothing about the text.
 //
-// Any other keyword ("multipleOf", "not", ...) or format is
+// Any other keyword ("not", "if", ...) or format is
 // refused, never ignored: a constraint that ignored it could produce
 // text the schema rejects. A JSONSchema is immutable and may serve many
 // sequences at once.
@@ -269,7 +274,7 @@ func (c *compiler) node(v any, at string, depth int) (*snode, error) {
 	for _, kv := range o {
 		switch kv.key {
 		case "type", "properties", "required", "additionalProperties", "items", "minItems", "maxItems", "format", "minLength", "maxLength",
-			"minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum", "pattern", "allOf", "prefixItems", "additionalItems",
+			"minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum", "multipleOf", "pattern", "allOf", "prefixItems", "additionalItems",
 			"enum", "const", "anyOf", "oneOf", "$ref", "$defs", "definitions",
 			"title", "description", "default", "examples", "$schema", "$comment":
 		default:
@@ -389,7 +394,7 @@ func (c *compiler) node(v any, at string, depth int) (*snode, error) {
 			return fail("%q applies to the type %s, which %v is not", k, want, types)
 		}
 	}
-	for _, k := range []string{"minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum"} {
+	for _, k := range []string{"minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum", "multipleOf"} {
 		if _, ok := o.get(k); ok && !slices.Contains(types, "number") && !slices.Contains(types, "integer") {
 			return fail("%q applies to numbers, which %v are not", k, types)
 		}

@@ -41,7 +41,9 @@ func TestCompileJSONSchema(t *testing.T) {
 		`{"type":"string","pattern":"(?=a)"}`, `{"type":"string","pattern":"\\bword"}`, `{"type":"string","pattern":"(a)\\1"}`,
 		`{"type":"string","pattern":"(?i)a"}`, `{"type":"string","pattern":"(?m)^a"}`, `{"type":"string","pattern":"a{300}"}`,
 		`{"type":"string","pattern":"a","maxLength":3}`, `{"type":"integer","pattern":"1"}`, `{"type":"string","pattern":"a^b"}`,
-		`{"type":"string","pattern":"^[\\x{d800}-\\x{dfff}]$"}`, `{"type":"string","pattern":1}`, `{"type":"string","pattern":"a)(b"}`, `{"type":"string","pattern":"[\\S]"}`, `{"type":"string","pattern":"[]a]"}`, `{"type":"string","format":"email"}`, `{"type":"integer","format":"date"}`, `{"type":"integer","multipleOf":2}`,
+		`{"type":"string","pattern":"^[\\x{d800}-\\x{dfff}]$"}`, `{"type":"string","pattern":1}`, `{"type":"string","pattern":"a)(b"}`, `{"type":"string","pattern":"[\\S]"}`, `{"type":"string","pattern":"[]a]"}`, `{"type":"string","format":"email"}`, `{"type":"integer","format":"date"}`,
+		`{"type":"number","multipleOf":0.25}`, `{"type":"integer","multipleOf":0}`, `{"type":"integer","multipleOf":-2}`, `{"type":"string","multipleOf":2}`,
+		`{"type":"integer","multipleOf":1e30}`, `{"type":"integer","multipleOf":"2"}`, `{"type":"number","multipleOf":1e-21}`,
 		`{"type":"number","minimum":0.5}`, `{"type":"integer","minimum":3,"maximum":2}`, `{"type":"number","minimum":2,"exclusiveMaximum":2}`,
 		`{"type":"integer","exclusiveMinimum":2.5,"maximum":2.9}`, `{"type":"string","minimum":1}`, `{"type":"integer","maximum":1e30}`, `{"type":"integer","minimum":"1"}`,
 		`{"$ref":"#/$defs/x"}`, `{"anyOf":[]}`, `{"anyOf":[` + strings.Repeat(`{"type":"string"},`, MaxSchemaReadings) + `{"type":"null"}]}`,
@@ -399,7 +401,11 @@ const rangeSchema = `{"type":"object","properties":{
 "x":{"type":"number","exclusiveMinimum":0},
 "k":{"type":"integer","exclusiveMaximum":-3.5},
 "old":{"type":"integer","minimum":10,"exclusiveMinimum":true,"maximum":12},
-"m":{"anyOf":[{"type":"number","minimum":-1,"exclusiveMaximum":0},{"type":"string"}]}
+"m":{"anyOf":[{"type":"number","minimum":-1,"exclusiveMaximum":0},{"type":"string"}]},
+"five":{"type":"integer","multipleOf":5,"minimum":-12,"maximum":40},
+"seven":{"type":"integer","multipleOf":7},
+"cents":{"type":"number","multipleOf":0.01,"minimum":0},
+"threes":{"type":"number","multipleOf":3,"exclusiveMaximum":30}
 },"required":["n","p"]}`
 
 // rangeInstance returns a random number (an integer if integer) within r,
@@ -420,9 +426,12 @@ func rangeInstance(rng *rand.Rand, r *numRange, integer bool) string {
 	}
 	for {
 		v := lo + rng.Int64N(hi-lo+1)
+		if r.mult > 0 {
+			v -= v % r.mult
+		}
 		s := fmt.Sprint(v)
 		frac := ""
-		if !integer && rng.IntN(2) == 0 {
+		if !integer && r.mult == 0 && rng.IntN(2) == 0 {
 			frac = []string{".5", ".25", ".0", ".000", ".001", ".999"}[rng.IntN(6)]
 			if v < 0 || v == 0 && rng.IntN(2) == 0 && frac != ".0" && frac != ".000" {
 				s = "-" + strings.TrimPrefix(s, "-")
@@ -455,6 +464,12 @@ func textInRange(r *numRange, text string) bool {
 		if c > 0 || c == 0 && r.hiEx {
 			return false
 		}
+	}
+	if r.mult > 0 && (strings.ContainsAny(text, ".eE") || !new(big.Rat).Quo(v, new(big.Rat).SetInt64(r.mult)).IsInt()) {
+		return false // a multiple of an integer, written as one
+	}
+	if _, frac, ok := strings.Cut(text, "."); r.dec > 0 && ok && len(frac) > int(r.dec) {
+		return false // at most dec fraction digits
 	}
 	return true
 }
@@ -490,12 +505,39 @@ func TestJSONSchemaRanges(t *testing.T) {
 			[]string{"-11", "-10.5", "-99999"}, []string{"-10", "-10.0", "-9.99", "0", "5"}},
 		{`{"type":"integer","exclusiveMinimum":100}`, "integer[101,)",
 			[]string{"101", "200", "1000"}, []string{"100", "99", "5", "-101"}},
+		// multipleOf: of integers, and of numbers an integer or 10^-k.
+		{`{"type":"integer","multipleOf":5}`, "integer*5",
+			[]string{"0", "-0", "5", "-15", "100", "4611686018427387900"},
+			[]string{"1", "-4", "12", "4611686018427387905", "12345678901234567890", "5.0"}},
+		{`{"type":"integer","multipleOf":7,"minimum":-20,"exclusiveMaximum":21}`, "integer*7[-20,20]",
+			[]string{"-14", "0", "14", "7"}, []string{"-21", "21", "13", "28"}},
+		{`{"type":"integer","multipleOf":2.5}`, "integer*5", // integers that are multiples of 5/2: of 5
+			[]string{"5", "-10"}, []string{"2", "7"}},
+		{`{"type":"integer","multipleOf":0.5}`, "integer", []string{"1", "-3"}, nil},
+		{`{"type":"number","multipleOf":3,"maximum":10}`, "number*3(,10]",
+			[]string{"9", "0", "-3", "-300"}, []string{"12", "10", "4", "3.0", "9.5", "3e0"}},
+		{`{"type":"number","multipleOf":0.01,"minimum":0}`, "number*1e-2[0,)",
+			[]string{"0", "0.5", "1.25", "19.99", "100"}, []string{"0.125", "1.001", "-0.01", "1e2"}},
+		{`{"type":"number","multipleOf":0.1}`, "number*1e-1",
+			[]string{"-0.5", "3", "2.0"}, []string{"0.05", "2.00"}},
 	} {
 		s := mustSchema(t, tc.schema)
 		if got := s.String(); got != tc.shape {
 			t.Errorf("%s: shape %s, want %s", tc.schema, got, tc.shape)
 		}
 		checkTexts(t, tc.schema, s.Valid, tc.good, tc.bad)
+	}
+	// Digits are refused as soon as no multiple they begin is in range:
+	// none of 31, 32 and 33 is a multiple of 10, nor any longer number
+	// they begin up to 40.
+	m := mustSchema(t, `{"type":"integer","multipleOf":10,"minimum":25,"maximum":40}`)
+	for text, want := range map[string]bool{"3": true, "30": true, "31": false, "4": true, "40": true, "2": false, "-": false, "0": false} {
+		if got := m.Prefix([]byte(text)); got != want {
+			t.Errorf("multipleOf 10 in [25,40]: Prefix(%s) = %v, want %v", text, got, want)
+		}
+	}
+	if m.Valid([]byte("3")) || !m.Valid([]byte("30")) {
+		t.Error("multipleOf 10: 3 whole, or 30 not")
 	}
 	// Digits are refused as soon as no number they begin is within range.
 	s := mustSchema(t, `{"type":"integer","minimum":100,"maximum":150}`)
