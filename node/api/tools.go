@@ -196,57 +196,50 @@ func (ts *toolSet) schema() (*sample.JSONSchema, *apiError) {
 // (sample.Triggered); a model that writes bare JSON calls begins its reply
 // with one, or a list of them, which is then the whole reply
 // (sample.Leading). Parameters that do not compile as a schema take any
-// object (as they did without the grammar); when even that cannot be
-// written (functions past what a schema's alternatives hold), a call must
-// only name an offered function, and past that there is no grammar (nil).
+// object (as they did without the grammar). Past the functions that a
+// call's name tells apart in one reading (64), there is no grammar (nil).
 func (ts *toolSet) lazy() sample.Grammar {
 	if !ts.calls() || ts.required() {
 		return nil
 	}
 	key := ts.syntax.argsKey
-	call := func(name string, args json.RawMessage) string {
-		return fmt.Sprintf(`{"type":"object","properties":{"name":%s,%q:%s},"required":["name",%q]}`, name, key, args, key)
-	}
-	anyObject := json.RawMessage(`{"type":"object"}`)
-	var alts, names []string
+	var calls []string
 	for _, f := range ts.funcs {
 		name, _ := json.Marshal(f.Name)
-		names = append(names, string(name))
 		args := f.Parameters
 		if !isSet(args) {
-			args = anyObject
+			args = json.RawMessage(`{"type":"object"}`)
 		}
-		alt := call(`{"const":`+string(name)+`}`, args)
-		if _, err := sample.CompileJSONSchema([]byte(alt)); err != nil {
-			alt = call(`{"const":`+string(name)+`}`, anyObject)
+		call := func(args json.RawMessage) string {
+			return fmt.Sprintf(`{"type":"object","properties":{"name":{"const":%s},%q:%s},"required":["name",%q]}`, name, key, args, key)
 		}
-		alts = append(alts, alt)
+		c := call(args)
+		if _, err := sample.CompileJSONSchema([]byte(c)); err != nil {
+			c = call(json.RawMessage(`{"type":"object"}`))
+		}
+		calls = append(calls, c)
 	}
-	for _, calls := range [][]string{alts, {call(`{"enum":[`+strings.Join(names, ",")+`]}`, anyObject)}} {
-		one := calls[0]
-		if len(calls) > 1 {
-			one = `{"anyOf":[` + strings.Join(calls, ",") + `]}`
+	one := `{"anyOf":[` + strings.Join(calls, ",") + `]}`
+	if ts.syntax.hermes {
+		sch, err := sample.CompileJSONSchema([]byte(one))
+		if err != nil {
+			return nil
 		}
-		if ts.syntax.hermes {
-			if sch, err := sample.CompileJSONSchema([]byte(one)); err == nil {
-				max := 0
-				if ts.single {
-					max = 1
-				}
-				return &sample.Triggered{Open: hermesOpen, Close: hermesClose, Body: sch, Max: max, Final: true}
-			}
-			continue
-		}
-		most := "" // a list of calls, as read takes it
+		max := 0
 		if ts.single {
-			most = `,"maxItems":1`
+			max = 1
 		}
-		doc := `{"anyOf":[` + strings.Join(calls, ",") + `,{"type":"array","items":` + one + `,"minItems":1` + most + `}]}`
-		if sch, err := sample.CompileJSONSchema([]byte(doc)); err == nil {
-			return &sample.Leading{Body: sch}
-		}
+		return &sample.Triggered{Open: hermesOpen, Close: hermesClose, Body: sch, Max: max, Final: true}
 	}
-	return nil
+	most := "" // a list of calls, as read takes it
+	if ts.single {
+		most = `,"maxItems":1`
+	}
+	sch, err := sample.CompileJSONSchema([]byte(`{"anyOf":[` + one + `,{"type":"array","items":` + one + `,"minItems":1` + most + `}]}`))
+	if err != nil {
+		return nil
+	}
+	return &sample.Leading{Body: sch}
 }
 
 // prefill is the text the reply of a required call starts with, written

@@ -458,8 +458,7 @@ func TestToolsLazyGrammar(t *testing.T) {
 	if g := grammar(`,"response_format":{"type":"json_schema","json_schema":{"name":"x","schema":{"type":"integer"}}}`); g == nil || g.(fmt.Stringer).String() != "integer" {
 		t.Errorf("a response format's schema: grammar %v", g)
 	}
-	// Parameters no schema here holds take any object; more functions
-	// than a schema's alternatives hold must only be named.
+	// Parameters no schema here holds take any object.
 	odd := `[{"type":"function","function":{"name":"even","parameters":{"type":"object","properties":{"n":{"type":"integer","not":{"multipleOf":2}}}}}}]`
 	resp, b := f.do(t, "POST", "/v1/chat/completions", `{"model":"`+testModel+`","messages":[{"role":"user","content":"Hi"}],"max_tokens":5,"tools":`+odd+`}`)
 	reqs := f.gen.Requests()
@@ -472,7 +471,27 @@ func TestToolsLazyGrammar(t *testing.T) {
 	}
 	resp, b = f.do(t, "POST", "/v1/chat/completions", `{"model":"`+testModel+`","messages":[{"role":"user","content":"Hi"}],"max_tokens":5,"tools":[`+strings.Join(many, ",")+`]}`)
 	reqs = f.gen.Requests()
-	if g, _ := reqs[len(reqs)-1].Grammar.(*sample.Triggered); resp.StatusCode != 200 || g == nil || !g.Valid([]byte(call("f19", `{}`))) || g.Valid([]byte(call("f20", `{}`))) {
+	if g, _ := reqs[len(reqs)-1].Grammar.(*sample.Triggered); resp.StatusCode != 200 || g == nil || !g.Valid([]byte(call("f19", `{"a": "x"}`))) ||
+		g.Valid([]byte(call("f19", `{}`))) || g.Valid([]byte(call("f20", `{"a": "x"}`))) {
+		t.Errorf("%d functions (more than a union's readings, read by name): %d %s, grammar %v", len(many), resp.StatusCode, b, g)
+	}
+	// Required, they hold the reply to a call of one of them.
+	resp, b = f.do(t, "POST", "/v1/chat/completions", `{"model":"`+testModel+`","messages":[{"role":"user","content":"Hi"}],"max_tokens":5,"tool_choice":"required","tools":[`+strings.Join(many, ",")+`]}`)
+	reqs = f.gen.Requests()
+	if sch, _ := reqs[len(reqs)-1].Grammar.(*sample.JSONSchema); resp.StatusCode != 200 || sch == nil || !sch.Valid([]byte(`{"name":"f7","arguments":{"a":"x"}}`)) || sch.Valid([]byte(`{"name":"f7","arguments":{}}`)) {
+		t.Errorf("%d functions, required: %d %s, grammar %v", len(many), resp.StatusCode, b, sch)
+	}
+	// Past the 64 functions that a call's name tells apart, no grammar.
+	wide := &fixture{gen: &apitest.Generator{Reply: "Sunny."}, pipe: apitest.NewPipeline(testModel, 32768), tok: apitest.NewTokenizer(hermesTemplate)}
+	wide.api = api.New(api.Config{Logger: slog.New(slog.DiscardHandler)}, wide.gen, wide.tok, wide.pipe)
+	wide.srv = httptest.NewServer(wide.api)
+	defer wide.srv.Close()
+	for i := len(many); i < 70; i++ {
+		many = append(many, fmt.Sprintf(`{"type":"function","function":{"name":"f%d","parameters":{"type":"object","properties":{"a":{"type":"string"}},"required":["a"]}}}`, i))
+	}
+	resp, b = wide.do(t, "POST", "/v1/chat/completions", `{"model":"`+testModel+`","messages":[{"role":"user","content":"Hi"}],"max_tokens":5,"tools":[`+strings.Join(many, ",")+`]}`)
+	reqs = wide.gen.Requests()
+	if g := reqs[len(reqs)-1].Grammar; resp.StatusCode != 200 || g != nil {
 		t.Errorf("%d functions: %d %s, grammar %v", len(many), resp.StatusCode, b, g)
 	}
 	// A model that writes bare JSON calls: a reply that begins with one
@@ -500,6 +519,11 @@ func TestToolsLazyGrammar(t *testing.T) {
 				t.Errorf("%s: %q: Valid %v, want %v", extra, tc.text, got, tc.want)
 			}
 		}
+	}
+	resp, b = h.do(t, "POST", "/v1/chat/completions", `{"model":"`+testModel+`","messages":[{"role":"user","content":"Hi"}],"max_tokens":5,"tools":[`+strings.Join(many[:20], ",")+`]}`)
+	reqs = h.gen.Requests()
+	if g, _ := reqs[len(reqs)-1].Grammar.(*sample.Leading); resp.StatusCode != 200 || g == nil || !g.Valid([]byte(`[{"name": "f19", "arguments": {"a": "x"}}]`)) || g.Valid([]byte(`{"name": "f19", "arguments": {}}`)) {
+		t.Errorf("bare calls of 20 functions: %d %s, grammar %v", resp.StatusCode, b, g)
 	}
 }
 

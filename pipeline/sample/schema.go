@@ -25,7 +25,11 @@ var ErrSchema = errors.New("unsupported JSON schema")
 //     object models, a string and an enum of strings): the recognizer
 //     follows every alternative the text so far fits, up to
 //     MaxSchemaReadings at once, until the text tells them apart. oneOf is
-//     taken as anyOf: a text that two alternatives accept is accepted;
+//     taken as anyOf: a text that two alternatives accept is accepted.
+//     Objects that each begin with the same required property of a
+//     different string constant (a tool call's name, a discriminated
+//     union's tag listed first) are one reading, up to 64 of them
+//     (discriminated);
 //   - objects: "properties" (written in the schema's order, each at most
 //     once, every "required" one present; no others, which
 //     "additionalProperties" may allow but never requires);
@@ -134,7 +138,7 @@ type snode struct {
 	// format is a kString's shape (formatHeads): "" for any string.
 	format string
 	lits   [][]byte    // kLiteral: compact JSON texts
-	alts   []*snode    // kUnion
+	alts   []*snode    // kUnion; kObject: the branches of a discriminated object (discriminated)
 	rng    *numRange   // kNumber, kInteger: the range, or nil
 	pat    *strPattern // kString: the pattern, or nil
 }
@@ -448,15 +452,57 @@ func onlyNotes(o ordered, key string) bool {
 	return true
 }
 
-// union is the node of alts: alts[0] alone, or a kUnion.
+// union is the node of alts: alts[0] alone, a discriminated object
+// (discriminated), or a kUnion.
 func union(alts []*snode, at string) (*snode, error) {
 	if len(alts) == 1 {
 		return alts[0], nil
+	}
+	if d := discriminated(alts); d != nil {
+		return d, nil
 	}
 	if len(alts) > MaxSchemaReadings {
 		return nil, fmt.Errorf("%w: %s: more than %d alternatives", ErrSchema, at, MaxSchemaReadings)
 	}
 	return &snode{kind: kUnion, alts: alts}, nil
+}
+
+// discriminated returns the node of objects alts (or of the branches of
+// such nodes) that each begin with the same required property, of one
+// string constant, different in each: a tool call's "name", Pydantic's
+// discriminated unions that list the discriminator first. Its one
+// property is that discriminator, of all the constants; once the
+// discriminator's value is written, the object goes on as the branch
+// (alts) that the value names (schemaState.pop). Up to maxProps branches
+// are read as one reading, where a kUnion would follow every alternative
+// until the text told them apart. It returns nil where alts are not such
+// objects.
+func discriminated(alts []*snode) *snode {
+	var branches []*snode
+	for _, a := range alts {
+		if a.kind == kObject && a.alts != nil {
+			branches = append(branches, a.alts...)
+		} else {
+			branches = append(branches, a)
+		}
+	}
+	if len(branches) > maxProps {
+		return nil
+	}
+	key := &snode{kind: kLiteral}
+	for _, b := range branches {
+		if b.kind != kObject || b.alts != nil || len(b.props) == 0 || !b.props[0].required ||
+			!bytes.Equal(b.props[0].key, branches[0].props[0].key) {
+			return nil
+		}
+		lit := b.props[0].node
+		if lit.kind != kLiteral || len(lit.lits) != 1 || lit.lits[0][0] != '"' ||
+			slices.ContainsFunc(key.lits, func(l []byte) bool { return bytes.Equal(l, lit.lits[0]) }) {
+			return nil
+		}
+		key.lits = append(key.lits, lit.lits[0])
+	}
+	return &snode{kind: kObject, props: []sprop{{key: branches[0].props[0].key, node: key, required: true}}, alts: branches}
 }
 
 // MaxSchemaReadings bounds the alternatives of an anyOf (or oneOf, or a
@@ -781,6 +827,25 @@ func (s *schemaState) push(n *snode) bool {
 	return true
 }
 
+// popValue ends the top frame, a value that ended without taking the
+// byte after it. Where it was the discriminator of a discriminated
+// object, the object goes on as the branch its value names.
+func (s *schemaState) popValue() {
+	f := s.top()
+	s.pop()
+	if len(s.stack) == 0 {
+		return
+	}
+	if p := s.top(); p.node.kind == kObject && p.node.alts != nil && f.node.kind == kLiteral {
+		for c := f.cand; c != 0; c &= c - 1 {
+			if i := bits.TrailingZeros64(c); len(f.node.lits[i]) == int(f.n) {
+				p.node = p.node.alts[i]
+				return
+			}
+		}
+	}
+}
+
 // pop ends the top frame.
 func (s *schemaState) pop() {
 	s.stack = s.stack[:len(s.stack)-1]
@@ -840,7 +905,7 @@ func (s *schemaState) step(b byte) bool {
 			return ok
 		}
 		// f ended without taking b: its parent takes it.
-		s.pop()
+		s.popValue()
 		if s.done {
 			return false
 		}
@@ -1378,6 +1443,11 @@ func (s *JSONSchema) String() string {
 	var b strings.Builder
 	var walk func(n *snode)
 	walk = func(n *snode) {
+		switch {
+		case n.kind == kObject && n.alts != nil: // as the union of its branches
+			walk(&snode{kind: kUnion, alts: n.alts})
+			return
+		}
 		switch n.kind {
 		case kObject:
 			b.WriteString("{")

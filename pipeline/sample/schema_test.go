@@ -325,6 +325,9 @@ func instance(rng *rand.Rand, n *snode, depth int) string {
 	ws := func() string { return []string{"", "", " ", "\n  "}[rng.IntN(4)] }
 	switch n.kind {
 	case kObject:
+		if n.alts != nil { // discriminated: one of its branches
+			return instance(rng, n.alts[rng.IntN(len(n.alts))], depth)
+		}
 		var parts []string
 		for _, p := range n.props {
 			if p.required || rng.IntN(2) == 0 {
@@ -612,6 +615,9 @@ func testInstances(t *testing.T, s *JSONSchema) {
 func conforms(n *snode, v any) bool {
 	switch n.kind {
 	case kObject:
+		if n.alts != nil { // discriminated: one of its branches
+			return slices.ContainsFunc(n.alts, func(a *snode) bool { return conforms(a, v) })
+		}
 		o, ok := v.(map[string]any)
 		if !ok {
 			return false
@@ -814,5 +820,45 @@ func TestSchemaConstraintAllocs(t *testing.T) {
 		c.Accept(5)
 	}); n != 0 {
 		t.Errorf("Accept allocates %v times", n)
+	}
+}
+
+// TestJSONSchemaDiscriminated: objects that each begin with the same
+// required property, of a different string constant, are read as one
+// object that goes on as the branch its first value names, however many
+// (up to maxProps): a tool call of one of 40 functions, each with its own
+// arguments, where a plain union would have to follow 40 readings.
+func TestJSONSchemaDiscriminated(t *testing.T) {
+	var alts []string
+	for i := range 40 {
+		alts = append(alts, fmt.Sprintf(`{"type":"object","properties":{"name":{"const":"f%d"},"arguments":{"type":"object","properties":{"a%d":{"type":"integer"}},"required":["a%d"]}},"required":["name","arguments"]}`, i, i, i))
+	}
+	s := mustSchema(t, `{"anyOf":[`+strings.Join(alts, ",")+`]}`)
+	if n := s.root; n.kind != kObject || len(n.alts) != 40 {
+		t.Fatalf("not a discriminated object: %s", s)
+	}
+	if got := s.String(); !strings.HasPrefix(got, `{"name":"f0","arguments":{"a0":integer}}|{"name":"f1",`) {
+		t.Errorf("shape %s", got)
+	}
+	checkTexts(t, "40 functions", s.Valid,
+		[]string{`{"name":"f1","arguments":{"a1":1}}`, `{"name":"f13","arguments":{"a13":-2}}`, `{"name": "f39" , "arguments": {"a39": 0}}`},
+		[]string{`{"name":"f1","arguments":{"a13":1}}`, `{"name":"f40","arguments":{}}`, `{"arguments":{"a1":1},"name":"f1"}`, `{"name":"f1"}`, `{"name":"f1","arguments":{"a1":"x"}}`})
+	for text, want := range map[string]bool{`{"name":"f1`: true, `{"name":"f13","arguments":{"a1`: true, `{"name":"f13","arguments":{"a2`: false, `{"name":"f4`: true, `{"name":"f40`: false} {
+		if got := s.Prefix([]byte(text)); got != want {
+			t.Errorf("Prefix(%s) = %v, want %v", text, got, want)
+		}
+	}
+	testInstances(t, s)
+	testConstraint(t, s, []string{"", `{"name":"f`, "1", `","arguments":{"a1`, `":5}}`, "3", `","arguments":{"a13":`, "7}}"}, nil)
+	// Not discriminated: a constant twice, a first property not required,
+	// or not a string; the union then follows its alternatives as before.
+	for _, doc := range []string{
+		`{"anyOf":[{"type":"object","properties":{"k":{"const":"a"}},"required":["k"]},{"type":"object","properties":{"k":{"const":"a"},"x":{"type":"string"}},"required":["k"]}]}`,
+		`{"anyOf":[{"type":"object","properties":{"k":{"const":"a"}}},{"type":"object","properties":{"k":{"const":"b"}},"required":["k"]}]}`,
+		`{"anyOf":[{"type":"object","properties":{"k":{"const":1}},"required":["k"]},{"type":"object","properties":{"k":{"const":2}},"required":["k"]}]}`,
+	} {
+		if n := mustSchema(t, doc).root; n.kind != kUnion {
+			t.Errorf("%s: kind %d, want a union", doc, n.kind)
+		}
 	}
 }
