@@ -105,15 +105,13 @@ func (g *Triggered) step(st trState, text []byte) (trState, bool) {
 			st.phase, st.body = trBody, []schemaState{{root: g.Body.root}}
 			i-- // the JSON text's first byte
 		case trBody:
-			next, ended := bodyStep(st.body, text[i:i+1])
-			if next != nil {
-				st.body = next
+			switch bodyTake(&st.body, text[i:i+1]) {
+			case bodyTaken:
 				continue
-			}
-			if !ended {
+			case bodyRefused:
 				return st, false
 			}
-			st.phase, st.space, st.body = trTrail, 0, nil
+			st.phase, st.space = trTrail, 0
 			i-- // the byte after the JSON text
 		case trTrail:
 			if isSpace(b) && st.space < MaxMarkSpace {
@@ -150,17 +148,29 @@ func advanceMatch(pat string, m int, b byte) int {
 	return 0
 }
 
-// bodyStep advances the readings of a JSON text by the byte b: the
-// readings that take it, or nil where none does, and then whether the
-// text was whole before b (which then follows the text).
-func bodyStep(body []schemaState, b []byte) (next []schemaState, ended bool) {
-	for k := range body {
-		next = body[k].advance(b, next, MaxSchemaReadings)
+// What bodyTake did with a byte.
+const (
+	bodyTaken   = iota // a reading of the JSON text took it
+	bodyEnded          // none did, but the text was whole before it: it follows the text
+	bodyRefused        // it cannot come
+)
+
+// bodyTake advances the readings *body of a JSON text by the byte b, and
+// says how (bodyTaken, bodyEnded or bodyRefused); once the text ended, *body is nil.
+func bodyTake(body *[]schemaState, b []byte) int {
+	var next []schemaState
+	for k := range *body {
+		next = (*body)[k].advance(b, next, MaxSchemaReadings)
 	}
-	if len(next) > 0 {
-		return next, false
+	switch {
+	case len(next) > 0:
+		*body = next
+		return bodyTaken
+	case anyAccepting(*body):
+		*body = nil
+		return bodyEnded
 	}
-	return nil, anyAccepting(body)
+	return bodyRefused
 }
 
 func anyAccepting(sts []schemaState) bool {
@@ -278,15 +288,13 @@ func (g *Leading) step(st ldState, text []byte) (ldState, bool) {
 		case ldFree:
 			return st, true
 		case ldBody:
-			next, ended := bodyStep(st.body, text[i:i+1])
-			if next != nil {
-				st.body = next
+			switch bodyTake(&st.body, text[i:i+1]) {
+			case bodyTaken:
 				continue
-			}
-			if !ended {
+			case bodyRefused:
 				return st, false
 			}
-			st.phase, st.space, st.body = ldTrail, 0, nil
+			st.phase, st.space = ldTrail, 0
 			i--
 		case ldTrail:
 			if !isSpace(b) || st.space >= MaxMarkSpace {
