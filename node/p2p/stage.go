@@ -401,10 +401,13 @@ func (s *StageServer) handle(st network.Stream) {
 			log.Error("encode reply", "err", err)
 			return
 		}
-		if s.closing() {
+		if s.closing() || ctx.Err() != nil {
 			// Whatever failed downstream failed because this host is going
 			// away: the stream is reset, so upstream blames this stage, not
-			// the hop it lost.
+			// the hop it lost. So also when the request's stream failed
+			// (its reader ended ctx): a host closing may drop it before the
+			// swarm says it is closing, and the reply (the request's
+			// "context canceled") could still reach upstream.
 			return
 		}
 		st.SetWriteDeadline(time.Now().Add(s.opts.WriteTimeout))
