@@ -165,27 +165,49 @@ func (ts *toolSet) calls() bool { return ts != nil && ts.choice != "none" }
 // schema compiles the JSON Schema of a required call: one object naming
 // one of the allowed functions, with its arguments.
 func (ts *toolSet) schema() (*sample.JSONSchema, *apiError) {
-	var alts []string
-	for _, f := range ts.funcs {
-		if ts.choice == "function" && f.Name != ts.named {
-			continue
-		}
-		name, _ := json.Marshal(f.Name)
-		alts = append(alts, fmt.Sprintf(`{"type":"object","properties":{"name":{"const":%s},%q:%s},"required":["name",%q]}`,
-			name, ts.syntax.argsKey, f.Parameters, ts.syntax.argsKey))
-		if _, err := sample.CompileJSONSchema([]byte(alts[len(alts)-1])); err != nil {
-			return nil, badRequest("tools", "the parameters of tool %q: %v", f.Name, err)
-		}
+	calls, aerr := ts.callSchemas(true)
+	if aerr != nil {
+		return nil, aerr
 	}
-	doc := alts[0]
-	if len(alts) > 1 {
-		doc = `{"anyOf":[` + strings.Join(alts, ",") + `]}`
+	doc := calls[0]
+	if len(calls) > 1 {
+		doc = `{"anyOf":[` + strings.Join(calls, ",") + `]}`
 	}
 	sch, err := sample.CompileJSONSchema([]byte(doc))
 	if err != nil {
 		return nil, badRequest("tools", "%v", err)
 	}
 	return sch, nil
+}
+
+// callSchemas returns the JSON Schema of a call of each allowed function
+// (the named one alone with tool_choice "function"): an object of its
+// name and its arguments. Parameters that do not compile as a schema are
+// refused where strict, else they take any object.
+func (ts *toolSet) callSchemas(strict bool) ([]string, *apiError) {
+	key := ts.syntax.argsKey
+	var calls []string
+	for _, f := range ts.funcs {
+		if ts.choice == "function" && f.Name != ts.named {
+			continue
+		}
+		name, _ := json.Marshal(f.Name)
+		call := func(args json.RawMessage) string {
+			return fmt.Sprintf(`{"type":"object","properties":{"name":{"const":%s},%q:%s},"required":["name",%q]}`, name, key, args, key)
+		}
+		c := call(f.Parameters)
+		if !isSet(f.Parameters) {
+			c = call(json.RawMessage(`{"type":"object"}`))
+		}
+		if _, err := sample.CompileJSONSchema([]byte(c)); err != nil {
+			if strict {
+				return nil, badRequest("tools", "the parameters of tool %q: %v", f.Name, err)
+			}
+			c = call(json.RawMessage(`{"type":"object"}`))
+		}
+		calls = append(calls, c)
+	}
+	return calls, nil
 }
 
 // lazy is the grammar of a reply that may call the tools (tool_choice
@@ -202,23 +224,7 @@ func (ts *toolSet) lazy() sample.Grammar {
 	if !ts.calls() || ts.required() {
 		return nil
 	}
-	key := ts.syntax.argsKey
-	var calls []string
-	for _, f := range ts.funcs {
-		name, _ := json.Marshal(f.Name)
-		args := f.Parameters
-		if !isSet(args) {
-			args = json.RawMessage(`{"type":"object"}`)
-		}
-		call := func(args json.RawMessage) string {
-			return fmt.Sprintf(`{"type":"object","properties":{"name":{"const":%s},%q:%s},"required":["name",%q]}`, name, key, args, key)
-		}
-		c := call(args)
-		if _, err := sample.CompileJSONSchema([]byte(c)); err != nil {
-			c = call(json.RawMessage(`{"type":"object"}`))
-		}
-		calls = append(calls, c)
-	}
+	calls, _ := ts.callSchemas(false)
 	one := `{"anyOf":[` + strings.Join(calls, ",") + `]}`
 	if ts.syntax.hermes {
 		sch, err := sample.CompileJSONSchema([]byte(one))
