@@ -89,11 +89,7 @@ func (c *compiler) allOf(o ordered, at string, depth int) (*snode, error) {
 			if err != nil {
 				return nil, err
 			}
-			if n.kind == kUnion {
-				nodes = append(nodes, n.alts...)
-			} else {
-				nodes = append(nodes, n)
-			}
+			nodes = appendAlt(nodes, n)
 		}
 		if len(nodes) == 0 {
 			return nil, fmt.Errorf("%w: %s: %w", ErrSchema, at, errNoValue)

@@ -324,11 +324,7 @@ func (c *compiler) node(v any, at string, depth int) (*snode, error) {
 			if err != nil {
 				return nil, err
 			}
-			if n.kind == kUnion {
-				alts = append(alts, n.alts...)
-			} else {
-				alts = append(alts, n)
-			}
+			alts = appendAlt(alts, n)
 		}
 		return union(alts, at)
 	}
@@ -450,6 +446,15 @@ func onlyNotes(o ordered, key string) bool {
 		}
 	}
 	return true
+}
+
+// appendAlt appends n to the alternatives alts: its own alternatives
+// where it is a union.
+func appendAlt(alts []*snode, n *snode) []*snode {
+	if n.kind == kUnion {
+		return append(alts, n.alts...)
+	}
+	return append(alts, n)
 }
 
 // union is the node of alts: alts[0] alone, a discriminated object
